@@ -1,0 +1,58 @@
+"""Declarations of <linux/vfio.h> as cffi sees them.
+
+Structs are partial (`...;`): the C compiler fills in sizes and offsets from the
+kernel's own header, so nothing here is a hand-copied layout.  Constants are `...`
+for the same reason.  The ioctl macros are listed so that tests can compare the
+header's numbers with the ones pyvfio computes in Python (pyvfio.uapi).
+"""
+
+INCLUDES = """
+#include <linux/vfio.h>
+#include <linux/pci_regs.h>
+"""
+
+TYPES = """
+struct vfio_group_status { uint32_t argsz; uint32_t flags; ...; };
+struct vfio_device_info { uint32_t argsz; uint32_t flags; uint32_t num_regions;
+                          uint32_t num_irqs; ...; };
+struct vfio_region_info { uint32_t argsz; uint32_t flags; uint32_t index;
+                          uint32_t cap_offset; uint64_t size; uint64_t offset; ...; };
+struct vfio_irq_info { uint32_t argsz; uint32_t flags; uint32_t index; uint32_t count; ...; };
+struct vfio_irq_set { uint32_t argsz; uint32_t flags; uint32_t index; uint32_t start;
+                      uint32_t count; ...; };
+"""
+
+# Integer constants; each name is also an attribute of pyvfio.uapi.
+CONSTANTS = """
+VFIO_API_VERSION VFIO_TYPE VFIO_BASE
+VFIO_TYPE1_IOMMU VFIO_TYPE1v2_IOMMU VFIO_SPAPR_TCE_IOMMU VFIO_SPAPR_TCE_v2_IOMMU
+VFIO_NOIOMMU_IOMMU
+VFIO_GROUP_FLAGS_VIABLE VFIO_GROUP_FLAGS_CONTAINER_SET
+VFIO_DEVICE_FLAGS_RESET VFIO_DEVICE_FLAGS_PCI
+VFIO_REGION_INFO_FLAG_READ VFIO_REGION_INFO_FLAG_WRITE VFIO_REGION_INFO_FLAG_MMAP
+VFIO_REGION_INFO_FLAG_CAPS
+VFIO_IRQ_INFO_EVENTFD VFIO_IRQ_INFO_MASKABLE VFIO_IRQ_INFO_AUTOMASKED
+VFIO_IRQ_INFO_NORESIZE
+VFIO_IRQ_SET_DATA_NONE VFIO_IRQ_SET_DATA_BOOL VFIO_IRQ_SET_DATA_EVENTFD
+VFIO_IRQ_SET_ACTION_MASK VFIO_IRQ_SET_ACTION_UNMASK VFIO_IRQ_SET_ACTION_TRIGGER
+VFIO_PCI_BAR0_REGION_INDEX VFIO_PCI_BAR5_REGION_INDEX VFIO_PCI_ROM_REGION_INDEX
+VFIO_PCI_CONFIG_REGION_INDEX VFIO_PCI_VGA_REGION_INDEX VFIO_PCI_NUM_REGIONS
+VFIO_PCI_INTX_IRQ_INDEX VFIO_PCI_MSI_IRQ_INDEX VFIO_PCI_MSIX_IRQ_INDEX
+VFIO_PCI_ERR_IRQ_INDEX VFIO_PCI_REQ_IRQ_INDEX VFIO_PCI_NUM_IRQS
+""".split()
+
+# ioctl request numbers as the header computes them (for the cross-check only).
+IOCTLS = """
+VFIO_GET_API_VERSION VFIO_CHECK_EXTENSION VFIO_SET_IOMMU
+VFIO_GROUP_GET_STATUS VFIO_GROUP_SET_CONTAINER VFIO_GROUP_UNSET_CONTAINER
+VFIO_GROUP_GET_DEVICE_FD
+VFIO_DEVICE_GET_INFO VFIO_DEVICE_GET_REGION_INFO VFIO_DEVICE_GET_IRQ_INFO
+VFIO_DEVICE_SET_IRQS VFIO_DEVICE_RESET
+VFIO_IOMMU_GET_INFO VFIO_IOMMU_SPAPR_TCE_GET_INFO VFIO_IOMMU_ENABLE
+""".split()
+
+
+def cdef():
+    consts = "".join(f"#define {name} ...\n" for name in CONSTANTS)
+    ioctls = "".join(f"static const unsigned long {name};\n" for name in IOCTLS)
+    return TYPES + consts + ioctls

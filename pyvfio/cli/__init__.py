@@ -1,0 +1,60 @@
+"""The `pyvfio` command.  Each subcommand lives in its own module of this package,
+with `add_arguments(parser)` and `run(args) -> int`; COMMANDS maps names to modules
+so that `pyvfio --help` does not import what it does not run."""
+
+import argparse
+import importlib
+import sys
+
+from .. import __version__
+from ..errors import PyvfioError
+
+COMMANDS = {
+    # name: (module, one-line help)
+    "list": ("pyvfio.cli.list_cmd", "list PCI devices with their INTx facts (lspci's wording)"),
+    "info": ("pyvfio.cli.info_cmd", "show one device: regions, IRQs, config decode, host facts"),
+    "bind": ("pyvfio.cli.bind_cmd", "bind a device (or its whole IOMMU group) to vfio-pci"),
+    "unbind": ("pyvfio.cli.unbind_cmd", "give a device back to the driver it had before bind"),
+    "run": ("pyvfio.cli.run_cmd", "service a card's INTx through VFIO and measure it"),
+    "repro": ("pyvfio.cli.repro_cmd", "run the INTx scenario matrix (model host, lab VM or a card)"),
+    "lab": ("pyvfio.cli.lab_cmd", "boot a lab VM (x86_64 or ppc64le) and run a command inside it"),
+}
+
+
+def _parser(modules):
+    parser = argparse.ArgumentParser(
+        prog="pyvfio", description="Userspace VFIO INTx passthrough for legacy PCI cards.")
+    parser.add_argument("--version", action="version", version=f"pyvfio {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name, (modname, helptext) in COMMANDS.items():
+        p = sub.add_parser(name, help=helptext, description=helptext)
+        if name in modules:
+            modules[name].add_arguments(p)
+    return parser
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    # Import only the chosen command's module (and only if it exists yet).
+    modules = {}
+    chosen = next((a for a in argv if not a.startswith("-")), None)
+    if chosen in COMMANDS:
+        try:
+            modules[chosen] = importlib.import_module(COMMANDS[chosen][0])
+        except ModuleNotFoundError as exc:
+            if exc.name != COMMANDS[chosen][0]:
+                raise
+            print(f"pyvfio: error: '{chosen}' is not built yet in this version", file=sys.stderr)
+            return 2
+    args = _parser(modules).parse_args(argv)
+    try:
+        return modules[args.command].run(args) or 0
+    except PyvfioError as exc:
+        print(f"pyvfio: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("pyvfio: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0

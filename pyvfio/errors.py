@@ -1,0 +1,49 @@
+"""The errors pyvfio raises.  Each carries a one-line message that says what is
+wrong and what to do; the command line prints it without a traceback."""
+
+import errno as _errno
+import os
+
+
+class PyvfioError(Exception):
+    """A failure to report to the user in one line; `exit_code` is the CLI status."""
+
+    exit_code = 2
+
+    def __init__(self, message, hint=None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self):
+        return f"{self.message}: {self.hint}" if self.hint else self.message
+
+
+class UsageError(PyvfioError):
+    """Bad input from the user (arguments, files, addresses)."""
+
+
+class VfioError(PyvfioError):
+    """A VFIO operation (ioctl, open, mmap, access) failed; carries op and errno."""
+
+    def __init__(self, op, err=None, message=None, hint=None):
+        self.op = op
+        self.errno = err
+        if message is None:
+            message = f"{op} failed"
+            if err is not None:
+                message += f": {os.strerror(err)} ({_errno.errorcode.get(err, err)})"
+        super().__init__(message, hint)
+
+
+class AccessError(VfioError):
+    """A register access outside its region, or of a width the region refuses."""
+
+    def __init__(self, op, message, hint=None):
+        super().__init__(op, _errno.EINVAL, message, hint)
+
+
+class RefusedError(PyvfioError):
+    """A safety refusal (device in use by the host, ...) that --force overrides."""
+
+    exit_code = 4

@@ -1,0 +1,58 @@
+"""eventfd(2) objects, the currency of VFIO's INTx protocol.
+
+`EventFd` owns one kernel eventfd.  `waiters` mirrors the kernel's eventfd wait
+queue: callbacks run, in the signaller's context, on every `signal()`.  The real
+host never uses them (the kernel holds its own wait queue); the model host does,
+for its virqfd (drivers/vfio/virqfd.c: virqfd_wakeup runs on eventfd_signal).
+"""
+
+import os
+import select
+
+
+class EventFd:
+    __slots__ = ("fd", "waiters", "__weakref__")
+
+    def __init__(self, initval=0):
+        self.fd = os.eventfd(initval, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
+        self.waiters = []
+
+    def fileno(self):
+        return self.fd
+
+    def signal(self, n=1):
+        """eventfd_signal(): add n to the counter and wake the waiters."""
+        os.eventfd_write(self.fd, n)
+        for wake in self.waiters:
+            wake(self)
+
+    def consume(self):
+        """Read and reset the counter; 0 if it was not signalled (non-blocking)."""
+        try:
+            return os.eventfd_read(self.fd)
+        except BlockingIOError:
+            return 0
+
+    def wait(self, timeout):
+        """Wait up to `timeout` seconds (None: forever) and consume; 0 on timeout."""
+        ms = -1 if timeout is None else max(0, int(timeout * 1000))
+        p = select.poll()
+        p.register(self.fd, select.POLLIN)
+        if not p.poll(ms):
+            return 0
+        return self.consume()
+
+    def close(self):
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+        self.waiters.clear()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __repr__(self):
+        return f"<EventFd fd={self.fd}>"

@@ -1,0 +1,88 @@
+"""The kernel interface: <linux/vfio.h> constants (from the compiled extension, so
+the C compiler read them from the kernel's own header) and ioctl request numbers
+(computed here with ioctl-opt, then encoded for the running architecture).
+
+ioctl-opt implements asm-generic/ioctl.h.  powerpc (and mips, sparc, alpha) use
+another layout: 3 direction bits at bit 29, 13 size bits, and _IOC_NONE = 1, so
+_IO(';', 100 + 14) is 0x20003b6e on ppc64le but 0x3b6e on x86_64.  `ioc_for_arch`
+re-encodes an asm-generic number for such an architecture.
+"""
+
+import platform
+
+import ioctl_opt
+
+from ._binding import ffi, lib
+
+# asm-generic direction values (ioctl_opt.IOC_*) -> powerpc's arch/powerpc/include/uapi/asm/ioctl.h
+_POWERPC_DIR = {ioctl_opt.IOC_NONE: 1, ioctl_opt.IOC_READ: 2, ioctl_opt.IOC_WRITE: 4,
+                ioctl_opt.IOC_READ | ioctl_opt.IOC_WRITE: 6}
+_POWERPC_SIZEBITS = 13
+_POWERPC_DIRSHIFT = 29
+_POWERPC_MACHINES = ("ppc", "ppc64", "ppc64le", "powerpc")
+
+
+def ioc_for_arch(generic, machine=None):
+    """Re-encode an asm-generic ioctl number for `machine` (default: this one)."""
+    machine = machine or platform.machine()
+    if machine not in _POWERPC_MACHINES:
+        return generic
+    g = ioctl_opt
+    direction = (generic >> g._IOC_DIRSHIFT) & g._IOC_DIRMASK
+    size = (generic >> g._IOC_SIZESHIFT) & g._IOC_SIZEMASK
+    if size >> _POWERPC_SIZEBITS:
+        raise ValueError(f"ioctl size {size} does not fit powerpc's 13-bit field")
+    low = generic & ((1 << g._IOC_SIZESHIFT) - 1)  # type and nr are the same everywhere
+    return (_POWERPC_DIR[direction] << _POWERPC_DIRSHIFT) | (size << 16) | low
+
+
+VFIO_TYPE = ord(";")
+VFIO_BASE = 100
+
+
+def _vfio_io(n, machine=None):
+    """_IO(VFIO_TYPE, VFIO_BASE + n): every VFIO ioctl is argument-size-free."""
+    return ioc_for_arch(ioctl_opt.IO(VFIO_TYPE, VFIO_BASE + n), machine)
+
+
+# Request numbers by their offset from VFIO_BASE (linux/vfio.h).
+IOCTL_NR = {
+    "VFIO_GET_API_VERSION": 0,
+    "VFIO_CHECK_EXTENSION": 1,
+    "VFIO_SET_IOMMU": 2,
+    "VFIO_GROUP_GET_STATUS": 3,
+    "VFIO_GROUP_SET_CONTAINER": 4,
+    "VFIO_GROUP_UNSET_CONTAINER": 5,
+    "VFIO_GROUP_GET_DEVICE_FD": 6,
+    "VFIO_DEVICE_GET_INFO": 7,
+    "VFIO_DEVICE_GET_REGION_INFO": 8,
+    "VFIO_DEVICE_GET_IRQ_INFO": 9,
+    "VFIO_DEVICE_SET_IRQS": 10,
+    "VFIO_DEVICE_RESET": 11,
+    "VFIO_IOMMU_GET_INFO": 12,
+    "VFIO_IOMMU_SPAPR_TCE_GET_INFO": 12,
+    "VFIO_IOMMU_ENABLE": 15,
+}
+
+
+def ioctl_numbers(machine=None):
+    return {name: _vfio_io(n, machine) for name, n in IOCTL_NR.items()}
+
+
+globals().update(ioctl_numbers())
+
+
+
+def header_ioctls():
+    """The request numbers as the kernel header computes them (for the cross-check)."""
+    return {name: int(getattr(lib, name)) for name in IOCTL_NR}
+
+
+# Constants straight from the header, through the extension.
+for _name in dir(lib):
+    if _name.startswith("VFIO_") and _name not in IOCTL_NR:
+        globals()[_name] = getattr(lib, _name)
+del _name
+
+DEVICE_NAME = "/dev/vfio/vfio"
+IRQ_SET_HDR = ffi.sizeof("struct vfio_irq_set")  # the data[] payload starts here
