@@ -46,7 +46,9 @@ class IntxHost(Protocol):
         """VFIO_DEVICE_SET_IRQS.  `data`: None for DATA_NONE, bytes for DATA_BOOL,
         a sequence of EventFd objects (or -1 to unregister) for DATA_EVENTFD."""
 
-    def region(self, index: int) -> Region: ...
+    def region(self, index: int, access: str = "rw") -> Region:
+        """Region `index` (0-5 BARs, 7 config), accessed by "mmap" or "rw"
+        (pread/pwrite); a host without mmap (the model) may treat both alike."""
 
     def host_state(self) -> dict:
         """What the host says about the INTx line right now: at least

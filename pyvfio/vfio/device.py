@@ -1,0 +1,226 @@
+"""A vfio-pci device: info, regions, IRQ info, SET_IRQS, reset; and open_device(),
+which opens container, group and device together and closes them in the right
+order (device, then group, then container)."""
+
+import errno
+import os
+import re
+
+from .. import uapi
+from .._binding import ffi
+from ..backend import IrqInfo
+from ..errors import UsageError, VfioError
+from .container import Container
+from .group import Group
+from .ioctl import vfio_ioctl
+from .region import ACCESS_MODES, Region
+
+BDF_RE = re.compile(r"^[0-9a-f]{4}:[0-9a-f]{2}:[0-1][0-9a-f]\.[0-7]$")
+_INTX = uapi.VFIO_PCI_INTX_IRQ_INDEX
+_DATA_MASK = uapi.VFIO_IRQ_SET_DATA_NONE | uapi.VFIO_IRQ_SET_DATA_BOOL | uapi.VFIO_IRQ_SET_DATA_EVENTFD
+_ACTION_MASK = (uapi.VFIO_IRQ_SET_ACTION_MASK | uapi.VFIO_IRQ_SET_ACTION_UNMASK
+                | uapi.VFIO_IRQ_SET_ACTION_TRIGGER)
+
+
+def normalize_bdf(text):
+    """'3.0', '00:03.0' or '0000:00:03.0' -> '0000:00:03.0'; UsageError otherwise."""
+    t = text.strip().lower()
+    if re.match(r"^[0-9a-f]{1,2}\.[0-7]$", t):
+        t = "00:" + t.zfill(4)
+    if re.match(r"^[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$", t):
+        t = "0000:" + t
+    if not BDF_RE.match(t):
+        raise UsageError(f"malformed PCI address {text!r}", "write it as DDDD:BB:DD.F, e.g. 0000:00:03.0")
+    return t
+
+
+class Device:
+    """An open vfio-pci device fd.  Implements pyvfio.backend.IntxHost."""
+
+    name = "vfio"
+
+    def __init__(self, fd, bdf, group=None, container=None, sysfs="/sys"):
+        self.fd = fd
+        self.bdf = bdf
+        self.group = group
+        self.container = container
+        self.sysfs = sysfs
+        self._regions = {}
+        self._irq_set_cache = {}
+        info = ffi.new("struct vfio_device_info *")
+        info.argsz = ffi.sizeof(info[0])
+        vfio_ioctl(fd, "VFIO_DEVICE_GET_INFO", uapi.VFIO_DEVICE_GET_INFO, ffi.buffer(info))
+        self.flags = info.flags
+        self.num_regions = info.num_regions
+        self.num_irqs = info.num_irqs
+        self.config = self.region(uapi.VFIO_PCI_CONFIG_REGION_INDEX)
+
+    # --- regions -----------------------------------------------------------------
+    def region_info(self, index):
+        if not 0 <= index < self.num_regions:
+            raise UsageError(f"region index {index} is out of range for {self.bdf} "
+                             f"(it has {self.num_regions} regions)",
+                             "use 0-5 for BARs, 7 for config space")
+        ri = ffi.new("struct vfio_region_info *")
+        ri.argsz = ffi.sizeof(ri[0])
+        ri.index = index
+        vfio_ioctl(self.fd, "VFIO_DEVICE_GET_REGION_INFO", uapi.VFIO_DEVICE_GET_REGION_INFO, ffi.buffer(ri))
+        return ri.flags, ri.size, ri.offset
+
+    def region(self, index, access="rw"):
+        """The region `index`, opened for `access` ("mmap" or "rw"); cached per mode."""
+        if access not in ACCESS_MODES:
+            raise UsageError(f"unknown access mode {access!r}", "use mmap or rw")
+        key = (index, access)
+        if key not in self._regions:
+            flags, size, offset = self.region_info(index)
+            if size == 0:
+                raise UsageError(f"region {index} of {self.bdf} is not implemented (size 0)",
+                                 "pick a BAR the card has (pyvfio info BDF lists them)")
+            self._regions[key] = Region(self.fd, index, flags, size, offset, access)
+        return self._regions[key]
+
+    def regions(self):
+        """(index, flags, size, offset) of every region, including absent ones (size 0)."""
+        return [(i, *self.region_info(i)) for i in range(self.num_regions)]
+
+    # --- interrupts ------------------------------------------------------------------
+    def irq_info(self, index):
+        if not 0 <= index < self.num_irqs:
+            raise UsageError(f"IRQ index {index} is out of range for {self.bdf} (it has {self.num_irqs})",
+                             "INTx is index 0")
+        ii = ffi.new("struct vfio_irq_info *")
+        ii.argsz = ffi.sizeof(ii[0])
+        ii.index = index
+        vfio_ioctl(self.fd, "VFIO_DEVICE_GET_IRQ_INFO", uapi.VFIO_DEVICE_GET_IRQ_INFO, ffi.buffer(ii))
+        return IrqInfo(index, ii.flags, ii.count)
+
+    def _irq_set_buffer(self, index, flags, start, count, payload):
+        buf = bytearray(uapi.IRQ_SET_HDR + len(payload))
+        hdr = ffi.from_buffer("struct vfio_irq_set *", buf)
+        hdr.argsz = len(buf)
+        hdr.flags, hdr.index, hdr.start, hdr.count = flags, index, start, count
+        ffi.release(hdr)
+        buf[uapi.IRQ_SET_HDR:] = payload
+        return buf
+
+    def set_irqs(self, index, flags, start=0, count=1, data=None):
+        """VFIO_DEVICE_SET_IRQS.  Arguments are checked here first, so the kernel never
+        sees a request we know to be wrong."""
+        data_type, action = flags & _DATA_MASK, flags & _ACTION_MASK
+        if bin(data_type).count("1") != 1 or bin(action).count("1") != 1 or flags & ~(_DATA_MASK | _ACTION_MASK):
+            raise UsageError(f"SET_IRQS flags {flags:#x} must name exactly one DATA_ and one ACTION_ bit")
+        if data_type == uapi.VFIO_IRQ_SET_DATA_NONE:
+            payload, n = b"", count
+        elif data_type == uapi.VFIO_IRQ_SET_DATA_BOOL:
+            payload = bytes(data)
+            n = len(payload)
+        else:
+            fds = [d if isinstance(d, int) else d.fileno() for d in data]
+            payload, n = b"".join(fd.to_bytes(4, "little", signed=True) for fd in fds), len(fds)
+        if n != count:
+            raise UsageError(f"SET_IRQS: {count} entries announced, data has {n}")
+        if index == _INTX and count and start + count > 1:
+            raise UsageError("SET_IRQS: INTx has a single line (start 0, count 1)")
+        if data_type == uapi.VFIO_IRQ_SET_DATA_NONE:
+            key = (index, flags, start, count)
+            buf = self._irq_set_cache.get(key)  # the per-interrupt unmask reuses one buffer
+            if buf is None:
+                buf = self._irq_set_cache[key] = self._irq_set_buffer(index, flags, start, count, b"")
+        else:
+            buf = self._irq_set_buffer(index, flags, start, count, payload)
+        vfio_ioctl(self.fd, "VFIO_DEVICE_SET_IRQS", uapi.VFIO_DEVICE_SET_IRQS, buf)
+
+    def reset(self):
+        if not self.flags & uapi.VFIO_DEVICE_FLAGS_RESET:
+            raise VfioError("VFIO_DEVICE_RESET", errno.ENOTTY, f"{self.bdf} offers no reset method")
+        vfio_ioctl(self.fd, "VFIO_DEVICE_RESET", uapi.VFIO_DEVICE_RESET)
+
+    # --- host facts --------------------------------------------------------------------
+    def host_state(self):
+        """The line's /proc/interrupts total and the physical DisINTx bit (vfio
+        virtualises COMMAND, so read it from sysfs, not through the device fd)."""
+        return {"irq_count": _proc_irq_count(f"vfio-intx({self.bdf})"),
+                "disintx": _physical_disintx(os.path.join(self.sysfs, "bus/pci/devices", self.bdf))}
+
+    # --- lifetime --------------------------------------------------------------------
+    def close(self):
+        """Device first, then group, then container."""
+        for region in self._regions.values():
+            region.close()
+        self._regions.clear()
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+        if self.group is not None:
+            self.group.close()
+            self.group = None
+        if self.container is not None:
+            self.container.close()
+            self.container = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __repr__(self):
+        return f"<vfio Device {self.bdf} fd={self.fd}>"
+
+
+def _proc_irq_count(name, path="/proc/interrupts"):
+    """Sum of the per-CPU counts of the /proc/interrupts line whose action is `name`."""
+    try:
+        with open(path) as f:
+            ncpu = len(f.readline().split())
+            for line in f:
+                if line.rstrip().endswith(name):
+                    return sum(int(x) for x in line.split()[1:1 + ncpu])
+    except OSError:
+        pass
+    return None
+
+
+def _physical_disintx(devdir):
+    try:
+        with open(os.path.join(devdir, "config"), "rb") as f:
+            command = int.from_bytes(f.read(6)[4:6], "little")
+    except OSError:
+        return None
+    return bool(command & 0x400)  # PCI_COMMAND_INTX_DISABLE
+
+
+def iommu_group_of(bdf, sysfs="/sys"):
+    dev = os.path.join(sysfs, "bus/pci/devices", bdf)
+    if not os.path.exists(dev):
+        raise UsageError(f"no PCI device {bdf} on this host", "pyvfio list shows the devices there are")
+    driver = os.path.join(dev, "driver")
+    drv = os.path.basename(os.readlink(driver)) if os.path.islink(driver) else None
+    if drv != "vfio-pci":
+        raise UsageError(f"{bdf} is bound to {drv or 'no driver'}, not vfio-pci",
+                         f"bind it first: pyvfio bind {bdf}")
+    link = os.path.join(dev, "iommu_group")
+    if not os.path.islink(link):
+        raise VfioError("find IOMMU group", errno.ENODEV, f"{bdf} has no IOMMU group",
+                        "enable the IOMMU (intel_iommu=on / amd_iommu=on), or use vfio's noiommu mode")
+    return int(os.path.basename(os.readlink(link)))
+
+
+def open_device(bdf, iommu=None, sysfs="/sys", dev_root="/dev/vfio"):
+    """Open `bdf` through VFIO: container, group (attached, IOMMU set), device fd."""
+    bdf = normalize_bdf(bdf)
+    number = iommu_group_of(bdf, sysfs)
+    container = Container(os.path.join(dev_root, "vfio"))
+    group = None
+    try:
+        group = Group(number, dev_root)
+        group.set_container(container)
+        container.set_iommu(iommu)
+        fd = group.get_device_fd(bdf)
+        return Device(fd, bdf, group, container, sysfs)
+    except BaseException:
+        if group is not None:
+            group.close()
+        container.close()
+        raise
