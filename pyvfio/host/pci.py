@@ -1,0 +1,194 @@
+"""PCI devices as sysfs shows them: /sys/bus/pci/devices/BDF/...
+
+A device's address (BDF) is written as lspci -D writes it: DDDD:BB:DD.F, four
+hex digits of domain, two of bus, two of device (0-1f) and one function (0-7).
+"""
+
+import os
+import re
+from dataclasses import dataclass, field
+
+from ..errors import UsageError
+from . import paths
+from .classes import class_name
+from .config import Config, PCI_HEADER_TYPE_NORMAL
+
+DEVICES = "sys/bus/pci/devices"
+DRIVERS = "sys/bus/pci/drivers"
+IOMMU_GROUPS = "sys/kernel/iommu_groups"
+
+_BDF = re.compile(r"^(?:([0-9a-f]{1,8}):)?([0-9a-f]{1,2}):([0-9a-f]{1,2})\.([0-7])$")
+
+# sysfs `resource` flags (include/linux/ioport.h): which kind of window a line is.
+IORESOURCE_IO = 0x100
+IORESOURCE_MEM = 0x200
+
+
+def parse_bdf(text):
+    """The canonical DDDD:BB:DD.F for an address typed by a user ("00:03.0" gets
+    domain 0000).  Raises UsageError, in one line, for anything else."""
+    m = _BDF.match(text.strip().lower()) if isinstance(text, str) else None
+    if not m or int(m.group(3), 16) > 0x1F:
+        raise UsageError(f"malformed PCI address {text!r}",
+                         "write it as DDDD:BB:DD.F, e.g. 0000:00:03.0 (see `pyvfio list` or lspci -D)")
+    domain, bus, dev, fn = m.groups()
+    return f"{int(domain or '0', 16):04x}:{int(bus, 16):02x}:{int(dev, 16):02x}.{fn}"
+
+
+def device_dir(bdf, root="/"):
+    return paths.under(root, DEVICES, bdf)
+
+
+def exists(bdf, root="/"):
+    return os.path.isdir(device_dir(bdf, root))
+
+
+def require(text, root="/"):
+    """parse_bdf + the device must exist; UsageError otherwise."""
+    bdf = parse_bdf(text)
+    if not exists(bdf, root):
+        raise UsageError(f"no PCI device {bdf} on this host",
+                         "`pyvfio list --all` shows the devices there are")
+    return bdf
+
+
+def read_config(bdf, root="/"):
+    """The physical config space from sysfs (64 bytes unless root)."""
+    with open(os.path.join(device_dir(bdf, root), "config"), "rb") as f:
+        return f.read()
+
+
+def resource_sizes(bdf, root="/"):
+    """BAR index -> size from sysfs `resource` (lines "start end flags"; 0..5 are
+    the BARs).  Empty for an unreadable file."""
+    text = paths.read_text(os.path.join(device_dir(bdf, root), "resource"), "")
+    sizes = {}
+    for index, line in enumerate(text.splitlines()[:6]):
+        try:
+            start, end, _flags = (int(x, 16) for x in line.split())
+        except ValueError:
+            continue
+        if end:                 # unused lines read 0x0 0x0 0x0
+            sizes[index] = end - start + 1
+    return sizes
+
+
+def group_members(group, root="/"):
+    """The addresses of every device in IOMMU group `group`, sorted."""
+    if group is None:
+        return []
+    try:
+        return sorted(os.listdir(paths.under(root, IOMMU_GROUPS, str(group), "devices")))
+    except OSError:
+        return []
+
+
+def iommu_groups(root="/"):
+    """The IOMMU group numbers the kernel has made (none without an IOMMU)."""
+    try:
+        return sorted(int(g) for g in os.listdir(paths.under(root, IOMMU_GROUPS)) if g.isdigit())
+    except OSError:
+        return []
+
+
+@dataclass
+class PciDevice:
+    """What sysfs says about one function.  `config` is the physical config space
+    (None if unreadable); `irq` is sysfs `irq`, which can be stale or 0 until a
+    driver enables the device."""
+    bdf: str
+    vendor: int
+    device: int
+    subsystem_vendor: int | None
+    subsystem_device: int | None
+    class_code: int
+    revision: int | None
+    driver: str | None
+    driver_override: str | None
+    iommu_group: int | None
+    irq: int | None
+    config: Config | None = field(default=None, repr=False)
+
+    @property
+    def class_name(self):
+        return class_name(self.class_code)
+
+    @property
+    def is_bridge(self):
+        """A bridge: base class 06 (host, ISA, PCI bridges...) or a non-normal header.
+        vfio-pci refuses non-normal headers, and vfio lets bridges stay with their
+        own driver inside a viable group."""
+        hdr = self.config.header_type if self.config else PCI_HEADER_TYPE_NORMAL
+        return (self.class_code >> 16) == 0x06 or hdr != PCI_HEADER_TYPE_NORMAL
+
+    @property
+    def interrupt_pin(self):
+        return self.config.interrupt_pin if self.config else None
+
+    @property
+    def pin_text(self):
+        return self.config.pin_text() if self.config else None
+
+    def intx_text(self):
+        """'pin A routed to IRQ 11' (lspci -vv's Interrupt line), or why not."""
+        if self.config is None:
+            return "interrupt pin unknown (config unreadable)"
+        if not self.pin_text:
+            return "no interrupt pin"
+        return f"pin {self.pin_text} routed to IRQ {self.irq}"
+
+    def to_json(self):
+        """Stable keys: bdf, vendor, device, subsystem_vendor, subsystem_device (ints
+        or null), class (24-bit int), class_name, revision, driver, driver_override,
+        iommu_group, irq, interrupt_pin (0 none, 1..4 = A..D; null if unknown),
+        is_bridge, disintx (COMMAND bit now, null if unknown), intx_mask
+        ({supported: true|null, how})."""
+        cfg = self.config
+        return {
+            "bdf": self.bdf, "vendor": self.vendor, "device": self.device,
+            "subsystem_vendor": self.subsystem_vendor, "subsystem_device": self.subsystem_device,
+            "class": self.class_code, "class_name": self.class_name,
+            "revision": self.revision, "driver": self.driver,
+            "driver_override": self.driver_override, "iommu_group": self.iommu_group,
+            "irq": self.irq, "interrupt_pin": self.interrupt_pin,
+            "is_bridge": self.is_bridge,
+            "disintx": cfg.disintx if cfg else None,
+            "intx_mask": cfg.intx_mask_support().to_json() if cfg else None,
+        }
+
+
+def device(text, root="/"):
+    """The PciDevice at a user-typed address; UsageError if malformed or absent."""
+    bdf = require(text, root)
+    d = device_dir(bdf, root)
+    try:
+        cfg = Config(read_config(bdf, root))
+    except (OSError, ValueError):
+        cfg = None
+    group = paths.link_name(os.path.join(d, "iommu_group"))
+    override = paths.read_text(os.path.join(d, "driver_override"))
+    revision = paths.read_int(os.path.join(d, "revision"))
+    return PciDevice(
+        bdf=bdf,
+        vendor=paths.read_int(os.path.join(d, "vendor"), default=cfg.vendor if cfg else 0),
+        device=paths.read_int(os.path.join(d, "device"), default=cfg.device if cfg else 0),
+        subsystem_vendor=paths.read_int(os.path.join(d, "subsystem_vendor")),
+        subsystem_device=paths.read_int(os.path.join(d, "subsystem_device")),
+        class_code=paths.read_int(os.path.join(d, "class"),
+                                  default=cfg.class_code if cfg else 0),
+        revision=revision if revision is not None else (cfg.revision if cfg else None),
+        driver=paths.link_name(os.path.join(d, "driver")),
+        driver_override=None if override in (None, "(null)", "") else override,
+        iommu_group=int(group) if group and group.isdigit() else None,
+        irq=paths.read_int(os.path.join(d, "irq")),
+        config=cfg,
+    )
+
+
+def devices(root="/"):
+    """Every PCI function on the host, in address order."""
+    try:
+        names = os.listdir(paths.under(root, DEVICES))
+    except FileNotFoundError:
+        return []
+    return [device(n, root) for n in sorted(names) if _BDF.match(n)]
