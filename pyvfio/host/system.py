@@ -1,0 +1,91 @@
+"""Host facts that decide whether and how VFIO INTx can work here."""
+
+import os
+from dataclasses import dataclass, field
+
+from . import paths, pci
+
+VFIO_PCI_PARAMS = "sys/module/vfio_pci/parameters"
+
+
+@dataclass
+class System:
+    """Stable JSON keys: kernel, machine, vfio_pci_loaded, nointxmask (true/false, null
+    if vfio-pci is not loaded), dev_vfio (the directory exists), vfio_container
+    (/dev/vfio/vfio exists), iommu_groups (count), iommu_units (/sys/class/iommu
+    entries: dmar0, ivhd0...), cmdline_iommu (IOMMU words on the kernel command line)."""
+    kernel: str | None
+    machine: str | None
+    vfio_pci_loaded: bool
+    nointxmask: bool | None
+    dev_vfio: bool
+    vfio_container: bool
+    iommu_groups: int
+    iommu_units: list[str] = field(default_factory=list)
+    cmdline_iommu: list[str] = field(default_factory=list)
+
+    def to_json(self):
+        return dict(self.__dict__)
+
+
+def _uname(root):
+    """Kernel release and machine: os.uname() for the real host, procfs for a tree."""
+    if root == "/":
+        u = os.uname()
+        return u.release, u.machine
+    return (paths.read_text(paths.under(root, "proc/sys/kernel/osrelease")),
+            paths.read_text(paths.under(root, "proc/sys/kernel/arch")))
+
+
+def nointxmask(root="/"):
+    """vfio-pci's nointxmask as the loaded module has it (Y/N), None if not loaded.
+    The module reads it once, at load: changing the sysfs file later does nothing."""
+    text = paths.read_text(paths.under(root, VFIO_PCI_PARAMS, "nointxmask"))
+    return None if text is None else text in ("Y", "1")
+
+
+def vfio_pci_loaded(root="/"):
+    return os.path.isdir(paths.under(root, pci.DRIVERS, "vfio-pci"))
+
+
+def probe(root="/"):
+    kernel, machine = _uname(root)
+    try:
+        units = sorted(os.listdir(paths.under(root, "sys/class/iommu")))
+    except OSError:
+        units = []
+    cmdline = paths.read_text(paths.under(root, "proc/cmdline"), "").split()
+    return System(
+        kernel=kernel, machine=machine,
+        vfio_pci_loaded=vfio_pci_loaded(root),
+        nointxmask=nointxmask(root),
+        dev_vfio=os.path.isdir(paths.under(root, "dev/vfio")),
+        vfio_container=os.path.exists(paths.under(root, "dev/vfio/vfio")),
+        iommu_groups=len(pci.iommu_groups(root)),
+        iommu_units=units,
+        cmdline_iommu=[w for w in cmdline if "iommu" in w or w.startswith("vfio")],
+    )
+
+
+def vfio_blockers(system, dev, root="/"):
+    """Why `dev` cannot be opened through VFIO on this host: a list of
+    (reason, fix) pairs, empty when nothing in sysfs stands in the way."""
+    out = []
+    if system.iommu_groups == 0 and not system.iommu_units:
+        if system.machine in ("ppc64le", "ppc64"):
+            fix = "boot a kernel with the powerpc IOMMU (pseries/powernv); Debian's 6.1 ppc64el cannot bind vfio-pci, use 6.12"
+        else:
+            fix = "enable VT-d/AMD-Vi in firmware and boot with intel_iommu=on (Intel) or amd_iommu=on (AMD)"
+        out.append(("no IOMMU: the kernel made no IOMMU groups", fix))
+    if not system.vfio_pci_loaded:
+        out.append(("the vfio-pci driver is not loaded",
+                    "modprobe vfio-pci (add nointxmask=1 to force controller masking)"))
+    if dev.driver != "vfio-pci":
+        out.append((f"{dev.bdf} is bound to {dev.driver or 'no driver'}, not vfio-pci",
+                    f"pyvfio bind {dev.bdf}"))
+    if not system.dev_vfio:
+        out.append(("/dev/vfio does not exist", "it appears once the vfio modules are loaded and an IOMMU is on"))
+    elif dev.iommu_group is not None and not os.path.exists(paths.under(root, "dev/vfio", str(dev.iommu_group))) \
+            and dev.driver == "vfio-pci":
+        out.append((f"/dev/vfio/{dev.iommu_group} does not exist", "check dmesg for vfio-pci probe errors"))
+    return out
