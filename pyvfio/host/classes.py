@@ -156,3 +156,11 @@ def class_name(class_code):
     if base in BASE:
         return f"{BASE[base]} [{sub:04x}]"
     return f"Class [{sub:04x}]"
+
+
+def class_label(class_code):
+    """lspci -nn's class: the name with the code in brackets, once ("Ethernet
+    controller [0200]", "Unassigned class [ffff]")."""
+    name = class_name(class_code)
+    code = f"[{(class_code >> 8) & 0xffff:04x}]"
+    return name if name.endswith(code) else f"{name} {code}"

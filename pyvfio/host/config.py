@@ -153,13 +153,14 @@ class IntxMaskSupport:
     we think so.  `supported` is True, or None when config space cannot tell."""
     supported: bool | None
     how: str                 # the evidence, in one sentence
+    basis: str = "none"      # "pcie", "disintx-set", "intx-status" or "none"
 
     @property
     def word(self):
         return {True: "yes", None: "unknown"}.get(self.supported, "no")
 
     def to_json(self):
-        return {"supported": self.supported, "how": self.how}
+        return {"supported": self.supported, "basis": self.basis, "how": self.how}
 
 
 class Config:
@@ -327,13 +328,13 @@ class Config:
         exp = self.find_capability(PCI_CAP_ID_EXP)
         if exp is not None:
             return IntxMaskSupport(True, f"PCI Express capability at {exp.offset:#04x}: "
-                                         "PCIe requires COMMAND.INTX_DISABLE")
+                                         "PCIe requires COMMAND.INTX_DISABLE", "pcie")
         if self.disintx:
             return IntxMaskSupport(True, "COMMAND.INTX_DISABLE reads as set now (DisINTx+), "
-                                         "so the bit is implemented")
+                                         "so the bit is implemented", "disintx-set")
         if self.intx_status:
             return IntxMaskSupport(True, "STATUS.INTERRUPT reads as set (INTx+): the PCI 2.3 "
-                                         "interrupt-status bit is implemented")
+                                         "interrupt-status bit is implemented", "intx-status")
         if self.interrupt_pin == 0:
             return IntxMaskSupport(None, "no evidence either way")
         return IntxMaskSupport(None, "conventional PCI with DisINTx- and INTx- now: config space "

@@ -2,6 +2,14 @@
 
 import os
 
+ROOT_ENV = "PYVFIO_SYSROOT"
+
+
+def host_root():
+    """The root the commands read (and bind writes): "/" unless PYVFIO_SYSROOT names a
+    fabricated or saved tree (tests use it; so can a look at another machine's dump)."""
+    return os.environ.get(ROOT_ENV) or "/"
+
 
 def under(root, *parts):
     """`root`/`parts` joined, with the parts' leading slashes ignored."""

@@ -1,0 +1,177 @@
+"""`pyvfio info BDF [--json] [--require-vfio]`: one device, everything we know.
+
+Config decode in lspci -vv's words (from the physical config space in sysfs),
+the INTx masking decision and its evidence, the host facts that shape INTx
+(the IRQ line and its controller from /proc/interrupts, who else holds it,
+vfio-pci's nointxmask, kernel, machine), and, when the device is bound to
+vfio-pci and VFIO works here, its regions and IRQs as VFIO reports them.
+When VFIO is not available, says why and what would make it so; with
+--require-vfio that is an error (exit != 0) instead.
+
+--json keys: device (PciDevice.to_json), config (Config.to_json), host
+{system (System.to_json), irq_line (IrqLine.to_json or null), irq_shared_with
+[str], exclusive_needed (true when vfio-pci would request the line exclusively,
+null if unknown)}, vfio {available, blockers [{reason, fix}], error (str or null),
+regions [{index, name, size, offset, flags, mmap, read, write}],
+irqs [{index, name, count, flags: [str]}]}.
+"""
+
+import json
+
+from .. import uapi
+from ..errors import PyvfioError
+from ..host import interrupts, paths, pci, system
+from ..host.classes import class_label
+
+REGION_NAMES = {0: "BAR0", 1: "BAR1", 2: "BAR2", 3: "BAR3", 4: "BAR4", 5: "BAR5",
+                6: "ROM", 7: "config", 8: "VGA"}
+IRQ_NAMES = {0: "INTx", 1: "MSI", 2: "MSI-X", 3: "ERR", 4: "REQ"}
+
+
+def add_arguments(parser):
+    parser.add_argument("bdf", metavar="BDF", help="PCI address, e.g. 0000:00:03.0")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument("--require-vfio", action="store_true",
+                        help="fail unless the device can be opened through VFIO")
+
+
+def _flag_names(flags, prefix):
+    names = [n[len(prefix):].lower() for n in dir(uapi)
+             if n.startswith(prefix) and isinstance(getattr(uapi, n), int)
+             and getattr(uapi, n) and flags & getattr(uapi, n) == getattr(uapi, n)]
+    return sorted(names)
+
+
+def vfio_facts(dev, root):
+    """Regions and IRQs through VFIO: {regions, irqs} or raises PyvfioError."""
+    try:
+        from ..vfio import open_device
+    except ImportError as exc:  # the vfio layer not built in this checkout
+        raise PyvfioError(f"the VFIO layer is not available in this build ({exc})",
+                          "reinstall pyvfio (pip install -e .)") from None
+    regions, irqs = [], []
+    with open_device(dev.bdf, root=root) as vdev:
+        for index, flags, size, offset in vdev.regions():
+            if size == 0:
+                continue
+            regions.append({
+                "index": index, "name": REGION_NAMES.get(index, f"region{index}"),
+                "size": size, "offset": offset, "flags": flags,
+                "mmap": bool(flags & uapi.VFIO_REGION_INFO_FLAG_MMAP),
+                "read": bool(flags & uapi.VFIO_REGION_INFO_FLAG_READ),
+                "write": bool(flags & uapi.VFIO_REGION_INFO_FLAG_WRITE)})
+        for index in range(vdev.num_irqs):
+            info = vdev.irq_info(index)
+            irqs.append({"index": index, "name": IRQ_NAMES.get(index, f"irq{index}"),
+                         "count": info.count,
+                         "flags": _flag_names(info.flags, "VFIO_IRQ_INFO_")})
+    return {"regions": regions, "irqs": irqs}
+
+
+def gather(text, root="/", require_vfio=False):
+    """Everything `info` shows, as the --json dict."""
+    dev = pci.device(text, root)
+    cfg = dev.config
+    sizes = pci.resource_sizes(dev.bdf, root)
+    sysinfo = system.probe(root)
+    line = interrupts.intx_line(dev.bdf, dev.irq, root) if cfg and cfg.interrupt_pin else None
+    exclusive = None
+    if cfg and cfg.interrupt_pin:
+        masking = cfg.intx_mask_support().supported
+        # vfio-pci requests the line shared only when it can mask at the device.
+        exclusive = bool(sysinfo.nointxmask) or masking is not True if (
+            masking is not None or sysinfo.nointxmask) else None
+    blockers = system.vfio_blockers(sysinfo, dev, root)
+    vfio = {"available": False, "blockers": [{"reason": r, "fix": f} for r, f in blockers],
+            "error": None, "regions": [], "irqs": []}
+    if not blockers or require_vfio:
+        try:
+            vfio.update(vfio_facts(dev, root))
+            vfio["available"] = True
+        except PyvfioError as exc:
+            if require_vfio:
+                raise
+            vfio["error"] = str(exc)
+    return {
+        "device": dev.to_json(),
+        "config": cfg.to_json(sizes) if cfg else None,
+        "host": {"system": sysinfo.to_json(),
+                 "irq_line": line.to_json() if line else None,
+                 "irq_shared_with": interrupts.other_holders(line, dev.bdf),
+                 "exclusive_needed": exclusive},
+        "vfio": vfio,
+    }, dev
+
+
+def render(info, dev):
+    """The human-readable report, lspci -vv style."""
+    d, c, h, v = info["device"], info["config"], info["host"], info["vfio"]
+    out = []
+    rev = f" (rev {d['revision']:02x})" if d["revision"] is not None else ""
+    out.append(f"{d['bdf']} {class_label(d['class'])}: {d['vendor']:04x}:{d['device']:04x}{rev}")
+    if d["subsystem_vendor"] is not None:
+        out.append(f"\tSubsystem: {d['subsystem_vendor']:04x}:{d['subsystem_device']:04x}")
+    if c is None:
+        out.append("\tconfig space unreadable")
+    else:
+        out.append(f"\tControl: {c['control']}")
+        out.append(f"\tStatus: {c['status_text']}")
+        out.append(f"\tInterrupt: {dev.intx_text()}" + (
+            f" (config 0x3c says {c['interrupt_line']})"
+            if c["interrupt_pin"] and c["interrupt_line"] != d["irq"] else ""))
+        cfg = dev.config
+        for bar in cfg.bars(pci.resource_sizes(d["bdf"], paths.host_root())):
+            out.append(f"\tRegion {bar.index}: {bar.describe()}")
+        for cap in cfg.capabilities():
+            out.append(f"\tCapabilities: {cap.describe()}")
+    group = d["iommu_group"]
+    out.append(f"\tIOMMU group: {group if group is not None else 'none (no IOMMU)'}")
+    out.append(f"\tKernel driver in use: {d['driver'] or 'none'}"
+               + (f" (driver_override: {d['driver_override']})" if d["driver_override"] else ""))
+    if c is not None:
+        m = c["intx_mask"]
+        word = {True: "yes"}.get(m["supported"], "unknown")
+        out.append(f"INTx masking (PCI 2.3 DisINTx) supported: {word}: {m['how']}")
+    s = h["system"]
+    out.append(f"Host: Linux {s['kernel']} {s['machine']}")
+    nim = {True: "Y", False: "N", None: "n/a (vfio-pci not loaded)"}[s["nointxmask"]]
+    out.append(f"\tvfio-pci: {'loaded' if s['vfio_pci_loaded'] else 'not loaded'}; "
+               f"nointxmask: {nim}; IOMMU groups: {s['iommu_groups']}")
+    line = h["irq_line"]
+    if line:
+        shared = ", ".join(h["irq_shared_with"]) or "nobody else"
+        hw = f" hwirq {line['hwirq']}" if line["hwirq"] is not None else ""
+        trig = f" {line['trigger']}" if line["trigger"] else ""
+        out.append(f"\tIRQ {line['irq']}: {line['chip']}{hw}{trig}, {line['total']} interrupts, "
+                   f"held by: {shared}")
+    elif c is not None and c["interrupt_pin"]:
+        out.append(f"\tIRQ {d['irq']}: not in /proc/interrupts (nobody has requested it)")
+    if h["exclusive_needed"]:
+        out.append("\tvfio-pci would request this line exclusively (controller masking)"
+                   + (f": EBUSY while {', '.join(h['irq_shared_with'])} hold(s) it"
+                      if h["irq_shared_with"] else ""))
+    if v["available"]:
+        out.append("VFIO:")
+        for r in v["regions"]:
+            how = "mmap" if r["mmap"] else "pread/pwrite"
+            out.append(f"\tregion {r['index']} {r['name']}: size {r['size']:#x}, "
+                       f"offset {r['offset']:#x}, {how}")
+        for i in v["irqs"]:
+            out.append(f"\tirq {i['index']} {i['name']}: count {i['count']}, "
+                       f"{'|'.join(i['flags']) or '-'}")
+    else:
+        out.append("VFIO: not available for this device here:")
+        if v["error"]:
+            out.append(f"\t- {v['error']}")
+        for b in v["blockers"]:
+            out.append(f"\t- {b['reason']}: {b['fix']}")
+    return "\n".join(out)
+
+
+def run(args):
+    info, dev = gather(args.bdf, paths.host_root(), args.require_vfio)
+    if args.json:
+        print(json.dumps(info, indent=2))
+    else:
+        print(render(info, dev))
+    return 0

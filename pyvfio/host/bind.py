@@ -1,0 +1,303 @@
+"""Bind devices to vfio-pci and give them back, the way driverctl and dpdk-devbind do.
+
+bind, per device (Documentation/ABI/testing/sysfs-bus-pci):
+    echo vfio-pci > /sys/bus/pci/devices/BDF/driver_override
+    echo BDF > /sys/bus/pci/drivers/<old>/unbind        (if it has a driver)
+    echo BDF > /sys/bus/pci/drivers_probe
+unbind, per device:
+    echo > /sys/bus/pci/devices/BDF/driver_override        (or the override it had)
+    echo BDF > /sys/bus/pci/drivers/vfio-pci/unbind
+    echo BDF > /sys/bus/pci/drivers/<old>/bind             (or drivers_probe)
+
+The old driver is remembered in a state file (/run/pyvfio/bindings.json, replaced
+atomically; /run is emptied at boot, as bindings are) so that unbind restores it.
+A device the host is using is refused unless forced (RefusedError, exit 4).
+Everything is planned first (`plan_bind`, `plan_unbind`): a dry run prints the
+plan; a real run checks permissions, then carries it out through a `Kernel`
+object, which tests replace with a simulated one.
+"""
+
+import datetime
+import json
+import os
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+
+from ..errors import PyvfioError, RefusedError, UsageError
+from . import inuse, paths, pci
+
+VFIO_DRIVER = "vfio-pci"
+STATE_FILE = "run/pyvfio/bindings.json"
+
+
+@dataclass
+class Step:
+    """One write to a sysfs file (or a modprobe), shown as the shell command it equals."""
+    bdf: str | None
+    path: str | None        # the sysfs file; None for modprobe
+    value: str
+
+    def describe(self):
+        if self.path is None:
+            return f"modprobe {self.value}"
+        value = self.value.strip()
+        return f"echo {value} > {self.path}" if value else f"echo > {self.path}"
+
+    def to_json(self):
+        return {"bdf": self.bdf, "path": self.path, "value": self.value,
+                "command": self.describe()}
+
+
+@dataclass
+class Plan:
+    """What a bind/unbind will do.  Stable JSON keys: action ("bind"/"unbind"), bdf,
+    group (IOMMU group or null), targets [{bdf, driver, and driver_override (bind) or
+    restore_to and known (unbind: the driver to restore; known=false when pyvfio has
+    no record)}], skipped
+    [{bdf, why}], refusals [{bdf, why}], notes [str], steps [Step]."""
+    action: str
+    bdf: str
+    group: int | None
+    targets: list[dict] = field(default_factory=list)
+    skipped: list[dict] = field(default_factory=list)
+    refusals: list[dict] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    steps: list[Step] = field(default_factory=list)
+
+    def to_json(self):
+        return {"action": self.action, "bdf": self.bdf, "group": self.group,
+                "targets": self.targets, "skipped": self.skipped, "refusals": self.refusals,
+                "notes": self.notes, "steps": [s.to_json() for s in self.steps]}
+
+
+class Kernel:
+    """The real kernel: sysfs writes and modprobe.  Tests pass a simulation."""
+
+    def write(self, path, value):
+        with open(path, "w") as f:
+            f.write(value)
+
+    def modprobe(self, module):
+        try:
+            r = subprocess.run(["modprobe", module], capture_output=True, text=True, timeout=60)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return str(exc)
+        return None if r.returncode == 0 else (r.stderr.strip() or f"exit status {r.returncode}")
+
+
+# --- the state file -------------------------------------------------------------------
+
+def state_path(root="/"):
+    return paths.under(root, STATE_FILE)
+
+
+def load_state(root="/"):
+    """{bdf: {driver, driver_override, group, bound_with, time}}; {} when none."""
+    try:
+        with open(state_path(root)) as f:
+            data = json.load(f)
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise PyvfioError(f"cannot read {state_path(root)}: {exc}",
+                          "fix or remove it (it only records drivers to restore)") from None
+    return data.get("devices", {})
+
+
+def save_state(devices, root="/"):
+    """Replace the state file atomically (write a temporary file, then rename)."""
+    path = state_path(root)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".bindings.")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump({"version": 1, "devices": devices}, f, indent=2, sort_keys=True)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+# --- planning ---------------------------------------------------------------------------
+
+def _sysfs(root, *parts):
+    return paths.under(root, "sys/bus/pci", *parts)
+
+
+def plan_bind(text, group=False, force=False, root="/"):
+    """The plan to bind `text` (or, with group, every non-bridge member of its IOMMU
+    group) to vfio-pci.  Raises UsageError for a bad address or a bridge."""
+    dev = pci.device(text, root)
+    if dev.is_bridge:
+        raise UsageError(f"{dev.bdf} is a bridge ({dev.class_name})",
+                         "vfio-pci binds only endpoint functions; bind the card behind it")
+    plan = Plan("bind", dev.bdf, dev.iommu_group)
+    members = pci.group_members(dev.iommu_group, root) or [dev.bdf]
+    others = [m for m in members if m != dev.bdf]
+    if group:
+        names = members
+    else:
+        names = [dev.bdf]
+        loose = [pci.device(m, root) for m in others]
+        loose = [m for m in loose if not m.is_bridge and m.driver not in (None, VFIO_DRIVER)]
+        if loose:
+            plan.notes.append(
+                f"IOMMU group {dev.iommu_group} also holds "
+                + ", ".join(f"{m.bdf} ({m.driver})" for m in loose)
+                + ": VFIO will call the group not viable; use --group to bind them all")
+    if not os.path.isdir(_sysfs(root, "drivers", VFIO_DRIVER)):
+        plan.steps.append(Step(None, None, VFIO_DRIVER))
+    for name in names:
+        member = pci.device(name, root)
+        if member.is_bridge:
+            plan.skipped.append({"bdf": name, "why": f"bridge ({member.class_name}): stays with "
+                                                     f"{member.driver or 'no driver'}, as vfio allows"})
+            continue
+        if member.driver == VFIO_DRIVER:
+            plan.skipped.append({"bdf": name, "why": "already bound to vfio-pci"})
+            continue
+        for why in inuse.host_uses(name, root):
+            plan.refusals.append({"bdf": name, "why": why})
+        plan.targets.append({"bdf": name, "driver": member.driver,
+                             "driver_override": member.driver_override})
+        devdir = pci.device_dir(name, root)
+        plan.steps.append(Step(name, os.path.join(devdir, "driver_override"), VFIO_DRIVER))
+        if member.driver:
+            plan.steps.append(Step(name, _sysfs(root, "drivers", member.driver, "unbind"), name))
+        plan.steps.append(Step(name, _sysfs(root, "drivers_probe"), name))
+    if plan.refusals and not force:
+        first = plan.refusals[0]
+        more = f" (and {len(plan.refusals) - 1} more)" if len(plan.refusals) > 1 else ""
+        raise RefusedError(f"refusing to bind {first['bdf']}: {first['why']}{more}",
+                           "stop using it first, or pass --force if you mean it")
+    return plan
+
+
+def plan_unbind(text, root="/"):
+    """The plan to give `text`, and every device bound together with it, back to
+    the driver each had.  UsageError if it is neither bound to vfio-pci nor recorded."""
+    dev = pci.device(text, root)
+    state = load_state(root)
+    entry = state.get(dev.bdf)
+    if entry is None and dev.driver != VFIO_DRIVER:
+        raise UsageError(f"{dev.bdf} is not bound to vfio-pci (driver: {dev.driver or 'none'})",
+                         "nothing to undo")
+    plan = Plan("unbind", dev.bdf, dev.iommu_group)
+    # Everything bound together with it (bind --group) and not yet given back.
+    names = [n for n in entry.get("bound_with", []) if n in state or n == dev.bdf] \
+        if entry else [dev.bdf]
+    for name in names:
+        if not pci.exists(name, root):
+            plan.skipped.append({"bdf": name, "why": "no longer present"})
+            continue
+        member = pci.device(name, root)
+        rec = state.get(name)
+        if rec is None:
+            plan.notes.append(f"{name}: the driver it had before is unknown (not bound by "
+                              "pyvfio); the kernel will choose one")
+        restore_to = rec.get("driver") if rec else None
+        plan.targets.append({"bdf": name, "driver": member.driver, "restore_to": restore_to,
+                             "known": rec is not None})
+        devdir = pci.device_dir(name, root)
+        old_override = (rec or {}).get("driver_override") or ""
+        plan.steps.append(Step(name, os.path.join(devdir, "driver_override"), old_override + "\n"))
+        if member.driver:
+            plan.steps.append(Step(name, _sysfs(root, "drivers", member.driver, "unbind"), name))
+        if restore_to and os.path.isdir(_sysfs(root, "drivers", restore_to)):
+            plan.steps.append(Step(name, _sysfs(root, "drivers", restore_to, "bind"), name))
+        elif rec is None or restore_to:
+            plan.steps.append(Step(name, _sysfs(root, "drivers_probe"), name))
+    return plan
+
+
+# --- carrying a plan out ------------------------------------------------------------------
+
+def _check_writable(plan):
+    for step in plan.steps:
+        if step.path is None:
+            if os.geteuid() != 0:
+                raise PyvfioError("loading vfio-pci needs root",
+                                  f"run `sudo pyvfio {plan.action} {plan.bdf}`")
+            continue
+        if not os.access(step.path, os.W_OK):
+            why = "needs root" if os.path.exists(step.path) else "cannot be written (missing)"
+            raise PyvfioError(f"{plan.action} {step.bdf}: {step.path} {why}",
+                              f"run `sudo pyvfio {plan.action} {plan.bdf}`")
+
+
+def _write(kernel, step):
+    try:
+        kernel.write(step.path, step.value)
+    except OSError as exc:
+        raise PyvfioError(f"`{step.describe()}` failed: {exc.strerror or exc}",
+                          "see dmesg for the driver's reason") from None
+
+
+def bind(plan, root="/", kernel=None):
+    """Carry out a bind plan; record each device's old driver before touching it.
+    A device vfio-pci does not take is given back to its old driver at once."""
+    kernel = kernel or Kernel()
+    _check_writable(plan)
+    state = load_state(root)
+    together = [t["bdf"] for t in plan.targets]
+    now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    for step in plan.steps:
+        if step.path is None:
+            err = kernel.modprobe(step.value)
+            if err or not os.path.isdir(_sysfs(root, "drivers", VFIO_DRIVER)):
+                raise PyvfioError(f"vfio-pci is not loaded and `modprobe vfio-pci` failed: {err or 'no driver appeared'}",
+                                  "install/load the vfio-pci module (modprobe vfio-pci)")
+            continue
+        if step.bdf not in state:
+            target = next(t for t in plan.targets if t["bdf"] == step.bdf)
+            state[step.bdf] = {"driver": target["driver"],
+                               "driver_override": target["driver_override"],
+                               "group": plan.group, "bound_with": together, "time": now}
+            save_state(state, root)
+        _write(kernel, step)
+        if step.path.endswith("drivers_probe"):
+            got = paths.link_name(os.path.join(pci.device_dir(step.bdf, root), "driver"))
+            if got != VFIO_DRIVER:
+                _rollback(step.bdf, state, root, kernel)
+                raise PyvfioError(f"vfio-pci did not take {step.bdf} (driver now: {got or 'none'}); "
+                                  "it was given back", "see dmesg: without an IOMMU vfio-pci "
+                                  "refuses every device (probe error -22)")
+    return state
+
+
+def _rollback(bdf, state, root, kernel):
+    try:
+        for step in plan_unbind(bdf, root).steps:
+            if step.bdf == bdf:
+                kernel.write(step.path, step.value)
+    except (OSError, PyvfioError):
+        pass
+    state.pop(bdf, None)
+    save_state(state, root)
+
+
+def unbind(plan, root="/", kernel=None):
+    """Carry out an unbind plan; forget each device once it has its driver back.
+    Returns the devices whose driver did not come back: {bdf: driver now}."""
+    kernel = kernel or Kernel()
+    _check_writable(plan)
+    state = load_state(root)
+    for step in plan.steps:
+        _write(kernel, step)
+    wrong = {}
+    for target in plan.targets:
+        bdf = target["bdf"]
+        got = paths.link_name(os.path.join(pci.device_dir(bdf, root), "driver"))
+        if target["restore_to"] and got != target["restore_to"]:
+            wrong[bdf] = got
+        else:
+            state.pop(bdf, None)
+    save_state(state, root)
+    return wrong
