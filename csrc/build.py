@@ -17,7 +17,56 @@ sys.path.insert(0, str(HERE))
 import uapi_decls  # noqa: E402
 from stamp import source_stamp  # noqa: E402
 
-C_FILES = ["mmio.h"]
+# Concatenated into one translation unit (local #includes dropped), so a
+# cross-build needs nothing but the emitted C file.
+C_FILES = ["mmio.h", "hist.h", "loop.h", "loop.c"]
+
+LOOP_CDEF = """
+#define PYVFIO_HIST_LEN ...
+#define PYVFIO_MAX_OPS ...
+#define PYVFIO_MAX_BARS ...
+#define PYVFIO_MAX_REARM ...
+#define PYVFIO_OP_WRITE ...
+#define PYVFIO_OP_READ ...
+#define PYVFIO_OP_WRITE_CAUSE ...
+#define PYVFIO_DONE ...
+#define PYVFIO_TIMEOUT ...
+#define PYVFIO_SIGNAL ...
+#define PYVFIO_ERROR ...
+#define PYVFIO_HIST_SUB_BITS ...
+struct pyvfio_hist { uint64_t count, min, max, sum, overflow; uint64_t buckets[...]; ...; };
+void pyvfio_hist_record(struct pyvfio_hist *h, uint64_t v);
+struct pyvfio_reg_op { int kind, bar, width; uint32_t offset, rotate, stride; uint64_t value; ...; };
+struct pyvfio_bar { int fd; uint64_t fd_offset; uint64_t size; void *base; ...; };
+struct pyvfio_loop_cfg {
+    int device_fd, trigger_fd, unmask_fd, wakeup_fd;
+    unsigned long set_irqs_req;
+    void *unmask_buf;
+    void *rearm_bufs[...];
+    int n_rearm;
+    struct pyvfio_bar bars[...];
+    struct pyvfio_reg_op raise_ops[...], ack_ops[...];
+    int n_raise, n_ack;
+    uint64_t loops, interval_ns, deadline_ns, raised_base;
+    int watchdog_ms;
+    ...;
+};
+struct pyvfio_loop_result {
+    uint64_t delivered, spurious, extra_signals, raised, last_cause;
+    int reason, err;
+    const char *errop;
+    ...;
+};
+int pyvfio_intx_loop(const struct pyvfio_loop_cfg *cfg, struct pyvfio_loop_result *res,
+                     struct pyvfio_hist *wakeup, struct pyvfio_hist *service,
+                     struct pyvfio_hist *rtt);
+uint64_t pyvfio_now_ns(void);
+"""
+
+
+def _c_source(name):
+    return "".join(line for line in (HERE / name).read_text().splitlines(True)
+                   if not line.startswith('#include "'))
 
 
 def build_ffi(module="pyvfio._ffi"):
@@ -29,16 +78,16 @@ def build_ffi(module="pyvfio._ffi"):
         uint64_t pyvfio_mmio_read(const void *base, size_t off, int width);
         void pyvfio_mmio_write(void *base, size_t off, int width, uint64_t v);
     """)
+    ffi.cdef(LOOP_CDEF)
     extra_src = []
     for name in C_FILES:
-        extra_src.append((HERE / name).read_text())
+        extra_src.append(_c_source(name))
     ffi.set_source(
         module,
         uapi_decls.INCLUDES
         + "\n".join(extra_src)
         + f'\nconst char *pyvfio_ffi_stamp(void) {{ return "{stamp}"; }}\n',
         extra_compile_args=["-O2", "-Wall"],
-        include_dirs=[str(HERE)],
     )
     return ffi
 

@@ -30,15 +30,18 @@ class Intx:
     """A device's INTx line, driven from the guest side.
 
     `unmask_mode` chooses how `eoi()` unmasks the host line: "ioctl" or "eventfd".
+    With `rearm_each`, `eoi()` instead disables and re-enables INTx (the userspace
+    workaround for a host whose lazy disable leaves the controller stuck).
     Use as a context manager; leaving it disables INTx and closes the eventfds.
     """
 
-    def __init__(self, host, unmask_mode="ioctl"):
+    def __init__(self, host, unmask_mode="ioctl", rearm_each=False):
         if unmask_mode not in UNMASK_MODES:
             raise UsageError(f"unknown unmask mode {unmask_mode!r}",
                              f"use one of: {', '.join(UNMASK_MODES)}")
         self.host = host
         self.unmask_mode = unmask_mode
+        self.rearm_each = rearm_each
         self.trigger = None
         self.unmask_efd = None
         self.enabled = False
@@ -72,7 +75,9 @@ class Intx:
 
     def eoi(self):
         """The guest's EOI reaches the host: unmask by the chosen mode."""
-        if self.unmask_efd is not None:
+        if self.rearm_each:
+            self.rearm()
+        elif self.unmask_efd is not None:
             self.unmask_efd.signal()
         else:
             self.host.set_irqs(INTX, _UNMASK_NONE, 0, 1)

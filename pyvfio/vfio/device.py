@@ -4,34 +4,21 @@ order (device, then group, then container)."""
 
 import errno
 import os
-import re
 
 from .. import uapi
 from .._binding import ffi
 from ..backend import IrqInfo
 from ..errors import UsageError, VfioError
+from ..host import interrupts, pci
 from .container import Container
 from .group import Group
 from .ioctl import vfio_ioctl
 from .region import ACCESS_MODES, Region
 
-BDF_RE = re.compile(r"^[0-9a-f]{4}:[0-9a-f]{2}:[0-1][0-9a-f]\.[0-7]$")
 _INTX = uapi.VFIO_PCI_INTX_IRQ_INDEX
 _DATA_MASK = uapi.VFIO_IRQ_SET_DATA_NONE | uapi.VFIO_IRQ_SET_DATA_BOOL | uapi.VFIO_IRQ_SET_DATA_EVENTFD
 _ACTION_MASK = (uapi.VFIO_IRQ_SET_ACTION_MASK | uapi.VFIO_IRQ_SET_ACTION_UNMASK
                 | uapi.VFIO_IRQ_SET_ACTION_TRIGGER)
-
-
-def normalize_bdf(text):
-    """'3.0', '00:03.0' or '0000:00:03.0' -> '0000:00:03.0'; UsageError otherwise."""
-    t = text.strip().lower()
-    if re.match(r"^[0-9a-f]{1,2}\.[0-7]$", t):
-        t = "00:" + t.zfill(4)
-    if re.match(r"^[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$", t):
-        t = "0000:" + t
-    if not BDF_RE.match(t):
-        raise UsageError(f"malformed PCI address {text!r}", "write it as DDDD:BB:DD.F, e.g. 0000:00:03.0")
-    return t
 
 
 class Device:
@@ -39,12 +26,12 @@ class Device:
 
     name = "vfio"
 
-    def __init__(self, fd, bdf, group=None, container=None, sysfs="/sys"):
+    def __init__(self, fd, bdf, group=None, container=None, root="/"):
         self.fd = fd
         self.bdf = bdf
         self.group = group
         self.container = container
-        self.sysfs = sysfs
+        self.root = root
         self._regions = {}
         self._irq_set_cache = {}
         info = ffi.new("struct vfio_device_info *")
@@ -95,7 +82,8 @@ class Device:
         vfio_ioctl(self.fd, "VFIO_DEVICE_GET_IRQ_INFO", uapi.VFIO_DEVICE_GET_IRQ_INFO, ffi.buffer(ii))
         return IrqInfo(index, ii.flags, ii.count)
 
-    def _irq_set_buffer(self, index, flags, start, count, payload):
+    def irq_set_buffer(self, index, flags, start, count, payload):
+        """A struct vfio_irq_set with its data[] payload, ready for the ioctl."""
         buf = bytearray(uapi.IRQ_SET_HDR + len(payload))
         hdr = ffi.from_buffer("struct vfio_irq_set *", buf)
         hdr.argsz = len(buf)
@@ -126,9 +114,9 @@ class Device:
             key = (index, flags, start, count)
             buf = self._irq_set_cache.get(key)  # the per-interrupt unmask reuses one buffer
             if buf is None:
-                buf = self._irq_set_cache[key] = self._irq_set_buffer(index, flags, start, count, b"")
+                buf = self._irq_set_cache[key] = self.irq_set_buffer(index, flags, start, count, b"")
         else:
-            buf = self._irq_set_buffer(index, flags, start, count, payload)
+            buf = self.irq_set_buffer(index, flags, start, count, payload)
         vfio_ioctl(self.fd, "VFIO_DEVICE_SET_IRQS", uapi.VFIO_DEVICE_SET_IRQS, buf)
 
     def reset(self):
@@ -140,8 +128,14 @@ class Device:
     def host_state(self):
         """The line's /proc/interrupts total and the physical DisINTx bit (vfio
         virtualises COMMAND, so read it from sysfs, not through the device fd)."""
-        return {"irq_count": _proc_irq_count(f"vfio-intx({self.bdf})"),
-                "disintx": _physical_disintx(os.path.join(self.sysfs, "bus/pci/devices", self.bdf))}
+        line = interrupts.intx_line(self.bdf, root=self.root)
+        try:
+            command = int.from_bytes(pci.read_config(self.bdf, self.root)[4:6], "little")
+        except OSError:
+            command = None
+        return {"irq": line.irq if line else None, "irq_count": line.total if line else None,
+                "chip": line.chip if line else None,
+                "disintx": None if command is None else bool(command & 0x400)}  # PCI_COMMAND_INTX_DISABLE
 
     # --- lifetime --------------------------------------------------------------------
     def close(self):
@@ -169,32 +163,9 @@ class Device:
         return f"<vfio Device {self.bdf} fd={self.fd}>"
 
 
-def _proc_irq_count(name, path="/proc/interrupts"):
-    """Sum of the per-CPU counts of the /proc/interrupts line whose action is `name`."""
-    try:
-        with open(path) as f:
-            ncpu = len(f.readline().split())
-            for line in f:
-                if line.rstrip().endswith(name):
-                    return sum(int(x) for x in line.split()[1:1 + ncpu])
-    except OSError:
-        pass
-    return None
-
-
-def _physical_disintx(devdir):
-    try:
-        with open(os.path.join(devdir, "config"), "rb") as f:
-            command = int.from_bytes(f.read(6)[4:6], "little")
-    except OSError:
-        return None
-    return bool(command & 0x400)  # PCI_COMMAND_INTX_DISABLE
-
-
-def iommu_group_of(bdf, sysfs="/sys"):
-    dev = os.path.join(sysfs, "bus/pci/devices", bdf)
-    if not os.path.exists(dev):
-        raise UsageError(f"no PCI device {bdf} on this host", "pyvfio list shows the devices there are")
+def iommu_group_of(text, root="/"):
+    bdf = pci.require(text, root)
+    dev = pci.device_dir(bdf, root)
     driver = os.path.join(dev, "driver")
     drv = os.path.basename(os.readlink(driver)) if os.path.islink(driver) else None
     if drv != "vfio-pci":
@@ -204,13 +175,13 @@ def iommu_group_of(bdf, sysfs="/sys"):
     if not os.path.islink(link):
         raise VfioError("find IOMMU group", errno.ENODEV, f"{bdf} has no IOMMU group",
                         "enable the IOMMU (intel_iommu=on / amd_iommu=on), or use vfio's noiommu mode")
-    return int(os.path.basename(os.readlink(link)))
+    return bdf, int(os.path.basename(os.readlink(link)))
 
 
-def open_device(bdf, iommu=None, sysfs="/sys", dev_root="/dev/vfio"):
-    """Open `bdf` through VFIO: container, group (attached, IOMMU set), device fd."""
-    bdf = normalize_bdf(bdf)
-    number = iommu_group_of(bdf, sysfs)
+def open_device(text, iommu=None, root="/"):
+    """Open a device through VFIO: container, group (attached, IOMMU set), device fd."""
+    bdf, number = iommu_group_of(text, root)
+    dev_root = os.path.join(root, "dev/vfio")
     container = Container(os.path.join(dev_root, "vfio"))
     group = None
     try:
@@ -218,7 +189,7 @@ def open_device(bdf, iommu=None, sysfs="/sys", dev_root="/dev/vfio"):
         group.set_container(container)
         container.set_iommu(iommu)
         fd = group.get_device_fd(bdf)
-        return Device(fd, bdf, group, container, sysfs)
+        return Device(fd, bdf, group, container, root)
     except BaseException:
         if group is not None:
             group.close()

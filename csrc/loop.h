@@ -1,0 +1,47 @@
+/* The INTx hot loop: the toy guest's handler, compiled.  See loop.c. */
+#include <stdint.h>
+#include "hist.h"
+
+enum { PYVFIO_OP_WRITE = 0, PYVFIO_OP_READ = 1, PYVFIO_OP_WRITE_CAUSE = 2 };
+enum { PYVFIO_DONE = 0, PYVFIO_TIMEOUT = 1, PYVFIO_SIGNAL = 2, PYVFIO_ERROR = 3 };
+#define PYVFIO_MAX_OPS 8
+#define PYVFIO_MAX_BARS 2
+#define PYVFIO_MAX_REARM 3
+
+struct pyvfio_reg_op {
+    int kind, bar, width;
+    uint32_t offset, rotate, stride;
+    uint64_t value;
+};
+
+struct pyvfio_bar {
+    int fd;                 /* device fd, for pread/pwrite */
+    uint64_t fd_offset;     /* the region's offset in the device fd */
+    uint64_t size;
+    void *base;             /* mmap base, or NULL for pread/pwrite */
+};
+
+struct pyvfio_loop_cfg {
+    int device_fd, trigger_fd, unmask_fd, wakeup_fd;  /* unmask_fd -1: unmask by ioctl */
+    unsigned long set_irqs_req;
+    void *unmask_buf;                                  /* SET_IRQS UNMASK|DATA_NONE */
+    void *rearm_bufs[PYVFIO_MAX_REARM];                /* --rearm-each: disable, enable, [unmask fd] */
+    int n_rearm;
+    struct pyvfio_bar bars[PYVFIO_MAX_BARS];
+    struct pyvfio_reg_op raise_ops[PYVFIO_MAX_OPS], ack_ops[PYVFIO_MAX_OPS];
+    int n_raise, n_ack;
+    uint64_t loops, interval_ns, deadline_ns, raised_base;
+    int watchdog_ms;
+};
+
+struct pyvfio_loop_result {
+    uint64_t delivered, spurious, extra_signals, raised;
+    uint64_t last_cause;
+    int reason, err;
+    const char *errop;
+};
+
+int pyvfio_intx_loop(const struct pyvfio_loop_cfg *cfg, struct pyvfio_loop_result *res,
+                     struct pyvfio_hist *wakeup, struct pyvfio_hist *service,
+                     struct pyvfio_hist *rtt);
+uint64_t pyvfio_now_ns(void);

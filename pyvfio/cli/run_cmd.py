@@ -1,0 +1,122 @@
+"""pyvfio run BDF: service a card's INTx through VFIO and measure it (cyclictest-style)."""
+
+import signal
+import sys
+import time
+
+from ..engine import ENGINES, Run, RunConfig, pin_and_prioritise
+from ..errors import UsageError
+from ..intx import UNMASK_MODES
+from ..results import envelope, write_atomic, write_json
+
+EXIT_THRESHOLD = 3   # p99 above --threshold
+EXIT_STALL = 5       # the watchdog saw a stall that was not recovered
+
+
+def add_arguments(p):
+    p.add_argument("bdf", help="PCI address of a card bound to vfio-pci (DDDD:BB:DD.F)")
+    p.add_argument("-l", "--loops", type=int, default=10000, help="interrupts to raise (default 10000)")
+    p.add_argument("-i", "--interval", type=int, default=0, metavar="US",
+                   help="time between raises in microseconds (default 0: closed loop)")
+    p.add_argument("-D", "--duration", type=float, default=0, metavar="S",
+                   help="run for S seconds instead of a loop count")
+    p.add_argument("-a", "--affinity", type=int, metavar="CPU", help="pin the measuring thread to CPU")
+    p.add_argument("-p", "--priority", type=int, metavar="PRIO", help="SCHED_FIFO priority (1-99)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no live status line, summary only")
+    p.add_argument("--json", metavar="FILE", help="write the full result as JSON (atomically)")
+    p.add_argument("--hgrm", metavar="FILE", help="write the round-trip histogram in HdrHistogram's .hgrm format")
+    p.add_argument("--profile", help="card profile (default: probe the card's IDs)")
+    p.add_argument("--unmask", choices=UNMASK_MODES, default="ioctl",
+                   help="unmask per interrupt by SET_IRQS ioctl or by the unmask eventfd (default ioctl)")
+    p.add_argument("--access", choices=("mmap", "rw"), default="mmap",
+                   help="register access by mmap or pread/pwrite (default mmap)")
+    p.add_argument("--engine", choices=ENGINES, default="c", help="hot loop in C (default) or Python")
+    p.add_argument("--watchdog", type=int, default=1000, metavar="MS",
+                   help="a raise with no trigger within MS milliseconds is a stall (default 1000)")
+    p.add_argument("--recover", action="store_true",
+                   help="after a stall, service the card by polling and disable/re-enable INTx")
+    p.add_argument("--rearm-each", action="store_true",
+                   help="disable and re-enable INTx after every interrupt instead of unmasking")
+    p.add_argument("--threshold", type=float, metavar="US", help="exit 3 when the round-trip p99 exceeds US")
+    p.add_argument("--iommu", help="IOMMU type to ask for (default: the best the host offers)")
+
+
+def _status_line(run):
+    c, rtt = run.counts, run.hists[2]
+    p50 = rtt.percentile(50)
+    sys.stderr.write(f"\rdelivered {c.delivered}  stalled {len(run.stalls)}  "
+                     f"p50 {p50 / 1e3 if p50 else 0:.1f} us  max {rtt.c.max / 1e3:.1f} us   ")
+    sys.stderr.flush()
+
+
+def _host_facts(bdf):
+    from ..host import interrupts, system
+    facts = system.probe().to_json()
+    line = interrupts.intx_line(bdf)
+    facts["intx_line"] = line.to_json() if line else None
+    return facts
+
+
+def summary_lines(result):
+    c, lat = result["counts"], result["latency"]
+    out = [f"verdict: {result['verdict']}" + ("  (interrupted)" if result["interrupted"] else ""),
+           f"raised {c['raised']}  delivered {c['delivered']}  stalled {c['stalled']}  "
+           f"recovered {c['recovered']}  lost {c['lost']}  spurious {c['spurious_triggers']}"]
+    for name in ("wakeup", "service", "round_trip"):
+        s = lat[name]
+        if s.get("count"):
+            out.append(f"{name:>10} us: min {s['min_us']:.2f}  avg {s['avg_us']:.2f}  p50 {s['p50_us']:.2f}  "
+                       f"p99 {s['p99_us']:.2f}  p99.9 {s['p99.9_us']:.2f}  max {s['max_us']:.2f}")
+    if result.get("throughput_per_s"):
+        out.append(f"throughput {result['throughput_per_s']:.0f}/s")
+    hi = result.get("host_interrupts")
+    if hi is not None:
+        out.append(f"host interrupts (/proc/interrupts) {hi}  per delivered {result['host_per_delivered'] or 0:.3f}")
+    return out
+
+
+def _sigterm(signum, frame):
+    raise KeyboardInterrupt
+
+
+def run(args):
+    from ..profiles import probe
+    from ..vfio import open_device
+
+    config = RunConfig(loops=args.loops, interval_us=args.interval, duration_s=args.duration,
+                       unmask=args.unmask, access=args.access, engine=args.engine,
+                       watchdog_ms=args.watchdog, recover=args.recover, rearm_each=args.rearm_each)
+    config.check()
+    if args.threshold is not None and args.threshold <= 0:
+        raise UsageError(f"threshold {args.threshold} us must be positive")
+    for w in pin_and_prioritise(args.affinity, args.priority):
+        print(f"pyvfio: warning: {w}", file=sys.stderr)
+    old_term = signal.signal(signal.SIGTERM, _sigterm)  # SIGTERM tears down like Ctrl-C
+    try:
+        with open_device(args.bdf, iommu=args.iommu) as dev:
+            profile = probe(dev, args.access, args.profile)
+            r = Run(dev, profile, config, status=None if args.quiet else _status_line)
+            started = time.time()
+            r.execute()
+            if not args.quiet:
+                sys.stderr.write("\n")
+            result = envelope("run", bdf=dev.bdf, host=_host_facts(dev.bdf),
+                              card=profile.describe(), modes=config.__dict__,
+                              started_unix=started, **r.to_json())
+    finally:
+        signal.signal(signal.SIGTERM, old_term)
+    if args.json:
+        write_json(args.json, result)
+    if args.hgrm:
+        write_atomic(args.hgrm, r.hists[2].hgrm())
+    for line in summary_lines(result):
+        print(line)
+    if r.interrupted:
+        return 130
+    if r.stalls and not all(s.recovered for s in r.stalls):
+        return EXIT_STALL
+    p99 = result["latency"]["round_trip"].get("p99_us")
+    if args.threshold is not None and p99 is not None and p99 > args.threshold:
+        print(f"p99 {p99:.2f} us exceeds the threshold {args.threshold} us", file=sys.stderr)
+        return EXIT_THRESHOLD
+    return 0

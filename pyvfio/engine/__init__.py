@@ -1,0 +1,254 @@
+"""The INTx engine: drives a card's interrupts through a host (real or model),
+counts what was delivered, stalled and recovered, and measures latency.
+
+`Run` owns one run: it arms INTx, initialises the card, runs batches on the chosen
+engine (C or Python; both execute the profile's register programs and the same
+protocol), handles stalls between batches (the watchdog), and always tears down:
+INTx disabled, card quiesced, fds closed, whatever happened.
+"""
+
+import os
+import time
+from dataclasses import dataclass, field
+
+import psutil
+
+from ..errors import UsageError
+from ..histogram import Histogram
+from ..intx import UNMASK_MODES, Intx
+from . import python_engine
+from .batch import SIGNAL, TIMEOUT
+
+ENGINES = ("c", "python")
+MAX_LOOPS = 10**9
+
+
+@dataclass
+class RunConfig:
+    loops: int = 1000
+    interval_us: int = 0
+    duration_s: float = 0.0
+    unmask: str = "ioctl"
+    access: str = "mmap"
+    engine: str = "c"
+    watchdog_ms: int = 1000
+    recover: bool = False
+    rearm_each: bool = False
+
+    def check(self):
+        if not 1 <= self.loops <= MAX_LOOPS:
+            raise UsageError(f"loop count {self.loops} is out of range", f"use 1 to {MAX_LOOPS}")
+        if not 0 <= self.interval_us <= 10_000_000:
+            raise UsageError(f"interval {self.interval_us} us is out of range", "use 0 to 10000000 us")
+        if self.duration_s < 0:
+            raise UsageError(f"duration {self.duration_s} s is negative", "use a positive duration or 0")
+        if not 0 <= self.watchdog_ms <= 600_000:
+            raise UsageError(f"watchdog {self.watchdog_ms} ms is out of range", "use 0 to 600000 ms")
+        if self.unmask not in UNMASK_MODES:
+            raise UsageError(f"unknown unmask mode {self.unmask!r}", "use ioctl or eventfd")
+        if self.engine not in ENGINES:
+            raise UsageError(f"unknown engine {self.engine!r}", "use c or python")
+        if self.access not in ("mmap", "rw"):
+            raise UsageError(f"unknown access mode {self.access!r}", "use mmap or rw")
+
+
+@dataclass
+class Stall:
+    """The watchdog fired: the card was raised but no trigger came."""
+    after_delivered: int      # interrupts delivered before this stall
+    host_state: dict          # /proc/interrupts count, physical DisINTx, ... at that moment
+    card_cause: int           # what the card had pending (serviced by polling)
+    recovered: bool = False
+
+    def to_json(self):
+        return {"after_delivered": self.after_delivered, "host_state": self.host_state,
+                "card_cause": self.card_cause, "card_pending": bool(self.card_cause),
+                "recovered": self.recovered}
+
+
+@dataclass
+class Counts:
+    raised: int = 0
+    delivered: int = 0
+    spurious: int = 0
+    extra_signals: int = 0
+    polled: int = 0          # interrupts serviced by polling after a stall
+    lost: int = 0            # raised, no trigger, nothing pending on the card either
+
+
+class Run:
+    def __init__(self, host, profile, config, on_rearm=None, status=None):
+        config.check()
+        self.host = host
+        self.profile = profile
+        self.config = config
+        self.on_rearm = on_rearm      # called after each recovery rearm (e.g. re-apply a policy)
+        self.status = status          # called with the Run between batches (live status line)
+        self.intx = Intx(host, config.unmask, config.rearm_each)
+        self.hists = (Histogram(), Histogram(), Histogram())  # wakeup, service, round trip
+        self.counts = Counts()
+        self.stalls = []
+        self.interrupted = False
+        self.elapsed_s = 0.0
+        self.host_before = self.host_after = None
+        self.cpu = {}
+
+    # --- the stall path (rare; Python) --------------------------------------------
+    def _stall(self):
+        state = self.host.host_state()
+        cause = self.profile.ack()  # service the card by polling: its interrupt is not lost
+        if not cause:
+            self.counts.lost += 1
+            return True  # nothing pending: a lost raise, not a stalled line; go on
+        stall = Stall(self.counts.delivered, state, cause)
+        self.stalls.append(stall)
+        self.counts.polled += 1
+        if not self.config.recover:
+            return False
+        self.intx.rearm()  # free_irq + request_irq re-arm the controller's source
+        if self.on_rearm:
+            self.on_rearm(self)
+        self._engine.update_fds()
+        stall.recovered = True
+        return True
+
+    def execute(self):
+        cfg = self.config
+        self.intx.check_info()
+        proc = psutil.Process()
+        self._engine = None
+        start = time.monotonic_ns()
+        deadline = start + int(cfg.duration_s * 1e9) if cfg.duration_s else 0
+        try:
+            self.intx.enable()
+            self.profile.init()
+            if cfg.engine == "c":
+                from .c_engine import CLoop
+                self._engine = CLoop(self)
+            else:
+                self._engine = python_engine.PythonLoop(self)
+            self.host_before = self.host.host_state()
+            cpu0, ctx0 = proc.cpu_times(), proc.num_ctx_switches()
+            batch_n = 64
+            remaining = cfg.loops if not cfg.duration_s else MAX_LOOPS
+            while remaining > 0:
+                if deadline and time.monotonic_ns() >= deadline:
+                    break
+                t = time.monotonic_ns()
+                n = min(batch_n, remaining)
+                b = self._engine.run_batch(n, self.hists, deadline)
+                self._account(b)
+                remaining -= b.raised
+                if b.reason == SIGNAL:
+                    raise KeyboardInterrupt
+                if b.reason == TIMEOUT and not self._stall():
+                    break
+                if b.raised < n and b.reason != TIMEOUT:
+                    break  # deadline reached inside the batch
+                # aim for ~0.2 s per batch so the status line stays live
+                took = max(1, time.monotonic_ns() - t)
+                batch_n = max(16, min(1 << 20, int(n * 2e8 / took)))
+                if self.status:
+                    self.status(self)
+        except KeyboardInterrupt:
+            self.interrupted = True
+        finally:
+            self.elapsed_s = (time.monotonic_ns() - start) / 1e9
+            try:
+                cpu1, ctx1 = proc.cpu_times(), proc.num_ctx_switches()
+                self.cpu = {"user_s": cpu1.user - cpu0.user, "system_s": cpu1.system - cpu0.system,
+                            "voluntary_ctx_switches": ctx1.voluntary - ctx0.voluntary,
+                            "involuntary_ctx_switches": ctx1.involuntary - ctx0.involuntary}
+            except NameError:
+                pass  # failed before the measurement started
+            self.teardown()
+        return self
+
+    def _account(self, b):
+        c = self.counts
+        c.raised += b.raised
+        c.delivered += b.delivered
+        c.spurious += b.spurious
+        c.extra_signals += b.extra_signals
+        self.profile.raised += b.raised
+
+    def teardown(self):
+        """Always: INTx disabled, card quiesced, fds closed (each step attempted)."""
+        errors = []
+        for step in (self._close_engine, self.intx.close, self.profile.quiesce, self._host_after):
+            try:
+                step()
+            except Exception as exc:  # keep tearing down; report the first failure
+                errors.append(exc)
+        if errors and not self.interrupted:
+            raise errors[0]
+
+    def _close_engine(self):
+        if self._engine is not None:
+            self._engine.close()
+
+    def _host_after(self):
+        self.host_after = self.host.host_state()
+
+    # --- results --------------------------------------------------------------------
+    @property
+    def verdict(self):
+        if not self.stalls:
+            return "ok" if self.counts.lost == 0 else f"lost {self.counts.lost}"
+        first = self.stalls[0].after_delivered
+        if all(s.recovered for s in self.stalls):
+            return f"stall after {first}, recovered {len(self.stalls)}x"
+        return f"stall after {first}"
+
+    def host_irq_delta(self):
+        a, b = (self.host_before or {}).get("irq_count"), (self.host_after or {}).get("irq_count")
+        return None if a is None or b is None else b - a
+
+    def to_json(self):
+        c = self.counts
+        delta = self.host_irq_delta()
+        per_irq = (self.cpu.get("user_s", 0) + self.cpu.get("system_s", 0)) / c.delivered if c.delivered else None
+        out = {
+            "verdict": self.verdict,
+            "interrupted": self.interrupted,
+            "counts": {"raised": c.raised, "delivered": c.delivered, "stalled": len(self.stalls),
+                       "recovered": sum(s.recovered for s in self.stalls), "polled": c.polled,
+                       "lost": c.lost, "spurious_triggers": c.spurious, "extra_signals": c.extra_signals},
+            "host_interrupts": delta,
+            "host_per_delivered": (delta / c.delivered) if delta is not None and c.delivered else None,
+            "elapsed_s": self.elapsed_s,
+            "throughput_per_s": c.delivered / self.elapsed_s if self.elapsed_s else None,
+            "cpu": {**self.cpu, "cpu_us_per_interrupt": per_irq * 1e6 if per_irq is not None else None},
+            "latency": {"wakeup": self.hists[0].to_json(), "service": self.hists[1].to_json(),
+                        "round_trip": self.hists[2].to_json()},
+            "stalls": [s.to_json() for s in self.stalls],
+            "host_state": {"before": self.host_before, "after": self.host_after},
+        }
+        for key in ("controller_deliveries",):  # what only a model host can count
+            if self.host_after and key in self.host_after and self.host_before:
+                out[key] = self.host_after[key] - self.host_before.get(key, 0)
+        return out
+
+
+def pin_and_prioritise(cpu=None, priority=None):
+    """-a / -p, cyclictest-style.  Returns warnings to print."""
+    warnings = []
+    if cpu is not None:
+        try:
+            os.sched_setaffinity(0, {cpu})
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"cannot pin to CPU {cpu}: {exc}", f"use a CPU in {sorted(os.sched_getaffinity(0))}")
+    if priority is not None:
+        if not 1 <= priority <= 99:
+            raise UsageError(f"SCHED_FIFO priority {priority} is out of range", "use 1 to 99")
+        try:
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+        except PermissionError:
+            raise UsageError("cannot set SCHED_FIFO: permission denied", "run as root or drop -p") from None
+    if cpu is None and priority is None:
+        warnings.append("the measuring thread is neither pinned (-a) nor SCHED_FIFO (-p): "
+                        "latencies include scheduler noise")
+    return warnings
+
+
+__all__ = ["ENGINES", "Run", "RunConfig", "Stall", "pin_and_prioritise"]

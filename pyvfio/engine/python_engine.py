@@ -1,0 +1,71 @@
+"""The pure-Python engine: the same protocol as the C loop, one interpreted step at
+a time.  It is the reference (readable, runs against any host, the model included)
+and the foil the C engine is measured against."""
+
+import time
+
+from ..guest import Guest
+from ..profiles import run_ops
+from .batch import DONE, TIMEOUT, Batch
+
+now_ns = time.monotonic_ns
+
+
+class PythonLoop:
+    """Same interface as c_engine.CLoop."""
+
+    def __init__(self, ctx):
+        self.ctx = ctx
+
+    def run_batch(self, n, hists, deadline_ns=0):
+        return run_batch(self.ctx, n, hists, deadline_ns)
+
+    def update_fds(self):
+        pass  # the Python loop reads the Intx's eventfds afresh every batch
+
+    def close(self):
+        pass
+
+
+def run_batch(ctx, n, hists, deadline_ns=0):
+    """Up to `n` interrupts: raise, wait for the trigger, run the guest's handler
+    (ack + EOI), record.  Returns a Batch; stops early on a watchdog timeout."""
+    guest = Guest(ctx.intx, ctx.profile)
+    trigger = ctx.intx.trigger
+    profile = ctx.profile
+    timeout = ctx.config.watchdog_ms / 1000.0
+    interval = ctx.config.interval_us * 1000
+    wakeup, service, rtt = hists
+    b = Batch()
+    nxt = 0
+    for _ in range(n):
+        if interval:
+            now = now_ns()
+            if nxt > now:
+                time.sleep((nxt - now) / 1e9)
+            nxt = (nxt or now) + interval
+        t0 = now_ns()
+        if deadline_ns and t0 >= deadline_ns:
+            break
+        run_ops(profile.raise_ops, profile.bars, profile.raised + b.raised)
+        b.raised += 1
+        while True:
+            count = trigger.wait(timeout)
+            if not count:
+                b.reason = TIMEOUT
+                return b
+            t1 = now_ns()
+            b.extra_signals += count - 1
+            cause = guest.on_trigger()
+            t2 = now_ns()
+            if cause:
+                break
+            b.spurious += 1
+        b.delivered += 1
+        b.last_cause = cause
+        wakeup.record(t1 - t0)
+        service.record(t2 - t1)
+        rtt.record(t2 - t0)
+    b.reason = DONE
+    return b
+
