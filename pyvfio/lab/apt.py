@@ -1,0 +1,118 @@
+"""A private apt state in the lab cache: fetch Debian packages for any
+architecture without touching the host's apt configuration or dpkg database.
+
+One state per Debian architecture (amd64 for the x86 kernels and the host-side
+kbuild, ppc64el for the POWER kernel and guest userspace).  Packages are only
+downloaded (`apt-get download` / `install --download-only`), never installed.
+"""
+import os
+import pathlib
+import re
+import subprocess
+
+from .errors import LabError
+
+MIRROR = "http://deb.debian.org/debian"
+SECURITY = "http://deb.debian.org/debian-security"
+KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
+
+# Suites per architecture.  ppc64el's bookworm-security index has failed here with
+# mirror-sync size errors; its 6.12 kernel comes from bookworm-backports anyway.
+SUITES = {
+    "amd64": [(MIRROR, "bookworm bookworm-updates bookworm-backports"), (SECURITY, "bookworm-security")],
+    "ppc64el": [(MIRROR, "bookworm bookworm-updates bookworm-backports")],
+}
+
+
+class Apt:
+    def __init__(self, cache_dir, debarch, archives="archives"):
+        self.debarch = debarch
+        self.root = pathlib.Path(cache_dir).resolve() / "apt" / debarch
+        # A separate archives folder per use keeps "the closure of X" well defined.
+        self.archives = self.root / archives
+
+    def _options(self):
+        r = self.root
+        return [
+            "-o", f"Dir::State={r}/state",
+            "-o", f"Dir::State::status={r}/state/status",
+            "-o", f"Dir::Cache={r}/cache",
+            "-o", f"Dir::Cache::archives={self.archives}",
+            "-o", f"Dir::Etc::SourceList={r}/sources.list",
+            "-o", f"Dir::Etc::SourceParts={r}/sources.list.d",
+            "-o", f"Dir::Etc::Preferences={r}/preferences",
+            "-o", f"Dir::Etc::PreferencesParts={r}/preferences.d",
+            "-o", f"APT::Architecture={self.debarch}",
+            "-o", f"APT::Architectures::={self.debarch}",
+            "-o", "APT::Get::AllowUnauthenticated=false",
+            "-o", "Acquire::Languages=none",
+            "-o", "Acquire::Retries=3",
+            "-o", "Debug::NoLocking=1",
+        ]
+
+    def _layout(self):
+        r = self.root
+        for d in ("state/lists/partial", "cache", "sources.list.d", "preferences.d"):
+            (r / d).mkdir(parents=True, exist_ok=True)
+        (self.archives / "partial").mkdir(parents=True, exist_ok=True)
+        (r / "state" / "status").touch()
+        (r / "preferences").touch()
+        lines = [f"deb [signed-by={KEYRING}] {url} {suite} main\n"
+                 for url, suites in SUITES[self.debarch] for suite in suites.split()]
+        (r / "sources.list").write_text("".join(lines))
+
+    def _run(self, tool, *args, step):
+        cmd = [tool, *self._options(), *args]
+        p = subprocess.run(cmd, capture_output=True, text=True, cwd=self.archives)
+        if p.returncode != 0:
+            tail = (p.stderr or p.stdout).strip().splitlines()[-6:]
+            raise LabError(step, f"{tool} {' '.join(args[:3])} failed (exit {p.returncode})",
+                           "\n".join(tail), hint=_network_hint(p.stderr))
+        return p.stdout
+
+    def update(self, force=False):
+        """Fetch the package lists once (or again when forced, e.g. after a 404)."""
+        self._layout()
+        lists = self.root / "state" / "lists"
+        if not force and any(lists.glob("*_Packages*")):
+            return False
+        self._run("apt-get", "update", step=f"apt update ({self.debarch})")
+        return True
+
+    def names(self, regex):
+        """Package names matching regex (anchored), sorted by Debian version order."""
+        out = self._run("apt-cache", "pkgnames", step=f"apt-cache ({self.debarch})")
+        pat = re.compile(regex)
+        return sorted((n for n in out.split() if pat.fullmatch(n)), key=_version_key)
+
+    def download(self, names, step):
+        """Download exactly these packages; returns their .deb paths."""
+        self._run("apt-get", "download", *names, step=step)
+        return [self._deb(n) for n in names]
+
+    def download_closure(self, names, step):
+        """Download names and their whole Depends/PreDepends closure (no recommends)."""
+        self._run("apt-get", "install", "--download-only", "--no-install-recommends", "-y",
+                  "-q", *names, step=step)
+        return sorted(self.archives.glob("*.deb"))
+
+    def _deb(self, name):
+        found = sorted(self.archives.glob(f"{name}_*.deb"))
+        if not found:
+            raise LabError("download", f"apt-get download left no .deb for {name}")
+        return found[-1]
+
+
+def _version_key(name):
+    return [int(x) if x.isdigit() else x for x in re.split(r"(\d+)", name)]
+
+
+def _network_hint(stderr):
+    if re.search(r"Temporary failure resolving|Could not resolve|Failed to fetch|Unable to connect",
+                 stderr or ""):
+        return "no network to Debian's mirror: the first run needs it to fetch packages"
+    return None
+
+
+def env_has_apt():
+    return all(os.path.exists(p) for p in ("/usr/bin/apt-get", "/usr/bin/dpkg-deb", KEYRING))

@@ -1,0 +1,89 @@
+"""What a lab run asks for, checked before anything is downloaded or booted."""
+import dataclasses
+import shutil
+
+from ..errors import UsageError
+
+# Cards QEMU emulates that pyvfio has profiles for: QEMU device, vendor:device.
+CARDS = {
+    "edu": ("edu", "1234:11e8"),
+    # Interrupt mitigation would add a ~128 us floor per interrupt.
+    "e1000": ("e1000,mitigation=off", "8086:100e"),
+    "rtl8139": ("rtl8139", "10ec:8139"),
+}
+
+ARCHES = {
+    "x86_64": {
+        "debarch": "amd64",
+        "qemu": "qemu-system-x86_64",
+        # 6.1's vfio-pci lacks the unlazy fix, 6.12 has it: a natural before/after.
+        "kernels": {
+            "6.1": r"linux-image-6\.1\.0-\d+-amd64-unsigned",
+            "6.12": r"linux-image-6\.12\.\d+\+deb12-amd64-unsigned",
+        },
+        "default_kernel": "6.12",
+        "ics": ("ioapic",),
+        "modules": ["9p", "9pnet_virtio", "virtio_pci", "vfio_pci", "vfio_iommu_type1"],
+        "busybox": "host",
+    },
+    "ppc64le": {
+        "debarch": "ppc64el",
+        "qemu": "qemu-system-ppc64",
+        # bookworm's 6.1 ppc64el build cannot bind vfio-pci (no powerpc iommu_ops).
+        "kernels": {"6.12": r"linux-image-6\.12\.\d+\+deb12-powerpc64le"},
+        "default_kernel": "6.12",
+        "ics": ("xive", "xics"),
+        "modules": ["9p", "9pnet_virtio", "virtio_pci", "vfio_pci", "vfio_iommu_spapr_tce"],
+        "busybox": "deb",
+    },
+}
+
+POLICIES = ("default", "lazy", "unlazy")
+
+
+@dataclasses.dataclass
+class LabConfig:
+    arch: str
+    kernel: str = None
+    cards: tuple = ("edu",)
+    ic: str = None
+    nointxmask: int = 0
+    policy: str = "default"
+    timeout: float = 300.0
+    command: tuple = ()
+    verbose: bool = False
+
+    def __post_init__(self):
+        if self.arch not in ARCHES:
+            raise UsageError(f"unknown lab architecture '{self.arch}'",
+                             f"choose one of {', '.join(ARCHES)}")
+        a = ARCHES[self.arch]
+        self.kernel = self.kernel or a["default_kernel"]
+        if self.kernel not in a["kernels"]:
+            raise UsageError(f"no {self.kernel} kernel for the {self.arch} lab",
+                             f"choose --kernel {' or '.join(a['kernels'])}")
+        self.cards = tuple(self.cards) or ("edu",)
+        for c in self.cards:
+            if c not in CARDS:
+                raise UsageError(f"unknown card '{c}'", f"choose from {', '.join(CARDS)}")
+        self.ic = self.ic or a["ics"][0]
+        if self.ic not in a["ics"]:
+            raise UsageError(f"interrupt controller '{self.ic}' is not available on {self.arch}",
+                             f"choose --ic {' or '.join(a['ics'])}")
+        if self.nointxmask not in (0, 1):
+            raise UsageError(f"--nointxmask must be 0 or 1, not {self.nointxmask}")
+        if self.policy not in POLICIES:
+            raise UsageError(f"unknown policy '{self.policy}'", f"choose {', '.join(POLICIES)}")
+        if not self.timeout or self.timeout <= 0:
+            raise UsageError("--timeout must be a positive number of seconds")
+
+    @property
+    def spec(self):
+        return ARCHES[self.arch]
+
+    def qemu_binary(self):
+        path = shutil.which(self.spec["qemu"])
+        if path is None:
+            raise UsageError(f"{self.spec['qemu']} is not installed",
+                             "install the lab's packages: apt-get install $(cat tools/lab-packages.txt)")
+        return path

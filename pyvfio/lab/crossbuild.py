@@ -1,0 +1,90 @@
+"""Cross-build pyvfio's cffi extension for the ppc64le guest.
+
+The whole `ffibuilder` of csrc/build.py is emitted as C by the cffi version the
+guest's backend has (Debian bookworm: 1.15.1; generated C must match its backend),
+then compiled with powerpc64le-linux-gnu-gcc against the ppc64el Python headers and
+the cross <linux/vfio.h>.  The result is keyed by the csrc stamp that pyvfio checks
+at import, and copied into the checkout as
+pyvfio/_ffi.cpython-311-powerpc64le-linux-gnu.so (the x86 Python never loads it).
+"""
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+
+from . import cache, debs
+from .apt import Apt
+from .errors import LabError
+
+CHECKOUT = pathlib.Path(__file__).resolve().parents[2]
+TARGET_NAME = "_ffi.cpython-311-powerpc64le-linux-gnu.so"
+CC = "powerpc64le-linux-gnu-gcc"
+
+
+def _stamp():
+    sys.path.insert(0, str(CHECKOUT / "csrc"))
+    try:
+        from stamp import source_stamp
+    finally:
+        sys.path.pop(0)
+    return source_stamp(CHECKOUT / "csrc")
+
+
+def _cffi(cache_root, version):
+    """A private copy of cffi==version used only to emit C."""
+    def build(out):
+        p = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check",
+                            "--target", str(out), f"cffi=={version}"],
+                           capture_output=True, text=True)
+        if p.returncode != 0:
+            raise LabError(f"cffi {version}", "pip install failed", p.stderr[-800:],
+                           hint="the first run needs PyPI")
+    return cache.ensure(pathlib.Path(cache_root) / f"cffi-{version}", f"cffi {version} (C emitter)",
+                        build)
+
+
+def _headers(cache_root):
+    def build(out):
+        apt = Apt(cache_root, "ppc64el", archives="archives-dev")
+        apt.update()
+        for deb in apt.download(["libpython3.11-dev", "python3.11-dev"], "ppc64el Python headers"):
+            debs.unpack(deb, out, "ppc64el Python headers")
+    return cache.ensure(pathlib.Path(cache_root) / "pyheaders-ppc64el", "ppc64el Python headers",
+                        build)
+
+
+def prepare(cache_root, cffi_version):
+    """Build (or reuse) the ppc64le extension and install it into the checkout."""
+    if shutil.which(CC) is None:
+        raise LabError("ppc64le extension", f"{CC} is not installed",
+                       hint="apt-get install $(cat tools/lab-packages.txt)")
+    stamp = _stamp()
+    step = f"ppc64le extension (csrc {stamp})"
+
+    def build(out):
+        emitter = _cffi(cache_root, cffi_version)
+        headers = _headers(cache_root)
+        c_file = out / "_ffi.c"
+        env = dict(os.environ, PYTHONPATH=str(emitter))
+        code = ("import sys; sys.path.insert(0, sys.argv[1]); import build; "
+                "build.ffibuilder.emit_c_code(sys.argv[2])")
+        p = subprocess.run([sys.executable, "-c", code, str(CHECKOUT / "csrc"), str(c_file)],
+                           env=env, capture_output=True, text=True, cwd=out)
+        if p.returncode != 0:
+            raise LabError(step, "cffi could not emit the C source", p.stderr[-1500:])
+        cmd = [CC, "-shared", "-fPIC", "-O2", "-Wall", "-o", str(out / TARGET_NAME), str(c_file),
+               f"-I{CHECKOUT / 'csrc'}", f"-I{headers / 'usr/include/python3.11'}",
+               f"-I{headers / 'usr/include'}"]
+        p = subprocess.run(cmd, capture_output=True, text=True)
+        if p.returncode != 0:
+            raise LabError(step, "cross-compiling the extension failed", p.stderr[-1500:])
+        return {"stamp": stamp}
+
+    folder = cache.ensure(pathlib.Path(cache_root) / "ext-ppc64le" / stamp, step, build,
+                          hashed=(TARGET_NAME,))
+    dest = CHECKOUT / "pyvfio" / TARGET_NAME
+    built = folder / TARGET_NAME
+    if not dest.exists() or dest.read_bytes() != built.read_bytes():
+        shutil.copyfile(built, dest)
+    return dest

@@ -1,0 +1,17 @@
+"""Lab failures: which step failed, what it printed, and what to do."""
+from ..errors import PyvfioError
+
+
+class LabError(PyvfioError):
+    """A lab step failed.  `detail` (a console or tool tail) is printed below the line."""
+
+    exit_code = 3
+
+    def __init__(self, step, message, detail="", hint=None):
+        super().__init__(f"lab: {step}: {message}", hint)
+        self.step = step
+        self.detail = detail
+
+
+class LabUnavailable(LabError):
+    """The lab cannot run here at all (not root, no QEMU, no network on first run)."""

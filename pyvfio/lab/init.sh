@@ -1,0 +1,96 @@
+#!/bin/sh
+# pyvfio lab: the guest's init (busybox sh, PID 1 in the initramfs).
+# Loads the 9p and vfio modules, mounts the shares, binds the requested cards to
+# vfio-pci, runs the host's command chrooted into the shared root, and hands the
+# command's status back through the run share (and, on x86, isa-debug-exit).
+# Lines starting with "@@pyvfio-lab:" are read by the host (pyvfio/lab/vm.py).
+/bin/busybox --install -s /bin
+export PATH=/bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+
+say() { echo "@@pyvfio-lab: $*"; }
+
+finish() {  # $1: status to report; never returns
+    if [ -n "$RUN_MOUNTED" ]; then echo "$1" > /labrun/status; sync; fi
+    if [ "$(uname -m)" = x86_64 ]; then
+        v=$1; [ "$v" -gt 127 ] && v=127
+        # isa-debug-exit at 0xf4: QEMU exits with (v << 1) | 1.
+        printf "\\$(printf %03o "$v")" | dd of=/dev/port bs=1 seek=244 count=1 2>/dev/null
+    fi
+    poweroff -f
+    echo o > /proc/sysrq-trigger
+    sleep 10
+}
+
+fail() {  # $1: step, $2: message
+    say "init-failed $1: $2"
+    dmesg | tail -n 25
+    finish 125
+}
+
+OPTS=trans=virtio,version=9p2000.L,msize=512000
+
+# Phase 1: everything but vfio (its parameters come from the run share).
+while read -r m; do
+    case $m in vfio*|irqbypass) ;; *) insmod /modules/$m.ko || fail modules "insmod $m failed" ;; esac
+done < /modules/order
+
+mount -t 9p -o $OPTS,cache=none labrun /labrun || fail mount "cannot mount the run share"
+RUN_MOUNTED=1
+. /labrun/lab.env || fail config "cannot read lab.env"
+
+# Phase 2: vfio, with nointxmask set at load time (vfio-pci reads it only then).
+while read -r m; do
+    case $m in
+    vfio_pci) insmod /modules/$m.ko nointxmask=$LAB_NOINTXMASK || fail modules "insmod vfio_pci failed" ;;
+    vfio*|irqbypass) insmod /modules/$m.ko || fail modules "insmod $m failed" ;;
+    esac
+done < /modules/order
+if [ -f /labrun/pyvfio_policy.ko ]; then
+    insmod /labrun/pyvfio_policy.ko || fail policy "insmod pyvfio_policy failed"
+fi
+
+mount -t 9p -o $OPTS,ro,cache=loose labroot /newroot || fail mount "cannot mount the root share"
+mount -t 9p -o $OPTS,cache=none labsrc "/newroot$LAB_SRC" || fail mount "cannot mount the checkout at $LAB_SRC"
+mount -o bind /labrun "/newroot$LAB_RUN" || fail mount "cannot bind the run share at $LAB_RUN"
+mount -t proc proc /newroot/proc
+mount -t sysfs sysfs /newroot/sys
+mount -t devtmpfs devtmpfs /newroot/dev
+mount -t tmpfs tmpfs /newroot/tmp
+mount -t tmpfs tmpfs /newroot/run
+mount -t debugfs debugfs /newroot/sys/kernel/debug 2>/dev/null
+
+# Bind each requested card (name=vendor:device), first unused match in bus order.
+taken=" "
+: > /labrun/cards.txt
+for want in $LAB_CARDS; do
+    name=${want%%=*}; id=${want#*=}; found=
+    for d in /sys/bus/pci/devices/*; do
+        bdf=${d##*/}
+        case "$taken" in *" $bdf "*) continue ;; esac
+        v=$(cat $d/vendor); dv=$(cat $d/device)
+        if [ "${v#0x}:${dv#0x}" = "$id" ]; then found=$bdf; break; fi
+    done
+    [ -n "$found" ] || fail bind "no $name card ($id) on the guest's PCI bus"
+    d=/sys/bus/pci/devices/$found
+    echo vfio-pci > $d/driver_override
+    [ -e $d/driver ] && echo $found > $d/driver/unbind
+    echo $found > /sys/bus/pci/drivers_probe
+    drv=$(readlink $d/driver)
+    [ "${drv##*/}" = vfio-pci ] || fail bind "$name at $found did not bind to vfio-pci"
+    taken="$taken$found "
+    echo "$name $found $(basename $(readlink $d/iommu_group))" >> /labrun/cards.txt
+done
+{
+    echo "kver $(uname -r)"
+    echo "nointxmask $(cat /sys/module/vfio_pci/parameters/nointxmask)"
+} > /labrun/guest.txt
+
+echo 1 > /proc/sys/kernel/printk  # keep kernel chatter out of the command's output
+say "command start"
+chroot /newroot /bin/sh "$LAB_RUN/command.sh"
+rc=$?
+say "command end $rc"
+finish $rc

@@ -1,0 +1,45 @@
+"""The QEMU command line for a lab guest (facts in LAB.md: why each option)."""
+
+# The default PHB's group holds the 9p devices; pseries cards go on a second PHB so
+# their IOMMU group holds nothing bound to a host driver.
+PPC_CARD_BUS = "phb1.0"
+X86_CARD_SLOT0 = 0x10
+
+
+def command(cfg, qemu, vmlinux, initrd, shares):
+    """shares: (tag, host path, read-only) in mount order."""
+    cmd = [qemu, "-nodefaults", "-display", "none", "-no-reboot", "-serial", "stdio",
+           "-smp", "1", "-m", "1G", "-accel", "tcg",
+           "-kernel", str(vmlinux), "-initrd", str(initrd)]
+    # TCG everywhere: this host's /dev/kvm is not a hardware KVM and dies on a
+    # stock kernel; one vCPU is faster than two under TCG.
+    if cfg.arch == "x86_64":
+        cmd += ["-machine", "q35",
+                # Interrupt remapping: without it vfio's type1 SET_IOMMU fails (EPERM).
+                "-device", "intel-iommu,intremap=on",
+                # The guest's verdict: QEMU exits (v << 1) | 1; 0 means no verdict.
+                "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04",
+                "-append", "console=ttyS0 quiet panic=-1 intel_iommu=on rdinit=/init"]
+        for i, card in enumerate(cfg.cards):
+            cmd += ["-device", f"{_qdev(card)},addr={X86_CARD_SLOT0 + i:#x}"]
+    else:
+        cmd += ["-machine", f"pseries,ic-mode={cfg.ic},x-vof=on,"
+                # TCG cannot provide these spectre mitigations; asking would only warn.
+                "cap-cfpc=broken,cap-sbbc=broken,cap-ibs=broken,cap-ccf-assist=off",
+                "-cpu", "POWER9",
+                "-append", "console=hvc0 quiet panic=-1 rdinit=/init",
+                "-device", "spapr-pci-host-bridge,index=1,id=phb1"]
+        for i, card in enumerate(cfg.cards):
+            cmd += ["-device", f"{_qdev(card)},bus={PPC_CARD_BUS},addr={i + 1:#x}"]
+    for tag, path, readonly in shares:
+        opt = f"local,path={path},mount_tag={tag},security_model=none,multidevs=remap"
+        if readonly:
+            opt += ",readonly=on"
+        cmd += ["-virtfs", opt]
+    return cmd
+
+
+def _qdev(card):
+    from .config import CARDS
+
+    return CARDS[card][0]

@@ -1,0 +1,115 @@
+"""One lab run: prepare what is missing, boot, run the command, read the verdict."""
+import json
+import os
+import pathlib
+import shlex
+import shutil
+import sys
+import time
+import uuid
+
+from . import cache, crossbuild, initramfs, kernels, progress, qemu, userspace, vm
+from .errors import LabError
+
+CHECKOUT = pathlib.Path(__file__).resolve().parents[2]
+
+
+def prepare(cfg, cache_root=None):
+    """Everything a boot needs, from the cache or freshly built.  Returns a dict."""
+    cache_root = pathlib.Path(cache_root or cache.root()).resolve()
+    cache_root.mkdir(parents=True, exist_ok=True)
+    kdir, kinfo = kernels.prepare(cfg, cache_root)
+    initrd = initramfs.prepare(cfg, cache_root, kdir, kinfo)
+    prep = {"cache": cache_root, "vmlinux": kdir / "vmlinux", "initrd": initrd, "kernel": kinfo,
+            "root": pathlib.Path("/"), "python_bin": str(pathlib.Path(sys.executable).parent),
+            "policy_ko": None}
+    if cfg.arch == "ppc64le":
+        root, uinfo = userspace.prepare(cache_root)
+        crossbuild.prepare(cache_root, uinfo["cffi_backend"])
+        prep["root"], prep["python_bin"] = root, "/usr/local/bin"
+    if cfg.policy != "default":
+        from . import policy_build
+
+        prep["policy_ko"] = policy_build.prepare(cfg, cache_root, kinfo)
+    return prep
+
+
+def _write_run_dir(cfg, prep, run_dir):
+    src = str(CHECKOUT)
+    facts = {"arch": cfg.arch, "kernel": cfg.kernel, "kver": prep["kernel"]["kver"],
+             "kernel_package": prep["kernel"]["package"],
+             "unlazy_fix": prep["kernel"]["unlazy_fix"], "ic": cfg.ic,
+             "nointxmask": cfg.nointxmask, "policy": cfg.policy, "cards": list(cfg.cards),
+             "policy_module": prep["policy_ko"] is not None}
+    (run_dir / "lab.json").write_text(json.dumps(facts, indent=1))
+    from .config import CARDS
+
+    env = {"LAB_SRC": src, "LAB_RUN": str(run_dir), "LAB_NOINTXMASK": str(cfg.nointxmask),
+           "LAB_CARDS": " ".join(f"{c}={CARDS[c][1]}" for c in cfg.cards)}
+    (run_dir / "lab.env").write_text("".join(f"{k}={shlex.quote(v)}\n" for k, v in env.items()))
+    path = f"{prep['python_bin']}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    exports = {"PYVFIO_LAB": "1", "PYVFIO_LAB_DIR": str(run_dir), "PATH": path,
+               "PYTHONPATH": src, "HOME": "/tmp", "TMPDIR": "/tmp", "LANG": "C.UTF-8",
+               "PYTHONUNBUFFERED": "1", "TERM": "dumb"}
+    lines = ["# written by pyvfio lab for one run"]
+    lines += [f"export {k}={shlex.quote(v)}" for k, v in exports.items()]
+    lines += [f"cd {shlex.quote(src)} || exit 125", " ".join(shlex.quote(a) for a in cfg.command)]
+    (run_dir / "command.sh").write_text("\n".join(lines) + "\n")
+    if prep["policy_ko"]:
+        shutil.copyfile(prep["policy_ko"], run_dir / "pyvfio_policy.ko")
+    if cfg.arch == "ppc64le":
+        # Mount points must exist in the read-only root before the guest mounts there.
+        for p in (src, str(run_dir)):
+            (prep["root"] / p.lstrip("/")).mkdir(parents=True, exist_ok=True)
+
+
+def run(cfg, cache_root=None, echo=vm.echo_stdout):
+    """Prepare, boot, run cfg.command; returns (status, output lines)."""
+    qemu_bin = cfg.qemu_binary()
+    if not cfg.command:
+        from ..errors import UsageError
+        raise UsageError("no command to run in the guest", "give one after --, e.g. -- python -c 'import pyvfio'")
+    t0 = time.monotonic()
+    prep = prepare(cfg, cache_root)
+    runs = prep["cache"] / "runs"
+    run_dir = runs / f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    run_dir.mkdir(parents=True)
+    try:
+        _write_run_dir(cfg, prep, run_dir)
+        shares = [("labroot", prep["root"], True), ("labsrc", CHECKOUT, False),
+                  ("labrun", run_dir, False)]
+        cmd = qemu.command(cfg, qemu_bin, prep["vmlinux"], prep["initrd"], shares)
+        if cfg.verbose:
+            progress.say("qemu: " + " ".join(shlex.quote(str(a)) for a in cmd))
+        progress.say(f"booting {cfg.arch} {prep['kernel']['kver']} "
+                     f"({', '.join(cfg.cards)}; ic {cfg.ic}; nointxmask {cfg.nointxmask}; "
+                     f"policy {cfg.policy}), prepared in {time.monotonic() - t0:.1f} s")
+        out = vm.run(cmd, cfg.timeout, echo=echo)
+        if cfg.verbose:
+            sys.stderr.write("--- guest console ---\n" + "\n".join(out.console) + "\n")
+        status = _verdict(cfg, out, run_dir)
+        progress.say(f"guest finished in {out.seconds:.1f} s: command exited {status}")
+        return status, out.output
+    finally:
+        if os.environ.get("PYVFIO_LAB_KEEP") != "1":
+            shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def _verdict(cfg, out, run_dir):
+    if out.timed_out:
+        raise LabError("guest", f"no verdict within --timeout {cfg.timeout:g} s: QEMU was killed",
+                       out.tail(), hint="raise --timeout if the command is just slow")
+    if out.init_failed:
+        step, _, msg = out.init_failed.partition(": ")
+        raise LabError(f"guest init ({step})", msg, out.tail())
+    status_file = run_dir / "status"
+    if not status_file.exists():
+        raise LabError("guest", f"ended without a verdict (QEMU exit {out.qemu_status}); "
+                       "the kernel probably panicked or the init died", out.tail())
+    status = int(status_file.read_text().strip())
+    if cfg.arch == "x86_64":
+        expect = (min(status, 127) << 1) | 1
+        if out.qemu_status != expect:
+            raise LabError("guest", f"verdicts disagree: status file says {status}, "
+                           f"isa-debug-exit gave QEMU exit {out.qemu_status}", out.tail())
+    return status
