@@ -1,0 +1,240 @@
+"""The model device: card + controller + genirq + vfio-pci behind `IntxHost`.
+
+    host = ModelHost(controller="xive", card="non-2.3", policy="lazy")
+
+is a device the INTx engine drives exactly as it drives /dev/vfio: SET_IRQS,
+IRQ info, a config-space region and BAR0 (an edu card).  Beyond what the real
+host can report, `host_state()` returns what only a model can see: every
+controller delivery (including the spurious ones genirq masks without counting
+them in /proc/interrupts), genirq's and the controller's state.
+"""
+
+import errno
+
+from .. import uapi
+from ..errors import AccessError, UsageError, VfioError
+from . import card as card_mod
+from .cpu import Cpu
+from .genirq import IrqDesc
+from .ioapic import IoApic, IoApicIrChip
+from .trace import Trace
+from .vfio_intx import INTX, SetIrqsError, VfioPciIntx, validate_set_irqs
+from .xics import VARIANTS as XICS_VARIANTS, Ics, IcsRtasChip
+from .xive import XiveChip, XiveSource
+
+CONTROLLERS = ("xive", "xics", "ioapic")
+CARDS = ("2.3", "non-2.3")
+POLICIES = ("lazy", "unlazy")
+
+_IRQ_BY_CONTROLLER = {"xive": 48, "xics": 4625, "ioapic": 11}   # plausible Linux IRQs
+_R = uapi.VFIO_REGION_INFO_FLAG_READ | uapi.VFIO_REGION_INFO_FLAG_WRITE
+
+
+def _choice(kind, value, allowed):
+    if value not in allowed:
+        raise UsageError(f"unknown {kind} {value!r}", f"use one of: {', '.join(allowed)}")
+
+
+class _ModelRegion:
+    __slots__ = ("index", "size", "flags", "_host", "_read", "_write", "_widths")
+
+    def __init__(self, host, index, size, flags, read, write, widths):
+        self.index, self.size, self.flags = index, size, flags
+        self._host, self._read, self._write, self._widths = host, read, write, widths
+
+    def _check(self, op, offset, width):
+        if width not in self._widths:
+            raise AccessError(op, f"region {self.index}: {width}-byte access refused",
+                              f"use {' or '.join(map(str, self._widths))}-byte accesses")
+        if offset < 0 or offset + width > self.size or offset % width:
+            raise AccessError(op, f"region {self.index}: offset {offset:#x} width {width} "
+                                  f"outside or misaligned (size {self.size:#x})")
+
+    def read(self, offset, width):
+        self._check("read", offset, width)
+        cpu = self._host.cpu
+        cpu.enter()
+        try:
+            return self._read(offset, width)
+        finally:
+            cpu.leave()
+
+    def write(self, offset, width, value):
+        self._check("write", offset, width)
+        cpu = self._host.cpu
+        cpu.enter()
+        try:
+            self._write(offset, width, value)
+        finally:
+            cpu.leave()
+
+
+class ModelHost:
+    """A model host for one legacy card.  See MODEL.md for each mechanism."""
+
+    name = "model"
+    bdf = "0000:00:04.0"
+
+    def __init__(self, controller="xive", card="non-2.3", policy="lazy", *,
+                 nointxmask=False, xics_variant="qemu", xive_set_pq00_retriggers=False,
+                 xive_eoi_skips_disabled=True, trace=None):
+        _choice("controller", controller, CONTROLLERS)
+        _choice("card", card, CARDS)
+        _choice("policy", policy, POLICIES)
+        _choice("XICS variant", xics_variant, XICS_VARIANTS)
+        if trace is True:
+            trace = Trace()
+        self.trace = trace or None
+        self.controller, self.card_kind, self.policy = controller, card, policy
+        tr = self.trace
+        self.cpu = cpu = Cpu(tr)
+        if controller == "xive":
+            hw = XiveSource(cpu, tr, set_pq00_retriggers=xive_set_pq00_retriggers)
+            chip = XiveChip(hw, tr, eoi_skips_disabled=xive_eoi_skips_disabled)
+        elif controller == "xics":
+            hw = Ics(cpu, tr, variant=xics_variant)
+            chip = IcsRtasChip(hw, tr)
+        else:
+            hw = IoApic(cpu, tr)
+            chip = IoApicIrChip(hw, tr)
+        self.hw, self.chip = hw, chip
+        self.desc = desc = IrqDesc(_IRQ_BY_CONTROLLER[controller], chip, level=True, trace=tr)
+        chip.desc = desc
+        hw.deliver = self._deliver
+        self.card = card_mod.LegacyCard(card == "2.3", hw.set_irq,
+                                        irq_line=desc.irq & 0xFF, trace=tr)
+        # policy "unlazy" is a kernel with 8b9f128947dd (or the policy module
+        # setting IRQ_DISABLE_UNLAZY); "lazy" one without.  It matters only
+        # when vfio masks at the controller (non-2.3 card, or nointxmask).
+        self.vfio = VfioPciIntx(self.card, desc, cpu, nointxmask=nointxmask,
+                                fix_unlazy=(policy == "unlazy"), trace=tr)
+        self._regions = {
+            uapi.VFIO_PCI_CONFIG_REGION_INDEX: _ModelRegion(
+                self, uapi.VFIO_PCI_CONFIG_REGION_INDEX, card_mod.CONFIG_SIZE, _R,
+                self._config_read, self._config_write, (1, 2, 4)),
+            uapi.VFIO_PCI_BAR0_REGION_INDEX: _ModelRegion(
+                self, uapi.VFIO_PCI_BAR0_REGION_INDEX, card_mod.EDU_BAR0_SIZE,
+                _R | uapi.VFIO_REGION_INFO_FLAG_MMAP,
+                self._bar0_read, self._bar0_write, (4,)),
+        }
+
+    def _deliver(self):
+        """The CPU takes the interrupt: generic_handle_irq -> the flow handler."""
+        self.desc.handle_fasteoi_irq()
+
+    # -- IntxHost -------------------------------------------------------------
+
+    def irq_info(self, index):
+        """VFIO_DEVICE_GET_IRQ_INFO (vfio_pci_ioctl_get_irq_info)."""
+        from ..backend import IrqInfo
+        if index >= uapi.VFIO_PCI_NUM_IRQS or index == uapi.VFIO_PCI_ERR_IRQ_INDEX:
+            # ERR exists only on PCIe; this is a conventional PCI card
+            raise VfioError("VFIO_DEVICE_GET_IRQ_INFO", errno.EINVAL)
+        flags = uapi.VFIO_IRQ_INFO_EVENTFD
+        if index == INTX:
+            flags |= uapi.VFIO_IRQ_INFO_MASKABLE | uapi.VFIO_IRQ_INFO_AUTOMASKED
+        else:
+            flags |= uapi.VFIO_IRQ_INFO_NORESIZE
+        return IrqInfo(index, flags, self._irq_count(index))
+
+    def _irq_count(self, index):
+        if index == INTX:
+            return 1 if self.card.config[card_mod.PCI_INTERRUPT_PIN] else 0
+        if index == uapi.VFIO_PCI_REQ_IRQ_INDEX:
+            return 1
+        return 0                # no MSI/MSI-X capability on the model card
+
+    def set_irqs(self, index, flags, start=0, count=1, data=None):
+        """VFIO_DEVICE_SET_IRQS with the kernel's checks and errnos."""
+        cpu = self.cpu
+        cpu.enter()
+        try:
+            num = self._irq_count(index) if 0 <= index < uapi.VFIO_PCI_NUM_IRQS else 0
+            dtype = validate_set_irqs(flags, index, start, count, num)
+            if index != INTX:
+                raise SetIrqsError(errno.ENOTTY, "the model host implements only the INTx index")
+            self.vfio.set_irqs(flags, start, count, self._payload(dtype, count, data))
+        except SetIrqsError as exc:
+            raise VfioError("VFIO_DEVICE_SET_IRQS", exc.errno,
+                            hint=f"model host: {exc.why}") from None
+        finally:
+            cpu.leave()
+
+    @staticmethod
+    def _payload(dtype, count, data):
+        from .vfio_intx import DATA_BOOL, DATA_EVENTFD
+        if dtype == DATA_BOOL:
+            if data is None or len(data) < count:
+                raise SetIrqsError(errno.EINVAL, f"DATA_BOOL needs {count} byte(s)")
+            return list(data[:count])
+        if dtype == DATA_EVENTFD:
+            if count == 0:
+                return []
+            if data is None or len(data) < count:
+                raise SetIrqsError(errno.EINVAL, f"DATA_EVENTFD needs {count} fd(s)")
+            out = []
+            for fd in data[:count]:
+                if isinstance(fd, int):
+                    if fd >= 0:
+                        raise SetIrqsError(errno.EBADF, "pass EventFd objects (or -1), "
+                                                        "not raw file descriptors")
+                    out.append(None)
+                elif hasattr(fd, "signal") and hasattr(fd, "waiters"):
+                    out.append(fd)
+                else:
+                    raise SetIrqsError(errno.EBADF, f"{fd!r} is not an eventfd")
+            return out
+        return None
+
+    def region(self, index):
+        try:
+            return self._regions[index]
+        except KeyError:
+            raise VfioError("VFIO_DEVICE_GET_REGION_INFO", errno.EINVAL,
+                            hint=f"the model card has no region {index} "
+                                 "(BAR0 and config space only)") from None
+
+    def host_state(self):
+        d, v = self.desc, self.vfio
+        state = {
+            "irq": d.irq,
+            "chip": self.chip.name,
+            "irq_count": d.kstat,                       # /proc/interrupts
+            "disintx": self.card.disintx,               # physical COMMAND bit
+            # what only the model sees
+            "deliveries": d.deliveries,                 # every controller delivery
+            "spurious": d.deliveries - d.kstat,         # taken on the disabled path
+            "depth": d.depth, "disabled": d.disabled, "masked": d.masked,
+            "pending": d.pending, "unlazy": d.unlazy,
+            "vfio_masked": v.masked, "pci_2_3": v.pci_2_3, "signals": v.signals,
+            "line": self.card.pin,
+        }
+        state.update(self.chip.state())
+        return state
+
+    # -- regions --------------------------------------------------------------
+
+    def _bar0_read(self, offset, width):
+        return self.card.mmio_read(offset)
+
+    def _bar0_write(self, offset, width, value):
+        self.card.mmio_write(offset, value & 0xFFFFFFFF)
+
+    def _config_read(self, offset, width):
+        """vfio_pci_config: the physical header, but COMMAND.INTX_DISABLE as the
+        user last wrote it (virtualised)."""
+        val = self.card.config_read(offset, width)
+        lo, hi = offset, offset + width
+        if lo <= card_mod.PCI_COMMAND + 1 < hi:         # the byte holding bit 10
+            shift = 8 * (card_mod.PCI_COMMAND + 1 - lo)
+            bit = 0x04 << shift
+            val = (val & ~bit) | (bit if self.vfio.virq_disabled else 0)
+        return val
+
+    def _config_write(self, offset, width, value):
+        """Only the virtual DisINTx is honoured (vfio_basic_config_write); the rest
+        of the header is not the user's to change in the model."""
+        lo, hi = offset, offset + width
+        if lo <= card_mod.PCI_COMMAND + 1 < hi:
+            shift = 8 * (card_mod.PCI_COMMAND + 1 - lo)
+            self.vfio.write_virt_intx_disable(bool((value >> shift) & 0x04))
