@@ -1,0 +1,70 @@
+"""The kernel interface: constants and layouts from <linux/vfio.h>, ioctl numbers."""
+
+import platform
+import shutil
+import subprocess
+
+import pytest
+
+from pyvfio import _binding, uapi
+from pyvfio._binding import ffi
+from pyvfio.errors import PyvfioError
+
+
+def test_python_ioctl_numbers_equal_the_headers_on_this_machine():
+    # header_ioctls() comes from the compiled extension (the C preprocessor's values)
+    assert uapi.ioctl_numbers() == uapi.header_ioctls()
+
+
+def test_known_values_per_arch():
+    assert uapi.ioctl_numbers("x86_64")["VFIO_DEVICE_SET_IRQS"] == 0x3B6E
+    assert uapi.ioctl_numbers("ppc64le")["VFIO_DEVICE_SET_IRQS"] == 0x20003B6E
+    assert uapi.ioctl_numbers("ppc64le")["VFIO_GET_API_VERSION"] == 0x20003B64
+
+
+def test_ppc64le_numbers_equal_the_ppc64el_header():
+    """Compile the powerpc64le header's ioctl macros to assembly with the cross
+    compiler (no need to run anything) and compare with pyvfio's encoding."""
+    gcc = shutil.which("powerpc64le-linux-gnu-gcc")
+    if gcc is None:
+        pytest.skip("powerpc64le-linux-gnu-gcc not installed (tools/setup installs it as root)")
+    names = list(uapi.IOCTL_NR)
+    src = "#include <linux/vfio.h>\nunsigned long v[] = {" + ",".join(names) + "};\n"
+    asm = subprocess.run([gcc, "-x", "c", "-S", "-o", "-", "-"], input=src, text=True,
+                         capture_output=True, check=True).stdout
+    values = [int(line.split()[1], 0) for line in asm.splitlines() if line.strip().startswith(".quad")]
+    assert dict(zip(names, values)) == uapi.ioctl_numbers("ppc64le")
+
+
+def test_other_arches_are_asm_generic():
+    assert uapi.ioc_for_arch(0x3B6E, "aarch64") == 0x3B6E
+    assert uapi.ioc_for_arch(0x3B6E, "ppc64le") != 0x3B6E
+
+
+def test_struct_layouts_are_the_headers():
+    assert ffi.sizeof("struct vfio_irq_set") == uapi.IRQ_SET_HDR == 20
+    assert ffi.offsetof("struct vfio_region_info", "size") == 16
+    assert ffi.offsetof("struct vfio_region_info", "offset") == 24
+    assert ffi.sizeof("struct vfio_irq_info") == 16
+    assert ffi.sizeof("struct vfio_device_info") >= 16
+
+
+def test_constants_from_the_header():
+    assert uapi.VFIO_PCI_INTX_IRQ_INDEX == 0
+    assert uapi.VFIO_PCI_CONFIG_REGION_INDEX == 7
+    assert uapi.VFIO_TYPE1v2_IOMMU == 3 and uapi.VFIO_SPAPR_TCE_v2_IOMMU == 7
+    assert uapi.VFIO_IRQ_SET_ACTION_TRIGGER == 1 << 5
+
+
+def test_stale_extension_fails_loudly(monkeypatch):
+    monkeypatch.setattr(_binding, "_source_stamp", lambda: "0000000000000000")
+    with pytest.raises(PyvfioError, match="stale.*pip install -e"):
+        _binding.check_stamp()
+
+
+def test_running_stamp_matches_sources():
+    _binding.check_stamp()  # the checkout's csrc/ built this extension
+
+
+def test_machine_is_served():
+    assert platform.machine() in ("x86_64", "ppc64le")
