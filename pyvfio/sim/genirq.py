@@ -131,6 +131,8 @@ class IrqDesc:
         hardware when they are still active.  Clear the pending bit so suspend/
         resume does not get confused": nothing is replayed in software."""
         if self.level:
+            if self.trace is not None:
+                self.trace("genirq", "check_irq_resend: level interrupt, no software resend")
             self.pending = False
             return
         # Edge lines are never modelled here (INTx is level).

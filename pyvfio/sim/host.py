@@ -35,11 +35,17 @@ def _choice(kind, value, allowed):
         raise UsageError(f"unknown {kind} {value!r}", f"use one of: {', '.join(allowed)}")
 
 
-class _ModelRegion:
-    __slots__ = ("index", "size", "flags", "_host", "_read", "_write", "_widths")
+_EDU_NAMES = {0x60: "raise (0x60)", 0x64: "acknowledge (0x64)", 0x24: "status (0x24)"}
 
-    def __init__(self, host, index, size, flags, read, write, widths):
-        self.index, self.size, self.flags = index, size, flags
+
+class _ModelRegion:
+    """A region of the model card.  `access` ("mmap" or "rw") is recorded but both
+    behave alike: the model has no memory to map."""
+
+    __slots__ = ("index", "size", "flags", "access", "_host", "_read", "_write", "_widths")
+
+    def __init__(self, host, index, size, flags, read, write, widths, access="rw"):
+        self.index, self.size, self.flags, self.access = index, size, flags, access
         self._host, self._read, self._write, self._widths = host, read, write, widths
 
     def _check(self, op, offset, width):
@@ -61,12 +67,28 @@ class _ModelRegion:
 
     def write(self, offset, width, value):
         self._check("write", offset, width)
+        tr = self._host.trace
+        if tr is not None:
+            what = _EDU_NAMES.get(offset, hex(offset)) if self.index == 0 else f"config {offset:#x}"
+            tr.mark(f"user: {'BAR0' if self.index == 0 else 'config'} write {what} = {value:#x}")
         cpu = self._host.cpu
         cpu.enter()
         try:
             self._write(offset, width, value)
         finally:
             cpu.leave()
+
+
+def _describe_set_irqs(index, flags, start, count, data):
+    from . import vfio_intx as v
+    action = {v.ACTION_MASK: "MASK", v.ACTION_UNMASK: "UNMASK",
+              v.ACTION_TRIGGER: "TRIGGER"}.get(flags & v.ACTION_TYPE_MASK, f"{flags:#x}")
+    dtype = {v.DATA_NONE: "NONE", v.DATA_BOOL: "BOOL",
+             v.DATA_EVENTFD: "EVENTFD"}.get(flags & v.DATA_TYPE_MASK, "?")
+    text = f"index {index} {action}|{dtype} start {start} count {count}"
+    if dtype == "EVENTFD" and data is not None and count:
+        text += " fd " + ("-1" if isinstance(data[0], int) else "set")
+    return text
 
 
 class ModelHost:
@@ -147,6 +169,8 @@ class ModelHost:
     def set_irqs(self, index, flags, start=0, count=1, data=None):
         """VFIO_DEVICE_SET_IRQS with the kernel's checks and errnos."""
         cpu = self.cpu
+        if self.trace is not None:
+            self.trace.mark(f"user: SET_IRQS {_describe_set_irqs(index, flags, start, count, data)}")
         cpu.enter()
         try:
             num = self._irq_count(index) if 0 <= index < uapi.VFIO_PCI_NUM_IRQS else 0
@@ -186,9 +210,13 @@ class ModelHost:
             return out
         return None
 
-    def region(self, index):
+    def region(self, index, access="rw"):
+        if access not in ("mmap", "rw"):
+            raise UsageError(f"unknown access mode {access!r}", "use mmap or rw")
         try:
-            return self._regions[index]
+            r = self._regions[index]
+            return _ModelRegion(self, r.index, r.size, r.flags, r._read, r._write,
+                                r._widths, access)
         except KeyError:
             raise VfioError("VFIO_DEVICE_GET_REGION_INFO", errno.EINVAL,
                             hint=f"the model card has no region {index} "
@@ -202,7 +230,7 @@ class ModelHost:
             "irq_count": d.kstat,                       # /proc/interrupts
             "disintx": self.card.disintx,               # physical COMMAND bit
             # what only the model sees
-            "deliveries": d.deliveries,                 # every controller delivery
+            "controller_deliveries": d.deliveries,      # every controller delivery
             "spurious": d.deliveries - d.kstat,         # taken on the disabled path
             "depth": d.depth, "disabled": d.disabled, "masked": d.masked,
             "pending": d.pending, "unlazy": d.unlazy,

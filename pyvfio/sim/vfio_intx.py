@@ -48,6 +48,8 @@ class Virqfd:
 
     def wakeup(self, efd):
         """virqfd_wakeup (EPOLLIN): eventfd_ctx_do_read, then the handler."""
+        if self.trace is not None:
+            self.trace.mark("user: write 1 to the unmask eventfd")
         self.cpu.enter()
         try:
             efd.consume()
@@ -95,6 +97,8 @@ class VfioPciIntx:
         2.3 masks with DisINTx only if the card says the interrupt is its own."""
         tr = self.trace
         if not self.pci_2_3:
+            if tr is not None:
+                tr("vfio", "vfio_intx_handler: non-2.3 -> disable_irq_nosync")
             self.desc.disable_irq_nosync()
             self.masked = True
             ret = IRQ_HANDLED
