@@ -61,9 +61,13 @@ class _ModelRegion:
         cpu = self._host.cpu
         cpu.enter()
         try:
-            return self._read(offset, width)
+            value = self._read(offset, width)
         finally:
             cpu.leave()
+        tr = self._host.trace
+        if tr is not None and self.index == 0 and offset in _EDU_NAMES:
+            tr.mark(f"user: BAR0 read {_EDU_NAMES[offset]} -> {value:#x}")
+        return value
 
     def write(self, offset, width, value):
         self._check("write", offset, width)

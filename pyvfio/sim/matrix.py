@@ -197,7 +197,8 @@ def outcome_from_run(scenario, loops, run):
                    irq_count=delta("irq_count"),
                    controller_deliveries=delta("controller_deliveries"),
                    extra_signals=c.extra_signals, spurious_triggers=c.spurious,
-                   detail={"host_after": after})
+                   detail={"host_at_stall": stalls[0].host_state if stalls else None,
+                           "host_after": after})
 
 
 def run_matrix(selected, loops, runner=run_model, recover=False):
