@@ -1,0 +1,75 @@
+"""Bad input to the VFIO layer and `pyvfio run`: one line, the fix, exit != 0, no
+traceback.  Uses fabricated sysfs trees; nothing here touches a real device."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from pyvfio.errors import UsageError, VfioError
+from pyvfio.vfio import open_device
+from pyvfio.vfio.container import Container
+
+
+def fake_device(root, bdf="0000:00:04.0", driver="vfio-pci", group=5):
+    dev = root / "sys/bus/pci/devices" / bdf
+    dev.mkdir(parents=True)
+    (dev / "config").write_bytes(bytes(64))
+    drv = root / "sys/bus/pci/drivers" / driver
+    drv.mkdir(parents=True, exist_ok=True)
+    os.symlink(drv, dev / "driver")
+    if group is not None:
+        g = root / "sys/kernel/iommu_groups" / str(group)
+        g.mkdir(parents=True)
+        os.symlink(g, dev / "iommu_group")
+    return bdf
+
+
+def test_no_dev_vfio(tmp_path):
+    bdf = fake_device(tmp_path)
+    with pytest.raises(VfioError, match="no /dev/vfio/vfio.*modprobe vfio-pci"):
+        open_device(bdf, root=str(tmp_path))
+
+
+def test_not_bound_to_vfio_pci(tmp_path):
+    bdf = fake_device(tmp_path, driver="e1000")
+    with pytest.raises(UsageError, match="bound to e1000, not vfio-pci: bind it first: pyvfio bind"):
+        open_device(bdf, root=str(tmp_path))
+
+
+def test_no_iommu_group(tmp_path):
+    bdf = fake_device(tmp_path, group=None)
+    with pytest.raises(VfioError, match="has no IOMMU group.*intel_iommu=on"):
+        open_device(bdf, root=str(tmp_path))
+
+
+def test_missing_device_and_malformed_address(tmp_path):
+    fake_device(tmp_path)
+    with pytest.raises(UsageError, match="no PCI device 0000:00:09.0"):
+        open_device("0000:00:09.0", root=str(tmp_path))
+    with pytest.raises(UsageError, match="malformed PCI address"):
+        open_device("00:zz.0", root=str(tmp_path))
+
+
+def test_container_needs_a_char_device(tmp_path):
+    with pytest.raises(VfioError, match="no /dev/vfio/vfio"):
+        Container(str(tmp_path / "vfio"))
+
+
+def pyvfio(*args):
+    return subprocess.run([sys.executable, "-m", "pyvfio", *args], capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["run", "00:zz.0"], "malformed PCI address"),
+    (["run", "0000:7f:1f.7"], "no PCI device"),
+    (["run", "0000:00:00.0", "-l", "0"], "loop count 0 is out of range"),
+    (["run", "0000:00:00.0", "-i", "-5"], "interval -5 us is out of range"),
+    (["run", "0000:00:00.0", "-p", "120", "-q"], "priority 120 is out of range"),
+])
+def test_run_bad_input_is_one_line(args, msg):
+    p = pyvfio(*args)
+    assert p.returncode != 0
+    lines = [line for line in p.stderr.splitlines() if not line.startswith("pyvfio: warning")]
+    assert len(lines) == 1 and msg in lines[0] and "Traceback" not in p.stderr
