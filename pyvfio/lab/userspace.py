@@ -2,7 +2,10 @@
 pytest from Debian ppc64el packages, unpacked (never installed) into a folder that
 the guest mounts read-only over 9p.  The host's x86 Python cannot run on POWER;
 pyvfio itself comes from the checkout, its extension cross-built (crossbuild.py)."""
+import hashlib
+import json
 import os
+import shutil
 import pathlib
 import subprocess
 import sys
@@ -11,7 +14,13 @@ from . import cache, debs
 from .apt import Apt
 from .errors import LabError
 
-PACKAGES = ["python3", "python3-cffi-backend", "python3-psutil", "python3-pytest", "dash"]
+PACKAGES = ["python3", "python3-cffi-backend", "python3-psutil", "python3-pytest", "dash",
+            "busybox-static"]
+# Shell tools for commands run in the guest, from busybox (no coreutils: smaller).
+APPLETS = """cat ls uname grep egrep sed awk head tail dmesg ps sleep env find xargs wc cut tr
+sort uniq mkdir rmdir rm cp mv ln readlink realpath dd od hexdump xxd lspci mount umount
+true false printf echo test [ id date stat chmod touch basename dirname free kill tee which
+seq expr timeout nproc lsmod insmod rmmod modprobe sync""".split()
 # Mount points the guest needs; the root is read-only in the guest.
 DIRS = ["proc", "sys", "dev", "tmp", "run", "lab"]
 
@@ -44,6 +53,9 @@ def prepare(cache_root):
         (out / "bin/sh").unlink(missing_ok=True)
         (out / "bin/sh").symlink_to("dash")
         (out / "usr/local/bin").mkdir(parents=True, exist_ok=True)
+        for applet in APPLETS:
+            if not any((out / d / applet).exists() for d in ("bin", "usr/bin", "sbin", "usr/sbin")):
+                (out / "usr/local/bin" / applet).symlink_to("/bin/busybox")
         (out / "usr/local/bin/python").symlink_to("/usr/bin/python3")
         # Debian byte-compiles at install time, which never happens here; without
         # .pyc files every import in the read-only root would parse source.
@@ -55,7 +67,13 @@ def prepare(cache_root):
         return {"packages": PACKAGES,
                 "cffi_backend": _cffi_backend_version(out)}
 
-    folder = cache.ensure(pathlib.Path(cache_root) / "userspace-ppc64le", step, build)
+    # The recipe is the key: a changed package list gets a new root.
+    recipe = json.dumps([PACKAGES, APPLETS, DIRS, _ioctl_opt_source().read_text()])
+    key = hashlib.sha256(recipe.encode()).hexdigest()[:12]
+    folder = cache.ensure(pathlib.Path(cache_root) / f"userspace-ppc64le-{key}", step, build)
+    for old in folder.parent.glob("userspace-ppc64le-*"):
+        if old != folder and ".tmp" not in old.name:
+            shutil.rmtree(old, ignore_errors=True)
     return folder, cache.info(folder)
 
 

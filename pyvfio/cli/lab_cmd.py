@@ -1,0 +1,75 @@
+"""pyvfio lab ARCH [options] -- COMMAND...: boot a lab VM and run COMMAND inside it.
+
+The guest runs COMMAND as root in this checkout with pyvfio importable, with the
+requested cards bound to vfio-pci; COMMAND's output streams here and its exit
+status is ours.  The first run downloads and caches Debian packages (see
+pyvfio/lab/README.md)."""
+
+import sys
+
+from ..errors import UsageError
+from ..lab import config as labconfig
+
+
+def add_arguments(p):
+    p.add_argument("arch", metavar="ARCH", help="x86_64 or ppc64le")
+    p.add_argument("--kernel", help="Debian kernel series: 6.1 or 6.12 on x86_64 (default 6.12), "
+                                    "6.12 on ppc64le")
+    p.add_argument("--card", action="append", dest="cards", metavar="CARD",
+                   help="emulated card to bind to vfio-pci: edu, e1000 or rtl8139 "
+                        "(repeat for several; default edu)")
+    p.add_argument("--ic", help="interrupt controller on ppc64le: xive (default) or xics")
+    p.add_argument("--nointxmask", type=int, default=0, choices=(0, 1),
+                   help="load vfio-pci with nointxmask=0 (DisINTx masking) or 1 (controller masking)")
+    p.add_argument("--policy", default="default", choices=labconfig.POLICIES,
+                   help="masking policy: default (kernel as shipped) or lazy/unlazy, which loads "
+                        "the policy module (tools/policy) for in-guest code to apply")
+    p.add_argument("--timeout", type=float, default=300.0, metavar="S",
+                   help="kill the VM after S seconds (default 300)")
+    p.add_argument("--prepare-only", action="store_true",
+                   help="download and build what the VM needs, then stop")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="show the QEMU command line and the whole guest console")
+    p.add_argument("guest_command", nargs="*", metavar="-- COMMAND", help="the command to run in the guest")
+    _split_at_double_dash(p)
+
+
+def _split_at_double_dash(p):
+    """Everything after the first `--` is COMMAND, verbatim.  argparse alone cannot
+    do this for `ARCH [options] -- COMMAND` (a '*' positional is used up by ARCH)."""
+    parse = p.parse_known_args
+
+    def parse_known_args(args=None, namespace=None):
+        args = list(sys.argv[1:] if args is None else args)
+        tail = []
+        if "--" in args:
+            i = args.index("--")
+            args, tail = args[:i], args[i + 1:]
+        ns, extras = parse(args, namespace)
+        ns.guest_command = list(ns.guest_command or []) + tail
+        return ns, extras
+
+    p.parse_known_args = parse_known_args
+
+
+def run(args):
+    from ..lab import session
+
+    command = list(args.guest_command)
+    cfg = labconfig.LabConfig(args.arch, kernel=args.kernel, cards=tuple(args.cards or ()),
+                              ic=args.ic, nointxmask=args.nointxmask, policy=args.policy,
+                              timeout=args.timeout, command=tuple(command), verbose=args.verbose)
+    if args.prepare_only:
+        cfg.qemu_binary()
+        session.prepare(cfg)
+        return 0
+    if not command:
+        raise UsageError("no command to run in the guest",
+                         "give one after --, e.g. pyvfio lab x86_64 -- python -c 'import pyvfio'")
+    try:
+        status, _output = session.run(cfg)
+    except session.LabError as exc:
+        if exc.detail:
+            sys.stderr.write(f"--- last lines of the guest console / tool output ---\n{exc.detail}\n---\n")
+        raise
+    return status

@@ -1,0 +1,36 @@
+"""Inside a lab guest: the facts of this run, for the in-guest tests.
+
+The host writes lab.json (arch, kernel, ic, nointxmask, policy, cards asked for);
+the guest's init adds cards.txt (name, BDF, IOMMU group of each bound card) and
+guest.txt (kernel release, vfio-pci's nointxmask as loaded), all in the run share
+named by $PYVFIO_LAB_DIR.
+"""
+import json
+import os
+import pathlib
+
+
+def in_lab():
+    return os.environ.get("PYVFIO_LAB") == "1" and bool(os.environ.get("PYVFIO_LAB_DIR"))
+
+
+def facts():
+    """A dict of the run's facts, or None outside a lab guest."""
+    if not in_lab():
+        return None
+    run = pathlib.Path(os.environ["PYVFIO_LAB_DIR"])
+    f = json.loads((run / "lab.json").read_text())
+    f["bound"] = []
+    for line in (run / "cards.txt").read_text().splitlines():
+        name, bdf, group = line.split()
+        f["bound"].append({"card": name, "bdf": bdf, "group": int(group)})
+    for line in (run / "guest.txt").read_text().splitlines():
+        key, _, value = line.partition(" ")
+        f[f"guest_{key}"] = value
+    return f
+
+
+def bdf_of(card, f=None):
+    """The BDF of the first bound card of that name, or None."""
+    f = f or facts() or {}
+    return next((b["bdf"] for b in f.get("bound", []) if b["card"] == card), None)
