@@ -37,6 +37,9 @@ def add_arguments(p):
                    help="after a stall, service the card by polling and disable/re-enable INTx")
     p.add_argument("--rearm-each", action="store_true",
                    help="disable and re-enable INTx after every interrupt instead of unmasking")
+    p.add_argument("--policy", choices=("lazy", "unlazy"),
+                   help="switch the host IRQ's masking policy through the pyvfio_policy module "
+                        "after every INTx enable (default: leave the kernel's)")
     p.add_argument("--threshold", type=float, metavar="US", help="exit 3 when the round-trip p99 exceeds US")
     p.add_argument("--iommu", help="IOMMU type to ask for (default: the best the host offers)")
 
@@ -95,13 +98,19 @@ def run(args):
     try:
         with open_device(args.bdf, iommu=args.iommu) as dev:
             profile = probe(dev, args.access, args.profile)
-            r = Run(dev, profile, config, status=None if args.quiet else _status_line)
+            after_enable = None
+            if args.policy:
+                from .. import policy
+                policy.read()  # fail before the run if the module is missing
+                after_enable = lambda run: policy.apply(dev.bdf, args.policy)  # noqa: E731
+            r = Run(dev, profile, config, after_enable=after_enable,
+                    status=None if args.quiet else _status_line)
             started = time.time()
             r.execute()
             if not args.quiet:
                 sys.stderr.write("\n")
             result = envelope("run", bdf=dev.bdf, host=_host_facts(dev.bdf),
-                              card=profile.describe(), modes=config.__dict__,
+                              card=profile.describe(), modes={**config.__dict__, "policy": args.policy or "kernel"},
                               started_unix=started, **r.to_json())
     finally:
         signal.signal(signal.SIGTERM, old_term)

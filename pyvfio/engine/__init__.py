@@ -77,12 +77,14 @@ class Counts:
 
 
 class Run:
-    def __init__(self, host, profile, config, on_rearm=None, status=None):
+    def __init__(self, host, profile, config, after_enable=None, status=None):
         config.check()
         self.host = host
         self.profile = profile
         self.config = config
-        self.on_rearm = on_rearm      # called after each recovery rearm (e.g. re-apply a policy)
+        # called after INTx is enabled and after each recovery re-arm, i.e. after every
+        # request_irq on the host (a masking policy must be re-applied then to hold)
+        self.after_enable = after_enable
         self.status = status          # called with the Run between batches (live status line)
         self.intx = Intx(host, config.unmask, config.rearm_each)
         self.hists = (Histogram(), Histogram(), Histogram())  # wakeup, service, round trip
@@ -106,8 +108,8 @@ class Run:
         if not self.config.recover:
             return False
         self.intx.rearm()  # free_irq + request_irq re-arm the controller's source
-        if self.on_rearm:
-            self.on_rearm(self)
+        if self.after_enable:
+            self.after_enable(self)
         self._engine.update_fds()
         stall.recovered = True
         return True
@@ -121,6 +123,8 @@ class Run:
         deadline = start + int(cfg.duration_s * 1e9) if cfg.duration_s else 0
         try:
             self.intx.enable()
+            if self.after_enable:
+                self.after_enable(self)
             self.profile.init()
             if cfg.engine == "c":
                 from .c_engine import CLoop
