@@ -79,8 +79,10 @@ def gather(text, root="/", require_vfio=False):
     if cfg and cfg.interrupt_pin:
         masking = cfg.intx_mask_support().supported
         # vfio-pci requests the line shared only when it can mask at the device.
-        exclusive = bool(sysinfo.nointxmask) or masking is not True if (
-            masking is not None or sysinfo.nointxmask) else None
+        if sysinfo.nointxmask or masking is False:
+            exclusive = True
+        elif masking is True:
+            exclusive = False       # unless vfio-pci is reloaded with nointxmask=1
     blockers = system.vfio_blockers(sysinfo, dev, root)
     vfio = {"available": False, "blockers": [{"reason": r, "fix": f} for r, f in blockers],
             "error": None, "regions": [], "irqs": []}
@@ -134,7 +136,8 @@ def render(info, dev):
         out.append(f"INTx masking (PCI 2.3 DisINTx) supported: {word}: {m['how']}")
     s = h["system"]
     out.append(f"Host: Linux {s['kernel']} {s['machine']}")
-    nim = {True: "Y", False: "N", None: "n/a (vfio-pci not loaded)"}[s["nointxmask"]]
+    nim = {True: "Y", False: "N", None: "unknown" if s["vfio_pci_loaded"]
+           else "n/a (vfio-pci not loaded)"}[s["nointxmask"]]
     out.append(f"\tvfio-pci: {'loaded' if s['vfio_pci_loaded'] else 'not loaded'}; "
                f"nointxmask: {nim}; IOMMU groups: {s['iommu_groups']}")
     line = h["irq_line"]
@@ -146,6 +149,9 @@ def render(info, dev):
                    f"held by: {shared}")
     elif c is not None and c["interrupt_pin"]:
         out.append(f"\tIRQ {d['irq']}: not in /proc/interrupts (nobody has requested it)")
+    if h["exclusive_needed"] is None and h["irq_shared_with"]:
+        out.append("\tif the card cannot mask INTx itself (pre-2.3), vfio-pci needs this line "
+                   f"exclusively: EBUSY while {', '.join(h['irq_shared_with'])} hold(s) it")
     if h["exclusive_needed"]:
         out.append("\tvfio-pci would request this line exclusively (controller masking)"
                    + (f": EBUSY while {', '.join(h['irq_shared_with'])} hold(s) it"

@@ -1,0 +1,196 @@
+"""The list/info/bind/unbind commands: output in lspci's words, stable --json, and bad
+input as one line on stderr with a non-zero status and no traceback.  Most run the
+real `pyvfio` command in a subprocess on a fabricated tree (PYVFIO_SYSROOT); the
+ones that bind run in-process with the simulated kernel."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from fixtures.fakehost import FakeHost, FakeKernel
+from pyvfio import cli
+from pyvfio.host import bind
+
+CARD = "0000:02:05.0"
+OTHER = "0000:02:06.0"
+BRIDGE = "0000:00:1e.0"
+FIX = os.path.join(os.path.dirname(__file__), "fixtures")
+
+
+def pyvfio(*args, root=None):
+    env = dict(os.environ)
+    env.pop("PYVFIO_SYSROOT", None)
+    if root:
+        env["PYVFIO_SYSROOT"] = root
+    return subprocess.run([sys.executable, "-m", "pyvfio", *args], capture_output=True,
+                          text=True, env=env, timeout=60)
+
+
+def one_line_error(r, *words):
+    assert r.returncode != 0, r
+    assert "Traceback" not in r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("pyvfio: error: "), r.stderr
+    for w in words:
+        assert w in lines[0], (w, lines[0])
+    return lines[0]
+
+
+@pytest.fixture
+def host(tmp_path):
+    h = FakeHost(tmp_path)
+    h.add_driver("vfio-pci")
+    h.add_device(BRIDGE, 0x8086, 0x244E, 0x060401, header_type=1, pin=0, group=4)
+    h.add_device(CARD, 0x10EC, 0x8139, driver="vfio-pci", group=4, irq=16, line=16,
+                 bars=(0xE001, 0xF4004000),
+                 resources=[(0xE000, 0xE0FF, 0x40101), (0xF4004000, 0xF40040FF, 0x40200)])
+    h.add_device(OTHER, 0x8086, 0x100E, driver="e1000", group=5, irq=11, command=0x0407)
+    with open(os.path.join(FIX, "interrupts", "x86-ioapic-vfio.txt")) as f:
+        text = f.read().replace("vfio-intx(0000:02:00.0)", f"vfio-intx({CARD})")
+    h.write("proc/interrupts", text)
+    h.write("sys/module/vfio_pci/parameters/nointxmask", "Y\n")
+    return h
+
+
+# --- list -----------------------------------------------------------------------------
+
+def test_list_hides_bridges_and_speaks_lspci(host):
+    r = pyvfio("list", root=host.root)
+    assert r.returncode == 0 and r.stderr == ""
+    assert r.stdout.splitlines() == [
+        f"{CARD} Ethernet controller [0200]: 10ec:8139 (rev 01) DisINTx- masking:unknown; "
+        "pin A routed to IRQ 16; IOMMU group: 4; driver: vfio-pci",
+        f"{OTHER} Ethernet controller [0200]: 8086:100e (rev 01) DisINTx+ masking:yes(disintx-set); "
+        "pin A routed to IRQ 11; IOMMU group: 5; driver: e1000",
+    ]
+    assert BRIDGE in pyvfio("list", "--all", root=host.root).stdout
+
+
+def test_list_json_keys_are_stable(host):
+    r = pyvfio("list", "--all", "--json", root=host.root)
+    data = json.loads(r.stdout)
+    assert [d["bdf"] for d in data] == [BRIDGE, CARD, OTHER]
+    assert set(data[1]) == {"bdf", "vendor", "device", "subsystem_vendor", "subsystem_device",
+                            "class", "class_name", "revision", "driver", "driver_override",
+                            "iommu_group", "irq", "interrupt_pin", "is_bridge", "disintx",
+                            "intx_mask"}
+    assert data[0]["is_bridge"] and data[1]["vendor"] == 0x10EC
+    assert data[2]["intx_mask"]["basis"] == "disintx-set"
+
+
+def test_list_on_this_machine_matches_sysfs():
+    base = "/sys/bus/pci/devices"
+    if not os.path.isdir(base) or not os.listdir(base):
+        pytest.skip("no PCI devices here")
+    r = pyvfio("list", "--all", "--json")
+    assert r.returncode == 0, r.stderr
+    got = {d["bdf"]: d for d in json.loads(r.stdout)}
+    assert set(got) == set(os.listdir(base))
+    for bdf, d in got.items():
+        with open(os.path.join(base, bdf, "vendor")) as f:
+            assert d["vendor"] == int(f.read(), 16)
+
+
+# --- info -----------------------------------------------------------------------------
+
+def test_info_shows_config_irq_controller_and_why_vfio_is_missing(host):
+    r = pyvfio("info", "02:05.0", root=host.root)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    assert "\tControl: I/O+ Mem+ BusMaster+" in out and "DisINTx-" in out
+    assert "\tInterrupt: pin A routed to IRQ 16" in out
+    assert "\tRegion 0: I/O ports at e000 [size=256]" in out
+    assert "\tRegion 1: Memory at f4004000 (32-bit, non-prefetchable) [size=256]" in out
+    assert "IRQ 16: IR-IO-APIC hwirq 16 Level, 512 interrupts, held by: ehci_hcd:usb1" in out
+    assert "nointxmask: Y" in out
+    assert "exclusively (controller masking): EBUSY while ehci_hcd:usb1 hold(s) it" in out
+    assert "INTx masking (PCI 2.3 DisINTx) supported: unknown" in out
+    assert "VFIO: not available for this device here:" in out
+    assert "/dev/vfio does not exist" in out
+
+
+def test_info_json(host):
+    data = json.loads(pyvfio("info", CARD, "--json", root=host.root).stdout)
+    assert set(data) == {"device", "config", "host", "vfio"}
+    assert data["host"]["irq_line"]["chip"] == "IR-IO-APIC"
+    assert data["host"]["irq_shared_with"] == ["ehci_hcd:usb1"]
+    assert data["host"]["exclusive_needed"] is True
+    assert data["host"]["system"]["nointxmask"] is True
+    assert data["config"]["intx_mask"]["supported"] is None
+    assert data["vfio"]["available"] is False and data["vfio"]["blockers"]
+
+
+def test_info_on_this_machine_explains_vfio():
+    base = "/sys/bus/pci/devices"
+    if not os.path.isdir(base) or not os.listdir(base):
+        pytest.skip("no PCI devices here")
+    bdf = sorted(os.listdir(base))[-1]
+    r = pyvfio("info", bdf)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith(bdf) and "\tControl: " in r.stdout
+    if not os.path.isdir("/dev/vfio"):
+        assert "VFIO: not available for this device here:" in r.stdout
+
+
+# --- bad input --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("cmd", ["info", "bind", "unbind"])
+def test_malformed_bdf(cmd, host):
+    one_line_error(pyvfio(cmd, "00:3g.0", root=host.root), "malformed PCI address", "DDDD:BB:DD.F")
+
+
+@pytest.mark.parametrize("cmd", ["info", "bind", "unbind"])
+def test_nonexistent_device(cmd, host):
+    one_line_error(pyvfio(cmd, "0000:09:00.0", root=host.root), "no PCI device 0000:09:00.0")
+
+
+def test_require_vfio_on_a_device_not_bound_to_vfio_pci(host):
+    one_line_error(pyvfio("info", OTHER, "--require-vfio", root=host.root),
+                   "bound to e1000, not vfio-pci", f"pyvfio bind {OTHER}")
+
+
+def test_require_vfio_without_dev_vfio(host):
+    one_line_error(pyvfio("info", CARD, "--require-vfio", root=host.root), "/dev/vfio")
+
+
+def test_unbind_not_bound_to_vfio_pci(host):
+    one_line_error(pyvfio("unbind", OTHER, root=host.root), "not bound to vfio-pci", "e1000")
+
+
+def test_bind_refusal_exits_4(host):
+    host.add_net(OTHER, "eth0", up=True, default_route=True)
+    r = pyvfio("bind", OTHER, root=host.root)
+    assert r.returncode == 4
+    one_line_error(r, "refusing to bind", "eth0", "--force")
+    assert host.driver_of(OTHER) == "e1000"
+
+
+def test_bind_a_bridge(host):
+    one_line_error(pyvfio("bind", BRIDGE, root=host.root), "is a bridge")
+
+
+# --- bind/unbind through the command, with the simulated kernel ---------------------------
+
+def test_bind_dry_run_prints_the_steps_and_changes_nothing(host):
+    r = pyvfio("bind", OTHER, "--dry-run", root=host.root)
+    assert r.returncode == 0
+    assert f"echo vfio-pci > {host.dev(OTHER, 'driver_override')}" in r.stdout
+    assert f"echo {OTHER} > {host.p('sys/bus/pci/drivers/e1000/unbind')}" in r.stdout
+    assert host.driver_of(OTHER) == "e1000" and not os.path.exists(bind.state_path(host.root))
+    plan = json.loads(pyvfio("bind", OTHER, "--dry-run", "--json", root=host.root).stdout)
+    assert plan["done"] is False and len(plan["steps"]) == 3
+
+
+def test_bind_then_unbind_through_the_cli(host, monkeypatch, capsys):
+    monkeypatch.setenv("PYVFIO_SYSROOT", host.root)
+    monkeypatch.setattr(bind, "Kernel", lambda: FakeKernel(host))
+    assert cli.main(["bind", OTHER]) == 0
+    assert host.driver_of(OTHER) == "vfio-pci"
+    assert f"done: `pyvfio unbind {OTHER}` gives it back" in capsys.readouterr().out
+    assert cli.main(["unbind", OTHER, "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["targets"][0]["restore_to"] == "e1000" and data["not_restored"] == {}
+    assert host.driver_of(OTHER) == "e1000"
