@@ -61,9 +61,9 @@ def test_list_hides_bridges_and_speaks_lspci(host):
     r = pyvfio("list", root=host.root)
     assert r.returncode == 0 and r.stderr == ""
     assert r.stdout.splitlines() == [
-        f"{CARD} Ethernet controller [0200]: 10ec:8139 (rev 01) DisINTx- masking:unknown; "
+        f"{CARD} Ethernet controller [0200]: Device [10ec:8139] (rev 01) DisINTx- masking:unknown; "
         "pin A routed to IRQ 16; IOMMU group: 4; driver: vfio-pci",
-        f"{OTHER} Ethernet controller [0200]: 8086:100e (rev 01) DisINTx+ masking:yes(disintx-set); "
+        f"{OTHER} Ethernet controller [0200]: Device [8086:100e] (rev 01) DisINTx+ masking:yes(disintx-set); "
         "pin A routed to IRQ 11; IOMMU group: 5; driver: e1000",
     ]
     assert BRIDGE in pyvfio("list", "--all", root=host.root).stdout
@@ -76,7 +76,7 @@ def test_list_json_keys_are_stable(host):
     assert set(data[1]) == {"bdf", "vendor", "device", "subsystem_vendor", "subsystem_device",
                             "class", "class_name", "revision", "driver", "driver_override",
                             "iommu_group", "irq", "interrupt_pin", "is_bridge", "disintx",
-                            "intx_mask"}
+                            "intx_mask", "name"}
     assert data[0]["is_bridge"] and data[1]["vendor"] == 0x10EC
     assert data[2]["intx_mask"]["basis"] == "disintx-set"
 
@@ -194,3 +194,15 @@ def test_bind_then_unbind_through_the_cli(host, monkeypatch, capsys):
     data = json.loads(capsys.readouterr().out)
     assert data["targets"][0]["restore_to"] == "e1000" and data["not_restored"] == {}
     assert host.driver_of(OTHER) == "e1000"
+
+
+def test_list_head_is_lspci_nn_on_this_machine():
+    """Each line of `pyvfio list --all` starts with what `lspci -nn -D` prints."""
+    import shutil
+    if not shutil.which("lspci") or not os.listdir("/sys/bus/pci/devices"):
+        pytest.skip("lspci (pciutils) not installed or no PCI devices")
+    want = subprocess.run(["lspci", "-nn", "-D"], capture_output=True, text=True).stdout.splitlines()
+    got = pyvfio("list", "--all").stdout.splitlines()
+    assert len(got) == len(want)
+    for ours, theirs in zip(got, want):
+        assert ours.startswith(theirs + " DisINTx"), (ours, theirs)

@@ -20,7 +20,7 @@ import json
 
 from .. import uapi
 from ..errors import PyvfioError
-from ..host import interrupts, paths, pci, system
+from ..host import interrupts, names, paths, pci, system
 from ..host.classes import class_label
 
 REGION_NAMES = {0: "BAR0", 1: "BAR1", 2: "BAR2", 3: "BAR3", 4: "BAR4", 5: "BAR5",
@@ -109,8 +109,9 @@ def render(info, dev):
     """The human-readable report, lspci -vv style."""
     d, c, h, v = info["device"], info["config"], info["host"], info["vfio"]
     out = []
-    rev = f" (rev {d['revision']:02x})" if d["revision"] is not None else ""
-    out.append(f"{d['bdf']} {class_label(d['class'])}: {d['vendor']:04x}:{d['device']:04x}{rev}")
+    rev = f" (rev {d['revision']:02x})" if d["revision"] else ""     # lspci omits rev 00
+    label = names.label(d["vendor"], d["device"], paths.host_root())
+    out.append(f"{d['bdf']} {class_label(d['class'])}: {label}{rev}")
     if d["subsystem_vendor"] is not None:
         out.append(f"\tSubsystem: {d['subsystem_vendor']:04x}:{d['subsystem_device']:04x}")
     if c is None:

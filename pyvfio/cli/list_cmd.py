@@ -1,17 +1,20 @@
 """`pyvfio list`: one line per PCI function, in lspci's words.
 
-    0000:00:03.0 Ethernet controller [0200]: 8086:100e (rev 03) DisINTx- masking:unknown; pin A routed to IRQ 11; IOMMU group: 5; driver: e1000
+    0000:00:03.0 Ethernet controller [0200]: Intel Corporation 82540EM Gigabit Ethernet Controller [8086:100e] (rev 03) DisINTx- masking:unknown; pin A routed to IRQ 11; IOMMU group: 5; driver: e1000
+
+The head is lspci -nn's (names from pci.ids when installed, "Device [vvvv:dddd]" without).
 
 `DisINTx±` is the physical COMMAND bit now (as lspci -vv shows it); `masking:`
 says whether the card implements that bit (PCI 2.3 INTx masking): yes(pcie),
 yes(disintx-set), yes(intx-status) or unknown (see `pyvfio info` for the evidence).
 
---json prints a list of objects with the keys of pyvfio.host.pci.PciDevice.to_json.
+--json prints a list of objects with the keys of pyvfio.host.pci.PciDevice.to_json
+plus "name" (pci.ids vendor and device name, or null).
 """
 
 import json
 
-from ..host import paths, pci
+from ..host import names, paths, pci
 from ..host.classes import class_label
 
 
@@ -20,10 +23,10 @@ def add_arguments(parser):
     parser.add_argument("--json", action="store_true", help="machine-readable output")
 
 
-def line(dev):
+def line(dev, root="/"):
     """The one-line summary of a device."""
-    rev = f" (rev {dev.revision:02x})" if dev.revision is not None else ""
-    head = f"{dev.bdf} {class_label(dev.class_code)}: {dev.vendor:04x}:{dev.device:04x}{rev}"
+    rev = f" (rev {dev.revision:02x})" if dev.revision else ""     # lspci omits rev 00
+    head = f"{dev.bdf} {class_label(dev.class_code)}: {names.label(dev.vendor, dev.device, root)}{rev}"
     if dev.config is None:
         intx = "DisINTx? masking:unknown"
     else:
@@ -36,12 +39,14 @@ def line(dev):
 
 
 def run(args):
-    devs = [d for d in pci.devices(paths.host_root()) if args.all or not d.is_bridge]
+    root = paths.host_root()
+    devs = [d for d in pci.devices(root) if args.all or not d.is_bridge]
     if args.json:
-        print(json.dumps([d.to_json() for d in devs], indent=2))
+        print(json.dumps([{**d.to_json(), "name": names.device_name(d.vendor, d.device, root)}
+                          for d in devs], indent=2))
         return 0
     for dev in devs:
-        print(line(dev))
+        print(line(dev, root))
     if not devs:
         print("no PCI devices" + ("" if args.all else " (other than bridges: try --all)"))
     return 0
