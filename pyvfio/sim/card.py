@@ -116,6 +116,9 @@ class LegacyCard:
 
     def config_write(self, offset, width, value):
         """Only COMMAND is writable here (the rest of the header is read-only)."""
+        if offset == PCI_COMMAND and width == 2:  # the hot path (pci.c helpers)
+            self.write_command(value)
+            return
         lo, hi = offset, offset + width
         if lo < PCI_COMMAND + 2 and hi > PCI_COMMAND:
             cur = bytearray(self.command.to_bytes(2, "little"))

@@ -46,20 +46,20 @@ class Cpu:
 
     def run_pending(self):
         self.depth += 1
+        pending, work = self.pending, self.work
         try:
-            while self.pending or self.work:
-                while self.pending:
-                    deliver = self.pending.popleft()
+            while pending or work:
+                while pending:
+                    deliver = pending.popleft()
                     self.in_irq = True
                     self.taken += 1
-                    try:
-                        deliver()           # ... -> handle_fasteoi_irq
-                    finally:
-                        self.in_irq = False
-                if self.work:
-                    fn = self.work.popleft()
+                    deliver()               # ... -> handle_fasteoi_irq
+                    self.in_irq = False
+                if work:
+                    fn = work.popleft()
                     if self.trace is not None:
                         self.trace("kworker", f"run deferred work {getattr(fn, '__name__', fn)}")
                     fn()
         finally:
+            self.in_irq = False
             self.depth -= 1

@@ -18,7 +18,8 @@ from .cpu import Cpu
 from .genirq import IrqDesc
 from .ioapic import IoApic, IoApicIrChip
 from .trace import Trace
-from .vfio_intx import INTX, SetIrqsError, VfioPciIntx, validate_set_irqs
+from .vfio_intx import (DATA_BOOL, DATA_EVENTFD, DATA_NONE, INTX, SetIrqsError, VfioPciIntx,
+                         validate_set_irqs)
 from .xics import VARIANTS as XICS_VARIANTS, Ics, IcsRtasChip
 from .xive import XiveChip, XiveSource
 
@@ -190,7 +191,8 @@ class ModelHost:
 
     @staticmethod
     def _payload(dtype, count, data):
-        from .vfio_intx import DATA_BOOL, DATA_EVENTFD
+        if dtype == DATA_NONE:
+            return None
         if dtype == DATA_BOOL:
             if data is None or len(data) < count:
                 raise SetIrqsError(errno.EINVAL, f"DATA_BOOL needs {count} byte(s)")
