@@ -1,0 +1,39 @@
+"""In-guest lab tests: they run inside a `pyvfio lab` VM against the real kernel's
+/dev/vfio and skip, with the reason, anywhere else.  The run's facts (arch,
+kernel, interrupt controller, nointxmask, the bound cards and their BDFs) come
+from pyvfio.lab.guest.facts(); tests are parametrized over the cards actually bound,
+so a VM run has nothing to skip."""
+import pytest
+
+from pyvfio.lab import guest
+
+FACTS = guest.facts()
+
+
+def pytest_collection_modifyitems(config, items):
+    if FACTS is not None:
+        return
+    skip = pytest.mark.skip(reason="not inside a lab VM: run through `pyvfio lab ARCH -- "
+                                   "python -m pytest -m lab tests/lab` (see tests/test_lab_vms.py)")
+    for item in items:
+        if "tests/lab/" in str(item.fspath).replace("\\", "/"):
+            item.add_marker(skip)
+
+
+def pytest_generate_tests(metafunc):
+    if "card" in metafunc.fixturenames:
+        bound = FACTS["bound"] if FACTS else [{"card": "edu", "bdf": "none"}]
+        metafunc.parametrize("card", bound, ids=[b["card"] for b in bound])
+
+
+@pytest.fixture
+def facts():
+    return FACTS
+
+
+@pytest.fixture
+def device(card):
+    from pyvfio.vfio import open_device
+
+    with open_device(card["bdf"]) as dev:
+        yield dev
