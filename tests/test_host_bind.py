@@ -255,3 +255,26 @@ def test_a_corrupt_state_file_is_a_one_line_error(host):
         f.write("{not json")
     with pytest.raises(PyvfioError, match="cannot read .*bindings.json"):
         bind.load_state(host.root)
+
+
+def test_unbind_leaves_alone_a_member_someone_already_gave_back(behind_bridge):
+    h = behind_bridge
+    bound(h, bind.plan_bind(CARD, group=True, root=h.root))
+    h.unlink_driver(CARD2)                      # by hand: back to e1000
+    h.link_driver(CARD2, "e1000")
+    plan = bind.plan_unbind(CARD, root=h.root)
+    assert [t["bdf"] for t in plan.targets] == [CARD]
+    assert plan.skipped == [{"bdf": CARD2, "why": "now on e1000, left alone"}]
+    assert not any("e1000/unbind" in (s.path or "") for s in plan.steps)
+    bind.unbind(plan, root=h.root, kernel=FakeKernel(h))
+    assert (h.driver_of(CARD), h.driver_of(CARD2)) == ("8139too", "e1000")
+    assert bind.load_state(h.root) == {}
+
+
+def test_unbind_after_a_manual_unbind_from_vfio_pci_restores_the_driver(host):
+    bound(host, bind.plan_bind(CARD, root=host.root))
+    host.unlink_driver(CARD)                    # echo BDF > drivers/vfio-pci/unbind, by hand
+    plan = bind.plan_unbind(CARD, root=host.root)
+    assert not any(s.path.endswith("/unbind") for s in plan.steps)
+    bind.unbind(plan, root=host.root, kernel=FakeKernel(host))
+    assert host.driver_of(CARD) == "8139too"

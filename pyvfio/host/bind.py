@@ -181,40 +181,51 @@ def plan_bind(text, group=False, force=False, root="/"):
 
 
 def plan_unbind(text, root="/"):
-    """The plan to give `text`, and every device bound together with it, back to
-    the driver each had.  UsageError if it is neither bound to vfio-pci nor recorded."""
+    """The plan to give `text`, and every device bound together with it (bind
+    --group), back to the driver each had.  A member that has a host driver again
+    is left alone.  UsageError if there is nothing to give back."""
     dev = pci.device(text, root)
     state = load_state(root)
     entry = state.get(dev.bdf)
-    if entry is None and dev.driver != VFIO_DRIVER:
-        raise UsageError(f"{dev.bdf} is not bound to vfio-pci (driver: {dev.driver or 'none'})",
-                         "nothing to undo")
     plan = Plan("unbind", dev.bdf, dev.iommu_group)
-    # Everything bound together with it (bind --group) and not yet given back.
-    names = [n for n in entry.get("bound_with", []) if n in state or n == dev.bdf] \
-        if entry else [dev.bdf]
+    names = [n for n in entry["bound_with"] if n in state or n == dev.bdf] if entry else [dev.bdf]
     for name in names:
         if not pci.exists(name, root):
             plan.skipped.append({"bdf": name, "why": "no longer present"})
             continue
         member = pci.device(name, root)
         rec = state.get(name)
+        if member.driver not in (VFIO_DRIVER, None) or (member.driver is None and rec is None):
+            plan.skipped.append({"bdf": name, "why": f"now on {member.driver or 'no driver'}, "
+                                                     "left alone"})
+            continue
         if rec is None:
             plan.notes.append(f"{name}: the driver it had before is unknown (not bound by "
                               "pyvfio); the kernel will choose one")
-        restore_to = rec.get("driver") if rec else None
+        restore_to = rec["driver"] if rec else None
         plan.targets.append({"bdf": name, "driver": member.driver, "restore_to": restore_to,
                              "known": rec is not None})
-        devdir = pci.device_dir(name, root)
-        old_override = (rec or {}).get("driver_override") or ""
-        plan.steps.append(Step(name, os.path.join(devdir, "driver_override"), old_override + "\n"))
-        if member.driver:
-            plan.steps.append(Step(name, _sysfs(root, "drivers", member.driver, "unbind"), name))
-        if restore_to and os.path.isdir(_sysfs(root, "drivers", restore_to)):
-            plan.steps.append(Step(name, _sysfs(root, "drivers", restore_to, "bind"), name))
-        elif rec is None or restore_to:
-            plan.steps.append(Step(name, _sysfs(root, "drivers_probe"), name))
+        plan.steps += _restore_steps(name, member.driver, rec, root)
+    if not plan.targets:
+        raise UsageError(f"{dev.bdf} is not bound to vfio-pci (driver: {dev.driver or 'none'})",
+                         "nothing to undo")
     return plan
+
+
+def _restore_steps(bdf, driver, rec, root):
+    """Clear (or restore) the override, leave vfio-pci, go back to the old driver:
+    by its `bind` file when it is loaded, else by drivers_probe (which also lets
+    the kernel choose when the old driver is unknown)."""
+    override = (rec or {}).get("driver_override") or ""
+    steps = [Step(bdf, os.path.join(pci.device_dir(bdf, root), "driver_override"), override + "\n")]
+    if driver:
+        steps.append(Step(bdf, _sysfs(root, "drivers", driver, "unbind"), bdf))
+    restore_to = rec["driver"] if rec else None
+    if restore_to and os.path.isdir(_sysfs(root, "drivers", restore_to)):
+        steps.append(Step(bdf, _sysfs(root, "drivers", restore_to, "bind"), bdf))
+    elif restore_to or rec is None:
+        steps.append(Step(bdf, _sysfs(root, "drivers_probe"), bdf))
+    return steps
 
 
 # --- carrying a plan out ------------------------------------------------------------------
@@ -273,12 +284,12 @@ def bind(plan, root="/", kernel=None):
 
 
 def _rollback(bdf, state, root, kernel):
-    try:
-        for step in plan_unbind(bdf, root).steps:
-            if step.bdf == bdf:
-                kernel.write(step.path, step.value)
-    except (OSError, PyvfioError):
-        pass
+    driver = paths.link_name(os.path.join(pci.device_dir(bdf, root), "driver"))
+    for step in _restore_steps(bdf, driver, state.get(bdf), root):
+        try:
+            kernel.write(step.path, step.value)
+        except OSError:
+            pass
     state.pop(bdf, None)
     save_state(state, root)
 
@@ -291,6 +302,8 @@ def unbind(plan, root="/", kernel=None):
     state = load_state(root)
     for step in plan.steps:
         _write(kernel, step)
+    for skipped in plan.skipped:            # gone, or back on a driver: nothing to restore
+        state.pop(skipped["bdf"], None)
     wrong = {}
     for target in plan.targets:
         bdf = target["bdf"]
