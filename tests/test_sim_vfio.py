@@ -178,3 +178,22 @@ def test_bad_names():
                {"xics_variant": "p10"}):
         with pytest.raises(UsageError):
             ModelHost(**kw)
+
+
+def test_unmask_eventfd_signalled_before_registration_is_not_missed():
+    """vfio_virqfd_enable polls the eventfd: an EOI written before the fd was
+    registered still unmasks (and the count is left for the next wakeup)."""
+    h = ModelHost("ioapic", "non-2.3", "unlazy")
+    with Intx(h) as ix:                     # ioctl mode: no unmask eventfd yet
+        bar = h.region(0)
+        bar.write(RAISE, 4, 1)
+        assert ix.trigger.consume() == 1
+        bar.write(ACK, 4, 1)
+        assert h.host_state()["vfio_masked"] is True
+        efd = EventFd()
+        efd.signal()                        # the EOI, before registration
+        h.set_irqs(INTX, U | EFD, 0, 1, [efd])
+        assert h.host_state()["vfio_masked"] is False and h.host_state()["depth"] == 0
+        assert efd.consume() == 1           # vfs_poll does not consume
+        h.set_irqs(INTX, U | EFD, 0, 1, [-1])
+        efd.close()

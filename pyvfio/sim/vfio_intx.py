@@ -8,6 +8,7 @@ the policy axis of the matrix.
 """
 
 import errno
+import select
 
 from .. import uapi
 from . import pci
@@ -240,8 +241,9 @@ class VfioPciIntx:
         self.unmask = v
         efd.waiters.append(v.wakeup)
         # "Check if there was an event already pending on the eventfd before we
-        # registered, and trigger it as if we didn't miss it."
-        if efd.consume():
+        # registered and trigger it as if we didn't miss it." (vfs_poll: the
+        # count is not consumed here; the next wakeup reads it.)
+        if _readable(efd):
             if self.vfio_pci_intx_unmask_handler():
                 self.cpu.schedule_work(self.vfio_send_intx_eventfd)
 
@@ -287,6 +289,12 @@ class VfioPciIntx:
                 self.vfio_pci_intx_mask()
             else:
                 self.vfio_pci_intx_unmask()
+
+
+def _readable(efd):
+    p = select.poll()
+    p.register(efd.fileno(), select.POLLIN)
+    return bool(p.poll(0))
 
 
 def validate_set_irqs(flags, index, start, count, num_irqs):

@@ -92,6 +92,8 @@ class Ics:
         """H_XIRR -> icp_accept: the CPU takes the interrupt, CPPR rises."""
         self.cppr = self.pending_priority
         self.xisr = 0
+        if self.trace is not None:
+            self.trace("xics", f"H_XIRR: accept, CPPR {self.cppr:#x}")
         self.deliver()
 
     def h_eoi(self):
