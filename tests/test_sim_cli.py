@@ -123,3 +123,8 @@ def test_scenario_file_excludes_options(tmp_path, capsys):
 def test_missing_scenario_file(capsys, tmp_path):
     code, _, err = run(capsys, "--scenario", str(tmp_path / "nope.toml"))
     assert code == 2 and "cannot read scenario file" in err
+
+
+def test_unparsable_at_end_of_file_still_names_a_line(tmp_path, capsys):
+    code, _, err = run(capsys, "--scenario", write(tmp_path, '[[scenario]]\ncontroller = "xive"\ncard = [\n'))
+    assert code == 2 and "line 3" in err

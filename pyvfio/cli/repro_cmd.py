@@ -99,7 +99,11 @@ def load_scenario_file(path):
     except OSError as exc:
         raise UsageError(f"cannot read scenario file {path}: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
-        raise UsageError(f"{path}: not valid TOML: {exc}",
+        where = str(exc)
+        if "end of document" in where:             # tomllib names no line there
+            with open(path, "rb") as f:
+                where += f" (line {max(1, len(f.read().splitlines()))}, the last)"
+        raise UsageError(f"{path}: not valid TOML: {where}",
                          "see https://toml.io; each case is a [[scenario]] table") from None
     unknown = set(doc) - {"scenario", "loops"}
     if unknown:

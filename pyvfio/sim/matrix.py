@@ -68,7 +68,7 @@ class Scenario:
                        unmask, **knobs)
         if policy == "unlazy":
             raise UsageError(
-                f"policy 'unlazy' does not apply to a PCI 2.3 card ({probe.name}): vfio-pci "
+                f"policy 'unlazy' does not apply to a PCI 2.3 card ({controller}/{card}): vfio-pci "
                 "masks it with DisINTx and never disables the host IRQ",
                 "drop --policy, or use --card non-2.3 (or --nointxmask) to mask at the controller")
         return probe
