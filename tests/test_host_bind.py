@@ -278,3 +278,12 @@ def test_unbind_after_a_manual_unbind_from_vfio_pci_restores_the_driver(host):
     assert not any(s.path.endswith("/unbind") for s in plan.steps)
     bind.unbind(plan, root=host.root, kernel=FakeKernel(host))
     assert host.driver_of(CARD) == "8139too"
+
+
+def test_a_kernel_without_vfio_pci_is_said_at_plan_time(tmp_path):
+    h = FakeHost(tmp_path)
+    h.add_device(CARD, driver="8139too", group=7)
+    os.unlink(h.p("proc/modules"))                  # CONFIG_MODULES=n, not built in
+    with pytest.raises(PyvfioError, match="vfio-pci is not available on kernel 6.12.0-test "
+                                          r"\(it cannot load modules\)"):
+        bind.plan_bind(CARD, root=h.root)

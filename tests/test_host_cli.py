@@ -206,3 +206,33 @@ def test_list_head_is_lspci_nn_on_this_machine():
     assert len(got) == len(want)
     for ours, theirs in zip(got, want):
         assert ours.startswith(theirs + " DisINTx"), (ours, theirs)
+
+
+def test_bind_and_unbind_without_root_say_so_in_one_line(tmp_path):
+    """Run as `nobody` on a root-owned fabricated tree: one line, nothing changed."""
+    import shutil
+    import tempfile
+    if os.geteuid() != 0 or not shutil.which("setpriv"):
+        pytest.skip("needs root to switch to an unprivileged user")
+    top = tempfile.mkdtemp(prefix="pyvfio-nonroot-")
+    try:
+        os.chmod(top, 0o755)
+        h = FakeHost(top)
+        h.add_driver("vfio-pci")
+        h.add_device(OTHER, 0x8086, 0x100E, driver="e1000", group=5)
+        h.add_device(CARD, driver="vfio-pci", group=4)
+        env = {**os.environ, "PYVFIO_SYSROOT": top}
+        base = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                sys.executable, "-m", "pyvfio"]
+        cwd = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        for args in (["bind", OTHER], ["unbind", CARD]):
+            r = subprocess.run(base + args, capture_output=True, text=True, env=env, cwd=cwd,
+                               timeout=60)
+            one_line_error(r, "needs root", f"sudo pyvfio {args[0]}")
+        assert h.driver_of(OTHER) == "e1000" and h.driver_of(CARD) == "vfio-pci"
+        # a dry run needs no privilege
+        r = subprocess.run(base + ["bind", OTHER, "--dry-run"], capture_output=True, text=True,
+                           env=env, cwd=cwd, timeout=60)
+        assert r.returncode == 0, r.stderr
+    finally:
+        shutil.rmtree(top)

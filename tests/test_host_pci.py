@@ -113,3 +113,21 @@ def test_no_blockers_when_everything_is_in_place(tmp_path):
     h.write("dev/vfio/4", "")
     dev = pci.device("0000:02:05.0", h.root)
     assert system.vfio_blockers(system.probe(h.root), dev, h.root) == []
+
+
+def test_vfio_pci_availability_is_explained(tmp_path):
+    h = FakeHost(tmp_path)
+    h.add_device("0000:02:05.0", driver="8139too")
+    dev = pci.device("0000:02:05.0", h.root)
+
+    def reasons():
+        return [r for r, _ in system.vfio_blockers(system.probe(h.root), dev, h.root)]
+    assert system.probe(h.root).vfio_pci_module == "module"
+    os.unlink(h.p("lib/modules/6.12.0-test/kernel/drivers/vfio/pci/vfio-pci.ko.xz"))
+    assert system.probe(h.root).vfio_pci_module == "absent"
+    assert "no vfio-pci module for kernel 6.12.0-test" in reasons()
+    os.unlink(h.p("proc/modules"))
+    assert "this kernel has no vfio-pci and cannot load modules" in reasons()
+    h.add_driver("vfio-pci")
+    assert system.probe(h.root).vfio_pci_module == "loaded"
+    assert not any("vfio-pci" in r and "module" in r for r in reasons())

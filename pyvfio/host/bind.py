@@ -25,7 +25,7 @@ import tempfile
 from dataclasses import dataclass, field
 
 from ..errors import PyvfioError, RefusedError, UsageError
-from . import inuse, paths, pci
+from . import inuse, paths, pci, system
 
 VFIO_DRIVER = "vfio-pci"
 STATE_FILE = "run/pyvfio/bindings.json"
@@ -153,6 +153,12 @@ def plan_bind(text, group=False, force=False, root="/"):
                 + ", ".join(f"{m.bdf} ({m.driver})" for m in loose)
                 + ": VFIO will call the group not viable; use --group to bind them all")
     if not os.path.isdir(_sysfs(root, "drivers", VFIO_DRIVER)):
+        release = system.probe(root).kernel
+        have = system.vfio_pci_module(release, root)
+        if have in ("absent", "no-module-support"):
+            raise PyvfioError(f"vfio-pci is not available on kernel {release}"
+                              + (" (it cannot load modules)" if have == "no-module-support" else ""),
+                              "boot a kernel that has vfio-pci (CONFIG_VFIO_PCI)")
         plan.steps.append(Step(None, None, VFIO_DRIVER))
     for name in names:
         member = pci.device(name, root)

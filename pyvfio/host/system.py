@@ -3,7 +3,7 @@
 import os
 from dataclasses import dataclass, field
 
-from . import paths, pci
+from . import inuse, paths, pci
 
 VFIO_PCI_PARAMS = "sys/module/vfio_pci/parameters"
 
@@ -13,7 +13,9 @@ class System:
     """Stable JSON keys: kernel, machine, vfio_pci_loaded, nointxmask (true/false, null
     if vfio-pci is not loaded), dev_vfio (the directory exists), vfio_container
     (/dev/vfio/vfio exists), iommu_groups (count), iommu_units (/sys/class/iommu
-    entries: dmar0, ivhd0...), cmdline_iommu (IOMMU words on the kernel command line)."""
+    entries: dmar0, ivhd0...), cmdline_iommu (IOMMU words on the kernel command line),
+    vfio_pci_module ("loaded", "module" (can be modprobed), "absent" (no module for
+    this kernel), "no-module-support" (the kernel cannot load modules))."""
     kernel: str | None
     machine: str | None
     vfio_pci_loaded: bool
@@ -23,6 +25,7 @@ class System:
     iommu_groups: int
     iommu_units: list[str] = field(default_factory=list)
     cmdline_iommu: list[str] = field(default_factory=list)
+    vfio_pci_module: str = "unknown"
 
     def to_json(self):
         return dict(self.__dict__)
@@ -48,6 +51,25 @@ def vfio_pci_loaded(root="/"):
     return os.path.isdir(paths.under(root, pci.DRIVERS, "vfio-pci"))
 
 
+def vfio_pci_module(release, root="/"):
+    """Can vfio-pci be had on this kernel?  See System.vfio_pci_module."""
+    if vfio_pci_loaded(root):
+        return "loaded"
+    if not os.path.exists(paths.under(root, "proc/modules")):
+        return "no-module-support"          # CONFIG_MODULES=n: built in or nothing
+    moddir = paths.under(root, "lib/modules", release or "")
+    builtin = paths.read_text(os.path.join(moddir, "modules.builtin"), "")
+    if "vfio-pci.ko" in builtin:
+        return "module"                     # built in but not bound yet: modprobe is a no-op
+    pci_dir = os.path.join(moddir, "kernel/drivers/vfio/pci")
+    try:
+        if any(n.startswith("vfio-pci.ko") for n in os.listdir(pci_dir)):
+            return "module"
+    except OSError:
+        pass
+    return "absent"
+
+
 def probe(root="/"):
     kernel, machine = _uname(root)
     try:
@@ -64,6 +86,7 @@ def probe(root="/"):
         iommu_groups=len(pci.iommu_groups(root)),
         iommu_units=units,
         cmdline_iommu=[w for w in cmdline if "iommu" in w or w.startswith("vfio")],
+        vfio_pci_module=vfio_pci_module(kernel, root),
     )
 
 
@@ -75,14 +98,24 @@ def vfio_blockers(system, dev, root="/"):
         if system.machine in ("ppc64le", "ppc64"):
             fix = "boot a kernel with the powerpc IOMMU (pseries/powernv); Debian's 6.1 ppc64el cannot bind vfio-pci, use 6.12"
         else:
-            fix = "enable VT-d/AMD-Vi in firmware and boot with intel_iommu=on (Intel) or amd_iommu=on (AMD)"
+            fix = ("enable VT-d/AMD-Vi in firmware and boot with intel_iommu=on (Intel; "
+                   "AMD-Vi is on by default once enabled in firmware)")
         out.append(("no IOMMU: the kernel made no IOMMU groups", fix))
-    if not system.vfio_pci_loaded:
+    if system.vfio_pci_module == "no-module-support":
+        out.append(("this kernel has no vfio-pci and cannot load modules",
+                    "boot a kernel built with CONFIG_VFIO_PCI (any distribution kernel), "
+                    "or use a lab VM (pyvfio lab)"))
+    elif system.vfio_pci_module == "absent":
+        out.append((f"no vfio-pci module for kernel {system.kernel}",
+                    "install the kernel's modules package (Debian: linux-image-*), then modprobe vfio-pci"))
+    elif not system.vfio_pci_loaded:
         out.append(("the vfio-pci driver is not loaded",
                     "modprobe vfio-pci (add nointxmask=1 to force controller masking)"))
     if dev.driver != "vfio-pci":
-        out.append((f"{dev.bdf} is bound to {dev.driver or 'no driver'}, not vfio-pci",
-                    f"pyvfio bind {dev.bdf}"))
+        busy = inuse.host_uses(dev.bdf, root)
+        fix = (f"the host is using it ({busy[0]}): pick a spare card" if busy
+               else f"pyvfio bind {dev.bdf}")
+        out.append((f"{dev.bdf} is bound to {dev.driver or 'no driver'}, not vfio-pci", fix))
     if not system.dev_vfio:
         out.append(("/dev/vfio does not exist", "it appears once the vfio modules are loaded and an IOMMU is on"))
     elif dev.iommu_group is not None and not os.path.exists(paths.under(root, "dev/vfio", str(dev.iommu_group))) \
