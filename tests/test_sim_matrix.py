@@ -95,3 +95,14 @@ def test_outcome_json_carries_the_comparable_facts():
     assert j["name"] == "ioapic/non-2.3/lazy/ioctl"
     assert (j["delivered"], j["irq_count"], j["controller_deliveries"], j["spurious"]) == (5, 5, 10, 5)
     assert o.comparable() == {"stalled_after": None, "delivered_all": True}
+
+
+def test_rearm_each_interrupt_is_a_userspace_workaround_for_the_xive_stall():
+    from pyvfio.engine import Run, RunConfig
+    from pyvfio.profiles import probe
+    from pyvfio.sim import ModelHost
+    h = ModelHost("xive", "non-2.3", "lazy")
+    run = Run(h, probe(h), RunConfig(loops=20, engine="python", watchdog_ms=0,
+                                     rearm_each=True)).execute()
+    assert run.verdict == "ok" and run.counts.delivered == 20
+    assert run.host_irq_delta() == 20
