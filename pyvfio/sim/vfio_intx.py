@@ -81,6 +81,10 @@ class VfioPciIntx:
         self.nointxmask = nointxmask
         # vfio_pci_core_enable: pci_2_3 = pci_intx_mask_supported() unless nointxmask
         self.pci_2_3 = False if nointxmask else pci.pci_intx_mask_supported(card)
+        if trace is not None:
+            trace("vfio", "vfio_pci_core_enable: " + (
+                "nointxmask=1, pci_2_3=0 (mask at the controller)" if nointxmask else
+                f"pci_intx_mask_supported -> pci_2_3={int(self.pci_2_3)}"))
         self.virq_disabled = False
         self.irq_type = VFIO_PCI_NUM_IRQS       # none
         self.masked = False                     # ctx->masked
