@@ -17,6 +17,7 @@ from pyvfio.host import bind
 CARD = "0000:02:05.0"
 OTHER = "0000:02:06.0"
 BRIDGE = "0000:00:1e.0"
+THIRD = "0000:02:07.0"
 FIX = os.path.join(os.path.dirname(__file__), "fixtures")
 
 
@@ -48,6 +49,7 @@ def host(tmp_path):
                  bars=(0xE001, 0xF4004000),
                  resources=[(0xE000, 0xE0FF, 0x40101), (0xF4004000, 0xF40040FF, 0x40200)])
     h.add_device(OTHER, 0x8086, 0x100E, driver="e1000", group=5, irq=11, command=0x0407)
+    h.add_device(THIRD, 0x1234, 0x11E8, 0x00FF00, driver="edu-host", group=4, pin=0)
     with open(os.path.join(FIX, "interrupts", "x86-ioapic-vfio.txt")) as f:
         text = f.read().replace("vfio-intx(0000:02:00.0)", f"vfio-intx({CARD})")
     h.write("proc/interrupts", text)
@@ -65,6 +67,8 @@ def test_list_hides_bridges_and_speaks_lspci(host):
         "pin A routed to IRQ 16; IOMMU group: 4; driver: vfio-pci",
         f"{OTHER} Ethernet controller [0200]: Device [8086:100e] (rev 01) DisINTx+ masking:yes(disintx-set); "
         "pin A routed to IRQ 11; IOMMU group: 5; driver: e1000",
+        f"{THIRD} Unclassified device [00ff]: Device [1234:11e8] (rev 01) DisINTx- "
+        "masking:unknown; no interrupt pin; IOMMU group: 4; driver: edu-host",
     ]
     assert BRIDGE in pyvfio("list", "--all", root=host.root).stdout
 
@@ -72,7 +76,7 @@ def test_list_hides_bridges_and_speaks_lspci(host):
 def test_list_json_keys_are_stable(host):
     r = pyvfio("list", "--all", "--json", root=host.root)
     data = json.loads(r.stdout)
-    assert [d["bdf"] for d in data] == [BRIDGE, CARD, OTHER]
+    assert [d["bdf"] for d in data] == [BRIDGE, CARD, OTHER, THIRD]
     assert set(data[1]) == {"bdf", "vendor", "device", "subsystem_vendor", "subsystem_device",
                             "class", "class_name", "revision", "driver", "driver_override",
                             "iommu_group", "irq", "interrupt_pin", "is_bridge", "disintx",
@@ -102,6 +106,7 @@ def test_info_shows_config_irq_controller_and_why_vfio_is_missing(host):
     out = r.stdout
     assert "\tControl: I/O+ Mem+ BusMaster+" in out and "DisINTx-" in out
     assert "\tInterrupt: pin A routed to IRQ 16" in out
+    assert f"\tIOMMU group: 4 (with {BRIDGE} bridge, no driver; {THIRD} edu-host)" in out
     assert "\tRegion 0: I/O ports at e000 [size=256]" in out
     assert "\tRegion 1: Memory at f4004000 (32-bit, non-prefetchable) [size=256]" in out
     assert "IRQ 16: IR-IO-APIC hwirq 16 Level, 512 interrupts, held by: ehci_hcd:usb1" in out
@@ -121,6 +126,11 @@ def test_info_json(host):
     assert data["host"]["system"]["nointxmask"] is True
     assert data["config"]["intx_mask"]["supported"] is None
     assert data["vfio"]["available"] is False and data["vfio"]["blockers"]
+    assert data["host"]["group_members"] == [
+        {"bdf": BRIDGE, "driver": None, "is_bridge": True},
+        {"bdf": THIRD, "driver": "edu-host", "is_bridge": False}]
+    assert {"reason": f"IOMMU group 4 is not viable: {THIRD} (edu-host)",
+            "fix": f"pyvfio bind {CARD} --group"} in data["vfio"]["blockers"]
 
 
 def test_info_on_this_machine_explains_vfio():

@@ -11,7 +11,8 @@ When VFIO is not available, says why and what would make it so; with
 --json keys: device (PciDevice.to_json), config (Config.to_json), host
 {system (System.to_json), irq_line (IrqLine.to_json or null), irq_shared_with
 [str], exclusive_needed (true when vfio-pci would request the line exclusively,
-null if unknown)}, vfio {available, blockers [{reason, fix}], error (str or null),
+null if unknown), group_members [{bdf, driver, is_bridge}] (the others in its
+IOMMU group)}, vfio {available, blockers [{reason, fix}], error (str or null),
 regions [{index, name, size, offset, flags, mmap, read, write}],
 irqs [{index, name, count, flags: [str]}]}.
 """
@@ -83,7 +84,19 @@ def gather(text, root="/", require_vfio=False):
             exclusive = True
         elif masking is True:
             exclusive = False       # unless vfio-pci is reloaded with nointxmask=1
+    members = []
+    for bdf in pci.group_members(dev.iommu_group, root):
+        if bdf != dev.bdf and pci.exists(bdf, root):
+            m = pci.device(bdf, root)
+            members.append({"bdf": bdf, "driver": m.driver, "is_bridge": m.is_bridge})
     blockers = system.vfio_blockers(sysinfo, dev, root)
+    # vfio's viability rule: every endpoint in the group on vfio-pci or on no driver.
+    loose = [m["bdf"] for m in members if not m["is_bridge"] and m["driver"] not in (None, "vfio-pci")]
+    if loose:
+        blockers.append((f"IOMMU group {dev.iommu_group} is not viable: "
+                         + ", ".join(f"{m['bdf']} ({m['driver']})" for m in members
+                                     if m["bdf"] in loose),
+                         f"pyvfio bind {dev.bdf} --group"))
     vfio = {"available": False, "blockers": [{"reason": r, "fix": f} for r, f in blockers],
             "error": None, "regions": [], "irqs": []}
     if not blockers or require_vfio:
@@ -100,6 +113,7 @@ def gather(text, root="/", require_vfio=False):
         "host": {"system": sysinfo.to_json(),
                  "irq_line": line.to_json() if line else None,
                  "irq_shared_with": interrupts.other_holders(line, dev.bdf),
+                 "group_members": members,
                  "exclusive_needed": exclusive},
         "vfio": vfio,
     }, dev
@@ -128,7 +142,10 @@ def render(info, dev):
         for cap in cfg.capabilities():
             out.append(f"\tCapabilities: {cap.describe()}")
     group = d["iommu_group"]
-    out.append(f"\tIOMMU group: {group if group is not None else 'none (no IOMMU)'}")
+    others = "; ".join(f"{m['bdf']} {'bridge, ' if m['is_bridge'] else ''}{m['driver'] or 'no driver'}"
+                       for m in h["group_members"])
+    out.append(f"\tIOMMU group: {group if group is not None else 'none (no IOMMU)'}"
+               + (f" (with {others})" if others else ""))
     out.append(f"\tKernel driver in use: {d['driver'] or 'none'}"
                + (f" (driver_override: {d['driver_override']})" if d["driver_override"] else ""))
     if c is not None:
