@@ -17,6 +17,8 @@ COMMANDS = {
     "unbind": ("pyvfio.cli.unbind_cmd", "give a device back to the driver it had before bind"),
     "run": ("pyvfio.cli.run_cmd", "service a card's INTx through VFIO and measure it"),
     "repro": ("pyvfio.cli.repro_cmd", "run the INTx scenario matrix (model host, lab VM or a card)"),
+    "doctor": ("pyvfio.cli.doctor_cmd", "check this host (and a card) for INTx passthrough, with fixes"),
+    "compare": ("pyvfio.cli.compare_cmd", "compare two result files (run or repro) cell by cell"),
     "lab": ("pyvfio.cli.lab_cmd", "boot a lab VM (x86_64 or ppc64le) and run a command inside it"),
 }
 

@@ -1,0 +1,40 @@
+"""`pyvfio doctor [BDF] [--json] [-v]`: is this host (and this card) ready for an INTx
+run, and if not, the command that fixes each problem.
+
+Exit status: 0 when no check fails (warnings allowed), 1 when one does (the report is
+printed first, then one error line naming the failed checks).  --json prints
+Diagnosis.to_json(): envelope("doctor") with host, bdf, status, facts
+{unlazy_fix {present, basis, evidence, module}, controller, masking, irq_line} and
+checks [{name, status, summary, evidence, fix}].
+"""
+
+import json
+
+from .. import doctor
+from ..errors import PyvfioError
+from ..host import paths
+
+
+class NotReady(PyvfioError):
+    """A check failed: INTx passthrough cannot work here as things stand."""
+    exit_code = 1
+
+
+def add_arguments(parser):
+    parser.add_argument("bdf", metavar="BDF", nargs="?", help="a card to check too, e.g. 0000:01:00.0")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show the evidence of every check")
+
+
+def run(args):
+    d = doctor.diagnose(args.bdf, paths.host_root())
+    if args.json:
+        print(json.dumps(d.to_json(), indent=2))
+    else:
+        print(doctor.render(d, verbose=args.verbose), flush=True)
+    fails = d.failures
+    if fails:
+        raise NotReady(f"not ready for VFIO INTx: {len(fails)} check(s) failed "
+                       f"({', '.join(c.name for c in fails)})",
+                       "apply the fixes listed above (pyvfio doctor -v shows all evidence)")
+    return 0
