@@ -31,11 +31,15 @@ def command(cfg, qemu, vmlinux, initrd, shares):
                 "-device", "spapr-pci-host-bridge,index=1,id=phb1"]
         for i, card in enumerate(cfg.cards):
             cmd += ["-device", f"{_qdev(card)},bus={PPC_CARD_BUS},addr={i + 1:#x}"]
-    for tag, path, readonly in shares:
-        opt = f"local,path={path},mount_tag={tag},security_model=none,multidevs=remap"
+    # Left alone, QEMU puts them on the newest bus (the cards' PHB).
+    share_bus = ",bus=pci.0" if cfg.arch == "ppc64le" else ""
+    for i, (tag, path, readonly) in enumerate(shares):
+        # multidevs=remap: the root share spans several host filesystems; without
+        # it the guest mixes up inodes across them.
+        opt = f"local,id=fs{i},path={path},security_model=none,multidevs=remap"
         if readonly:
             opt += ",readonly=on"
-        cmd += ["-virtfs", opt]
+        cmd += ["-fsdev", opt, "-device", f"virtio-9p-pci,fsdev=fs{i},mount_tag={tag}{share_bus}"]
     return cmd
 
 
