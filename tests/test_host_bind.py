@@ -287,3 +287,20 @@ def test_a_kernel_without_vfio_pci_is_said_at_plan_time(tmp_path):
     with pytest.raises(PyvfioError, match="vfio-pci is not available on kernel 6.12.0-test "
                                           r"\(it cannot load modules\)"):
         bind.plan_bind(CARD, root=h.root)
+
+
+def test_a_failed_unbind_write_clears_the_override_and_keeps_the_driver(host):
+    class Stuck(FakeKernel):
+        def write(self, path, value):
+            if path.endswith("8139too/unbind"):
+                self.writes.append((path, value))
+                raise OSError(16, "Device or resource busy")
+            super().write(path, value)
+    k = Stuck(host)
+    with pytest.raises(PyvfioError, match="Device or resource busy; 0000:02:05.0 was given back"):
+        bind.bind(bind.plan_bind(CARD, root=host.root), root=host.root, kernel=k)
+    assert host.driver_of(CARD) == "8139too"
+    with open(host.dev(CARD, "driver_override")) as f:
+        assert f.read().strip() == "(null)"
+    assert sum(p.endswith("8139too/unbind") for p, _ in k.writes) == 1   # not unbound again
+    assert bind.load_state(host.root) == {}

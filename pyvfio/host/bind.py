@@ -269,7 +269,8 @@ def bind(plan, root="/", kernel=None):
         if step.path is None:
             err = kernel.modprobe(step.value)
             if err or not os.path.isdir(_sysfs(root, "drivers", VFIO_DRIVER)):
-                raise PyvfioError(f"vfio-pci is not loaded and `modprobe vfio-pci` failed: {err or 'no driver appeared'}",
+                raise PyvfioError("vfio-pci is not loaded and `modprobe vfio-pci` failed: "
+                                  + (err or "no driver appeared"),
                                   "install/load the vfio-pci module (modprobe vfio-pci)")
             continue
         if step.bdf not in state:
@@ -278,7 +279,12 @@ def bind(plan, root="/", kernel=None):
                                "driver_override": target["driver_override"],
                                "group": plan.group, "bound_with": together, "time": now}
             save_state(state, root)
-        _write(kernel, step)
+        try:
+            _write(kernel, step)
+        except PyvfioError as exc:
+            _rollback(step.bdf, state, root, kernel)
+            exc.message += f"; {step.bdf} was given back"
+            raise
         if step.path.endswith("drivers_probe"):
             got = paths.link_name(os.path.join(pci.device_dir(step.bdf, root), "driver"))
             if got != VFIO_DRIVER:
@@ -290,8 +296,14 @@ def bind(plan, root="/", kernel=None):
 
 
 def _rollback(bdf, state, root, kernel):
+    """Undo a half-done bind of one device: its override always; its driver only
+    if it lost it (a device still on its old driver is not unbound again)."""
+    rec = state.get(bdf)
     driver = paths.link_name(os.path.join(pci.device_dir(bdf, root), "driver"))
-    for step in _restore_steps(bdf, driver, state.get(bdf), root):
+    steps = _restore_steps(bdf, driver, rec, root)
+    if driver is not None and rec and driver == rec["driver"]:
+        steps = steps[:1]
+    for step in steps:
         try:
             kernel.write(step.path, step.value)
         except OSError:
