@@ -96,7 +96,8 @@ def vfio_blockers(system, dev, root="/"):
     out = []
     if system.iommu_groups == 0 and not system.iommu_units:
         if system.machine in ("ppc64le", "ppc64"):
-            fix = "boot a kernel with the powerpc IOMMU (pseries/powernv); Debian's 6.1 ppc64el cannot bind vfio-pci, use 6.12"
+            fix = ("boot a kernel with the powerpc IOMMU (pseries/powernv); "
+                   "Debian's 6.1 ppc64el cannot bind vfio-pci, 6.12 can")
         else:
             fix = ("enable VT-d/AMD-Vi in firmware and boot with intel_iommu=on (Intel; "
                    "AMD-Vi is on by default once enabled in firmware)")
@@ -107,7 +108,8 @@ def vfio_blockers(system, dev, root="/"):
                     "or use a lab VM (pyvfio lab)"))
     elif system.vfio_pci_module == "absent":
         out.append((f"no vfio-pci module for kernel {system.kernel}",
-                    "install the kernel's modules package (Debian: linux-image-*), then modprobe vfio-pci"))
+                    "install the kernel's modules package (Debian: linux-image-*), "
+                    "then modprobe vfio-pci"))
     elif not system.vfio_pci_loaded:
         out.append(("the vfio-pci driver is not loaded",
                     "modprobe vfio-pci (add nointxmask=1 to force controller masking)"))
@@ -117,8 +119,11 @@ def vfio_blockers(system, dev, root="/"):
                else f"pyvfio bind {dev.bdf}")
         out.append((f"{dev.bdf} is bound to {dev.driver or 'no driver'}, not vfio-pci", fix))
     if not system.dev_vfio:
-        out.append(("/dev/vfio does not exist", "it appears once the vfio modules are loaded and an IOMMU is on"))
-    elif dev.iommu_group is not None and not os.path.exists(paths.under(root, "dev/vfio", str(dev.iommu_group))) \
-            and dev.driver == "vfio-pci":
-        out.append((f"/dev/vfio/{dev.iommu_group} does not exist", "check dmesg for vfio-pci probe errors"))
+        out.append(("/dev/vfio does not exist",
+                    "it appears once the vfio modules are loaded and an IOMMU is on"))
+    elif dev.driver == "vfio-pci" and dev.iommu_group is not None:
+        node = paths.under(root, "dev/vfio", str(dev.iommu_group))
+        if not os.path.exists(node):
+            out.append((f"/dev/vfio/{dev.iommu_group} does not exist",
+                        "check dmesg for vfio-pci probe errors"))
     return out
