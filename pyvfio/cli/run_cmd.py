@@ -100,9 +100,10 @@ def run(args):
             profile = probe(dev, args.access, args.profile)
             after_enable = None
             if args.policy:
-                from .. import policy
-                policy.read()  # fail before the run if the module is missing
-                after_enable = lambda run: policy.apply(dev.bdf, args.policy)  # noqa: E731
+                from ..lab import policy
+                if not policy.available():  # fail before the run, not after the first enable
+                    policy.set_irq_policy(0, args.policy)
+                after_enable = lambda run: policy.set_policy(dev.bdf, args.policy)  # noqa: E731
             r = Run(dev, profile, config, after_enable=after_enable,
                     status=None if args.quiet else _status_line)
             started = time.time()
