@@ -246,3 +246,50 @@ def test_bind_and_unbind_without_root_say_so_in_one_line(tmp_path):
         assert r.returncode == 0, r.stderr
     finally:
         shutil.rmtree(top)
+
+
+def test_info_shows_regions_and_irqs_when_vfio_opens_the_device(host, monkeypatch, capsys):
+    """With VFIO available, info lists what VFIO reports (the vfio layer is replaced by
+    a stand-in with the same interface; the lab runs the real one)."""
+    import pyvfio.vfio
+    from pyvfio import uapi
+    from pyvfio.backend import IrqInfo
+
+    class Dev:
+        num_irqs = 5
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def regions(self):
+            rw = uapi.VFIO_REGION_INFO_FLAG_READ | uapi.VFIO_REGION_INFO_FLAG_WRITE
+            return [(0, rw, 0x100, 0), (1, rw | uapi.VFIO_REGION_INFO_FLAG_MMAP, 0x100, 1 << 40),
+                    (2, 0, 0, 2 << 40), (7, rw, 0x100, 7 << 40)]
+
+        def irq_info(self, index):
+            flags = (uapi.VFIO_IRQ_INFO_EVENTFD | uapi.VFIO_IRQ_INFO_MASKABLE
+                     | uapi.VFIO_IRQ_INFO_AUTOMASKED) if index == 0 else uapi.VFIO_IRQ_INFO_EVENTFD
+            return IrqInfo(index, flags, 1 if index == 0 else 0)
+
+    os.makedirs(host.p("dev/vfio"))
+    host.write("dev/vfio/vfio", "")
+    host.write("dev/vfio/4", "")
+    host.unlink_driver(THIRD)                 # make group 4 viable
+    opened = []
+    monkeypatch.setattr(pyvfio.vfio, "open_device",
+                        lambda bdf, root="/": opened.append((bdf, root)) or Dev())
+    monkeypatch.setenv("PYVFIO_SYSROOT", host.root)
+    assert cli.main(["info", CARD]) == 0
+    out = capsys.readouterr().out
+    assert opened == [(CARD, host.root)]
+    assert "\tregion 0 BAR0: size 0x100, offset 0x0, pread/pwrite" in out
+    assert "\tregion 1 BAR1: size 0x100, offset 0x10000000000, mmap" in out
+    assert "region 2" not in out                             # size 0: absent
+    assert "\tregion 7 config: size 0x100" in out
+    assert "\tirq 0 INTx: count 1, automasked|eventfd|maskable" in out
+    assert cli.main(["info", CARD, "--json"]) == 0
+    vfio = json.loads(capsys.readouterr().out)["vfio"]
+    assert vfio["available"] and vfio["blockers"] == [] and len(vfio["irqs"]) == 5
