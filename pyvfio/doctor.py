@@ -135,9 +135,12 @@ def _system_checks(s, root, lines, fix, kvm_probe):
     shim = SimpleNamespace(bdf="-", driver="vfio-pci", iommu_group=None)
     blockers = system.vfio_blockers(s, shim, root)
 
+    no_vfio = s.vfio_pci_module in ("absent", "no-module-support")
     if fix.present:
-        out.append(Check("unlazy_fix", OK, "vfio-pci carries the unlazy fix (8b9f128947dd): "
-                         "controller-masked INTx is disabled unlazily", fix.evidence))
+        out.append(Check("unlazy_fix", OK, ("this kernel's version carries the unlazy fix "
+                         "(8b9f128947dd), but it has no vfio-pci to use it") if no_vfio else
+                         "vfio-pci carries the unlazy fix (8b9f128947dd): controller-masked INTx "
+                         "is disabled unlazily", fix.evidence))
     elif fix.present is False:
         out.append(Check("unlazy_fix", WARN, "vfio-pci lacks the unlazy fix (8b9f128947dd): "
                          "controller-masked INTx (DisINTx- cards, nointxmask=1) is disabled lazily, "
@@ -184,9 +187,12 @@ def _system_checks(s, root, lines, fix, kvm_probe):
         out.append(Check("vfio_pci", OK, f"vfio-pci loaded, nointxmask={nim}",
                          "/sys/bus/pci/drivers/vfio-pci and /sys/module/vfio_pci/parameters/nointxmask"))
     else:
-        out.append(Check("vfio_pci", FAIL, "the vfio-pci driver is not loaded",
-                         "/sys/bus/pci/drivers/vfio-pci does not exist",
-                         _fix_for(blockers, "the vfio-pci driver", "modprobe vfio-pci")))
+        # the host layer knows whether it can be modprobed, is missing, or cannot load at all
+        reason, how = next(((r, f) for r, f in blockers if "vfio-pci" in r),
+                           ("the vfio-pci driver is not loaded", "modprobe vfio-pci"))
+        out.append(Check("vfio_pci", FAIL, reason,
+                         f"/sys/bus/pci/drivers/vfio-pci does not exist; module: {s.vfio_pci_module}",
+                         how))
     if s.nointxmask:
         out.append(Check("nointxmask", OK, "nointxmask=1: every card is masked at the controller "
                          "(exclusive line; the unlazy fix matters on XIVE)",
