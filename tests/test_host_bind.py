@@ -103,7 +103,7 @@ def test_refuses_a_mounted_partition(host):
     host.add_block(CARD, "sda", "8:0", partitions=[("sda1", "8:1"), ("sda2", "8:2")])
     assert inuse.host_uses(CARD, host.root) == []
     host.mount("8:2", "/srv")
-    assert inuse.host_uses(CARD, host.root) == ["block device sda2 (on sda) is mounted on /srv"]
+    assert inuse.host_uses(CARD, host.root) == ["block device sda2 is mounted on /srv"]
     with pytest.raises(RefusedError):
         bind.plan_bind(CARD, root=host.root)
 
@@ -112,7 +112,17 @@ def test_refuses_a_disk_under_a_mounted_lvm_volume(host):
     host.add_block(CARD, "sdb", "8:16", partitions=[("sdb1", "8:17")])
     host.add_holder("sdb1", "dm-0", "253:0")
     host.mount("253:0", "/home")
-    assert inuse.host_uses(CARD, host.root) == ["block device dm-0 (on sdb) is mounted on /home"]
+    assert inuse.host_uses(CARD, host.root) == ["block device dm-0 (on sdb, sdb1) is mounted on /home"]
+
+
+def test_refuses_a_mounted_nvme_namespace_and_ignores_other_devices_disks(host):
+    host.add_block(CARD, "nvme0n1", "259:0", partitions=[("nvme0n1p1", "259:1")], nvme=True)
+    host.add_device("0000:03:00.0", driver="nvme")
+    host.add_block("0000:03:00.0", "nvme1n1", "259:2", nvme=True)
+    host.mount("259:2", "/")                   # someone else's disk
+    assert inuse.host_uses(CARD, host.root) == []
+    host.mount("259:1", "/data")
+    assert inuse.host_uses(CARD, host.root) == ["block device nvme0n1p1 is mounted on /data"]
 
 
 def test_refuses_swap(host):

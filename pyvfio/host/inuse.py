@@ -14,19 +14,18 @@ from . import paths, pci
 IFF_UP = 0x1
 
 
-def _children_named(devdir, name, depth=5):
-    """Entries of every directory called `name` in the device's own subtree
-    (net/eth0, block/vda, tty/ttyS4); symlinks (driver, subsystem...) are not followed."""
-    found = []
-    base = devdir.rstrip("/").count("/")
-    for dirpath, dirnames, _files in os.walk(devdir):
-        if dirpath.count("/") - base >= depth:
-            dirnames[:] = []
-            continue
-        if name in dirnames:
-            found += sorted(os.listdir(os.path.join(dirpath, name)))
-            dirnames.remove(name)
-    return found
+def class_members(cls, devdir, root):
+    """Names in /sys/class/<cls> (net, block, tty) that belong to the device: their
+    sysfs directory lies inside the device's own.  This finds a virtio disk
+    (virtio1/block/vda), a SCSI one (host0/.../block/sda, with its partitions) and
+    an NVMe namespace (nvme/nvme0/nvme0n1) alike."""
+    top = os.path.realpath(devdir) + os.sep
+    base = paths.under(root, "sys/class", cls)
+    try:
+        names = sorted(os.listdir(base))
+    except OSError:
+        return []
+    return [n for n in names if os.path.realpath(os.path.join(base, n)).startswith(top)]
 
 
 def _routes(ifname, root):
@@ -48,7 +47,7 @@ def _routes(ifname, root):
 
 def net_uses(devdir, root):
     out = []
-    for ifname in _children_named(devdir, "net"):
+    for ifname in class_members("net", devdir, root):
         flags = paths.read_int(paths.under(root, "sys/class/net", ifname, "flags"), 16, 0)
         nroutes, default = _routes(ifname, root)
         why = []
@@ -61,27 +60,20 @@ def net_uses(devdir, root):
     return out
 
 
-def _block_tree(name, root, seen):
-    """`name` (a disk), its partitions and, recursively, their holders (dm, md):
+def _with_holders(names, root):
+    """The block devices `names` and, recursively, their holders (dm/LVM, md):
     name -> "major:minor"."""
-    if name in seen:
-        return {}
-    cls = paths.under(root, "sys/class/block", name)
-    devs = {name: paths.read_text(os.path.join(cls, "dev"))}
-    seen.add(name)
-    try:
-        entries = sorted(os.listdir(cls))
-    except OSError:
-        entries = []
-    for part in entries:          # partitions are subdirectories with a `partition` file
-        if os.path.exists(os.path.join(cls, part, "partition")):
-            devs.update(_block_tree(part, root, seen))
-    try:
-        holders = sorted(os.listdir(os.path.join(cls, "holders")))
-    except OSError:
-        holders = []
-    for holder in holders:
-        devs.update(_block_tree(holder, root, seen))
+    devs, todo = {}, list(names)
+    while todo:
+        name = todo.pop(0)
+        if name in devs:
+            continue
+        cls = paths.under(root, "sys/class/block", name)
+        devs[name] = paths.read_text(os.path.join(cls, "dev"))
+        try:
+            todo += sorted(os.listdir(os.path.join(cls, "holders")))
+        except OSError:
+            pass
     return devs
 
 
@@ -98,29 +90,27 @@ def _mounts(root):
 
 
 def block_uses(devdir, root):
-    out = []
-    disks = _children_named(devdir, "block")
-    if not disks:
-        return out
+    """Its disks and partitions (and what is built on them) that are mounted or swap."""
+    own = class_members("block", devdir, root)
+    if not own:
+        return []
     mounts = _mounts(root)
     swaps = {os.path.basename(line.split()[0]) for line in
              paths.read_text(paths.under(root, "proc/swaps"), "").splitlines()[1:] if line.split()}
-    seen = set()
-    for disk in disks:
-        for name, devno in _block_tree(disk, root, seen).items():
-            if devno in mounts:
-                where = ", ".join(mounts[devno])
-                via = "" if name == disk else f" (on {disk})"
-                out.append(f"block device {name}{via} is mounted on {where}")
-            if name in swaps:
-                out.append(f"block device {name} is in use as swap")
+    out = []
+    for name, devno in _with_holders(own, root).items():
+        via = "" if name in own else f" (on {', '.join(own)})"
+        if devno in mounts:
+            out.append(f"block device {name}{via} is mounted on {', '.join(mounts[devno])}")
+        if name in swaps:
+            out.append(f"block device {name}{via} is in use as swap")
     return out
 
 
 def console_uses(devdir, root):
     out = []
     active = set(paths.read_text(paths.under(root, "sys/class/tty/console/active"), "").split())
-    for tty in _children_named(devdir, "tty"):
+    for tty in class_members("tty", devdir, root):
         if tty in active:
             out.append(f"{tty} is the system console")
     if paths.read_text(os.path.join(devdir, "boot_vga")) == "1":
