@@ -337,6 +337,10 @@ class Config:
                                          "interrupt-status bit is implemented", "intx-status")
         if self.interrupt_pin == 0:
             return IntxMaskSupport(None, "no evidence either way")
+        if len(self.data) <= 64 and self.status & PCI_STATUS_CAP_LIST:
+            return IntxMaskSupport(None, "DisINTx- and INTx- now, and the capability list "
+                                         "is unread (without root sysfs gives 64 bytes of "
+                                         "config space): run as root to look for PCIe")
         return IntxMaskSupport(None, "conventional PCI with DisINTx- and INTx- now: config space "
                                      "cannot tell; probably a pre-2.3 card (vfio-pci decides "
                                      "with a write probe, pci_intx_mask_supported())")
