@@ -131,3 +131,12 @@ def test_vfio_pci_availability_is_explained(tmp_path):
     h.add_driver("vfio-pci")
     assert system.probe(h.root).vfio_pci_module == "loaded"
     assert not any("vfio-pci" in r and "module" in r for r in reasons())
+
+
+def test_a_bridge_is_explained_as_not_for_vfio_pci(tmp_path):
+    h = FakeHost(tmp_path)
+    h.add_device("0000:00:1e.0", 0x8086, 0x244E, 0x060401, header_type=1, pin=0)
+    dev = pci.device("0000:00:1e.0", h.root)
+    reasons = [r for r, _ in system.vfio_blockers(system.probe(h.root), dev, h.root)]
+    assert "0000:00:1e.0 is a bridge (PCI bridge): vfio-pci takes only endpoint functions" in reasons
+    assert not any("not vfio-pci" in r for r in reasons)

@@ -126,7 +126,7 @@ def render(info, dev):
     rev = f" (rev {d['revision']:02x})" if d["revision"] else ""     # lspci omits rev 00
     label = names.label(d["vendor"], d["device"], paths.host_root())
     out.append(f"{d['bdf']} {class_label(d['class'])}: {label}{rev}")
-    if d["subsystem_vendor"] is not None:
+    if d["subsystem_vendor"] not in (None, 0, 0xFFFF):        # as lspci: only a real one
         out.append(f"\tSubsystem: {d['subsystem_vendor']:04x}:{d['subsystem_device']:04x}")
     if c is None:
         out.append("\tconfig space unreadable")

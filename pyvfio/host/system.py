@@ -113,7 +113,10 @@ def vfio_blockers(system, dev, root="/"):
     elif not system.vfio_pci_loaded:
         out.append(("the vfio-pci driver is not loaded",
                     "modprobe vfio-pci (add nointxmask=1 to force controller masking)"))
-    if dev.driver != "vfio-pci":
+    if dev.is_bridge:
+        out.append((f"{dev.bdf} is a bridge ({dev.class_name}): vfio-pci takes only endpoint "
+                    "functions", "pick a card (pyvfio list shows them)"))
+    elif dev.driver != "vfio-pci":
         busy = inuse.host_uses(dev.bdf, root)
         fix = (f"the host is using it ({busy[0]}): pick a spare card" if busy
                else f"pyvfio bind {dev.bdf}")
