@@ -293,3 +293,24 @@ def test_info_shows_regions_and_irqs_when_vfio_opens_the_device(host, monkeypatc
     assert cli.main(["info", CARD, "--json"]) == 0
     vfio = json.loads(capsys.readouterr().out)["vfio"]
     assert vfio["available"] and vfio["blockers"] == [] and len(vfio["irqs"]) == 5
+
+
+def test_info_on_power9_xive_warns_about_the_lazy_disable_stall(tmp_path):
+    h = FakeHost(tmp_path)
+    h.write("proc/sys/kernel/arch", "ppc64le\n")
+    h.add_driver("vfio-pci")
+    h.add_device("0001:00:01.0", 0x1234, 0x11E8, 0x00FF00, driver="vfio-pci", group=0, irq=22)
+    with open(os.path.join(FIX, "interrupts", "power9-xive.txt")) as f:
+        h.write("proc/interrupts", f.read())
+    h.write("sys/module/vfio_pci/parameters/nointxmask", "Y\n")
+    r = pyvfio("info", "0001:00:01.0", root=h.root)
+    assert r.returncode == 0, r.stderr
+    assert "IRQ 22: XIVE-IRQ hwirq 4609 Level, 1 interrupts, held by: nobody else" in r.stdout
+    assert "note: XIVE with controller masking" in r.stdout and "8b9f128947dd" in r.stdout
+    assert "Host: Linux 6.12.0-test ppc64le" in r.stdout
+    h.write("sys/module/vfio_pci/parameters/nointxmask", "N\n")
+    h.add_device("0001:00:02.0", 0x8086, 0x10D3, driver="vfio-pci", group=0, irq=23,
+                 caps=[(0xE0, 0x10, b"\x01\x00")])                 # PCIe: DisINTx masking
+    r = pyvfio("info", "0001:00:02.0", "--json", root=h.root)
+    host = json.loads(r.stdout)["host"]
+    assert host["exclusive_needed"] is False and host["notes"] == []

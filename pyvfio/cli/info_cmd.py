@@ -12,7 +12,7 @@ When VFIO is not available, says why and what would make it so; with
 {system (System.to_json), irq_line (IrqLine.to_json or null), irq_shared_with
 [str], exclusive_needed (true when vfio-pci would request the line exclusively,
 null if unknown), group_members [{bdf, driver, is_bridge}] (the others in its
-IOMMU group)}, vfio {available, blockers [{reason, fix}], error (str or null),
+IOMMU group), notes [str]}, vfio {available, blockers [{reason, fix}], error (str or null),
 regions [{index, name, size, offset, flags, mmap, read, write}],
 irqs [{index, name, count, flags: [str]}]}.
 """
@@ -69,6 +69,16 @@ def vfio_facts(dev, root):
     return {"regions": regions, "irqs": irqs}
 
 
+def _notes(line, exclusive):
+    """What the controller and the masking mode mean for INTx here."""
+    notes = []
+    if line and (line.chip or "").startswith("XIVE") and exclusive is not False:
+        notes.append("XIVE with controller masking (DisINTx- or nointxmask=1): a kernel "
+                     "without the unlazy-disable fix (8b9f128947dd, v6.18, backported to "
+                     "stable) delivers one interrupt and then stalls")
+    return notes
+
+
 def gather(text, root="/", require_vfio=False):
     """Everything `info` shows, as the --json dict."""
     dev = pci.device(text, root)
@@ -114,7 +124,8 @@ def gather(text, root="/", require_vfio=False):
                  "irq_line": line.to_json() if line else None,
                  "irq_shared_with": interrupts.other_holders(line, dev.bdf),
                  "group_members": members,
-                 "exclusive_needed": exclusive},
+                 "exclusive_needed": exclusive,
+                 "notes": _notes(line, exclusive)},
         "vfio": vfio,
     }, dev
 
@@ -174,6 +185,8 @@ def render(info, dev):
         out.append("\tvfio-pci would request this line exclusively (controller masking)"
                    + (f": EBUSY while {', '.join(h['irq_shared_with'])} hold(s) it"
                       if h["irq_shared_with"] else ""))
+    for note in h["notes"]:
+        out.append(f"\tnote: {note}")
     if v["available"]:
         out.append("VFIO:")
         for r in v["regions"]:
