@@ -19,6 +19,7 @@ OTHER = "0000:02:06.0"
 BRIDGE = "0000:00:1e.0"
 THIRD = "0000:02:07.0"
 FIX = os.path.join(os.path.dirname(__file__), "fixtures")
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def pyvfio(*args, root=None):
@@ -27,7 +28,7 @@ def pyvfio(*args, root=None):
     if root:
         env["PYVFIO_SYSROOT"] = root
     return subprocess.run([sys.executable, "-m", "pyvfio", *args], capture_output=True,
-                          text=True, env=env, timeout=60)
+                          text=True, env=env, timeout=60, cwd=REPO)   # this checkout's pyvfio
 
 
 def one_line_error(r, *words):
@@ -234,7 +235,7 @@ def test_bind_and_unbind_without_root_say_so_in_one_line(tmp_path):
         env = {**os.environ, "PYVFIO_SYSROOT": top}
         base = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
                 sys.executable, "-m", "pyvfio"]
-        cwd = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        cwd = REPO
         for args in (["bind", OTHER], ["unbind", CARD]):
             r = subprocess.run(base + args, capture_output=True, text=True, env=env, cwd=cwd,
                                timeout=60)
