@@ -15,7 +15,6 @@ What decides whether INTx passthrough of a card works (ARCHITECTURE.md):
 
 import os
 from dataclasses import dataclass, field
-from types import SimpleNamespace
 
 from .host import interrupts, paths, pci, system
 from .results import envelope
@@ -131,9 +130,7 @@ def _system_checks(s, root, lines, fix, kvm_probe):
     out = []
     out.append(Check("kernel", OK, f"Linux {s.kernel} ({s.machine})",
                      "os.uname()" if root == "/" else f"{root}/proc/sys/kernel/osrelease"))
-    # vfio_blockers on a shim device: the host layer's own system-level reasons and fixes
-    shim = SimpleNamespace(bdf="-", driver="vfio-pci", iommu_group=None)
-    blockers = system.vfio_blockers(s, shim, root)
+    blockers = system.system_blockers(s)   # the host layer's reasons and fixes
 
     no_vfio = s.vfio_pci_module in ("absent", "no-module-support")
     if fix.present:

@@ -90,9 +90,20 @@ def probe(root="/"):
     )
 
 
-def vfio_blockers(system, dev, root="/"):
-    """Why `dev` cannot be opened through VFIO on this host: a list of
-    (reason, fix) pairs, empty when nothing in sysfs stands in the way."""
+NO_DEV_VFIO = ("/dev/vfio does not exist",
+               "it appears once the vfio modules are loaded and an IOMMU is on")
+
+
+def system_blockers(system):
+    """The host-wide part of vfio_blockers (no IOMMU, no vfio-pci, no /dev/vfio): what
+    stops every device, as (reason, fix) pairs.  doctor uses it without a device."""
+    out = _host_blockers(system)
+    if not system.dev_vfio:
+        out.append(NO_DEV_VFIO)
+    return out
+
+
+def _host_blockers(system):
     out = []
     if system.iommu_groups == 0 and not system.iommu_units:
         if system.machine in ("ppc64le", "ppc64"):
@@ -113,6 +124,13 @@ def vfio_blockers(system, dev, root="/"):
     elif not system.vfio_pci_loaded:
         out.append(("the vfio-pci driver is not loaded",
                     "modprobe vfio-pci (add nointxmask=1 to force controller masking)"))
+    return out
+
+
+def vfio_blockers(system, dev, root="/"):
+    """Why `dev` cannot be opened through VFIO on this host: a list of
+    (reason, fix) pairs, empty when nothing in sysfs stands in the way."""
+    out = _host_blockers(system)
     if dev.is_bridge:
         out.append((f"{dev.bdf} is a bridge ({dev.class_name}): vfio-pci takes only endpoint "
                     "functions", "pick a card (pyvfio list shows them)"))
@@ -122,8 +140,7 @@ def vfio_blockers(system, dev, root="/"):
                else f"pyvfio bind {dev.bdf}")
         out.append((f"{dev.bdf} is bound to {dev.driver or 'no driver'}, not vfio-pci", fix))
     if not system.dev_vfio:
-        out.append(("/dev/vfio does not exist",
-                    "it appears once the vfio modules are loaded and an IOMMU is on"))
+        out.append(NO_DEV_VFIO)
     elif dev.driver == "vfio-pci" and dev.iommu_group is not None:
         node = paths.under(root, "dev/vfio", str(dev.iommu_group))
         if not os.path.exists(node):
