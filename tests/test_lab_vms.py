@@ -1,0 +1,154 @@
+"""The lab from the host: one VM boot per configuration, each running the whole
+in-guest batch (tests/lab) against a real kernel's /dev/vfio, and the `pyvfio lab`
+command's handling of bad input, failing and hanging guests, and a corrupted cache.
+
+Slow (QEMU under TCG; ~15-20 s a boot once cached).  Skipped, with the reason, only
+when QEMU truly cannot run here: not root, QEMU not installed, or no network to
+fetch the Debian packages on the first run."""
+import os
+import pathlib
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.labhost
+
+CHECKOUT = pathlib.Path(__file__).resolve().parents[1]
+ALL_CARDS = ["--card", "edu", "--card", "e1000", "--card", "rtl8139"]
+GUEST_BATCH = ["python", "-m", "pytest", "-m", "lab", "tests/lab", "-q", "-rs", "-p", "no:cacheprovider"]
+
+# One boot each.  Every configuration loads the policy module (--policy lazy) so
+# the policy tests run everywhere with their expectation for that configuration.
+CONFIGS = {
+    "x86_64-6.12-nointxmask0": ["x86_64", "--kernel", "6.12", "--nointxmask", "0", *ALL_CARDS],
+    "x86_64-6.12-nointxmask1": ["x86_64", "--kernel", "6.12", "--nointxmask", "1", *ALL_CARDS],
+    "x86_64-6.1-nointxmask0": ["x86_64", "--kernel", "6.1", "--nointxmask", "0", "--card", "edu"],
+    "x86_64-6.1-nointxmask1": ["x86_64", "--kernel", "6.1", "--nointxmask", "1", "--card", "edu"],
+    "ppc64le-xive-nointxmask0": ["ppc64le", "--ic", "xive", "--nointxmask", "0", *ALL_CARDS],
+    "ppc64le-xive-nointxmask1": ["ppc64le", "--ic", "xive", "--nointxmask", "1", *ALL_CARDS],
+    "ppc64le-xics-nointxmask1": ["ppc64le", "--ic", "xics", "--nointxmask", "1", "--card", "edu"],
+}
+PREPARE = {  # what each arch needs prepared, so a failure to fetch skips once with the reason
+    "x86_64": [["x86_64", "--kernel", "6.12", "--policy", "lazy"],
+               ["x86_64", "--kernel", "6.1", "--policy", "lazy"]],
+    "ppc64le": [["ppc64le", "--policy", "lazy"]],
+}
+QEMU = {"x86_64": "qemu-system-x86_64", "ppc64le": "qemu-system-ppc64"}
+
+
+def lab(*args, timeout=900, env=None):
+    return subprocess.run([sys.executable, "-m", "pyvfio", "lab", *args], cwd=CHECKOUT,
+                          capture_output=True, text=True, timeout=timeout,
+                          env=dict(os.environ, **(env or {})))
+
+
+_prepared = {}
+
+
+def need_lab(arch):
+    """Skip (with the reason) when this arch's VMs cannot run here; else prepare them."""
+    if os.geteuid() != 0:
+        pytest.skip("the lab runs as root (9p shares with security_model=none, as CI does)")
+    if shutil.which(QEMU[arch]) is None:
+        pytest.skip(f"{QEMU[arch]} is not installed: apt-get install $(cat tools/lab-packages.txt)")
+    if arch not in _prepared:
+        errors = []
+        for args in PREPARE[arch]:
+            p = lab(*args, "--prepare-only")
+            if p.returncode != 0:
+                errors.append(p.stderr)
+        _prepared[arch] = "\n".join(errors)
+    err = _prepared[arch]
+    if "no network to Debian's mirror" in err or "needs PyPI" in err:
+        pytest.skip("no network to fetch the lab's Debian packages on the first run: "
+                    + err.strip().splitlines()[-1])
+    assert not err, f"preparing the {arch} lab failed:\n{err}"
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_guest_batch(name):
+    args = CONFIGS[name]
+    need_lab(args[0])
+    p = lab(*args, "--policy", "lazy", "--timeout", "600", "--", *GUEST_BATCH)
+    out = p.stdout + p.stderr
+    assert p.returncode == 0, out
+    summary = [line for line in p.stdout.splitlines() if re.search(r"\d+ passed", line)]
+    assert summary, out
+    assert re.fullmatch(r"\d+ passed in [\d.]+s", summary[-1].strip()), \
+        f"the in-guest batch must pass with nothing skipped or failed: {summary[-1]}\n{out}"
+
+
+def test_broken_unmask_fails_the_roundtrip_tests():
+    """Tests that can fail: with every unmask skipped, the round trips lose interrupts."""
+    need_lab("x86_64")
+    p = lab("x86_64", "--timeout", "600", "--", "env", "PYVFIO_LAB_BREAK_UNMASK=1", *GUEST_BATCH,
+            "-k", "roundtrip")
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert "4 failed" in p.stdout and "1 of 50 interrupts delivered, 49 lost" in p.stdout, p.stdout
+
+
+def test_status_and_output_come_back():
+    need_lab("x86_64")
+    p = lab("x86_64", "--", "sh", "-c", "echo hello from $(uname -m); exit 7")
+    assert p.returncode == 7, p.stderr
+    assert "hello from x86_64" in p.stdout
+    assert "preparing" not in p.stderr  # the second run reuses the cache
+
+
+def test_ppc64le_runs_pyvfio_itself():
+    need_lab("ppc64le")
+    code = "import platform, pyvfio.uapi as u; print(platform.machine(), hex(u.VFIO_DEVICE_SET_IRQS))"
+    p = lab("ppc64le", "--", "python", "-c", code)
+    assert p.returncode == 0, p.stderr
+    assert "ppc64le 0x20003b6e" in p.stdout  # powerpc's _IOC encoding, from the real header
+
+
+def test_hanging_guest_is_killed_at_the_timeout():
+    need_lab("x86_64")
+    p = lab("x86_64", "--timeout", "25", "--", "sleep", "600")
+    assert p.returncode == 3
+    assert "no verdict within --timeout 25 s: QEMU was killed" in p.stderr
+
+
+def test_corrupted_cache_is_detected_and_rebuilt():
+    need_lab("x86_64")
+    from pyvfio.lab import cache
+
+    vmlinux = cache.root() / "kernel-x86_64-6.12" / "vmlinux"
+    with open(vmlinux, "r+b") as f:  # same size, different bytes
+        f.seek(1 << 20)
+        f.write(b"\xde\xad\xbe\xef" * 64)
+    p = lab("x86_64", "--", "true")
+    assert p.returncode == 0, p.stderr
+    assert "x86_64 6.12 kernel is corrupted (vmlinux does not match its checksum); rebuilding" \
+        in p.stderr
+    (initrd,) = cache.root().glob("initramfs-x86_64-6.12-*/initramfs.cpio")
+    initrd.write_bytes(initrd.read_bytes()[:1000])  # truncated
+    p = lab("x86_64", "--", "true")
+    assert p.returncode == 0, p.stderr
+    assert "initramfs is corrupted (initramfs.cpio has 1000 bytes" in p.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["sparc", "--", "true"], "unknown lab architecture 'sparc': choose one of x86_64, ppc64le"),
+    (["x86_64", "--card", "nic9000", "--", "true"], "unknown card 'nic9000'"),
+    (["x86_64", "--kernel", "5.10", "--", "true"], "no 5.10 kernel for the x86_64 lab"),
+    (["ppc64le", "--kernel", "6.1", "--", "true"], "no 6.1 kernel for the ppc64le lab"),
+    (["x86_64", "--ic", "xive", "--", "true"], "interrupt controller 'xive' is not available on x86_64"),
+    (["x86_64"], "no command to run in the guest"),
+])
+def test_bad_input(args, message):
+    p = lab(*args, timeout=60)
+    assert p.returncode == 2, p.stderr
+    assert message in p.stderr
+    assert "Traceback" not in p.stderr
+
+
+def test_missing_qemu_binary():
+    p = lab("x86_64", "--", "true", timeout=60, env={"PATH": "/nonexistent"})
+    assert p.returncode == 2, p.stderr
+    assert "qemu-system-x86_64 is not installed" in p.stderr
+    assert "tools/lab-packages.txt" in p.stderr
