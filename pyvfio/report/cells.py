@@ -1,0 +1,185 @@
+"""Result files as cells: loading, checking and reading the fields reports use.
+
+The schemas read here (written by `pyvfio run --json` and `pyvfio repro --json`):
+
+    run:    envelope("run", bdf, host, card, modes, **Run.to_json())
+    repro:  envelope("repro", backend, host {kernel, machine, controller...},
+                     cells [cell, ...])
+    cell:   {"key": {axis: value, ...},        # controller/ic, card, policy, unmask,
+                                               # nointxmask, engine, access, arch, kernel...
+             "verdict": "ok" | "stall after N" | "stall after N, recovered Kx" | "lost N",
+             "expected": str | null, "match": bool | null,
+             **Run.to_json()}                  # counts {raised, delivered, stalled,
+                                               # recovered, polled, lost, ...},
+                                               # throughput_per_s, latency {wakeup,
+                                               # service, round_trip: {count, p50_us,
+                                               # p99_us, ..., buckets {index: count}}}
+
+Every field but `key` and `verdict` is optional (a model cell carries fewer latency
+fields).  The envelope is {"tool": "pyvfio", "version", "kind", "command", "started"}.
+An older repro report with `scenarios` [Outcome.to_json()] instead of `cells` is
+read too: its scenario fields become the key.
+"""
+
+import json
+import re
+
+from ..errors import UsageError
+
+KINDS = ("run", "repro")
+# Outcome.to_json() fields that name the scenario (the rest are results).
+_SCENARIO_AXES = ("controller", "card", "policy", "unmask", "nointxmask", "xics_variant",
+                  "xive_set_pq00_retriggers")
+_SCENARIO_DEFAULTS = {"xics_variant": "qemu", "xive_set_pq00_retriggers": False}
+
+
+def load(path):
+    """A pyvfio run or repro result from `path`; UsageError in one line otherwise."""
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{path} is not JSON ({exc})",
+                         "give a file written by pyvfio run --json or pyvfio repro --json") from None
+    return check(data, path)
+
+
+def check(data, name="input"):
+    if not isinstance(data, dict) or data.get("tool") != "pyvfio":
+        raise UsageError(f"{name} is not a pyvfio result (no \"tool\": \"pyvfio\")",
+                         "give a file written by pyvfio run --json or pyvfio repro --json")
+    kind = data.get("kind")
+    if kind not in KINDS:
+        raise UsageError(f"{name} is a pyvfio {kind!r} file, which has no cells to compare",
+                         f"give {' or '.join(KINDS)} results")
+    if kind == "repro" and not isinstance(data.get("cells", data.get("scenarios")), list):
+        raise UsageError(f"{name}: repro report without a cells list", "was the run interrupted?")
+    return data
+
+
+def cells(report):
+    """The report's cells, each with at least `key` (dict) and `verdict`."""
+    if report.get("kind") == "run":
+        cell = {k: v for k, v in report.items()
+                if k not in ("tool", "version", "kind", "command", "started", "host")}
+        cell["key"] = {}
+        return [cell]
+    if "cells" in report:
+        return [c for c in report["cells"] if isinstance(c, dict) and "verdict" in c]
+    out = []
+    for s in report.get("scenarios", []):
+        key = {a: s[a] for a in _SCENARIO_AXES
+               if a in s and s[a] != _SCENARIO_DEFAULTS.get(a, object())}
+        loops, delivered = s.get("loops"), s.get("delivered")
+        out.append({"key": key, "verdict": s.get("verdict"), "expected": s.get("expected"),
+                    "match": s.get("match"),
+                    "counts": {"raised": loops, "delivered": delivered,
+                               "stalled": s.get("stalls"), "recovered": s.get("recovered"),
+                               "lost": None},
+                    "host_interrupts": s.get("irq_count"),
+                    "controller_deliveries": s.get("controller_deliveries")})
+    return out
+
+
+def key_id(key):
+    """A hashable identity for a cell key (values compared as text)."""
+    return tuple(sorted((str(k), _text(v)) for k, v in (key or {}).items()))
+
+
+def _text(v):
+    if isinstance(v, bool):
+        return "1" if v else "0"
+    return "-" if v is None else str(v)
+
+
+def value_label(axis, value):
+    """How an axis value reads in a table or picture: booleans as axis=0/1."""
+    if isinstance(value, bool) or value is None:
+        return f"{axis}={_text(value)}"
+    return str(value)
+
+
+def key_label(key, axes=None, sep=" / "):
+    """"xive / non-2.3 / lazy / ioctl" (only `axes` when given); "run" for an empty key."""
+    axes = list(key) if axes is None else axes
+    parts = [value_label(a, key.get(a)) for a in axes if a in key]
+    return sep.join(parts) or "run"
+
+
+def axes_of(cell_list):
+    """(varying, constant): axis names in first-seen order; constant ones with their value."""
+    order, values = [], {}
+    for c in cell_list:
+        for a, v in c.get("key", {}).items():
+            if a not in values:
+                order.append(a)
+                values[a] = []
+            if _text(v) not in values[a]:
+                values[a].append(_text(v))
+    varying = [a for a in order if len(values[a]) > 1 or any(a not in c.get("key", {}) for c in cell_list)]
+    constant = {a: next(c["key"][a] for c in cell_list if a in c.get("key", {}))
+                for a in order if a not in varying}
+    return varying, constant
+
+
+# -- metrics ----------------------------------------------------------------------------
+
+def _get(d, *path):
+    for p in path:
+        if not isinstance(d, dict):
+            return None
+        d = d.get(p)
+    return d
+
+
+def metrics(cell):
+    """The numbers reports show: verdict, raised, delivered, lost, p50_us, p99_us,
+    throughput_per_s (None where the cell has no such field)."""
+    rt = _get(cell, "latency", "round_trip") or {}
+    return {"verdict": cell.get("verdict"), "expected": cell.get("expected"),
+            "match": cell.get("match"),
+            "raised": _get(cell, "counts", "raised"),
+            "delivered": _get(cell, "counts", "delivered"),
+            "lost": _get(cell, "counts", "lost"),
+            "p50_us": rt.get("p50_us") if rt.get("count") != 0 else None,
+            "p99_us": rt.get("p99_us") if rt.get("count") != 0 else None,
+            "throughput_per_s": cell.get("throughput_per_s")}
+
+
+_SPURIOUS = re.compile(r",\s*[\d.]+ spurious/irq$")
+
+
+def verdict_core(verdict):
+    """The verdict without the model's spurious-ratio note ("ok, 1.00 spurious/irq" -> "ok"):
+    what a verdict change is judged on."""
+    return _SPURIOUS.sub("", verdict or "")
+
+
+def verdict_class(verdict):
+    """ok, stall, recovered, lost or unknown: what a verdict is, for colours and counts."""
+    v = verdict_core(verdict)
+    if v == "ok":
+        return "ok"
+    if v.startswith("stall"):
+        return "recovered" if "recovered" in v else "stall"
+    if v.startswith("lost"):
+        return "lost"
+    return "unknown"
+
+
+def round_trip(cell):
+    """The round-trip histogram dict of a cell, or None when it has none (or no samples)."""
+    rt = _get(cell, "latency", "round_trip")
+    if not isinstance(rt, dict) or not rt.get("buckets"):
+        return None
+    return rt
+
+
+def host_line(report):
+    """"Linux 6.12.95+deb12-amd64 x86_64" from a report's host facts."""
+    h = report.get("host") or {}
+    parts = [f"Linux {h['kernel']}" if h.get("kernel") else None, h.get("machine"),
+             h.get("controller")]
+    return " ".join(p for p in parts if p) or "host unknown"

@@ -1,0 +1,137 @@
+"""What changed between two result files (two kernels, machines, policies): cell by
+cell, matched by key.
+
+`compare(a, b, a_name, b_name)` returns (JSON-ready):
+
+    {"kind": "compare",
+     "a": {"name", "kind", "host": str}, "b": {...},
+     "host_changes": [{"field", "a", "b"}],           # kernel, machine, controller first
+     "verdict_changes": [{"key", "label", "a", "b"}],
+     "cells": [{"key", "label", "verdict_changed", "a": metrics, "b": metrics,
+                "delta": {"delivered", "lost", "p50_us", "p99_us", "throughput_per_s":
+                          {"abs", "pct"} or null}}],  # verdict changes first
+     "only_a": [{"key", "label", "verdict"}], "only_b": [...],
+     "changed": bool}                                 # a verdict changed
+
+A verdict change is judged without the model's spurious-ratio note ("ok, 1.00
+spurious/irq" is "ok").  Cells only on one side are listed, not counted as changes.
+"""
+
+from ..errors import UsageError
+from . import cells as C
+
+# Host facts that say what machine/kernel a run is; listed first when they differ.
+PRIMARY = ("kernel", "machine", "controller", "intx_line.chip", "nointxmask")
+# Facts that change every run and say nothing about the machine.
+NOISY = ("counts", "total", "started", "irq_count", "hwirq", "actions")
+
+
+def _flatten(d, prefix=""):
+    out = {}
+    for k, v in (d or {}).items():
+        path = f"{prefix}{k}"
+        if any(part in NOISY for part in path.split(".")):
+            continue
+        if isinstance(v, dict):
+            out.update(_flatten(v, path + "."))
+        elif isinstance(v, list):
+            if all(not isinstance(x, (dict, list)) for x in v):
+                out[path] = ", ".join(map(str, v))
+        else:
+            out[path] = v
+    return out
+
+
+def host_changes(a, b):
+    fa, fb = _flatten(a.get("host")), _flatten(b.get("host"))
+    keys = [k for k in PRIMARY if k in fa or k in fb]
+    keys += sorted(k for k in set(fa) | set(fb) if k not in keys)
+    return [{"field": k, "a": fa.get(k), "b": fb.get(k)} for k in keys if fa.get(k) != fb.get(k)]
+
+
+def _delta(x, y):
+    if x is None or y is None:
+        return None
+    return {"abs": y - x, "pct": (y - x) / x * 100.0 if x else None}
+
+
+def compare(a, b, a_name="A", b_name="B"):
+    if a.get("kind") != b.get("kind"):
+        raise UsageError(f"cannot compare a {a.get('kind')} result ({a_name}) with a "
+                         f"{b.get('kind')} result ({b_name})", "compare two runs or two repro reports")
+    ca, cb = C.cells(a), C.cells(b)
+    varying, _ = C.axes_of(ca + cb)
+    label = lambda key: C.key_label(key, varying or None)
+    by_b = {C.key_id(c["key"]): c for c in cb}
+    ids_a = {C.key_id(c["key"]) for c in ca}
+    matched, only_a = [], []
+    for c in ca:
+        other = by_b.get(C.key_id(c["key"]))
+        if other is None:
+            only_a.append({"key": c["key"], "label": label(c["key"]), "verdict": c.get("verdict")})
+            continue
+        ma, mb = C.metrics(c), C.metrics(other)
+        changed = C.verdict_core(ma["verdict"]) != C.verdict_core(mb["verdict"])
+        matched.append({
+            "key": c["key"], "label": label(c["key"]), "verdict_changed": changed,
+            "a": ma, "b": mb,
+            "delta": {f: _delta(ma[f], mb[f])
+                      for f in ("delivered", "lost", "p50_us", "p99_us", "throughput_per_s")}})
+    only_b = [{"key": c["key"], "label": label(c["key"]), "verdict": c.get("verdict")}
+              for c in cb if C.key_id(c["key"]) not in ids_a]
+    matched.sort(key=lambda r: not r["verdict_changed"])     # stable: A's order otherwise
+    vchanges = [{"key": r["key"], "label": r["label"], "a": r["a"]["verdict"], "b": r["b"]["verdict"]}
+                for r in matched if r["verdict_changed"]]
+    return {"kind": "compare",
+            "a": {"name": a_name, "kind": a.get("kind"), "host": C.host_line(a)},
+            "b": {"name": b_name, "kind": b.get("kind"), "host": C.host_line(b)},
+            "host_changes": host_changes(a, b), "verdict_changes": vchanges,
+            "cells": matched, "only_a": only_a, "only_b": only_b,
+            "changed": bool(vchanges)}
+
+
+def _fmt(v, spec="{:.1f}"):
+    return "-" if v is None else spec.format(v)
+
+
+def _dfmt(d, spec="{:+.1f}"):
+    if d is None:
+        return ""
+    pct = f" ({d['pct']:+.0f}%)" if d.get("pct") is not None else ""
+    return spec.format(d["abs"]) + pct
+
+
+def render(result):
+    """The comparison as text: hosts, host facts that differ, verdict changes, then a
+    table of every matched cell (A -> B with deltas), then cells on one side only."""
+    a, b = result["a"], result["b"]
+    out = [f"A: {a['name']} ({a['kind']}, {a['host']})", f"B: {b['name']} ({b['kind']}, {b['host']})"]
+    if result["host_changes"]:
+        out.append("host facts that differ:")
+        for h in result["host_changes"]:
+            out.append(f"  {h['field']}: {h['a']} -> {h['b']}")
+    vc = result["verdict_changes"]
+    out.append(f"verdict changes: {len(vc)}" if vc else "verdict changes: none")
+    for v in vc:
+        out.append(f"  {v['label']}: {v['a']} -> {v['b']}")
+    if result["cells"]:
+        header = ["cell", "verdict A -> B", "delivered", "lost", "p50 us A -> B", "p50 delta",
+                  "p99 us A -> B", "p99 delta", "per s delta"]
+        body = []
+        for r in result["cells"]:
+            ma, mb, d = r["a"], r["b"], r["delta"]
+            verdict = ma["verdict"] if not r["verdict_changed"] else f"{ma['verdict']} -> {mb['verdict']}"
+            body.append([
+                r["label"], ("* " if r["verdict_changed"] else "") + (verdict or "?"),
+                f"{_fmt(ma['delivered'], '{}')} -> {_fmt(mb['delivered'], '{}')}",
+                f"{_fmt(ma['lost'], '{}')} -> {_fmt(mb['lost'], '{}')}",
+                f"{_fmt(ma['p50_us'])} -> {_fmt(mb['p50_us'])}", _dfmt(d["p50_us"]),
+                f"{_fmt(ma['p99_us'])} -> {_fmt(mb['p99_us'])}", _dfmt(d["p99_us"]),
+                _dfmt(d["throughput_per_s"], "{:+.0f}")])
+        widths = [max(len(h), *(len(row[i]) for row in body)) for i, h in enumerate(header)]
+        line = lambda cs: "  ".join(c.ljust(w) for c, w in zip(cs, widths)).rstrip()
+        out += ["cells:", line(header), line(["-" * w for w in widths])] + [line(r) for r in body]
+    for side, items in (("A", result["only_a"]), ("B", result["only_b"])):
+        if items:
+            out.append(f"only in {side}: " + "; ".join(f"{i['label']} ({i['verdict']})" for i in items))
+    return "\n".join(out)
