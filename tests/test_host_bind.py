@@ -162,6 +162,16 @@ def test_bind_without_group_warns_that_the_group_is_not_viable(behind_bridge):
     assert "--group" in plan.notes[0] and BRIDGE not in plan.notes[0]
 
 
+def test_pcieport_and_pci_stub_members_do_not_break_viability(tmp_path):
+    h = FakeHost(tmp_path)
+    h.add_driver("vfio-pci")
+    h.add_device("0000:00:1c.0", 0x8086, 0x2448, 0x060400, driver="pcieport", group=9,
+                 header_type=1)
+    h.add_device(CARD, driver="8139too", group=9)
+    h.add_device(CARD2, driver="pci-stub", group=9)
+    assert bind.plan_bind(CARD, root=h.root).notes == []
+
+
 def test_bind_group_binds_every_endpoint_and_skips_the_bridge(behind_bridge):
     h = behind_bridge
     plan = bind.plan_bind(CARD, group=True, root=h.root)

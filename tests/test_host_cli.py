@@ -128,8 +128,8 @@ def test_info_json(host):
     assert data["config"]["intx_mask"]["supported"] is None
     assert data["vfio"]["available"] is False and data["vfio"]["blockers"]
     assert data["host"]["group_members"] == [
-        {"bdf": BRIDGE, "driver": None, "is_bridge": True},
-        {"bdf": THIRD, "driver": "edu-host", "is_bridge": False}]
+        {"bdf": BRIDGE, "driver": None, "is_bridge": True, "breaks_viability": False},
+        {"bdf": THIRD, "driver": "edu-host", "is_bridge": False, "breaks_viability": True}]
     assert {"reason": f"IOMMU group 4 is not viable: {THIRD} (edu-host)",
             "fix": f"pyvfio bind {CARD} --group"} in data["vfio"]["blockers"]
 

@@ -11,8 +11,8 @@ When VFIO is not available, says why and what would make it so; with
 --json keys: device (PciDevice.to_json), config (Config.to_json), host
 {system (System.to_json), irq_line (IrqLine.to_json or null), irq_shared_with
 [str], exclusive_needed (true when vfio-pci would request the line exclusively,
-null if unknown), group_members [{bdf, driver, is_bridge}] (the others in its
-IOMMU group), notes [str]}, vfio {available, blockers [{reason, fix}], error (str or null),
+null if unknown), group_members [{bdf, driver, is_bridge, breaks_viability}]
+(the others in its IOMMU group), notes [str]}, vfio {available, blockers [{reason, fix}], error (str or null),
 regions [{index, name, size, offset, flags, mmap, read, write}],
 irqs [{index, name, count, flags: [str]}]}.
 """
@@ -98,14 +98,12 @@ def gather(text, root="/", require_vfio=False):
     for bdf in pci.group_members(dev.iommu_group, root):
         if bdf != dev.bdf and pci.exists(bdf, root):
             m = pci.device(bdf, root)
-            members.append({"bdf": bdf, "driver": m.driver, "is_bridge": m.is_bridge})
+            members.append({"bdf": bdf, "driver": m.driver, "is_bridge": m.is_bridge,
+                            "breaks_viability": pci.breaks_viability(m)})
     blockers = system.vfio_blockers(sysinfo, dev, root)
-    # vfio's viability rule: every endpoint in the group on vfio-pci or on no driver.
-    loose = [m["bdf"] for m in members if not m["is_bridge"] and m["driver"] not in (None, "vfio-pci")]
+    loose = [f"{m['bdf']} ({m['driver']})" for m in members if m["breaks_viability"]]
     if loose:
-        blockers.append((f"IOMMU group {dev.iommu_group} is not viable: "
-                         + ", ".join(f"{m['bdf']} ({m['driver']})" for m in members
-                                     if m["bdf"] in loose),
+        blockers.append((f"IOMMU group {dev.iommu_group} is not viable: " + ", ".join(loose),
                          f"pyvfio bind {dev.bdf} --group"))
     vfio = {"available": False, "blockers": [{"reason": r, "fix": f} for r, f in blockers],
             "error": None, "regions": [], "irqs": []}

@@ -146,7 +146,7 @@ def plan_bind(text, group=False, force=False, root="/"):
     else:
         names = [dev.bdf]
         loose = [pci.device(m, root) for m in others]
-        loose = [m for m in loose if not m.is_bridge and m.driver not in (None, VFIO_DRIVER)]
+        loose = [m for m in loose if pci.breaks_viability(m)]
         if loose:
             plan.notes.append(
                 f"IOMMU group {dev.iommu_group} also holds "

@@ -24,6 +24,17 @@ IORESOURCE_IO = 0x100
 IORESOURCE_MEM = 0x200
 
 
+# Drivers that leave an IOMMU group usable by VFIO: vfio-pci itself, and those that
+# declare driver_managed_dma (pci-stub, pcieport).  Any other host driver on a group
+# member makes the group "not viable" (drivers/vfio/group.c, iommu_group_claim_dma_owner).
+VFIO_VIABLE_DRIVERS = (None, "vfio-pci", "pci-stub", "pcieport")
+
+
+def breaks_viability(dev):
+    """Does this group member keep VFIO from using its IOMMU group?"""
+    return dev.driver not in VFIO_VIABLE_DRIVERS
+
+
 def parse_bdf(text):
     """The canonical DDDD:BB:DD.F for an address typed by a user ("00:03.0" gets
     domain 0000).  Raises UsageError, in one line, for anything else."""
