@@ -110,7 +110,8 @@ def test_info_shows_config_irq_controller_and_why_vfio_is_missing(host):
     assert f"\tIOMMU group: 4 (with {BRIDGE} bridge, no driver; {THIRD} edu-host)" in out
     assert "\tRegion 0: I/O ports at e000 [size=256]" in out
     assert "\tRegion 1: Memory at f4004000 (32-bit, non-prefetchable) [size=256]" in out
-    assert "IRQ 16: IR-IO-APIC hwirq 16 Level, 512 interrupts, held by: ehci_hcd:usb1" in out
+    assert ("IRQ 16: IR-IO-APIC hwirq 16 Level, 512 interrupts, held by: ehci_hcd:usb1, "
+            f"vfio-intx({CARD})") in out
     assert "nointxmask: Y" in out
     assert "exclusively (controller masking): EBUSY while ehci_hcd:usb1 hold(s) it" in out
     assert "INTx masking (PCI 2.3 DisINTx) supported: unknown" in out
@@ -306,7 +307,8 @@ def test_info_on_power9_xive_warns_about_the_lazy_disable_stall(tmp_path):
     h.write("sys/module/vfio_pci/parameters/nointxmask", "Y\n")
     r = pyvfio("info", "0001:00:01.0", root=h.root)
     assert r.returncode == 0, r.stderr
-    assert "IRQ 22: XIVE-IRQ hwirq 4609 Level, 1 interrupts, held by: nobody else" in r.stdout
+    assert ("IRQ 22: XIVE-IRQ hwirq 4609 Level, 1 interrupts, held by: "
+            "vfio-intx(0001:00:01.0)") in r.stdout
     assert "note: XIVE with controller masking" in r.stdout and "8b9f128947dd" in r.stdout
     assert "Host: Linux 6.12.0-test ppc64le" in r.stdout
     h.write("sys/module/vfio_pci/parameters/nointxmask", "N\n")
@@ -315,3 +317,14 @@ def test_info_on_power9_xive_warns_about_the_lazy_disable_stall(tmp_path):
     r = pyvfio("info", "0001:00:02.0", "--json", root=h.root)
     host = json.loads(r.stdout)["host"]
     assert host["exclusive_needed"] is False and host["notes"] == []
+
+
+def test_info_leaves_the_devices_own_driver_out_of_the_line_holders(host):
+    text = open(host.p("proc/interrupts")).read().replace("10-fasteoi   virtio0",
+                                                          "10-fasteoi   eth3, e1000, acpi")
+    host.write("proc/interrupts", text)
+    host.add_net(OTHER, "eth3", up=False)
+    host.write(f"sys/bus/pci/devices/{OTHER}/irq", "10\n")
+    data = json.loads(pyvfio("info", OTHER, "--json", root=host.root).stdout)
+    assert data["host"]["irq_line"]["actions"] == ["eth3", "e1000", "acpi"]
+    assert data["host"]["irq_shared_with"] == ["acpi"]

@@ -10,7 +10,8 @@ When VFIO is not available, says why and what would make it so; with
 
 --json keys: device (PciDevice.to_json), config (Config.to_json), host
 {system (System.to_json), irq_line (IrqLine.to_json or null), irq_shared_with
-[str], exclusive_needed (true when vfio-pci would request the line exclusively,
+[str] (other handlers on the line; the device's own host driver's, named after
+the driver or its interface, are left out since they leave on bind), exclusive_needed (true when vfio-pci would request the line exclusively,
 null if unknown), group_members [{bdf, driver, is_bridge, breaks_viability}]
 (the others in its IOMMU group), notes [str]}, vfio {available, blockers [{reason, fix}], error (str or null),
 regions [{index, name, size, offset, flags, mmap, read, write}],
@@ -21,7 +22,7 @@ import json
 
 from .. import uapi
 from ..errors import PyvfioError
-from ..host import interrupts, names, paths, pci, system
+from ..host import interrupts, inuse, names, paths, pci, system
 from ..host.classes import class_label
 
 REGION_NAMES = {0: "BAR0", 1: "BAR1", 2: "BAR2", 3: "BAR3", 4: "BAR4", 5: "BAR5",
@@ -94,6 +95,11 @@ def gather(text, root="/", require_vfio=False):
             exclusive = True
         elif masking is True:
             exclusive = False       # unless vfio-pci is reloaded with nointxmask=1
+    # The handler of the device's own host driver leaves with the driver on bind:
+    # it is named after the driver or the device's interface (eth0) by convention.
+    own = set()
+    if dev.driver not in (None, "vfio-pci"):
+        own = {dev.driver, *inuse.class_members("net", pci.device_dir(dev.bdf, root), root)}
     members = []
     for bdf in pci.group_members(dev.iommu_group, root):
         if bdf != dev.bdf and pci.exists(bdf, root):
@@ -120,7 +126,8 @@ def gather(text, root="/", require_vfio=False):
         "config": cfg.to_json(sizes) if cfg else None,
         "host": {"system": sysinfo.to_json(),
                  "irq_line": line.to_json() if line else None,
-                 "irq_shared_with": interrupts.other_holders(line, dev.bdf),
+                 "irq_shared_with": [a for a in interrupts.other_holders(line, dev.bdf)
+                                     if a not in own],
                  "group_members": members,
                  "exclusive_needed": exclusive,
                  "notes": _notes(line, exclusive)},
@@ -169,7 +176,7 @@ def render(info, dev):
                f"nointxmask: {nim}; IOMMU groups: {s['iommu_groups']}")
     line = h["irq_line"]
     if line:
-        shared = ", ".join(h["irq_shared_with"]) or "nobody else"
+        shared = ", ".join(line["actions"]) or "nobody"
         hw = f" hwirq {line['hwirq']}" if line["hwirq"] is not None else ""
         trig = f" {line['trigger']}" if line["trigger"] else ""
         out.append(f"\tIRQ {line['irq']}: {line['chip']}{hw}{trig}, {line['total']} interrupts, "
