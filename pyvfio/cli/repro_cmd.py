@@ -27,8 +27,18 @@ KNOB_KEYS = ("nointxmask", "xics_variant", "xive_set_pq00_retriggers")
 
 
 def add_arguments(p):
+    p.add_argument("bdf", nargs="?", help="run the scenario's matrix on this card (bound to vfio-pci)")
     p.add_argument("--model", action="store_true",
                    help="run on the model host (the default when no device is given)")
+    p.add_argument("--lab", metavar="ARCH", choices=("x86_64", "ppc64le"),
+                   help="run the scenario's matrix in lab VMs (x86_64 or ppc64le)")
+    p.add_argument("--here", action="store_true",
+                   help="keep vfio-pci as loaded: run only the cells of its nointxmask (used in lab VMs)")
+    p.add_argument("--force", action="store_true",
+                   help="reload vfio-pci even though other devices are bound to it")
+    p.add_argument("--svg", metavar="FILE", help="draw the verdict grid and latency histograms")
+    p.add_argument("--timeout", type=float, default=900, metavar="S",
+                   help="--lab: seconds per VM boot before it is killed (default 900)")
     sel = p.add_argument_group("scenario selection (each repeatable or comma-separated; default: all)")
     sel.add_argument("--controller", action="append", metavar="NAME",
                      help=f"interrupt controller: {', '.join(AXES['controller'])}")
@@ -93,6 +103,8 @@ def _as_list(path, n, key, value):
 
 def load_scenario_file(path):
     """[[scenario]] tables; each axis key a name or a list (omitted: every value)."""
+    from ..repro import named_scenario
+    path = named_scenario(path)
     try:
         with open(path, "rb") as f:
             doc = tomllib.load(f)
@@ -105,7 +117,7 @@ def load_scenario_file(path):
                 where += f" (line {max(1, len(f.read().splitlines()))}, the last)"
         raise UsageError(f"{path}: not valid TOML: {where}",
                          "see https://toml.io; each case is a [[scenario]] table") from None
-    unknown = set(doc) - {"scenario", "loops"}
+    unknown = set(doc) - {"scenario", "loops", "run", "matrix", "lab", "expect"}
     if unknown:
         raise UsageError(f"{path}: unknown top-level key(s) {', '.join(sorted(unknown))}",
                          "expected [[scenario]] tables (and optionally loops = N)")
@@ -157,6 +169,12 @@ def pick_backend(args):
 # -- the command ---------------------------------------------------------------
 
 def run(args):
+    if args.bdf or args.lab or args.here:
+        if args.model:
+            raise UsageError("--model runs the model host; it excludes a BDF, --lab and --here",
+                             "drop --model to run on a real kernel")
+        from ..repro import real
+        return real.run(args)
     picked = select_scenarios(args)
     file_loops = None
     if isinstance(picked, tuple):

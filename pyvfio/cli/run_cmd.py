@@ -94,9 +94,13 @@ def run(args):
         raise UsageError(f"threshold {args.threshold} us must be positive")
     for w in pin_and_prioritise(args.affinity, args.priority):
         print(f"pyvfio: warning: {w}", file=sys.stderr)
+    from ..cardlock import card_lock
+    from ..host.pci import require
+
+    bdf = require(args.bdf)
     old_term = signal.signal(signal.SIGTERM, _sigterm)  # SIGTERM tears down like Ctrl-C
     try:
-        with open_device(args.bdf, iommu=args.iommu) as dev:
+        with card_lock(bdf), open_device(bdf, iommu=args.iommu) as dev:
             profile = probe(dev, args.access, args.profile)
             after_enable = None
             if args.policy:

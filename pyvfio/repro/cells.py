@@ -1,0 +1,131 @@
+"""The cells of a scenario run on one card, here (pyvfio repro BDF; inside a lab VM
+too).  Per cell: open the card, probe its profile, arm INTx, apply the masking
+policy after every enable, run the engine, record the result.  A cell that fails
+(a stall, an error) is recorded and the run goes on with the next.
+
+nointxmask is a vfio-pci load parameter: cells are grouped by it, and unless told
+to stay with the loaded value (in a lab VM the boot sets it) vfio-pci is reloaded
+for each group and the card rebound, then the host's original setting restored.
+Reloading is refused while any other device is bound to vfio-pci (a running VM's
+passthrough device would be torn away) unless forced.
+"""
+
+import os
+import subprocess
+import time
+
+from ..engine import Run, RunConfig
+from ..intx import Intx
+from ..errors import PyvfioError, RefusedError
+from ..host import interrupts, pci, system
+from ..profiles import probe
+from ..vfio import open_device
+
+VFIO_PCI = "sys/bus/pci/drivers/vfio-pci"
+
+
+def masks_at_device(bdf, profile_name=None, access="mmap"):
+    """Does vfio-pci (loaded with nointxmask=0) mask this card with DisINTx?  It
+    decides with a write probe of its own (pci_intx_mask_supported), so ask the
+    card: raise one interrupt and read the physical COMMAND register while the
+    host holds it masked (DisINTx+ there means masking at the device).  None when
+    nointxmask=1 is loaded (vfio then never masks at the device)."""
+    if system.nointxmask():
+        return None
+    with open_device(bdf) as dev:
+        profile = probe(dev, access, profile_name)
+        with Intx(dev) as intx:
+            profile.init()
+            profile.raise_irq()
+            got = intx.trigger.wait(1.0)
+            disintx = dev.host_state()["disintx"]
+            profile.ack()
+            if got:
+                intx.eoi()
+        profile.quiesce()
+    if not got:
+        raise PyvfioError(f"{bdf}: no interrupt arrived in the masking probe",
+                          "check the card with pyvfio run first")
+    return bool(disintx)
+
+
+def run_cell(bdf, cell, plan, status=None):
+    """One cell; returns Run.to_json() plus what ran it."""
+    cfg = RunConfig(loops=plan.loops, unmask=cell.unmask, access=cell.access, engine=cell.engine,
+                    watchdog_ms=plan.run["watchdog_ms"], recover=plan.run["recover"])
+    after_enable = None
+    if cell.policy in ("lazy", "unlazy"):
+        from ..lab import policy
+        after_enable = lambda run: policy.set_policy(bdf, cell.policy)  # noqa: E731
+    try:
+        with open_device(bdf) as dev:
+            profile = probe(dev, cell.access, plan.run["profile"])
+            r = Run(dev, profile, cfg, after_enable=after_enable, status=status).execute()
+            out = r.to_json()
+            out["card"] = profile.describe()
+            chip = (r.host_before or {}).get("chip")
+            out["chip"] = chip
+            if r.interrupted:
+                raise KeyboardInterrupt
+            return out
+    except PyvfioError as exc:
+        return {"verdict": f"error: {exc}", "error": str(exc)}
+
+
+def _bound_to_vfio(root="/"):
+    try:
+        return sorted(os.listdir(os.path.join(root, VFIO_PCI)))
+    except FileNotFoundError:
+        return []
+
+
+def reload_vfio_pci(bdf, nointxmask, force=False):
+    """modprobe -r vfio-pci; modprobe vfio-pci nointxmask=N; rebind bdf (its
+    driver_override still names vfio-pci)."""
+    others = [d for d in _bound_to_vfio() if pci.exists(d) and d != bdf]
+    if others and not force:
+        raise RefusedError(f"reloading vfio-pci would tear {', '.join(others)} away from it",
+                           "stop what uses them (a VM?) or pass --force")
+    with open(f"/sys/bus/pci/drivers/vfio-pci/unbind", "w") as f:
+        f.write(bdf)
+    for cmd in (["modprobe", "-r", "vfio_pci"], ["modprobe", "vfio_pci", f"nointxmask={nointxmask}"]):
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        if r.returncode:
+            raise PyvfioError(f"{' '.join(cmd)} failed: {r.stderr.strip()}",
+                              "run as root on a kernel with vfio-pci as a module")
+    with open("/sys/bus/pci/drivers_probe", "w") as f:
+        f.write(bdf)
+    time.sleep(0.1)
+    if pci.device(bdf).driver != "vfio-pci":
+        raise PyvfioError(f"{bdf} did not rebind to vfio-pci after the reload",
+                          f"bind it again: pyvfio bind {bdf}")
+
+
+def run_cells(bdf, plan, here=False, force=False, echo=print):
+    """Every cell of `plan` on `bdf`; returns (cells as dicts, machine facts)."""
+    sysfacts = system.probe()
+    at_device = masks_at_device(bdf, plan.run["profile"])
+    cells = plan.cells(bool(at_device))
+    loaded = sysfacts.nointxmask
+    if here:
+        cells = [c for c in cells if c.nointxmask == int(bool(loaded))]
+    line = interrupts.intx_line(bdf)
+    machine = {"kernel": sysfacts.kernel, "machine": sysfacts.machine}
+    results = []
+    original = loaded
+    try:
+        for nim in sorted({c.nointxmask for c in cells}):
+            if not here and bool(nim) != bool(loaded):
+                echo(f"reloading vfio-pci with nointxmask={nim}")
+                reload_vfio_pci(bdf, nim, force)
+                loaded = bool(nim)
+            for cell in (c for c in cells if c.nointxmask == nim):
+                res = run_cell(bdf, cell, plan)
+                res["key"] = cell.key(**machine)
+                results.append(res)
+                echo(f"{cell}: {res['verdict']}")
+    finally:
+        if not here and original is not None and bool(loaded) != bool(original):
+            reload_vfio_pci(bdf, int(original), force=True)
+    return results, {**machine, "masks_at_device": at_device,
+                     "chip": line.chip if line else None}

@@ -1,0 +1,75 @@
+"""pyvfio repro --lab ARCH: the scenario's cells in lab VMs.
+
+One boot per machine of the scenario's [lab] table and per nointxmask value (the
+parameter is read when vfio-pci loads, so it is set at boot).  Inside, `pyvfio
+repro --here` runs that boot's cells on the lab card and writes their JSON into
+the checkout, which the guest shares read-write.
+"""
+
+import json
+import os
+import pathlib
+import shutil
+import uuid
+
+from ..errors import PyvfioError, UsageError
+from ..lab import session
+from ..lab.cache import root as cache_root
+from ..lab.config import LabConfig
+from ..lab.errors import LabError
+
+
+def boots(plan, arch):
+    machines = plan.lab.get(arch)
+    if not machines:
+        raise UsageError(f"the scenario {plan.path} has no [lab] {arch} machines",
+                         f"add e.g. {arch} = [{{ kernel = \"6.12\" }}] under [lab]")
+    for m in machines:
+        for nim in plan.axes["nointxmask"]:
+            yield m, nim
+
+
+def run_lab(plan, arch, timeout=900, echo=print):
+    """All boots; returns (cells, per-boot facts, failures)."""
+    work = cache_root().parent / "repro" / uuid.uuid4().hex[:10]
+    work.mkdir(parents=True)
+    scenario = work / "scenario.toml"
+    shutil.copyfile(plan.path, scenario)
+    cells, boots_done, failures = [], [], []
+    try:
+        for n, (m, nim) in enumerate(boots(plan, arch)):
+            out = work / f"boot{n}.json"
+            cfg = LabConfig(arch=arch, kernel=m.get("kernel"), ic=m.get("ic"), cards=(plan.lab_card,),
+                            nointxmask=nim, policy="lazy" if plan.needs_policy_module() else "default",
+                            timeout=timeout,
+                            command=("python", "-m", "pyvfio", "repro", "--here", "--scenario", str(scenario),
+                                     "--json", str(out)))
+            label = f"{arch} {cfg.kernel} {cfg.ic} nointxmask={nim}"
+            try:
+                status, _ = session.run(cfg)
+            except LabError as exc:
+                failures.append({"boot": label, "error": str(exc)})
+                echo(f"{label}: boot failed: {exc}")
+                continue
+            if not out.exists():
+                failures.append({"boot": label, "error": f"the guest wrote no results (exit {status})"})
+                continue
+            data = json.loads(out.read_text())
+            lab_facts = data.get("lab") or {}
+            for c in data["cells"]:
+                c["key"] = {"arch": arch, "kernel": cfg.kernel, "ic": cfg.ic, **c["key"]}
+                c["key"].pop("machine", None)
+                c["kver"] = lab_facts.get("kver")
+                c["unlazy_fix"] = lab_facts.get("unlazy_fix")
+                cells.append(c)
+            boots_done.append({"boot": label, "kver": lab_facts.get("kver"),
+                               "unlazy_fix": lab_facts.get("unlazy_fix"), "status": status})
+    finally:
+        if os.environ.get("PYVFIO_LAB_KEEP") != "1":
+            shutil.rmtree(work, ignore_errors=True)
+    if not cells and failures:
+        raise PyvfioError(f"no lab boot produced results ({failures[0]['boot']}: {failures[0]['error']})")
+    return cells, boots_done, failures
+
+
+

@@ -1,0 +1,123 @@
+"""pyvfio repro on real kernels: a card here (BDF), or lab VMs (--lab ARCH).
+Runs the cells, sets each one's expectation (the scenario's [[expect]], else the
+model host's prediction), prints one table and writes one report."""
+
+import sys
+
+from ..cardlock import card_lock
+from ..errors import PyvfioError, UsageError
+from ..results import envelope, write_json
+from . import predict
+from .scenario import Plan, load
+
+
+def plan_from(args):
+    plan = load(args.scenario) if args.scenario else Plan("(default matrix)")
+    if args.loops is not None:
+        if not 1 <= args.loops <= 10**7:
+            raise UsageError(f"loop count {args.loops} is out of range", "use 1 to 10000000")
+        plan.loops = args.loops
+    if args.recover:
+        plan.run["recover"] = True
+    return plan
+
+
+def _here(args, plan):
+    from ..host import pci
+    from ..lab import guest
+    from ..unlazy_fix import detect
+    from .cells import run_cells
+
+    facts = guest.facts()
+    bdf = args.bdf
+    if bdf is None:
+        bdf = guest.bdf_of(plan.lab_card, facts) if facts else None
+        if bdf is None:
+            raise UsageError("no card named", "give a BDF (pyvfio repro BDF), or --lab ARCH, or --model")
+    bdf = pci.require(bdf)
+    from ..host import system
+    blockers = system.vfio_blockers(system.probe(), pci.device(bdf))
+    if blockers:
+        raise PyvfioError(f"VFIO cannot drive {bdf} here: " + "; ".join(r for r, _ in blockers),
+                          "; ".join(f for _, f in blockers) + " (pyvfio doctor explains)")
+    with card_lock(bdf):
+        cells, machine = run_cells(bdf, plan, here=args.here, force=args.force,
+                                   echo=lambda s: print(s, file=sys.stderr))
+    if facts:
+        fix = facts.get("unlazy_fix")
+    else:
+        fix = detect(machine["kernel"]).present
+    for c in cells:
+        c.update(masks_at_device=machine["masks_at_device"], chip=c.get("chip") or machine["chip"],
+                 unlazy_fix=fix, kver=machine["kernel"])
+    return "vfio", cells, {"bdf": bdf, "machine": machine, "lab": facts}
+
+
+def judge(plan, cells):
+    """Expectation, model prediction and match for each cell (in place)."""
+    for c in cells:
+        key = c["key"]
+        c["predicted"] = predict.predict(key, plan.loops, c.get("masks_at_device"), c.get("unlazy_fix"),
+                                         c.get("chip"), plan.run["recover"])
+        exp = plan.expected(key)
+        c["expected"] = exp if exp is not None else c["predicted"]
+        c["expected_from"] = "scenario" if exp is not None else ("model" if c["predicted"] else None)
+        c["match"] = predict.matches(c["verdict"], c["expected"])
+        c["model_agrees"] = predict.matches(c["verdict"], c["predicted"])
+        limit = plan.run.get("threshold_p99_us")
+        p99 = (c.get("latency") or {}).get("round_trip", {}).get("p99_us")
+        if limit is not None and p99 is not None and p99 > limit:
+            c["match"] = False
+            c["threshold_exceeded"] = True
+
+
+COLS = ("arch", "kernel", "ic", "nointxmask", "policy", "unmask", "engine", "access")
+
+
+def table(cells):
+    axes = [a for a in COLS if len({str(c["key"].get(a)) for c in cells}) > 1 or a in ("nointxmask", "policy")]
+    head = list(axes) + ["delivered", "p50 us", "p99 us", "irq/s", "verdict", "expected", "model"]
+    rows = []
+    for c in cells:
+        counts = c.get("counts", {})
+        rt = (c.get("latency") or {}).get("round_trip", {})
+        num = lambda v: "-" if v is None else f"{v:.1f}"  # noqa: E731
+        mark = {True: "", False: "  <- MISMATCH", None: ""}[c.get("match")]
+        rows.append([str(c["key"].get(a)) for a in axes] + [
+            f"{counts.get('delivered', 0)}/{counts.get('raised', 0)}", num(rt.get("p50_us")),
+            num(rt.get("p99_us")), num(c.get("throughput_per_s")) if c.get("throughput_per_s") else "-",
+            c["verdict"], str(c.get("expected")), str(c.get("predicted")) + mark])
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(head)]
+    fmt = lambda r: "  ".join(x.ljust(w) for x, w in zip(r, widths)).rstrip()  # noqa: E731
+    return "\n".join([fmt(head), fmt(["-" * w for w in widths])] + [fmt(r) for r in rows])
+
+
+def run(args):
+    plan = plan_from(args)
+    if args.lab:
+        from .lab import run_lab
+        cells, boots, failures = run_lab(plan, args.lab, timeout=args.timeout)
+        backend, extra = "lab", {"boots": boots, "failures": failures}
+    else:
+        backend, cells, extra = _here(args, plan)
+    if not args.here:  # inside a lab boot the host judges, with every boot's facts
+        judge(plan, cells)
+    report = envelope("repro", backend=backend, scenario=plan.path, loops=plan.loops,
+                      cells=cells, **extra)
+    if args.json:
+        write_json(args.json, report)
+    print(table(cells))
+    if args.svg:
+        from ..report import svg
+        svg.write_report(args.svg, report)
+    if extra.get("failures"):
+        for f in extra["failures"]:
+            print(f"boot failed: {f['boot']}: {f['error']}", file=sys.stderr)
+        return 1
+    if args.here:
+        return 0
+    bad = [c for c in cells if c.get("match") is False]
+    if bad:
+        print(f"{len(bad)} of {len(cells)} cells do not match their expectation", file=sys.stderr)
+        return 1
+    return 0
