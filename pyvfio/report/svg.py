@@ -1,0 +1,370 @@
+"""Pictures of result files, as SVG written here (no plotting dependency).
+
+    render(report) -> str      # repro: verdict grid + one round-trip histogram per cell
+                               # run:   wakeup / service / round-trip histograms
+    write(report, path)        # the same, written atomically
+    verdict_grid(report, rows=None, cols=None) -> str
+    histograms(report) -> str
+
+The verdict grid lays the cells out as a pivot table: the key axes that vary are
+split into row axes and column axes (the last axes go to columns while there are
+at most 6 columns); constant axes go in the subtitle.  A cell is coloured by its
+verdict (ok, stall, recovered, lost); a cell whose verdict differs from the
+scenario's expectation gets a thick magenta frame and says what was expected.
+
+Histograms are log-x (decades of microseconds, shared by every panel so they
+compare), re-binned from the recorded log buckets (pyvfio.histogram.bucket_range)
+to 20 bins a decade, log-y counts (so a tail of a few samples shows), with p50
+and p99 marked.  Each panel is a
+<g class="histogram" data-cell="..."> so tools (and tests) can find them.
+"""
+
+import math
+from xml.sax.saxutils import escape, quoteattr
+
+from ..histogram import bucket_range
+from ..results import write_atomic
+from . import cells as C
+
+FONT = "DejaVu Sans, Helvetica, Arial, sans-serif"
+COLOURS = {"ok": "#9ad0a0", "stall": "#e57373", "recovered": "#ffc870", "lost": "#c79bd6",
+           "unknown": "#dddddd"}
+MISMATCH = "#c2185b"
+LEGEND = (("ok", "ok"), ("stall", "stall"), ("recovered", "stall, recovered"), ("lost", "lost"))
+BINS_PER_DECADE = 20
+MAX_COLUMNS = 6
+HIST_PER_ROW = 3
+
+
+class Canvas:
+    """Collects SVG elements; coordinates in px."""
+
+    def __init__(self):
+        self.parts = []
+
+    def add(self, text):
+        self.parts.append(text)
+
+    def rect(self, x, y, w, h, fill, stroke="none", sw=1, extra=""):
+        self.add(f'<rect x="{x:.1f}" y="{y:.1f}" width="{max(w, 0):.1f}" height="{max(h, 0):.1f}" '
+                 f'fill="{fill}" stroke="{stroke}" stroke-width="{sw}"{extra}/>')
+
+    def line(self, x1, y1, x2, y2, stroke="#444", sw=1, dash=None):
+        d = f' stroke-dasharray="{dash}"' if dash else ""
+        self.add(f'<line x1="{x1:.1f}" y1="{y1:.1f}" x2="{x2:.1f}" y2="{y2:.1f}" '
+                 f'stroke="{stroke}" stroke-width="{sw}"{d}/>')
+
+    def text(self, x, y, s, size=12, anchor="start", weight="normal", fill="#222"):
+        self.add(f'<text x="{x:.1f}" y="{y:.1f}" font-size="{size}" text-anchor="{anchor}" '
+                 f'font-weight="{weight}" fill="{fill}">{escape(str(s))}</text>')
+
+    def open(self, cls, **data):
+        attrs = "".join(f" data-{k}={quoteattr(str(v))}" for k, v in data.items())
+        self.add(f'<g class="{cls}"{attrs}>')
+
+    def close(self):
+        self.add("</g>")
+
+    def svg(self, width, height):
+        head = (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{height:.0f}" '
+                f'viewBox="0 0 {width:.0f} {height:.0f}" font-family="{FONT}">')
+        return "\n".join([head, f'<rect width="100%" height="100%" fill="white"/>', *self.parts,
+                          "</svg>"]) + "\n"
+
+
+def _fit(s, width, size):
+    """`s`, cut with an ellipsis to about `width` px."""
+    n = int(width / (size * 0.6))
+    return s if len(s) <= n else s[:max(1, n - 1)] + "…"
+
+
+def _tw(s, size=12):
+    """A rough text width (no font metrics here): good enough to size boxes."""
+    return len(str(s)) * size * 0.6
+
+
+# -- the verdict grid -------------------------------------------------------------------
+
+def grid_axes(cell_list, rows=None, cols=None):
+    """(row axes, column axes, constant axes) for a grid of these cells."""
+    varying, constant = C.axes_of(cell_list)
+    if rows is not None or cols is not None:
+        cols = list(cols or [a for a in varying if a not in (rows or [])])
+        rows = list(rows or [a for a in varying if a not in cols])
+        return rows, cols, constant
+    if len(varying) < 2:
+        return [], list(varying), constant
+    # Try every split of the varying axes into rows and columns; count the combinations
+    # that really occur (a policy that applies to one card only makes a product sparse)
+    # and keep the split with the fewest empty slots, then the most columns (<= 6).
+    best = None
+    for mask in range(1, 2 ** len(varying) - 1):
+        cand = [a for i, a in enumerate(varying) if mask >> i & 1]
+        others = [a for a in varying if a not in cand]
+        ncols, nrows = len(_combos(cell_list, cand)), len(_combos(cell_list, others))
+        if ncols > MAX_COLUMNS:
+            continue
+        score = (nrows * ncols - len(cell_list), -ncols, [varying.index(a) for a in others])
+        if best is None or score < best[0]:
+            best = (score, cand)
+    cols = best[1] if best else varying[-1:]
+    rows = [a for a in varying if a not in cols]
+    return rows, cols, constant
+
+
+def _combos(cell_list, axes):
+    seen, out = set(), []
+    for c in cell_list:
+        t = tuple(C.key_id({a: c["key"].get(a)}) for a in axes)
+        if t not in seen:
+            seen.add(t)
+            out.append((t, {a: c["key"].get(a) for a in axes}))
+    return out
+
+
+def _draw_grid(cv, report, x0, y0, rows=None, cols=None):
+    """Draw the grid at (x0, y0); returns (width, height) used."""
+    cl = C.cells(report)
+    rows, cols, _ = grid_axes(cl, rows, cols)
+    rcombos, ccombos = _combos(cl, rows), _combos(cl, cols)
+    where = {}
+    for c in cl:
+        r = tuple(C.key_id({a: c["key"].get(a)}) for a in rows)
+        k = tuple(C.key_id({a: c["key"].get(a)}) for a in cols)
+        where[(r, k)] = c
+    row_labels = [C.key_label(v, rows) if rows else "" for _, v in rcombos]
+    label_w = max([_tw(s) for s in row_labels] + [_tw(" / ".join(rows), 11)] + [_tw(a, 11) for a in cols]
+                  + [40]) + 16
+    texts = [c.get("verdict") or "?" for c in cl] + [f"expected {c.get('expected')}" for c in cl]
+    cell_w = max(118, max(_tw(t, 11) for t in texts) + 16)
+    cell_h, head_h = 48, 18 * max(1, len(cols)) + 22
+    # column headers: one line per column axis, its name in the corner
+    for level, axis in enumerate(cols):
+        y = y0 + 16 + 18 * level
+        cv.text(x0 + label_w - 8, y, axis, 11, "end", fill="#666")
+        for i, (_, values) in enumerate(ccombos):
+            cv.text(x0 + label_w + i * cell_w + cell_w / 2, y,
+                    C.value_label(axis, values[axis]), 12, "middle", "bold")
+    cv.text(x0 + 4, y0 + head_h - 4, " / ".join(rows), 11, fill="#666")
+    for j, ((rid, _), label) in enumerate(zip(rcombos, row_labels)):
+        y = y0 + head_h + j * cell_h
+        cv.text(x0 + 4, y + cell_h / 2 + 4, label, 12, weight="bold")
+        for i, (cid, _) in enumerate(ccombos):
+            x = x0 + label_w + i * cell_w
+            c = where.get((rid, cid))
+            if c is None:
+                cv.rect(x + 2, y + 2, cell_w - 4, cell_h - 4, "#f4f4f4", "#ddd")
+                cv.text(x + cell_w / 2, y + cell_h / 2 + 4, "not run", 10, "middle", fill="#999")
+                continue
+            cls = C.verdict_class(c.get("verdict"))
+            mismatch = c.get("match") is False
+            cv.open("grid-cell", verdict=cls, match={True: "yes", False: "no"}.get(c.get("match"), "-"),
+                    cell=C.key_label(c["key"]))
+            cv.rect(x + 2, y + 2, cell_w - 4, cell_h - 4, COLOURS[cls],
+                    MISMATCH if mismatch else "#777", 4 if mismatch else 0.5)
+            cv.text(x + cell_w / 2, y + 20, c.get("verdict") or "?", 11, "middle", "bold")
+            m = C.metrics(c)
+            if mismatch:
+                sub = f"expected {c.get('expected')}"
+            elif c.get("match") is True:
+                sub = "as expected"
+            elif m["delivered"] is not None:
+                sub = f"{m['delivered']}/{m['raised']} delivered" if m["raised"] else f"{m['delivered']} delivered"
+            else:
+                sub = ""
+            cv.text(x + cell_w / 2, y + 36, sub, 10, "middle",
+                    "bold" if mismatch else "normal", MISMATCH if mismatch else "#333")
+            cv.close()
+    width = label_w + max(1, len(ccombos)) * cell_w
+    height = head_h + max(1, len(rcombos)) * cell_h
+    # legend
+    ly, lx = y0 + height + 14, x0
+    for cls, name in LEGEND:
+        cv.rect(lx, ly, 14, 14, COLOURS[cls], "#777", 0.5)
+        cv.text(lx + 19, ly + 11, name, 11)
+        lx += 30 + _tw(name, 11)
+    if any(c.get("match") is not None for c in cl):
+        cv.rect(lx, ly, 14, 14, "white", MISMATCH, 3)
+        cv.text(lx + 19, ly + 11, "not as expected", 11)
+        lx += 30 + _tw("not as expected", 11)
+    return max(width, lx - x0), height + 34
+
+
+# -- histograms -------------------------------------------------------------------------
+
+def _bins(hist):
+    """[(bin index from 0 at 10^lo us, count)], lo/hi decades, from a histogram dict."""
+    pts = []
+    for idx, n in (hist.get("buckets") or {}).items():
+        low, high = bucket_range(int(idx))
+        mid_us = max((low + high) / 2.0, 0.5) / 1000.0
+        pts.append((mid_us, n))
+    return pts
+
+
+def decade_range(hists):
+    """(lo, hi) decades of microseconds covering every sample of every histogram."""
+    mids = [m for h in hists for m, _ in _bins(h)]
+    if not mids:
+        return 0, 2
+    lo = math.floor(math.log10(min(mids)))
+    hi = math.ceil(math.log10(max(mids)) + 1e-9)
+    return lo, max(hi, lo + 1)
+
+
+def _us_label(decade):
+    v = 10.0 ** decade
+    if v >= 1e6:
+        return f"{v / 1e6:g} s"
+    if v >= 1e3:
+        return f"{v / 1e3:g} ms"
+    if v >= 1:
+        return f"{v:g} µs"
+    return f"{v * 1e3:g} ns"
+
+
+def _draw_histogram(cv, x, y, w, h, title, subtitle, hist, lo, hi, cell=""):
+    """One panel: title lines, log-x axis lo..hi decades, bars, p50/p99 markers."""
+    cv.open("histogram", cell=cell, samples=(hist or {}).get("count", 0) if hist else 0)
+    cv.rect(x, y, w, h, "white", "#ccc", 1)
+    cv.text(x + 6, y + 15, _fit(title, w - 12, 11), 11, weight="bold")
+    cv.text(x + 6, y + 29, _fit(subtitle, w - 12, 10), 10, fill="#444")
+    px, py, pw, ph = x + 36, y + 38, w - 58, h - 62
+    cv.line(px, py + ph, px + pw, py + ph)
+    cv.line(px, py, px, py + ph)
+    span = hi - lo
+    xpos = lambda us: px + (math.log10(us) - lo) / span * pw
+    for d in range(lo, hi + 1):
+        xx = px + (d - lo) / span * pw
+        cv.line(xx, py + ph, xx, py + ph + 4)
+        cv.text(xx, py + ph + 15, _us_label(d), 9, "middle", fill="#444")
+        if d < hi:
+            for m in range(2, 10):
+                xm = xpos(m * 10.0 ** d)
+                cv.line(xm, py + ph, xm, py + ph + 2, "#999")
+    pts = _bins(hist) if hist else []
+    if not pts:
+        cv.text(px + pw / 2, py + ph / 2, "no latency samples", 10, "middle", fill="#999")
+        cv.close()
+        return
+    nbins = span * BINS_PER_DECADE
+    counts = [0] * nbins
+    for mid, n in pts:
+        b = int((math.log10(mid) - lo) * BINS_PER_DECADE)
+        counts[min(max(b, 0), nbins - 1)] += n
+    # log-y (log10(1 + n)): the tail, a few samples out of thousands, stays visible
+    top = max(counts)
+    ymax = math.log10(1 + top)
+    yh = lambda n: math.log10(1 + n) / ymax * ph
+    bw = pw / nbins
+    for b, n in enumerate(counts):
+        if n:
+            bh = max(1.0, yh(n))
+            cv.rect(px + b * bw + 0.5, py + ph - bh, bw - 1, bh, "#4a78b5")
+    for k in range(0, int(math.log10(top)) + 1):
+        yy = py + ph - yh(10 ** k)
+        cv.line(px - 3, yy, px, yy)
+        cv.text(px - 5, yy + 3, f"{10 ** k:g}" if k < 4 else f"1e{k}", 8, "end", fill="#444")
+    for name, colour in (("p50", "#2e7d32"), ("p99", "#c62828")):
+        v = hist.get(f"{name}_us")
+        if v and 10.0 ** lo <= v <= 10.0 ** hi:
+            xx = xpos(v)
+            cv.line(xx, py, xx, py + ph, colour, 1.2, "4 2")
+            cv.text(xx + 2, py + 9 + (10 if name == "p99" else 0), name, 9, fill=colour)
+    cv.close()
+
+
+def _fmt_us(v):
+    return "-" if v is None else (f"{v:.1f}" if v < 1000 else f"{v:.0f}")
+
+
+def _draw_cell_histograms(cv, report, x0, y0, per_row=HIST_PER_ROW, w=300, h=160):
+    cl = C.cells(report)
+    varying, _ = C.axes_of(cl)
+    hists = [C.round_trip(c) for c in cl]
+    lo, hi = decade_range([h_ for h_ in hists if h_])
+    for i, (c, hist) in enumerate(zip(cl, hists)):
+        x, y = x0 + (i % per_row) * (w + 10), y0 + (i // per_row) * (h + 10)
+        label = C.key_label(c["key"], varying or None)
+        sub = c.get("verdict") or "?"
+        if hist:
+            sub += f" · p50 {_fmt_us(hist.get('p50_us'))} µs · p99 {_fmt_us(hist.get('p99_us'))} µs · n={hist.get('count')}"
+        _draw_histogram(cv, x, y, w, h, label, sub, hist, lo, hi, C.key_label(c["key"]))
+    rows = max(1, math.ceil(len(cl) / per_row))
+    return min(len(cl), per_row) * (w + 10), rows * (h + 10)
+
+
+def _title(cv, report, x, y):
+    kind = report.get("kind")
+    head = f"pyvfio {kind}: {C.host_line(report)}"
+    if report.get("backend"):
+        head += f", {report['backend']} backend"
+    if kind == "run":
+        card = report.get("card")
+        card = card.get("name") if isinstance(card, dict) else card
+        head += f", {report.get('bdf', '')} {card or ''}".rstrip()
+    cv.text(x, y, head, 15, weight="bold")
+    _, constant = C.axes_of(C.cells(report))
+    sub = ", ".join(f"{a}={C.value_label(a, v).split('=')[-1]}" for a, v in constant.items())
+    if report.get("started"):
+        sub = (sub + "; " if sub else "") + f"started {report['started']}"
+    cv.text(x, y + 18, sub, 11, fill="#555")
+
+
+def verdict_grid(report, rows=None, cols=None):
+    cv = Canvas()
+    _title(cv, report, 16, 24)
+    w, h = _draw_grid(cv, report, 16, 50, rows, cols)
+    return cv.svg(max(w, 400) + 32, h + 66)
+
+
+def histograms(report):
+    cv = Canvas()
+    _title(cv, report, 16, 24)
+    if report.get("kind") == "run":
+        w, h = _draw_run_histograms(cv, report, 16, 50)
+    else:
+        w, h = _draw_cell_histograms(cv, report, 16, 50)
+    return cv.svg(max(w, 400) + 32, h + 66)
+
+
+def _draw_run_histograms(cv, report, x0, y0, w=640, h=200):
+    lat = report.get("latency") or {}
+    parts = [(name, lat.get(name)) for name in ("round_trip", "wakeup", "service")
+             if isinstance(lat.get(name), dict)]
+    if not parts:
+        parts = [("round_trip", None)]
+    lo, hi = decade_range([p for _, p in parts if p and p.get("buckets")])
+    for i, (name, hist) in enumerate(parts):
+        sub = f"{report.get('verdict', '?')}"
+        if hist and hist.get("count"):
+            sub += (f" · min {_fmt_us(hist.get('min_us'))} · p50 {_fmt_us(hist.get('p50_us'))} · "
+                    f"p99 {_fmt_us(hist.get('p99_us'))} · max {_fmt_us(hist.get('max_us'))} µs · "
+                    f"n={hist.get('count')}")
+        _draw_histogram(cv, x0, y0 + i * (h + 10), w, h, name.replace("_", " "), sub,
+                        hist if hist and hist.get("buckets") else None, lo, hi, name)
+    return w, len(parts) * (h + 10)
+
+
+def render(report, rows=None, cols=None):
+    """The whole picture of a report: for repro, the verdict grid above one round-trip
+    histogram per cell; for a run, its histograms."""
+    C.check(report)
+    if report.get("kind") == "run":
+        return histograms(report)
+    cv = Canvas()
+    _title(cv, report, 16, 24)
+    gw, gh = _draw_grid(cv, report, 16, 50, rows, cols)
+    if not any(C.round_trip(c) for c in C.cells(report)):
+        cv.text(16, 50 + gh + 22, "no latency samples in this report (model verdicts only)", 12,
+                fill="#666")
+        return cv.svg(max(gw, 400) + 32, 50 + gh + 40)
+    cv.text(16, 50 + gh + 22, "round-trip latency per cell (log scale; shared axis)", 13, weight="bold")
+    hw, hh = _draw_cell_histograms(cv, report, 16, 50 + gh + 32)
+    return cv.svg(max(gw, hw, 400) + 32, 50 + gh + 32 + hh + 16)
+
+
+def write(report, path, rows=None, cols=None):
+    """Write render(report) to `path` atomically; returns the path."""
+    write_atomic(path, render(report, rows, cols))
+    return path
