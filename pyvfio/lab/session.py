@@ -1,4 +1,5 @@
 """One lab run: prepare what is missing, boot, run the command, read the verdict."""
+import fcntl
 import json
 import os
 import pathlib
@@ -18,6 +19,13 @@ def prepare(cfg, cache_root=None):
     """Everything a boot needs, from the cache or freshly built.  Returns a dict."""
     cache_root = pathlib.Path(cache_root or cache.root()).resolve()
     cache_root.mkdir(parents=True, exist_ok=True)
+    # One preparer at a time per cache (several lab runs may start together).
+    with open(cache_root / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _prepare(cfg, cache_root)
+
+
+def _prepare(cfg, cache_root):
     kdir, kinfo = kernels.prepare(cfg, cache_root)
     initrd = initramfs.prepare(cfg, cache_root, kdir, kinfo)
     prep = {"cache": cache_root, "vmlinux": kdir / "vmlinux", "initrd": initrd, "kernel": kinfo,
