@@ -91,6 +91,25 @@ def _legacy_chip(lines):
     return max(seen, key=seen.get) if seen else None
 
 
+# -- the lab's masking-policy module (tools/policy) -------------------------------------
+
+POLICY_PARAM = "sys/module/pyvfio_policy/parameters/policy"
+
+
+def policy_module(root="/"):
+    """{irq: "lazy"|"unlazy"|"gone"} as pyvfio_policy reads the live IRQ_DISABLE_UNLAZY
+    flag of the IRQs written to it; None when the module is not loaded."""
+    text = paths.read_text(paths.under(root, POLICY_PARAM))
+    if text is None:
+        return None
+    out = {}
+    for line in text.splitlines():
+        irq, _, state = line.partition(" ")
+        if irq.isdigit():
+            out[int(irq)] = state.strip()
+    return out
+
+
 # -- KVM -----------------------------------------------------------------------------
 
 def kvm_irqfd_resample(root="/", machine=None):
@@ -216,6 +235,12 @@ def _system_checks(s, root, lines, fix, kvm_probe):
         else:
             out.append(Check("dev_vfio", OK, "/dev/vfio/vfio is there and usable", f"access(2) on {ctl}"))
 
+    pol = policy_module(root)
+    if pol is not None:
+        out.append(Check("policy_module", OK, "masking-policy module pyvfio_policy loaded: "
+                         + (", ".join(f"IRQ {i} {v}" for i, v in sorted(pol.items())) or "no IRQ set yet"),
+                         f"/{POLICY_PARAM}; it overrides the kernel's choice on the IRQs listed"))
+
     avail, ev = kvm_probe(root, s.machine)
     if avail:
         out.append(Check("kvm_irqfd_resample", OK, "KVM resample irqfd available: a VM unmasks "
@@ -313,16 +338,19 @@ def _device_checks(dev, s, root, lines, fix):
     others = [a for a in interrupts.other_holders(line, dev.bdf)
               if a not in _own_actions(dev, line, root)]
     irq = line.irq if line else dev.irq
-    sharers = [d for d in pci.devices(root)
-               if d.bdf != dev.bdf and d.irq == irq and irq and d.driver not in (None, "vfio-pci")]
+    on_line = [d for d in pci.devices(root) if irq and d.irq == irq and d.bdf != dev.bdf]
+    sharers = [d for d in on_line if d.driver not in (None, "vfio-pci")]
     holders_text = ", ".join(others) or "nobody else"
     drivers_text = "; ".join(f"{d.bdf} ({d.driver})" for d in sharers)
     unbind = " && ".join(f"echo {d.bdf} > /sys/bus/pci/drivers/{d.driver}/unbind" for d in sharers)
     move = "move the card to a slot whose IRQ is not shared"
+    idle = [d.bdf for d in on_line if d.driver is None and d.interrupt_pin]
     if not others:
         out.append(Check("irq_exclusive", OK, f"IRQ {irq} is not shared" + (
             " (vfio-pci will request it exclusively)" if masking == "controller" else ""),
-            f"holders in /proc/interrupts: {', '.join(line.actions) if line else 'none (not requested yet)'}"))
+            f"holders in /proc/interrupts: {', '.join(line.actions) if line else 'none (not requested yet)'}"
+            + (f"; routed to IRQ {irq} too, with no driver now (a driver bound to one later "
+               f"would share the line): {', '.join(idle)}" if idle else "")))
     else:
         ev = f"IRQ {irq} holders besides this card: {holders_text}" + (
             f"; PCI functions on IRQ {irq}: {drivers_text}" if sharers else "")
@@ -343,10 +371,21 @@ def _device_checks(dev, s, root, lines, fix):
                          "disable policy does not apply", why))
     else:
         lazy = {True: False, False: True}.get(fix.present)
+        live = (policy_module(root) or {}).get(irq)
+        # A fixed kernel rewrites the flag at request_irq: the live flag speaks for the
+        # next run only while vfio holds the line, or on a kernel that never sets it.
+        held = line is not None and interrupts.vfio_intx_name(dev.bdf) in line.actions
+        if live in ("lazy", "unlazy") and (held or fix.present is not True):
+            # the flag itself, read live: better evidence than the module or the version
+            lazy = live == "lazy"
+            fix = unlazy_fix.Finding(not lazy, "policy-module",
+                                     f"pyvfio_policy reads IRQ {irq} {live} (the live flag)")
+        how = fix.evidence if fix.basis == "policy-module" else f"by {fix.basis}"
         if family == "xive" and lazy:
             out.append(Check("stall_prediction", FAIL, "INTx will stall after one interrupt: "
                              "lazy disable on XIVE leaves the source at PQ=10",
-                             f"controller masking ({why}), XIVE, unlazy fix absent ({fix.basis})",
+                             f"controller masking ({why}), XIVE, unlazy fix absent ({how})",
+                             f"echo {irq} unlazy > /{POLICY_PARAM}" if fix.basis == "policy-module" else
                              "boot a kernel with 8b9f128947dd (v6.18+, Debian 6.12.95+), or apply "
                              "IRQ_DISABLE_UNLAZY with tools/policy; pyvfio run --recover survives it"))
         elif family == "xive" and lazy is None:
@@ -356,17 +395,17 @@ def _device_checks(dev, s, root, lines, fix):
         elif lazy is False:
             out.append(Check("stall_prediction", OK, "expected to deliver: unlazy disable masks and "
                              f"unmasks at {cname}", f"controller masking ({why}), unlazy fix present "
-                             f"({fix.basis})"))
+                             f"({how})"))
         elif family == "ioapic":
             out.append(Check("stall_prediction", OK, f"expected to deliver: the {cname} re-delivers a "
                              "still-asserted line at EOI, at the cost of a spurious interrupt per "
                              "cycle under lazy disable", f"controller masking ({why}), unlazy fix "
-                             f"{'absent' if lazy else 'unknown'} ({fix.basis})"))
+                             f"{'absent' if lazy else 'unknown'} ({how})"))
         elif family == "xics":
             out.append(Check("stall_prediction", WARN, "expected to deliver: QEMU's XICS re-sends an "
                              "asserted line at EOI (lazy disable); unverified on XICS silicon",
                              f"controller masking ({why}), unlazy fix "
-                             f"{'absent' if lazy else 'unknown'} ({fix.basis})",
+                             f"{'absent' if lazy else 'unknown'} ({how})",
                              "run `pyvfio run BDF -l 100 --watchdog 500` to see"))
         else:
             out.append(Check("stall_prediction", WARN, f"no prediction for controller {cname}",

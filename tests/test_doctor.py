@@ -287,3 +287,30 @@ def test_controller_names():
     assert doctor.controller_of("XICS") == ("xics", "XICS")
     assert doctor.controller_of("IR-IO-APIC") == ("ioapic", "IR-IO-APIC")
     assert doctor.controller_of("IO-APIC-level") == ("ioapic", "IO-APIC")
+
+
+def test_the_policy_modules_live_flag_beats_the_kernel_version(tmp_path):
+    h = host(tmp_path, "6.12.95+deb12-powerpc64le", arch="ppc64le", interrupts=POWER_XIVE, nointxmask="Y")
+    h.add_device("0001:00:01.0", 0x1234, 0x11E8, 0x00FF00, driver="vfio-pci", group=0, irq=22)
+    h.write("dev/vfio/0", "")
+    d = doctor.diagnose("0001:00:01.0", h.root, kvm_probe=no_kvm)
+    assert check(d, "stall_prediction").status == "ok"        # 6.12.95 has the fix
+    h.write("sys/module/pyvfio_policy/parameters/policy", "22 lazy\n")
+    d = doctor.diagnose("0001:00:01.0", h.root, kvm_probe=no_kvm)
+    stall = check(d, "stall_prediction")
+    assert stall.status == "fail" and "IRQ 22 lazy" in stall.evidence
+    assert stall.fix == "echo 22 unlazy > /sys/module/pyvfio_policy/parameters/policy"
+    assert check(d, "policy_module").summary.endswith("IRQ 22 lazy")
+    # before vfio holds the line, a fixed kernel will rewrite the flag at request_irq
+    h.write("proc/interrupts", POWER_XIVE.replace("vfio-intx(0001:00:01.0)", "other"))
+    d = doctor.diagnose("0001:00:01.0", h.root, kvm_probe=no_kvm)
+    assert check(d, "stall_prediction").status == "ok"
+
+
+def test_driverless_functions_on_the_same_irq_are_mentioned(tmp_path):
+    h = host(tmp_path, "6.1.0-37-amd64", nointxmask="Y")
+    h.add_device("0000:00:10.0", 0x1234, 0x11E8, 0x00FF00, driver="vfio-pci", group=4, irq=10)
+    h.add_device("0000:00:1f.2", 0x8086, 0x2922, 0x010601, group=5, irq=10)
+    d = doctor.diagnose("0000:00:10.0", h.root, kvm_probe=no_kvm)
+    c = check(d, "irq_exclusive")
+    assert c.status == "ok" and "0000:00:1f.2" in c.evidence
