@@ -80,6 +80,7 @@ def run(cfg, cache_root=None, echo=vm.echo_stdout):
     t0 = time.monotonic()
     prep = prepare(cfg, cache_root)
     runs = prep["cache"] / "runs"
+    _remove_orphan_runs(runs, prep["root"])
     run_dir = runs / f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
     run_dir.mkdir(parents=True)
     try:
@@ -100,7 +101,26 @@ def run(cfg, cache_root=None, echo=vm.echo_stdout):
         return status, out.output
     finally:
         if os.environ.get("PYVFIO_LAB_KEEP") != "1":
-            shutil.rmtree(run_dir, ignore_errors=True)
+            _remove_run(run_dir, prep["root"])
+
+
+def _remove_run(run_dir, root):
+    shutil.rmtree(run_dir, ignore_errors=True)
+    if root != pathlib.Path("/"):  # the mount point made for it in the ppc64le root
+        try:
+            (root / str(run_dir).lstrip("/")).rmdir()
+        except OSError:
+            pass
+
+
+def _remove_orphan_runs(runs, root):
+    """Run folders left by a lab process that was killed (its pid is gone)."""
+    places = [runs] + ([root / str(runs).lstrip("/")] if root != pathlib.Path("/") else [])
+    for place in places:
+        for d in place.glob("*-*") if place.exists() else ():
+            pid = d.name.split("-")[0]
+            if pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
+                _remove_run(runs / d.name, root)
 
 
 def _verdict(cfg, out, run_dir):
