@@ -216,3 +216,39 @@ def test_model_cells_without_latency_still_draw_a_grid():
                      cell("xive", "unlazy", "ok", p50=None)])
     root = ET.fromstring(svg.render(r))
     assert len(groups(root, "grid-cell")) == 2 and not groups(root, "histogram")
+
+
+def lab_report(kernel, verdicts):
+    cl = []
+    for (ic, policy), v in verdicts.items():
+        c = cell(ic, policy, v)
+        c["key"] = {"arch": "ppc64le", "kernel": kernel, "ic": ic, "policy": policy}
+        cl.append(c)
+    return envelope("repro", backend="lab", cells=cl)
+
+
+def test_lab_reports_of_two_kernels_match_cell_by_cell():
+    a = lab_report("6.1", {("xive", "lazy"): "stall after 1", ("xics", "lazy"): "ok"})
+    b = lab_report("6.12", {("xive", "lazy"): "ok", ("xics", "lazy"): "ok"})
+    r = compare.compare(a, b)
+    assert r["matched_without"] == ["kernel"] and not r["only_a"] and not r["only_b"]
+    assert r["host_changes"][0] == {"field": "cell kernel", "a": "6.1", "b": "6.12"}
+    assert [v["label"] for v in r["verdict_changes"]] == ["xive"]
+    assert cells.host_line(a) == "lab: ppc64le 6.1"
+
+
+def test_ignore_an_axis(tmp_path, capsys):
+    a = report("k", [cell("xive", "lazy", "ok"), cell("xics", "lazy", "ok")])
+    b = report("k", [cell("xive", "unlazy", "ok"), cell("xics", "lazy", "ok")])
+    assert [c["label"] for c in compare.compare(a, b)["only_a"]] == ["xive / lazy"]
+    r = compare.compare(a, b, ignore=["policy"])
+    assert not r["only_a"] and len(r["cells"]) == 2
+    fa, fb = save(tmp_path, "a.json", a), save(tmp_path, "b.json", b)
+    assert main(["compare", fa, fb, "--ignore", "policy"]) == 0
+
+
+def test_a_cell_that_could_not_run_is_grey_and_write_report_is_an_alias(tmp_path):
+    r = report("k", [cell("xive", "lazy", "error: open failed", p50=None)])
+    path = svg.write_report(str(tmp_path / "e.svg"), r)
+    (g,) = groups(ET.parse(path).getroot(), "grid-cell")
+    assert g.get("data-verdict") == "error"

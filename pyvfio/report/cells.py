@@ -158,7 +158,8 @@ def verdict_core(verdict):
 
 
 def verdict_class(verdict):
-    """ok, stall, recovered, lost or unknown: what a verdict is, for colours and counts."""
+    """ok, stall, recovered, lost, error (the cell could not run) or unknown: what a
+    verdict is, for colours and counts."""
     v = verdict_core(verdict)
     if v == "ok":
         return "ok"
@@ -166,6 +167,8 @@ def verdict_class(verdict):
         return "recovered" if "recovered" in v else "stall"
     if v.startswith("lost"):
         return "lost"
+    if v.startswith("error"):
+        return "error"
     return "unknown"
 
 
@@ -177,9 +180,28 @@ def round_trip(cell):
     return rt
 
 
+def host_facts(report):
+    """The report's host facts: `host` (run, model repro) or `machine` (repro on a card);
+    a lab repro's machines are in its cells' keys (arch, kernel, ic)."""
+    h = report.get("host") or report.get("machine")
+    return h if isinstance(h, dict) else {}
+
+
 def host_line(report):
-    """"Linux 6.12.95+deb12-amd64 x86_64" from a report's host facts."""
-    h = report.get("host") or {}
-    parts = [f"Linux {h['kernel']}" if h.get("kernel") else None, h.get("machine"),
-             h.get("controller")]
-    return " ".join(p for p in parts if p) or "host unknown"
+    """"Linux 6.12.95+deb12-amd64 x86_64" from a report's host facts, or for a lab
+    report the kernels and architectures its cells ran on."""
+    h = host_facts(report)
+    parts = [f"Linux {h['kernel']}" if h.get("kernel") else None,
+             h.get("machine") if isinstance(h.get("machine"), str) else None,
+             h.get("controller") or h.get("chip")]
+    line = " ".join(p for p in parts if p)
+    if line:
+        return line
+    cl = cells(report) if report.get("kind") in KINDS else []
+    seen = []
+    for c in cl:
+        k = c.get("key", {})
+        desc = " ".join(str(k[a]) for a in ("arch", "kernel") if k.get(a) is not None)
+        if desc and desc not in seen:
+            seen.append(desc)
+    return ("lab: " + ", ".join(seen)) if seen else "host unknown"

@@ -5,7 +5,10 @@ cell, matched by key.
 
     {"kind": "compare",
      "a": {"name", "kind", "host": str}, "b": {...},
-     "host_changes": [{"field", "a", "b"}],           # kernel, machine, controller first
+     "host_changes": [{"field", "a", "b"}],           # kernel, machine, controller first;
+                                                      # "cell AXIS" for a key axis that
+                                                      # differs only between the sides
+     "matched_without": [axis],                       # axes left out when matching
      "verdict_changes": [{"key", "label", "a", "b"}],
      "cells": [{"key", "label", "verdict_changed", "a": metrics, "b": metrics,
                 "delta": {"delivered", "lost", "p50_us", "p99_us", "throughput_per_s":
@@ -13,6 +16,9 @@ cell, matched by key.
      "only_a": [{"key", "label", "verdict"}], "only_b": [...],
      "changed": bool}                                 # a verdict changed
 
+Cells match when their keys are equal, leaving out the axes that are constant on
+each side but differ between them (two lab reports of kernels 6.1 and 6.12 match
+cell by cell, the kernel reported as a host change) and any axes the caller ignores.
 A verdict change is judged without the model's spurious-ratio note ("ok, 1.00
 spurious/irq" is "ok").  Cells only on one side are listed, not counted as changes.
 """
@@ -43,7 +49,7 @@ def _flatten(d, prefix=""):
 
 
 def host_changes(a, b):
-    fa, fb = _flatten(a.get("host")), _flatten(b.get("host"))
+    fa, fb = _flatten(C.host_facts(a)), _flatten(C.host_facts(b))
     keys = [k for k in PRIMARY if k in fa or k in fb]
     keys += sorted(k for k in set(fa) | set(fb) if k not in keys)
     return [{"field": k, "a": fa.get(k), "b": fb.get(k)} for k in keys if fa.get(k) != fb.get(k)]
@@ -55,11 +61,31 @@ def _delta(x, y):
     return {"abs": y - x, "pct": (y - x) / x * 100.0 if x else None}
 
 
-def compare(a, b, a_name="A", b_name="B"):
+def side_axes(ca, cb):
+    """Key axes that are constant within each side but differ between them (kernel
+    6.1 in A, 6.12 in B): they name the two runs, not the cells, so cells are matched
+    without them."""
+    _, const_a = C.axes_of(ca)
+    _, const_b = C.axes_of(cb)
+    return [x for x in const_a if x in const_b and C.key_id({x: const_a[x]}) != C.key_id({x: const_b[x]})]
+
+
+def _without(cell_list, axes):
+    return [dict(c, key={k: v for k, v in c.get("key", {}).items() if k not in axes}) for c in cell_list]
+
+
+def compare(a, b, a_name="A", b_name="B", ignore=()):
+    """The comparison (see the module doc).  `ignore`: key axes to leave out when
+    matching cells, on top of those that differ only between the sides."""
     if a.get("kind") != b.get("kind"):
         raise UsageError(f"cannot compare a {a.get('kind')} result ({a_name}) with a "
                          f"{b.get('kind')} result ({b_name})", "compare two runs or two repro reports")
     ca, cb = C.cells(a), C.cells(b)
+    split = side_axes(ca, cb)
+    _, const_a = C.axes_of(ca)
+    _, const_b = C.axes_of(cb)
+    axis_changes = [{"field": f"cell {x}", "a": const_a[x], "b": const_b[x]} for x in split]
+    ca, cb = _without(ca, set(split) | set(ignore)), _without(cb, set(split) | set(ignore))
     varying, _ = C.axes_of(ca + cb)
     label = lambda key: C.key_label(key, varying or None)
     by_b = {C.key_id(c["key"]): c for c in cb}
@@ -85,7 +111,8 @@ def compare(a, b, a_name="A", b_name="B"):
     return {"kind": "compare",
             "a": {"name": a_name, "kind": a.get("kind"), "host": C.host_line(a)},
             "b": {"name": b_name, "kind": b.get("kind"), "host": C.host_line(b)},
-            "host_changes": host_changes(a, b), "verdict_changes": vchanges,
+            "host_changes": axis_changes + host_changes(a, b), "matched_without": split + list(ignore),
+            "verdict_changes": vchanges,
             "cells": matched, "only_a": only_a, "only_b": only_b,
             "changed": bool(vchanges)}
 
@@ -110,6 +137,8 @@ def render(result):
         out.append("host facts that differ:")
         for h in result["host_changes"]:
             out.append(f"  {h['field']}: {h['a']} -> {h['b']}")
+    if result.get("matched_without"):
+        out.append("cells matched without: " + ", ".join(result["matched_without"]))
     vc = result["verdict_changes"]
     out.append(f"verdict changes: {len(vc)}" if vc else "verdict changes: none")
     for v in vc:

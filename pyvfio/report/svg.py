@@ -2,7 +2,7 @@
 
     render(report) -> str      # repro: verdict grid + one round-trip histogram per cell
                                # run:   wakeup / service / round-trip histograms
-    write(report, path)        # the same, written atomically
+    write(report, path)        # the same, written atomically (write_report(path, report) too)
     verdict_grid(report, rows=None, cols=None) -> str
     histograms(report) -> str
 
@@ -28,9 +28,10 @@ from . import cells as C
 
 FONT = "DejaVu Sans, Helvetica, Arial, sans-serif"
 COLOURS = {"ok": "#9ad0a0", "stall": "#e57373", "recovered": "#ffc870", "lost": "#c79bd6",
-           "unknown": "#dddddd"}
+           "error": "#9e9e9e", "unknown": "#dddddd"}
 MISMATCH = "#c2185b"
-LEGEND = (("ok", "ok"), ("stall", "stall"), ("recovered", "stall, recovered"), ("lost", "lost"))
+LEGEND = (("ok", "ok"), ("stall", "stall"), ("recovered", "stall, recovered"), ("lost", "lost"),
+          ("error", "could not run"))
 BINS_PER_DECADE = 20
 MAX_COLUMNS = 6
 HIST_PER_ROW = 3
@@ -368,3 +369,8 @@ def write(report, path, rows=None, cols=None):
     """Write render(report) to `path` atomically; returns the path."""
     write_atomic(path, render(report, rows, cols))
     return path
+
+
+def write_report(path, report):
+    """write() with the arguments the other way round (what pyvfio repro --svg calls)."""
+    return write(report, path)
