@@ -345,7 +345,12 @@ def _device_checks(dev, s, root, lines, fix):
     unbind = " && ".join(f"echo {d.bdf} > /sys/bus/pci/drivers/{d.driver}/unbind" for d in sharers)
     move = "move the card to a slot whose IRQ is not shared"
     idle = [d.bdf for d in on_line if d.driver is None and d.interrupt_pin]
-    if not others:
+    if not irq:
+        out.append(Check("irq_exclusive", WARN, "no IRQ routed to the card yet: sharing cannot be "
+                         "checked", f"sysfs irq is {dev.irq} and no vfio-intx({dev.bdf}) in /proc/interrupts",
+                         f"the IRQ is assigned when a driver enables the device: pyvfio bind {dev.bdf}, "
+                         "then pyvfio doctor again"))
+    elif not others:
         out.append(Check("irq_exclusive", OK, f"IRQ {irq} is not shared" + (
             " (vfio-pci will request it exclusively)" if masking == "controller" else ""),
             f"holders in /proc/interrupts: {', '.join(line.actions) if line else 'none (not requested yet)'}"

@@ -314,3 +314,11 @@ def test_driverless_functions_on_the_same_irq_are_mentioned(tmp_path):
     d = doctor.diagnose("0000:00:10.0", h.root, kvm_probe=no_kvm)
     c = check(d, "irq_exclusive")
     assert c.status == "ok" and "0000:00:1f.2" in c.evidence
+
+
+def test_a_card_without_an_irq_yet_is_a_warning_not_a_guess(tmp_path):
+    h = host(tmp_path, "6.12.95+deb12-amd64")
+    h.add_device("0000:02:00.0", 0x10EC, 0x8139, driver=None, group=5, irq=0)
+    d = doctor.diagnose("0000:02:00.0", h.root, kvm_probe=no_kvm)
+    c = check(d, "irq_exclusive")
+    assert c.status == "warn" and "no IRQ routed" in c.summary
