@@ -1,0 +1,168 @@
+"""The lab's host-side pieces that need no VM: cpio, module dependencies,
+vmlinux extraction, the cache's corruption detection, the QEMU command line,
+request checking, the guest's facts and the policy helper (on fabricated trees)."""
+import gzip
+import json
+import lzma
+
+import pytest
+
+from pyvfio.errors import PyvfioError, UsageError
+from pyvfio.lab import cache, cpio, guest, modules, policy, qemu, vmlinux
+from pyvfio.lab.config import LabConfig
+
+
+def _parse_newc(data):
+    out, pos = {}, 0
+    while True:
+        assert data[pos:pos + 6] == b"070701"
+        f = [int(data[pos + 6 + 8 * i: pos + 14 + 8 * i], 16) for i in range(13)]
+        mode, size, namesize = f[1], f[6], f[11]
+        name = data[pos + 110: pos + 110 + namesize - 1].decode()
+        pos = (pos + 110 + namesize + 3) & ~3
+        if name == "TRAILER!!!":
+            return out
+        out[name] = (mode, data[pos:pos + size])
+        pos = (pos + size + 3) & ~3
+
+
+def test_cpio_newc_round_trip():
+    w = cpio.Writer()
+    w.dir("bin")
+    w.file("init", b"#!/bin/sh\n", 0o755)
+    w.symlink("bin/sh", "busybox")
+    data = w.finish()
+    assert len(data) % 512 == 0
+    entries = _parse_newc(data)
+    assert entries["init"] == (0o100755, b"#!/bin/sh\n")
+    assert entries["bin/sh"] == (0o120777, b"busybox")
+    assert entries["bin"][0] == 0o40755
+
+
+def test_module_closure_orders_dependencies_first(tmp_path):
+    def ko(name, deps, xz=False):
+        blob = b"\x7fELF....\0license=GPL\0depends=" + deps.encode() + b"\0name=" + name.encode() + b"\0"
+        path = tmp_path / (name.replace("_", "-") + (".ko.xz" if xz else ".ko"))
+        path.write_bytes(lzma.compress(blob) if xz else blob)
+    ko("vfio_pci", "vfio_pci_core,vfio")
+    ko("vfio_pci_core", "vfio,irqbypass", xz=True)
+    ko("vfio", "")
+    ko("irqbypass", "")
+    (tmp_path / "modules.builtin").write_text("kernel/virt/lib/irqbypass.ko\n")
+    order, blobs = modules.closure(["vfio_pci"], modules.index(tmp_path), modules.builtin(tmp_path))
+    assert order == ["vfio", "vfio_pci_core", "vfio_pci"]  # irqbypass is built in
+    assert blobs["vfio_pci_core"].startswith(b"\x7fELF")
+    with pytest.raises(KeyError):
+        modules.closure(["nosuch"], modules.index(tmp_path), set())
+
+
+@pytest.mark.parametrize("compress", [lambda b: lzma.compress(b, format=lzma.FORMAT_XZ), gzip.compress])
+def test_extract_vmlinux(compress):
+    elf = b"\x7fELF" + bytes(range(256)) * 64
+    image = b"MZ setup code \xfd7zXZ not a stream" + compress(elf) + b"\0" * 100
+    assert vmlinux.extract(image) == elf
+    assert vmlinux.extract(b"no payload here") is None
+
+
+def test_cache_detects_corruption_and_rebuilds(tmp_path):
+    builds = []
+
+    def build(out):
+        builds.append(1)
+        (out / "vmlinux").write_bytes(b"kernel" * 1000)
+        (out / "extra").write_text("x")
+        return {"kver": "1"}
+
+    folder = cache.ensure(tmp_path / "k", "kernel", build, hashed=("vmlinux",))
+    assert cache.ensure(tmp_path / "k", "kernel", build, hashed=("vmlinux",)) == folder
+    assert len(builds) == 1 and cache.info(folder) == {"kver": "1"}
+    data = bytearray((folder / "vmlinux").read_bytes())
+    data[10] ^= 0xFF
+    (folder / "vmlinux").write_bytes(bytes(data))  # same size, other bytes
+    assert cache.verify(folder) == "vmlinux does not match its checksum"
+    cache.ensure(tmp_path / "k", "kernel", build, hashed=("vmlinux",))
+    assert len(builds) == 2 and cache.verify(folder) is None
+    (folder / "extra").write_text("longer")
+    assert "extra has 6 bytes" in cache.verify(folder)
+    (folder / cache.MANIFEST).unlink()
+    assert cache.verify(folder) == "no manifest (never finished)"
+
+
+def test_interrupted_build_leaves_nothing(tmp_path):
+    def build(out):
+        (out / "half").write_text("x")
+        raise RuntimeError("network gone")
+
+    with pytest.raises(RuntimeError):
+        cache.ensure(tmp_path / "k", "kernel", build)
+    assert list(tmp_path.iterdir()) == []
+
+
+def _cmd(**kw):
+    cfg = LabConfig(command=("true",), **kw)
+    return " ".join(qemu.command(cfg, "qemu", "vmlinux", "initrd",
+                                 [("labroot", "/", True), ("labsrc", "/src", False)]))
+
+
+def test_qemu_x86_command():
+    cmd = _cmd(arch="x86_64", cards=("edu", "e1000"))
+    assert "-machine q35" in cmd and "intel-iommu,intremap=on" in cmd
+    assert "isa-debug-exit,iobase=0xf4" in cmd and "-accel tcg" in cmd
+    assert "-device edu,addr=0x10" in cmd and "e1000,mitigation=off,addr=0x11" in cmd
+    assert "path=/,security_model=none,multidevs=remap,readonly=on" in cmd
+
+
+def test_qemu_ppc64le_command():
+    cmd = _cmd(arch="ppc64le", ic="xics", cards=("edu",))
+    assert "pseries,ic-mode=xics,x-vof=on" in cmd and "-cpu POWER9" in cmd
+    assert "spapr-pci-host-bridge,index=1,id=phb1 -device edu,bus=phb1.0" in cmd
+    assert "mount_tag=labroot,bus=pci.0" in cmd  # shares stay off the cards' PHB
+    assert "console=hvc0" in cmd
+
+
+@pytest.mark.parametrize("kw, message", [
+    ({"arch": "arm64"}, "unknown lab architecture 'arm64'"),
+    ({"arch": "ppc64le", "kernel": "6.1"}, "no 6.1 kernel for the ppc64le lab"),
+    ({"arch": "x86_64", "cards": ("nic",)}, "unknown card 'nic'"),
+    ({"arch": "ppc64le", "ic": "ioapic"}, "'ioapic' is not available on ppc64le"),
+    ({"arch": "x86_64", "policy": "eager"}, "unknown policy 'eager'"),
+    ({"arch": "x86_64", "timeout": 0}, "--timeout must be a positive"),
+])
+def test_config_rejects(kw, message):
+    with pytest.raises(UsageError, match=message):
+        LabConfig(**kw)
+
+
+def test_config_defaults():
+    c = LabConfig("ppc64le")
+    assert (c.kernel, c.ic, c.cards, c.nointxmask, c.policy) == ("6.12", "xive", ("edu",), 0, "default")
+
+
+def test_guest_facts(tmp_path, monkeypatch):
+    assert guest.facts() is None or guest.in_lab()
+    (tmp_path / "lab.json").write_text(json.dumps({"arch": "ppc64le", "nointxmask": 1}))
+    (tmp_path / "cards.txt").write_text("edu 0001:00:01.0 1\ne1000 0001:00:02.0 1\n")
+    (tmp_path / "guest.txt").write_text("kver 6.12.95+deb12-powerpc64le\nnointxmask Y\n")
+    monkeypatch.setenv("PYVFIO_LAB", "1")
+    monkeypatch.setenv("PYVFIO_LAB_DIR", str(tmp_path))
+    f = guest.facts()
+    assert f["bound"][1] == {"card": "e1000", "bdf": "0001:00:02.0", "group": 1}
+    assert f["guest_nointxmask"] == "Y" and f["guest_kver"].startswith("6.12.95")
+    assert guest.bdf_of("e1000", f) == "0001:00:02.0"
+
+
+def test_policy_helper_on_a_fabricated_tree(tmp_path):
+    (tmp_path / "proc").mkdir()
+    (tmp_path / "proc/interrupts").write_text(
+        "           CPU0\n 23:         40  XIVE-IRQ 4101 Level     vfio-intx(0001:00:01.0)\n")
+    with pytest.raises(PyvfioError, match="pyvfio_policy is not loaded"):
+        policy.set_policy("0001:00:01.0", "lazy", root=str(tmp_path))
+    knob = tmp_path / policy.KNOB.lstrip("/")
+    knob.parent.mkdir(parents=True)
+    knob.write_text("")
+    assert policy.set_policy("0001:00:01.0", "lazy", root=str(tmp_path)) == 23
+    assert policy.states(root=str(tmp_path)) == {23: "lazy"}
+    with pytest.raises(PyvfioError, match="no vfio-intx"):
+        policy.set_policy("0000:00:10.0", "lazy", root=str(tmp_path))
+    with pytest.raises(PyvfioError, match="unknown policy"):
+        policy.set_irq_policy(23, "eager", root=str(tmp_path))
