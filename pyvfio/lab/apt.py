@@ -64,6 +64,7 @@ class Apt:
     def _run(self, tool, *args, step):
         cmd = [tool, *self._options(), *args]
         p = subprocess.run(cmd, capture_output=True, text=True, cwd=self.archives)
+        p.stdout += p.stderr if tool == "apt-get" and args[:1] == ("update",) else ""
         if p.returncode != 0:
             tail = (p.stderr or p.stdout).strip().splitlines()[-6:]
             raise LabError(step, f"{tool} {' '.join(args[:3])} failed (exit {p.returncode})",
@@ -76,7 +77,12 @@ class Apt:
         lists = self.root / "state" / "lists"
         if not force and any(lists.glob("*_Packages*")):
             return False
-        self._run("apt-get", "update", step=f"apt update ({self.debarch})")
+        step = f"apt update ({self.debarch})"
+        out = self._run("apt-get", "update", step=step)
+        # apt-get update exits 0 when it merely could not reach the mirror.
+        if not any(lists.glob("*_Packages*")):
+            raise LabError(step, "no package lists were fetched", out.strip()[-800:],
+                           hint="no network to Debian's mirror: the first run needs it to fetch packages")
         return True
 
     def names(self, regex):
