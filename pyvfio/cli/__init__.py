@@ -4,6 +4,7 @@ so that `pyvfio --help` does not import what it does not run."""
 
 import argparse
 import importlib
+import signal
 import sys
 
 from .. import __version__
@@ -36,8 +37,13 @@ def _parser(modules):
     return parser
 
 
+def _terminate(signum, frame):
+    raise KeyboardInterrupt  # SIGTERM tears down exactly like Ctrl-C
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
+    signal.signal(signal.SIGTERM, _terminate)
     # Import only the chosen command's module (and only if it exists yet).
     modules = {}
     chosen = next((a for a in argv if not a.startswith("-")), None)

@@ -1,6 +1,5 @@
 """pyvfio run BDF: service a card's INTx through VFIO and measure it (cyclictest-style)."""
 
-import signal
 import sys
 import time
 
@@ -78,10 +77,6 @@ def summary_lines(result):
     return out
 
 
-def _sigterm(signum, frame):
-    raise KeyboardInterrupt
-
-
 def run(args):
     from ..profiles import probe
     from ..vfio import open_device
@@ -98,27 +93,23 @@ def run(args):
     from ..host.pci import require
 
     bdf = require(args.bdf)
-    old_term = signal.signal(signal.SIGTERM, _sigterm)  # SIGTERM tears down like Ctrl-C
-    try:
-        with card_lock(bdf), open_device(bdf, iommu=args.iommu) as dev:
-            profile = probe(dev, args.access, args.profile)
-            after_enable = None
-            if args.policy:
-                from ..lab import policy
-                if not policy.available():  # fail before the run, not after the first enable
-                    policy.set_irq_policy(0, args.policy)
-                after_enable = lambda run: policy.set_policy(dev.bdf, args.policy)  # noqa: E731
-            r = Run(dev, profile, config, after_enable=after_enable,
-                    status=None if args.quiet else _status_line)
-            started = time.time()
-            r.execute()
-            if not args.quiet:
-                sys.stderr.write("\n")
-            result = envelope("run", bdf=dev.bdf, host=_host_facts(dev.bdf),
-                              card=profile.describe(), modes={**config.__dict__, "policy": args.policy or "kernel"},
-                              started_unix=started, **r.to_json())
-    finally:
-        signal.signal(signal.SIGTERM, old_term)
+    with card_lock(bdf), open_device(bdf, iommu=args.iommu) as dev:
+        profile = probe(dev, args.access, args.profile)
+        after_enable = None
+        if args.policy:
+            from ..lab import policy
+            if not policy.available():  # fail before the run, not after the first enable
+                policy.set_irq_policy(0, args.policy)
+            after_enable = lambda run: policy.set_policy(dev.bdf, args.policy)  # noqa: E731
+        r = Run(dev, profile, config, after_enable=after_enable,
+                status=None if args.quiet else _status_line)
+        started = time.time()
+        r.execute()
+        if not args.quiet:
+            sys.stderr.write("\n")
+        result = envelope("run", bdf=dev.bdf, host=_host_facts(dev.bdf), card=profile.describe(),
+                          modes={**config.__dict__, "policy": args.policy or "kernel"},
+                          started_unix=started, **r.to_json())
     if args.json:
         write_json(args.json, result)
     if args.hgrm:

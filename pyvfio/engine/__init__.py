@@ -156,6 +156,9 @@ class Run:
                     self.status(self)
         except KeyboardInterrupt:
             self.interrupted = True
+            cut = self._engine.collect() if self._engine is not None else None
+            if cut is not None:  # the batch the signal cut short
+                self._account(cut)
         finally:
             self.elapsed_s = (time.monotonic_ns() - start) / 1e9
             try:
@@ -179,7 +182,8 @@ class Run:
     def teardown(self):
         """Always: INTx disabled, card quiesced, fds closed (each step attempted)."""
         errors = []
-        for step in (self._close_engine, self.intx.close, self.profile.quiesce, self._host_after):
+        # host state first: once INTx is disabled, vfio's line leaves /proc/interrupts
+        for step in (self._host_after, self._close_engine, self.intx.close, self.profile.quiesce):
             try:
                 step()
             except Exception as exc:  # keep tearing down; report the first failure

@@ -26,6 +26,7 @@ class CLoop:
                              "use --engine python with the model host")
         self.ctx = ctx
         self.keep = []  # buffers the C side points into
+        self.pending = None
         cfg = self.cfg = ffi.new("struct pyvfio_loop_cfg *")
         cfg.device_fd = host.fd
         cfg.set_irqs_req = uapi.VFIO_DEVICE_SET_IRQS
@@ -95,7 +96,7 @@ class CLoop:
         cfg.loops = n
         cfg.deadline_ns = deadline_ns
         cfg.raised_base = self.ctx.profile.raised
-        res = ffi.new("struct pyvfio_loop_result *")
+        res = self.pending = ffi.new("struct pyvfio_loop_result *")
         old = signal.set_wakeup_fd(self.wfd, warn_on_full_buffer=False)
         try:
             lib.pyvfio_intx_loop(cfg, res, hists[0].c, hists[1].c, hists[2].c)
@@ -106,12 +107,20 @@ class CLoop:
                     pass
             except BlockingIOError:
                 pass
-        b = Batch(res.delivered, res.spurious, res.extra_signals, res.raised, res.last_cause,
-                  _REASON[res.reason])
+        b = self.collect()
         if b.reason == ERROR:
             from ..errors import VfioError
             raise VfioError(ffi.string(res.errop).decode(), res.err)
         return b
+
+    def collect(self):
+        """The last batch's counts, once (also after a Ctrl-C cut it short: the C
+        loop had counted and recorded everything it did)."""
+        res, self.pending = self.pending, None
+        if res is None:
+            return None
+        return Batch(res.delivered, res.spurious, res.extra_signals, res.raised, res.last_cause,
+                     _REASON[res.reason])
 
     def close(self):
         for fd in (self.rfd, self.wfd):

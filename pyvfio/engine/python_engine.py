@@ -16,9 +16,16 @@ class PythonLoop:
 
     def __init__(self, ctx):
         self.ctx = ctx
+        self.pending = None
 
     def run_batch(self, n, hists, deadline_ns=0):
-        return run_batch(self.ctx, n, hists, deadline_ns)
+        self.pending = Batch()
+        run_batch(self.ctx, n, hists, deadline_ns, self.pending)
+        return self.collect()
+
+    def collect(self):
+        b, self.pending = self.pending, None
+        return b
 
     def update_fds(self):
         pass  # the Python loop reads the Intx's eventfds afresh every batch
@@ -27,7 +34,7 @@ class PythonLoop:
         pass
 
 
-def run_batch(ctx, n, hists, deadline_ns=0):
+def run_batch(ctx, n, hists, deadline_ns=0, b=None):
     """Up to `n` interrupts: raise, wait for the trigger, run the guest's handler
     (ack + EOI), record.  Returns a Batch; stops early on a watchdog timeout."""
     guest = Guest(ctx.intx, ctx.profile)
@@ -36,7 +43,7 @@ def run_batch(ctx, n, hists, deadline_ns=0):
     timeout = ctx.config.watchdog_ms / 1000.0
     interval = ctx.config.interval_us * 1000
     wakeup, service, rtt = hists
-    b = Batch()
+    b = Batch() if b is None else b  # updated in place: a Ctrl-C keeps what it counted
     nxt = 0
     for _ in range(n):
         if interval:
@@ -61,11 +68,11 @@ def run_batch(ctx, n, hists, deadline_ns=0):
             if cause:
                 break
             b.spurious += 1
-        b.delivered += 1
-        b.last_cause = cause
         wakeup.record(t1 - t0)
         service.record(t2 - t1)
         rtt.record(t2 - t0)
+        b.delivered += 1
+        b.last_cause = cause
     b.reason = DONE
     return b
 

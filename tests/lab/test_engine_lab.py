@@ -67,8 +67,7 @@ def _xive_lazy(facts):
 def test_lazy_policy_watchdog_and_recovery(card, facts):
     """Lazy: XIVE stalls after one interrupt; recovery by disable/enable is a one-shot
     kick while the policy stays lazy (re-applied after every enable)."""
-    if not facts["policy_module"]:
-        pytest.skip("the policy module is not loaded in this boot")
+    assert facts["policy_module"], "the lab boots load tools/policy (--policy lazy)"
     r = run(card["bdf"], 6, policy_name="lazy", recover=True, watchdog_ms=300)
     if _xive_lazy(facts):
         assert r.stalls and r.stalls[0].after_delivered == 1
@@ -81,21 +80,24 @@ def test_lazy_policy_watchdog_and_recovery(card, facts):
 
 def test_recovery_on_a_fixed_kernel_holds(card, facts):
     """Lazy forced once: after the first stall the re-enable sets UNLAZY again (the
-    fixed kernel), so delivery stays healthy."""
-    if not facts["policy_module"] or not _xive_lazy(facts) or not facts.get("unlazy_fix"):
-        pytest.skip("needs XIVE, nointxmask=1, a fixed kernel and the policy module")
+    fixed kernel), so delivery stays healthy.  Elsewhere lazy never stalls."""
+    assert facts["policy_module"], "the lab boots load tools/policy (--policy lazy)"
     bdf = card["bdf"]
     first = []
     after = lambda r: first or (first.append(1), policy.set_policy(bdf, "lazy"))  # noqa: E731
     with open_device(bdf) as dev:
         r = Run(dev, probe(dev), RunConfig(loops=200, watchdog_ms=300, recover=True),
                 after_enable=after).execute()
-    assert len(r.stalls) == 1 and r.stalls[0].recovered and r.counts.delivered == 199
+    if _xive_lazy(facts) and facts.get("unlazy_fix"):
+        assert len(r.stalls) == 1 and r.stalls[0].recovered and r.counts.delivered == 199
+    elif _xive_lazy(facts):  # an unfixed kernel stays lazy: the stall comes back
+        assert len(r.stalls) > 1
+    else:
+        assert (r.verdict, r.counts.delivered) == ("ok", 200)
 
 
 def test_rearm_each_works_around_the_stall(card, facts):
-    if not facts["policy_module"]:
-        pytest.skip("the policy module is not loaded in this boot")
+    assert facts["policy_module"], "the lab boots load tools/policy (--policy lazy)"
     r = run(card["bdf"], 300, policy_name="lazy", rearm_each=True)
     assert (r.verdict, r.counts.delivered) == ("ok", 300)
 
@@ -105,32 +107,28 @@ def pyvfio(*args, **kw):
                             stderr=subprocess.PIPE, text=True, **kw)
 
 
-def test_sigterm_mid_run_tears_down_and_keeps_results(card, tmp_path):
+def test_second_run_refused_then_sigterm_tears_down_and_keeps_results(card, tmp_path):
     out = tmp_path / "r.json"
-    p = pyvfio("run", card["bdf"], "-l", "100000000", "-q", "--json", str(out))
-    time.sleep(3)
-    p.send_signal(signal.SIGTERM)
-    stdout, stderr = p.communicate(timeout=60)
-    assert p.returncode == 130, stderr
-    assert "Traceback" not in stderr
-    res = json.loads(out.read_text())
-    assert res["interrupted"] and res["counts"]["delivered"] > 0
-    assert res["latency"]["round_trip"]["count"] == res["counts"]["delivered"]
-    # INTx disabled (vfio freed the IRQ), fds closed (the group opens again), card quiet
-    assert interrupts.intx_line(card["bdf"]) is None or \
-        interrupts.vfio_intx_name(card["bdf"]) not in interrupts.intx_line(card["bdf"]).actions
-    with open_device(card["bdf"]) as dev:
-        assert probe(dev).ack() == 0
-
-
-def test_second_run_on_the_same_card_is_refused(card):
-    first = pyvfio("run", card["bdf"], "-D", "4", "-q")
-    time.sleep(2)
+    first = pyvfio("run", card["bdf"], "-l", "100000000", "-q", "--json", str(out))
+    deadline = time.monotonic() + 60
+    while interrupts.intx_line(card["bdf"]) is None and time.monotonic() < deadline:
+        time.sleep(0.1)  # until INTx is armed: the first run is under way
     second = pyvfio("run", card["bdf"], "-l", "10", "-q")
     _, err2 = second.communicate(timeout=60)
-    out1, err1 = first.communicate(timeout=60)
-    assert second.returncode == 4 and "in use by another pyvfio run" in err2
-    assert first.returncode == 0 and "verdict: ok" in out1, err1
+    assert second.returncode == 4 and "in use by another pyvfio run" in err2, err2
+    assert first.poll() is None  # the first run goes on, undisturbed
+    first.send_signal(signal.SIGTERM)
+    _, err1 = first.communicate(timeout=60)
+    assert first.returncode == 130, err1
+    assert "Traceback" not in err1
+    res = json.loads(out.read_text())
+    assert res["interrupted"] and res["verdict"] == "ok" and res["counts"]["delivered"] > 0
+    assert res["latency"]["round_trip"]["count"] == res["counts"]["delivered"]
+    # INTx disabled (vfio freed the IRQ), fds closed (the group opens again), card quiet
+    line = interrupts.intx_line(card["bdf"])
+    assert line is None or interrupts.vfio_intx_name(card["bdf"]) not in line.actions
+    with open_device(card["bdf"]) as dev:
+        assert probe(dev).ack() == 0
 
 
 def test_threshold_exit_status_and_files(card, tmp_path):
