@@ -94,9 +94,15 @@ def _text(v):
     return "-" if v is None else str(v)
 
 
+def plain(value):
+    """An axis value as text: booleans as 0/1, None as -."""
+    return _text(value)
+
+
 def value_label(axis, value):
-    """How an axis value reads in a table or picture: booleans as axis=0/1."""
-    if isinstance(value, bool) or value is None:
+    """An axis value that must read on its own (a cell label, a grid header): numbers,
+    booleans and "-" get their axis name ("nointxmask=1", "policy=-"); names do not."""
+    if isinstance(value, (bool, int, float)) or value is None or str(value) in ("-", ""):
         return f"{axis}={_text(value)}"
     return str(value)
 

@@ -23,7 +23,7 @@ def rows(report):
     for c in cl:
         m = C.metrics(c)
         key = c.get("key", {})
-        row = [C.value_label(a, key[a]) if a in key else "" for a in varying]
+        row = [C.plain(key[a]) if a in key else "" for a in varying]
         row.append(m["verdict"] or "?")
         if has_expect:
             row.append(m["expected"] or "-")
@@ -46,8 +46,7 @@ def table(report):
     line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
     out = [C.host_line(report) + (f"; {report['backend']} backend" if report.get("backend") else "")]
     if constant:
-        out.append("all cells: " + ", ".join(f"{a}={C.value_label(a, v).split('=')[-1]}"
-                                             for a, v in constant.items()))
+        out.append("all cells: " + ", ".join(f"{a}={C.plain(v)}" for a, v in constant.items()))
     out += [line(header), line(["-" * w for w in widths])] + [line(r) for r in body]
     cl = C.cells(report)
     counts = {}

@@ -145,7 +145,7 @@ def _draw_grid(cv, report, x0, y0, rows=None, cols=None):
         cv.text(x0 + label_w - 8, y, axis, 11, "end", fill="#666")
         for i, (_, values) in enumerate(ccombos):
             cv.text(x0 + label_w + i * cell_w + cell_w / 2, y,
-                    C.value_label(axis, values[axis]), 12, "middle", "bold")
+                    C.plain(values[axis]), 12, "middle", "bold")  # the corner names the axis
     cv.text(x0 + 4, y0 + head_h - 4, " / ".join(rows), 11, fill="#666")
     for j, ((rid, _), label) in enumerate(zip(rcombos, row_labels)):
         y = y0 + head_h + j * cell_h
@@ -180,7 +180,10 @@ def _draw_grid(cv, report, x0, y0, rows=None, cols=None):
     height = head_h + max(1, len(rcombos)) * cell_h
     # legend
     ly, lx = y0 + height + 14, x0
+    present = {C.verdict_class(c.get("verdict")) for c in cl}
     for cls, name in LEGEND:
+        if cls in ("lost", "error") and cls not in present:
+            continue
         cv.rect(lx, ly, 14, 14, COLOURS[cls], "#777", 0.5)
         cv.text(lx + 19, ly + 11, name, 11)
         lx += 30 + _tw(name, 11)
@@ -306,7 +309,7 @@ def _title(cv, report, x, y):
         head += f", {report.get('bdf', '')} {card or ''}".rstrip()
     cv.text(x, y, head, 15, weight="bold")
     _, constant = C.axes_of(C.cells(report))
-    sub = ", ".join(f"{a}={C.value_label(a, v).split('=')[-1]}" for a, v in constant.items())
+    sub = ", ".join(f"{a}={C.plain(v)}" for a, v in constant.items())
     if report.get("started"):
         sub = (sub + "; " if sub else "") + f"started {report['started']}"
     cv.text(x, y + 18, sub, 11, fill="#555")
