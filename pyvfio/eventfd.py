@@ -11,11 +11,13 @@ import select
 
 
 class EventFd:
-    __slots__ = ("fd", "waiters", "__weakref__")
+    __slots__ = ("fd", "waiters", "_poll", "__weakref__")
 
     def __init__(self, initval=0):
         self.fd = os.eventfd(initval, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
         self.waiters = []
+        self._poll = select.poll()
+        self._poll.register(self.fd, select.POLLIN)
 
     def fileno(self):
         return self.fd
@@ -35,10 +37,11 @@ class EventFd:
 
     def wait(self, timeout):
         """Wait up to `timeout` seconds (None: forever) and consume; 0 on timeout."""
-        ms = -1 if timeout is None else max(0, int(timeout * 1000))
-        p = select.poll()
-        p.register(self.fd, select.POLLIN)
-        if not p.poll(ms):
+        try:  # the common case under load: already signalled, no poll needed
+            return os.eventfd_read(self.fd)
+        except BlockingIOError:
+            pass
+        if not self._poll.poll(-1 if timeout is None else max(0, int(timeout * 1000))):
             return 0
         return self.consume()
 

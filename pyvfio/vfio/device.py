@@ -95,6 +95,10 @@ class Device:
     def set_irqs(self, index, flags, start=0, count=1, data=None):
         """VFIO_DEVICE_SET_IRQS.  Arguments are checked here first, so the kernel never
         sees a request we know to be wrong."""
+        if data is None:  # the per-interrupt unmask: a checked, prebuilt buffer
+            buf = self._irq_set_cache.get((index, flags, start, count))
+            if buf is not None:
+                return vfio_ioctl(self.fd, "VFIO_DEVICE_SET_IRQS", uapi.VFIO_DEVICE_SET_IRQS, buf)
         data_type, action = flags & _DATA_MASK, flags & _ACTION_MASK
         if bin(data_type).count("1") != 1 or bin(action).count("1") != 1 or flags & ~(_DATA_MASK | _ACTION_MASK):
             raise UsageError(f"SET_IRQS flags {flags:#x} must name exactly one DATA_ and one ACTION_ bit")
