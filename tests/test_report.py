@@ -2,6 +2,7 @@
 cells, host facts, bad input), the summary table, and the SVG pictures."""
 
 import json
+import pathlib
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -252,3 +253,27 @@ def test_a_cell_that_could_not_run_is_grey_and_write_report_is_an_alias(tmp_path
     path = svg.write_report(str(tmp_path / "e.svg"), r)
     (g,) = groups(ET.parse(path).getroot(), "grid-cell")
     assert g.get("data-verdict") == "error"
+
+
+# -- a real report: pyvfio repro --lab ppc64le --scenario seed (POWER9 XIVE and XICS) -----
+
+LAB_PPC = str(pathlib.Path(__file__).parent / "fixtures" / "reports" / "lab-ppc64le-seed.json")
+
+
+def test_real_lab_report_table_and_picture():
+    r = cells.load(LAB_PPC)
+    text = summary.table(r)
+    assert text.splitlines()[-1] == "16 cell(s): 14 ok, 2 stall; all as expected"
+    root = ET.fromstring(svg.render(r))
+    assert len(groups(root, "histogram")) == 16
+    assert sorted(g.get("data-verdict") for g in groups(root, "grid-cell")).count("stall") == 2
+
+
+def test_real_lab_report_xive_against_xics():
+    r = cells.load(LAB_PPC)
+    xive = dict(r, cells=[c for c in r["cells"] if c["key"]["ic"] == "xive"])
+    xics = dict(r, cells=[c for c in r["cells"] if c["key"]["ic"] == "xics"])
+    res = compare.compare(xive, xics)
+    assert res["matched_without"] == ["ic"] and len(res["cells"]) == 8
+    assert sorted(v["label"] for v in res["verdict_changes"]) == [
+        "nointxmask=1 / lazy / eventfd", "nointxmask=1 / lazy / ioctl"]

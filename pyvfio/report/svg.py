@@ -79,6 +79,18 @@ def _fit(s, width, size):
     return s if len(s) <= n else s[:max(1, n - 1)] + "…"
 
 
+def _wrap(label, width, size, sep=" / "):
+    """A "a / b / c" label on one line, or two split at a separator (then cut)."""
+    if _tw(label, size) <= width or sep not in label:
+        return [_fit(label, width, size)]
+    parts = label.split(sep)
+    for k in range(len(parts) - 1, 0, -1):
+        first = sep.join(parts[:k]) + sep.rstrip()
+        if _tw(first, size) <= width:
+            return [first, _fit(sep.join(parts[k:]), width, size)]
+    return [_fit(parts[0], width, size), _fit(sep.join(parts[1:]), width, size)]
+
+
 def _tw(s, size=12):
     """A rough text width (no font metrics here): good enough to size boxes."""
     return len(str(s)) * size * 0.6
@@ -231,9 +243,12 @@ def _draw_histogram(cv, x, y, w, h, title, subtitle, hist, lo, hi, cell=""):
     """One panel: title lines, log-x axis lo..hi decades, bars, p50/p99 markers."""
     cv.open("histogram", cell=cell, samples=(hist or {}).get("count", 0) if hist else 0)
     cv.rect(x, y, w, h, "white", "#ccc", 1)
-    cv.text(x + 6, y + 15, _fit(title, w - 12, 11), 11, weight="bold")
-    cv.text(x + 6, y + 29, _fit(subtitle, w - 12, 10), 10, fill="#444")
-    px, py, pw, ph = x + 36, y + 38, w - 58, h - 62
+    lines = _wrap(title, w - 12, 11)
+    for n, text in enumerate(lines):
+        cv.text(x + 6, y + 15 + 13 * n, text, 11, weight="bold")
+    cv.text(x + 6, y + 16 + 13 * len(lines), _fit(subtitle, w - 12, 10), 10, fill="#444")
+    top = 26 + 13 * len(lines)
+    px, py, pw, ph = x + 36, y + top, w - 58, h - top - 24
     cv.line(px, py + ph, px + pw, py + ph)
     cv.line(px, py, px, py + ph)
     span = hi - lo
@@ -282,7 +297,7 @@ def _fmt_us(v):
     return "-" if v is None else (f"{v:.1f}" if v < 1000 else f"{v:.0f}")
 
 
-def _draw_cell_histograms(cv, report, x0, y0, per_row=HIST_PER_ROW, w=300, h=160):
+def _draw_cell_histograms(cv, report, x0, y0, per_row=HIST_PER_ROW, w=300, h=172):
     cl = C.cells(report)
     varying, _ = C.axes_of(cl)
     hists = [C.round_trip(c) for c in cl]
@@ -313,23 +328,24 @@ def _title(cv, report, x, y):
     if report.get("started"):
         sub = (sub + "; " if sub else "") + f"started {report['started']}"
     cv.text(x, y + 18, sub, 11, fill="#555")
+    return max(_tw(head, 15), _tw(sub, 11))
 
 
 def verdict_grid(report, rows=None, cols=None):
     cv = Canvas()
-    _title(cv, report, 16, 24)
+    tw = _title(cv, report, 16, 24)
     w, h = _draw_grid(cv, report, 16, 50, rows, cols)
-    return cv.svg(max(w, 400) + 32, h + 66)
+    return cv.svg(max(w, tw, 400) + 32, h + 66)
 
 
 def histograms(report):
     cv = Canvas()
-    _title(cv, report, 16, 24)
+    tw = _title(cv, report, 16, 24)
     if report.get("kind") == "run":
         w, h = _draw_run_histograms(cv, report, 16, 50)
     else:
         w, h = _draw_cell_histograms(cv, report, 16, 50)
-    return cv.svg(max(w, 400) + 32, h + 66)
+    return cv.svg(max(w, tw, 400) + 32, h + 66)
 
 
 def _draw_run_histograms(cv, report, x0, y0, w=640, h=200):
@@ -357,8 +373,9 @@ def render(report, rows=None, cols=None):
     if report.get("kind") == "run":
         return histograms(report)
     cv = Canvas()
-    _title(cv, report, 16, 24)
+    tw = _title(cv, report, 16, 24)
     gw, gh = _draw_grid(cv, report, 16, 50, rows, cols)
+    gw = max(gw, tw)
     if not any(C.round_trip(c) for c in C.cells(report)):
         cv.text(16, 50 + gh + 22, "no latency samples in this report (model verdicts only)", 12,
                 fill="#666")
