@@ -322,3 +322,30 @@ def test_a_card_without_an_irq_yet_is_a_warning_not_a_guess(tmp_path):
     d = doctor.diagnose("0000:02:00.0", h.root, kvm_probe=no_kvm)
     c = check(d, "irq_exclusive")
     assert c.status == "warn" and "no IRQ routed" in c.summary
+
+
+# -- the real Debian modules, when the lab has fetched the kernels -------------------------
+
+LAB_DEBS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".cache", "lab", "apt")
+
+
+def _debs():
+    import glob
+    return sorted(glob.glob(os.path.join(LAB_DEBS, "*", "archives-kernel", "linux-image-*.deb")))
+
+
+@pytest.mark.labhost
+@pytest.mark.skipif(not _debs() or not shutil.which("dpkg-deb"),
+                    reason="the lab's Debian kernels are not fetched (pyvfio lab ARCH --prepare-only)")
+def test_real_debian_modules_6_1_lacks_and_6_12_carries_the_fix(tmp_path):
+    """LAB.md: 6.1's vfio-pci-core.ko does not use irq_modify_status; 6.12's does."""
+    seen = {}
+    for deb in _debs():
+        tar = subprocess.run(["dpkg-deb", "--fsys-tarfile", deb], capture_output=True, check=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(tmp_path), "--wildcards", "*/vfio-pci-core.ko*"],
+                       input=tar, check=True)
+    for release in os.listdir(tmp_path / "lib" / "modules"):
+        f = unlazy_fix.detect(release, str(tmp_path))
+        assert f.basis == "module-symbols", f.evidence
+        seen[release] = f.present
+    assert seen and all(v == (not k.startswith("6.1.")) for k, v in seen.items()), seen
