@@ -222,8 +222,10 @@ def _system_checks(s, root, lines, fix, kvm_probe):
 
     if not s.dev_vfio:
         out.append(Check("dev_vfio", FAIL, "/dev/vfio does not exist", "no /dev/vfio directory",
-                         "modprobe vfio-pci (once the IOMMU is on: /dev/vfio/vfio and one "
-                         "node per group bound to vfio-pci appear)"))
+                         "it appears with the fixes above (IOMMU on, vfio-pci loaded)"
+                         if any(c.status == FAIL for c in out) else
+                         "modprobe vfio-pci (/dev/vfio/vfio and one node per group bound to "
+                         "vfio-pci appear)"))
     else:
         ctl = paths.under(root, "dev/vfio/vfio")
         if not s.vfio_container:
