@@ -277,3 +277,12 @@ def test_real_lab_report_xive_against_xics():
     assert res["matched_without"] == ["ic"] and len(res["cells"]) == 8
     assert sorted(v["label"] for v in res["verdict_changes"]) == [
         "nointxmask=1 / lazy / eventfd", "nointxmask=1 / lazy / ioctl"]
+
+
+def test_python_m_pyvfio_report_prints_the_table_and_draws(tmp_path, capsys):
+    from pyvfio.report.__main__ import main as report_main
+    out = tmp_path / "lab.svg"
+    assert report_main([LAB_PPC, "--svg", str(out)]) == 0
+    assert "stall after 1" in capsys.readouterr().out
+    ET.parse(out)
+    assert report_main([save(tmp_path, "bad.json", "nope")]) == 2

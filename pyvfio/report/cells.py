@@ -52,8 +52,8 @@ def check(data, name="input"):
                          "give a file written by pyvfio run --json or pyvfio repro --json")
     kind = data.get("kind")
     if kind not in KINDS:
-        raise UsageError(f"{name} is a pyvfio {kind!r} file, which has no cells to compare",
-                         f"give {' or '.join(KINDS)} results")
+        raise UsageError(f"{name} is a pyvfio {kind!r} file, not a run or repro result",
+                         "give files written by pyvfio run --json or pyvfio repro --json")
     if kind == "repro" and not isinstance(data.get("cells", data.get("scenarios")), list):
         raise UsageError(f"{name}: repro report without a cells list", "was the run interrupted?")
     return data
