@@ -47,7 +47,7 @@ class Diagnosis:
     system: system.System
     bdf: str | None
     checks: list[Check] = field(default_factory=list)
-    facts: dict = field(default_factory=dict)   # controller, unlazy_fix, masking... for JSON
+    facts: dict = field(default_factory=dict)   # unlazy_fix, controller, device, masking, irq_line
 
     @property
     def status(self):
@@ -466,6 +466,7 @@ def diagnose(bdf=None, root="/", kvm_probe=kvm_irqfd_resample):
     d.facts["controller"] = controller_of(_legacy_chip(lines))[1]
     d.checks = _system_checks(s, root, lines, fix, kvm_probe)
     if dev is not None:
+        d.facts["device"] = dev.to_json()
         checks, facts = _device_checks(dev, s, root, lines, fix)
         d.checks += checks
         d.facts.update(facts)

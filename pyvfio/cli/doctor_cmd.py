@@ -4,7 +4,8 @@ run, and if not, the command that fixes each problem.
 Exit status: 0 when no check fails (warnings allowed), 1 when one does (the report is
 printed first, then one error line naming the failed checks).  --json prints
 Diagnosis.to_json(): envelope("doctor") with host, bdf, status, facts
-{unlazy_fix {present, basis, evidence, module}, controller, masking, irq_line} and
+{unlazy_fix {present, basis, evidence, module}, controller; with a BDF also device
+(PciDevice.to_json), masking ("device"|"controller"), irq_line (IrqLine.to_json or null)} and
 checks [{name, status, summary, evidence, fix}].
 """
 
