@@ -57,8 +57,8 @@ def run_lab(plan, arch, timeout=900, echo=print):
             data = json.loads(out.read_text())
             lab_facts = data.get("lab") or {}
             for c in data["cells"]:
-                c["key"] = {"arch": arch, "kernel": cfg.kernel, "ic": cfg.ic, **c["key"]}
-                c["key"].pop("machine", None)
+                axes = {k: v for k, v in c["key"].items() if k not in ("kernel", "machine")}
+                c["key"] = {"arch": arch, "kernel": cfg.kernel, "ic": cfg.ic, **axes}
                 c["kver"] = lab_facts.get("kver")
                 c["unlazy_fix"] = lab_facts.get("unlazy_fix")
                 cells.append(c)
