@@ -53,14 +53,18 @@ if [ -f /labrun/pyvfio_policy.ko ]; then
 fi
 
 mount -t 9p -o $OPTS,ro,cache=loose labroot /newroot || fail mount "cannot mount the root share"
-mount -t 9p -o $OPTS,cache=none labsrc "/newroot$LAB_SRC" || fail mount "cannot mount the checkout at $LAB_SRC"
-mount -o bind /labrun "/newroot$LAB_RUN" || fail mount "cannot bind the run share at $LAB_RUN"
 mount -t proc proc /newroot/proc
 mount -t sysfs sysfs /newroot/sys
 mount -t devtmpfs devtmpfs /newroot/dev
 mount -t tmpfs tmpfs /newroot/tmp
 mount -t tmpfs tmpfs /newroot/run
 mount -t debugfs debugfs /newroot/sys/kernel/debug 2>/dev/null
+# The checkout and the run share go on top, after /tmp and /run: a checkout under
+# /tmp (a CI clone) must not be hidden by the guest's tmpfs.  Their mount points
+# exist in the read-only root, or are made here inside the tmpfs.
+mkdir -p "/newroot$LAB_SRC" "/newroot$LAB_RUN" 2>/dev/null
+mount -t 9p -o $OPTS,cache=none labsrc "/newroot$LAB_SRC" || fail mount "cannot mount the checkout at $LAB_SRC"
+mount -o bind /labrun "/newroot$LAB_RUN" || fail mount "cannot bind the run share at $LAB_RUN"
 
 # Bind each requested card (name=vendor:device), first unused match in bus order.
 taken=" "

@@ -31,6 +31,12 @@ def _prepare(cfg, cache_root):
     prep = {"cache": cache_root, "vmlinux": kdir / "vmlinux", "initrd": initrd, "kernel": kinfo,
             "root": pathlib.Path("/"), "python_bin": str(pathlib.Path(sys.executable).parent),
             "policy_ko": None}
+    if cfg.arch == "x86_64":
+        hidden = [d for d in ("/tmp/", "/run/") if prep["python_bin"].startswith(d)]
+        if hidden and not prep["python_bin"].startswith(str(CHECKOUT) + "/"):
+            raise LabError("guest userspace", f"the guest mounts its own {hidden[0]}, which hides "
+                           f"this Python ({prep['python_bin']})",
+                           hint="run pyvfio from a venv outside /tmp and /run, or inside the checkout")
     if cfg.arch == "ppc64le":
         root, uinfo = userspace.prepare(cache_root)
         crossbuild.prepare(cache_root, uinfo["cffi_backend"])
