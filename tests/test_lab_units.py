@@ -166,3 +166,36 @@ def test_policy_helper_on_a_fabricated_tree(tmp_path):
         policy.set_policy("0000:00:10.0", "lazy", root=str(tmp_path))
     with pytest.raises(PyvfioError, match="unknown policy"):
         policy.set_irq_policy(23, "eager", root=str(tmp_path))
+
+
+def _outcome(lines=(), qemu_status=0, timed_out=False, init_failed=None):
+    from pyvfio.lab import vm
+
+    out = vm.Outcome(qemu_status=qemu_status, timed_out=timed_out, init_failed=init_failed)
+    out.console.extend(lines)
+    return out
+
+
+@pytest.mark.parametrize("arch, outcome, status, message", [
+    ("x86_64", dict(timed_out=True), None, "no verdict within --timeout 9 s: QEMU was killed"),
+    ("x86_64", dict(init_failed="bind: no edu card (1234:11e8)"), None, "no edu card"),
+    ("x86_64", dict(lines=["qemu-system-x86_64: -device nope: not found"], qemu_status=1), None,
+     "QEMU refused to start (exit 1)"),
+    ("ppc64le", dict(lines=["Kernel panic"], qemu_status=0), None, "ended without a verdict"),
+    ("x86_64", dict(qemu_status=0), "0", "verdicts disagree"),   # QEMU's 0 proves nothing
+    ("x86_64", dict(qemu_status=15), "7", None),                  # (7 << 1) | 1
+    ("x86_64", dict(qemu_status=255), "200", None),               # clamped to 127
+    ("ppc64le", dict(qemu_status=0), "3", None),
+])
+def test_verdict(tmp_path, arch, outcome, status, message):
+    from pyvfio.lab import session
+    from pyvfio.lab.errors import LabError
+
+    if status is not None:
+        (tmp_path / "status").write_text(status + "\n")
+    cfg = LabConfig(arch, timeout=9, command=("true",))
+    if message is None:
+        assert session._verdict(cfg, _outcome(**outcome), tmp_path) == int(status)
+    else:
+        with pytest.raises(LabError, match=message):
+            session._verdict(cfg, _outcome(**outcome), tmp_path)

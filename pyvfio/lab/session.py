@@ -137,6 +137,10 @@ def _verdict(cfg, out, run_dir):
         step, _, msg = out.init_failed.partition(": ")
         raise LabError(f"guest init ({step})", msg, out.tail())
     status_file = run_dir / "status"
+    refused = [line for line in out.console if line.startswith("qemu-system-")]
+    if refused and not status_file.exists():
+        raise LabError("qemu", f"QEMU refused to start (exit {out.qemu_status}): {refused[0]}",
+                       out.tail())
     if not status_file.exists():
         raise LabError("guest", f"ended without a verdict (QEMU exit {out.qemu_status}); "
                        "the kernel probably panicked or the init died", out.tail())
