@@ -21,6 +21,7 @@ def write_atomic(path, text):
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".pyvfio-", dir=folder)
     try:
+        os.fchmod(fd, 0o644)  # mkstemp's 0600 would hide root's results from other users
         with os.fdopen(fd, "w") as f:
             f.write(text)
         os.replace(tmp, path)
