@@ -8,16 +8,20 @@ import errno
 import fcntl
 import os
 
-from .errors import RefusedError
+from .errors import PyvfioError, RefusedError
 
 LOCK_DIR = "/run/pyvfio"
 
 
 @contextlib.contextmanager
 def card_lock(bdf, lock_dir=LOCK_DIR):
-    os.makedirs(lock_dir, exist_ok=True)
     path = os.path.join(lock_dir, f"card-{bdf}.lock")
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        os.makedirs(lock_dir, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except PermissionError:
+        raise PyvfioError(f"no permission to take the card lock {path}",
+                          "run as root (VFIO needs it for /dev/vfio/N anyway)") from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -57,6 +57,23 @@ def test_container_needs_a_char_device(tmp_path):
         Container(str(tmp_path / "vfio"))
 
 
+def test_no_permission_on_the_group(tmp_path, monkeypatch):
+    """As root the kernel never says EACCES here, so the message is checked by
+    making open(2) say it."""
+    from pyvfio.vfio.group import Group
+    (tmp_path / "5").touch()
+    real_open = os.open
+
+    def denied(path, *a, **kw):
+        if path.endswith("/5"):
+            raise PermissionError(13, "Permission denied")
+        return real_open(path, *a, **kw)
+
+    monkeypatch.setattr(os, "open", denied)
+    with pytest.raises(VfioError, match=r"open .*/5 failed: Permission denied.*run as root or give your user access"):
+        Group(5, str(tmp_path))
+
+
 def pyvfio(*args):
     return subprocess.run([sys.executable, "-m", "pyvfio", *args], capture_output=True, text=True)
 
