@@ -18,12 +18,16 @@ def envelope(kind, **body):
 
 
 def write_atomic(path, text):
+    """Write `text` to `path` so that a reader sees the old file or the whole new
+    one, never a part: a temporary file in the same folder, synced, renamed."""
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".pyvfio-", dir=folder)
     try:
         os.fchmod(fd, 0o644)  # mkstemp's 0600 would hide root's results from other users
         with os.fdopen(fd, "w") as f:
             f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         try:

@@ -21,10 +21,10 @@ import datetime
 import json
 import os
 import subprocess
-import tempfile
 from dataclasses import dataclass, field
 
 from ..errors import PyvfioError, RefusedError, UsageError
+from ..results import write_atomic
 from . import inuse, paths, pci, system
 
 VFIO_DRIVER = "vfio-pci"
@@ -109,20 +109,7 @@ def save_state(devices, root="/"):
     """Replace the state file atomically (write a temporary file, then rename)."""
     path = state_path(root)
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".bindings.")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump({"version": 1, "devices": devices}, f, indent=2, sort_keys=True)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    write_atomic(path, json.dumps({"version": 1, "devices": devices}, indent=2, sort_keys=True) + "\n")
 
 
 # --- planning ---------------------------------------------------------------------------
