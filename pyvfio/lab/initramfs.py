@@ -7,7 +7,6 @@ import tempfile
 
 from . import cache, cpio, debs
 from .apt import Apt
-from .errors import LabError
 
 INIT = pathlib.Path(__file__).with_name("init.sh")
 

@@ -1,6 +1,5 @@
 """A Debian kernel for a lab guest: vmlinux plus the few modules the lab loads."""
 import pathlib
-import re
 import tempfile
 
 from . import cache, debs, modules, vmlinux

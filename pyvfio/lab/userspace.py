@@ -4,7 +4,6 @@ the guest mounts read-only over 9p.  The host's x86 Python cannot run on POWER;
 pyvfio itself comes from the checkout, its extension cross-built (crossbuild.py)."""
 import hashlib
 import json
-import os
 import shutil
 import pathlib
 import subprocess
