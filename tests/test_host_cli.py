@@ -233,10 +233,16 @@ def test_bind_and_unbind_without_root_say_so_in_one_line(tmp_path):
         h.add_driver("vfio-pci")
         h.add_device(OTHER, 0x8086, 0x100E, driver="e1000", group=5)
         h.add_device(CARD, driver="vfio-pci", group=4)
-        env = {**os.environ, "PYVFIO_SYSROOT": top}
+        # `nobody` may not be able to read this checkout (a clone under a 0700
+        # folder): give it a world-readable copy of the package, compiled extension included
+        shutil.copytree(os.path.join(REPO, "pyvfio"), os.path.join(top, "pkg", "pyvfio"),
+                        ignore=shutil.ignore_patterns("__pycache__"))
+        for folder, _, _ in os.walk(os.path.join(top, "pkg")):
+            os.chmod(folder, 0o755)
+        env = {**os.environ, "PYVFIO_SYSROOT": top, "PYTHONPATH": os.path.join(top, "pkg")}
         base = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
                 sys.executable, "-m", "pyvfio"]
-        cwd = REPO
+        cwd = os.path.join(top, "pkg")
         for args in (["bind", OTHER], ["unbind", CARD]):
             r = subprocess.run(base + args, capture_output=True, text=True, env=env, cwd=cwd,
                                timeout=60)
