@@ -336,10 +336,12 @@ def _debs():
 
 
 @pytest.mark.labhost
-@pytest.mark.skipif(not _debs() or not shutil.which("dpkg-deb"),
-                    reason="the lab's Debian kernels are not fetched (pyvfio lab ARCH --prepare-only)")
 def test_real_debian_modules_6_1_lacks_and_6_12_carries_the_fix(tmp_path):
     """LAB.md: 6.1's vfio-pci-core.ko does not use irq_modify_status; 6.12's does."""
+    from test_lab_vms import need_lab
+    need_lab("x86_64")   # fetches the kernels (or skips, with the reason, where the lab cannot run)
+    need_lab("ppc64le")
+    assert _debs(), f"no kernel packages under {LAB_DEBS}"
     seen = {}
     for deb in _debs():
         tar = subprocess.run(["dpkg-deb", "--fsys-tarfile", deb], capture_output=True, check=True).stdout
