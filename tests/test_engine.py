@@ -97,3 +97,28 @@ def test_profile_mismatch_and_unknown_profile():
         probe(host, "rw", "e1000")
     with pytest.raises(UsageError, match="unknown profile"):
         probe(host, "rw", "ne2000")
+
+
+def test_a_card_without_intx_is_refused():
+    from pyvfio.backend import IrqInfo
+
+    class NoPin(ModelHost):
+        def irq_info(self, index):
+            return IrqInfo(index, 0, 0)
+
+    host = NoPin("xive", "2.3", "lazy")
+    with pytest.raises(UsageError, match="has no INTx interrupt"):
+        Run(host, probe(host, "rw"), RunConfig(loops=1, engine="python")).execute()
+
+
+def test_a_bar_too_small_for_the_profile():
+    class SmallBar(ModelHost):
+        def region(self, index, access="rw"):
+            r = super().region(index, access)
+            if index == 0:
+                r.size = 0x40
+            return r
+
+    host = SmallBar("xive", "2.3", "lazy")
+    with pytest.raises(UsageError, match="BAR0 is 0x40 bytes, profile edu needs 0x80"):
+        probe(host, "rw")

@@ -77,3 +77,12 @@ def test_verdicts_match_on_what_a_real_run_can_see():
     assert not predict.matches("stall after 2", "stall after 1")
     assert not predict.matches("ok", "stall after 1")
     assert predict.matches("ok", None) is None
+
+
+def test_policy_module_without_kernel_headers_is_a_clear_error():
+    from pyvfio.errors import PyvfioError
+    from pyvfio.lab import policy
+    if policy.available():
+        pytest.skip("pyvfio_policy is loaded on this host")
+    with pytest.raises(PyvfioError, match=r"needs the kernel headers of 0\.0-none.*linux-headers-0\.0-none"):
+        policy.ensure_module("0.0-none")

@@ -51,3 +51,31 @@ def set_irq_policy(irq, policy, root="/"):
 def set_policy(bdf, policy, root="/"):
     """Set the policy of bdf's INTx IRQ; returns the IRQ number."""
     return set_irq_policy(irq_of(bdf, root), policy, root)
+
+
+MODULE_SRC = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                          "tools", "policy")
+
+
+def ensure_module(release=None):
+    """Load pyvfio_policy if it is not: build it against the running kernel's
+    headers (/lib/modules/RELEASE/build) and insmod it.  Inside a lab VM the boot
+    has loaded it already."""
+    import subprocess
+    if available():
+        return
+    release = release or os.uname().release
+    build = f"/lib/modules/{release}/build"
+    if not os.path.isdir(build):
+        raise PyvfioError(f"the masking-policy module needs the kernel headers of {release} ({build} is missing)",
+                          f"install them (Debian: apt-get install linux-headers-{release}), or leave the "
+                          "policy axis at 'kernel'")
+    r = subprocess.run(["make", "-C", MODULE_SRC, f"KDIR={build}"], capture_output=True, text=True)
+    ko = os.path.join(MODULE_SRC, "pyvfio_policy.ko")
+    if r.returncode or not os.path.exists(ko):
+        tail = (r.stderr or r.stdout).strip().splitlines()[-1:] or ["no output"]
+        raise PyvfioError(f"building tools/policy against {build} failed: {tail[0]}", "see make -C tools/policy")
+    r = subprocess.run(["insmod", ko], capture_output=True, text=True)
+    if r.returncode:
+        raise PyvfioError(f"insmod pyvfio_policy.ko failed: {r.stderr.strip()}",
+                          "run as root; with Secure Boot, unsigned modules are refused")

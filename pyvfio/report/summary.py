@@ -2,7 +2,8 @@
 
 Columns: the key axes that vary between cells (the constant ones go in a header
 line), verdict, expected and match (when the report has expectations),
-delivered/raised, lost, p50 and p99 round trip in microseconds, throughput.
+delivered/raised, lost, p50 and p99 round trip in microseconds, throughput, and
+the model host's prediction (when the report has one).
 """
 
 from . import cells as C
@@ -17,8 +18,9 @@ def rows(report):
     cl = C.cells(report)
     varying, constant = C.axes_of(cl)
     has_expect = any(c.get("expected") is not None for c in cl)
+    has_model = any(c.get("predicted") is not None for c in cl)
     header = list(varying) + ["verdict"] + (["expected", "match"] if has_expect else []) + [
-        "delivered", "lost", "p50 us", "p99 us", "per s"]
+        "delivered", "lost", "p50 us", "p99 us", "per s"] + (["model host"] if has_model else [])
     out = []
     for c in cl:
         m = C.metrics(c)
@@ -33,6 +35,8 @@ def rows(report):
                    else _num(m["delivered"], "{}"))
         row += [_num(m["lost"], "{}"), _num(m["p50_us"]), _num(m["p99_us"]),
                 _num(m["throughput_per_s"], "{:.0f}")]
+        if has_model:  # what the model host predicts for the same cell
+            row.append(c.get("predicted") or "-")
         out.append(row)
     return header, out, constant
 

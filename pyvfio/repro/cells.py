@@ -34,6 +34,7 @@ def masks_at_device(bdf, profile_name=None, access="mmap"):
         return None
     with open_device(bdf) as dev:
         profile = probe(dev, access, profile_name)
+        Intx(dev).check_info()  # a card with no INTx pin or IRQ ends here, in one line
         with Intx(dev) as intx:
             profile.init()
             profile.raise_irq()
@@ -104,6 +105,9 @@ def reload_vfio_pci(bdf, nointxmask, force=False):
 def run_cells(bdf, plan, here=False, force=False, echo=print):
     """Every cell of `plan` on `bdf`; returns (cells as dicts, machine facts)."""
     sysfacts = system.probe()
+    if plan.needs_policy_module():
+        from ..lab import policy
+        policy.ensure_module()
     at_device = masks_at_device(bdf, plan.run["profile"])
     cells = plan.cells(bool(at_device))
     loaded = sysfacts.nointxmask

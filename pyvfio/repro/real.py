@@ -71,27 +71,6 @@ def judge(plan, cells):
             c["threshold_exceeded"] = True
 
 
-COLS = ("arch", "kernel", "ic", "nointxmask", "policy", "unmask", "engine", "access")
-
-
-def table(cells):
-    axes = [a for a in COLS if len({str(c["key"].get(a)) for c in cells}) > 1 or a in ("nointxmask", "policy")]
-    head = list(axes) + ["delivered", "p50 us", "p99 us", "irq/s", "verdict", "expected", "model"]
-    rows = []
-    for c in cells:
-        counts = c.get("counts", {})
-        rt = (c.get("latency") or {}).get("round_trip", {})
-        num = lambda v: "-" if v is None else f"{v:.1f}"  # noqa: E731
-        mark = {True: "", False: "  <- MISMATCH", None: ""}[c.get("match")]
-        rows.append([str(c["key"].get(a)) for a in axes] + [
-            f"{counts.get('delivered', 0)}/{counts.get('raised', 0)}", num(rt.get("p50_us")),
-            num(rt.get("p99_us")), num(c.get("throughput_per_s")) if c.get("throughput_per_s") else "-",
-            c["verdict"], str(c.get("expected")), str(c.get("predicted")) + mark])
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(head)]
-    fmt = lambda r: "  ".join(x.ljust(w) for x, w in zip(r, widths)).rstrip()  # noqa: E731
-    return "\n".join([fmt(head), fmt(["-" * w for w in widths])] + [fmt(r) for r in rows])
-
-
 def run(args):
     plan = plan_from(args)
     if args.lab:
@@ -106,7 +85,8 @@ def run(args):
                       cells=cells, **extra)
     if args.json:
         write_json(args.json, report)
-    print(table(cells))
+    from ..report import summary
+    print(summary.table(report))
     if args.svg:
         from ..report import svg
         svg.write_report(args.svg, report)
