@@ -257,8 +257,8 @@ def test_bind_and_unbind_without_root_say_so_in_one_line(tmp_path):
 
 
 def test_info_shows_regions_and_irqs_when_vfio_opens_the_device(host, monkeypatch, capsys):
-    """With VFIO available, info lists what VFIO reports (the vfio layer is replaced by
-    a stand-in with the same interface; the lab runs the real one)."""
+    """With VFIO available, info lists what VFIO reports, in these words (the vfio
+    layer is replaced by a stand-in; tests/lab/test_cli_lab.py runs the real one)."""
     import pyvfio.vfio
     from pyvfio import uapi
     from pyvfio.backend import IrqInfo
@@ -281,6 +281,9 @@ def test_info_shows_regions_and_irqs_when_vfio_opens_the_device(host, monkeypatc
             flags = (uapi.VFIO_IRQ_INFO_EVENTFD | uapi.VFIO_IRQ_INFO_MASKABLE
                      | uapi.VFIO_IRQ_INFO_AUTOMASKED) if index == 0 else uapi.VFIO_IRQ_INFO_EVENTFD
             return IrqInfo(index, flags, 1 if index == 0 else 0)
+
+        def irqs(self):
+            return [self.irq_info(i) for i in range(self.num_irqs)]
 
     os.makedirs(host.p("dev/vfio"))
     host.write("dev/vfio/vfio", "")

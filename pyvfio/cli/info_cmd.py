@@ -62,8 +62,8 @@ def vfio_facts(dev, root):
                 "mmap": bool(flags & uapi.VFIO_REGION_INFO_FLAG_MMAP),
                 "read": bool(flags & uapi.VFIO_REGION_INFO_FLAG_READ),
                 "write": bool(flags & uapi.VFIO_REGION_INFO_FLAG_WRITE)})
-        for index in range(vdev.num_irqs):
-            info = vdev.irq_info(index)
+        for info in vdev.irqs():
+            index = info.index
             irqs.append({"index": index, "name": IRQ_NAMES.get(index, f"irq{index}"),
                          "count": info.count,
                          "flags": _flag_names(info.flags, "VFIO_IRQ_INFO_")})

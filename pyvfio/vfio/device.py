@@ -68,8 +68,17 @@ class Device:
         return self._regions[key]
 
     def regions(self):
-        """(index, flags, size, offset) of every region, including absent ones (size 0)."""
-        return [(i, *self.region_info(i)) for i in range(self.num_regions)]
+        """(index, flags, size, offset) of every region, including absent ones (size
+        0: vfio-pci answers EINVAL for the VGA region of a card that is not VGA)."""
+        out = []
+        for i in range(self.num_regions):
+            try:
+                out.append((i, *self.region_info(i)))
+            except VfioError as exc:
+                if exc.errno != errno.EINVAL:
+                    raise
+                out.append((i, 0, 0, 0))
+        return out
 
     # --- interrupts ------------------------------------------------------------------
     def irq_info(self, index):
@@ -81,6 +90,19 @@ class Device:
         ii.index = index
         vfio_ioctl(self.fd, "VFIO_DEVICE_GET_IRQ_INFO", uapi.VFIO_DEVICE_GET_IRQ_INFO, ffi.buffer(ii))
         return IrqInfo(index, ii.flags, ii.count)
+
+    def irqs(self):
+        """IrqInfo of every IRQ index the device has (ERR exists only on PCIe: the
+        kernel answers EINVAL for it on a conventional PCI card; count 0 then)."""
+        out = []
+        for i in range(self.num_irqs):
+            try:
+                out.append(self.irq_info(i))
+            except VfioError as exc:
+                if exc.errno != errno.EINVAL:
+                    raise
+                out.append(IrqInfo(i, 0, 0))
+        return out
 
     def irq_set_buffer(self, index, flags, start, count, payload):
         """A struct vfio_irq_set with its data[] payload, ready for the ioctl."""
