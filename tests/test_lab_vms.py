@@ -108,26 +108,48 @@ def test_ppc64le_runs_pyvfio_itself():
 
 def test_hanging_guest_is_killed_at_the_timeout():
     need_lab("x86_64")
-    p = lab("x86_64", "--timeout", "25", "--", "sleep", "600")
+    p = lab("x86_64", "--timeout", "12", "--", "sleep", "600")
     assert p.returncode == 3
-    assert "no verdict within --timeout 25 s: QEMU was killed" in p.stderr
+    assert "no verdict within --timeout 12 s: QEMU was killed" in p.stderr
 
 
-def test_corrupted_cache_is_detected_and_rebuilt():
+def _link_or_copy(src, dst):
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def _replace(path, data):
+    """Write a new file over path (rename), never into a hardlinked inode."""
+    tmp = path.with_name(path.name + ".new")
+    tmp.write_bytes(data)
+    tmp.rename(path)
+
+
+def test_corrupted_cache_is_detected_and_rebuilt(tmp_path):
+    """On a private copy of the x86 cache (hardlinks; corrupted files are replaced,
+    never written in place), so VMs booting from the real cache are not disturbed."""
     need_lab("x86_64")
     from pyvfio.lab import cache
 
-    vmlinux = cache.root() / "kernel-x86_64-6.12" / "vmlinux"
-    with open(vmlinux, "r+b") as f:  # same size, different bytes
-        f.seek(1 << 20)
-        f.write(b"\xde\xad\xbe\xef" * 64)
-    p = lab("x86_64", "--", "true")
+    real = cache.root()
+    mine = tmp_path / "lab"
+    for part in ["apt/amd64", "kernel-x86_64-6.12", "busybox-amd64",
+                 *[p.name for p in real.glob("initramfs-x86_64-6.12-*") if ".tmp" not in p.name]]:
+        shutil.copytree(real / part, mine / part, copy_function=_link_or_copy, symlinks=True)
+    env = {"PYVFIO_CACHE": str(tmp_path)}
+    vmlinux = mine / "kernel-x86_64-6.12" / "vmlinux"
+    data = bytearray(vmlinux.read_bytes())
+    data[1 << 20: (1 << 20) + 256] = b"\xde\xad\xbe\xef" * 64  # same size, other bytes
+    _replace(vmlinux, bytes(data))
+    p = lab("x86_64", "--", "true", env=env)
     assert p.returncode == 0, p.stderr
     assert "x86_64 6.12 kernel is corrupted (vmlinux does not match its checksum); rebuilding" \
         in p.stderr
-    (initrd,) = cache.root().glob("initramfs-x86_64-6.12-*/initramfs.cpio")
-    initrd.write_bytes(initrd.read_bytes()[:1000])  # truncated
-    p = lab("x86_64", "--", "true")
+    (initrd,) = mine.glob("initramfs-x86_64-6.12-*/initramfs.cpio")
+    _replace(initrd, initrd.read_bytes()[:1000])  # truncated
+    p = lab("x86_64", "--", "true", env=env)
     assert p.returncode == 0, p.stderr
     assert "initramfs is corrupted (initramfs.cpio has 1000 bytes" in p.stderr
 
