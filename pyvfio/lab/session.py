@@ -1,4 +1,5 @@
 """One lab run: prepare what is missing, boot, run the command, read the verdict."""
+import contextlib
 import fcntl
 import json
 import os
@@ -99,7 +100,8 @@ def run(cfg, cache_root=None, echo=vm.echo_stdout):
         progress.say(f"booting {cfg.arch} {prep['kernel']['kver']} "
                      f"({', '.join(cfg.cards)}; ic {cfg.ic}; nointxmask {cfg.nointxmask}; "
                      f"policy {cfg.policy}), prepared in {time.monotonic() - t0:.1f} s")
-        out = vm.run(cmd, cfg.timeout, echo=echo)
+        with _one_vm_at_a_time():
+            out = vm.run(cmd, cfg.timeout, echo=echo)
         if cfg.verbose:
             sys.stderr.write("--- guest console ---\n" + "\n".join(out.console) + "\n")
         status = _verdict(cfg, out, run_dir)
@@ -108,6 +110,27 @@ def run(cfg, cache_root=None, echo=vm.echo_stdout):
     finally:
         if os.environ.get("PYVFIO_LAB_KEEP") != "1":
             _remove_run(run_dir, prep["root"])
+
+
+VM_LOCK = "/tmp/pyvfio-lab-vm.lock"
+
+
+@contextlib.contextmanager
+def _one_vm_at_a_time():
+    """TCG guests are CPU-bound and this kind of machine has 2 cores: lab VMs on
+    one machine (any checkout, any user of the lab) boot one after the other, so
+    neither their timeouts nor their timings depend on who else is running.
+    PYVFIO_LAB_PARALLEL=1 opts out."""
+    if os.environ.get("PYVFIO_LAB_PARALLEL") == "1":
+        yield
+        return
+    with open(VM_LOCK, "a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            progress.say("waiting for another lab VM on this machine to finish ...")
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def _remove_run(run_dir, root):
