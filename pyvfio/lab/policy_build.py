@@ -36,7 +36,13 @@ def _headers(cfg, cache_root, kver):
         target.update()
         host = Apt(cache_root, "amd64", archives="archives-headers")
         host.update()
-        for deb in target.download([headers, common], step) + host.download([kbuild], step):
+        try:
+            found = target.download([headers, common], step) + host.download([kbuild], step)
+        except LabError as exc:
+            exc.hint = (f"the mirror may have moved past kernel {kver}: remove the lab cache's "
+                        f"kernel-* folders (and apt/) to fetch the newest kernel and its headers")
+            raise
+        for deb in found:
             debs.unpack(deb, out, step)
         # The arch headers' Makefile includes the -common tree by absolute path;
         # make it relative (Kbuild runs with -C in that folder).

@@ -167,7 +167,11 @@ def _verdict(cfg, out, run_dir):
     if not status_file.exists():
         raise LabError("guest", f"ended without a verdict (QEMU exit {out.qemu_status}); "
                        "the kernel probably panicked or the init died", out.tail())
-    status = int(status_file.read_text().strip())
+    try:
+        status = int(status_file.read_text().strip())
+    except ValueError:
+        raise LabError("guest", f"unreadable status file ({status_file.read_text()[:40]!r})",
+                       out.tail()) from None
     if cfg.arch == "x86_64":
         expect = (min(status, 127) << 1) | 1
         if out.qemu_status != expect:
