@@ -46,7 +46,7 @@ class Guest:
     def __init__(self, intx, profile):
         self.intx = intx
         self.profile = profile
-        self.intc = VirtualIntc(profile.ack, intx.eoi)
+        self.intc = VirtualIntc(profile.program("ack"), intx.eoi)
 
     def on_trigger(self):
         """The host signalled the trigger eventfd: assert the virtual line.

@@ -57,3 +57,17 @@ def test_read_only_region_refuses_writes(fd):
     assert r.name == "config"
     with pytest.raises(AccessError, match="not writable"):
         r.write(0, 4, 1)
+
+
+@pytest.mark.parametrize("access", ["rw", "mmap"])
+def test_accessors_are_checked_once_when_made(fd, access):
+    r = Region(fd, 0, MMAP, 256, 4096, access)
+    write, read = r.accessor(0x20, 4, True), r.accessor(0x20, 4, False)
+    write(0x12345678)
+    assert read() == 0x12345678 == r.read(0x20, 4)
+    with pytest.raises(AccessError, match="past the end"):
+        r.accessor(0xFE, 4, False)
+    with pytest.raises(AccessError, match="not aligned"):
+        r.accessor(0x21, 4, True)
+    del write, read
+    r.close()

@@ -44,6 +44,46 @@ def run_ops(ops, bars, n=0):
     return cause
 
 
+def _accessor(region, offset, width, write):
+    """A checked-once callable for one register (Region.accessor), or, for a host
+    whose regions have none, the region's own checked access."""
+    make = getattr(region, "accessor", None)
+    if make is not None:
+        return make(offset, width, write)
+    region_call = region.write if write else region.read
+    return lambda *value: region_call(offset, width, *value)
+
+
+def compile_ops(ops, bars):
+    """A register program as one closure over accessors checked once, at compile
+    time: what the Python engine runs per interrupt (the C loop runs its own copy,
+    checked the same way).  `run(n)` returns the cause, like run_ops."""
+    steps = []
+    for op in ops:
+        region = bars[op.bar]
+        if op.kind == WRITE:
+            fns = tuple(_accessor(region, op.offset + op.stride * k, op.width, True)
+                        for k in range(op.rotate))
+            steps.append((WRITE, fns, op.value))
+        else:
+            steps.append((op.kind, _accessor(region, op.offset, op.width, op.kind != READ), op.value))
+    steps = tuple(steps)
+
+    def run(n=0):
+        cause = raw = 0
+        for kind, fn, value in steps:
+            if kind is WRITE:
+                fn[n % len(fn)](value)
+            elif kind is READ:
+                raw = fn()
+                cause = raw & value
+            else:
+                fn(raw)
+        return cause
+
+    return run
+
+
 def bswap32(v):
     return int.from_bytes(v.to_bytes(4, "little"), "big")
 
@@ -93,12 +133,20 @@ class CardProfile:
     def init(self):
         run_ops(self.init_ops, self.bars)
 
+    def program(self, name):
+        """The compiled raise or ack program (compiled on first use, after the
+        profile has chosen its registers)."""
+        cache = self.__dict__.setdefault("_programs", {})
+        if name not in cache:
+            cache[name] = compile_ops(getattr(self, f"{name}_ops"), self.bars)
+        return cache[name]
+
     def raise_irq(self):
-        run_ops(self.raise_ops, self.bars, self.raised)
+        self.program("raise")(self.raised)
         self.raised += 1
 
     def ack(self):
-        return run_ops(self.ack_ops, self.bars)
+        return self.program("ack")()
 
     def quiesce(self):
         run_ops(self.quiesce_ops, self.bars)

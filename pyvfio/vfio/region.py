@@ -8,6 +8,7 @@ mmap flag: they are always accessed with pread/pwrite.
 
 import mmap
 import os
+from functools import partial
 
 from .. import uapi
 from .._binding import ffi, lib
@@ -94,6 +95,29 @@ class Region:
             raise VfioError(f"write {self.name}+{offset:#x}", exc.errno) from None
         if n != width:
             raise VfioError(f"write {self.name}+{offset:#x}", None, f"short write of {self.name} at {offset:#x}")
+
+    def accessor(self, offset, width, write):
+        """One register as a callable, checked once, here: `read()` -> value, or
+        `write(value)`.  The Python engine's per-interrupt accesses, like the C
+        loop's, run without re-checking what cannot change."""
+        self.check(offset, width, write)
+        if self._mmap is not None:
+            return partial(lib.pyvfio_mmio_write if write else lib.pyvfio_mmio_read, self.ptr, offset, width)
+        fd, pos, what = self.fd, self.offset + offset, f"{self.name}+{offset:#x}"
+
+        def pwrite(value):
+            try:
+                os.pwrite(fd, value.to_bytes(width, "little"), pos)
+            except OSError as exc:
+                raise VfioError(f"write {what}", exc.errno) from None
+
+        def pread():
+            try:
+                return int.from_bytes(os.pread(fd, width, pos), "little")
+            except OSError as exc:
+                raise VfioError(f"read {what}", exc.errno) from None
+
+        return pwrite if write else pread
 
     def read_bytes(self, offset=0, length=None):
         """A block read through pread (config dumps); bounded like every access."""
