@@ -86,3 +86,26 @@ def test_policy_module_without_kernel_headers_is_a_clear_error():
         pytest.skip("pyvfio_policy is loaded on this host")
     with pytest.raises(PyvfioError, match=r"needs the kernel headers of 0\.0-none.*linux-headers-0\.0-none"):
         policy.ensure_module("0.0-none")
+
+
+def test_the_card_survey_parses():
+    plan = load("card")
+    assert plan.loops == 10000 and plan.run["threshold_p99_us"] == 1000.0
+    assert not plan.needs_policy_module() and not plan.lab
+    assert len(plan.cells(masks_at_device=True)) == 2 * 2 + 2 * 2
+
+
+def test_reload_is_refused_while_another_device_uses_vfio_pci(tmp_path):
+    """A running VM's passthrough device would be torn away: refused before any write."""
+    import os
+
+    from pyvfio.errors import RefusedError
+    from pyvfio.repro.cells import reload_vfio_pci
+    drv = tmp_path / "sys/bus/pci/drivers/vfio-pci"
+    for bdf in ("0000:01:00.0", "0000:02:00.0"):
+        dev = tmp_path / "sys/bus/pci/devices" / bdf
+        dev.mkdir(parents=True)
+        drv.mkdir(parents=True, exist_ok=True)
+        os.symlink(dev, drv / bdf)
+    with pytest.raises(RefusedError, match="would tear 0000:02:00.0 away.*--force"):
+        reload_vfio_pci("0000:01:00.0", 1, root=str(tmp_path))

@@ -80,10 +80,10 @@ def _bound_to_vfio(root="/"):
         return []
 
 
-def reload_vfio_pci(bdf, nointxmask, force=False):
+def reload_vfio_pci(bdf, nointxmask, force=False, root="/"):
     """modprobe -r vfio-pci; modprobe vfio-pci nointxmask=N; rebind bdf (its
     driver_override still names vfio-pci)."""
-    others = [d for d in _bound_to_vfio() if pci.exists(d) and d != bdf]
+    others = [d for d in _bound_to_vfio(root) if pci.exists(d, root) and d != bdf]
     if others and not force:
         raise RefusedError(f"reloading vfio-pci would tear {', '.join(others)} away from it",
                            "stop what uses them (a VM?) or pass --force")
