@@ -31,7 +31,11 @@ def _here(args, plan):
     facts = guest.facts()
     bdf = args.bdf
     if bdf is None:
+        # in a lab guest: the scenario's lab card, or the only card bound
+        bound = facts["bound"] if facts else []
         bdf = guest.bdf_of(plan.lab_card, facts) if facts else None
+        if bdf is None and len(bound) == 1:
+            bdf = bound[0]["bdf"]
         if bdf is None:
             raise UsageError("no card named", "give a BDF (pyvfio repro BDF), or --lab ARCH, or --model")
     bdf = pci.require(bdf)
@@ -79,8 +83,7 @@ def run(args):
         backend, extra = "lab", {"boots": boots, "failures": failures}
     else:
         backend, cells, extra = _here(args, plan)
-    if not args.here:  # inside a lab boot the host judges, with every boot's facts
-        judge(plan, cells)
+    judge(plan, cells)  # (repro --lab judges again on the host, with every boot's facts)
     report = envelope("repro", backend=backend, scenario=plan.path, loops=plan.loops,
                       cells=cells, **extra)
     if args.json:
@@ -94,8 +97,6 @@ def run(args):
         for f in extra["failures"]:
             print(f"boot failed: {f['boot']}: {f['error']}", file=sys.stderr)
         return 1
-    if args.here:
-        return 0
     bad = [c for c in cells if c.get("match") is False]
     if bad:
         print(f"{len(bad)} of {len(cells)} cells do not match their expectation", file=sys.stderr)
