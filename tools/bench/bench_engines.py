@@ -6,6 +6,11 @@ from 10^3 to 10^6 interrupts (memory must stay flat: histograms are fixed-size).
 Run inside a lab VM (or on a lab machine) with an edu card bound to vfio-pci:
     pyvfio lab x86_64 --card edu -- python tools/bench/bench_engines.py
 Options: --loops N (default 20000), --bdf BDF (default: the first edu card).
+The ppc64le guest has no compiler: cross-build the reference on the host into the
+checkout (which the guest shares) and name it in PYVFIO_BARE_INTX:
+    powerpc64le-linux-gnu-gcc -O2 -static -o .cache/bench/bare_intx tools/bench/bare_intx.c
+    pyvfio lab ppc64le --card edu -- sh -c \
+        "PYVFIO_BARE_INTX=$PWD/.cache/bench/bare_intx python tools/bench/bench_engines.py"
 """
 
 import argparse
