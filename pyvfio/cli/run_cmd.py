@@ -101,11 +101,11 @@ def run(args):
             if not policy.available():  # fail before the run, not after the first enable
                 policy.set_irq_policy(0, args.policy)
             after_enable = lambda run: policy.set_policy(dev.bdf, args.policy)  # noqa: E731
-        r = Run(dev, profile, config, after_enable=after_enable,
-                status=None if args.quiet else _status_line)
+        live = not args.quiet and sys.stderr.isatty()  # a carriage-return line only on a terminal
+        r = Run(dev, profile, config, after_enable=after_enable, status=_status_line if live else None)
         started = time.time()
         r.execute()
-        if not args.quiet:
+        if live:
             sys.stderr.write("\n")
         result = envelope("run", bdf=dev.bdf, host=_host_facts(dev.bdf), card=profile.describe(),
                           modes={**config.__dict__, "policy": args.policy or "kernel"},
