@@ -16,6 +16,7 @@
 #include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
+#include "mmio.h"
 #include "loop.h"
 
 uint64_t pyvfio_now_ns(void)
@@ -37,13 +38,8 @@ static int fail(struct pyvfio_loop_result *res, const char *op)
 static int bar_read(const struct pyvfio_bar *b, uint32_t off, int width, uint64_t *out)
 {
     if (b->base) {
-        volatile uint8_t *p = (volatile uint8_t *)b->base + off;
-        switch (width) {
-        case 1: *out = *(volatile uint8_t *)p; return 0;
-        case 2: *out = *(volatile uint16_t *)p; return 0;
-        case 4: *out = *(volatile uint32_t *)p; return 0;
-        default: *out = *(volatile uint64_t *)p; return 0;
-        }
+        *out = pyvfio_mmio_read(b->base, off, width);
+        return 0;
     }
     uint64_t v = 0;
     if (pread(b->fd, &v, width, b->fd_offset + off) != width)
@@ -55,13 +51,8 @@ static int bar_read(const struct pyvfio_bar *b, uint32_t off, int width, uint64_
 static int bar_write(const struct pyvfio_bar *b, uint32_t off, int width, uint64_t v)
 {
     if (b->base) {
-        volatile uint8_t *p = (volatile uint8_t *)b->base + off;
-        switch (width) {
-        case 1: *(volatile uint8_t *)p = (uint8_t)v; return 0;
-        case 2: *(volatile uint16_t *)p = (uint16_t)v; return 0;
-        case 4: *(volatile uint32_t *)p = (uint32_t)v; return 0;
-        default: *(volatile uint64_t *)p = v; return 0;
-        }
+        pyvfio_mmio_write(b->base, off, width, v);
+        return 0;
     }
     uint64_t le = htole64(v);
     return pwrite(b->fd, &le, width, b->fd_offset + off) == width ? 0 : -1;

@@ -5,8 +5,6 @@ the model host's prediction.  Booted from the host (slow: one VM per machine and
 nointxmask value); skipped with the reason only when QEMU cannot run here."""
 
 import json
-import os
-import shutil
 import subprocess
 import sys
 import xml.etree.ElementTree as ET

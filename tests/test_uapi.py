@@ -1,6 +1,5 @@
 """The kernel interface: constants and layouts from <linux/vfio.h>, ioctl numbers."""
 
-import platform
 import shutil
 import subprocess
 
@@ -65,6 +64,3 @@ def test_stale_extension_fails_loudly(monkeypatch):
 def test_running_stamp_matches_sources():
     _binding.check_stamp()  # the checkout's csrc/ built this extension
 
-
-def test_machine_is_served():
-    assert platform.machine() in ("x86_64", "ppc64le")

@@ -18,7 +18,7 @@ import tomllib
 from ..errors import UsageError
 from ..results import envelope, write_json
 from ..sim import matrix
-from ..sim.matrix import AXES, SCENARIO_KEYS, Scenario
+from ..sim.matrix import AXES, SCENARIO_KEYS
 from ..sim.trace import Trace
 from ..sim.xics import VARIANTS as XICS_VARIANTS
 

@@ -98,8 +98,7 @@ def run(args):
         after_enable = None
         if args.policy:
             from ..lab import policy
-            if not policy.available():  # fail before the run, not after the first enable
-                policy.set_irq_policy(0, args.policy)
+            policy.ensure_module()  # before the run, not at the first enable
             after_enable = lambda run: policy.set_policy(dev.bdf, args.policy)  # noqa: E731
         live = not args.quiet and sys.stderr.isatty()  # a carriage-return line only on a terminal
         r = Run(dev, profile, config, after_enable=after_enable, status=_status_line if live else None)

@@ -9,7 +9,7 @@ INTx disabled, card quiesced, fds closed, whatever happened.
 
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import psutil
 
@@ -119,6 +119,7 @@ class Run:
         self.intx.check_info()
         proc = psutil.Process()
         self._engine = None
+        cpu0 = ctx0 = None
         start = time.monotonic_ns()
         deadline = start + int(cfg.duration_s * 1e9) if cfg.duration_s else 0
         try:
@@ -161,13 +162,11 @@ class Run:
                 self._account(cut)
         finally:
             self.elapsed_s = (time.monotonic_ns() - start) / 1e9
-            try:
+            if cpu0 is not None:  # the measurement had started
                 cpu1, ctx1 = proc.cpu_times(), proc.num_ctx_switches()
                 self.cpu = {"user_s": cpu1.user - cpu0.user, "system_s": cpu1.system - cpu0.system,
                             "voluntary_ctx_switches": ctx1.voluntary - ctx0.voluntary,
                             "involuntary_ctx_switches": ctx1.involuntary - ctx0.involuntary}
-            except NameError:
-                pass  # failed before the measurement started
             self.teardown()
         return self
 

@@ -6,7 +6,7 @@ import signal
 
 from .. import uapi
 from .._binding import ffi, lib
-from ..errors import UsageError
+from ..errors import UsageError, VfioError
 from ..intx import INTX
 from ..profiles.base import READ, WRITE, WRITE_CAUSE
 from .batch import DONE, ERROR, SIGNAL, TIMEOUT, Batch
@@ -25,7 +25,8 @@ class CLoop:
             raise UsageError(f"the C engine needs a real vfio device, not the {host.name} host",
                              "use --engine python with the model host")
         self.ctx = ctx
-        self.keep = []  # buffers the C side points into
+        self.keep = []        # buffers the C side points into, for the whole run
+        self.rearm_keep = []  # the --rearm-each buffers of the current eventfds
         self.pending = None
         cfg = self.cfg = ffi.new("struct pyvfio_loop_cfg *")
         cfg.device_fd = host.fd
@@ -42,9 +43,9 @@ class CLoop:
         cfg.wakeup_fd = self.rfd
         self.update_fds()
 
-    def _buf(self, index, flags, count, payload):
+    def _buf(self, index, flags, count, payload, keep=None):
         buf = self.ctx.host.irq_set_buffer(index, flags, 0, count, payload)
-        self.keep.append(buf)
+        (self.keep if keep is None else keep).append(buf)
         return ffi.from_buffer(buf)
 
     def update_fds(self):
@@ -55,27 +56,28 @@ class CLoop:
         cfg.unmask_fd = intx.unmask_efd.fileno() if intx.unmask_efd is not None else -1
         cfg.n_rearm = 0
         if intx.rearm_each:
+            keep = []
             fd = lambda efd: efd.fileno().to_bytes(4, "little", signed=True)  # noqa: E731
-            bufs = [self._buf(INTX, uapi.VFIO_IRQ_SET_ACTION_TRIGGER | uapi.VFIO_IRQ_SET_DATA_NONE, 0, b""),
+            bufs = [self._buf(INTX, uapi.VFIO_IRQ_SET_ACTION_TRIGGER | uapi.VFIO_IRQ_SET_DATA_NONE, 0, b"", keep),
                     self._buf(INTX, uapi.VFIO_IRQ_SET_ACTION_TRIGGER | uapi.VFIO_IRQ_SET_DATA_EVENTFD, 1,
-                              fd(intx.trigger))]
+                              fd(intx.trigger), keep)]
             if intx.unmask_efd is not None:
                 bufs.append(self._buf(INTX, uapi.VFIO_IRQ_SET_ACTION_UNMASK | uapi.VFIO_IRQ_SET_DATA_EVENTFD,
-                                      1, fd(intx.unmask_efd)))
+                                      1, fd(intx.unmask_efd), keep))
             for i, b in enumerate(bufs):
                 cfg.rearm_bufs[i] = b
             cfg.n_rearm = len(bufs)
+            self.rearm_keep = keep  # the previous set is no longer pointed to
 
     def _bars(self, profile):
         if len(profile.bars) > lib.PYVFIO_MAX_BARS:
             raise UsageError(f"profile {profile.name} uses more BARs than the C loop supports")
-        self.bar_slot = {}
+        self.bar_slot, self.regions = {}, {}
         for slot, (bar, region) in enumerate(sorted(profile.bars.items())):
             b = self.cfg.bars[slot]
             b.fd, b.fd_offset, b.size = region.fd, region.offset, region.size
             b.base = region.ptr
             self.bar_slot[bar] = slot
-            self.regions = getattr(self, "regions", {})
             self.regions[slot] = region
 
     def _ops(self, out, ops):
@@ -109,7 +111,6 @@ class CLoop:
                 pass
         b = self.collect()
         if b.reason == ERROR:
-            from ..errors import VfioError
             raise VfioError(ffi.string(res.errop).decode(), res.err)
         return b
 
@@ -126,3 +127,4 @@ class CLoop:
         for fd in (self.rfd, self.wfd):
             os.close(fd)
         self.keep.clear()
+        self.rearm_keep = []

@@ -29,21 +29,6 @@ class Op:
     stride: int = 4
 
 
-def run_ops(ops, bars, n=0):
-    """Run a register program; returns the cause (0 if it reads nothing)."""
-    cause = raw = 0
-    for op in ops:
-        region = bars[op.bar]
-        if op.kind == WRITE:
-            region.write(op.offset + op.stride * (n % op.rotate), op.width, op.value)
-        elif op.kind == READ:
-            raw = region.read(op.offset, op.width)
-            cause = raw & op.value
-        else:
-            region.write(op.offset, op.width, raw)
-    return cause
-
-
 def _accessor(region, offset, width, write):
     """A checked-once callable for one register (Region.accessor), or, for a host
     whose regions have none, the region's own checked access."""
@@ -82,6 +67,11 @@ def compile_ops(ops, bars):
         return cause
 
     return run
+
+
+def run_ops(ops, bars, n=0):
+    """Run a register program once (init, quiesce); returns the cause."""
+    return compile_ops(ops, bars)(n)
 
 
 def bswap32(v):

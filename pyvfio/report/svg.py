@@ -69,7 +69,7 @@ class Canvas:
     def svg(self, width, height):
         head = (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{height:.0f}" '
                 f'viewBox="0 0 {width:.0f} {height:.0f}" font-family="{FONT}">')
-        return "\n".join([head, f'<rect width="100%" height="100%" fill="white"/>', *self.parts,
+        return "\n".join([head, '<rect width="100%" height="100%" fill="white"/>', *self.parts,
                           "</svg>"]) + "\n"
 
 

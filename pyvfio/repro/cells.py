@@ -87,7 +87,7 @@ def reload_vfio_pci(bdf, nointxmask, force=False, root="/"):
     if others and not force:
         raise RefusedError(f"reloading vfio-pci would tear {', '.join(others)} away from it",
                            "stop what uses them (a VM?) or pass --force")
-    with open(f"/sys/bus/pci/drivers/vfio-pci/unbind", "w") as f:
+    with open("/sys/bus/pci/drivers/vfio-pci/unbind", "w") as f:
         f.write(bdf)
     for cmd in (["modprobe", "-r", "vfio_pci"], ["modprobe", "vfio_pci", f"nointxmask={nointxmask}"]):
         r = subprocess.run(cmd, capture_output=True, text=True)

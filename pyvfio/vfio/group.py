@@ -46,7 +46,7 @@ class Group:
         if not self.viable:
             raise VfioError("VFIO_GROUP_SET_CONTAINER", errno.EPERM,
                             f"IOMMU group {self.number} is not viable: another device in it is bound to a host driver",
-                            f"bind every device of the group to vfio-pci (pyvfio bind --group BDF)")
+                            "bind every device of the group to vfio-pci (pyvfio bind --group BDF)")
         arg = array.array("i", [container.fd])  # the ioctl takes a pointer to an int32
         vfio_ioctl(self.fd, "VFIO_GROUP_SET_CONTAINER", uapi.VFIO_GROUP_SET_CONTAINER, arg)
         self.container = container
