@@ -47,3 +47,27 @@ class RefusedError(PyvfioError):
     """A safety refusal (device in use by the host, ...) that --force overrides."""
 
     exit_code = 4
+
+
+# What to do about a failed file operation, by errno (one wording for every caller).
+_OS_HINTS = {
+    _errno.EROFS: "the file system is read-only: choose a writable place",
+    _errno.EACCES: "no permission: run as root or choose a place you may write",
+    _errno.EPERM: "not permitted: run as root or choose a place you may write",
+    _errno.ENOSPC: "the disk is full: free some space",
+    _errno.EDQUOT: "the disk quota is exhausted: free some space",
+    _errno.ENOENT: "the folder does not exist: create it or choose another",
+    _errno.ENOTDIR: "a part of the path is not a folder: choose another path",
+    _errno.EISDIR: "that is a folder: name a file",
+}
+
+
+def os_error(what, path, exc, hint=None, cls=None):
+    """A one-line PyvfioError for an OSError while doing `what` to `path`:
+    "cannot write results to x.json: Read-only file system (EROFS): ..."."""
+    code = exc.errno
+    reason = exc.strerror or str(exc)
+    if code is not None:
+        reason += f" ({_errno.errorcode.get(code, code)})"
+    return (cls or PyvfioError)(f"cannot {what} {path}: {reason}",
+                                hint or _OS_HINTS.get(code, "check the path and try again"))

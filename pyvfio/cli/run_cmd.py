@@ -6,7 +6,7 @@ import time
 from ..engine import ENGINES, Run, RunConfig, pin_and_prioritise
 from ..errors import UsageError
 from ..intx import UNMASK_MODES
-from ..results import envelope, write_atomic, write_json
+from ..results import check_writable, envelope, write_atomic, write_json
 
 EXIT_THRESHOLD = 3   # p99 above --threshold
 EXIT_STALL = 5       # the watchdog saw a stall that was not recovered
@@ -87,8 +87,9 @@ def run(args):
     config.check()
     if args.threshold is not None and args.threshold <= 0:
         raise UsageError(f"threshold {args.threshold} us must be positive")
-    for w in pin_and_prioritise(args.affinity, args.priority):
-        print(f"pyvfio: warning: {w}", file=sys.stderr)
+    for path in (args.json, args.hgrm):  # before the card is touched, not after the run
+        check_writable(path)
+    warnings = pin_and_prioritise(args.affinity, args.priority)
     from ..cardlock import card_lock
     from ..host.pci import require
 
@@ -100,6 +101,8 @@ def run(args):
             from ..lab import policy
             policy.ensure_module()  # before the run, not at the first enable
             after_enable = lambda run: policy.set_policy(dev.bdf, args.policy)  # noqa: E731
+        for w in warnings:  # only once nothing can refuse the run any more
+            print(f"pyvfio: warning: {w}", file=sys.stderr)
         live = not args.quiet and sys.stderr.isatty()  # a carriage-return line only on a terminal
         r = Run(dev, profile, config, after_enable=after_enable, status=_status_line if live else None)
         started = time.time()

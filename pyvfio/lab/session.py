@@ -31,6 +31,7 @@ def _prepare(cfg, cache_root):
     initrd = initramfs.prepare(cfg, cache_root, kdir, kinfo)
     prep = {"cache": cache_root, "vmlinux": kdir / "vmlinux", "initrd": initrd, "kernel": kinfo,
             "root": pathlib.Path("/"), "python_bin": str(pathlib.Path(sys.executable).parent),
+            "python": sys.executable,
             "policy_ko": None}
     if cfg.arch == "x86_64":
         hidden = [d for d in ("/tmp/", "/run/") if prep["python_bin"].startswith(d)]
@@ -41,7 +42,7 @@ def _prepare(cfg, cache_root):
     if cfg.arch == "ppc64le":
         root, uinfo = userspace.prepare(cache_root)
         crossbuild.prepare(cache_root, uinfo["cffi_backend"])
-        prep["root"], prep["python_bin"] = root, "/usr/local/bin"
+        prep["root"], prep["python_bin"], prep["python"] = root, "/usr/local/bin", "/usr/local/bin/python"
     if cfg.policy != "default":
         from . import policy_build
 
@@ -62,7 +63,14 @@ def _write_run_dir(cfg, prep, run_dir):
     env = {"LAB_SRC": src, "LAB_RUN": str(run_dir), "LAB_NOINTXMASK": str(cfg.nointxmask),
            "LAB_CARDS": " ".join(f"{c}={CARDS[c][1]}" for c in cfg.cards)}
     (run_dir / "lab.env").write_text("".join(f"{k}={shlex.quote(v)}\n" for k, v in env.items()))
-    path = f"{prep['python_bin']}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    # `pyvfio` on PATH in every guest, as a user types it: a launcher for the guest's
+    # Python (the ppc64le root has no console script; the x86 venv's would do).
+    launcher = run_dir / "bin" / "pyvfio"
+    launcher.parent.mkdir(exist_ok=True)
+    launcher.write_text(f'#!/bin/sh\nexec {prep["python"]} -m pyvfio "$@"\n')
+    launcher.chmod(0o755)
+    path = (f"{run_dir}/bin:{prep['python_bin']}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin"
+            ":/sbin:/bin")
     exports = {"PYVFIO_LAB": "1", "PYVFIO_LAB_DIR": str(run_dir), "PATH": path,
                "PYTHONPATH": src, "HOME": "/tmp", "TMPDIR": "/tmp", "LANG": "C.UTF-8",
                "PYTHONUNBUFFERED": "1", "TERM": "dumb"}

@@ -1,0 +1,78 @@
+"""`pyvfio` as a user types it in the guest: on PATH, and its clean failures on a
+real card (a read-only lock folder, a results path that cannot be written), each
+one line, a non-zero exit, no traceback, and the card untouched (the next run works)."""
+
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.lab
+
+
+def pyvfio(*args, env=None):
+    p = subprocess.run([sys.executable, "-m", "pyvfio", *args], capture_output=True, text=True,
+                       timeout=120, env=dict(os.environ, **(env or {})))
+    assert "Traceback" not in p.stderr, p.stderr
+    return p
+
+
+def test_pyvfio_is_on_path():
+    assert shutil.which("pyvfio"), os.environ.get("PATH")
+    p = subprocess.run(["pyvfio", "--version"], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0 and p.stdout.startswith("pyvfio "), p.stdout + p.stderr
+
+
+def one_line(p):
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1, p.stderr
+    return lines[0]
+
+
+@pytest.fixture
+def readonly_run(tmp_path):
+    """A read-only tmpfs over the lock folder, as on a host whose /run is read-only."""
+    folder = "/run/pyvfio"
+    os.makedirs(folder, exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "ro", "none", folder], check=True)
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", folder], check=True)
+
+
+def test_run_with_a_read_only_lock_folder_is_one_line(card, readonly_run):
+    p = pyvfio("run", card["bdf"], "-l", "10", "-q")
+    assert p.returncode == 2
+    line = one_line(p)
+    assert "card lock" in line and "EROFS" in line and "PYVFIO_LOCK_DIR" in line, line
+    assert "warning" not in p.stderr  # the not-pinned warning does not precede a refusal
+
+
+def test_lock_dir_can_be_moved(card, readonly_run, tmp_path):
+    p = pyvfio("run", card["bdf"], "-l", "10", "-q", env={"PYVFIO_LOCK_DIR": str(tmp_path)})
+    assert p.returncode == 0, p.stderr
+    assert (tmp_path / f"card-{card['bdf']}.lock").exists()
+
+
+@pytest.mark.parametrize("target, code", [
+    ("/nonexistent-folder/r.json", "ENOENT"),
+    ("READONLY/r.json", "EROFS"),
+    ("/", "EISDIR"),
+])
+def test_unwritable_results_refused_before_the_run(card, target, code, tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "ro", "none", str(ro)], check=True)
+    try:
+        p = pyvfio("run", card["bdf"], "-l", "10", "-q", "--json", target.replace("READONLY", str(ro)))
+    finally:
+        subprocess.run(["umount", str(ro)], check=True)
+    assert p.returncode == 2
+    line = one_line(p)
+    assert line.startswith("pyvfio: error: cannot write results to") and code in line, line
+    assert "delivered" not in p.stdout  # refused before anything ran
+    p = pyvfio("run", card["bdf"], "-l", "10", "-q")
+    assert p.returncode == 0, p.stderr
