@@ -28,9 +28,14 @@ def _source_stamp():
     return mod.source_stamp(csrc)
 
 
-def check_stamp():
-    built = ffi.string(lib.pyvfio_ffi_stamp()).decode()
-    want = _source_stamp()
+def built_stamp(module=_mod):
+    return module.ffi.string(module.lib.pyvfio_ffi_stamp()).decode()
+
+
+def check_stamp(built=None, want=None):
+    """Refuse an extension built from other sources than the checkout's csrc/."""
+    built = built_stamp() if built is None else built
+    want = _source_stamp() if want is None else want
     if want is not None and built != want:
         raise PyvfioError(
             f"pyvfio's compiled extension is stale (built from csrc {built}, sources are {want})",

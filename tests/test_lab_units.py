@@ -140,7 +140,8 @@ def test_config_defaults():
 
 
 def test_guest_facts(tmp_path, monkeypatch):
-    assert guest.facts() is None or guest.in_lab()
+    monkeypatch.delenv("PYVFIO_LAB", raising=False)
+    assert guest.facts() is None  # outside a lab guest
     (tmp_path / "lab.json").write_text(json.dumps({"arch": "ppc64le", "nointxmask": 1}))
     (tmp_path / "cards.txt").write_text("edu 0001:00:01.0 1\ne1000 0001:00:02.0 1\n")
     (tmp_path / "guest.txt").write_text("kver 6.12.95+deb12-powerpc64le\nnointxmask Y\n")
@@ -200,3 +201,14 @@ def test_verdict(tmp_path, arch, outcome, status, message):
     else:
         with pytest.raises(LabError, match=re.escape(message)):
             session._verdict(cfg, _outcome(**outcome), tmp_path)
+
+
+def test_not_root_is_lab_unavailable(monkeypatch, tmp_path):
+    """The lab says it cannot run here (exit 77, read as skipped), before any download."""
+    from pyvfio.lab import session
+    from pyvfio.lab.errors import LabUnavailable
+
+    monkeypatch.setattr(session.os, "geteuid", lambda: 1000)
+    with pytest.raises(LabUnavailable, match="runs as root") as info:
+        session.prepare(LabConfig("x86_64"), cache_root=tmp_path)
+    assert info.value.exit_code == 77 and not any(tmp_path.iterdir())

@@ -44,17 +44,11 @@ def _terminate(signum, frame):
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     signal.signal(signal.SIGTERM, _terminate)
-    # Import only the chosen command's module (and only if it exists yet).
+    # Import only the chosen command's module.
     modules = {}
     chosen = next((a for a in argv if not a.startswith("-")), None)
     if chosen in COMMANDS:
-        try:
-            modules[chosen] = importlib.import_module(COMMANDS[chosen][0])
-        except ModuleNotFoundError as exc:
-            if exc.name != COMMANDS[chosen][0]:
-                raise
-            print(f"pyvfio: error: '{chosen}' is not built yet in this version", file=sys.stderr)
-            return 2
+        modules[chosen] = importlib.import_module(COMMANDS[chosen][0])
     args = _parser(modules).parse_args(argv)
     try:
         return modules[args.command].run(args) or 0

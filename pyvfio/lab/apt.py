@@ -5,12 +5,13 @@ One state per Debian architecture (amd64 for the x86 kernels and the host-side
 kbuild, ppc64el for the POWER kernel and guest userspace).  Packages are only
 downloaded (`apt-get download` / `install --download-only`), never installed.
 """
-import os
 import pathlib
 import re
 import subprocess
 
-from .errors import LabError
+from .errors import LabError, LabUnavailable
+
+NO_NETWORK = "no network to Debian's mirror: the first run needs it to fetch packages"
 
 MIRROR = "http://deb.debian.org/debian"
 SECURITY = "http://deb.debian.org/debian-security"
@@ -67,8 +68,9 @@ class Apt:
         p.stdout += p.stderr if tool == "apt-get" and args[:1] == ("update",) else ""
         if p.returncode != 0:
             tail = (p.stderr or p.stdout).strip().splitlines()[-6:]
-            raise LabError(step, f"{tool} {' '.join(args[:3])} failed (exit {p.returncode})",
-                           "\n".join(tail), hint=_network_hint(p.stderr))
+            hint = _network_hint(p.stderr)
+            raise (LabUnavailable if hint else LabError)(step, f"{tool} {' '.join(args[:3])} failed (exit {p.returncode})",
+                           "\n".join(tail), hint=hint)
         return p.stdout
 
     def update(self, force=False):
@@ -81,8 +83,7 @@ class Apt:
         out = self._run("apt-get", "update", step=step)
         # apt-get update exits 0 when it merely could not reach the mirror.
         if not any(lists.glob("*_Packages*")):
-            raise LabError(step, "no package lists were fetched", out.strip()[-800:],
-                           hint="no network to Debian's mirror: the first run needs it to fetch packages")
+            raise LabUnavailable(step, "no package lists were fetched", out.strip()[-800:], hint=NO_NETWORK)
         return True
 
     def names(self, regex):
@@ -116,9 +117,5 @@ def _version_key(name):
 def _network_hint(stderr):
     if re.search(r"Temporary failure resolving|Could not resolve|Failed to fetch|Unable to connect",
                  stderr or ""):
-        return "no network to Debian's mirror: the first run needs it to fetch packages"
+        return NO_NETWORK
     return None
-
-
-def env_has_apt():
-    return all(os.path.exists(p) for p in ("/usr/bin/apt-get", "/usr/bin/dpkg-deb", KEYRING))

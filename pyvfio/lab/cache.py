@@ -17,7 +17,6 @@ import time
 from . import progress
 
 MANIFEST = ".pyvfio-manifest.json"
-HASH_LIMIT = 256 << 20  # hash files up to this size when asked to; sizes for the rest
 
 
 def root():

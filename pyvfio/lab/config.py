@@ -3,6 +3,7 @@ import dataclasses
 import shutil
 
 from ..errors import UsageError
+from .errors import LabUnavailable
 
 # Cards QEMU emulates that pyvfio has profiles for: QEMU device, vendor:device.
 CARDS = {
@@ -84,6 +85,6 @@ class LabConfig:
     def qemu_binary(self):
         path = shutil.which(self.spec["qemu"])
         if path is None:
-            raise UsageError(f"{self.spec['qemu']} is not installed",
-                             "install the lab's packages: apt-get install $(cat tools/lab-packages.txt)")
+            raise LabUnavailable("qemu", f"{self.spec['qemu']} is not installed",
+                                 hint="install the lab's packages: apt-get install $(cat tools/lab-packages.txt)")
         return path

@@ -9,13 +9,14 @@ pyvfio/_ffi.cpython-311-powerpc64le-linux-gnu.so (the x86 Python never loads it)
 """
 import os
 import pathlib
+import re
 import shutil
 import subprocess
 import sys
 
 from . import cache, debs
 from .apt import Apt
-from .errors import LabError
+from .errors import LabError, LabUnavailable
 
 CHECKOUT = pathlib.Path(__file__).resolve().parents[2]
 TARGET_NAME = "_ffi.cpython-311-powerpc64le-linux-gnu.so"
@@ -38,8 +39,11 @@ def _cffi(cache_root, version):
                             "--target", str(out), f"cffi=={version}"],
                            capture_output=True, text=True)
         if p.returncode != 0:
-            raise LabError(f"cffi {version}", "pip install failed", p.stderr[-800:],
-                           hint="the first run needs PyPI")
+            offline = re.search(r"Failed to establish a new connection|Temporary failure in name "
+                                r"resolution|No matching distribution found", p.stderr)
+            raise (LabUnavailable if offline else LabError)(
+                f"cffi {version}", "pip install failed", p.stderr[-800:],
+                hint="no network to PyPI: the first run needs it" if offline else "see pip's output above")
     return cache.ensure(pathlib.Path(cache_root) / f"cffi-{version}", f"cffi {version} (C emitter)",
                         build)
 

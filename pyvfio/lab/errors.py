@@ -14,4 +14,9 @@ class LabError(PyvfioError):
 
 
 class LabUnavailable(LabError):
-    """The lab cannot run here at all (not root, no QEMU, no network on first run)."""
+    """The lab cannot run on this machine at all (not root, no QEMU, no network to
+    fetch its packages on the first run): nothing is wrong with what was asked.
+    Exit 77, the status test harnesses read as "skipped"; the lab tests skip on it
+    and print the reason."""
+
+    exit_code = 77

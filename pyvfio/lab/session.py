@@ -11,13 +11,22 @@ import time
 import uuid
 
 from . import cache, crossbuild, initramfs, kernels, progress, qemu, userspace, vm
-from .errors import LabError
+from .errors import LabError, LabUnavailable
 
 CHECKOUT = pathlib.Path(__file__).resolve().parents[2]
 
 
+def require_root():
+    """The guest's root and checkout come over 9p with security_model=none: QEMU
+    must be able to read every file and write results as their owners."""
+    if os.geteuid() != 0:
+        raise LabUnavailable("root", "the lab runs as root (9p shares with security_model=none)",
+                             hint="run it as root, as CI does")
+
+
 def prepare(cfg, cache_root=None):
     """Everything a boot needs, from the cache or freshly built.  Returns a dict."""
+    require_root()
     cache_root = pathlib.Path(cache_root or cache.root()).resolve()
     cache_root.mkdir(parents=True, exist_ok=True)
     # One preparer at a time per cache (several lab runs may start together).
