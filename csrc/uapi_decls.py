@@ -41,6 +41,18 @@ VFIO_PCI_INTX_IRQ_INDEX VFIO_PCI_MSI_IRQ_INDEX VFIO_PCI_MSIX_IRQ_INDEX
 VFIO_PCI_ERR_IRQ_INDEX VFIO_PCI_REQ_IRQ_INDEX VFIO_PCI_NUM_IRQS
 """.split()
 
+# Config-space offsets and bits from <linux/pci_regs.h>: the one home of PCI
+# constants (host/config.py decodes with them, the model card emulates with them).
+PCI_CONSTANTS = """
+PCI_VENDOR_ID PCI_DEVICE_ID PCI_COMMAND PCI_STATUS PCI_REVISION_ID PCI_CLASS_PROG
+PCI_CLASS_DEVICE PCI_HEADER_TYPE PCI_BASE_ADDRESS_0 PCI_SUBSYSTEM_VENDOR_ID PCI_SUBSYSTEM_ID
+PCI_CAPABILITY_LIST PCI_INTERRUPT_LINE PCI_INTERRUPT_PIN
+PCI_COMMAND_IO PCI_COMMAND_MEMORY PCI_COMMAND_MASTER PCI_COMMAND_INTX_DISABLE
+PCI_STATUS_INTERRUPT PCI_STATUS_CAP_LIST
+PCI_HEADER_TYPE_NORMAL PCI_HEADER_TYPE_BRIDGE PCI_HEADER_TYPE_CARDBUS
+PCI_CAP_ID_PM PCI_CAP_ID_MSI PCI_CAP_ID_EXP PCI_CAP_ID_MSIX
+""".split()
+
 # ioctl request numbers as the header computes them (for the cross-check only).
 IOCTLS = """
 VFIO_GET_API_VERSION VFIO_CHECK_EXTENSION VFIO_SET_IOMMU
@@ -53,6 +65,6 @@ VFIO_IOMMU_GET_INFO VFIO_IOMMU_SPAPR_TCE_GET_INFO VFIO_IOMMU_ENABLE
 
 
 def cdef():
-    consts = "".join(f"#define {name} ...\n" for name in CONSTANTS)
+    consts = "".join(f"#define {name} ...\n" for name in CONSTANTS + PCI_CONSTANTS)
     ioctls = "".join(f"static const unsigned long {name};\n" for name in IOCTLS)
     return TYPES + consts + ioctls

@@ -78,9 +78,10 @@ def header_ioctls():
     return {name: int(getattr(lib, name)) for name in IOCTL_NR}
 
 
-# Constants straight from the header, through the extension.
+# Constants straight from the headers (<linux/vfio.h>, <linux/pci_regs.h>), through
+# the extension.
 for _name in dir(lib):
-    if _name.startswith("VFIO_") and _name not in IOCTL_NR:
+    if _name.startswith(("VFIO_", "PCI_")) and _name not in IOCTL_NR:
         globals()[_name] = getattr(lib, _name)
 del _name
 

@@ -55,6 +55,14 @@ def test_constants_from_the_header():
     assert uapi.VFIO_IRQ_SET_ACTION_TRIGGER == 1 << 5
 
 
+def test_pci_constants_from_the_header():
+    assert (uapi.PCI_COMMAND, uapi.PCI_STATUS, uapi.PCI_INTERRUPT_PIN) == (0x04, 0x06, 0x3D)
+    assert uapi.PCI_COMMAND_INTX_DISABLE == 0x400 and uapi.PCI_STATUS_INTERRUPT == 0x08
+    from pyvfio.host import config
+    from pyvfio.sim import card
+    assert config.PCI_COMMAND is card.PCI_COMMAND is uapi.PCI_COMMAND  # one home
+
+
 def test_stale_extension_fails_loudly():
     with pytest.raises(PyvfioError, match="stale.*pip install -e"):
         _binding.check_stamp(built="0000000000000000", want="1111111111111111")

@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from ..errors import UsageError
 from . import paths
 from .classes import class_name
-from .config import Config, PCI_HEADER_TYPE_NORMAL
+from ..uapi import PCI_HEADER_TYPE_NORMAL
+from .config import Config
 
 DEVICES = "sys/bus/pci/devices"
 DRIVERS = "sys/bus/pci/drivers"

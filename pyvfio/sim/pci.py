@@ -1,6 +1,6 @@
 """The few drivers/pci/pci.c helpers vfio-pci's INTx path uses, on the model card."""
 
-from .card import PCI_COMMAND, PCI_COMMAND_INTX_DISABLE, PCI_STATUS_INTERRUPT
+from ..uapi import PCI_COMMAND, PCI_COMMAND_INTX_DISABLE, PCI_STATUS_INTERRUPT
 
 
 def pci_intx(card, enable):

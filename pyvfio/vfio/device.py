@@ -161,7 +161,7 @@ class Device:
             command = None
         return {"irq": line.irq if line else None, "irq_count": line.total if line else None,
                 "chip": line.chip if line else None,
-                "disintx": None if command is None else bool(command & 0x400)}  # PCI_COMMAND_INTX_DISABLE
+                "disintx": None if command is None else bool(command & uapi.PCI_COMMAND_INTX_DISABLE)}
 
     # --- lifetime --------------------------------------------------------------------
     def close(self):
