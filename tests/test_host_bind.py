@@ -1,8 +1,10 @@
 """Binding to vfio-pci and back, on fabricated sysfs trees with a simulated kernel
 (tests/fixtures/fakehost.py).  No real device is ever bound."""
 
+import errno
 import json
 import os
+import shutil
 
 import pytest
 
@@ -317,10 +319,31 @@ def test_a_failed_unbind_write_clears_the_override_and_keeps_the_driver(host):
                 raise OSError(16, "Device or resource busy")
             super().write(path, value)
     k = Stuck(host)
-    with pytest.raises(PyvfioError, match="Device or resource busy; 0000:02:05.0 was given back"):
+    with pytest.raises(PyvfioError, match=r"Device or resource busy \(EBUSY\); 0000:02:05.0 was given back"):
         bind.bind(bind.plan_bind(CARD, root=host.root), root=host.root, kernel=k)
     assert host.driver_of(CARD) == "8139too"
     with open(host.dev(CARD, "driver_override")) as f:
         assert f.read().strip() == "(null)"
     assert sum(p.endswith("8139too/unbind") for p, _ in k.writes) == 1   # not unbound again
     assert bind.load_state(host.root) == {}
+
+
+def test_a_read_only_sysfs_is_one_line_with_what_to_do(host):
+    class ReadOnly(FakeKernel):
+        def write(self, path, value):
+            raise OSError(errno.EROFS, "Read-only file system")
+    with pytest.raises(PyvfioError, match=r"\(EROFS\); 0000:02:05.0 was given back: /sys is mounted "
+                                          "read-only"):
+        bind.bind(bind.plan_bind(CARD, root=host.root), root=host.root, kernel=ReadOnly(host))
+    assert host.driver_of(CARD) == "8139too"
+
+
+def test_a_state_folder_that_cannot_be_made_stops_before_any_write(host):
+    os.makedirs(host.p("run"), exist_ok=True)
+    shutil.rmtree(host.p("run"))
+    with open(host.p("run"), "w"):             # /run is a file: the folder cannot be made
+        pass
+    k = FakeKernel(host)
+    with pytest.raises(PyvfioError, match=r"drivers to restore .*bindings.json: Not a directory \(ENOTDIR\)"):
+        bind.bind(bind.plan_bind(CARD, root=host.root), root=host.root, kernel=k)
+    assert k.writes == [] and host.driver_of(CARD) == "8139too"

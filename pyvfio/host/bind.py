@@ -18,12 +18,13 @@ object, which tests replace with a simulated one.
 """
 
 import datetime
+import errno
 import json
 import os
 import subprocess
 from dataclasses import dataclass, field
 
-from ..errors import PyvfioError, RefusedError, UsageError
+from ..errors import PyvfioError, RefusedError, UsageError, os_error
 from ..results import write_atomic
 from . import inuse, paths, pci, system
 
@@ -99,7 +100,9 @@ def load_state(root="/"):
             data = json.load(f)
     except FileNotFoundError:
         return {}
-    except (OSError, ValueError) as exc:
+    except OSError as exc:
+        raise os_error("read the drivers to restore from", state_path(root), exc) from None
+    except ValueError as exc:
         raise PyvfioError(f"cannot read {state_path(root)}: {exc}",
                           "fix or remove it (it only records drivers to restore)") from None
     return data.get("devices", {})
@@ -108,8 +111,12 @@ def load_state(root="/"):
 def save_state(devices, root="/"):
     """Replace the state file atomically (write a temporary file, then rename)."""
     path = state_path(root)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    write_atomic(path, json.dumps({"version": 1, "devices": devices}, indent=2, sort_keys=True) + "\n")
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+    except OSError as exc:
+        raise os_error("record the drivers to restore in", path, exc) from None
+    write_atomic(path, json.dumps({"version": 1, "devices": devices}, indent=2, sort_keys=True) + "\n",
+                 "record the drivers to restore in")
 
 
 # --- planning ---------------------------------------------------------------------------
@@ -236,12 +243,18 @@ def _check_writable(plan):
                               f"run `sudo pyvfio {plan.action} {plan.bdf}`")
 
 
+_SYSFS_HINTS = {errno.EROFS: "/sys is mounted read-only here (a container?): bind on the host itself",
+                errno.EACCES: "run as root", errno.EPERM: "run as root",
+                errno.ENOENT: "the device or driver went away: check pyvfio list"}
+
+
 def _write(kernel, step):
     try:
         kernel.write(step.path, step.value)
     except OSError as exc:
-        raise PyvfioError(f"`{step.describe()}` failed: {exc.strerror or exc}",
-                          "see dmesg for the driver's reason") from None
+        code = errno.errorcode.get(exc.errno, exc.errno)
+        raise PyvfioError(f"`{step.describe()}` failed: {exc.strerror or exc} ({code})",
+                          _SYSFS_HINTS.get(exc.errno, "see dmesg for the driver's reason")) from None
 
 
 def bind(plan, root="/", kernel=None):
