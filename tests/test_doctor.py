@@ -226,7 +226,7 @@ def test_the_cards_own_host_driver_does_not_count_as_a_sharer(tmp_path):
     lines = X86_IOAPIC.replace("ehci_hcd:usb1", "eth1")
     h = host(tmp_path, "6.12.95+deb12-amd64", interrupts=lines, nointxmask="Y")
     h.add_device("0000:02:00.0", 0x8086, 0x100E, driver="e1000", group=5, irq=16)
-    os.makedirs(h.dev("0000:02:00.0", "net", "eth1"))
+    h.add_net("0000:02:00.0", "eth1")
     d = doctor.diagnose("0000:02:00.0", h.root, kvm_probe=no_kvm)
     assert check(d, "irq_exclusive").status == "ok"
 
