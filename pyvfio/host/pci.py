@@ -164,19 +164,11 @@ class PciDevice:
     def pin_text(self):
         return self.config.pin_text() if self.config else None
 
-    def intx_text(self):
-        """'pin A routed to IRQ 11' (lspci -vv's Interrupt line), or why not."""
-        if self.config is None:
-            return "interrupt pin unknown (config unreadable)"
-        if not self.pin_text:
-            return "no interrupt pin"
-        return f"pin {self.pin_text} routed to IRQ {self.irq}"
-
     def to_json(self):
         """Stable keys: bdf, vendor, device, subsystem_vendor, subsystem_device (ints
         or null), class (24-bit int), class_name, revision, driver, driver_override,
-        iommu_group, irq, interrupt_pin (0 none, 1..4 = A..D; null if unknown),
-        is_bridge, disintx (COMMAND bit now, null if unknown), intx_mask
+        iommu_group, irq (sysfs: see host/irq_route.py), enabled (sysfs enable, null
+        if absent), interrupt_pin (0 none, 1..4 = A..D; null if unknown), is_bridge, disintx (COMMAND bit now, null if unknown), intx_mask
         ({supported: true|null, how})."""
         cfg = self.config
         return {
@@ -185,7 +177,7 @@ class PciDevice:
             "class": self.class_code, "class_name": self.class_name,
             "revision": self.revision, "driver": self.driver,
             "driver_override": self.driver_override, "iommu_group": self.iommu_group,
-            "irq": self.irq, "interrupt_pin": self.interrupt_pin,
+            "irq": self.irq, "enabled": self.enabled, "interrupt_pin": self.interrupt_pin,
             "is_bridge": self.is_bridge,
             "disintx": cfg.disintx if cfg else None,
             "intx_mask": cfg.intx_mask_support().to_json() if cfg else None,
