@@ -363,14 +363,16 @@ SHARED_GSI = """\
 """
 
 
-def routed_to(irq):
-    """A learn_irq that finds what pci_enable_device would route (the live host's is
-    irq_route.learn, which opens the card through VFIO)."""
-    from pyvfio.host import irq_route
+def kernel_says(irq, masking="controller", request_error=None):
+    """A probe_intx standing in for the kernel's answers (the live host's is
+    intx_probe.probe, which enables the card through VFIO; the lab tests run it)."""
+    from pyvfio.host import intx_probe, irq_route
 
-    def learn(dev, root):
-        return irq_route.RoutedIrq(irq, irq_route.LEARNED, 11, f"sysfs irq read {irq} while enabled"), None
-    return learn
+    def probe(dev, root):
+        route = irq_route.RoutedIrq(irq, irq_route.LEARNED, 11, f"sysfs irq read {irq} while enabled")
+        return intx_probe.Probe(route, None if request_error else masking, request_error,
+                                "what the kernel did"), None
+    return probe
 
 
 def test_the_firmwares_irq_is_not_the_one_predicted_from(tmp_path):
@@ -385,7 +387,7 @@ def test_the_firmwares_irq_is_not_the_one_predicted_from(tmp_path):
     blind = doctor.diagnose("0000:00:10.0", h.root, kvm_probe=no_kvm)
     assert check(blind, "irq_route").status == "warn" and "firmware's line" in check(blind, "irq_route").summary
     assert check(blind, "irq_exclusive").status == "warn"      # never "IRQ 11 not shared, ready"
-    d = doctor.diagnose("0000:00:10.0", h.root, kvm_probe=no_kvm, learn_irq=routed_to(22))
+    d = doctor.diagnose("0000:00:10.0", h.root, kvm_probe=no_kvm, probe_intx=kernel_says(22))
     assert check(d, "irq_route").summary == "INTx will be IRQ 22 (learned)"
     c = check(d, "irq_exclusive")
     assert c.status == "fail" and "EBUSY predicted" in c.summary and "eth0 hold(s) it" in c.summary
@@ -394,14 +396,32 @@ def test_the_firmwares_irq_is_not_the_one_predicted_from(tmp_path):
     assert d.facts["irq_route"]["irq"] == 22 and d.facts["irq_line"]["actions"] == ["eth0"]
 
 
+def test_the_kernels_masking_beats_config_space(tmp_path):
+    """Config space cannot tell (DisINTx- INTx-, conventional PCI): what vfio-pci did
+    when the card's INTx was enabled and masked decides, and so does an EBUSY."""
+    h = host(tmp_path, "6.12.95+deb12-amd64", interrupts=SHARED_GSI, nointxmask="N")
+    h.add_device("0000:00:10.0", 0x1234, 0x11E8, 0x00FF00, driver="vfio-pci", group=4, irq=11, line=11)
+    h.add_device("0000:00:14.0", 0x8086, 0x100E, driver="e1000", group=5, irq=22, line=11)
+    h.add_net("0000:00:14.0", "eth0")
+    guess = doctor.diagnose("0000:00:10.0", h.root, kvm_probe=no_kvm, probe_intx=kernel_says(22, None))
+    assert guess.facts["masking"] == "controller" and check(guess, "disintx").status == "warn"
+    d = doctor.diagnose("0000:00:10.0", h.root, kvm_probe=no_kvm, probe_intx=kernel_says(22, "device"))
+    assert d.facts["masking"] == "device" and check(d, "disintx").status == "ok"
+    assert check(d, "irq_exclusive").status == "ok" and "shared with eth0" in check(d, "irq_exclusive").summary
+    d = doctor.diagnose("0000:00:10.0", h.root, kvm_probe=no_kvm, probe_intx=kernel_says(22, request_error="EBUSY"))
+    c = check(d, "irq_exclusive")
+    assert c.status == "fail" and c.summary.startswith("EBUSY: vfio-pci's request_irq(22) refused")
+    assert "eth0 hold(s) it" in c.summary
+
+
 def test_learning_is_not_tried_when_sysfs_already_knows(tmp_path):
     h = host(tmp_path, "6.12.95+deb12-amd64", interrupts=SHARED_GSI, nointxmask="N")
     h.add_device("0000:00:10.0", 0x1234, 0x11E8, 0x00FF00, driver="vfio-pci", group=4, irq=22,
                  line=11, command=0x0407)
 
     def never(dev, root):
-        raise AssertionError("the card was opened although sysfs irq is already the routed one")
-    d = doctor.diagnose("0000:00:10.0", h.root, kvm_probe=no_kvm, learn_irq=never)
+        raise AssertionError("the card was enabled although sysfs and config space say it all")
+    d = doctor.diagnose("0000:00:10.0", h.root, kvm_probe=no_kvm, probe_intx=never)
     assert check(d, "irq_route").summary == "INTx will be IRQ 22 (routed)"
     c = check(d, "irq_exclusive")
     assert c.status == "ok" and "shared with eth0" in c.summary and "nointxmask=1 it would give EBUSY" in c.summary

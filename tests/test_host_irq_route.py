@@ -3,7 +3,7 @@ the first pci_enable_device routes the pin; vfio-pci's handler, the device's
 `enable`, or an irq that differs from config 0x3c say the routed one is known."""
 
 from fixtures.fakehost import FakeHost
-from pyvfio.host import interrupts, irq_route, pci
+from pyvfio.host import interrupts, intx_probe, irq_route, pci, system
 
 BDF = "0000:00:10.0"
 HELD = """\
@@ -55,10 +55,23 @@ def test_no_irq_at_all(tmp_path):
     assert r.irq is None and not r.known and r.text("A") == "pin A, no IRQ yet"
 
 
-def test_learning_never_touches_what_it_must_not(tmp_path):
+def test_the_probe_never_touches_what_it_must_not(tmp_path):
     h, dev = card(tmp_path, irq=10, line=10)
-    got, why = irq_route.learn(dev, h.root)
+    got, why = intx_probe.probe(dev, h.root)
     assert got is None and "is not the live host" in why
     _, host_driven = card(tmp_path / "b", irq=10, line=10, driver="e1000")
-    got, why = irq_route.learn(host_driven, "/")
+    got, why = intx_probe.probe(host_driven, "/")
     assert got is None and "bound to e1000, not vfio-pci" in why
+
+
+def test_the_probe_is_needed_only_for_what_sysfs_cannot_say(tmp_path):
+    h, dev = card(tmp_path, irq=20, line=10)                    # routed, DisINTx unknown
+    h.write("sys/module/vfio_pci/parameters/nointxmask", "Y\n")
+    h.add_driver("vfio-pci")
+    s = system.probe(h.root)
+    assert not intx_probe.needed(dev, irq_route.route(dev, h.root), s)   # controller anyway
+    h.write("sys/module/vfio_pci/parameters/nointxmask", "N\n")
+    assert intx_probe.needed(dev, irq_route.route(dev, h.root), system.probe(h.root))
+    h2, fresh = card(tmp_path / "c", irq=10, line=10)
+    h2.write("sys/module/vfio_pci/parameters/nointxmask", "Y\n")
+    assert intx_probe.needed(fresh, irq_route.route(fresh, h2.root), system.probe(h2.root))

@@ -12,7 +12,8 @@ When VFIO is not available, says why and what would make it so; with
 
 --json keys: device (PciDevice.to_json), config (Config.to_json), host
 {system (System.to_json), irq_route (RoutedIrq.to_json: the IRQ INTx will
-really get and how we know; null without a pin), irq_line (IrqLine.to_json of
+really get and how we know; null without a pin), intx_probe (intx_probe.Probe.to_json:
+what vfio-pci did when info enabled INTx a moment, or null), irq_line (IrqLine.to_json of
 that IRQ, or null), irq_shared_with [str] (other handlers on the line; the
 device's own host driver's, named after the driver or its interface, are left
 out since they leave on bind), exclusive_needed (true when vfio-pci would
@@ -26,7 +27,7 @@ import json
 
 from .. import uapi
 from ..errors import PyvfioError
-from ..host import interrupts, inuse, irq_route, names, paths, pci, system
+from ..host import interrupts, intx_probe, inuse, irq_route, names, paths, pci, system
 from ..host.classes import class_label
 
 REGION_NAMES = {0: "BAR0", 1: "BAR1", 2: "BAR2", 3: "BAR3", 4: "BAR4", 5: "BAR5",
@@ -91,19 +92,21 @@ def gather(text, root="/", require_vfio=False):
     sizes = pci.resource_sizes(dev.bdf, root)
     sysinfo = system.probe(root)
     lines = interrupts.read(root)
-    route = line = None
-    if cfg and cfg.interrupt_pin:
-        route = irq_route.route(dev, root, lines)
-        if not route.known:
-            route = irq_route.learn(dev, root)[0] or route
-        line = (interrupts.find(lines, action=interrupts.vfio_intx_name(dev.bdf))
-                or (lines.get(route.irq) if route.irq else None))
+    route = line = probe = None
     exclusive = None
     if cfg and cfg.interrupt_pin:
+        route = irq_route.route(dev, root, lines)
         masking = cfg.intx_mask_support().supported
+        if intx_probe.needed(dev, route, sysinfo):
+            probe = intx_probe.probe(dev, root)[0]    # ask the kernel: an idle vfio-pci card
+        if probe is not None:
+            route = probe.route
+        line = interrupts.intx_line(dev.bdf, route.irq, root, lines)
         # vfio-pci requests the line shared only when it can mask at the device.
         if sysinfo.nointxmask or masking is False:
             exclusive = True
+        elif probe is not None and probe.masking:
+            exclusive = probe.masking == "controller"
         elif masking is True:
             exclusive = False       # unless vfio-pci is reloaded with nointxmask=1
     members = []
@@ -132,6 +135,7 @@ def gather(text, root="/", require_vfio=False):
         "config": cfg.to_json(sizes) if cfg else None,
         "host": {"system": sysinfo.to_json(),
                  "irq_route": route.to_json() if route else None,
+                 "intx_probe": probe.to_json() if probe else None,
                  "irq_line": line.to_json() if line else None,
                  "irq_shared_with": interrupts.other_holders(line, dev.bdf,
                                                              inuse.own_irq_names(dev, root)),

@@ -14,7 +14,7 @@ What decides whether INTx passthrough of a card works (ARCHITECTURE.md):
 """
 
 from .. import unlazy_fix
-from ..host import interrupts, irq_route, pci, system
+from ..host import interrupts, intx_probe, irq_route, pci, system
 from ..host.kvm import irqfd_resample
 from . import controllers, group, iommu, irq_line, kernel, kvm, masking, stall, vfio_pci
 from .check import FAIL, OK, WARN, Check, Diagnosis
@@ -34,7 +34,7 @@ def _system_checks(s, root, lines, fix, kvm_probe):
     return out
 
 
-def _device_checks(dev, s, root, lines, fix, learn_irq):
+def _device_checks(dev, s, root, lines, fix, probe_intx):
     ident = f"{dev.bdf} {dev.class_name} [{dev.vendor:04x}:{dev.device:04x}]"
     out = [Check("device", OK, ident, f"driver {dev.driver or 'none'}, "
                  f"IOMMU group {dev.iommu_group if dev.iommu_group is not None else 'none'}")]
@@ -50,28 +50,36 @@ def _device_checks(dev, s, root, lines, fix, learn_irq):
                          "pick a legacy card with an interrupt pin (`pyvfio list`)"))
         return out, facts
     out.append(Check("intx_pin", OK, f"Interrupt: pin {dev.pin_text}", "config 0x3d"))
-    mode, why, disintx = masking.decide(cfg, s)
+    # Ask the kernel (enable the card a moment) when sysfs and config space cannot say
+    # which IRQ INTx will get or where vfio-pci will mask it.
+    route = irq_route.route(dev, root, lines)
+    probe = why_not = None
+    if intx_probe.needed(dev, route, s):
+        probe, why_not = probe_intx(dev, root)
+    if probe is not None:
+        route = probe.route
+        facts["intx_probe"] = probe.to_json()
+    mode, why, disintx = masking.decide(cfg, s, probe)
     out.append(disintx)
     facts["masking"] = mode
-
-    route, route_check = irq_line.routed(dev, root, lines, learn_irq)
-    out.append(route_check)
+    out.append(irq_line.route_check(dev, route, why_not))
     facts["irq_route"] = route.to_json()
-    line = irq_line.line_of(dev, route, lines)
+    line = interrupts.intx_line(dev.bdf, route.irq, root, lines)
     facts["irq_line"] = line.to_json() if line else None
     chip, ctl = irq_line.controller_check(line, lines)
     family, cname = controller_of(chip)
     facts["controller"] = cname
     out.append(ctl)
-    out.append(irq_line.exclusive_check(dev, route, line, mode, why, root))
+    out.append(irq_line.exclusive_check(dev, route, line, mode, why, root, probe))
     out.append(stall.check(dev, route.irq, line, family, cname, mode, why, fix, root))
     out += group.checks(dev, s, root)
     return out, facts
 
 
-def diagnose(bdf=None, root="/", kvm_probe=irqfd_resample, learn_irq=irq_route.learn):
-    """Every check for this host (and the card at `bdf`, when given).  learn_irq(dev,
-    root) -> (RoutedIrq or None, why not) enables a card a moment to learn its IRQ."""
+def diagnose(bdf=None, root="/", kvm_probe=irqfd_resample, probe_intx=intx_probe.probe):
+    """Every check for this host (and the card at `bdf`, when given).  probe_intx(dev,
+    root) -> (intx_probe.Probe or None, why not) enables a card a moment to ask the
+    kernel its INTx IRQ and masking."""
     dev = pci.device(bdf, root) if bdf else None     # UsageError for a bad/absent address
     s = system.probe(root)
     lines = interrupts.read(root)
@@ -82,7 +90,7 @@ def diagnose(bdf=None, root="/", kvm_probe=irqfd_resample, learn_irq=irq_route.l
     d.checks = _system_checks(s, root, lines, fix, kvm_probe)
     if dev is not None:
         d.facts["device"] = dev.to_json()
-        checks, facts = _device_checks(dev, s, root, lines, fix, learn_irq)
+        checks, facts = _device_checks(dev, s, root, lines, fix, probe_intx)
         d.checks += checks
         d.facts.update(facts)
     return d

@@ -2,37 +2,25 @@
 controller serves it, and who else holds it: vfio-pci requests it exclusively when
 it masks at the controller, and request_irq() then fails with EBUSY on a shared line."""
 
-from ..host import interrupts, inuse, irq_route, pci
+from ..host import interrupts, inuse, pci
 from .check import FAIL, OK, WARN, Check
 from .controllers import controller_of, legacy_chip
 from .masking import CONTROLLER
 
 
-def routed(dev, root, lines, learn_irq):
-    """(RoutedIrq, the irq_route Check).  When sysfs cannot tell the routed IRQ,
-    learn it by enabling the card a moment (irq_route.learn: only an idle vfio-pci card)."""
-    r = irq_route.route(dev, root, lines)
-    why_not = None
-    if not r.known:
-        learned, why_not = learn_irq(dev, root)
-        r = learned or r
+def route_check(dev, r, why_not):
+    """irq_route: the IRQ INTx will really get (RoutedIrq), or why it is not known."""
     if r.known:
-        return r, Check("irq_route", OK, f"INTx will be IRQ {r.irq} ({r.basis})", r.evidence)
+        return Check("irq_route", OK, f"INTx will be IRQ {r.irq} ({r.basis})", r.evidence)
+    ev = r.evidence + (f"; {why_not}" if why_not else "")
     if r.irq is None:
-        return r, Check("irq_route", WARN, "no IRQ routed to the card yet", r.evidence
-                        + (f"; {why_not}" if why_not else ""),
-                        f"the IRQ is assigned when a driver enables the device: pyvfio bind "
-                        f"{dev.bdf}, then pyvfio doctor {dev.bdf} again")
-    return r, Check("irq_route", WARN, f"IRQ {r.irq} is the firmware's line: INTx may get "
-                    "another IRQ when the card is enabled", r.evidence + (f"; {why_not}" if why_not else ""),
-                    f"pyvfio bind {dev.bdf}, then pyvfio doctor {dev.bdf} (it enables the card "
-                    "a moment through VFIO to learn the routed IRQ)")
-
-
-def line_of(dev, r, lines):
-    """The /proc/interrupts line INTx is (or will be) on, or None."""
-    return (interrupts.find(lines, action=interrupts.vfio_intx_name(dev.bdf))
-            or (lines.get(r.irq) if r.irq else None))
+        return Check("irq_route", WARN, "no IRQ routed to the card yet", ev,
+                     f"the IRQ is assigned when a driver enables the device: pyvfio bind "
+                     f"{dev.bdf}, then pyvfio doctor {dev.bdf} again")
+    return Check("irq_route", WARN, f"IRQ {r.irq} is the firmware's line: INTx may get another "
+                 "IRQ when the card is enabled", ev,
+                 f"pyvfio bind {dev.bdf}, then pyvfio doctor {dev.bdf} (it enables the card a "
+                 "moment through VFIO to learn the routed IRQ)")
 
 
 def controller_check(line, lines):
@@ -44,8 +32,9 @@ def controller_check(line, lines):
                        f"the card's line is served by {cname}", where)
 
 
-def exclusive_check(dev, r, line, masking, why, root):
-    """irq_exclusive: EBUSY predicted, before the user meets it."""
+def exclusive_check(dev, r, line, masking, why, root, probe=None):
+    """irq_exclusive: EBUSY predicted, before the user meets it (or seen, when
+    pyvfio's probe enabled INTx and vfio-pci's request_irq refused)."""
     irq = r.irq
     if not irq:
         return Check("irq_exclusive", WARN, "no IRQ routed to the card yet: sharing cannot be "
@@ -73,6 +62,10 @@ def exclusive_check(dev, r, line, masking, why, root):
               else f"{holders} would have to let go (no PCI function with a driver on IRQ {irq})")
     move = "move the card to a slot whose IRQ is not shared"
     unbind = " && ".join(f"echo {d.bdf} > /sys/bus/pci/drivers/{d.driver}/unbind" for d in sharers)
+    if probe is not None and probe.request_error == "EBUSY":
+        return Check("irq_exclusive", FAIL, f"EBUSY: vfio-pci's request_irq({irq}) refused the "
+                     f"line when pyvfio enabled INTx; {holders} hold(s) it: {let_go}",
+                     f"{ev}; {probe.evidence}", f"{unbind} (or {move})" if sharers else move)
     if masking == CONTROLLER:
         return Check("irq_exclusive", FAIL, f"EBUSY predicted: vfio-pci masks this card at the "
                      f"controller ({why}) and requests IRQ {irq} exclusively, but {holders} "

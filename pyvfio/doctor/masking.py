@@ -6,9 +6,18 @@ from .check import OK, WARN, Check
 DEVICE, CONTROLLER = "device", "controller"
 
 
-def decide(cfg, s):
-    """(masking, why, the disintx Check)."""
+def decide(cfg, s, probe=None):
+    """(masking, why, the disintx Check).  `probe` (host/intx_probe.Probe) is what
+    vfio-pci did when pyvfio enabled and masked INTx: the kernel's own decision."""
     support = cfg.intx_mask_support()
+    if probe is not None and probe.masking and not s.nointxmask:
+        if probe.masking == DEVICE:
+            check = Check("disintx", OK, "PCI 2.3 INTx masking (DisINTx) supported: vfio-pci "
+                          "masked the card itself", probe.evidence)
+        else:
+            check = Check("disintx", WARN, "no PCI 2.3 INTx masking: vfio-pci masked at the "
+                          "controller (DisINTx-)", probe.evidence)
+        return probe.masking, f"observed: vfio-pci masked at the {probe.masking}", check
     if support.supported:
         check = Check("disintx", OK, "PCI 2.3 INTx masking (DisINTx) supported", support.how)
     else:

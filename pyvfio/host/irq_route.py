@@ -12,13 +12,8 @@ while the device is enabled (sysfs `enable`), or once it differs from config 0x3
 firmware's line.  On powerpc the IRQ is mapped when the device is added
 (pcibios_bus_add_device -> pci_read_irq_line): sysfs `irq` is final from the start.
 
-Learning it when sysfs cannot tell: enable the device for a moment.  Opening a
-vfio-pci device fd makes vfio_pci_core_enable() call pci_enable_device() (and try
-a function reset); sysfs `irq` read while the fd is open is what request_irq()
-will be given; closing disables the device again.  That is the kernel's own
-answer, without parsing ACPI tables from userspace, so it is what pyvfio does, and
-only for a card the user named, bound to vfio-pci and idle: its pyvfio card lock
-free and its VFIO group not open elsewhere (the group open is exclusive: EBUSY).
+When sysfs cannot tell, host/intx_probe.py learns it from the kernel by enabling
+the card a moment through VFIO.
 """
 
 from dataclasses import dataclass
@@ -29,7 +24,7 @@ from . import interrupts
 REQUESTED = "requested"   # vfio-pci holds it: /proc/interrupts vfio-intx(BDF)
 ENABLED = "enabled"       # the device is enabled now: sysfs irq is the routed one
 ROUTED = "routed"         # sysfs irq differs from config 0x3c: routed at an earlier enable
-LEARNED = "learned"       # read while pyvfio held the device enabled through VFIO
+LEARNED = "learned"       # read while pyvfio held the device enabled (host/intx_probe.py)
 FIRMWARE = "firmware"     # sysfs irq equals config 0x3c and the device is not enabled
 KNOWN = (REQUESTED, ENABLED, ROUTED, LEARNED)
 
@@ -81,25 +76,3 @@ def route(dev, root="/", lines=None):
     return RoutedIrq(dev.irq, FIRMWARE, fw, f"sysfs irq {dev.irq} is the firmware's line "
                      "(config 0x3c) and the device has not been enabled: "
                      "pci_enable_device may route it elsewhere")
-
-
-def learn(dev, root="/"):
-    """(RoutedIrq or None, why not): enable `dev` through VFIO for a moment and
-    read sysfs irq meanwhile.  Only on the live host, for an idle vfio-pci device."""
-    from ..cardlock import card_lock
-    from ..errors import PyvfioError
-    from . import pci
-
-    if root != "/":
-        return None, f"not probed: {root} is not the live host"
-    if dev.driver != "vfio-pci":
-        return None, f"not probed: {dev.bdf} is bound to {dev.driver or 'no driver'}, not vfio-pci"
-    try:
-        from ..vfio import open_device
-        with card_lock(dev.bdf), open_device(dev.bdf, root=root):
-            now = pci.device(dev.bdf, root)
-    except (PyvfioError, OSError, ImportError) as exc:
-        return None, f"not probed: opening {dev.bdf} through VFIO failed ({exc})"
-    fw = dev.config.interrupt_line if dev.config else None
-    return RoutedIrq(now.irq, LEARNED, fw, f"sysfs irq read {now.irq} while pyvfio held "
-                     f"{dev.bdf} enabled through VFIO (pci_enable_device routes INTx)"), None
