@@ -71,9 +71,8 @@ def test_doctor_sees_the_line_the_kernel_will_route(shared, facts):
         assert d["facts"]["masking"] == "device", d["facts"]
         assert excl["status"] == "ok" and f"shared with {ifname}" in excl["summary"], excl
     # list and info show the routed IRQ too
-    listed = next(x for x in json.loads(pyvfio("list", "--json").stdout) if x["bdf"] == card["bdf"])
-    assert listed["intx_route"]["irq"] == nic_line.irq and listed["intx_route"]["basis"] != "firmware"
-    assert f"pin A routed to IRQ {nic_line.irq}" in pyvfio("info", card["bdf"]).stdout
+    (listed,) = [x for x in pyvfio("list").stdout.splitlines() if x.startswith(card["bdf"] + " ")]
+    assert f"pin A routed to IRQ {nic_line.irq};" in listed, listed
     info = json.loads(pyvfio("info", card["bdf"], "--json").stdout)["host"]
     assert info["irq_route"]["irq"] == nic_line.irq and info["irq_shared_with"] == [ifname]
 
