@@ -17,10 +17,11 @@ def route_check(dev, r, why_not):
         return Check("irq_route", WARN, "no IRQ routed to the card yet", ev,
                      f"the IRQ is assigned when a driver enables the device: pyvfio bind "
                      f"{dev.bdf}, then pyvfio doctor {dev.bdf} again")
+    ask = (f"pyvfio doctor {dev.bdf} again once the card is idle" if dev.driver == "vfio-pci"
+           else f"pyvfio bind {dev.bdf}, then pyvfio doctor {dev.bdf}")
     return Check("irq_route", WARN, f"IRQ {r.irq} is the firmware's line: INTx may get another "
                  "IRQ when the card is enabled", ev,
-                 f"pyvfio bind {dev.bdf}, then pyvfio doctor {dev.bdf} (it enables the card a "
-                 "moment through VFIO to learn the routed IRQ)")
+                 f"{ask} (it enables an idle vfio-pci card a moment to learn the routed IRQ)")
 
 
 def controller_check(line, lines):
