@@ -168,7 +168,8 @@ class PciDevice:
         """Stable keys: bdf, vendor, device, subsystem_vendor, subsystem_device (ints
         or null), class (24-bit int), class_name, revision, driver, driver_override,
         iommu_group, irq (sysfs: see host/irq_route.py), enabled (sysfs enable, null
-        if absent), interrupt_pin (0 none, 1..4 = A..D; null if unknown), is_bridge, disintx (COMMAND bit now, null if unknown), intx_mask
+        if absent), interrupt_pin (0 none, 1..4 = A..D; null if unknown), is_bridge,
+        disintx (COMMAND bit now, null if unknown), intx_mask
         ({supported: true|null, how})."""
         cfg = self.config
         return {
