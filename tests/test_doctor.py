@@ -226,7 +226,7 @@ def test_the_cards_own_host_driver_does_not_count_as_a_sharer(tmp_path):
     lines = X86_IOAPIC.replace("ehci_hcd:usb1", "eth1")
     h = host(tmp_path, "6.12.95+deb12-amd64", interrupts=lines, nointxmask="Y")
     h.add_device("0000:02:00.0", 0x8086, 0x100E, driver="e1000", group=5, irq=16)
-    os.makedirs(h.dev("0000:02:00.0", "net", "eth1"))
+    h.add_net("0000:02:00.0", "eth1")
     d = doctor.diagnose("0000:02:00.0", h.root, kvm_probe=no_kvm)
     assert check(d, "irq_exclusive").status == "ok"
 
@@ -352,3 +352,100 @@ def test_real_debian_modules_6_1_lacks_and_6_12_carries_the_fix(tmp_path):
         assert f.basis == "module-symbols", f.evidence
         seen[release] = f.present
     assert seen and all(v == (not k.startswith("6.1.")) for k, v in seen.items()), seen
+
+
+# -- the IRQ INTx will really get ---------------------------------------------------------
+
+SHARED_GSI = """\
+           CPU0
+ 10:          0   IR-IO-APIC  10-fasteoi   acpi
+ 22:       4711   IR-IO-APIC  22-fasteoi   eth0
+"""
+
+
+def kernel_says(irq, masking="controller", request_error=None):
+    """A probe_intx standing in for the kernel's answers (the live host's is
+    intx_probe.probe, which enables the card through VFIO; the lab tests run it)."""
+    from pyvfio.host import intx_probe, irq_route
+
+    def probe(dev, root):
+        route = irq_route.RoutedIrq(irq, irq_route.LEARNED, 11, f"sysfs irq read {irq} while enabled")
+        return intx_probe.Probe(route, None if request_error else masking, request_error,
+                                "what the kernel did"), None
+    return probe
+
+
+def test_the_firmwares_irq_is_not_the_one_predicted_from(tmp_path):
+    """The user's case: sysfs said IRQ 11 (config 0x3c, never enabled); the card's pin
+    is routed to GSI 22, which a NIC whose interface is up holds: EBUSY under
+    nointxmask=1, naming the holder."""
+    h = host(tmp_path, "6.12.95+deb12-amd64", interrupts=SHARED_GSI, nointxmask="Y")
+    h.add_device("0000:00:10.0", 0x1234, 0x11E8, 0x00FF00, driver="vfio-pci", group=4, irq=11, line=11)
+    h.add_device("0000:00:14.0", 0x8086, 0x100E, driver="e1000", group=5, irq=22, line=11)
+    h.add_net("0000:00:14.0", "eth0")
+    h.write("dev/vfio/4", "")
+    blind = doctor.diagnose("0000:00:10.0", h.root, kvm_probe=no_kvm)
+    assert check(blind, "irq_route").status == "warn" and "firmware's line" in check(blind, "irq_route").summary
+    assert check(blind, "irq_exclusive").status == "warn"      # never "IRQ 11 not shared, ready"
+    d = doctor.diagnose("0000:00:10.0", h.root, kvm_probe=no_kvm, probe_intx=kernel_says(22))
+    assert check(d, "irq_route").summary == "INTx will be IRQ 22 (learned)"
+    c = check(d, "irq_exclusive")
+    assert c.status == "fail" and "EBUSY predicted" in c.summary and "eth0 hold(s) it" in c.summary
+    assert "0000:00:14.0 (e1000)" in c.evidence
+    assert "echo 0000:00:14.0 > /sys/bus/pci/drivers/e1000/unbind" in c.fix
+    assert d.facts["irq_route"]["irq"] == 22 and d.facts["irq_line"]["actions"] == ["eth0"]
+
+
+def test_the_kernels_masking_beats_config_space(tmp_path):
+    """Config space cannot tell (DisINTx- INTx-, conventional PCI): what vfio-pci did
+    when the card's INTx was enabled and masked decides, and so does an EBUSY."""
+    h = host(tmp_path, "6.12.95+deb12-amd64", interrupts=SHARED_GSI, nointxmask="N")
+    h.add_device("0000:00:10.0", 0x1234, 0x11E8, 0x00FF00, driver="vfio-pci", group=4, irq=11, line=11)
+    h.add_device("0000:00:14.0", 0x8086, 0x100E, driver="e1000", group=5, irq=22, line=11)
+    h.add_net("0000:00:14.0", "eth0")
+    guess = doctor.diagnose("0000:00:10.0", h.root, kvm_probe=no_kvm, probe_intx=kernel_says(22, None))
+    assert guess.facts["masking"] == "controller" and check(guess, "disintx").status == "warn"
+    d = doctor.diagnose("0000:00:10.0", h.root, kvm_probe=no_kvm, probe_intx=kernel_says(22, "device"))
+    assert d.facts["masking"] == "device" and check(d, "disintx").status == "ok"
+    assert check(d, "irq_exclusive").status == "ok" and "shared with eth0" in check(d, "irq_exclusive").summary
+    d = doctor.diagnose("0000:00:10.0", h.root, kvm_probe=no_kvm, probe_intx=kernel_says(22, request_error="EBUSY"))
+    c = check(d, "irq_exclusive")
+    assert c.status == "fail" and c.summary.startswith("EBUSY: vfio-pci's request_irq(22) refused")
+    assert "eth0 hold(s) it" in c.summary
+
+
+def test_learning_is_not_tried_when_sysfs_already_knows(tmp_path):
+    h = host(tmp_path, "6.12.95+deb12-amd64", interrupts=SHARED_GSI, nointxmask="N")
+    h.add_device("0000:00:10.0", 0x1234, 0x11E8, 0x00FF00, driver="vfio-pci", group=4, irq=22,
+                 line=11, command=0x0407)
+
+    def never(dev, root):
+        raise AssertionError("the card was enabled although sysfs and config space say it all")
+    d = doctor.diagnose("0000:00:10.0", h.root, kvm_probe=no_kvm, probe_intx=never)
+    assert check(d, "irq_route").summary == "INTx will be IRQ 22 (routed)"
+    c = check(d, "irq_exclusive")
+    assert c.status == "ok" and "shared with eth0" in c.summary and "nointxmask=1 it would give EBUSY" in c.summary
+
+
+# -- group viability: the kernel's rule (driver_managed_dma), for doctor and info alike -----
+
+@pytest.mark.parametrize("member, driver, viable", [
+    ((0x8086, 0x2922, 0x060100), "pci-stub", True),      # pci-stub sets driver_managed_dma
+    ((0x8086, 0x7450, 0x060400), "pcieport", True),      # so does the PCIe port driver
+    ((0x8086, 0x244E, 0x060400), None, True),            # a bridge with no driver
+    ((0x8086, 0x2918, 0x060100), "lpc_ich", False),      # a bridge is no exception
+    ((0x10DE, 0x2204, 0x030000), "mlx5_vfio_pci", True),  # vfio-pci variant drivers
+    ((0x8086, 0x100E, 0x020000), "e1000", False),
+])
+def test_group_viability_follows_driver_managed_dma(tmp_path, member, driver, viable):
+    from pyvfio.cli import info_cmd
+    h = host(tmp_path, "6.12.95+deb12-amd64")
+    h.add_device("0000:02:00.0", 0x10EC, 0x8139, driver="vfio-pci", group=7, irq=16)
+    vendor, device, cls = member
+    h.add_device("0000:02:00.1", vendor, device, cls, driver=driver, group=7, irq=16,
+                 header_type=1 if cls == 0x060400 else 0)
+    h.write("dev/vfio/7", "")
+    d = doctor.diagnose("0000:02:00.0", h.root, kvm_probe=no_kvm)
+    assert (check(d, "iommu_group").status == "ok") is viable
+    info, _ = info_cmd.gather("0000:02:00.0", h.root)
+    assert info["host"]["group_members"][0]["breaks_viability"] is (not viable)

@@ -50,6 +50,7 @@ def host(tmp_path):
                  bars=(0xE001, 0xF4004000),
                  resources=[(0xE000, 0xE0FF, 0x40101), (0xF4004000, 0xF40040FF, 0x40200)])
     h.add_device(OTHER, 0x8086, 0x100E, driver="e1000", group=5, irq=11, command=0x0407)
+    h.write(f"sys/bus/pci/devices/{OTHER}/enable", "1\n")     # its driver enabled it
     h.add_device(THIRD, 0x1234, 0x11E8, 0x00FF00, driver="edu-host", group=4, pin=0)
     with open(os.path.join(FIX, "interrupts", "x86-ioapic-vfio.txt")) as f:
         text = f.read().replace("vfio-intx(0000:02:00.0)", f"vfio-intx({CARD})")
@@ -80,10 +81,24 @@ def test_list_json_keys_are_stable(host):
     assert [d["bdf"] for d in data] == [BRIDGE, CARD, OTHER, THIRD]
     assert set(data[1]) == {"bdf", "vendor", "device", "subsystem_vendor", "subsystem_device",
                             "class", "class_name", "revision", "driver", "driver_override",
-                            "iommu_group", "irq", "interrupt_pin", "is_bridge", "disintx",
-                            "intx_mask", "name"}
+                            "iommu_group", "irq", "enabled", "interrupt_pin", "is_bridge",
+                            "disintx", "intx_mask", "name", "intx_route"}
     assert data[0]["is_bridge"] and data[1]["vendor"] == 0x10EC
     assert data[2]["intx_mask"]["basis"] == "disintx-set"
+    assert data[1]["intx_route"]["basis"] == "requested" and data[1]["intx_route"]["irq"] == 16
+    assert data[2]["intx_route"]["basis"] == "enabled" and data[0]["intx_route"] is None
+
+
+def test_list_says_when_the_irq_is_still_the_firmwares(host):
+    """Never enabled since boot: sysfs irq is config 0x3c, which the kernel may route
+    elsewhere at pci_enable_device; list says so and does not open the card."""
+    host.add_device("0000:02:08.0", 0x1234, 0x11E8, 0x00FF00, driver="vfio-pci", group=6,
+                    irq=10, line=10)
+    out = pyvfio("list", root=host.root).stdout
+    assert "pin A, IRQ 10 from firmware (the kernel routes it at enable)" in out
+    host.write("sys/bus/pci/devices/0000:02:08.0/irq", "20\n")    # after an enable and disable
+    out = pyvfio("list", root=host.root).stdout
+    assert "0000:02:08.0" in out and "pin A routed to IRQ 20" in out
 
 
 def test_list_on_this_machine_matches_sysfs():

@@ -5,8 +5,15 @@ Exit status: 0 when no check fails (warnings allowed), 1 when one does (the repo
 printed first, then one error line naming the failed checks).  --json prints
 Diagnosis.to_json(): envelope("doctor") with host, bdf, status, facts
 {unlazy_fix {present, basis, evidence, module}, controller; with a BDF also device
-(PciDevice.to_json), masking ("device"|"controller"), irq_line (IrqLine.to_json or null)} and
-checks [{name, status, summary, evidence, fix}].
+(PciDevice.to_json), masking ("device"|"controller"), irq_route (RoutedIrq.to_json: the
+IRQ INTx will really get), intx_probe (intx_probe.Probe.to_json, when doctor asked the
+kernel), irq_line (IrqLine.to_json or null)} and checks [{name, status, summary,
+evidence, fix}].
+
+For a card bound to vfio-pci and idle, doctor may enable it a moment through VFIO
+(open, enable and mask INTx, close) when sysfs cannot say which IRQ INTx will get or
+where vfio-pci will mask it (pyvfio/host/intx_probe.py).  It never touches a device
+it was not given.
 """
 
 import json

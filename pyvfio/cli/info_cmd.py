@@ -2,17 +2,22 @@
 
 Config decode in lspci -vv's words (from the physical config space in sysfs),
 the INTx masking decision and its evidence, the host facts that shape INTx
-(the IRQ line and its controller from /proc/interrupts, who else holds it,
+(the IRQ INTx will really get: for an idle vfio-pci card whose sysfs irq is still
+the firmware's line, info enables it a moment through VFIO to learn it, see
+host/irq_route.py; that line and its controller from /proc/interrupts, who else holds it,
 vfio-pci's nointxmask, kernel, machine), and, when the device is bound to
 vfio-pci and VFIO works here, its regions and IRQs as VFIO reports them.
 When VFIO is not available, says why and what would make it so; with
 --require-vfio that is an error (exit != 0) instead.
 
 --json keys: device (PciDevice.to_json), config (Config.to_json), host
-{system (System.to_json), irq_line (IrqLine.to_json or null), irq_shared_with
-[str] (other handlers on the line; the device's own host driver's, named after
-the driver or its interface, are left out since they leave on bind), exclusive_needed (true when vfio-pci would request the line exclusively,
-null if unknown), group_members [{bdf, driver, is_bridge, breaks_viability}]
+{system (System.to_json), irq_route (RoutedIrq.to_json: the IRQ INTx will
+really get and how we know; null without a pin), intx_probe (intx_probe.Probe.to_json:
+what vfio-pci did when info enabled INTx a moment, or null), irq_line (IrqLine.to_json of
+that IRQ, or null), irq_shared_with [str] (other handlers on the line; the
+device's own host driver's, named after the driver or its interface, are left
+out since they leave on bind), exclusive_needed (true when vfio-pci would
+request the line exclusively, null if unknown), group_members [{bdf, driver, is_bridge, breaks_viability}]
 (the others in its IOMMU group), notes [str]}, vfio {available, blockers [{reason, fix}], error (str or null),
 regions [{index, name, size, offset, flags, mmap, read, write}],
 irqs [{index, name, count, flags: [str]}]}.
@@ -22,7 +27,7 @@ import json
 
 from .. import uapi
 from ..errors import PyvfioError
-from ..host import interrupts, inuse, names, paths, pci, system
+from ..host import interrupts, intx_probe, inuse, irq_route, names, paths, pci, system
 from ..host.classes import class_label
 
 REGION_NAMES = {0: "BAR0", 1: "BAR1", 2: "BAR2", 3: "BAR3", 4: "BAR4", 5: "BAR5",
@@ -86,20 +91,24 @@ def gather(text, root="/", require_vfio=False):
     cfg = dev.config
     sizes = pci.resource_sizes(dev.bdf, root)
     sysinfo = system.probe(root)
-    line = interrupts.intx_line(dev.bdf, dev.irq, root) if cfg and cfg.interrupt_pin else None
+    lines = interrupts.read(root)
+    route = line = probe = None
     exclusive = None
     if cfg and cfg.interrupt_pin:
+        route = irq_route.route(dev, root, lines)
         masking = cfg.intx_mask_support().supported
+        if intx_probe.needed(dev, route, sysinfo):
+            probe = intx_probe.probe(dev, root)[0]    # ask the kernel: an idle vfio-pci card
+        if probe is not None:
+            route = probe.route
+        line = interrupts.intx_line(dev.bdf, route.irq, root, lines)
         # vfio-pci requests the line shared only when it can mask at the device.
         if sysinfo.nointxmask or masking is False:
             exclusive = True
+        elif probe is not None and probe.masking:
+            exclusive = probe.masking == "controller"
         elif masking is True:
             exclusive = False       # unless vfio-pci is reloaded with nointxmask=1
-    # The handler of the device's own host driver leaves with the driver on bind:
-    # it is named after the driver or the device's interface (eth0) by convention.
-    own = set()
-    if dev.driver not in (None, "vfio-pci"):
-        own = {dev.driver, *inuse.class_members("net", pci.device_dir(dev.bdf, root), root)}
     members = []
     for bdf in pci.group_members(dev.iommu_group, root):
         if bdf != dev.bdf and pci.exists(bdf, root):
@@ -125,9 +134,11 @@ def gather(text, root="/", require_vfio=False):
         "device": dev.to_json(),
         "config": cfg.to_json(sizes) if cfg else None,
         "host": {"system": sysinfo.to_json(),
+                 "irq_route": route.to_json() if route else None,
+                 "intx_probe": probe.to_json() if probe else None,
                  "irq_line": line.to_json() if line else None,
-                 "irq_shared_with": [a for a in interrupts.other_holders(line, dev.bdf)
-                                     if a not in own],
+                 "irq_shared_with": interrupts.other_holders(line, dev.bdf,
+                                                             inuse.own_irq_names(dev, root)),
                  "group_members": members,
                  "exclusive_needed": exclusive,
                  "notes": _notes(line, exclusive)},
@@ -149,9 +160,15 @@ def render(info, dev):
     else:
         out.append(f"\tControl: {c['control']}")
         out.append(f"\tStatus: {c['status_text']}")
-        out.append(f"\tInterrupt: {dev.intx_text()}" + (
-            f" (config 0x3c says {c['interrupt_line']})"
-            if c["interrupt_pin"] and c["interrupt_line"] != d["irq"] else ""))
+        r = h["irq_route"]
+        if r is None:
+            out.append("\tInterrupt: no interrupt pin")
+        else:
+            route = irq_route.RoutedIrq(**r)
+            out.append(f"\tInterrupt: {route.text(dev.pin_text)}" + (
+                f" (config 0x3c says {r['firmware_line']})"
+                if route.known and r["firmware_line"] != r["irq"] else "")
+                + (f" [{r['basis']}]" if route.known else ""))
         cfg = dev.config
         for bar in cfg.bars(pci.resource_sizes(d["bdf"], paths.host_root())):
             out.append(f"\tRegion {bar.index}: {bar.describe()}")
@@ -181,8 +198,8 @@ def render(info, dev):
         trig = f" {line['trigger']}" if line["trigger"] else ""
         out.append(f"\tIRQ {line['irq']}: {line['chip']}{hw}{trig}, {line['total']} interrupts, "
                    f"held by: {shared}")
-    elif c is not None and c["interrupt_pin"]:
-        out.append(f"\tIRQ {d['irq']}: not in /proc/interrupts (nobody has requested it)")
+    elif h["irq_route"] and h["irq_route"]["irq"]:
+        out.append(f"\tIRQ {h['irq_route']['irq']}: not in /proc/interrupts (nobody has requested it)")
     if h["exclusive_needed"] is None and h["irq_shared_with"]:
         out.append("\tif the card cannot mask INTx itself (pre-2.3), vfio-pci needs this line "
                    f"exclusively: EBUSY while {', '.join(h['irq_shared_with'])} hold(s) it")

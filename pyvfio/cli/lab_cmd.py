@@ -18,6 +18,9 @@ def add_arguments(p):
     p.add_argument("--card", action="append", dest="cards", metavar="CARD",
                    help="emulated card to bind to vfio-pci: edu, e1000 or rtl8139 "
                         "(repeat for several; default edu)")
+    p.add_argument("--host-card", action="append", dest="host_cards", metavar="CARD",
+                   help="emulated card left on its guest driver (e1000), on the INTx line of the "
+                        "--card in the same position (x86_64; its interface starts down)")
     p.add_argument("--ic", help="interrupt controller on ppc64le: xive (default) or xics")
     p.add_argument("--nointxmask", type=int, default=0, choices=(0, 1),
                    help="load vfio-pci with nointxmask=0 (DisINTx masking) or 1 (controller masking)")
@@ -57,7 +60,8 @@ def run(args):
 
     command = list(args.guest_command)
     cfg = labconfig.LabConfig(args.arch, kernel=args.kernel, cards=tuple(args.cards or ()),
-                              ic=args.ic, nointxmask=args.nointxmask, policy=args.policy,
+                              host_cards=tuple(args.host_cards or ()), ic=args.ic,
+                              nointxmask=args.nointxmask, policy=args.policy,
                               timeout=args.timeout, command=tuple(command), verbose=args.verbose)
     if args.prepare_only:
         cfg.qemu_binary()

@@ -1,20 +1,25 @@
 """`pyvfio list`: one line per PCI function, in lspci's words.
 
-    0000:00:03.0 Ethernet controller [0200]: Intel Corporation 82540EM Gigabit Ethernet Controller [8086:100e] (rev 03) DisINTx- masking:unknown; pin A routed to IRQ 11; IOMMU group: 5; driver: e1000
+    0000:00:03.0 Ethernet controller [0200]: Intel Corporation 82540EM Gigabit Ethernet Controller [8086:100e] (rev 03) DisINTx- masking:unknown; pin A routed to IRQ 22; IOMMU group: 5; driver: e1000
 
 The head is lspci -nn's (names from pci.ids when installed, "Device [vvvv:dddd]" without).
 
 `DisINTx±` is the physical COMMAND bit now (as lspci -vv shows it); `masking:`
 says whether the card implements that bit (PCI 2.3 INTx masking): yes(pcie),
 yes(disintx-set), yes(intx-status) or unknown (see `pyvfio info` for the evidence).
+"routed to IRQ N" is the IRQ the kernel gave INTx when it enabled the device; before
+the first enable sysfs shows the firmware's line, which `list` says as "IRQ N from
+firmware" (host/irq_route.py; `pyvfio doctor BDF` learns the routed one).  `list`
+never opens a device.
 
 --json prints a list of objects with the keys of pyvfio.host.pci.PciDevice.to_json
-plus "name" (pci.ids vendor and device name, or null).
+plus "name" (pci.ids vendor and device name, or null) and "intx_route"
+(RoutedIrq.to_json: irq, basis, firmware_line, evidence; null without a pin).
 """
 
 import json
 
-from ..host import names, paths, pci
+from ..host import interrupts, irq_route, names, paths, pci
 from ..host.classes import class_label
 
 
@@ -23,7 +28,17 @@ def add_arguments(parser):
     parser.add_argument("--json", action="store_true", help="machine-readable output")
 
 
-def line(dev, root="/"):
+def _route(dev, root, lines):
+    return irq_route.route(dev, root, lines) if dev.config and dev.config.interrupt_pin else None
+
+
+def _intx(dev, route):
+    if dev.config is None:
+        return "interrupt pin unknown (config unreadable)"
+    return route.text(dev.pin_text) if route else "no interrupt pin"
+
+
+def line(dev, root="/", lines=None):
     """The one-line summary of a device."""
     rev = f" (rev {dev.revision:02x})" if dev.revision else ""     # lspci omits rev 00
     head = f"{dev.bdf} {class_label(dev.class_code)}: {names.label(dev.vendor, dev.device, root)}{rev}"
@@ -34,19 +49,25 @@ def line(dev, root="/"):
         basis = f"({m.basis})" if m.supported else ""
         intx = f"DisINTx{'+' if dev.config.disintx else '-'} masking:{m.word}{basis}"
     group = dev.iommu_group if dev.iommu_group is not None else "none"
-    return (f"{head} {intx}; {dev.intx_text()}; IOMMU group: {group}; "
+    route = _route(dev, root, interrupts.read(root) if lines is None else lines)
+    return (f"{head} {intx}; {_intx(dev, route)}; IOMMU group: {group}; "
             f"driver: {dev.driver or 'none'}")
 
 
 def run(args):
     root = paths.host_root()
     devs = [d for d in pci.devices(root) if args.all or not d.is_bridge]
+    lines = interrupts.read(root)
     if args.json:
-        print(json.dumps([{**d.to_json(), "name": names.device_name(d.vendor, d.device, root)}
-                          for d in devs], indent=2))
+        out = []
+        for d in devs:
+            route = _route(d, root, lines)
+            out.append({**d.to_json(), "name": names.device_name(d.vendor, d.device, root),
+                        "intx_route": route.to_json() if route else None})
+        print(json.dumps(out, indent=2))
         return 0
     for dev in devs:
-        print(line(dev, root))
+        print(line(dev, root, lines))
     if not devs:
         print("no PCI devices" + ("" if args.all else " (other than bridges: try --all)"))
     return 0

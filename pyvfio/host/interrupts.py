@@ -112,10 +112,14 @@ def intx_line(bdf, irq=None, root="/", lines=None):
     return find(lines, action=vfio_intx_name(bdf)) or (find(lines, irq=irq) if irq else None)
 
 
-def other_holders(line, bdf):
-    """The actions sharing `line` besides this device's vfio handler.  vfio-pci asks
-    for the line exclusively when it cannot mask at the device (DisINTx-, or
+def other_holders(line, bdf, own=()):
+    """The actions sharing `line` besides this device's: its vfio handler and, while
+    a host driver still has it, that driver's handlers (`own`: the names they go by,
+    inuse.own_irq_names), which leave with the driver on bind.  vfio-pci asks for
+    the line exclusively when it cannot mask at the device (DisINTx-, or
     nointxmask=1): request_irq then fails with EBUSY if any of these remain."""
     if line is None:
         return []
-    return [a for a in line.actions if a != vfio_intx_name(bdf)]
+    mine = {vfio_intx_name(bdf)}
+    return [a for a in line.actions if a not in mine
+            and not any(a == n or a.startswith((n + ":", n + "[", n + "-")) for n in own)]

@@ -118,6 +118,16 @@ def console_uses(devdir, root):
     return out
 
 
+def own_irq_names(dev, root="/"):
+    """The names a device's host driver gives its IRQ handlers, by convention: the
+    driver's, the device's address, its network interfaces' (eth0).  None for a
+    device on vfio-pci or on no driver."""
+    if dev.driver in (None, "vfio-pci"):
+        return set()
+    return {dev.driver, dev.driver.replace("-", "_"), dev.bdf,
+            *class_members("net", pci.device_dir(dev.bdf, root), root)}
+
+
 def host_uses(bdf, root="/"):
     """Every way the host is using `bdf` right now, one sentence each."""
     devdir = pci.device_dir(bdf, root)

@@ -25,15 +25,37 @@ IORESOURCE_IO = 0x100
 IORESOURCE_MEM = 0x200
 
 
-# Drivers that leave an IOMMU group usable by VFIO: vfio-pci itself, and those that
-# declare driver_managed_dma (pci-stub, pcieport).  Any other host driver on a group
-# member makes the group "not viable" (drivers/vfio/group.c, iommu_group_claim_dma_owner).
-VFIO_VIABLE_DRIVERS = (None, "vfio-pci", "pci-stub", "pcieport")
+# VFIO's group viability, as the kernel decides it (since 5.19).  A driver bound to
+# a device calls iommu_device_use_default_domain() at probe, which counts the group
+# as owned by the kernel (group->owner_cnt), unless the driver sets
+# driver_managed_dma (pci_dma_configure, drivers/pci/pci-driver.c).  VFIO reports
+# the group viable (VFIO_GROUP_FLAGS_VIABLE) only while !iommu_group_dma_owner_claimed(),
+# and VFIO_GROUP_SET_CONTAINER's iommu_group_claim_dma_owner() fails with EPERM
+# otherwise (drivers/vfio/group.c, drivers/iommu/iommu.c).  Drivers with
+# driver_managed_dma: vfio-pci and its variant drivers (mlx5_vfio_pci,
+# xe-vfio-pci...), pci-stub (pci-stub.c), pcieport (portdrv.c).  A bridge is no
+# exception: before 5.19 vfio_dev_driver_allowed() let any driver on a
+# non-normal header pass; today only the driver's flag counts.
+DRIVER_MANAGED_DMA = ("vfio-pci", "pci-stub", "pcieport")
+
+
+def driver_managed_dma(driver):
+    """Does this PCI driver set driver_managed_dma?  sysfs does not show the flag:
+    the kernel's own drivers that set it, by name."""
+    name = driver.replace("_", "-")
+    return name in DRIVER_MANAGED_DMA or name.endswith("-vfio-pci")
 
 
 def breaks_viability(dev):
-    """Does this group member keep VFIO from using its IOMMU group?"""
-    return dev.driver not in VFIO_VIABLE_DRIVERS
+    """Does this member of an IOMMU group claim the group's DMA ownership for the
+    kernel (a driver bound without driver_managed_dma), so that VFIO cannot use
+    the group?  The one viability rule: doctor, info and bind all ask it."""
+    return dev.driver is not None and not driver_managed_dma(dev.driver)
+
+
+def group_type(group, root="/"):
+    """The group's default domain type (sysfs iommu_groups/N/type: DMA, identity...)."""
+    return paths.read_text(paths.under(root, IOMMU_GROUPS, str(group), "type"))
 
 
 def parse_bdf(text):
@@ -106,8 +128,9 @@ def iommu_groups(root="/"):
 @dataclass
 class PciDevice:
     """What sysfs says about one function.  `config` is the physical config space
-    (None if unreadable); `irq` is sysfs `irq`, which can be stale or 0 until a
-    driver enables the device."""
+    (None if unreadable); `irq` is sysfs `irq`, which is the firmware's line (or 0)
+    until the device is first enabled (host/irq_route.py says which it is);
+    `enabled` is sysfs `enable` (None if absent)."""
     bdf: str
     vendor: int
     device: int
@@ -120,6 +143,7 @@ class PciDevice:
     iommu_group: int | None
     irq: int | None
     config: Config | None = field(default=None, repr=False)
+    enabled: bool | None = None
 
     @property
     def class_name(self):
@@ -128,8 +152,8 @@ class PciDevice:
     @property
     def is_bridge(self):
         """A bridge: base class 06 (host, ISA, PCI bridges...) or a non-normal header.
-        vfio-pci refuses non-normal headers, and vfio lets bridges stay with their
-        own driver inside a viable group."""
+        vfio-pci refuses non-normal headers (vfio_pci_probe).  Group viability does
+        not depend on it (see breaks_viability)."""
         hdr = self.config.header_type if self.config else PCI_HEADER_TYPE_NORMAL
         return (self.class_code >> 16) == 0x06 or hdr != PCI_HEADER_TYPE_NORMAL
 
@@ -141,19 +165,12 @@ class PciDevice:
     def pin_text(self):
         return self.config.pin_text() if self.config else None
 
-    def intx_text(self):
-        """'pin A routed to IRQ 11' (lspci -vv's Interrupt line), or why not."""
-        if self.config is None:
-            return "interrupt pin unknown (config unreadable)"
-        if not self.pin_text:
-            return "no interrupt pin"
-        return f"pin {self.pin_text} routed to IRQ {self.irq}"
-
     def to_json(self):
         """Stable keys: bdf, vendor, device, subsystem_vendor, subsystem_device (ints
         or null), class (24-bit int), class_name, revision, driver, driver_override,
-        iommu_group, irq, interrupt_pin (0 none, 1..4 = A..D; null if unknown),
-        is_bridge, disintx (COMMAND bit now, null if unknown), intx_mask
+        iommu_group, irq (sysfs: see host/irq_route.py), enabled (sysfs enable, null
+        if absent), interrupt_pin (0 none, 1..4 = A..D; null if unknown), is_bridge,
+        disintx (COMMAND bit now, null if unknown), intx_mask
         ({supported: true|null, how})."""
         cfg = self.config
         return {
@@ -162,7 +179,7 @@ class PciDevice:
             "class": self.class_code, "class_name": self.class_name,
             "revision": self.revision, "driver": self.driver,
             "driver_override": self.driver_override, "iommu_group": self.iommu_group,
-            "irq": self.irq, "interrupt_pin": self.interrupt_pin,
+            "irq": self.irq, "enabled": self.enabled, "interrupt_pin": self.interrupt_pin,
             "is_bridge": self.is_bridge,
             "disintx": cfg.disintx if cfg else None,
             "intx_mask": cfg.intx_mask_support().to_json() if cfg else None,
@@ -180,6 +197,7 @@ def device(text, root="/"):
     group = paths.link_name(os.path.join(d, "iommu_group"))
     override = paths.read_text(os.path.join(d, "driver_override"))
     revision = paths.read_int(os.path.join(d, "revision"))
+    enable = paths.read_int(os.path.join(d, "enable"))
     return PciDevice(
         bdf=bdf,
         vendor=paths.read_int(os.path.join(d, "vendor"), default=cfg.vendor if cfg else 0),
@@ -194,6 +212,7 @@ def device(text, root="/"):
         iommu_group=int(group) if group and group.isdigit() else None,
         irq=paths.read_int(os.path.join(d, "irq")),
         config=cfg,
+        enabled=None if enable is None else enable > 0,
     )
 
 

@@ -31,6 +31,20 @@ class System:
         return dict(self.__dict__)
 
 
+def node_access(path):
+    """"missing", "denied" (not readable and writable by us) or "ok" for a /dev node."""
+    if not os.path.exists(path):
+        return "missing"
+    return "ok" if os.access(path, os.R_OK | os.W_OK) else "denied"
+
+
+def allow_unsafe_interrupts(root="/"):
+    """vfio_iommu_type1's allow_unsafe_interrupts (None if the module is not loaded)."""
+    text = paths.read_text(paths.under(root, "sys/module/vfio_iommu_type1/parameters/"
+                                             "allow_unsafe_interrupts"))
+    return None if text is None else text in ("Y", "1")
+
+
 def _uname(root):
     """Kernel release and machine: os.uname() for the real host, procfs for a tree."""
     if root == "/":

@@ -13,6 +13,11 @@ CARDS = {
     "rtl8139": ("rtl8139", "10ec:8139"),
 }
 
+# Cards a run can leave on their guest driver (--host-card), and that driver's module:
+# a host-driven device on a vfio card's INTx line, for the shared-line tests.  x86_64
+# only: q35 puts two slots four apart on one PIRQ (lab/qemu.py).
+HOST_DRIVERS = {"e1000": "e1000"}
+
 ARCHES = {
     "x86_64": {
         "debarch": "amd64",
@@ -47,6 +52,7 @@ class LabConfig:
     arch: str
     kernel: str = None
     cards: tuple = ("edu",)
+    host_cards: tuple = ()      # host_cards[i] shares the INTx line of cards[i]
     ic: str = None
     nointxmask: int = 0
     policy: str = "default"
@@ -67,6 +73,17 @@ class LabConfig:
         for c in self.cards:
             if c not in CARDS:
                 raise UsageError(f"unknown card '{c}'", f"choose from {', '.join(CARDS)}")
+        self.host_cards = tuple(self.host_cards)
+        for c in self.host_cards:
+            if c not in HOST_DRIVERS:
+                raise UsageError(f"no guest driver for host card '{c}'",
+                                 f"choose from {', '.join(HOST_DRIVERS)}")
+        if self.host_cards and self.arch != "x86_64":
+            raise UsageError("--host-card is for the x86_64 lab only",
+                             "q35 is where the lab knows which slots share an INTx line")
+        if len(self.host_cards) > len(self.cards):
+            raise UsageError(f"{len(self.host_cards)} host cards for {len(self.cards)} vfio card(s)",
+                             "each --host-card shares the line of the --card in the same position")
         self.ic = self.ic or a["ics"][0]
         if self.ic not in a["ics"]:
             raise UsageError(f"interrupt controller '{self.ic}' is not available on {self.arch}",

@@ -87,6 +87,18 @@ for want in $LAB_CARDS; do
     taken="$taken$found "
     echo "$name $found $(basename $(readlink $d/iommu_group))" >> /labrun/cards.txt
 done
+# Host cards (driver=BDF): their guest driver, loaded once the vfio cards are bound
+# (driver_override keeps it off those); their interfaces stay down until a test
+# raises one.
+if [ -n "$LAB_HOST_CARDS" ]; then
+    while read -r m; do
+        insmod /labrun/host-drivers/$m.ko || fail host-cards "insmod $m failed"
+    done < /labrun/host-drivers/order
+    for want in $LAB_HOST_CARDS; do
+        drv=$(readlink /sys/bus/pci/devices/${want#*=}/driver)
+        [ "${drv##*/}" = "${want%%=*}" ] || fail host-cards "${want#*=} did not bind to ${want%%=*}"
+    done
+fi
 {
     echo "kver $(uname -r)"
     echo "nointxmask $(cat /sys/module/vfio_pci/parameters/nointxmask)"

@@ -1,14 +1,17 @@
 """The guest's initramfs: a static busybox, the kernel's lab modules, and
 init.sh.  It is per (arch, kernel) and knows nothing of a particular run: the run's
 settings arrive over the 9p run share (see init.sh)."""
+import os
 import pathlib
 import shutil
 import tempfile
+import time
 
 from . import cache, cpio, debs
 from .apt import Apt
 
 INIT = pathlib.Path(__file__).with_name("init.sh")
+STALE = 24 * 3600   # seconds unused before another key's initramfs is removed
 
 
 def _busybox(cache_root, debarch):
@@ -48,7 +51,11 @@ def prepare(cfg, cache_root, kernel_dir, kernel_info):
 
     folder = pathlib.Path(cache_root) / f"initramfs-{cfg.arch}-{cfg.kernel}-{key}"
     folder = cache.ensure(folder, step, build, hashed=("initramfs.cpio",))
+    # Several checkouts may share one cache, each with its own init.sh: an other
+    # key's initramfs is removed only once unused for a day (each use touches it),
+    # never under a VM that is about to boot it.
+    os.utime(folder)
     for old in folder.parent.glob(f"initramfs-{cfg.arch}-{cfg.kernel}-*"):
-        if old != folder and ".tmp" not in old.name:
+        if old != folder and ".tmp" not in old.name and time.time() - old.stat().st_mtime > STALE:
             shutil.rmtree(old, ignore_errors=True)
     return folder / "initramfs.cpio"

@@ -63,3 +63,41 @@ def closure(wanted, idx, builtins):
     for w in wanted:
         visit(w)
     return order, blobs
+
+
+def prepare_host_drivers(cfg, cache_root, kernel_info):
+    """The modules of the guest drivers the run's host cards stay on (e1000.ko and
+    what it needs beyond the boot modules), out of the kernel's package: a cache
+    folder per kernel and driver set.  They travel in the run share, so the
+    initramfs stays per (arch, kernel).  Returns the .ko paths in load order."""
+    from . import cache, debs
+    from .apt import Apt
+    from .config import HOST_DRIVERS
+    from .errors import LabError
+    import tempfile
+
+    names = sorted({HOST_DRIVERS[c] for c in cfg.host_cards})
+    if not names:
+        return []
+    kver, pkg = kernel_info["kver"], kernel_info["package"]
+    step = f"host-card drivers ({', '.join(names)}) for {kver}"
+
+    def build(out):
+        apt = Apt(cache_root, cfg.spec["debarch"], archives="archives-kernel")
+        apt.update()
+        deb = apt.download([pkg], step)[0]
+        with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
+            debs.unpack(deb, tmp, step)
+            moddir = pathlib.Path(tmp) / "lib/modules" / kver
+            try:
+                order, blobs = closure(names, index(moddir), builtin(moddir))
+            except KeyError as exc:
+                raise LabError(step, f"module {exc.args[0]} is neither built in nor in {pkg}")
+        order = [m for m in order if m not in kernel_info["modules"]]
+        for name in order:
+            (out / f"{name}.ko").write_bytes(blobs[name])
+        return {"modules": order}
+
+    folder = cache.ensure(pathlib.Path(cache_root) / f"hostdrivers-{kver}-{'-'.join(names)}", step,
+                          build, hashed=tuple(f"{n}.ko" for n in names))
+    return [folder / f"{n}.ko" for n in cache.info(folder)["modules"]]

@@ -9,15 +9,11 @@ applied earlier is overwritten, and a disable/enable of INTx (a re-arm) resets i
 import os
 
 from ..errors import PyvfioError
-from ..host import interrupts
+from ..host import interrupts, paths
+from ..host.policy_module import KNOB, available, states  # the knob's one reader
 
-KNOB = "/sys/module/pyvfio_policy/parameters/policy"
 POLICIES = ("lazy", "unlazy")
 _HINT = "load the module: make -C tools/policy && insmod tools/policy/pyvfio_policy.ko"
-
-
-def available(root="/"):
-    return os.path.exists(os.path.join(root, KNOB.lstrip("/")))
 
 
 def irq_of(bdf, root="/"):
@@ -29,20 +25,14 @@ def irq_of(bdf, root="/"):
     return line.irq
 
 
-def states(root="/"):
-    """{irq: "lazy"|"unlazy"|"gone"} for every IRQ the module was told about."""
-    with open(os.path.join(root, KNOB.lstrip("/"))) as f:
-        return {int(a): b for a, b in (line.split() for line in f if line.strip())}
-
-
 def set_irq_policy(irq, policy, root="/"):
     if policy not in POLICIES:
         raise PyvfioError(f"unknown policy {policy!r}", "use lazy or unlazy")
     if not available(root):
         raise PyvfioError("the masking-policy module pyvfio_policy is not loaded", _HINT)
-    with open(os.path.join(root, KNOB.lstrip("/")), "w") as f:
+    with open(paths.under(root, KNOB), "w") as f:
         f.write(f"{irq} {policy}\n")
-    got = states(root).get(irq)
+    got = (states(root) or {}).get(irq)
     if got != policy:
         raise PyvfioError(f"IRQ {irq} reads {got} after setting {policy}")
     return irq

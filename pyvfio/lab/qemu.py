@@ -6,6 +6,23 @@ PPC_CARD_BUS = "phb1.0"
 X86_CARD_SLOT0 = 0x10
 
 
+def x86_slot(i):
+    """The q35 slot of vfio card i, and of host card i after them.  ICH9 routes a
+    bus-0 slot's pin A to PIRQ (slot % 4) + 4 (hw/isa/lpc_ich9.c, ich9_cc_init:
+    irr[slot][intx] = (slot + intx) % 4 + 4), that is GSI 20-23 (ich9_pirq_to_gsi:
+    pirq + 16): slots four apart share one INTx line."""
+    return X86_CARD_SLOT0 + i
+
+
+def x86_host_slot(i, cfg):
+    """Host card i: on the line of vfio card i, beyond the vfio cards' slots."""
+    return x86_slot(i) + 4 * -(-len(cfg.cards) // 4)
+
+
+def x86_host_bdf(i, cfg):
+    return f"0000:00:{x86_host_slot(i, cfg):02x}.0"
+
+
 def command(cfg, qemu, vmlinux, initrd, shares):
     """shares: (tag, host path, read-only) in mount order."""
     cmd = [qemu, "-nodefaults", "-display", "none", "-no-reboot", "-serial", "stdio",
@@ -21,7 +38,9 @@ def command(cfg, qemu, vmlinux, initrd, shares):
                 "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04",
                 "-append", "console=ttyS0 quiet panic=-1 intel_iommu=on rdinit=/init"]
         for i, card in enumerate(cfg.cards):
-            cmd += ["-device", f"{_qdev(card)},addr={X86_CARD_SLOT0 + i:#x}"]
+            cmd += ["-device", f"{_qdev(card)},addr={x86_slot(i):#x}"]
+        for i, card in enumerate(cfg.host_cards):
+            cmd += ["-device", f"{_qdev(card)},addr={x86_host_slot(i, cfg):#x}"]
     else:
         cmd += ["-machine", f"pseries,ic-mode={cfg.ic},x-vof=on,"
                 # TCG cannot provide these spectre mitigations; asking would only warn.

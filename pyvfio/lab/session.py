@@ -10,7 +10,7 @@ import sys
 import time
 import uuid
 
-from . import cache, crossbuild, initramfs, kernels, progress, qemu, userspace, vm
+from . import cache, crossbuild, initramfs, kernels, modules, progress, qemu, userspace, vm
 from .errors import LabError, LabUnavailable
 
 CHECKOUT = pathlib.Path(__file__).resolve().parents[2]
@@ -41,7 +41,7 @@ def _prepare(cfg, cache_root):
     prep = {"cache": cache_root, "vmlinux": kdir / "vmlinux", "initrd": initrd, "kernel": kinfo,
             "root": pathlib.Path("/"), "python_bin": str(pathlib.Path(sys.executable).parent),
             "python": sys.executable,
-            "policy_ko": None}
+            "policy_ko": None, "host_drivers": modules.prepare_host_drivers(cfg, cache_root, kinfo)}
     if cfg.arch == "x86_64":
         hidden = [d for d in ("/tmp/", "/run/") if prep["python_bin"].startswith(d)]
         if hidden and not prep["python_bin"].startswith(str(CHECKOUT) + "/"):
@@ -65,12 +65,14 @@ def _write_run_dir(cfg, prep, run_dir):
              "kernel_package": prep["kernel"]["package"],
              "unlazy_fix": prep["kernel"]["unlazy_fix"], "ic": cfg.ic,
              "nointxmask": cfg.nointxmask, "policy": cfg.policy, "cards": list(cfg.cards),
-             "policy_module": prep["policy_ko"] is not None}
+             "policy_module": prep["policy_ko"] is not None,
+             "host_cards": _host_cards(cfg)}
     (run_dir / "lab.json").write_text(json.dumps(facts, indent=1))
     from .config import CARDS
 
     env = {"LAB_SRC": src, "LAB_RUN": str(run_dir), "LAB_NOINTXMASK": str(cfg.nointxmask),
-           "LAB_CARDS": " ".join(f"{c}={CARDS[c][1]}" for c in cfg.cards)}
+           "LAB_CARDS": " ".join(f"{c}={CARDS[c][1]}" for c in cfg.cards),
+           "LAB_HOST_CARDS": " ".join(f"{h['driver']}={h['bdf']}" for h in facts["host_cards"])}
     (run_dir / "lab.env").write_text("".join(f"{k}={shlex.quote(v)}\n" for k, v in env.items()))
     # `pyvfio` on PATH in every guest, as a user types it: a launcher for the guest's
     # Python (the ppc64le root has no console script; the x86 venv's would do).
@@ -89,10 +91,23 @@ def _write_run_dir(cfg, prep, run_dir):
     (run_dir / "command.sh").write_text("\n".join(lines) + "\n")
     if prep["policy_ko"]:
         shutil.copyfile(prep["policy_ko"], run_dir / "pyvfio_policy.ko")
+    if prep["host_drivers"]:
+        (run_dir / "host-drivers").mkdir()
+        for ko in prep["host_drivers"]:
+            shutil.copyfile(ko, run_dir / "host-drivers" / ko.name)
+        (run_dir / "host-drivers" / "order").write_text("".join(f"{ko.stem}\n" for ko in prep["host_drivers"]))
     if cfg.arch == "ppc64le":
         # Mount points must exist in the read-only root before the guest mounts there.
         for p in (src, str(run_dir)):
             (prep["root"] / p.lstrip("/")).mkdir(parents=True, exist_ok=True)
+
+
+def _host_cards(cfg):
+    """Where each host card sits (its BDF), its driver, and whose line it shares."""
+    from .config import HOST_DRIVERS
+
+    return [{"card": c, "bdf": qemu.x86_host_bdf(i, cfg), "driver": HOST_DRIVERS[c],
+             "shares_line_of": i} for i, c in enumerate(cfg.host_cards)]
 
 
 def run(cfg, cache_root=None, echo=vm.echo_stdout):
@@ -115,7 +130,9 @@ def run(cfg, cache_root=None, echo=vm.echo_stdout):
         if cfg.verbose:
             progress.say("qemu: " + " ".join(shlex.quote(str(a)) for a in cmd))
         progress.say(f"booting {cfg.arch} {prep['kernel']['kver']} "
-                     f"({', '.join(cfg.cards)}; ic {cfg.ic}; nointxmask {cfg.nointxmask}; "
+                     f"({', '.join(cfg.cards)}"
+                     + "".join(f"; host {c}" for c in cfg.host_cards)
+                     + f"; ic {cfg.ic}; nointxmask {cfg.nointxmask}; "
                      f"policy {cfg.policy}), prepared in {time.monotonic() - t0:.1f} s")
         with _one_vm_at_a_time():
             out = vm.run(cmd, cfg.timeout, echo=echo)

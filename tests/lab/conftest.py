@@ -2,12 +2,15 @@
 /dev/vfio and skip, with the reason, anywhere else.  The run's facts (arch,
 kernel, interrupt controller, nointxmask, the bound cards and their BDFs) come
 from pyvfio.lab.guest.facts(); tests are parametrized over the cards actually bound,
-so a VM run has nothing to skip."""
+so a VM run has nothing to skip; the shared-line tests are collected only in a boot
+with a host card."""
 import pytest
 
 from pyvfio.lab import guest
 
 FACTS = guest.facts()
+# The shared-line tests need a host card on a vfio card's line (pyvfio lab --host-card).
+collect_ignore = [] if FACTS and FACTS.get("host_cards") else ["test_shared_line.py"]
 
 
 def pytest_collection_modifyitems(config, items):

@@ -1,0 +1,63 @@
+"""Will controller-masked INTx stall?  Lazy disable (no 8b9f128947dd) on XIVE stalls
+after one interrupt; on an IO-APIC it costs a spurious interrupt per cycle.  The
+masking-policy module's live flag, when it speaks for the next run, beats the
+kernel's version."""
+
+from .. import unlazy_fix
+from ..host import interrupts, policy_module
+from .check import FAIL, OK, WARN, Check
+from .masking import DEVICE
+
+KNOB = policy_module.KNOB
+
+
+def module_check(root):
+    """policy_module: listed only when the module is loaded."""
+    pol = policy_module.states(root)
+    if pol is None:
+        return []
+    return [Check("policy_module", OK, "masking-policy module pyvfio_policy loaded: "
+                  + (", ".join(f"IRQ {i} {v}" for i, v in sorted(pol.items())) or "no IRQ set yet"),
+                  f"{KNOB}; it overrides the kernel's choice on the IRQs listed")]
+
+
+def check(dev, irq, line, family, cname, masking, why, fix, root):
+    if masking == DEVICE:
+        return Check("stall_prediction", OK, "vfio masks at the card (DisINTx): the genirq "
+                     "disable policy does not apply", why)
+    lazy = {True: False, False: True}.get(fix.present)
+    live = (policy_module.states(root) or {}).get(irq)
+    # A fixed kernel rewrites the flag at request_irq: the live flag speaks for the
+    # next run only while vfio holds the line, or on a kernel that never sets it.
+    held = line is not None and interrupts.vfio_intx_name(dev.bdf) in line.actions
+    if live in ("lazy", "unlazy") and (held or fix.present is not True):
+        lazy = live == "lazy"
+        fix = unlazy_fix.Finding(not lazy, "policy-module",
+                                 f"pyvfio_policy reads IRQ {irq} {live} (the live flag)")
+    how = fix.evidence if fix.basis == "policy-module" else f"by {fix.basis}"
+    if family == "xive" and lazy:
+        return Check("stall_prediction", FAIL, "INTx will stall after one interrupt: "
+                     "lazy disable on XIVE leaves the source at PQ=10",
+                     f"controller masking ({why}), XIVE, unlazy fix absent ({how})",
+                     f"echo {irq} unlazy > {KNOB}" if fix.basis == "policy-module" else
+                     "boot a kernel with 8b9f128947dd (v6.18+, Debian 6.12.95+), or apply "
+                     "IRQ_DISABLE_UNLAZY with tools/policy; pyvfio run --recover survives it")
+    if family == "xive" and lazy is None:
+        return Check("stall_prediction", WARN, "INTx may stall after one interrupt (XIVE, "
+                     "unlazy fix unknown)", f"controller masking ({why})",
+                     "run `pyvfio run BDF -l 100 --watchdog 500` and look for 'stall after 1'")
+    if lazy is False:
+        return Check("stall_prediction", OK, "expected to deliver: unlazy disable masks and "
+                     f"unmasks at {cname}", f"controller masking ({why}), unlazy fix present ({how})")
+    state = "absent" if lazy else "unknown"
+    if family == "ioapic":
+        return Check("stall_prediction", OK, f"expected to deliver: the {cname} re-delivers a "
+                     "still-asserted line at EOI, at the cost of a spurious interrupt per "
+                     "cycle under lazy disable", f"controller masking ({why}), unlazy fix {state} ({how})")
+    if family == "xics":
+        return Check("stall_prediction", WARN, "expected to deliver: QEMU's XICS re-sends an "
+                     "asserted line at EOI (lazy disable); unverified on XICS silicon",
+                     f"controller masking ({why}), unlazy fix {state} ({how})",
+                     "run `pyvfio run BDF -l 100 --watchdog 500` to see")
+    return Check("stall_prediction", WARN, f"no prediction for controller {cname}",
+                 f"controller masking ({why})")
