@@ -183,6 +183,16 @@ def test_bind_group_binds_every_endpoint_and_skips_the_bridge(behind_bridge):
     assert (h.driver_of(CARD), h.driver_of(CARD2), h.driver_of(BRIDGE)) == ("vfio-pci", "vfio-pci", None)
 
 
+def test_bind_group_says_a_bridge_on_a_dma_claiming_driver_keeps_the_group_unviable(tmp_path):
+    h = FakeHost(tmp_path)
+    h.add_driver("vfio-pci")
+    h.add_device(BRIDGE, 0x8086, 0x244E, 0x060401, driver="shpchp", group=9, header_type=1, pin=0)
+    h.add_device(CARD, driver="8139too", group=9)
+    plan = bind.plan_bind(CARD, group=True, root=h.root)
+    assert [s["bdf"] for s in plan.skipped] == [BRIDGE]
+    assert any(BRIDGE in n and "not viable" in n for n in plan.notes), plan.notes
+
+
 def test_unbind_of_one_member_restores_the_whole_group(behind_bridge):
     h = behind_bridge
     bound(h, bind.plan_bind(CARD, group=True, root=h.root))

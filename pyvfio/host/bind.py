@@ -156,9 +156,13 @@ def plan_bind(text, group=False, force=False, root="/"):
         plan.steps.append(Step(None, None, VFIO_DRIVER))
     for name in names:
         member = pci.device(name, root)
-        if member.is_bridge:
+        if member.is_bridge:  # vfio-pci binds endpoints only; the bridge's driver decides
             plan.skipped.append({"bdf": name, "why": f"bridge ({member.class_name}): stays with "
-                                                     f"{member.driver or 'no driver'}, as vfio allows"})
+                                                     f"{member.driver or 'no driver'}"})
+            if pci.breaks_viability(member):
+                plan.notes.append(f"{name}'s driver {member.driver} claims the group's DMA "
+                                  "(no driver_managed_dma): VFIO will call the group not viable "
+                                  "while it is bound")
             continue
         if member.driver == VFIO_DRIVER:
             plan.skipped.append({"bdf": name, "why": "already bound to vfio-pci"})
