@@ -19,6 +19,7 @@ from ..lab.errors import LabError
 
 
 def boots(plan, arch):
+    """(machine, nointxmask) per boot: the scenario's [lab] machines (machines.py)."""
     machines = plan.lab.get(arch)
     if not machines:
         raise UsageError(f"the scenario {plan.path} has no [lab] {arch} machines",
@@ -39,7 +40,7 @@ def run_lab(plan, arch, timeout=900, echo=print):
     try:
         for n, (m, nim) in enumerate(planned):
             out = work / f"boot{n}.json"
-            cfg = LabConfig(arch=arch, kernel=m.get("kernel"), ic=m.get("ic"), cards=(plan.lab_card,),
+            cfg = LabConfig(arch=arch, kernel=m.kernel, ic=m.ic, cards=(plan.lab_card,),
                             nointxmask=nim, policy="lazy" if plan.needs_policy_module() else "default",
                             timeout=timeout,
                             command=("python", "-m", "pyvfio", "repro", "--here", "--scenario", str(scenario),
@@ -58,7 +59,7 @@ def run_lab(plan, arch, timeout=900, echo=print):
             lab_facts = data.get("lab") or {}
             for c in data["cells"]:
                 axes = {k: v for k, v in c["key"].items() if k not in ("kernel", "machine")}
-                c["key"] = {"arch": arch, "kernel": cfg.kernel, "ic": cfg.ic, **axes}
+                c["key"] = {**m.key, **axes}   # the machine's key, as the model names its cells
                 c["kver"] = lab_facts.get("kver")
                 c["unlazy_fix"] = lab_facts.get("unlazy_fix")
                 cells.append(c)
@@ -70,6 +71,3 @@ def run_lab(plan, arch, timeout=900, echo=print):
     if not cells and failures:
         raise PyvfioError(f"no lab boot produced results ({failures[0]['boot']}: {failures[0]['error']})")
     return cells, boots_done, failures
-
-
-
