@@ -59,9 +59,6 @@ class Verdict:
             return f"ok, {self.spurious_per_irq:.2f} spurious/irq"
         return "ok"
 
-    def __str__(self):
-        return self.text
-
     def essence(self):
         """What a real run can observe and a match is judged on: the state, and where
         the line stalled or how many were lost (recoveries and the spurious count are

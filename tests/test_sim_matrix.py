@@ -60,7 +60,7 @@ def test_the_whole_matrix_has_exactly_the_expected_verdicts():
     from pyvfio.repro.scenario import load
     plan = load("model")
     plan.loops = 20
-    cells = model.run_plan(plan)
+    cells = model.run_plan(model.planned(plan), plan)
     assert len(cells) == 18
     for c in cells:
         k = c["key"]

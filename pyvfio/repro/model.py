@@ -80,6 +80,7 @@ def run_cell(machine, cell, key, plan, trace=None):
     return out, o
 
 
-def run_plan(plan, select=None, knobs=None):
-    return [run_cell(m, c, k, plan)[0] for m, c, k in planned(plan, select, knobs)]
+def run_plan(cells, plan):
+    """The cells of `planned()`, run."""
+    return [run_cell(m, c, k, plan)[0] for m, c, k in cells]
 

@@ -122,7 +122,7 @@ def _model(plan, args):
     model.check_selection(select, knobs)
     planned = model.planned(plan, select, knobs)
     if not args.trace:
-        return [model.run_cell(m, c, k, plan)[0] for m, c, k in planned], None
+        return model.run_plan(planned, plan), None
     if len(planned) != 1:
         names = "; ".join(_label(k) for _, _, k in planned[:3]) + ("; ..." if len(planned) > 3 else "")
         raise UsageError(f"--trace shows one cell; the selection has {len(planned)} ({names})",

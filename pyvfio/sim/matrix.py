@@ -10,12 +10,12 @@ pyvfio.repro.predict maps a real kernel's cell onto a Scenario to predict it.
 from dataclasses import dataclass
 
 from ..errors import UsageError
+from ..intx import UNMASK_MODES
 from ..verdict import of_run
 from .host import CARDS, CONTROLLERS, POLICIES
 from .xics import VARIANTS as XICS_VARIANTS
 
-UNMASKS = ("ioctl", "eventfd")
-AXES = {"controller": CONTROLLERS, "card": CARDS, "policy": POLICIES, "unmask": UNMASKS}
+AXES = {"controller": CONTROLLERS, "card": CARDS, "policy": POLICIES, "unmask": UNMASK_MODES}
 NA = "-"                # the policy of a scenario where it does not apply
 
 
@@ -34,17 +34,6 @@ class Scenario:
         """vfio masks at the interrupt controller (disable_irq_nosync): a non-2.3
         card, or any card with nointxmask=1.  Only then does the policy apply."""
         return self.card == "non-2.3" or self.nointxmask
-
-    @property
-    def name(self):
-        parts = [self.controller, self.card, self.policy, self.unmask]
-        if self.nointxmask:
-            parts.append("nointxmask")
-        if self.controller == "xics" and self.xics_variant != "qemu":
-            parts.append(self.xics_variant)
-        if self.controller == "xive" and self.xive_set_pq00_retriggers:
-            parts.append("pq00-retriggers")
-        return "/".join(parts)
 
     @classmethod
     def make(cls, controller, card, policy, unmask, **knobs):
