@@ -152,6 +152,8 @@ def test_a_wrong_expectation_exits_1_for_the_model_as_for_the_lab(tmp_path, caps
     ('[matrix]\npolicy = "kernel"\n[model]\nic = "xive"\n', "policy 'kernel' needs the machine's kernel"),
     ('[lab]\nx86_64 = [{ kernel = "6.5" }]\n', "s.toml:2: [lab] x86_64: no 6.5 kernel for the x86_64 lab"),
     ('[[expect]]\nverdict = "stall after one"\n', "s.toml:2: [[expect]] #1: 'stall after one' is not a verdict"),
+    ('model = 5\n', "s.toml:1: model must be a table ([model])"),
+    ('expect = "ok"\n', "s.toml:1: expect must be [[expect]] tables"),
 ])
 def test_bad_scenario_files(tmp_path, capsys, text, needle):
     code, _, err = run(capsys, "--scenario", write(tmp_path, text))

@@ -145,6 +145,10 @@ def load(path):
         raise UsageError(f"{path}: not valid TOML: {exc}", "fix the line it names") from None
     plan = Plan(str(path))
     for key, value in doc.items():
+        if key in ("run", "matrix", "lab", "model") and not isinstance(value, dict):
+            raise _err(path, text, key, f"{key} must be a table ([{key}])")
+        if key == "expect" and not (isinstance(value, list) and all(isinstance(e, dict) for e in value)):
+            raise _err(path, text, key, "expect must be [[expect]] tables")
         if key == "loops":
             if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 10**7:
                 raise _err(path, text, key, f"loops must be a whole number from 1 to 10000000, not {value!r}")
