@@ -13,7 +13,6 @@ import uuid
 
 from ..errors import PyvfioError, UsageError
 from ..lab import session
-from ..lab.cache import root as cache_root
 from ..lab.config import LabConfig
 from ..lab.errors import LabError
 
@@ -32,7 +31,8 @@ def boots(plan, arch):
 def run_lab(plan, arch, timeout=900, echo=print):
     """All boots; returns (cells, per-boot facts, failures)."""
     planned = list(boots(plan, arch))  # a scenario without [lab] machines stops here
-    work = cache_root().parent / "repro" / uuid.uuid4().hex[:10]
+    # in the checkout, which every guest shares read-write (a PYVFIO_CACHE elsewhere is not)
+    work = session.CHECKOUT / ".cache" / "repro" / uuid.uuid4().hex[:10]
     work.mkdir(parents=True)
     scenario = work / "scenario.toml"
     shutil.copyfile(plan.path, scenario)
