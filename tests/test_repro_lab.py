@@ -1,8 +1,11 @@
 """The seed in one command, end to end on real kernels: `pyvfio repro --lab ARCH
 --scenario seed` boots the lab machines, runs the edu card under both policies and
 both nointxmask settings, and every cell must match the scenario's expectation and
-the model host's prediction.  Booted from the host (slow: one VM per machine and
-nointxmask value); skipped with the reason only when QEMU cannot run here."""
+the model host's prediction.  Then `repro --model --scenario seed` runs the same
+machines on the model host through the same pipeline: the same cells (keys), the
+same verdicts, and `pyvfio compare` finds no change.  Booted from the host (slow:
+one VM per machine and nointxmask value); skipped with the reason only when QEMU
+cannot run here."""
 
 import json
 import subprocess
@@ -45,3 +48,23 @@ def test_seed_reproduces_and_the_model_agrees(arch, tmp_path):
         assert {c["unlazy_fix"] for c in cells if c["key"]["kernel"] == "6.12"} == {True}
         assert all(c["verdict"] == "ok" and c["counts"]["delivered"] == report["loops"] for c in cells)
     ET.parse(svg)  # the picture is well-formed
+
+    # the model host, the same scenario, the same pipeline
+    mout, msvg = tmp_path / "model.json", tmp_path / "model.svg"
+    m = subprocess.run([sys.executable, "-m", "pyvfio", "repro", "--model", "--scenario", "seed",
+                        "--json", str(mout), "--svg", str(msvg)], cwd=CHECKOUT,
+                       capture_output=True, text=True, timeout=300)
+    assert m.returncode == 0, m.stdout + m.stderr
+    model = json.loads(mout.read_text())
+    assert model["kind"] == "repro" and model["backend"] == "model"
+    same_machine = lambda k: {a: v for a, v in k.items() if a != "engine"}  # noqa: E731  (model: python)
+    mcells = {tuple(same_machine(c["key"]).items()): c for c in model["cells"] if c["key"]["arch"] == arch}
+    assert set(mcells) == {tuple(same_machine(c["key"]).items()) for c in cells}
+    for c in cells:
+        mc = mcells[tuple(same_machine(c["key"]).items())]
+        assert (mc["outcome"]["state"], mc["outcome"]["stalled_after"]) == \
+            (c["outcome"]["state"], c["outcome"]["stalled_after"]), c["key"]
+    cmp = subprocess.run([sys.executable, "-m", "pyvfio", "compare", str(out), str(mout)], cwd=CHECKOUT,
+                         capture_output=True, text=True, timeout=60)
+    assert cmp.returncode == 0 and "verdict changes: none" in cmp.stdout, cmp.stdout + cmp.stderr
+    ET.parse(msvg)

@@ -2,8 +2,9 @@
 
 import pytest
 
+from pyvfio import verdict
 from pyvfio.errors import UsageError
-from pyvfio.repro import predict
+from pyvfio.repro import machines, predict
 from pyvfio.repro.scenario import NA, Cell, load
 
 
@@ -16,11 +17,22 @@ def write(tmp_path, text):
 def test_the_shipped_seed_parses():
     plan = load("seed")
     assert plan.loops == 100 and plan.run["profile"] == "edu"
-    assert plan.lab["ppc64le"] == [{"kernel": "6.12", "ic": "xive"}, {"kernel": "6.12", "ic": "xics"}]
+    assert [m.key for m in plan.lab["ppc64le"]] == [{"arch": "ppc64le", "kernel": "6.12", "ic": "xive"},
+                                                    {"arch": "ppc64le", "kernel": "6.12", "ic": "xics"}]
+    x86 = plan.lab["x86_64"]
+    assert [(m.ic, m.card, m.unlazy_fix) for m in x86] == [("ioapic", "2.3", False), ("ioapic", "2.3", True)]
+    assert [m.key["arch"] for m in plan.machines()] == ["ppc64le"] * 2 + ["x86_64"] * 2
     key = {"ic": "xive", "nointxmask": 1, "policy": "lazy", "unmask": "ioctl"}
-    assert plan.expected(key) == "stall after 1"
-    assert plan.expected({**key, "ic": "xics"}) == "ok"
+    assert plan.expected(key) == verdict.Verdict("stall", stalled_after=1, stalls=1)
+    assert plan.expected({**key, "ic": "xics"}) == verdict.Verdict("ok")
     assert plan.needs_policy_module()
+
+
+def test_the_model_knows_every_lab_kernel_and_card():
+    """machines.py is the one place for what a boot measures and the model is told."""
+    from pyvfio.lab.config import ARCHES, CARDS
+    assert set(machines.LAB_UNLAZY_FIX) == {k for a in ARCHES.values() for k in a["kernels"]}
+    assert set(machines.LAB_CARD_KIND) == set(CARDS)
 
 
 def test_policy_collapses_where_vfio_masks_at_the_card():
@@ -53,30 +65,55 @@ def test_missing_file():
         load("/nonexistent/x.toml")
 
 
-@pytest.mark.parametrize("key,fix,verdict", [
+@pytest.mark.parametrize("key,fix,want", [
     ({"ic": "xive", "nointxmask": 1, "policy": "lazy", "unmask": "ioctl"}, True, "stall after 1"),
     ({"ic": "xive", "nointxmask": 1, "policy": "kernel", "unmask": "ioctl"}, True, "ok"),
     ({"ic": "xive", "nointxmask": 1, "policy": "kernel", "unmask": "eventfd"}, False, "stall after 1"),
     ({"ic": "xics", "nointxmask": 1, "policy": "lazy", "unmask": "ioctl"}, True, "ok, 1.00 spurious/irq"),
     ({"ic": "ioapic", "nointxmask": 0, "policy": NA, "unmask": "ioctl"}, False, "ok"),
 ])
-def test_model_predictions(key, fix, verdict):
-    assert predict.predict(key, 20, masks_at_device=True, unlazy_fix=fix) == verdict
+def test_model_predictions(key, fix, want):
+    assert predict.predict(key, 20, masks_at_device=True, unlazy_fix=fix).text == want
 
 
 def test_no_prediction_without_the_facts():
     key = {"nointxmask": 1, "policy": "kernel", "unmask": "ioctl"}
     assert predict.predict(key, 20, True, None, chip="XIVE-IRQ") is None          # fix unknown
     assert predict.predict({**key, "policy": "lazy"}, 20, True, None, chip="PCI-MSI") is None
-    assert predict.predict({**key, "policy": "lazy"}, 20, True, None, chip="XIVE-IRQ") == "stall after 1"
+    assert predict.predict({**key, "policy": "lazy"}, 20, True, None, chip="XIVE-IRQ").essence() == ("stall", 1)
 
 
 def test_verdicts_match_on_what_a_real_run_can_see():
-    assert predict.matches("ok", "ok, 1.00 spurious/irq")
-    assert predict.matches("stall after 1, recovered 3x", "stall after 1")
-    assert not predict.matches("stall after 2", "stall after 1")
-    assert not predict.matches("ok", "stall after 1")
-    assert predict.matches("ok", None) is None
+    ok, stall1 = verdict.expectation("ok"), verdict.expectation("stall after 1")
+    assert verdict.Verdict("ok", spurious_per_irq=1.0).matches(ok)
+    assert verdict.judge([(1, True)] * 3).matches(stall1)          # recovered: still the stall
+    assert not verdict.judge([(2, False)]).matches(stall1)
+    assert not verdict.Verdict("ok").matches(stall1)
+    assert verdict.Verdict("ok").matches(None) is None
+    assert verdict.expectation("lost 3") == verdict.Verdict("lost", lost=3)
+    for bad in ("stall after one", "fine", "stall after 1, recovered 2x", 5):
+        with pytest.raises(ValueError):
+            verdict.expectation(bad)
+
+
+def test_recovered_only_when_every_stall_was():
+    every = verdict.judge([(1, True), (2, True)])
+    assert (every.text, every.cls) == ("stall after 1, recovered 2x", "recovered")
+    last_left = verdict.judge([(1, True), (2, False)])       # the run ended on a dead line
+    assert (last_left.text, last_left.cls) == ("stall after 1", "stall")
+    assert last_left.recovered == 1 and last_left.stalls == 2
+    assert verdict.judge([], lost=2).text == "lost 2" and verdict.failed("EBUSY").text == "error: EBUSY"
+    for v in (every, last_left, verdict.Verdict("ok", spurious_per_irq=0.5), verdict.failed("x")):
+        assert verdict.Verdict.from_json(v.to_json()) == v
+
+
+def test_a_run_json_without_outcome_is_judged_by_the_same_rule():
+    """A result file written before verdicts were data: its stalls and counts."""
+    old = {"verdict": "stall after 1", "counts": {"lost": 0},
+           "stalls": [{"after_delivered": 1, "recovered": True}, {"after_delivered": 2, "recovered": False}]}
+    assert verdict.of_run_json(old) == verdict.judge([(1, True), (2, False)])
+    assert verdict.of_run_json({"verdict": "error: gone", "error": "gone"}).state == "error"
+    assert verdict.of_run_json({"verdict": "ok"}) is None
 
 
 def test_policy_module_without_kernel_headers_is_a_clear_error():

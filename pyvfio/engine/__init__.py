@@ -200,12 +200,9 @@ class Run:
     # --- results --------------------------------------------------------------------
     @property
     def verdict(self):
-        if not self.stalls:
-            return "ok" if self.counts.lost == 0 else f"lost {self.counts.lost}"
-        first = self.stalls[0].after_delivered
-        if all(s.recovered for s in self.stalls):
-            return f"stall after {first}, recovered {len(self.stalls)}x"
-        return f"stall after {first}"
+        """The verdict's text; pyvfio.verdict holds the rule and the data."""
+        from ..verdict import of_run
+        return of_run(self).text
 
     def host_irq_delta(self):
         a, b = (self.host_before or {}).get("irq_count"), (self.host_after or {}).get("irq_count")
@@ -215,8 +212,11 @@ class Run:
         c = self.counts
         delta = self.host_irq_delta()
         per_irq = (self.cpu.get("user_s", 0) + self.cpu.get("system_s", 0)) / c.delivered if c.delivered else None
+        from ..verdict import of_run
+        verdict = of_run(self)
         out = {
-            "verdict": self.verdict,
+            "verdict": verdict.text,            # for readers; "outcome" is the verdict as data
+            "outcome": verdict.to_json(),
             "interrupted": self.interrupted,
             "counts": {"raised": c.raised, "delivered": c.delivered, "stalled": len(self.stalls),
                        "recovered": sum(s.recovered for s in self.stalls), "polled": c.polled,

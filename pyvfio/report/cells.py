@@ -3,34 +3,34 @@
 The schemas read here (written by `pyvfio run --json` and `pyvfio repro --json`):
 
     run:    envelope("run", bdf, host, card, modes, **Run.to_json())
-    repro:  envelope("repro", backend, host {kernel, machine, controller...},
-                     cells [cell, ...])
-    cell:   {"key": {axis: value, ...},        # controller/ic, card, policy, unmask,
-                                               # nointxmask, engine, access, arch, kernel...
-             "verdict": "ok" | "stall after N" | "stall after N, recovered Kx" | "lost N",
-             "expected": str | null, "match": bool | null,
+    repro:  envelope("repro", backend ("vfio", "lab" or "model"), scenario, loops,
+                     cells [cell, ...], machine | boots, failures | trace)
+    cell:   {"key": {axis: value, ...},        # arch, kernel, ic, card, nointxmask,
+                                               # policy, unmask, engine, access...
+             "verdict": "stall after 1",       # the verdict's text, for people
+             "outcome": Verdict.to_json(),     # the verdict as data (pyvfio.verdict)
+             "expected", "predicted": Verdict.to_json() | null, "match": bool | null,
              **Run.to_json()}                  # counts {raised, delivered, stalled,
                                                # recovered, polled, lost, ...},
                                                # throughput_per_s, latency {wakeup,
                                                # service, round_trip: {count, p50_us,
                                                # p99_us, ..., buckets {index: count}}}
 
-Every field but `key` and `verdict` is optional (a model cell carries fewer latency
-fields).  The envelope is {"tool": "pyvfio", "version", "kind", "command", "started"}.
-An older repro report with `scenarios` [Outcome.to_json()] instead of `cells` is
-read too: its scenario fields become the key.
+Every field but `key` and `verdict` is optional (a model cell has no latency).  The
+envelope is {"tool": "pyvfio", "version", "kind", "command", "started"}.
+
+Files from before verdicts were data have no "outcome": their verdict is judged
+again, by the same rule, from the stalls and counts they carry, and their expected
+and predicted verdicts are shown as the text they hold.  The first model reports
+(`scenarios` instead of `cells`) are refused in one line: re-run them.
 """
 
 import json
-import re
 
+from .. import verdict as V
 from ..errors import UsageError
 
 KINDS = ("run", "repro")
-# Outcome.to_json() fields that name the scenario (the rest are results).
-_SCENARIO_AXES = ("controller", "card", "policy", "unmask", "nointxmask", "xics_variant",
-                  "xive_set_pq00_retriggers")
-_SCENARIO_DEFAULTS = {"xics_variant": "qemu", "xive_set_pq00_retriggers": False}
 
 
 def load(path):
@@ -54,7 +54,10 @@ def check(data, name="input"):
     if kind not in KINDS:
         raise UsageError(f"{name} is a pyvfio {kind!r} file, not a run or repro result",
                          "give files written by pyvfio run --json or pyvfio repro --json")
-    if kind == "repro" and not isinstance(data.get("cells", data.get("scenarios")), list):
+    if kind == "repro" and "cells" not in data and "scenarios" in data:
+        raise UsageError(f"{name} is a model report of the first format (scenarios, no cells), "
+                         "which this pyvfio no longer reads", "re-run it: pyvfio repro --model --json FILE")
+    if kind == "repro" and not isinstance(data.get("cells"), list):
         raise UsageError(f"{name}: repro report without a cells list", "was the run interrupted?")
     return data
 
@@ -66,21 +69,7 @@ def cells(report):
                 if k not in ("tool", "version", "kind", "command", "started", "host")}
         cell["key"] = {}
         return [cell]
-    if "cells" in report:
-        return [c for c in report["cells"] if isinstance(c, dict) and "verdict" in c]
-    out = []
-    for s in report.get("scenarios", []):
-        key = {a: s[a] for a in _SCENARIO_AXES
-               if a in s and s[a] != _SCENARIO_DEFAULTS.get(a, object())}
-        loops, delivered = s.get("loops"), s.get("delivered")
-        out.append({"key": key, "verdict": s.get("verdict"), "expected": s.get("expected"),
-                    "match": s.get("match"),
-                    "counts": {"raised": loops, "delivered": delivered,
-                               "stalled": s.get("stalls"), "recovered": s.get("recovered"),
-                               "lost": None},
-                    "host_interrupts": s.get("irq_count"),
-                    "controller_deliveries": s.get("controller_deliveries")})
-    return out
+    return [c for c in report["cells"] if isinstance(c, dict) and "verdict" in c]
 
 
 def key_id(key):
@@ -144,7 +133,7 @@ def metrics(cell):
     """The numbers reports show: verdict, raised, delivered, lost, p50_us, p99_us,
     throughput_per_s (None where the cell has no such field)."""
     rt = _get(cell, "latency", "round_trip") or {}
-    return {"verdict": cell.get("verdict"), "expected": cell.get("expected"),
+    return {"verdict": cell.get("verdict"), "expected": text(cell.get("expected")),
             "match": cell.get("match"),
             "raised": _get(cell, "counts", "raised"),
             "delivered": _get(cell, "counts", "delivered"),
@@ -154,28 +143,21 @@ def metrics(cell):
             "throughput_per_s": cell.get("throughput_per_s")}
 
 
-_SPURIOUS = re.compile(r",\s*[\d.]+ spurious/irq$")
+def verdict(cell):
+    """The cell's Verdict (pyvfio.verdict), or None when the file holds nothing to
+    judge it by."""
+    return V.of_run_json(cell)
 
 
-def verdict_core(verdict):
-    """The verdict without the model's spurious-ratio note ("ok, 1.00 spurious/irq" -> "ok"):
-    what a verdict change is judged on."""
-    return _SPURIOUS.sub("", verdict or "")
+def verdict_class(cell):
+    """ok, stall, recovered, lost, error or unknown: for colours and counts."""
+    v = verdict(cell)
+    return v.cls if v else "unknown"
 
 
-def verdict_class(verdict):
-    """ok, stall, recovered, lost, error (the cell could not run) or unknown: what a
-    verdict is, for colours and counts."""
-    v = verdict_core(verdict)
-    if v == "ok":
-        return "ok"
-    if v.startswith("stall"):
-        return "recovered" if "recovered" in v else "stall"
-    if v.startswith("lost"):
-        return "lost"
-    if v.startswith("error"):
-        return "error"
-    return "unknown"
+def text(v):
+    """A verdict field as text: a Verdict.to_json() dict's, or an older file's string."""
+    return v.get("text") if isinstance(v, dict) else v
 
 
 def round_trip(cell):
@@ -194,8 +176,8 @@ def host_facts(report):
 
 
 def host_line(report):
-    """"Linux 6.12.95+deb12-amd64 x86_64" from a report's host facts, or for a lab
-    report the kernels and architectures its cells ran on."""
+    """"Linux 6.12.95+deb12-amd64 x86_64" from a report's host facts, or for a lab or
+    model report the kernels and architectures its cells ran on (or stand for)."""
     h = host_facts(report)
     parts = [f"Linux {h['kernel']}" if h.get("kernel") else None,
              h.get("machine") if isinstance(h.get("machine"), str) else None,
@@ -210,4 +192,6 @@ def host_line(report):
         desc = " ".join(str(k[a]) for a in ("arch", "kernel") if k.get(a) is not None)
         if desc and desc not in seen:
             seen.append(desc)
+    if report.get("backend") == "model":
+        return "model host" + (" running the lab's " + ", ".join(seen) if seen else "")
     return ("lab: " + ", ".join(seen)) if seen else "host unknown"

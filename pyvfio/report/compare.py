@@ -19,8 +19,10 @@ cell, matched by key.
 Cells match when their keys are equal, leaving out the axes that are constant on
 each side but differ between them (two lab reports of kernels 6.1 and 6.12 match
 cell by cell, the kernel reported as a host change) and any axes the caller ignores.
-A verdict change is judged without the model's spurious-ratio note ("ok, 1.00
-spurious/irq" is "ok").  Cells only on one side are listed, not counted as changes.
+A verdict change is judged on what a real run can observe (Verdict.essence: the
+state and where it stalled; "ok, 1.00 spurious/irq" from the model is "ok", a
+recovered stall is the stall).  Cells only on one side are listed, not counted as
+changes.
 """
 
 from ..errors import UsageError
@@ -74,6 +76,11 @@ def _without(cell_list, axes):
     return [dict(c, key={k: v for k, v in c.get("key", {}).items() if k not in axes}) for c in cell_list]
 
 
+def _essence(cell):
+    v = C.verdict(cell)
+    return v.essence() if v else ("unknown", C.metrics(cell)["verdict"])
+
+
 def compare(a, b, a_name="A", b_name="B", ignore=()):
     """The comparison (see the module doc).  `ignore`: key axes to leave out when
     matching cells, on top of those that differ only between the sides."""
@@ -97,7 +104,7 @@ def compare(a, b, a_name="A", b_name="B", ignore=()):
             only_a.append({"key": c["key"], "label": label(c["key"]), "verdict": c.get("verdict")})
             continue
         ma, mb = C.metrics(c), C.metrics(other)
-        changed = C.verdict_core(ma["verdict"]) != C.verdict_core(mb["verdict"])
+        changed = _essence(c) != _essence(other)
         matched.append({
             "key": c["key"], "label": label(c["key"]), "verdict_changed": changed,
             "a": ma, "b": mb,

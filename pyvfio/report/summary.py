@@ -2,8 +2,10 @@
 
 Columns: the key axes that vary between cells (the constant ones go in a header
 line), verdict, expected and match (when the report has expectations),
-delivered/raised, lost, p50 and p99 round trip in microseconds, throughput, and
-the model host's prediction (when the report has one).
+delivered/raised, lost, p50 and p99 round trip in microseconds and throughput
+(when measured: a model cell has none), /proc/interrupts and controller
+deliveries (when a model host counted them), and the model host's prediction
+(when the report has one).
 """
 
 from . import cells as C
@@ -19,8 +21,12 @@ def rows(report):
     varying, constant = C.axes_of(cl)
     has_expect = any(c.get("expected") is not None for c in cl)
     has_model = any(c.get("predicted") is not None for c in cl)
+    has_timing = any(c.get("latency") or c.get("throughput_per_s") is not None for c in cl)
+    has_counts = any(c.get("controller_deliveries") is not None for c in cl)   # a model host's
     header = list(varying) + ["verdict"] + (["expected", "match"] if has_expect else []) + [
-        "delivered", "lost", "p50 us", "p99 us", "per s"] + (["model host"] if has_model else [])
+        "delivered", "lost"] + (["p50 us", "p99 us", "per s"] if has_timing else []) + (
+        ["/proc/interrupts", "controller deliveries"] if has_counts else []) + (
+        ["model host"] if has_model else [])
     out = []
     for c in cl:
         m = C.metrics(c)
@@ -33,10 +39,13 @@ def rows(report):
         raised = m["raised"]
         row.append(f"{_num(m['delivered'], '{}')}/{raised}" if raised is not None
                    else _num(m["delivered"], "{}"))
-        row += [_num(m["lost"], "{}"), _num(m["p50_us"]), _num(m["p99_us"]),
-                _num(m["throughput_per_s"], "{:.0f}")]
+        row.append(_num(m["lost"], "{}"))
+        if has_timing:
+            row += [_num(m["p50_us"]), _num(m["p99_us"]), _num(m["throughput_per_s"], "{:.0f}")]
+        if has_counts:
+            row += [_num(c.get("host_interrupts"), "{}"), _num(c.get("controller_deliveries"), "{}")]
         if has_model:  # what the model host predicts for the same cell
-            row.append(c.get("predicted") or "-")
+            row.append(C.text(c.get("predicted")) or "-")
         out.append(row)
     return header, out, constant
 
@@ -55,7 +64,7 @@ def table(report):
     cl = C.cells(report)
     counts = {}
     for c in cl:
-        k = C.verdict_class(c.get("verdict"))
+        k = C.verdict_class(c)
         counts[k] = counts.get(k, 0) + 1
     tail = ", ".join(f"{n} {k}" for k, n in counts.items())
     mism = sum(1 for c in cl if c.get("match") is False)

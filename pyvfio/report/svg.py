@@ -148,7 +148,7 @@ def _draw_grid(cv, report, x0, y0, rows=None, cols=None):
     row_labels = [C.key_label(v, rows) if rows else "" for _, v in rcombos]
     label_w = max([_tw(s) for s in row_labels] + [_tw(" / ".join(rows), 11)] + [_tw(a, 11) for a in cols]
                   + [40]) + 16
-    texts = [c.get("verdict") or "?" for c in cl] + [f"expected {c.get('expected')}" for c in cl]
+    texts = [c.get("verdict") or "?" for c in cl] + [f"expected {C.text(c.get('expected'))}" for c in cl]
     cell_w = max(118, max(_tw(t, 11) for t in texts) + 16)
     cell_h, head_h = 48, 18 * max(1, len(cols)) + 22
     # column headers: one line per column axis, its name in the corner
@@ -169,7 +169,7 @@ def _draw_grid(cv, report, x0, y0, rows=None, cols=None):
                 cv.rect(x + 2, y + 2, cell_w - 4, cell_h - 4, "#f4f4f4", "#ddd")
                 cv.text(x + cell_w / 2, y + cell_h / 2 + 4, "not run", 10, "middle", fill="#999")
                 continue
-            cls = C.verdict_class(c.get("verdict"))
+            cls = C.verdict_class(c)
             mismatch = c.get("match") is False
             cv.open("grid-cell", verdict=cls, match={True: "yes", False: "no"}.get(c.get("match"), "-"),
                     cell=C.key_label(c["key"]))
@@ -178,7 +178,7 @@ def _draw_grid(cv, report, x0, y0, rows=None, cols=None):
             cv.text(x + cell_w / 2, y + 20, c.get("verdict") or "?", 11, "middle", "bold")
             m = C.metrics(c)
             if mismatch:
-                sub = f"expected {c.get('expected')}"
+                sub = f"expected {C.text(c.get('expected'))}"
             elif c.get("match") is True:
                 sub = "as expected"
             elif m["delivered"] is not None:
@@ -192,7 +192,7 @@ def _draw_grid(cv, report, x0, y0, rows=None, cols=None):
     height = head_h + max(1, len(rcombos)) * cell_h
     # legend
     ly, lx = y0 + height + 14, x0
-    present = {C.verdict_class(c.get("verdict")) for c in cl}
+    present = {C.verdict_class(c) for c in cl}
     for cls, name in LEGEND:
         if cls in ("lost", "error") and cls not in present:
             continue

@@ -1,7 +1,6 @@
-"""Scripted reproduction on real kernels: scenario files (scenario.py), the cells
-of a matrix run on a card (cells.py), in lab VMs (lab.py), and the model's
-prediction of each cell (predict.py).  The model host's own matrix is
-pyvfio.sim.matrix."""
+"""pyvfio repro: scenario files (scenario.py) and their machines (machines.py), run
+by one pipeline (pipeline.py) on a card here (cells.py), in lab VMs (lab.py) or on
+the model host (model.py), with the model's prediction of real cells (predict.py)."""
 
 import pathlib
 

@@ -12,11 +12,14 @@ passthrough device would be torn away) unless forced.
 
 import os
 import subprocess
+import sys
 import time
 
+from .. import verdict
+from ..cardlock import card_lock
 from ..engine import Run, RunConfig
 from ..intx import Intx
-from ..errors import PyvfioError, RefusedError
+from ..errors import PyvfioError, RefusedError, UsageError
 from ..host import interrupts, pci, system
 from ..profiles import probe
 from ..vfio import open_device
@@ -70,7 +73,8 @@ def run_cell(bdf, cell, plan, status=None):
                 raise KeyboardInterrupt
             return out
     except PyvfioError as exc:
-        return {"verdict": f"error: {exc}", "error": str(exc)}
+        v = verdict.failed(exc)
+        return {"verdict": v.text, "outcome": v.to_json(), "error": str(exc)}
 
 
 def _bound_to_vfio(root="/"):
@@ -133,3 +137,33 @@ def run_cells(bdf, plan, here=False, force=False, echo=print):
             reload_vfio_pci(bdf, int(original), force=True)
     return results, {**machine, "masks_at_device": at_device,
                      "chip": line.chip if line else None}
+
+
+def run_here(plan, bdf=None, here=False, force=False):
+    """pyvfio repro BDF (and --here in a lab guest): the plan's cells on this host's
+    card.  Returns (cells, report fields)."""
+    from ..lab import guest
+    from ..unlazy_fix import detect
+
+    facts = guest.facts()
+    if bdf is None:
+        # in a lab guest: the scenario's lab card, or the only card bound
+        bound = facts["bound"] if facts else []
+        bdf = guest.bdf_of(plan.lab_card, facts) if facts else None
+        if bdf is None and len(bound) == 1:
+            bdf = bound[0]["bdf"]
+        if bdf is None:
+            raise UsageError("no card named", "give a BDF (pyvfio repro BDF), or --lab ARCH, or --model")
+    bdf = pci.require(bdf)
+    blockers = system.vfio_blockers(system.probe(), pci.device(bdf))
+    if blockers:
+        raise PyvfioError(f"VFIO cannot drive {bdf} here: " + "; ".join(r for r, _ in blockers),
+                          "; ".join(f for _, f in blockers) + " (pyvfio doctor explains)")
+    with card_lock(bdf):
+        cells, machine = run_cells(bdf, plan, here=here, force=force,
+                                   echo=lambda s: print(s, file=sys.stderr))
+    fix = facts.get("unlazy_fix") if facts else detect(machine["kernel"]).present
+    for c in cells:
+        c.update(masks_at_device=machine["masks_at_device"], chip=c.get("chip") or machine["chip"],
+                 unlazy_fix=fix, kver=machine["kernel"])
+    return cells, {"bdf": bdf, "machine": machine, "lab": facts}

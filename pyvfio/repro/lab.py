@@ -13,12 +13,12 @@ import uuid
 
 from ..errors import PyvfioError, UsageError
 from ..lab import session
-from ..lab.cache import root as cache_root
 from ..lab.config import LabConfig
 from ..lab.errors import LabError
 
 
 def boots(plan, arch):
+    """(machine, nointxmask) per boot: the scenario's [lab] machines (machines.py)."""
     machines = plan.lab.get(arch)
     if not machines:
         raise UsageError(f"the scenario {plan.path} has no [lab] {arch} machines",
@@ -31,7 +31,8 @@ def boots(plan, arch):
 def run_lab(plan, arch, timeout=900, echo=print):
     """All boots; returns (cells, per-boot facts, failures)."""
     planned = list(boots(plan, arch))  # a scenario without [lab] machines stops here
-    work = cache_root().parent / "repro" / uuid.uuid4().hex[:10]
+    # in the checkout, which every guest shares read-write (a PYVFIO_CACHE elsewhere is not)
+    work = session.CHECKOUT / ".cache" / "repro" / uuid.uuid4().hex[:10]
     work.mkdir(parents=True)
     scenario = work / "scenario.toml"
     shutil.copyfile(plan.path, scenario)
@@ -39,7 +40,7 @@ def run_lab(plan, arch, timeout=900, echo=print):
     try:
         for n, (m, nim) in enumerate(planned):
             out = work / f"boot{n}.json"
-            cfg = LabConfig(arch=arch, kernel=m.get("kernel"), ic=m.get("ic"), cards=(plan.lab_card,),
+            cfg = LabConfig(arch=arch, kernel=m.kernel, ic=m.ic, cards=(plan.lab_card,),
                             nointxmask=nim, policy="lazy" if plan.needs_policy_module() else "default",
                             timeout=timeout,
                             command=("python", "-m", "pyvfio", "repro", "--here", "--scenario", str(scenario),
@@ -58,7 +59,7 @@ def run_lab(plan, arch, timeout=900, echo=print):
             lab_facts = data.get("lab") or {}
             for c in data["cells"]:
                 axes = {k: v for k, v in c["key"].items() if k not in ("kernel", "machine")}
-                c["key"] = {"arch": arch, "kernel": cfg.kernel, "ic": cfg.ic, **axes}
+                c["key"] = {**m.key, **axes}   # the machine's key, as the model names its cells
                 c["kver"] = lab_facts.get("kver")
                 c["unlazy_fix"] = lab_facts.get("unlazy_fix")
                 cells.append(c)
@@ -70,6 +71,3 @@ def run_lab(plan, arch, timeout=900, echo=print):
     if not cells and failures:
         raise PyvfioError(f"no lab boot produced results ({failures[0]['boot']}: {failures[0]['error']})")
     return cells, boots_done, failures
-
-
-

@@ -1,4 +1,5 @@
-"""Scenario files (TOML) for runs on real kernels.
+"""Scenario files (TOML): the one description of a repro run, whatever runs it (a
+card here, lab VMs, the model host).
 
     loops = 200                      # interrupts per cell
     [run]                            # how every cell runs
@@ -12,17 +13,23 @@
     unmask = ["ioctl", "eventfd"]
     engine = ["c"]
     access = ["mmap"]
-    [lab]                            # pyvfio repro --lab ARCH: the machines to boot
+    [lab]                            # the machines: booted by --lab ARCH, run by --model
     card = "edu"
     ppc64le = [{ kernel = "6.12", ic = "xive" }, { kernel = "6.12", ic = "xics" }]
     x86_64 = [{ kernel = "6.1" }, { kernel = "6.12" }]
-    [[expect]]                       # first match wins; unmatched cells expect what the
-    when = { ic = "xive", nointxmask = 1, policy = "lazy" }    # model host predicts
-    verdict = "stall after 1"
+    [model]                          # machines only the model host runs (repro --model)
+    ic = ["xive", "xics", "ioapic"]  # each a value or a list: every ic x card
+    card = ["2.3", "non-2.3"]
+    kernel = "6.12"                  # optional: what policy "kernel" means (a lab kernel)
+    xics_variant = "qemu"            # optional model knobs (MODEL.md)
+    xive_set_pq00_retriggers = false
+    [[expect]]                       # first match wins; a card or lab cell without one
+    when = { ic = "xive", nointxmask = 1, policy = "lazy" }    # expects what the model
+    verdict = "stall after 1"                                  # host predicts
 
-[[scenario]] tables (the model host's scenarios) may stand in the same file; they
-are read by `pyvfio repro --model` and ignored here.  Unknown keys and bad values
-are errors naming the key and its line.
+Unknown keys and bad values are errors naming the key and its line.  The old
+[[scenario]] tables (the model's cells written a second time) are refused: the
+model now runs the [lab] machines themselves.
 """
 
 import itertools
@@ -30,8 +37,10 @@ import re
 import tomllib
 from dataclasses import asdict, dataclass, field
 
+from .. import verdict
 from ..errors import UsageError
 from ..intx import UNMASK_MODES
+from . import machines
 
 POLICIES = ("kernel", "lazy", "unlazy")
 NA = "-"
@@ -41,7 +50,9 @@ DEFAULT_AXES = {"nointxmask": [0, 1], "policy": ["kernel"], "unmask": ["ioctl", 
                 "engine": ["c"], "access": ["mmap"]}
 RUN_KEYS = {"profile": str, "watchdog_ms": int, "recover": bool, "threshold_p99_us": (int, float)}
 LAB_ARCHES = ("x86_64", "ppc64le")
-KEY_WORDS = ("arch", "kernel", "ic") + tuple(AXES)
+MODEL_KEYS = {"ic": list, "card": list, "kernel": str, "xics_variant": str,
+              "xive_set_pq00_retriggers": bool}
+KEY_WORDS = ("arch", "kernel", "ic", "card", "xics_variant", "xive_set_pq00_retriggers") + tuple(AXES)
 
 
 @dataclass(frozen=True)
@@ -64,9 +75,10 @@ class Plan:
     run: dict = field(default_factory=lambda: {"profile": None, "watchdog_ms": 500, "recover": False,
                                                "threshold_p99_us": None})
     axes: dict = field(default_factory=lambda: {k: list(v) for k, v in DEFAULT_AXES.items()})
-    lab: dict = field(default_factory=dict)
+    lab: dict = field(default_factory=dict)      # arch -> [Machine]
     lab_card: str = "edu"
-    expect: list = field(default_factory=list)   # [(when dict, verdict)]
+    model: list = field(default_factory=list)    # [Machine] only the model runs
+    expect: list = field(default_factory=list)   # [(when dict, Verdict)]
 
     def cells(self, masks_at_device):
         """The cells, in order.  Where vfio masks with DisINTx (a 2.3 card with
@@ -80,11 +92,15 @@ class Plan:
                 out.append(c)
         return out
 
+    def machines(self):
+        """Every machine the model host runs: the [lab] ones of each arch, then [model]'s."""
+        return [m for arch in self.lab for m in self.lab[arch]] + self.model
+
     def expected(self, key):
-        """The expected verdict for a cell key, or None: the model decides."""
-        for when, verdict in self.expect:
+        """The expected Verdict for a cell key, or None: the model decides."""
+        for when, expected in self.expect:
             if all(key.get(k) == v for k, v in when.items()):
-                return verdict
+                return expected
         return None
 
     def needs_policy_module(self):
@@ -129,6 +145,10 @@ def load(path):
         raise UsageError(f"{path}: not valid TOML: {exc}", "fix the line it names") from None
     plan = Plan(str(path))
     for key, value in doc.items():
+        if key in ("run", "matrix", "lab", "model") and not isinstance(value, dict):
+            raise _err(path, text, key, f"{key} must be a table ([{key}])")
+        if key == "expect" and not (isinstance(value, list) and all(isinstance(e, dict) for e in value)):
+            raise _err(path, text, key, "expect must be [[expect]] tables")
         if key == "loops":
             if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 10**7:
                 raise _err(path, text, key, f"loops must be a whole number from 1 to 10000000, not {value!r}")
@@ -146,13 +166,15 @@ def load(path):
                     raise _err(path, text, k, f"unknown axis {k!r} in [matrix]", f"axes: {', '.join(AXES)}")
                 plan.axes[k] = _values(path, text, k, v)
         elif key == "lab":
+            if "card" in value:
+                from ..lab.config import CARDS
+                if value["card"] not in CARDS:
+                    raise _err(path, text, "card", f"unknown lab card {value['card']!r}", f"use {', '.join(CARDS)}")
+                plan.lab_card = value["card"]
             for k, v in value.items():
                 if k == "card":
-                    from ..lab.config import CARDS
-                    if v not in CARDS:
-                        raise _err(path, text, k, f"unknown lab card {v!r}", f"use {', '.join(CARDS)}")
-                    plan.lab_card = v
-                elif k in LAB_ARCHES:
+                    continue
+                if k in LAB_ARCHES:
                     if not isinstance(v, list) or not all(isinstance(m, dict) for m in v):
                         raise _err(path, text, k, f"[lab] {k} must be a list of {{ kernel = ..., ic = ... }}")
                     for m in v:
@@ -160,9 +182,15 @@ def load(path):
                         if bad:
                             raise _err(path, text, k, f"[lab] {k}: unknown key(s) {', '.join(sorted(bad))}",
                                        "a machine has kernel and ic")
-                    plan.lab[k] = v
+                    try:
+                        plan.lab[k] = [machines.lab_machine(k, m.get("kernel"), m.get("ic"), plan.lab_card)
+                                       for m in v]
+                    except UsageError as exc:
+                        raise _err(path, text, k, f"[lab] {k}: {exc.message}", exc.hint) from None
                 else:
                     raise _err(path, text, k, f"unknown key {k!r} in [lab]", f"use card, {', '.join(LAB_ARCHES)}")
+        elif key == "model":
+            plan.model = _model(path, text, value)
         elif key == "expect":
             for n, e in enumerate(value, 1):
                 bad = set(e) - {"when", "verdict"}
@@ -173,8 +201,36 @@ def load(path):
                     if k not in KEY_WORDS:
                         raise _err(path, text, "when", f"[[expect]] #{n}: unknown key {k!r} in when",
                                    f"use {', '.join(KEY_WORDS)}")
-                plan.expect.append((e.get("when", {}), e["verdict"]))
-        elif key != "scenario":
+                try:
+                    expected = verdict.expectation(e["verdict"])
+                except ValueError as exc:
+                    raise _err(path, text, "verdict", f"[[expect]] #{n}: {exc}") from None
+                plan.expect.append((e.get("when", {}), expected))
+        elif key == "scenario":
+            raise _err(path, text, key, "[[scenario]] tables are no longer read: the model host runs "
+                       "the [lab] machines and the [model] ones",
+                       "replace them with [model] ic = [...], card = [...] (see pyvfio/repro/scenario.py)")
+        else:
             raise _err(path, text, key, f"unknown key {key!r}",
-                       "top-level keys: loops, [run], [matrix], [lab], [[expect]], [[scenario]]")
+                       "top-level keys: loops, [run], [matrix], [lab], [model], [[expect]]")
     return plan
+
+
+def _model(path, text, table):
+    for k, v in table.items():
+        want = MODEL_KEYS.get(k)
+        if want is None:
+            raise _err(path, text, k, f"unknown key {k!r} in [model]", f"known: {', '.join(MODEL_KEYS)}")
+        if want is list and isinstance(v, str):
+            continue
+        if (want is list and not (isinstance(v, list) and v and all(isinstance(x, str) for x in v))) \
+                or (want is not list and not isinstance(v, want)):
+            raise _err(path, text, k, f"[model] {k} has the wrong type ({v!r})")
+    as_list = lambda v: v if isinstance(v, list) else [v]  # noqa: E731
+    try:
+        return machines.model_machines(
+            as_list(table.get("ic", list(machines.CONTROLLERS))), as_list(table.get("card", list(machines.CARDS))),
+            table.get("kernel"), table.get("xics_variant", "qemu"), table.get("xive_set_pq00_retriggers", False))
+    except UsageError as exc:
+        key = next((k for k in ("ic", "card", "kernel", "xics_variant") if k in table and k in exc.message), "model")
+        raise _err(path, text, key, f"[model]: {exc.message}", exc.hint) from None

@@ -1,0 +1,151 @@
+"""pyvfio repro, whatever runs the cells: one plan (scenario.load), one backend, one
+judgement, one report.
+
+    backend "vfio"   a card here (pyvfio repro BDF; --here inside a lab guest): cells.py
+    backend "lab"    lab VMs, one boot per machine and nointxmask (--lab ARCH): lab.py
+    backend "model"  the model host (--model, the default): model.py
+
+Each backend returns cells ({"key", "verdict", "outcome", ...Run.to_json()}); every
+cell is then judged against the scenario's [[expect]] (a real cell without one
+expects what the model host predicts), and the report (envelope "repro" with
+`cells`) is printed as the summary table, written as JSON and drawn as SVG.  Exit
+0 when every cell matches, 1 when one does not (or a lab boot failed).
+"""
+
+import sys
+
+from .. import verdict
+from ..errors import UsageError
+from ..results import envelope, write_json
+from . import predict
+from .scenario import Plan, load
+
+MAX_LOOPS = 10**7
+TRACE_LOOPS = 2       # --trace without -l: a stall shows after two interrupts
+
+
+def plan_from(args, backend):
+    if args.scenario or backend == "model":
+        plan = load(args.scenario or "model")    # the model's default: its whole matrix
+    else:
+        plan = Plan("(default matrix)")
+    loops = args.loops if args.loops is not None else (TRACE_LOOPS if args.trace else None)
+    if loops is not None:
+        if not 1 <= loops <= MAX_LOOPS:
+            raise UsageError(f"loop count {loops} is out of range", f"use 1 to {MAX_LOOPS}")
+        plan.loops = loops
+    if args.recover:
+        plan.run["recover"] = True
+    if args.nointxmask:
+        plan.axes["nointxmask"] = [1]
+    return plan
+
+
+def judge(plan, cells, with_model=True):
+    """Expectation, model prediction and match for each cell (in place).  The model
+    host's own cells are not predicted by the model (`with_model` False)."""
+    for c in cells:
+        key = c["key"]
+        got = verdict.of_run_json(c)
+        predicted = None
+        if with_model:
+            predicted = predict.predict(key, plan.loops, c.get("masks_at_device"), c.get("unlazy_fix"),
+                                        c.get("chip"), plan.run["recover"])
+        exp = plan.expected(key)
+        expected = exp if exp is not None else predicted
+        c["predicted"] = predicted.to_json() if predicted else None
+        c["expected"] = expected.to_json() if expected else None
+        c["expected_from"] = "scenario" if exp is not None else ("model" if predicted else None)
+        c["match"] = got.matches(expected) if got else None
+        c["model_agrees"] = got.matches(predicted) if got and predicted else None
+        limit = plan.run.get("threshold_p99_us")
+        p99 = (c.get("latency") or {}).get("round_trip", {}).get("p99_us")
+        if limit is not None and p99 is not None and p99 > limit:
+            c["match"] = False
+            c["threshold_exceeded"] = True
+
+
+def backend_of(args):
+    if args.bdf or args.lab or args.here:
+        if args.model:
+            raise UsageError("--model runs the model host; it excludes a BDF, --lab and --here",
+                             "drop --model to run on a real kernel")
+        given = [f"--{a.replace('_', '-')}" for a in ("ic", "card", "policy", "unmask", "xics_variant",
+                                                       "xive_set_pq00_retriggers", "trace")
+                 if getattr(args, a)]
+        if given:
+            raise UsageError(f"{', '.join(given)} select and trace the model host's cells",
+                             "on a card or in the lab, put the axes in the scenario file ([matrix])")
+        return "lab" if args.lab else "vfio"
+    return "model"
+
+
+def run(args):
+    backend = backend_of(args)
+    plan = plan_from(args, backend)
+    extra, trace = {}, None
+    if backend == "lab":
+        from .lab import run_lab
+        cells, boots, failures = run_lab(plan, args.lab, timeout=args.timeout)
+        extra = {"boots": boots, "failures": failures}
+    elif backend == "vfio":
+        from .cells import run_here
+        cells, extra = run_here(plan, args.bdf, here=args.here, force=args.force)
+    else:
+        cells, trace = _model(plan, args)
+        if trace is not None:
+            extra = {"trace": trace.as_json()}
+    judge(plan, cells, with_model=backend != "model")  # (--lab judges the guests' cells again here)
+    report = envelope("repro", backend=backend, scenario=plan.path, loops=plan.loops, cells=cells, **extra)
+    if args.json:
+        write_json(args.json, report)
+    from ..report import summary
+    print(summary.table(report))
+    if args.svg:
+        from ..report import svg
+        svg.write(report, args.svg)
+    sys.stdout.flush()
+    for f in extra.get("failures") or ():
+        print(f"boot failed: {f['boot']}: {f['error']}", file=sys.stderr)
+    bad = [c for c in cells if c.get("match") is False]
+    if bad:
+        print(f"{len(bad)} of {len(cells)} cells do not match their expectation", file=sys.stderr)
+    return 1 if bad or extra.get("failures") else 0
+
+
+def _model(plan, args):
+    """The model backend's cells (and with --trace, the one cell's event trace)."""
+    from . import model
+    select = {a: _values(getattr(args, a)) for a in model.SELECT if getattr(args, a)}
+    knobs = {"xics_variant": args.xics_variant,
+             "xive_set_pq00_retriggers": True if args.xive_set_pq00_retriggers else None}
+    model.check_selection(select, knobs)
+    planned = model.planned(plan, select, knobs)
+    if not args.trace:
+        return model.run_plan(planned, plan), None
+    if len(planned) != 1:
+        names = "; ".join(_label(k) for _, _, k in planned[:3]) + ("; ..." if len(planned) > 3 else "")
+        raise UsageError(f"--trace shows one cell; the selection has {len(planned)} ({names})",
+                         "choose one value each of --ic, --card, --policy, --unmask")
+    from ..sim.trace import Trace
+    trace = Trace()
+    m, c, k = planned[0]
+    cell, o = model.run_cell(m, c, k, plan, trace=trace)
+    print(f"cell {_label(k)}, {plan.loops} interrupt(s), model host")
+    print(trace.format())
+    print(f"verdict: {o.judged.text}  (delivered {o.delivered}/{plan.loops}, "
+          f"/proc/interrupts {o.irq_count}, controller deliveries {o.controller_deliveries})")
+    at_stall = o.detail.get("host_at_stall")
+    if at_stall:
+        print("host state at the stall: " + ", ".join(
+            f"{k}={v}" for k, v in at_stall.items() if k not in ("irq", "chip")))
+    print()
+    return [cell], trace
+
+
+def _values(opt):
+    return [v.strip() for item in opt for v in item.split(",") if v.strip()]
+
+
+def _label(key):
+    return " ".join(f"{a}={v}" for a, v in key.items())

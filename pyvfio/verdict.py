@@ -1,0 +1,135 @@
+"""The verdict of a run, as data: one rule for every producer (the engine's Run, the
+model host, a cell that could not run) and every reader (match, tables, pictures,
+compare).
+
+    ok                            every raise was delivered
+    stall after N                 N delivered, then a raise whose trigger never came
+                                  while the card had it pending
+    stall after N, recovered Kx   the same, and every one of the K stalls was
+                                  re-armed and the run went on
+    lost N                        N raises with no trigger and nothing pending either
+    error: ...                    the cell could not run
+
+"Recovered" only when EVERY stall was recovered.  A run whose last stall was not
+recovered ended on a dead line, exactly as if recovery had never been tried:
+calling it recovered would hide the stall the user has to fix (and `pyvfio run`
+exits 5 for it).  The rule that said "recovered" when any stall was differs only
+when a re-arm failed, the case that must show.
+
+A host that counts every controller delivery (the model) notes the spurious ones
+per delivered interrupt: deliveries genirq took on its disabled path without
+counting them in /proc/interrupts.  It is a measurement shown with an ok verdict
+("ok, 1.00 spurious/irq"), never part of a match: a real kernel cannot see it.
+"""
+
+from dataclasses import asdict, dataclass, replace
+
+STATES = ("ok", "stall", "lost", "error")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    state: str                          # one of STATES
+    stalled_after: int | None = None    # stall: interrupts delivered before the first
+    stalls: int = 0
+    recovered: int = 0                  # stalls re-armed, the run going on
+    lost: int = 0
+    error: str | None = None
+    spurious_per_irq: float | None = None   # a model host's count (see the module doc)
+
+    @property
+    def all_recovered(self):
+        return self.stalls > 0 and self.recovered == self.stalls
+
+    @property
+    def cls(self):
+        """ok, stall, recovered, lost or error: what colours and counts go by."""
+        return "recovered" if self.state == "stall" and self.all_recovered else self.state
+
+    @property
+    def text(self):
+        if self.state == "stall":
+            t = f"stall after {self.stalled_after}"
+            return t + (f", recovered {self.recovered}x" if self.all_recovered else "")
+        if self.state == "lost":
+            return f"lost {self.lost}"
+        if self.state == "error":
+            return f"error: {self.error}" if self.error else "error"
+        if self.spurious_per_irq:
+            return f"ok, {self.spurious_per_irq:.2f} spurious/irq"
+        return "ok"
+
+    def essence(self):
+        """What a real run can observe and a match is judged on: the state, and where
+        the line stalled or how many were lost (recoveries and the spurious count are
+        detail)."""
+        if self.state == "stall":
+            return ("stall", self.stalled_after)
+        if self.state == "lost":
+            return ("lost", self.lost)
+        return (self.state,)
+
+    def matches(self, expected):
+        """True/False, or None when there is no expectation."""
+        return None if expected is None else self.essence() == expected.essence()
+
+    def with_spurious(self, per_irq):
+        return replace(self, spurious_per_irq=per_irq)
+
+    def to_json(self):
+        return {"text": self.text, "class": self.cls, **asdict(self)}
+
+    @classmethod
+    def from_json(cls, d):
+        return cls(**{k: d.get(k) for k in ("state", "stalled_after", "error", "spurious_per_irq")},
+                   **{k: d.get(k) or 0 for k in ("stalls", "recovered", "lost")})
+
+
+def judge(stalls, lost=0):
+    """THE rule.  `stalls`: [(delivered before it, recovered)] in order; `lost`: raises
+    with no trigger and nothing pending on the card."""
+    if stalls:
+        return Verdict("stall", stalled_after=stalls[0][0], stalls=len(stalls),
+                       recovered=sum(1 for _, r in stalls if r), lost=lost)
+    if lost:
+        return Verdict("lost", lost=lost)
+    return Verdict("ok")
+
+
+def of_run(run):
+    """The verdict of an engine Run."""
+    return judge([(s.after_delivered, s.recovered) for s in run.stalls], run.counts.lost)
+
+
+def of_run_json(d):
+    """The verdict of a Run.to_json() dict: its "outcome", or for a file written
+    before verdicts were data, the same rule over the stalls and counts it carries.
+    None when the dict has neither (nothing to judge)."""
+    if isinstance(d.get("outcome"), dict):
+        return Verdict.from_json(d["outcome"])
+    if d.get("error"):
+        return failed(d["error"])
+    stalls, counts = d.get("stalls"), d.get("counts")
+    if not isinstance(stalls, list) or not isinstance(counts, dict):
+        return None
+    return judge([(s.get("after_delivered"), bool(s.get("recovered"))) for s in stalls],
+                 counts.get("lost") or 0)
+
+
+def failed(message):
+    return Verdict("error", error=str(message))
+
+
+def expectation(text):
+    """An expected verdict as a scenario file writes it: "ok", "stall after N",
+    "lost N" or "error".  ValueError for anything else."""
+    words = text.split() if isinstance(text, str) else []
+    if words == ["ok"]:
+        return Verdict("ok")
+    if words == ["error"]:
+        return Verdict("error")
+    if len(words) == 3 and words[:2] == ["stall", "after"] and words[2].isdigit():
+        return Verdict("stall", stalled_after=int(words[2]), stalls=1)
+    if len(words) == 2 and words[0] == "lost" and words[1].isdigit():
+        return Verdict("lost", lost=int(words[1]))
+    raise ValueError(f"{text!r} is not a verdict: use \"ok\", \"stall after N\", \"lost N\" or \"error\"")
