@@ -18,7 +18,6 @@ object, which tests replace with a simulated one.
 """
 
 import datetime
-import errno
 import json
 import os
 import subprocess
@@ -26,7 +25,7 @@ from dataclasses import dataclass, field
 
 from ..errors import PyvfioError, RefusedError, UsageError, os_error
 from ..results import write_atomic
-from . import inuse, paths, pci, system
+from . import inuse, paths, pci, system, writes
 
 VFIO_DRIVER = "vfio-pci"
 STATE_FILE = "run/pyvfio/bindings.json"
@@ -247,18 +246,11 @@ def _check_writable(plan):
                               f"run `sudo pyvfio {plan.action} {plan.bdf}`")
 
 
-_SYSFS_HINTS = {errno.EROFS: "/sys is mounted read-only here (a container?): bind on the host itself",
-                errno.EACCES: "run as root", errno.EPERM: "run as root",
-                errno.ENOENT: "the device or driver went away: check pyvfio list"}
-
-
 def _write(kernel, step):
     try:
         kernel.write(step.path, step.value)
     except OSError as exc:
-        code = errno.errorcode.get(exc.errno, exc.errno)
-        raise PyvfioError(f"`{step.describe()}` failed: {exc.strerror or exc} ({code})",
-                          _SYSFS_HINTS.get(exc.errno, "see dmesg for the driver's reason")) from None
+        raise writes.failure(step.describe(), exc) from None
 
 
 def bind(plan, root="/", kernel=None):

@@ -9,7 +9,7 @@ applied earlier is overwritten, and a disable/enable of INTx (a re-arm) resets i
 import os
 
 from ..errors import PyvfioError
-from ..host import interrupts, paths
+from ..host import interrupts, paths, writes
 from ..host.policy_module import KNOB, available, states  # the knob's one reader
 
 POLICIES = ("lazy", "unlazy")
@@ -30,8 +30,7 @@ def set_irq_policy(irq, policy, root="/"):
         raise PyvfioError(f"unknown policy {policy!r}", "use lazy or unlazy")
     if not available(root):
         raise PyvfioError("the masking-policy module pyvfio_policy is not loaded", _HINT)
-    with open(paths.under(root, KNOB), "w") as f:
-        f.write(f"{irq} {policy}\n")
+    writes.write(paths.under(root, KNOB), f"{irq} {policy}\n")
     got = (states(root) or {}).get(irq)
     if got != policy:
         raise PyvfioError(f"IRQ {irq} reads {got} after setting {policy}")
@@ -51,7 +50,6 @@ def ensure_module(release=None):
     """Load pyvfio_policy if it is not: build it against the running kernel's
     headers (/lib/modules/RELEASE/build) and insmod it.  Inside a lab VM the boot
     has loaded it already."""
-    import subprocess
     if available():
         return
     release = release or os.uname().release
@@ -60,12 +58,13 @@ def ensure_module(release=None):
         raise PyvfioError(f"the masking-policy module needs the kernel headers of {release} ({build} is missing)",
                           f"install them (Debian: apt-get install linux-headers-{release}), or leave the "
                           "policy axis at 'kernel'")
-    r = subprocess.run(["make", "-C", MODULE_SRC, f"KDIR={build}"], capture_output=True, text=True)
+    r = writes.run(["make", "-C", MODULE_SRC, f"KDIR={build}"],
+                   "install gcc and make (Debian: apt-get install build-essential)")
     ko = os.path.join(MODULE_SRC, "pyvfio_policy.ko")
     if r.returncode or not os.path.exists(ko):
         tail = (r.stderr or r.stdout).strip().splitlines()[-1:] or ["no output"]
         raise PyvfioError(f"building tools/policy against {build} failed: {tail[0]}", "see make -C tools/policy")
-    r = subprocess.run(["insmod", ko], capture_output=True, text=True)
+    r = writes.run(["insmod", ko], "install kmod (Debian: apt-get install kmod)")
     if r.returncode:
         raise PyvfioError(f"insmod pyvfio_policy.ko failed: {r.stderr.strip()}",
                           "run as root; with Secure Boot, unsigned modules are refused")

@@ -11,7 +11,6 @@ passthrough device would be torn away) unless forced.
 """
 
 import os
-import subprocess
 import sys
 import time
 
@@ -20,7 +19,7 @@ from ..cardlock import card_lock
 from ..engine import Run, RunConfig
 from ..intx import Intx
 from ..errors import PyvfioError, RefusedError, UsageError
-from ..host import interrupts, pci, system
+from ..host import interrupts, pci, system, writes
 from ..profiles import probe
 from ..vfio import open_device
 
@@ -91,15 +90,13 @@ def reload_vfio_pci(bdf, nointxmask, force=False, root="/"):
     if others and not force:
         raise RefusedError(f"reloading vfio-pci would tear {', '.join(others)} away from it",
                            "stop what uses them (a VM?) or pass --force")
-    with open("/sys/bus/pci/drivers/vfio-pci/unbind", "w") as f:
-        f.write(bdf)
+    writes.write(os.path.join(root, VFIO_PCI, "unbind"), bdf)
     for cmd in (["modprobe", "-r", "vfio_pci"], ["modprobe", "vfio_pci", f"nointxmask={nointxmask}"]):
-        r = subprocess.run(cmd, capture_output=True, text=True)
+        r = writes.run(cmd, "install kmod (Debian: apt-get install kmod)")
         if r.returncode:
             raise PyvfioError(f"{' '.join(cmd)} failed: {r.stderr.strip()}",
                               "run as root on a kernel with vfio-pci as a module")
-    with open("/sys/bus/pci/drivers_probe", "w") as f:
-        f.write(bdf)
+    writes.write(os.path.join(root, "sys/bus/pci/drivers_probe"), bdf)
     time.sleep(0.1)
     if pci.device(bdf).driver != "vfio-pci":
         raise PyvfioError(f"{bdf} did not rebind to vfio-pci after the reload",

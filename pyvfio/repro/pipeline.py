@@ -16,7 +16,7 @@ import sys
 
 from .. import verdict
 from ..errors import UsageError
-from ..results import envelope, write_json
+from ..results import check_writable, envelope, write_json
 from . import predict
 from .scenario import Plan, load
 
@@ -83,6 +83,8 @@ def backend_of(args):
 def run(args):
     backend = backend_of(args)
     plan = plan_from(args, backend)
+    check_writable(args.json)  # before any cell runs, not after the last one
+    check_writable(args.svg, "write the picture to")
     extra, trace = {}, None
     if backend == "lab":
         from .lab import run_lab
