@@ -51,11 +51,7 @@ def _flag_names(flags, prefix):
 
 def vfio_facts(dev, root):
     """Regions and IRQs through VFIO: {regions, irqs} or raises PyvfioError."""
-    try:
-        from ..vfio import open_device
-    except ImportError as exc:  # the vfio layer not built in this checkout
-        raise PyvfioError(f"the VFIO layer is not available in this build ({exc})",
-                          "reinstall pyvfio (pip install -e .)") from None
+    from ..vfio import open_device
     regions, irqs = [], []
     with open_device(dev.bdf, root=root) as vdev:
         for index, flags, size, offset in vdev.regions():
