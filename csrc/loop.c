@@ -69,9 +69,12 @@ static int run_ops(const struct pyvfio_loop_cfg *cfg, const struct pyvfio_reg_op
         const struct pyvfio_reg_op *op = &ops[i];
         const struct pyvfio_bar *b = &cfg->bars[op->bar];
         int rc;
-        if (op->kind == PYVFIO_OP_WRITE)
-            rc = bar_write(b, op->offset + op->stride * (uint32_t)(seq % op->rotate), op->width, op->value);
-        else if (op->kind == PYVFIO_OP_READ) {
+        if (op->kind == PYVFIO_OP_WRITE) {
+            uint32_t off = op->offset;
+            if (op->rotate > 1)  /* no division per interrupt for a fixed register */
+                off += op->stride * (uint32_t)(seq % op->rotate);
+            rc = bar_write(b, off, op->width, op->value);
+        } else if (op->kind == PYVFIO_OP_READ) {
             rc = bar_read(b, op->offset, op->width, &raw);
             *cause = raw & op->value;
         } else

@@ -1,8 +1,8 @@
 """Benchmark: the C engine, the Python engine and the bare C reference (bare_intx.c)
 on the same card, per unmask mode and access method, in one VM boot.
 
-Per cell it prints, for the bare reference and the C engine (the median of --reps
-interleaved runs; the per-run ratios' range in brackets):
+Per cell it runs --reps pairs (bare reference, C engine) back to back and prints
+the medians of each side and the median [range] of the per-pair ratios of:
 - p50 round trip (raise -> EOI done); the bare loop's samples go through pyvfio's
   own histogram, so both sides carry the same ~1.6% bucket rounding;
 - throughput: interrupts over the wall time of the measured loop, the work between
@@ -16,7 +16,7 @@ the bare reference.
 
 Run inside a lab VM (or on a lab machine) with an edu card bound to vfio-pci:
     pyvfio lab x86_64 --card edu --timeout 900 -- python tools/bench/bench_engines.py
-Options: --loops N (default 20000), --reps R (default 3), --memory-max E (default 7),
+Options: --loops N (default 20000), --reps R (default 5), --memory-max E (default 7),
 --bdf BDF (default: the first edu card).
 The ppc64le guest has no compiler: cross-build the reference on the host into the
 checkout (which the guest shares) and name it in PYVFIO_BARE_INTX:
@@ -87,42 +87,44 @@ def run_bare(binary, bdf, unmask, access, loops, swapped):
 
 
 def cell(binary, bdf, unmask, access, loops, reps, swapped):
-    """`reps` runs of each, interleaved (the order alternating), so that a noisy
-    neighbour on the host weighs on both sides alike."""
-    bare, c = [], []
+    """`reps` pairs of runs (bare, C engine) back to back, the order alternating: a
+    noisy neighbour on the host weighs on both runs of a pair alike, so the ratios
+    are the medians of the per-pair ratios (and their range)."""
+    pairs = []
     for rep in range(reps):
+        got = {}
         for side in ("bare", "c") if rep % 2 == 0 else ("c", "bare"):
-            if side == "bare":
-                bare.append(run_bare(binary, bdf, unmask, access, loops, swapped))
-            else:
-                c.append(run_engine(bdf, "c", unmask, access, loops)[:2])
+            got[side] = (run_bare(binary, bdf, unmask, access, loops, swapped) if side == "bare"
+                         else run_engine(bdf, "c", unmask, access, loops)[:2])
+        pairs.append((got["bare"], got["c"]))
     med = statistics.median
-    p50 = [x[0] / b[0] for x, b in zip(c, bare)]
-    thr = [x[1] / b[1] for x, b in zip(c, bare)]
-    return (med([b[0] for b in bare]), med([x[0] for x in c]), med([b[1] for b in bare]),
-            med([x[1] for x in c]), (min(p50), max(p50)), (min(thr), max(thr)))
+    p50 = [c[0] / b[0] for b, c in pairs]
+    thr = [c[1] / b[1] for b, c in pairs]
+    return (med(b[0] for b, _ in pairs), med(c[0] for _, c in pairs), med(p50), (min(p50), max(p50)),
+            med(b[1] for b, _ in pairs), med(c[1] for _, c in pairs), med(thr), (min(thr), max(thr)))
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--loops", type=int, default=20000)
-    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--memory-max", type=int, default=7)
     ap.add_argument("--bdf")
     args = ap.parse_args()
     bdf = args.bdf or find_edu()
     binary = bare_binary()
     _, _, swapped = run_engine(bdf, "c", "ioctl", "mmap", 1000)  # warm-up; learns the byte order
-    print(f"edu {bdf}, {args.loops} interrupts per run, median of {args.reps} interleaved runs "
-          f"[range of the per-run ratios]; targets: p50 <= 1.03x, throughput >= 0.97x the bare C loop")
+    print(f"edu {bdf}, {args.loops} interrupts per run, {args.reps} pairs of runs (bare, C engine) per cell: "
+          f"medians, and the median [range] of the per-pair ratios; "
+          f"targets: p50 <= 1.03x, throughput >= 0.97x the bare C loop")
     print(f"{'unmask':8} {'access':6} | {'p50 us: bare':>12} {'C':>7} {'ratio':>17} | "
           f"{'per s: bare':>11} {'C':>7} {'ratio':>17} | {'Python us':>9} {'ratio':>5}")
     for unmask in ("ioctl", "eventfd"):
         for access in ("mmap", "rw"):
-            bp, cp, bt, ct, pr, tr = cell(binary, bdf, unmask, access, args.loops, args.reps, swapped)
+            bp, cp, pm, pr, bt, ct, tm, tr = cell(binary, bdf, unmask, access, args.loops, args.reps, swapped)
             py = run_engine(bdf, "python", unmask, access, args.loops)[0]
-            print(f"{unmask:8} {access:6} | {bp / 1e3:12.2f} {cp / 1e3:7.2f} {cp / bp:5.3f} [{pr[0]:.3f}-{pr[1]:.3f}] | "
-                  f"{bt:11.0f} {ct:7.0f} {ct / bt:5.3f} [{tr[0]:.3f}-{tr[1]:.3f}] | "
+            print(f"{unmask:8} {access:6} | {bp / 1e3:12.2f} {cp / 1e3:7.2f} {pm:5.3f} [{pr[0]:.3f}-{pr[1]:.3f}] | "
+                  f"{bt:11.0f} {ct:7.0f} {tm:5.3f} [{tr[0]:.3f}-{tr[1]:.3f}] | "
                   f"{py / 1e3:9.2f} {py / bp:5.2f}", flush=True)
     print("the --rearm-each workaround (disable + re-enable INTx per interrupt), C engine, mmap:")
     for unmask in ("ioctl", "eventfd"):
