@@ -2,8 +2,9 @@
  *
  * Per interrupt: raise on the card (the profile's raise program), wait for the
  * trigger eventfd (epoll, bounded by the watchdog), read the eventfd, run the
- * handler (the profile's ack program: read the cause, acknowledge it), EOI, which
- * unmasks the host line by ioctl or by the unmask eventfd, then record
+ * handler (the profile's ack program: read the cause, acknowledge it), EOI (the
+ * steps pyvfio/intx.py built: unmask by ioctl or by the unmask eventfd, or the
+ * --rearm-each disable + enable), then record
  * raise->wakeup, wakeup->EOI-done and the round trip in fixed-size histograms.
  * No Python runs per interrupt.  The loop returns to Python on a watchdog
  * timeout (Python records the stall and may recover), on a signal (Python's
@@ -68,9 +69,12 @@ static int run_ops(const struct pyvfio_loop_cfg *cfg, const struct pyvfio_reg_op
         const struct pyvfio_reg_op *op = &ops[i];
         const struct pyvfio_bar *b = &cfg->bars[op->bar];
         int rc;
-        if (op->kind == PYVFIO_OP_WRITE)
-            rc = bar_write(b, op->offset + op->stride * (uint32_t)(seq % op->rotate), op->width, op->value);
-        else if (op->kind == PYVFIO_OP_READ) {
+        if (op->kind == PYVFIO_OP_WRITE) {
+            uint32_t off = op->offset;
+            if (op->rotate > 1)  /* no division per interrupt for a fixed register */
+                off += op->stride * (uint32_t)(seq % op->rotate);
+            rc = bar_write(b, off, op->width, op->value);
+        } else if (op->kind == PYVFIO_OP_READ) {
             rc = bar_read(b, op->offset, op->width, &raw);
             *cause = raw & op->value;
         } else
@@ -81,22 +85,16 @@ static int run_ops(const struct pyvfio_loop_cfg *cfg, const struct pyvfio_reg_op
     return 0;
 }
 
-static int eoi(const struct pyvfio_loop_cfg *cfg, struct pyvfio_loop_result *res)
+/* The EOI: Python's Intx built the steps; the loop replays them as they are. */
+static int run_steps(const struct pyvfio_step *steps, int n, struct pyvfio_loop_result *res)
 {
-    if (cfg->n_rearm) {
-        for (int i = 0; i < cfg->n_rearm; i++)
-            if (ioctl(cfg->device_fd, cfg->set_irqs_req, cfg->rearm_bufs[i]))
-                return fail(res, "VFIO_DEVICE_SET_IRQS (rearm)");
-        return 0;
+    static const uint64_t one = 1;
+    for (int i = 0; i < n; i++) {
+        const struct pyvfio_step *s = &steps[i];
+        if (s->kind == PYVFIO_STEP_IOCTL ? ioctl(s->fd, s->req, s->buf) != 0
+                                         : write(s->fd, &one, 8) != 8)
+            return fail(res, s->what);
     }
-    if (cfg->unmask_fd >= 0) {
-        uint64_t one = 1;
-        if (write(cfg->unmask_fd, &one, 8) != 8)
-            return fail(res, "write unmask eventfd");
-        return 0;
-    }
-    if (ioctl(cfg->device_fd, cfg->set_irqs_req, cfg->unmask_buf))
-        return fail(res, "VFIO_DEVICE_SET_IRQS (unmask)");
     return 0;
 }
 
@@ -169,7 +167,7 @@ int pyvfio_intx_loop(const struct pyvfio_loop_cfg *cfg, struct pyvfio_loop_resul
                 fail(res, "ack (card register access)");
                 goto out;
             }
-            if (eoi(cfg, res))
+            if (run_steps(cfg->eoi, cfg->n_eoi, res))
                 goto out;
             t2 = pyvfio_now_ns();
             if (cause)

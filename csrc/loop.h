@@ -3,10 +3,11 @@
 #include "hist.h"
 
 enum { PYVFIO_OP_WRITE = 0, PYVFIO_OP_READ = 1, PYVFIO_OP_WRITE_CAUSE = 2 };
+enum { PYVFIO_STEP_IOCTL = 0, PYVFIO_STEP_WRITE = 1 };
 enum { PYVFIO_DONE = 0, PYVFIO_TIMEOUT = 1, PYVFIO_SIGNAL = 2, PYVFIO_ERROR = 3 };
 #define PYVFIO_MAX_OPS 8
 #define PYVFIO_MAX_BARS 2
-#define PYVFIO_MAX_REARM 3
+#define PYVFIO_MAX_STEPS 4
 
 struct pyvfio_reg_op {
     int kind, bar, width;
@@ -21,12 +22,20 @@ struct pyvfio_bar {
     void *base;             /* mmap base, or NULL for pread/pwrite */
 };
 
+/* One step of an INTx sequence, built by pyvfio/intx.py: ioctl(fd, req, buf)
+ * (VFIO_DEVICE_SET_IRQS with a ready struct vfio_irq_set) or an 8-byte write of 1
+ * to fd (the unmask eventfd).  `what` names it in an error. */
+struct pyvfio_step {
+    int kind, fd;
+    unsigned long req;
+    void *buf;
+    const char *what;
+};
+
 struct pyvfio_loop_cfg {
-    int device_fd, trigger_fd, unmask_fd, wakeup_fd;  /* unmask_fd -1: unmask by ioctl */
-    unsigned long set_irqs_req;
-    void *unmask_buf;                                  /* SET_IRQS UNMASK|DATA_NONE */
-    void *rearm_bufs[PYVFIO_MAX_REARM];                /* --rearm-each: disable, enable, [unmask fd] */
-    int n_rearm;
+    int trigger_fd, wakeup_fd;                 /* wakeup_fd -1: none */
+    struct pyvfio_step eoi[PYVFIO_MAX_STEPS];  /* the guest's EOI, replayed per interrupt */
+    int n_eoi;
     struct pyvfio_bar bars[PYVFIO_MAX_BARS];
     struct pyvfio_reg_op raise_ops[PYVFIO_MAX_OPS], ack_ops[PYVFIO_MAX_OPS];
     int n_raise, n_ack;

@@ -10,7 +10,21 @@
 - disable: ACTION_TRIGGER|DATA_NONE with count 0 (free_irq on the host).
 Service the card before unmasking: on a PCI 2.3 device an unmask while the card
 still asserts its line re-signals the trigger at once.
+
+Every sequence is data: `Intx.seq` holds lists of steps, each a `SetIrqs` (one
+VFIO_DEVICE_SET_IRQS) or an `EventfdWrite` (an 8-byte write of 1, eventfd_signal),
+built once when INTx is first enabled.  The consumers replay the same steps:
+- Python (`Intx.eoi()/rearm()/...`, the Python engine): `step.run(host)`, which
+  goes through `host.set_irqs` with the step's decoded form, on any host;
+- the C loop (engine/c_engine.py, csrc/loop.c): the step's encoded form
+  (`kind`, `fd`, `req`, `buf`: a ready `struct vfio_irq_set`), which exists only
+  on a real vfio device (it encodes with `Device.irq_set_buffer`);
+- a KVM guest: `seq.enable` as is, then KVM_IRQFD with the trigger eventfd and,
+  in eventfd mode, the unmask eventfd as its resamplefd; KVM then does the
+  per-interrupt EOI (`seq.eoi` is what it replaces).
 """
+
+from dataclasses import dataclass
 
 from . import uapi
 from .errors import UsageError
@@ -24,6 +38,59 @@ _UNMASK_EVENTFD = uapi.VFIO_IRQ_SET_ACTION_UNMASK | uapi.VFIO_IRQ_SET_DATA_EVENT
 _MASK_NONE = uapi.VFIO_IRQ_SET_ACTION_MASK | uapi.VFIO_IRQ_SET_DATA_NONE
 
 UNMASK_MODES = ("ioctl", "eventfd")
+
+
+@dataclass(frozen=True, eq=False)
+class SetIrqs:
+    """VFIO_DEVICE_SET_IRQS on INTx.  Decoded: flags, start, count, data (EventFd
+    objects or -1, for DATA_EVENTFD).  Encoded (a real device only): the device
+    fd, the request and `buf`, the struct vfio_irq_set with its data[]."""
+    kind = "ioctl"
+    what: str
+    flags: int
+    start: int
+    count: int
+    data: tuple | None
+    fd: int = -1
+    req: int = 0
+    buf: bytearray | None = None
+
+    def run(self, host):
+        host.set_irqs(INTX, self.flags, self.start, self.count, self.data)
+
+
+@dataclass(frozen=True, eq=False)
+class EventfdWrite:
+    """An 8-byte write of 1 to an eventfd (the unmask eventfd: eventfd_signal)."""
+    kind = "write"
+    what: str
+    efd: EventFd
+    req = 0
+    buf = None
+
+    @property
+    def fd(self):
+        return self.efd.fileno()
+
+    def run(self, host):
+        self.efd.signal()
+
+
+@dataclass(frozen=True)
+class Sequences:
+    """Every SET_IRQS sequence of one Intx, for its eventfds."""
+    enable: list
+    disable: list
+    eoi: list       # per interrupt: unmask by the chosen mode, or (--rearm-each) rearm
+    rearm: list     # disable + enable: free_irq + request_irq on the host
+    unmask: list
+    mask: list
+    loopback: list
+
+
+def run_steps(host, steps):
+    for step in steps:
+        step.run(host)
 
 
 class Intx:
@@ -44,6 +111,7 @@ class Intx:
         self.rearm_each = rearm_each
         self.trigger = None
         self.unmask_efd = None
+        self.seq = None
         self.enabled = False
 
     def check_info(self):
@@ -58,51 +126,76 @@ class Intx:
                              "this host's vfio-pci does not offer the INTx protocol pyvfio drives")
         return info
 
+    # --- the sequences ---------------------------------------------------------------
+    def _set_irqs(self, what, flags, count, data=None):
+        # only a real device has fds and buffers to encode; the model host's steps
+        # stay decoded (they run through its set_irqs)
+        encode = getattr(self.host, "irq_set_buffer", None)
+        if encode is None:
+            return SetIrqs(what, flags, 0, count, data)
+        fds = b"".join((d if isinstance(d, int) else d.fileno()).to_bytes(4, "little", signed=True)
+                       for d in data or ())
+        return SetIrqs(what, flags, 0, count, data, self.host.fd, uapi.VFIO_DEVICE_SET_IRQS,
+                       encode(INTX, flags, 0, count, fds))
+
+    def _build(self):
+        s = self._set_irqs
+        eventfd = self.unmask_mode == "eventfd"
+        enable = [s("VFIO_DEVICE_SET_IRQS (TRIGGER|EVENTFD)", _TRIGGER_EVENTFD, 1, (self.trigger,))]
+        disable = [s("VFIO_DEVICE_SET_IRQS (TRIGGER|NONE, count 0)", _TRIGGER_NONE, 0)]
+        if eventfd:
+            enable.append(s("VFIO_DEVICE_SET_IRQS (UNMASK|EVENTFD)", _UNMASK_EVENTFD, 1, (self.unmask_efd,)))
+            disable.insert(0, s("VFIO_DEVICE_SET_IRQS (UNMASK|EVENTFD, fd -1)", _UNMASK_EVENTFD, 1, (-1,)))
+        unmask = [s("VFIO_DEVICE_SET_IRQS (UNMASK|NONE)", _UNMASK_NONE, 1)]
+        rearm = disable + enable
+        if self.rearm_each:
+            eoi = rearm
+        elif eventfd:
+            eoi = [EventfdWrite("write unmask eventfd", self.unmask_efd)]
+        else:
+            eoi = unmask
+        return Sequences(enable, disable, eoi, rearm, unmask,
+                         [s("VFIO_DEVICE_SET_IRQS (MASK|NONE)", _MASK_NONE, 1)],
+                         [s("VFIO_DEVICE_SET_IRQS (TRIGGER|NONE)", _TRIGGER_NONE, 1)])
+
+    # --- running them ------------------------------------------------------------------
     def enable(self):
         """Arm the trigger eventfd (and the unmask eventfd in eventfd mode)."""
-        if self.trigger is None:
+        if self.seq is None:
             self.trigger = EventFd()
-        self.host.set_irqs(INTX, _TRIGGER_EVENTFD, 0, 1, [self.trigger])
-        self.enabled = True
-        if self.unmask_mode == "eventfd":
-            if self.unmask_efd is None:
+            if self.unmask_mode == "eventfd":
                 self.unmask_efd = EventFd()
-            self.host.set_irqs(INTX, _UNMASK_EVENTFD, 0, 1, [self.unmask_efd])
-
-    def unmask(self):
-        """ACTION_UNMASK by ioctl."""
-        self.host.set_irqs(INTX, _UNMASK_NONE, 0, 1)
+            self.seq = self._build()
+        run_steps(self.host, self.seq.enable)
+        self.enabled = True
 
     def eoi(self):
-        """The guest's EOI reaches the host: unmask by the chosen mode."""
-        if self.rearm_each:
-            self.rearm()
-        elif self.unmask_efd is not None:
-            self.unmask_efd.signal()
-        else:
-            self.host.set_irqs(INTX, _UNMASK_NONE, 0, 1)
+        """The guest's EOI reaches the host: unmask by the chosen mode (or rearm)."""
+        run_steps(self.host, self.seq.eoi)
+
+    def unmask(self):
+        run_steps(self.host, self.seq.unmask)
 
     def mask(self):
-        self.host.set_irqs(INTX, _MASK_NONE, 0, 1)
+        run_steps(self.host, self.seq.mask)
 
     def loopback(self):
         """Signal the trigger in software (no card involved)."""
-        self.host.set_irqs(INTX, _TRIGGER_NONE, 0, 1)
+        run_steps(self.host, self.seq.loopback)
 
     def disable(self):
         """Unregister the unmask eventfd, then disable INTx (the host frees its IRQ)."""
         if not self.enabled:
             return
         self.enabled = False
-        if self.unmask_efd is not None:
-            self.host.set_irqs(INTX, _UNMASK_EVENTFD, 0, 1, [-1])
-        self.host.set_irqs(INTX, _TRIGGER_NONE, 0, 0)
+        run_steps(self.host, self.seq.disable)
 
     def rearm(self):
         """Disable and re-enable INTx: free_irq + request_irq on the host, which
         re-arms an interrupt controller source left stuck by a lazy disable."""
-        self.disable()
-        self.enable()
+        self.enabled = False
+        run_steps(self.host, self.seq.rearm)
+        self.enabled = True
 
     def close(self):
         try:
@@ -111,7 +204,7 @@ class Intx:
             for efd in (self.trigger, self.unmask_efd):
                 if efd is not None:
                     efd.close()
-            self.trigger = self.unmask_efd = None
+            self.trigger = self.unmask_efd = self.seq = None
 
     def __enter__(self):
         self.enable()

@@ -122,3 +122,27 @@ def test_a_bar_too_small_for_the_profile():
     host = SmallBar("xive", "2.3", "lazy")
     with pytest.raises(UsageError, match="BAR0 is 0x40 bytes, profile edu needs 0x80"):
         probe(host, "rw")
+
+
+def test_throughput_is_over_the_measured_loop():
+    _, r = run("ioapic", policy="unlazy", loops=200)
+    j = r.to_json()
+    assert 0 < j["loop_s"] < j["elapsed_s"]  # set-up and teardown are outside the loop
+    assert j["throughput_per_s"] == pytest.approx(200 / j["loop_s"])
+
+
+@pytest.mark.parametrize("unmask", ["ioctl", "eventfd"])
+def test_the_model_host_sees_the_intx_sequences_as_built(unmask):
+    """The Python path runs Intx's steps through host.set_irqs: the model host's
+    trace shows enable, per-interrupt EOI (--rearm-each: disable + enable, the
+    unmask eventfd unregistered first) and disable in that order."""
+    host = ModelHost("xive", "non-2.3", "lazy", trace=True)
+    Run(host, probe(host, "rw"), RunConfig(loops=2, engine="python", watchdog_ms=0, unmask=unmask,
+                                           rearm_each=True)).execute()
+    got = [t.split("SET_IRQS ")[1] for _, layer, t in host.trace.events if layer == "user" and "SET_IRQS" in t]
+    enable = ["index 0 TRIGGER|EVENTFD start 0 count 1 fd set"]
+    disable = ["index 0 TRIGGER|NONE start 0 count 0"]
+    if unmask == "eventfd":
+        enable.append("index 0 UNMASK|EVENTFD start 0 count 1 fd set")
+        disable.insert(0, "index 0 UNMASK|EVENTFD start 0 count 1 fd -1")
+    assert got == enable + (disable + enable) * 2 + disable

@@ -91,7 +91,8 @@ class Run:
         self.counts = Counts()
         self.stalls = []
         self.interrupted = False
-        self.elapsed_s = 0.0
+        self.elapsed_s = 0.0          # the whole run, set-up and teardown included
+        self.loop_s = 0.0             # the measured loop: first batch start to last batch end
         self.host_before = self.host_after = None
         self.cpu = {}
 
@@ -121,6 +122,7 @@ class Run:
         self._engine = None
         cpu0 = ctx0 = None
         start = time.monotonic_ns()
+        loop0 = 0
         deadline = start + int(cfg.duration_s * 1e9) if cfg.duration_s else 0
         try:
             self.intx.enable()
@@ -136,6 +138,7 @@ class Run:
             cpu0, ctx0 = proc.cpu_times(), proc.num_ctx_switches()
             batch_n = 64
             remaining = cfg.loops if not cfg.duration_s else MAX_LOOPS
+            loop0 = time.monotonic_ns()
             while remaining > 0:
                 if deadline and time.monotonic_ns() >= deadline:
                     break
@@ -161,7 +164,10 @@ class Run:
             if cut is not None:  # the batch the signal cut short
                 self._account(cut)
         finally:
-            self.elapsed_s = (time.monotonic_ns() - start) / 1e9
+            end = time.monotonic_ns()
+            self.elapsed_s = (end - start) / 1e9
+            if loop0:  # the work between batches (stalls, status line) is inside it
+                self.loop_s = (end - loop0) / 1e9
             if cpu0 is not None:  # the measurement had started
                 cpu1, ctx1 = proc.cpu_times(), proc.num_ctx_switches()
                 self.cpu = {"user_s": cpu1.user - cpu0.user, "system_s": cpu1.system - cpu0.system,
@@ -224,7 +230,10 @@ class Run:
             "host_interrupts": delta,
             "host_per_delivered": (delta / c.delivered) if delta is not None and c.delivered else None,
             "elapsed_s": self.elapsed_s,
-            "throughput_per_s": c.delivered / self.elapsed_s if self.elapsed_s else None,
+            # delivered over the measured loop (batches and the work between them,
+            # not INTx enable, card init or teardown)
+            "loop_s": self.loop_s,
+            "throughput_per_s": c.delivered / self.loop_s if self.loop_s else None,
             "cpu": {**self.cpu, "cpu_us_per_interrupt": per_irq * 1e6 if per_irq is not None else None},
             "latency": {"wakeup": self.hists[0].to_json(), "service": self.hists[1].to_json(),
                         "round_trip": self.hists[2].to_json()},

@@ -4,20 +4,19 @@ no Python per interrupt.  Needs a real vfio device (real fds, real registers).""
 import os
 import signal
 
-from .. import uapi
 from .._binding import ffi, lib
 from ..errors import UsageError, VfioError
-from ..intx import INTX
 from ..profiles.base import READ, WRITE, WRITE_CAUSE
 from .batch import DONE, ERROR, SIGNAL, TIMEOUT, Batch
 
 _KIND = {WRITE: lib.PYVFIO_OP_WRITE, READ: lib.PYVFIO_OP_READ, WRITE_CAUSE: lib.PYVFIO_OP_WRITE_CAUSE}
+_STEP = {"ioctl": lib.PYVFIO_STEP_IOCTL, "write": lib.PYVFIO_STEP_WRITE}
 _REASON = {lib.PYVFIO_DONE: DONE, lib.PYVFIO_TIMEOUT: TIMEOUT, lib.PYVFIO_SIGNAL: SIGNAL,
            lib.PYVFIO_ERROR: ERROR}
 
 
 class CLoop:
-    """The loop's configuration, built once per run (and again after a rearm)."""
+    """The loop's configuration, built once per run (the EOI steps again after a rearm)."""
 
     def __init__(self, ctx):
         host = ctx.host
@@ -25,13 +24,9 @@ class CLoop:
             raise UsageError(f"the C engine needs a real vfio device, not the {host.name} host",
                              "use --engine python with the model host")
         self.ctx = ctx
-        self.keep = []        # buffers the C side points into, for the whole run
-        self.rearm_keep = []  # the --rearm-each buffers of the current eventfds
+        self.keep = []  # what the EOI steps point into (the Intx holds the buffers)
         self.pending = None
         cfg = self.cfg = ffi.new("struct pyvfio_loop_cfg *")
-        cfg.device_fd = host.fd
-        cfg.set_irqs_req = uapi.VFIO_DEVICE_SET_IRQS
-        cfg.unmask_buf = self._buf(INTX, uapi.VFIO_IRQ_SET_ACTION_UNMASK | uapi.VFIO_IRQ_SET_DATA_NONE, 1, b"")
         self._bars(ctx.profile)
         cfg.n_raise = self._ops(cfg.raise_ops, ctx.profile.raise_ops)
         cfg.n_ack = self._ops(cfg.ack_ops, ctx.profile.ack_ops)
@@ -43,31 +38,11 @@ class CLoop:
         cfg.wakeup_fd = self.rfd
         self.update_fds()
 
-    def _buf(self, index, flags, count, payload, keep=None):
-        buf = self.ctx.host.irq_set_buffer(index, flags, 0, count, payload)
-        (self.keep if keep is None else keep).append(buf)
-        return ffi.from_buffer(buf)
-
     def update_fds(self):
-        """(Re)bind the eventfds: after a rearm they are the same fds, but --rearm-each
-        needs the SET_IRQS buffers that re-register them."""
+        """(Re)bind the trigger eventfd and the EOI steps of the Intx's sequences."""
         intx, cfg = self.ctx.intx, self.cfg
         cfg.trigger_fd = intx.trigger.fileno()
-        cfg.unmask_fd = intx.unmask_efd.fileno() if intx.unmask_efd is not None else -1
-        cfg.n_rearm = 0
-        if intx.rearm_each:
-            keep = []
-            fd = lambda efd: efd.fileno().to_bytes(4, "little", signed=True)  # noqa: E731
-            bufs = [self._buf(INTX, uapi.VFIO_IRQ_SET_ACTION_TRIGGER | uapi.VFIO_IRQ_SET_DATA_NONE, 0, b"", keep),
-                    self._buf(INTX, uapi.VFIO_IRQ_SET_ACTION_TRIGGER | uapi.VFIO_IRQ_SET_DATA_EVENTFD, 1,
-                              fd(intx.trigger), keep)]
-            if intx.unmask_efd is not None:
-                bufs.append(self._buf(INTX, uapi.VFIO_IRQ_SET_ACTION_UNMASK | uapi.VFIO_IRQ_SET_DATA_EVENTFD,
-                                      1, fd(intx.unmask_efd), keep))
-            for i, b in enumerate(bufs):
-                cfg.rearm_bufs[i] = b
-            cfg.n_rearm = len(bufs)
-            self.rearm_keep = keep  # the previous set is no longer pointed to
+        cfg.n_eoi = fill_steps(cfg.eoi, intx.seq.eoi, self.keep)
 
     def _bars(self, profile):
         if len(profile.bars) > lib.PYVFIO_MAX_BARS:
@@ -127,4 +102,23 @@ class CLoop:
         for fd in (self.rfd, self.wfd):
             os.close(fd)
         self.keep.clear()
-        self.rearm_keep = []
+
+
+def fill_steps(out, steps, keep):
+    """Copy a sequence of pyvfio.intx steps into the C loop's step array; `keep`
+    receives the cdata the array points into (keep it as long as the array)."""
+    if len(steps) > lib.PYVFIO_MAX_STEPS:
+        raise UsageError(f"a sequence of {len(steps)} steps is too long for the C loop")
+    del keep[:]
+    for o, step in zip(out, steps):
+        if step.kind == "ioctl" and step.buf is None:
+            raise UsageError(f"{step.what}: not encoded (the host has no device fd)")
+        o.kind, o.fd, o.req = _STEP[step.kind], step.fd, step.req
+        o.buf = ffi.NULL if step.buf is None else _keep(keep, ffi.from_buffer(step.buf))
+        o.what = _keep(keep, ffi.new("char[]", step.what.encode()))
+    return len(steps)
+
+
+def _keep(keep, cdata):
+    keep.append(cdata)
+    return cdata

@@ -2,10 +2,14 @@
  * as pyvfio's hot loop on QEMU's edu card, with nothing around them: raise
  * (write 0x60), epoll_wait + read on the trigger eventfd, read the status (0x24),
  * acknowledge (0x64), unmask by SET_IRQS ioctl or by the unmask eventfd, three
- * clock_gettime per interrupt.  Prints "p50_ns avg_ns count".
+ * clock_gettime per interrupt.  Prints "p50_ns avg_ns count loop_ns": loop_ns is the
+ * wall time of the measured loop (first raise to last EOI done, and the work between
+ * interrupts), so count / loop_ns is its throughput.
  *
- * usage: bare_intx BDF GROUP LOOPS ioctl|eventfd mmap|rw [swap]
- * (swap: edu on qemu-system-ppc64 is big-endian: byte-swap the raise value) */
+ * usage: bare_intx BDF GROUP LOOPS ioctl|eventfd mmap|rw [swap] [RTT_FILE]
+ * (swap: edu on qemu-system-ppc64 is big-endian: byte-swap the raise value;
+ * RTT_FILE: every round trip, native uint64 ns, written after the loop, so that the
+ * caller can put them through pyvfio's own histogram and compare like with like) */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/vfio.h>
@@ -52,14 +56,18 @@ static void set_irqs(int dev, uint32_t flags, uint32_t count, int32_t fd)
 int main(int argc, char **argv)
 {
     if (argc < 6) {
-        fprintf(stderr, "usage: bare_intx BDF GROUP LOOPS ioctl|eventfd mmap|rw [swap]\n");
+        fprintf(stderr, "usage: bare_intx BDF GROUP LOOPS ioctl|eventfd mmap|rw [swap] [RTT_FILE]\n");
         return 2;
     }
     long loops = atol(argv[3]);
     int use_efd = !strcmp(argv[4], "eventfd"), use_mmap = !strcmp(argv[5], "mmap");
     uint32_t raise = 1;
-    if (argc > 6 && !strcmp(argv[6], "swap"))
+    int argi = 6;
+    if (argc > argi && !strcmp(argv[argi], "swap")) {
         raise = __builtin_bswap32(raise);
+        argi++;
+    }
+    const char *rtt_file = argc > argi ? argv[argi] : NULL;
     char path[64];
     int container = open("/dev/vfio/vfio", O_RDWR);
     snprintf(path, sizeof(path), "/dev/vfio/%s", argv[2]);
@@ -96,7 +104,7 @@ int main(int argc, char **argv)
     int ep = epoll_create1(0);
     struct epoll_event ev = {.events = EPOLLIN, .data.fd = trig}, got;
     epoll_ctl(ep, EPOLL_CTL_ADD, trig, &ev);
-    uint64_t *rtt = calloc(loops, 8), sum = 0, one = 1, cnt;
+    uint64_t *rtt = calloc(loops, 8), sum = 0, one = 1, cnt, start = now();
     for (long i = 0; i < loops; i++) {
         uint64_t t0 = now(), t1, t2;
         uint32_t st;
@@ -126,8 +134,15 @@ int main(int argc, char **argv)
         rtt[i] = t2 - t0;
         sum += rtt[i];
     }
+    uint64_t loop_ns = now() - start;
     set_irqs(dev, VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER, 0, -1);
+    if (rtt_file) {
+        FILE *f = fopen(rtt_file, "wb");
+        if (!f || fwrite(rtt, 8, loops, f) != (size_t)loops || fclose(f))
+            DIE(rtt_file);
+    }
     qsort(rtt, loops, 8, cmp);
-    printf("%lu %lu %ld\n", (unsigned long)rtt[loops / 2], (unsigned long)(sum / loops), loops);
+    printf("%lu %lu %ld %lu\n", (unsigned long)rtt[loops / 2], (unsigned long)(sum / loops), loops,
+           (unsigned long)loop_ns);
     return 0;
 }

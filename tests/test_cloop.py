@@ -1,0 +1,324 @@
+"""The C loop (csrc/loop.c) on the host, without a lab boot: a memfd mapped twice
+is the BAR (the loop reaches it by mmap or by pread/pwrite), eventfds are the
+trigger and the unmask, and a Python thread plays an edu-like card (it sees the
+raise write, sets its status and signals the trigger, clears the status on the
+ack, counts the unmask eventfd writes).  The loop runs with the GIL released, so
+the card thread runs alongside it.  The EOI steps are pyvfio.intx's, filled in by
+the C engine's own fill_steps."""
+
+import errno
+import mmap
+import os
+import struct
+import threading
+
+import pytest
+
+from pyvfio import uapi
+from pyvfio._binding import ffi, lib
+from pyvfio.engine.c_engine import fill_steps
+from pyvfio.eventfd import EventFd
+from pyvfio.histogram import Histogram
+from pyvfio.intx import EventfdWrite, Intx, SetIrqs
+from pyvfio.vfio.device import Device
+
+RAISE, STATUS, ACK = 0x60, 0x24, 0x64
+BAR_SIZE = 4096
+FIONREAD = 0x541B  # asm-generic/ioctls.h (x86_64, arm64, ppc64le alike)
+
+
+class Card(threading.Thread):
+    """An edu-like card in a memfd: `misbehave(n)` says what to do with the n-th raise
+    (0-based): "ok", "spurious" (a trigger with nothing pending first, the real one
+    after the EOI), "dead" (no trigger: the line stays quiet)."""
+
+    def __init__(self, trigger, unmask=None, misbehave=lambda n: "ok", on_raise=None):
+        super().__init__(daemon=True)
+        self.fd = os.memfd_create("pyvfio-test-bar")
+        os.ftruncate(self.fd, BAR_SIZE)
+        self.mm = mmap.mmap(self.fd, BAR_SIZE)
+        self.trigger, self.unmask = trigger, unmask
+        self.misbehave, self.on_raise = misbehave, on_raise
+        self.raises = self.acks = self.unmasks = 0
+        self.stop = threading.Event()
+
+    def reg(self, off):
+        return struct.unpack_from("<I", self.mm, off)[0]
+
+    def set(self, off, v):
+        struct.pack_into("<I", self.mm, off, v)
+
+    def _count_unmasks(self):
+        if self.unmask is not None:
+            self.unmasks += self.unmask.consume()
+
+    def _wait(self, cond):
+        # the condition first: after the loop returned, what it wrote is still seen
+        while True:
+            self._count_unmasks()
+            if cond():
+                return True
+            if self.stop.is_set():
+                return False
+
+    def run(self):
+        while self._wait(lambda: self.reg(RAISE)):
+            self.set(RAISE, 0)
+            what = self.misbehave(self.raises)
+            self.raises += 1
+            if self.on_raise:
+                self.on_raise()
+            if what == "dead":
+                continue
+            if what == "spurious":
+                seen = self.unmasks
+                self.trigger.signal()
+                if not self._wait(lambda: self.unmasks > seen):
+                    return
+            self.set(STATUS, 1)
+            self.trigger.signal()
+            if not self._wait(lambda: self.reg(ACK)):
+                return
+            self.set(STATUS, self.reg(STATUS) & ~self.reg(ACK))
+            self.set(ACK, 0)
+            self.acks += 1
+
+    def close(self):
+        self.stop.set()
+        if self.is_alive():
+            self.join(5)
+        self._count_unmasks()
+        self.mm.close()
+        os.close(self.fd)
+
+
+class Loop:
+    """A struct pyvfio_loop_cfg for the card: raise = write 1 to 0x60; ack = read
+    0x24 (the cause), write it to 0x64; the EOI = `eoi` (pyvfio.intx steps)."""
+
+    def __init__(self, card, trigger, eoi, access="mmap", watchdog_ms=2000, wakeup_fd=-1):
+        self.keep = []
+        cfg = self.cfg = ffi.new("struct pyvfio_loop_cfg *")
+        cfg.trigger_fd, cfg.wakeup_fd, cfg.watchdog_ms = trigger.fileno(), wakeup_fd, watchdog_ms
+        bar = cfg.bars[0]
+        bar.fd, bar.fd_offset, bar.size = card.fd, 0, BAR_SIZE
+        if access == "mmap":
+            self.view = mmap.mmap(card.fd, BAR_SIZE)
+            self.base = ffi.from_buffer(self.view)
+            bar.base = self.base
+        self._op(cfg.raise_ops[0], lib.PYVFIO_OP_WRITE, RAISE, 1)
+        self._op(cfg.ack_ops[0], lib.PYVFIO_OP_READ, STATUS, 0xFFFFFFFF)
+        self._op(cfg.ack_ops[1], lib.PYVFIO_OP_WRITE_CAUSE, ACK, 0)
+        cfg.n_raise, cfg.n_ack = 1, 2
+        cfg.n_eoi = fill_steps(cfg.eoi, eoi, self.keep)
+        self.hists = [Histogram() for _ in range(3)]
+
+    @staticmethod
+    def _op(o, kind, offset, value):
+        o.kind, o.bar, o.width, o.offset, o.rotate, o.stride, o.value = kind, 0, 4, offset, 1, 0, value
+
+    def run(self, n, deadline_ns=0):
+        self.cfg.loops, self.cfg.deadline_ns = n, deadline_ns
+        res = ffi.new("struct pyvfio_loop_result *")
+        rc = lib.pyvfio_intx_loop(self.cfg, res, *(h.c for h in self.hists))
+        assert rc == (-1 if res.reason == lib.PYVFIO_ERROR else 0)
+        return res
+
+
+@pytest.fixture
+def efds():
+    trigger, unmask = EventFd(), EventFd()
+    yield trigger, unmask
+    trigger.close()
+    unmask.close()
+
+
+def start(card):
+    card.start()
+    return card
+
+
+@pytest.mark.parametrize("access", ["mmap", "rw"])
+def test_done_every_interrupt_delivered_acked_and_unmasked(efds, access):
+    trigger, unmask = efds
+    card = start(Card(trigger, unmask))
+    try:
+        res = Loop(card, trigger, [EventfdWrite("write unmask eventfd", unmask)], access).run(500)
+    finally:
+        card.close()
+    assert res.reason == lib.PYVFIO_DONE
+    assert (res.raised, res.delivered, res.spurious, res.last_cause) == (500, 500, 0, 1)
+    assert (card.raises, card.acks, card.unmasks) == (500, 500, 500)
+
+
+def test_histograms_record_each_delivery(efds):
+    trigger, unmask = efds
+    card = start(Card(trigger, unmask))
+    try:
+        loop = Loop(card, trigger, [EventfdWrite("write unmask eventfd", unmask)])
+        loop.run(200)
+    finally:
+        card.close()
+    wakeup, service, rtt = loop.hists
+    assert wakeup.count == service.count == rtt.count == 200
+    assert rtt.c.sum >= wakeup.c.sum + service.c.sum  # raise->EOI spans both parts
+
+
+def test_spurious_trigger_is_counted_and_the_real_one_delivered(efds):
+    trigger, unmask = efds
+    card = start(Card(trigger, unmask, misbehave=lambda n: "spurious" if n % 2 else "ok"))
+    try:
+        res = Loop(card, trigger, [EventfdWrite("write unmask eventfd", unmask)]).run(100)
+    finally:
+        card.close()
+    assert res.reason == lib.PYVFIO_DONE
+    assert (res.delivered, res.spurious) == (100, 50)
+    assert card.unmasks == 150  # the spurious trigger was EOIed too
+
+
+def test_timeout_when_the_card_goes_quiet(efds):
+    trigger, unmask = efds
+    card = start(Card(trigger, unmask, misbehave=lambda n: "dead" if n >= 3 else "ok"))
+    try:
+        res = Loop(card, trigger, [EventfdWrite("write unmask eventfd", unmask)], watchdog_ms=50).run(10)
+    finally:
+        card.close()
+    assert res.reason == lib.PYVFIO_TIMEOUT
+    assert (res.raised, res.delivered) == (4, 3)  # the 4th raise got no trigger
+
+
+def test_signal_on_the_wakeup_fd(efds):
+    trigger, unmask = efds
+    rfd, wfd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    card = start(Card(trigger, unmask, misbehave=lambda n: "dead" if n >= 2 else "ok"))
+    timer = threading.Timer(0.05, os.write, (wfd, b"\x02"))  # what Python's signal handler writes
+    try:
+        loop = Loop(card, trigger, [EventfdWrite("write unmask eventfd", unmask)],
+                    watchdog_ms=5000, wakeup_fd=rfd)
+        timer.start()
+        res = loop.run(10)
+    finally:
+        timer.cancel()
+        card.close()
+        os.close(rfd)
+        os.close(wfd)
+    assert res.reason == lib.PYVFIO_SIGNAL
+    assert (res.raised, res.delivered) == (3, 2)
+
+
+def test_deadline_stops_before_raising(efds):
+    trigger, unmask = efds
+    card = start(Card(trigger, unmask))
+    try:
+        res = Loop(card, trigger, [EventfdWrite("write unmask eventfd", unmask)]).run(10, deadline_ns=1)
+    finally:
+        card.close()
+    assert (res.reason, res.raised, card.raises) == (lib.PYVFIO_DONE, 0, 0)
+
+
+def test_eoi_steps_replayed_in_order_each_interrupt(efds):
+    """write A, ioctl(FIONREAD) into a buffer, write B: each step per interrupt, the
+    ioctl with the step's own buffer (the card puts a byte in the pipe per raise)."""
+    trigger, a = efds
+    b = EventFd()
+    rfd, wfd = os.pipe()
+    buf = bytearray(4)
+    card = start(Card(trigger, a, on_raise=lambda: os.write(wfd, b"x")))
+    steps = [EventfdWrite("write A", a),
+             SetIrqs("FIONREAD", 0, 0, 0, None, rfd, FIONREAD, buf),
+             EventfdWrite("write B", b)]
+    try:
+        res = Loop(card, trigger, steps).run(50)
+    finally:
+        card.close()
+        os.close(rfd)
+        os.close(wfd)
+    n_b = b.consume()
+    b.close()
+    assert res.reason == lib.PYVFIO_DONE
+    assert (card.unmasks, n_b, int.from_bytes(buf, "little")) == (50, 50, 50)
+
+
+def test_error_names_the_failed_step_and_its_errno(efds):
+    trigger, unmask = efds
+    card = start(Card(trigger, unmask))
+    bad = SetIrqs("VFIO_DEVICE_SET_IRQS (on an eventfd)", 0, 0, 1, None, trigger.fileno(),
+                  uapi.VFIO_DEVICE_SET_IRQS, bytearray(uapi.IRQ_SET_HDR))
+    try:
+        res = Loop(card, trigger, [EventfdWrite("write unmask eventfd", unmask), bad]).run(10)
+    finally:
+        card.close()
+    assert res.reason == lib.PYVFIO_ERROR
+    assert ffi.string(res.errop).decode() == "VFIO_DEVICE_SET_IRQS (on an eventfd)"
+    assert res.err == errno.ENOTTY
+    assert (res.raised, res.delivered, card.unmasks) == (1, 0, 1)  # failed in the first EOI
+
+
+def test_error_on_a_bar_that_cannot_be_written(efds):
+    trigger, unmask = efds
+    card = Card(trigger, unmask)  # not started: the raise fails before it matters
+    loop = Loop(card, trigger, [EventfdWrite("write unmask eventfd", unmask)], access="rw")
+    loop.cfg.bars[0].fd = -1
+    res = loop.run(5)
+    card.close()
+    assert res.reason == lib.PYVFIO_ERROR and res.err == errno.EBADF
+    assert ffi.string(res.errop).decode() == "raise (card register write)" and res.raised == 0
+
+
+# --- pyvfio.intx's sequences: what Python runs is what the C loop replays ---------------
+
+class EncodingHost:
+    """Records set_irqs and encodes as a vfio Device does (Device.irq_set_buffer);
+    its fd is not a vfio device, so the kernel answers ENOTTY to the C loop's ioctls."""
+    name, bdf = "vfio", "0000:00:00.0"
+    irq_set_buffer = Device.irq_set_buffer
+
+    def __init__(self, fd):
+        self.fd, self.calls = fd, []
+
+    def set_irqs(self, index, flags, start=0, count=1, data=None):
+        self.calls.append((index, flags, start, count, data))
+
+
+def _decode(step):
+    hdr = ffi.cast("struct vfio_irq_set *", ffi.from_buffer(step.buf))
+    fds = struct.unpack_from(f"<{hdr.count if hdr.flags & uapi.VFIO_IRQ_SET_DATA_EVENTFD else 0}i", step.buf, ffi.sizeof(hdr[0]))
+    return hdr.argsz, hdr.flags, hdr.index, hdr.start, hdr.count, fds
+
+
+@pytest.mark.parametrize("mode,rearm_each", [("ioctl", False), ("eventfd", False),
+                                             ("ioctl", True), ("eventfd", True)])
+def test_encoded_steps_are_the_decoded_ones(mode, rearm_each):
+    with open(os.devnull) as null:
+        host = EncodingHost(null.fileno())
+        with Intx(host, mode, rearm_each) as intx:
+            for name in ("enable", "disable", "eoi", "rearm", "unmask", "mask", "loopback"):
+                for step in getattr(intx.seq, name):
+                    if step.kind == "write":
+                        assert step.fd == intx.unmask_efd.fileno()
+                        continue
+                    fds = tuple(d if isinstance(d, int) else d.fileno() for d in step.data or ())
+                    assert _decode(step) == (len(step.buf), step.flags, 0, step.start, step.count, fds)
+                    assert step.fd == null.fileno()
+
+
+@pytest.mark.parametrize("mode", ["ioctl", "eventfd"])
+def test_rearm_unregisters_the_unmask_eventfd_first_in_python_and_in_c(efds, mode):
+    trigger, _ = efds
+    with open(os.devnull) as null:
+        host = EncodingHost(null.fileno())
+        with Intx(host, mode, rearm_each=True) as intx:
+            host.calls.clear()
+            intx.eoi()  # Python runs the steps through host.set_irqs
+            python = [(c[1], c[3]) for c in host.calls]
+            assert python == [(s.flags, s.count) for s in intx.seq.rearm]
+            card = start(Card(trigger))
+            try:
+                res = Loop(card, trigger, intx.seq.eoi).run(1)
+            finally:
+                card.close()
+            first = intx.seq.rearm[0].what
+    assert res.reason == lib.PYVFIO_ERROR and res.err == errno.ENOTTY
+    assert ffi.string(res.errop).decode() == first
+    assert first == ("VFIO_DEVICE_SET_IRQS (UNMASK|EVENTFD, fd -1)" if mode == "eventfd"
+                     else "VFIO_DEVICE_SET_IRQS (TRIGGER|NONE, count 0)")
