@@ -26,8 +26,10 @@ built once when INTx is first enabled.  The consumers replay the same steps:
 
 from dataclasses import dataclass
 
+import errno
+
 from . import uapi
-from .errors import UsageError
+from .errors import UsageError, VfioError
 from .eventfd import EventFd
 
 INTX = uapi.VFIO_PCI_INTX_IRQ_INDEX
@@ -166,8 +168,28 @@ class Intx:
             if self.unmask_mode == "eventfd":
                 self.unmask_efd = EventFd()
             self.seq = self._build()
-        run_steps(self.host, self.seq.enable)
+        try:
+            run_steps(self.host, self.seq.enable)
+        except VfioError as exc:
+            raise self._explained(exc) from None
         self.enabled = True
+
+    def _explained(self, exc):
+        """EBUSY from the trigger: vfio-pci asked for an exclusive line (it masks at
+        the controller: DisINTx- or nointxmask=1) and request_irq found it shared.
+        Name who holds it, as doctor predicts."""
+        holders = getattr(self.host, "line_holders", None)
+        if exc.errno != errno.EBUSY or holders is None:
+            return exc
+        irq, others = holders()
+        if not others:
+            return exc
+        return VfioError(exc.op, exc.errno,
+                         f"{exc.message}: IRQ {irq} is shared with {', '.join(others)} and vfio-pci "
+                         "requests it exclusively when it masks at the controller (DisINTx- or "
+                         "nointxmask=1)",
+                         "stop the other holder (its driver or interface), or load vfio-pci with "
+                         "nointxmask=0 for a card with DisINTx")
 
     def eoi(self):
         """The guest's EOI reaches the host: unmask by the chosen mode (or rearm)."""

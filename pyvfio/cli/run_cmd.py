@@ -96,13 +96,20 @@ def run(args):
     bdf = require(args.bdf)
     with card_lock(bdf), open_device(bdf, iommu=args.iommu) as dev:
         profile = probe(dev, args.access, args.profile)
-        after_enable = None
+        set_policy = None
         if args.policy:
             from ..lab import policy
             policy.ensure_module()  # before the run, not at the first enable
-            after_enable = lambda run: policy.set_policy(dev.bdf, args.policy)  # noqa: E731
-        for w in warnings:  # only once nothing can refuse the run any more
-            print(f"pyvfio: warning: {w}", file=sys.stderr)
+            set_policy = lambda: policy.set_policy(dev.bdf, args.policy)  # noqa: E731
+
+        def after_enable(run):
+            # Warn once INTx is armed (the kernel's refusals, EBUSY among them, come
+            # before it), and re-apply the policy after every request_irq.
+            while warnings:
+                print(f"pyvfio: warning: {warnings.pop(0)}", file=sys.stderr)
+            if set_policy:
+                set_policy()
+
         live = not args.quiet and sys.stderr.isatty()  # a carriage-return line only on a terminal
         r = Run(dev, profile, config, after_enable=after_enable, status=_status_line if live else None)
         started = time.time()

@@ -163,6 +163,13 @@ class Device:
                 "chip": line.chip if line else None,
                 "disintx": None if command is None else bool(command & uapi.PCI_COMMAND_INTX_DISABLE)}
 
+    def line_holders(self):
+        """(IRQ, the other actions on it) for the line INTx is routed to: the device
+        is open, so enabled, so sysfs irq is the routed one (host/irq_route.py)."""
+        irq = pci.device(self.bdf, self.root).irq
+        line = interrupts.find(interrupts.read(self.root), irq=irq) if irq else None
+        return irq, interrupts.other_holders(line, self.bdf)
+
     # --- lifetime --------------------------------------------------------------------
     def close(self):
         """Device first, then group, then container."""
