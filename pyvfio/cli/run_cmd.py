@@ -3,6 +3,7 @@
 import sys
 import time
 
+from .. import verdict
 from ..engine import ENGINES, Run, RunConfig, pin_and_prioritise
 from ..errors import UsageError
 from ..intx import UNMASK_MODES
@@ -127,7 +128,7 @@ def run(args):
         print(line)
     if r.interrupted:
         return 130
-    if r.stalls and not all(s.recovered for s in r.stalls):
+    if verdict.of_run(r).cls == "stall":  # a stall not every time recovered
         return EXIT_STALL
     p99 = result["latency"]["round_trip"].get("p99_us")
     if args.threshold is not None and p99 is not None and p99 > args.threshold:
