@@ -2,8 +2,9 @@
 on the same card, per unmask mode and access method, in one VM boot.
 
 Per cell it runs --reps pairs (bare reference, C engine) back to back and prints
-each side's best run and their ratio (noise on a shared host only adds time), and
-the median [range] of the per-pair ratios, of:
+each side's best run and their ratio, and the median [range] of the per-pair
+ratios (the steadier figure when the host is shared: a neighbour's burst weighs on
+both runs of a pair, while one lucky run moves a best), of:
 - p50 round trip (raise -> EOI done); the bare loop's samples go through pyvfio's
   own histogram, so both sides carry the same ~1.6% bucket rounding;
 - throughput: interrupts over the wall time of the measured loop, the work between
@@ -89,9 +90,9 @@ def run_bare(binary, bdf, unmask, access, loops, swapped):
 
 def cell(binary, bdf, unmask, access, loops, reps, swapped):
     """`reps` pairs of runs (bare, C engine) back to back, the order alternating.
-    On a shared host the noise only ever adds time, so each side's best run (the
-    lowest p50, the highest throughput) is the headline, as timeit takes the
-    minimum; the per-pair ratios' median and range show the spread."""
+    Returns, for p50 and for throughput: each side's best run (noise only adds
+    time, as timeit's minimum), their ratio, and the per-pair ratios' median,
+    minimum and maximum."""
     pairs = []
     for rep in range(reps):
         got = {}
