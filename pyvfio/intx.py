@@ -18,7 +18,7 @@ built once when INTx is first enabled.  The consumers replay the same steps:
   goes through `host.set_irqs` with the step's decoded form, on any host;
 - the C loop (engine/c_engine.py, csrc/loop.c): the step's encoded form
   (`kind`, `fd`, `req`, `buf`: a ready `struct vfio_irq_set`), which exists only
-  on a real vfio device (it encodes with `Device.irq_set_buffer`);
+  on a real vfio device (it encodes with `Device.encode_irq_set`);
 - a KVM guest: `seq.enable` as is, then KVM_IRQFD with the trigger eventfd and,
   in eventfd mode, the unmask eventfd as its resamplefd; KVM then does the
   per-interrupt EOI (`seq.eoi` is what it replaces).
@@ -132,13 +132,11 @@ class Intx:
     def _set_irqs(self, what, flags, count, data=None):
         # only a real device has fds and buffers to encode; the model host's steps
         # stay decoded (they run through its set_irqs)
-        encode = getattr(self.host, "irq_set_buffer", None)
+        encode = getattr(self.host, "encode_irq_set", None)
         if encode is None:
             return SetIrqs(what, flags, 0, count, data)
-        fds = b"".join((d if isinstance(d, int) else d.fileno()).to_bytes(4, "little", signed=True)
-                       for d in data or ())
         return SetIrqs(what, flags, 0, count, data, self.host.fd, uapi.VFIO_DEVICE_SET_IRQS,
-                       encode(INTX, flags, 0, count, fds))
+                       encode(INTX, flags, 0, count, data))
 
     def _build(self):
         s = self._set_irqs

@@ -268,10 +268,10 @@ def test_error_on_a_bar_that_cannot_be_written(efds):
 # --- pyvfio.intx's sequences: what Python runs is what the C loop replays ---------------
 
 class EncodingHost:
-    """Records set_irqs and encodes as a vfio Device does (Device.irq_set_buffer);
+    """Records set_irqs and encodes as a vfio Device does (Device.encode_irq_set);
     its fd is not a vfio device, so the kernel answers ENOTTY to the C loop's ioctls."""
     name, bdf = "vfio", "0000:00:00.0"
-    irq_set_buffer = Device.irq_set_buffer
+    encode_irq_set = staticmethod(Device.encode_irq_set)
 
     def __init__(self, fd):
         self.fd, self.calls = fd, []

@@ -104,23 +104,13 @@ class Device:
                 out.append(IrqInfo(i, 0, 0))
         return out
 
-    def irq_set_buffer(self, index, flags, start, count, payload):
-        """A struct vfio_irq_set with its data[] payload, ready for the ioctl."""
-        buf = bytearray(uapi.IRQ_SET_HDR + len(payload))
-        hdr = ffi.from_buffer("struct vfio_irq_set *", buf)
-        hdr.argsz = len(buf)
-        hdr.flags, hdr.index, hdr.start, hdr.count = flags, index, start, count
-        ffi.release(hdr)
-        buf[uapi.IRQ_SET_HDR:] = payload
-        return buf
-
-    def set_irqs(self, index, flags, start=0, count=1, data=None):
-        """VFIO_DEVICE_SET_IRQS.  Arguments are checked here first, so the kernel never
-        sees a request we know to be wrong."""
-        if data is None:  # the per-interrupt unmask: a checked, prebuilt buffer
-            buf = self._irq_set_cache.get((index, flags, start, count))
-            if buf is not None:
-                return vfio_ioctl(self.fd, "VFIO_DEVICE_SET_IRQS", uapi.VFIO_DEVICE_SET_IRQS, buf)
+    @staticmethod
+    def encode_irq_set(index, flags, start=0, count=1, data=None):
+        """The struct vfio_irq_set for SET_IRQS, its data[] from decoded `data` (EventFd
+        objects or fd ints for DATA_EVENTFD, bytes for DATA_BOOL).  The one encoder:
+        set_irqs below and the INTx sequences the C loop replays (pyvfio/intx.py) use
+        it.  Arguments are checked here, so the kernel never sees a request we know
+        to be wrong."""
         data_type, action = flags & _DATA_MASK, flags & _ACTION_MASK
         if bin(data_type).count("1") != 1 or bin(action).count("1") != 1 or flags & ~(_DATA_MASK | _ACTION_MASK):
             raise UsageError(f"SET_IRQS flags {flags:#x} must name exactly one DATA_ and one ACTION_ bit")
@@ -136,13 +126,22 @@ class Device:
             raise UsageError(f"SET_IRQS: {count} entries announced, data has {n}")
         if index == _INTX and count and start + count > 1:
             raise UsageError("SET_IRQS: INTx has a single line (start 0, count 1)")
-        if data_type == uapi.VFIO_IRQ_SET_DATA_NONE:
-            key = (index, flags, start, count)
-            buf = self._irq_set_cache.get(key)  # the per-interrupt unmask reuses one buffer
-            if buf is None:
-                buf = self._irq_set_cache[key] = self.irq_set_buffer(index, flags, start, count, b"")
-        else:
-            buf = self.irq_set_buffer(index, flags, start, count, payload)
+        buf = bytearray(uapi.IRQ_SET_HDR + len(payload))
+        hdr = ffi.from_buffer("struct vfio_irq_set *", buf)
+        hdr.argsz = len(buf)
+        hdr.flags, hdr.index, hdr.start, hdr.count = flags, index, start, count
+        ffi.release(hdr)
+        buf[uapi.IRQ_SET_HDR:] = payload
+        return buf
+
+    def set_irqs(self, index, flags, start=0, count=1, data=None):
+        """VFIO_DEVICE_SET_IRQS."""
+        key = (index, flags, start, count)
+        buf = self._irq_set_cache.get(key) if data is None else None
+        if buf is None:
+            buf = self.encode_irq_set(index, flags, start, count, data)
+            if flags & _DATA_MASK == uapi.VFIO_IRQ_SET_DATA_NONE:
+                self._irq_set_cache[key] = buf  # the per-interrupt unmask reuses one buffer
         vfio_ioctl(self.fd, "VFIO_DEVICE_SET_IRQS", uapi.VFIO_DEVICE_SET_IRQS, buf)
 
     def reset(self):
