@@ -25,15 +25,22 @@ def search_path():
     return dirs
 
 
-def available():
+def available(problems=None):
     """{name: Profile} of every profile found, the last one of a name winning;
-    a replaced one is named in the winner's `shadows`."""
+    a replaced one is named in the winner's `shadows`.  An invalid file raises
+    its ProfileInvalid, or with a `problems` list is appended to it and skipped."""
     out = {}
     for d, source in search_path():
         if not d.is_dir():
             continue
         for f in sorted(d.glob("*.toml")):
-            p = load_file(f, source)
+            try:
+                p = load_file(f, source)
+            except UsageError as exc:
+                if problems is None:
+                    raise
+                problems.append(exc)
+                continue
             if p.name in out:
                 p.shadows = str(out[p.name].path)
             out[p.name] = p

@@ -142,7 +142,7 @@ class _Checker:
         self.lines = {}
 
     def bad(self, where, what, todo):
-        self.problems.append(Problem(line_of(self.lines, where), what, todo))
+        self.problems.append(Problem(line_of(self.lines, where) or 1, what, todo))
 
     def table(self, where, value, keys, what):
         """The known keys of `value` (a dict) with the right types; each unknown key
@@ -278,9 +278,10 @@ class _Checker:
                 index = {a: index.get(a, 0) for a in access}
             else:
                 index = {a: index for a in access}
-            for a, n in index.items():
-                if not _is(n, int) or not 0 <= n <= 5:
-                    self.bad(where + ("index",), f"BAR index {n!r} is not 0 to 5", "PCI has BAR0 to BAR5")
+            bad_index = [n for n in index.values() if not _is(n, int) or not 0 <= n <= 5]
+            if bad_index:
+                self.bad(where + ("index",), f"BAR index {bad_index[0]!r} is not 0 to 5", "PCI has BAR0 to BAR5")
+                index = {a: 0 for a in index}
             size = t.get("size", 0)
             if "size" in t and size <= 0:
                 self.bad(where + ("size",), f"BAR size {size} is not positive",
