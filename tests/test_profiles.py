@@ -212,6 +212,18 @@ def test_an_invalid_user_profile_is_named_not_fatal_to_list(user_dirs):
         profiles.available()
 
 
+def test_probing_tries_the_users_profiles_first_then_the_next_that_accepts(user_dirs):
+    env, xdg = user_dirs
+    host = ModelHost("ioapic", "2.3", "unlazy")
+    mine = GOOD.replace('name = "mycard"', 'name = "myedu"').replace("abcd:0001", "1234:11e8")
+    (env / "myedu.toml").write_text(mine)
+    assert profiles.probe(host, "rw").name == "myedu"
+    # an identification register the card does not have: refused, the built-in edu next
+    (env / "myedu.toml").write_text(mine.replace('ids = ["1234:11e8"]', 'ids = ["1234:11e8"]\n'
+                                                  'identify = { reg = "STATUS", value = 0x55 }'))
+    assert profiles.probe(host, "rw").name == "edu"
+
+
 def test_profile_by_file_and_by_name(tmp_path):
     f = tmp_path / "mine.toml"
     f.write_text(GOOD)

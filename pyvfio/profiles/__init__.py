@@ -2,7 +2,9 @@
 directory of PYVFIO_PROFILE_PATH (colon-separated), then
 $XDG_CONFIG_HOME/pyvfio/profiles (default ~/.config/pyvfio/profiles).  A later
 profile with an earlier one's name replaces it (a user's edu wins over ours).
-A card is driven by the profile named, or by the first whose match accepts it."""
+A card is driven by the profile named, or by the first whose match (IDs, class)
+and then BARs and identification register accept it, the user's before the
+built-ins."""
 
 import os
 from pathlib import Path
@@ -77,12 +79,25 @@ def probe(host, access="mmap", name=None):
                              + "; omit --profile to probe")
         return CardProfile(spec, host, access)
     profiles = available()
-    for spec in profiles.values():
+    refused = None
+    for spec in _probe_order(profiles):
         if spec.accepts(vendor, device, cls):
-            return CardProfile(spec, host, access)
+            try:
+                return CardProfile(spec, host, access)
+            except UsageError as exc:  # its IDs, but not its BARs or identification: the next
+                refused = refused or exc
+    if refused is not None:
+        raise refused
     raise UsageError(f"no profile drives {host.bdf} ({vendor:04x}:{device:04x})",
                      f"write one (pyvfio/profiles/README.md) and check it with pyvfio profile check; "
                      f"profiles: {', '.join(profiles)}")
+
+
+def _probe_order(profiles):
+    """The user's profiles first (the config directory, then PYVFIO_PROFILE_PATH
+    from its last directory), the built-ins last: as with names, the user's wins."""
+    rank = {str(d): i for i, (d, _) in enumerate(search_path())}
+    return sorted(profiles.values(), key=lambda p: -rank.get(str(Path(p.path).parent), 0))
 
 
 __all__ = ["CardProfile", "Op", "Profile", "available", "card_ids", "named", "probe", "run_ops",

@@ -2,6 +2,7 @@
 it holds on the real card (IDs, BARs, identification, one raise/ack cycle with INTx
 armed), and a profile whose ack does not acknowledge is caught on the card."""
 
+import json
 import subprocess
 import sys
 
@@ -43,3 +44,15 @@ def test_an_ack_that_does_not_acknowledge_is_caught(tmp_path):
     p = pyvfio("profile", "check", str(bad), guest.bdf_of("edu"))
     assert p.returncode == 1, p.stdout + p.stderr
     assert "FAIL the cause was not cleared" in p.stdout, p.stdout
+
+
+def test_run_takes_a_profile_file(tmp_path):
+    """pyvfio run --profile FILE.toml: a user's copy of edu, under its own name."""
+    mine = tmp_path / "myedu.toml"
+    mine.write_text(_profile_for("edu").path.read_text().replace('name = "edu"', 'name = "myedu"'))
+    out = tmp_path / "r.json"
+    p = pyvfio("run", guest.bdf_of("edu"), "-l", "200", "-q", "--profile", str(mine), "--json", str(out))
+    assert p.returncode == 0, p.stdout + p.stderr
+    res = json.loads(out.read_text())
+    assert res["card"]["profile"] == "myedu" and res["card"]["source"] == str(mine)
+    assert res["counts"]["delivered"] == 200
