@@ -13,7 +13,7 @@ from pyvfio import profiles
 from pyvfio.engine import Run, RunConfig
 from pyvfio.errors import PyvfioError, UsageError
 from pyvfio.profiles.base import DELAY, DRAIN, POLL, READ, RMW, WRITE, WRITE_CAUSE, Op, Program
-from pyvfio.profiles.format import ProfileInvalid, check_text, load_file
+from pyvfio.profiles.format import ProfileInvalid, check_text
 from pyvfio.profiles.tomlpos import key_lines
 from pyvfio.sim import ModelHost
 

@@ -67,7 +67,11 @@ def _check(args):
     if args.bdf is None:
         return 0
     spec.source = "file"
-    return 0 if _check_card(spec, args.bdf, args.access) else EXIT_PROBLEMS
+    if _check_card(spec, args.bdf, args.access):
+        print(f"{args.file}: holds on {args.bdf}")
+        return 0
+    print(f"{args.file}: does not hold on {args.bdf}", file=sys.stderr)
+    return EXIT_PROBLEMS
 
 
 def _say(ok, what):

@@ -2,7 +2,7 @@
 card (after the kernel's tools/testing/selftests/vfio driver ops).
 
 A profile's register programs are data (pyvfio/profiles/format.py loads them):
-tuples of `Op` that the Python engine runs through `compile_ops` and the C loop
+tuples of `Op` that the Python engine runs compiled as a `Program` and the C loop
 (csrc/loop.c run_ops) runs from a copy the C engine makes, so both engines do
 exactly the same accesses.
 """
@@ -151,15 +151,6 @@ class Program:
 
     def __call__(self, n=0):
         return self.counted(n)[0]
-
-
-def compile_ops(ops, bars):
-    return Program(ops, bars)
-
-
-def run_ops(ops, bars, n=0):
-    """Run a register program once (init, quiesce); returns the cause."""
-    return Program(ops, bars)(n)
 
 
 class CardProfile:
