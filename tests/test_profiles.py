@@ -346,3 +346,22 @@ def test_a_bar_of_the_wrong_kind_is_refused():
     cfg[0x10] |= 1  # BAR0 now says I/O ports
     with pytest.raises(UsageError, match="BAR0 is I/O ports, profile edu expects memory"):
         profiles.probe(host, "rw")
+
+
+@pytest.mark.parametrize("name", ["edu", "rtl8139", "uart16550"])
+def test_no_edit_of_a_builtin_makes_the_checker_crash(name):
+    """Each line deleted, or each value replaced by another type: problems (or a
+    valid file), never an exception."""
+    import re
+
+    text = open(profiles.named(name).path).read()
+    lines = text.splitlines(True)
+    variants = ["".join(lines[:i] + lines[i + 1:]) for i in range(len(lines))]
+    for i, line in enumerate(lines):
+        m = re.match(r"(\s*\w+\s*=\s*)(.*)$", line)
+        if m:
+            for other in ('"x"', "[]", "{}", "true", "-1", "[1, 2]", '{ a = 1 }'):
+                variants.append("".join(lines[:i] + [m.group(1) + other + "\n"] + lines[i + 1:]))
+    for v in variants:
+        spec, probs = check_text("f.toml", v)
+        assert all(p.line >= 1 for p in probs)
