@@ -3,6 +3,7 @@ it holds on the real card (IDs, BARs, identification, one raise/ack cycle with I
 armed), and a profile whose ack does not acknowledge is caught on the card."""
 
 import json
+import pathlib
 import subprocess
 import sys
 
@@ -26,6 +27,10 @@ def _profile_for(card):
     return next(p for p in available().values() if (vendor, device) in p.ids)
 
 
+def _text_of(card):
+    return pathlib.Path(_profile_for(card).path).read_text()
+
+
 def test_the_cards_profile_holds_on_the_card(card):
     spec = _profile_for(card["card"])
     p = pyvfio("profile", "check", str(spec.path), card["bdf"])
@@ -35,7 +40,7 @@ def test_the_cards_profile_holds_on_the_card(card):
 
 def test_an_ack_that_does_not_acknowledge_is_caught(tmp_path):
     """On the edu card (every lab boot has one)."""
-    text = _profile_for("edu").path.read_text()
+    text = _text_of("edu")
     # ack reads the status but never writes it back to IRQ_ACK: the line stays up
     text = text.replace('ack = [{ read = "IRQ_STATUS", mask = 0xffffffff }, { write_cause = "IRQ_ACK" }]',
                         'ack = [{ read = "IRQ_STATUS", mask = 0xffffffff }]')
@@ -49,7 +54,7 @@ def test_an_ack_that_does_not_acknowledge_is_caught(tmp_path):
 def test_run_takes_a_profile_file(tmp_path):
     """pyvfio run --profile FILE.toml: a user's copy of edu, under its own name."""
     mine = tmp_path / "myedu.toml"
-    mine.write_text(_profile_for("edu").path.read_text().replace('name = "edu"', 'name = "myedu"'))
+    mine.write_text(_text_of("edu").replace('name = "edu"', 'name = "myedu"'))
     out = tmp_path / "r.json"
     p = pyvfio("run", guest.bdf_of("edu"), "-l", "200", "-q", "--profile", str(mine), "--json", str(out))
     assert p.returncode == 0, p.stdout + p.stderr
