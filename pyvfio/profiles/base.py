@@ -161,9 +161,9 @@ class CardProfile:
                                    where the BAR allows it), checks their kind and
                                    size and the identification register; raises
                                    UsageError if the card is not the one expected.
-    init()                       : leaves the card quiescent with exactly one
-                                   interrupt cause enabled; the card does not assert
-                                   INTx.  Raises count from here.
+    init()                       : leaves the card quiet and ready for raise: no
+                                   cause pending, INTx not asserted.  Raises count
+                                   from here (a rotating write starts again).
     raise_irq()                  : the card asserts INTx once, for one cause (on
                                    QEMU's models synchronously, before it returns).
     ack() -> int                 : reads the pending cause and acknowledges it; after
