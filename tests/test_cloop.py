@@ -16,14 +16,17 @@ import pytest
 
 from pyvfio import uapi
 from pyvfio._binding import ffi, lib
-from pyvfio.engine.c_engine import fill_steps
+from pyvfio.engine.c_engine import fill_ops, fill_steps
 from pyvfio.eventfd import EventFd
 from pyvfio.histogram import Histogram
 from pyvfio.intx import EventfdWrite, Intx, SetIrqs
+from pyvfio.profiles.base import DELAY, DRAIN, POLL, READ, RMW, WRITE, WRITE_CAUSE, Op
 from pyvfio.vfio.device import Device
+from pyvfio.vfio.region import Region
 
 RAISE, STATUS, ACK = 0x60, 0x24, 0x64
 BAR_SIZE = 4096
+RW_FLAGS = uapi.VFIO_REGION_INFO_FLAG_READ | uapi.VFIO_REGION_INFO_FLAG_WRITE
 FIONREAD = 0x541B  # asm-generic/ioctls.h (x86_64, arm64, ppc64le alike)
 
 
@@ -32,13 +35,13 @@ class Card(threading.Thread):
     (0-based): "ok", "spurious" (a trigger with nothing pending first, the real one
     after the EOI), "dead" (no trigger: the line stays quiet)."""
 
-    def __init__(self, trigger, unmask=None, misbehave=lambda n: "ok", on_raise=None):
+    def __init__(self, trigger, unmask=None, misbehave=lambda n: "ok", on_raise=None, pending=1):
         super().__init__(daemon=True)
         self.fd = os.memfd_create("pyvfio-test-bar")
         os.ftruncate(self.fd, BAR_SIZE)
         self.mm = mmap.mmap(self.fd, BAR_SIZE)
         self.trigger, self.unmask = trigger, unmask
-        self.misbehave, self.on_raise = misbehave, on_raise
+        self.misbehave, self.on_raise, self.pending = misbehave, on_raise, pending
         self.raises = self.acks = self.unmasks = 0
         self.stop = threading.Event()
 
@@ -75,7 +78,7 @@ class Card(threading.Thread):
                 self.trigger.signal()
                 if not self._wait(lambda: self.unmasks > seen):
                     return
-            self.set(STATUS, 1)
+            self.set(STATUS, self.pending)
             self.trigger.signal()
             if not self._wait(lambda: self.reg(ACK)):
                 return
@@ -92,11 +95,17 @@ class Card(threading.Thread):
         os.close(self.fd)
 
 
-class Loop:
-    """A struct pyvfio_loop_cfg for the card: raise = write 1 to 0x60; ack = read
-    0x24 (the cause), write it to 0x64; the EOI = `eoi` (pyvfio.intx steps)."""
+RAISE_OPS = (Op(WRITE, "bar", RAISE, 4, value=1),)
+ACK_OPS = (Op(READ, "bar", STATUS, 4, mask=0xFFFFFFFF), Op(WRITE_CAUSE, "bar", ACK, 4))
 
-    def __init__(self, card, trigger, eoi, access="mmap", watchdog_ms=2000, wakeup_fd=-1):
+
+class Loop:
+    """A struct pyvfio_loop_cfg for the card, filled by the C engine's fill_ops:
+    raise = write 1 to 0x60; ack = read 0x24 (the cause), write it to 0x64 (or the
+    programs given); the EOI = `eoi` (pyvfio.intx steps)."""
+
+    def __init__(self, card, trigger, eoi, access="mmap", watchdog_ms=2000, wakeup_fd=-1,
+                 raise_ops=RAISE_OPS, ack_ops=ACK_OPS):
         self.keep = []
         cfg = self.cfg = ffi.new("struct pyvfio_loop_cfg *")
         cfg.trigger_fd, cfg.wakeup_fd, cfg.watchdog_ms = trigger.fileno(), wakeup_fd, watchdog_ms
@@ -106,16 +115,19 @@ class Loop:
             self.view = mmap.mmap(card.fd, BAR_SIZE)
             self.base = ffi.from_buffer(self.view)
             bar.base = self.base
-        self._op(cfg.raise_ops[0], lib.PYVFIO_OP_WRITE, RAISE, 1)
-        self._op(cfg.ack_ops[0], lib.PYVFIO_OP_READ, STATUS, 0xFFFFFFFF)
-        self._op(cfg.ack_ops[1], lib.PYVFIO_OP_WRITE_CAUSE, ACK, 0)
-        cfg.n_raise, cfg.n_ack = 1, 2
+        self.slots = {"bar": (0, Region(card.fd, 0, RW_FLAGS, BAR_SIZE, 0))}  # checks, as a BAR's
+        cfg.n_raise = fill_ops(cfg.raise_ops, raise_ops, self.slots)
+        cfg.n_ack = fill_ops(cfg.ack_ops, ack_ops, self.slots)
         cfg.n_eoi = fill_steps(cfg.eoi, eoi, self.keep)
         self.hists = [Histogram() for _ in range(3)]
 
-    @staticmethod
-    def _op(o, kind, offset, value):
-        o.kind, o.bar, o.width, o.offset, o.rotate, o.stride, o.value = kind, 0, 4, offset, 1, 0, value
+    def run_ops(self, ops, seq=0):
+        """One program through the loop's run_ops: (rc, errno, cause, items)."""
+        arr = ffi.new("struct pyvfio_reg_op[]", max(1, len(ops)))
+        n = fill_ops(arr, ops, self.slots)
+        cause, items = ffi.new("uint64_t *"), ffi.new("uint64_t *")
+        rc = lib.pyvfio_run_ops(self.cfg, arr, n, seq, cause, items)
+        return rc, ffi.errno if rc else 0, cause[0], items[0]
 
     def run(self, n, deadline_ns=0):
         self.cfg.loops, self.cfg.deadline_ns = n, deadline_ns
@@ -263,6 +275,95 @@ def test_error_on_a_bar_that_cannot_be_written(efds):
     card.close()
     assert res.reason == lib.PYVFIO_ERROR and res.err == errno.EBADF
     assert ffi.string(res.errop).decode() == "raise (card register write)" and res.raised == 0
+
+
+# --- the op kinds, through the loop's own run_ops (pyvfio_run_ops) ----------------------
+
+@pytest.fixture(params=["mmap", "rw"])
+def bar_loop(request, efds):
+    """A Loop on an idle card's memfd BAR (no card thread: the registers are set
+    by hand), reached by mmap or by pread/pwrite."""
+    trigger, _ = efds
+    card = Card(trigger)
+    yield card, Loop(card, trigger, [], request.param)
+    card.close()
+
+
+def byte(card, off):
+    return card.mm[off]
+
+
+def test_read_with_invert_decodes_a_pending_bit_that_reads_0(bar_loop):
+    card, loop = bar_loop
+    iir = [Op(READ, "bar", 0x12, 1, mask=0x0F, invert=0x01)]
+    card.mm[0x12] = 0xC2  # FIFOs on, THR empty pending: bit 0 reads 0
+    assert loop.run_ops(iir) == (0, 0, 0x03, 0)
+    card.mm[0x12] = 0xC1  # nothing pending
+    assert loop.run_ops(iir) == (0, 0, 0, 0)
+
+
+def test_rmw_changes_only_its_mask_and_write_cause_stores_the_raw_value(bar_loop):
+    card, loop = bar_loop
+    card.mm[0x20], card.mm[0x24] = 0xA3, 0xC2
+    rc = loop.run_ops([Op(RMW, "bar", 0x20, 1, mask=0x0F, value=0x05),
+                       Op(READ, "bar", 0x24, 1, mask=0x0F, invert=0x01), Op(WRITE_CAUSE, "bar", 0x28, 1)])
+    assert rc == (0, 0, 0x03, 0)
+    assert (byte(card, 0x20), byte(card, 0x28)) == (0xA5, 0xC2)  # the raw read, not the cause
+
+
+def test_drain_counts_its_loads_and_stops_at_max(bar_loop):
+    card, loop = bar_loop
+    drain = [Op(DRAIN, "bar", 0x30, 1, mask=0x01, value=0x01, count=5, status_bar="bar",
+                status_offset=0x35, status_width=1)]
+    card.mm[0x35] = 0x61  # LSR: THR empty, data ready, and it never runs dry
+    assert loop.run_ops(drain) == (0, 0, 0, 5)
+    card.mm[0x35] = 0x60  # no data
+    assert loop.run_ops(drain) == (0, 0, 0, 0)
+
+
+def test_poll_returns_on_its_value_and_times_out_with_etimedout(bar_loop):
+    card, loop = bar_loop
+    poll = [Op(POLL, "bar", 0x37, 1, mask=0x10, value=0x00, count=2000)]
+    card.mm[0x37] = 0x0C
+    assert loop.run_ops(poll)[:2] == (0, 0)
+    card.mm[0x37] = 0x1C  # the reset bit never clears
+    assert loop.run_ops(poll)[:2] == (-1, errno.ETIMEDOUT)
+
+
+def test_delay_then_rotating_writes(bar_loop):
+    card, loop = bar_loop
+    ops = [Op(DELAY, count=100), Op(WRITE, "bar", 0x40, 4, value=0x11, rotate=4, stride=4)]
+    hit = []
+    for seq in range(6):
+        for k in range(4):
+            card.set(0x40 + 4 * k, 0)
+        assert loop.run_ops(ops, seq)[:2] == (0, 0)
+        hit.append([k for k in range(4) if card.reg(0x40 + 4 * k) == 0x11])
+    assert hit == [[0], [1], [2], [3], [0], [1]]
+
+
+def test_the_hot_loop_acks_a_cause_that_reads_inverted(efds):
+    """A 16550-style status: pending is a 0 in bit 0.  The loop finds the cause and
+    writes the raw value back; nothing is spurious."""
+    trigger, unmask = efds
+    card = start(Card(trigger, unmask, pending=0x02))
+    ack = (Op(READ, "bar", STATUS, 4, mask=0x0F, invert=0x01), Op(WRITE_CAUSE, "bar", ACK, 4))
+    try:
+        res = Loop(card, trigger, [EventfdWrite("write unmask eventfd", unmask)], ack_ops=ack).run(100)
+    finally:
+        card.close()
+    assert res.reason == lib.PYVFIO_DONE
+    assert (res.delivered, res.spurious, res.last_cause, card.acks) == (100, 0, 0x03, 100)
+
+
+def test_fill_ops_refuses_an_access_outside_the_bar(efds):
+    trigger, _ = efds
+    card = Card(trigger)
+    try:
+        with pytest.raises(Exception, match="past the end"):
+            Loop(card, trigger, [], "rw", raise_ops=(Op(WRITE, "bar", BAR_SIZE - 4, 4, rotate=2, stride=4),))
+    finally:
+        card.close()
 
 
 # --- pyvfio.intx's sequences: what Python runs is what the C loop replays ---------------

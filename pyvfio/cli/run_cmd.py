@@ -25,7 +25,8 @@ def add_arguments(p):
     p.add_argument("-q", "--quiet", action="store_true", help="no live status line, summary only")
     p.add_argument("--json", metavar="FILE", help="write the full result as JSON (atomically)")
     p.add_argument("--hgrm", metavar="FILE", help="write the round-trip histogram in HdrHistogram's .hgrm format")
-    p.add_argument("--profile", help="card profile (default: probe the card's IDs)")
+    p.add_argument("--profile", metavar="NAME|FILE.toml",
+                   help="card profile by name (pyvfio profile list) or file (default: probe the card's IDs)")
     p.add_argument("--unmask", choices=UNMASK_MODES, default="ioctl",
                    help="unmask per interrupt by SET_IRQS ioctl or by the unmask eventfd (default ioctl)")
     p.add_argument("--access", choices=("mmap", "rw"), default="mmap",
