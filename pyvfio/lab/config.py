@@ -11,7 +11,14 @@ CARDS = {
     # Interrupt mitigation would add a ~128 us floor per interrupt.
     "e1000": ("e1000,mitigation=off", "8086:100e"),
     "rtl8139": ("rtl8139", "10ec:8139"),
+    # One 16550A behind I/O BAR0 (hw/char/serial-pci.c); its chardev is fed by the host.
+    "pci-serial": ("pci-serial", "1b36:0002"),
 }
+
+# Cards whose QEMU device takes a chardev (the qdev property): the lab gives each one
+# a unix socket in the run folder, and lab/feeder.py writes into it what the guest
+# asks for (external interrupts from the host).
+FED_CARDS = {"pci-serial": "chardev"}
 
 # Cards a run can leave on their guest driver (--host-card), and that driver's module:
 # a host-driven device on a vfio card's INTx line, for the shared-line tests.  x86_64
