@@ -31,6 +31,10 @@ LOOP_CDEF = """
 #define PYVFIO_OP_WRITE ...
 #define PYVFIO_OP_READ ...
 #define PYVFIO_OP_WRITE_CAUSE ...
+#define PYVFIO_OP_DELAY ...
+#define PYVFIO_OP_POLL ...
+#define PYVFIO_OP_RMW ...
+#define PYVFIO_OP_DRAIN ...
 #define PYVFIO_DONE ...
 #define PYVFIO_TIMEOUT ...
 #define PYVFIO_SIGNAL ...
@@ -38,7 +42,15 @@ LOOP_CDEF = """
 #define PYVFIO_HIST_SUB_BITS ...
 struct pyvfio_hist { uint64_t count, min, max, sum, overflow; uint64_t buckets[...]; ...; };
 void pyvfio_hist_record(struct pyvfio_hist *h, uint64_t v);
-struct pyvfio_reg_op { int kind, bar, width; uint32_t offset, rotate, stride; uint64_t value; ...; };
+struct pyvfio_reg_op {
+    int kind, bar, width;
+    uint32_t offset, rotate, stride;
+    uint64_t value, mask, invert;
+    uint32_t count;
+    int status_bar, status_width;
+    uint32_t status_offset;
+    ...;
+};
 struct pyvfio_bar { int fd; uint64_t fd_offset; uint64_t size; void *base; ...; };
 struct pyvfio_step { int kind, fd; unsigned long req; void *buf; const char *what; ...; };
 struct pyvfio_loop_cfg {
@@ -66,6 +78,8 @@ int pyvfio_intx_loop(const struct pyvfio_loop_cfg *cfg, struct pyvfio_loop_resul
 int pyvfio_external_loop(const struct pyvfio_loop_cfg *cfg, struct pyvfio_loop_result *res,
                          struct pyvfio_hist *arrival, struct pyvfio_hist *service,
                          struct pyvfio_hist *items);
+int pyvfio_run_ops(const struct pyvfio_loop_cfg *cfg, const struct pyvfio_reg_op *ops, int n,
+                   uint64_t seq, uint64_t *cause, uint64_t *items);
 uint64_t pyvfio_now_ns(void);
 """
 

@@ -66,30 +66,90 @@ static int bar_write(const struct pyvfio_bar *b, uint32_t off, int width, uint64
     return pwrite(b->fd, &le, width, b->fd_offset + off) == width ? 0 : -1;
 }
 
-/* Offsets and widths were checked against each region by the Python side. */
-static int run_ops(const struct pyvfio_loop_cfg *cfg, const struct pyvfio_reg_op *ops, int n,
-                   uint64_t seq, uint64_t *cause)
+static void sleep_us(uint32_t us)
 {
-    uint64_t raw = 0;
+    struct timespec ts = {us / 1000000u, (long)(us % 1000000u) * 1000};
+    while (clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, &ts) == EINTR)
+        ;
+}
+
+/* One register program (the op kinds: pyvfio/profiles/base.py Op).  Offsets and
+ * widths were checked against each region by the Python side.  *cause is the
+ * last read's (raw ^ invert) & mask; *items (may be NULL) counts the drains'
+ * loads.  -1 with errno set on a failed access or a poll timeout (ETIMEDOUT). */
+static int run_ops(const struct pyvfio_loop_cfg *cfg, const struct pyvfio_reg_op *ops, int n,
+                   uint64_t seq, uint64_t *cause, uint64_t *items)
+{
+    uint64_t raw = 0, v, st, got = 0;
     *cause = 0;
     for (int i = 0; i < n; i++) {
         const struct pyvfio_reg_op *op = &ops[i];
         const struct pyvfio_bar *b = &cfg->bars[op->bar];
-        int rc;
-        if (op->kind == PYVFIO_OP_WRITE) {
+        int rc = 0;
+        switch (op->kind) {
+        case PYVFIO_OP_WRITE: {
             uint32_t off = op->offset;
             if (op->rotate > 1)  /* no division per interrupt for a fixed register */
                 off += op->stride * (uint32_t)(seq % op->rotate);
             rc = bar_write(b, off, op->width, op->value);
-        } else if (op->kind == PYVFIO_OP_READ) {
+            break;
+        }
+        case PYVFIO_OP_READ:
             rc = bar_read(b, op->offset, op->width, &raw);
-            *cause = raw & op->value;
-        } else
+            *cause = (raw ^ op->invert) & op->mask;
+            break;
+        case PYVFIO_OP_WRITE_CAUSE:
             rc = bar_write(b, op->offset, op->width, raw);
+            break;
+        case PYVFIO_OP_DELAY:
+            sleep_us(op->count);
+            break;
+        case PYVFIO_OP_POLL: {
+            uint64_t deadline = pyvfio_now_ns() + (uint64_t)op->count * 1000;
+            for (;;) {
+                if ((rc = bar_read(b, op->offset, op->width, &v)) || (v & op->mask) == op->value)
+                    break;
+                if (pyvfio_now_ns() > deadline) {
+                    errno = ETIMEDOUT;
+                    return -1;
+                }
+            }
+            break;
+        }
+        case PYVFIO_OP_RMW:
+            if (!(rc = bar_read(b, op->offset, op->width, &v)))
+                rc = bar_write(b, op->offset, op->width, (v & ~op->mask) | op->value);
+            break;
+        case PYVFIO_OP_DRAIN: {
+            const struct pyvfio_bar *sb = &cfg->bars[op->status_bar];
+            for (uint32_t k = 0; k < op->count; k++) {
+                if ((rc = bar_read(sb, op->status_offset, op->status_width, &st)) ||
+                    (st & op->mask) != op->value)
+                    break;
+                if ((rc = bar_read(b, op->offset, op->width, &v)))
+                    break;
+                got++;
+            }
+            break;
+        }
+        default:
+            errno = EINVAL;
+            return -1;
+        }
         if (rc)
             return -1;
     }
+    if (items)
+        *items = got;
     return 0;
+}
+
+/* run_ops for Python: `profile check` runs a card's raise and ack through it, and
+ * the host tests drive each op kind with it. */
+int pyvfio_run_ops(const struct pyvfio_loop_cfg *cfg, const struct pyvfio_reg_op *ops, int n,
+                   uint64_t seq, uint64_t *cause, uint64_t *items)
+{
+    return run_ops(cfg, ops, n, seq, cause, items);
 }
 
 /* The EOI: Python's Intx built the steps; the loop replays them as they are. */
@@ -137,7 +197,7 @@ int pyvfio_intx_loop(const struct pyvfio_loop_cfg *cfg, struct pyvfio_loop_resul
         t0 = pyvfio_now_ns();
         if (cfg->deadline_ns && t0 >= cfg->deadline_ns)
             break;
-        if (run_ops(cfg, cfg->raise_ops, cfg->n_raise, cfg->raised_base + res->raised, &cause)) {
+        if (run_ops(cfg, cfg->raise_ops, cfg->n_raise, cfg->raised_base + res->raised, &cause, NULL)) {
             fail(res, "raise (card register write)");
             break;
         }
@@ -170,7 +230,7 @@ int pyvfio_intx_loop(const struct pyvfio_loop_cfg *cfg, struct pyvfio_loop_resul
             t1 = pyvfio_now_ns();
             if (count > 1)
                 res->extra_signals += count - 1;
-            if (run_ops(cfg, cfg->ack_ops, cfg->n_ack, 0, &cause)) {
+            if (run_ops(cfg, cfg->ack_ops, cfg->n_ack, 0, &cause, NULL)) {
                 fail(res, "ack (card register access)");
                 goto out;
             }
@@ -267,7 +327,7 @@ int pyvfio_external_loop(const struct pyvfio_loop_cfg *cfg, struct pyvfio_loop_r
         t1 = pyvfio_now_ns();
         if (count > 1)
             res->extra_signals += count - 1;
-        if (run_ops(cfg, cfg->ack_ops, cfg->n_ack, 0, &cause)) {
+        if (run_ops(cfg, cfg->ack_ops, cfg->n_ack, 0, &cause, &drained)) {
             fail(res, "ack_external (card register access)");
             break;
         }

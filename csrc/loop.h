@@ -2,7 +2,9 @@
 #include <stdint.h>
 #include "hist.h"
 
-enum { PYVFIO_OP_WRITE = 0, PYVFIO_OP_READ = 1, PYVFIO_OP_WRITE_CAUSE = 2 };
+/* The op kinds of a register program (pyvfio/profiles/base.py Op documents each). */
+enum { PYVFIO_OP_WRITE = 0, PYVFIO_OP_READ = 1, PYVFIO_OP_WRITE_CAUSE = 2, PYVFIO_OP_DELAY = 3,
+       PYVFIO_OP_POLL = 4, PYVFIO_OP_RMW = 5, PYVFIO_OP_DRAIN = 6 };
 enum { PYVFIO_STEP_IOCTL = 0, PYVFIO_STEP_WRITE = 1 };
 enum { PYVFIO_DONE = 0, PYVFIO_TIMEOUT = 1, PYVFIO_SIGNAL = 2, PYVFIO_ERROR = 3 };
 #define PYVFIO_MAX_OPS 8
@@ -12,7 +14,12 @@ enum { PYVFIO_DONE = 0, PYVFIO_TIMEOUT = 1, PYVFIO_SIGNAL = 2, PYVFIO_ERROR = 3 
 struct pyvfio_reg_op {
     int kind, bar, width;
     uint32_t offset, rotate, stride;
-    uint64_t value;
+    uint64_t value;         /* write, rmw: stored; poll, drain: what (reg & mask) must equal */
+    uint64_t mask;          /* read: the cause bits; rmw: the bits changed; poll, drain: tested */
+    uint64_t invert;        /* read: bits that read 0 when pending: cause = (raw ^ invert) & mask */
+    uint32_t count;         /* delay: us; poll: timeout in us; drain: at most this many loads */
+    int status_bar, status_width;
+    uint32_t status_offset; /* drain: the status register */
 };
 
 struct pyvfio_bar {
@@ -60,4 +67,6 @@ int pyvfio_intx_loop(const struct pyvfio_loop_cfg *cfg, struct pyvfio_loop_resul
 int pyvfio_external_loop(const struct pyvfio_loop_cfg *cfg, struct pyvfio_loop_result *res,
                          struct pyvfio_hist *arrival, struct pyvfio_hist *service,
                          struct pyvfio_hist *items);
+int pyvfio_run_ops(const struct pyvfio_loop_cfg *cfg, const struct pyvfio_reg_op *ops, int n,
+                   uint64_t seq, uint64_t *cause, uint64_t *items);
 uint64_t pyvfio_now_ns(void);

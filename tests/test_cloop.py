@@ -16,14 +16,17 @@ import pytest
 
 from pyvfio import uapi
 from pyvfio._binding import ffi, lib
-from pyvfio.engine.c_engine import fill_steps
+from pyvfio.engine.c_engine import fill_ops, fill_steps
 from pyvfio.eventfd import EventFd
 from pyvfio.histogram import Histogram
 from pyvfio.intx import EventfdWrite, Intx, SetIrqs
+from pyvfio.profiles.base import DELAY, DRAIN, POLL, READ, RMW, WRITE, WRITE_CAUSE, Op
 from pyvfio.vfio.device import Device
+from pyvfio.vfio.region import Region
 
 RAISE, STATUS, ACK = 0x60, 0x24, 0x64
 BAR_SIZE = 4096
+RW_FLAGS = uapi.VFIO_REGION_INFO_FLAG_READ | uapi.VFIO_REGION_INFO_FLAG_WRITE
 FIONREAD = 0x541B  # asm-generic/ioctls.h (x86_64, arm64, ppc64le alike)
 
 
@@ -92,11 +95,17 @@ class Card(threading.Thread):
         os.close(self.fd)
 
 
-class Loop:
-    """A struct pyvfio_loop_cfg for the card: raise = write 1 to 0x60; ack = read
-    0x24 (the cause), write it to 0x64; the EOI = `eoi` (pyvfio.intx steps)."""
+RAISE_OPS = (Op(WRITE, "bar", RAISE, 4, value=1),)
+ACK_OPS = (Op(READ, "bar", STATUS, 4, mask=0xFFFFFFFF), Op(WRITE_CAUSE, "bar", ACK, 4))
 
-    def __init__(self, card, trigger, eoi, access="mmap", watchdog_ms=2000, wakeup_fd=-1):
+
+class Loop:
+    """A struct pyvfio_loop_cfg for the card, filled by the C engine's fill_ops:
+    raise = write 1 to 0x60; ack = read 0x24 (the cause), write it to 0x64 (or the
+    programs given); the EOI = `eoi` (pyvfio.intx steps)."""
+
+    def __init__(self, card, trigger, eoi, access="mmap", watchdog_ms=2000, wakeup_fd=-1,
+                 raise_ops=RAISE_OPS, ack_ops=ACK_OPS):
         self.keep = []
         cfg = self.cfg = ffi.new("struct pyvfio_loop_cfg *")
         cfg.trigger_fd, cfg.wakeup_fd, cfg.watchdog_ms = trigger.fileno(), wakeup_fd, watchdog_ms
@@ -106,16 +115,19 @@ class Loop:
             self.view = mmap.mmap(card.fd, BAR_SIZE)
             self.base = ffi.from_buffer(self.view)
             bar.base = self.base
-        self._op(cfg.raise_ops[0], lib.PYVFIO_OP_WRITE, RAISE, 1)
-        self._op(cfg.ack_ops[0], lib.PYVFIO_OP_READ, STATUS, 0xFFFFFFFF)
-        self._op(cfg.ack_ops[1], lib.PYVFIO_OP_WRITE_CAUSE, ACK, 0)
-        cfg.n_raise, cfg.n_ack = 1, 2
+        self.slots = {"bar": (0, Region(card.fd, 0, RW_FLAGS, BAR_SIZE, 0))}  # checks, as a BAR's
+        cfg.n_raise = fill_ops(cfg.raise_ops, raise_ops, self.slots)
+        cfg.n_ack = fill_ops(cfg.ack_ops, ack_ops, self.slots)
         cfg.n_eoi = fill_steps(cfg.eoi, eoi, self.keep)
         self.hists = [Histogram() for _ in range(3)]
 
-    @staticmethod
-    def _op(o, kind, offset, value):
-        o.kind, o.bar, o.width, o.offset, o.rotate, o.stride, o.value = kind, 0, 4, offset, 1, 0, value
+    def run_ops(self, ops, seq=0):
+        """One program through the loop's run_ops: (rc, errno, cause, items)."""
+        arr = ffi.new("struct pyvfio_reg_op[]", max(1, len(ops)))
+        n = fill_ops(arr, ops, self.slots)
+        cause, items = ffi.new("uint64_t *"), ffi.new("uint64_t *")
+        rc = lib.pyvfio_run_ops(self.cfg, arr, n, seq, cause, items)
+        return rc, ffi.errno if rc else 0, cause[0], items[0]
 
     def run(self, n, deadline_ns=0):
         self.cfg.loops, self.cfg.deadline_ns = n, deadline_ns

@@ -18,12 +18,16 @@ from pyvfio.intx import EventfdWrite
 from test_cloop import ACK, BAR_SIZE, STATUS, Card
 
 RX = 0x4  # the cause this card reports: received data
+READY, DATA = 0x30, 0x34  # a line status (bit 0: data ready) and the receive register
+DRAIN_MAX = 4
 
 
 class Source(Card):
     """Interrupts from outside: `plan` is the list of what comes, each "rx" (a cause
-    on the card, then the trigger), "spurious" (a trigger with nothing pending) or
-    a pause in seconds (the line stays quiet)."""
+    and data ready on the card, then the trigger), "rx-nodata" (a cause, nothing to
+    drain), "spurious" (a trigger with nothing pending) or a pause in seconds (the
+    line stays quiet).  Memory does not see its reads, so data ready stays set
+    through the drain: the bound (DRAIN_MAX) is what ends it."""
 
     def __init__(self, trigger, unmask, plan):
         super().__init__(trigger, unmask)
@@ -36,13 +40,14 @@ class Source(Card):
                 time.sleep(what)
                 continue
             seen = self.unmasks
-            if what == "rx":
+            if what.startswith("rx"):
                 self.set(STATUS, RX)
+                self.set(READY, int(what == "rx"))
             self.sent += 1
             self.trigger.signal()
             if not self._wait(lambda: self.unmasks > seen):
                 return
-            if what == "rx":
+            if what.startswith("rx"):
                 if not self._wait(lambda: self.reg(ACK)):
                     return
                 self.set(STATUS, self.reg(STATUS) & ~self.reg(ACK))
@@ -51,7 +56,8 @@ class Source(Card):
 
 
 class ExternalLoop:
-    """ack_external = read STATUS (the cause), write it to ACK; EOI = unmask eventfd."""
+    """ack_external = read STATUS (the cause), write it to ACK, drain DATA while READY
+    bit 0 is set (at most DRAIN_MAX loads); EOI = unmask eventfd."""
 
     def __init__(self, card, trigger, unmask, watchdog_ms=2000, wakeup_fd=-1):
         self.keep = []
@@ -59,10 +65,14 @@ class ExternalLoop:
         cfg.trigger_fd, cfg.wakeup_fd, cfg.watchdog_ms = trigger.fileno(), wakeup_fd, watchdog_ms
         bar = cfg.bars[0]
         bar.fd, bar.fd_offset, bar.size = card.fd, 0, BAR_SIZE
-        for o, (kind, off, value) in zip(cfg.ack_ops, [(lib.PYVFIO_OP_READ, STATUS, 0xFF),
-                                                       (lib.PYVFIO_OP_WRITE_CAUSE, ACK, 0)]):
-            o.kind, o.bar, o.width, o.offset, o.rotate, o.stride, o.value = kind, 0, 4, off, 1, 0, value
-        cfg.n_ack = 2
+        ops = cfg.ack_ops
+        for o, (kind, off) in zip(ops, [(lib.PYVFIO_OP_READ, STATUS), (lib.PYVFIO_OP_WRITE_CAUSE, ACK),
+                                        (lib.PYVFIO_OP_DRAIN, DATA)]):
+            o.kind, o.bar, o.width, o.offset, o.rotate = kind, 0, 4, off, 1
+        ops[0].mask = 0xFF
+        ops[2].mask, ops[2].value, ops[2].count = 1, 1, DRAIN_MAX
+        ops[2].status_bar, ops[2].status_offset, ops[2].status_width = 0, READY, 4
+        cfg.n_ack = 3
         cfg.n_eoi = fill_steps(cfg.eoi, [EventfdWrite("write unmask eventfd", unmask)], self.keep)
         self.hists = [Histogram() for _ in range(3)]
 
@@ -102,6 +112,13 @@ def test_every_interrupt_from_outside_is_serviced_acked_and_unmasked(efds):
     assert (card.acks, card.unmasks) == (300, 300)
     arrival, service, _ = loop.hists
     assert service.count == 300 and arrival.count == 299    # gaps between 300 arrivals
+
+
+def test_the_items_each_interrupt_drains_are_counted(efds):
+    res, loop, _ = serve(["rx", "rx-nodata", "rx"] * 20, efds, 60)
+    assert (res.delivered, res.items) == (60, 40 * DRAIN_MAX)
+    items = loop.hists[2]
+    assert (items.count, items.c.min, items.c.max, items.c.sum) == (60, 0, DRAIN_MAX, 40 * DRAIN_MAX)
 
 
 def test_a_trigger_with_nothing_pending_is_spurious_and_eoid(efds):

@@ -6,11 +6,11 @@ import signal
 
 from .._binding import ffi, lib
 from ..errors import UsageError, VfioError
-from ..profiles.base import READ, WRITE, WRITE_CAUSE
+from ..profiles import base
 from .batch import DONE, ERROR, SIGNAL, TIMEOUT, Batch
 from .python_engine import service_external, trigger_pending
 
-_KIND = {WRITE: lib.PYVFIO_OP_WRITE, READ: lib.PYVFIO_OP_READ, WRITE_CAUSE: lib.PYVFIO_OP_WRITE_CAUSE}
+_KIND = {kind: getattr(lib, f"PYVFIO_OP_{kind.upper()}") for kind in base.KINDS}
 _STEP = {"ioctl": lib.PYVFIO_STEP_IOCTL, "write": lib.PYVFIO_STEP_WRITE}
 _REASON = {lib.PYVFIO_DONE: DONE, lib.PYVFIO_TIMEOUT: TIMEOUT, lib.PYVFIO_SIGNAL: SIGNAL,
            lib.PYVFIO_ERROR: ERROR}
@@ -53,26 +53,15 @@ class CLoop:
     def _bars(self, profile):
         if len(profile.bars) > lib.PYVFIO_MAX_BARS:
             raise UsageError(f"profile {profile.name} uses more BARs than the C loop supports")
-        self.bar_slot, self.regions = {}, {}
+        self.slots = {}
         for slot, (bar, region) in enumerate(sorted(profile.bars.items())):
             b = self.cfg.bars[slot]
             b.fd, b.fd_offset, b.size = region.fd, region.offset, region.size
             b.base = region.ptr
-            self.bar_slot[bar] = slot
-            self.regions[slot] = region
+            self.slots[bar] = (slot, region)
 
     def _ops(self, out, ops):
-        if len(ops) > lib.PYVFIO_MAX_OPS:
-            raise UsageError("register program too long for the C loop")
-        for i, op in enumerate(ops):
-            slot = self.bar_slot[op.bar]
-            # Check every offset the op can reach, once, here: the loop trusts them.
-            for k in range(op.rotate):
-                self.regions[slot].check(op.offset + op.stride * k, op.width, op.kind != READ)
-            o = out[i]
-            o.kind, o.bar, o.width = _KIND[op.kind], slot, op.width
-            o.offset, o.rotate, o.stride, o.value = op.offset, op.rotate, op.stride, op.value
-        return len(ops)
+        return fill_ops(out, ops, self.slots)
 
     def run_batch(self, n, hists, deadline_ns=0):
         cfg = self.cfg
@@ -116,6 +105,25 @@ class CLoop:
         for fd in (self.rfd, self.wfd):
             os.close(fd)
         self.keep.clear()
+
+
+def fill_ops(out, ops, slots):
+    """Copy a register program (profiles.base.Op) into the C loop's op array;
+    `slots` maps the profile's BAR names to (slot in cfg.bars, region)."""
+    if len(ops) > lib.PYVFIO_MAX_OPS:
+        raise UsageError("register program too long for the C loop")
+    for o, op in zip(out, ops):
+        # Check every access the op can make, once, here: the loop trusts them.
+        for bar, offset, width, write in op.offsets():
+            slots[bar][1].check(offset, width, write)
+        o.kind, o.width, o.offset = _KIND[op.kind], op.width, op.offset
+        o.bar = slots[op.bar][0] if op.bar is not None else 0
+        o.rotate, o.stride, o.count = op.rotate, op.stride, op.count
+        o.value, o.mask, o.invert = op.value, op.mask, op.invert
+        if op.status_bar is not None:
+            o.status_bar, o.status_offset = slots[op.status_bar][0], op.status_offset
+            o.status_width = op.status_width
+    return len(ops)
 
 
 def fill_steps(out, steps, keep):

@@ -1,38 +1,82 @@
-"""Card profiles, chosen by probing the card's IDs (the first that accepts it)."""
+"""Card profiles: TOML files (format.py), found in the package's builtin/, then each
+directory of PYVFIO_PROFILE_PATH (colon-separated), then
+$XDG_CONFIG_HOME/pyvfio/profiles (default ~/.config/pyvfio/profiles).  A later
+profile with an earlier one's name replaces it (a user's edu wins over ours).
+A card is driven by the profile named, or by the first whose match accepts it."""
+
+import os
+from pathlib import Path
 
 from ..errors import UsageError
 from .base import CardProfile, Op, run_ops
-from .e1000 import E1000
-from .edu import Edu
-from .rtl8139 import Rtl8139
+from .format import Profile, load_file
 
-PROFILES = {p.name: p for p in (Edu, E1000, Rtl8139)}
+BUILTIN = Path(__file__).resolve().parent / "builtin"
+
+
+def search_path():
+    """[(directory, source)] in the order profiles are loaded."""
+    dirs = [(BUILTIN, "builtin")]
+    for d in os.environ.get("PYVFIO_PROFILE_PATH", "").split(":"):
+        if d:
+            dirs.append((Path(d), "PYVFIO_PROFILE_PATH"))
+    xdg = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    dirs.append((Path(xdg) / "pyvfio" / "profiles", "XDG_CONFIG_HOME"))
+    return dirs
+
+
+def available():
+    """{name: Profile} of every profile found, the last one of a name winning;
+    a replaced one is named in the winner's `shadows`."""
+    out = {}
+    for d, source in search_path():
+        if not d.is_dir():
+            continue
+        for f in sorted(d.glob("*.toml")):
+            p = load_file(f, source)
+            if p.name in out:
+                p.shadows = str(out[p.name].path)
+            out[p.name] = p
+    return out
+
+
+def named(name):
+    """The Profile for --profile NAME or a path to a .toml file."""
+    if name.endswith(".toml") or os.sep in name:
+        return load_file(name, "file")
+    profiles = available()
+    if name not in profiles:
+        raise UsageError(f"unknown profile {name!r}", f"use one of: {', '.join(profiles)}, "
+                         "or a profile file (NAME.toml)")
+    return profiles[name]
 
 
 def card_ids(host):
-    """(vendor, device) from the device's config space."""
+    """(vendor, device, class code) from the device's config space."""
     cfg = host.region(7)
-    return cfg.read(0, 2), cfg.read(2, 2)
+    return cfg.read(0, 2), cfg.read(2, 2), cfg.read(8, 4) >> 8
 
 
 def probe(host, access="mmap", name=None):
-    """The profile for `host`'s card: the named one (checked against the card), or
-    the first whose probe accepts the card's IDs."""
-    vendor, device = card_ids(host)
+    """The profile for `host`'s card, bound to it: the named one (checked against
+    the card), or the first whose match accepts the card's IDs."""
+    vendor, device, cls = card_ids(host)
     if name is not None:
-        if name not in PROFILES:
-            raise UsageError(f"unknown profile {name!r}", f"use one of: {', '.join(PROFILES)}")
-        cls = PROFILES[name]
-        if not cls.probe(vendor, device):
-            raise UsageError(f"profile {name} does not match {host.bdf} ({vendor:04x}:{device:04x})",
-                             f"it drives {', '.join(f'{v:04x}:{d:04x}' for v, d in cls.ids)}; "
-                             "omit --profile to probe")
-        return cls(host, access)
-    for cls in PROFILES.values():
-        if cls.probe(vendor, device):
-            return cls(host, access)
+        spec = named(name)
+        if not spec.accepts(vendor, device, cls):
+            raise UsageError(f"profile {spec.name} does not match {host.bdf} ({vendor:04x}:{device:04x}, "
+                             f"class {cls:06x})", f"it drives {', '.join(spec.ids_text())}"
+                             + (f" of class {spec.class_code:06x}" if spec.class_code is not None else "")
+                             + "; omit --profile to probe")
+        return CardProfile(spec, host, access)
+    profiles = available()
+    for spec in profiles.values():
+        if spec.accepts(vendor, device, cls):
+            return CardProfile(spec, host, access)
     raise UsageError(f"no profile drives {host.bdf} ({vendor:04x}:{device:04x})",
-                     f"profiles: {', '.join(f'{n} ({c.description})' for n, c in PROFILES.items())}")
+                     f"write one (pyvfio/profiles/README.md) and check it with pyvfio profile check; "
+                     f"profiles: {', '.join(profiles)}")
 
 
-__all__ = ["PROFILES", "CardProfile", "Op", "card_ids", "probe", "run_ops"]
+__all__ = ["CardProfile", "Op", "Profile", "available", "card_ids", "named", "probe", "run_ops",
+           "search_path"]

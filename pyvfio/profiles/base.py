@@ -1,32 +1,77 @@
-"""Card profiles: how the toy guest drives one card, as an ops table with stated
-guarantees (after the kernel's tools/testing/selftests/vfio driver ops).
+"""Card profiles at run time: the ops table a profile file describes, bound to one
+card (after the kernel's tools/testing/selftests/vfio driver ops).
 
-A profile's per-interrupt work is data: `raise_ops` and `ack_ops` are short
-register programs that the Python engine runs through Region.read/write and the C
-hot loop runs from a compiled copy, so both engines do exactly the same accesses.
+A profile's register programs are data (pyvfio/profiles/format.py loads them):
+tuples of `Op` that the Python engine runs through `compile_ops` and the C loop
+(csrc/loop.c run_ops) runs from a copy the C engine makes, so both engines do
+exactly the same accesses.
 """
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, replace
 
-from ..errors import UsageError
+from ..errors import PyvfioError, UsageError
 
-WRITE, READ, WRITE_CAUSE = "write", "read", "write_cause"
+# The op kinds; csrc/loop.h has one PYVFIO_OP_* for each.
+WRITE, READ, WRITE_CAUSE, DELAY, POLL, RMW, DRAIN = (
+    "write", "read", "write_cause", "delay", "poll", "rmw", "drain")
+KINDS = (WRITE, READ, WRITE_CAUSE, DELAY, POLL, RMW, DRAIN)
 
 
 @dataclass(frozen=True)
 class Op:
-    """One register access.
+    """One step of a register program (`bar` is the profile's name for a BAR).
     write:       store `value`; with `rotate` > 1 the offset advances by `stride` per
-                 raise, modulo `rotate` (the RTL8139's four transmit slots);
-    read:        load; the result masked with `value` is the interrupt cause;
-    write_cause: store the raw value last read (write-1-to-clear acknowledges)."""
+                 raise since init, modulo `rotate` (the RTL8139's four transmit slots);
+    read:        load; the cause is (raw ^ `invert`) & `mask` (`invert`: bits that read
+                 0 when they mean "pending", as a 16550's IIR bit 0);
+    write_cause: store the raw value the last read loaded (write-1-to-clear);
+    delay:       wait `count` microseconds;
+    poll:        load until (raw & `mask`) == `value`, at most `count` microseconds;
+    rmw:         load, then store (raw & ~`mask`) | `value`;
+    drain:       while (status & `mask`) == `value` load the register, at most `count`
+                 times; the loads are the program's items (a UART's bytes).
+                 The status register is (`status_bar`, `status_offset`, `status_width`)."""
     kind: str
-    bar: int
-    offset: int
-    width: int
+    bar: str = None
+    offset: int = 0
+    width: int = 4
     value: int = 0
+    mask: int = 0
+    invert: int = 0
     rotate: int = 1
-    stride: int = 4
+    stride: int = 0
+    count: int = 0
+    status_bar: str = None
+    status_offset: int = 0
+    status_width: int = 0
+    reg: str = ""                # the register's name, for messages
+
+    def offsets(self):
+        """(bar, offset, width, write) of every access the op can make."""
+        if self.kind == DELAY:
+            return []
+        write = self.kind in (WRITE, WRITE_CAUSE, RMW)
+        out = [(self.bar, self.offset + self.stride * k, self.width, write) for k in range(self.rotate)]
+        if self.kind == RMW:
+            out.append((self.bar, self.offset, self.width, False))
+        if self.kind == DRAIN:
+            out.append((self.status_bar, self.status_offset, self.status_width, False))
+        return out
+
+    def swapped(self):
+        """The op for a card whose registers read byte-swapped (edu's native-endian
+        registers on a big-endian QEMU host): constants swapped, raw values not."""
+        return replace(self, value=bswap(self.value, self.width), mask=bswap(self.mask, self.width),
+                       invert=bswap(self.invert, self.width))
+
+
+def bswap(v, width):
+    return int.from_bytes(v.to_bytes(width, "little"), "big") if width > 1 else v
+
+
+class PollTimeout(PyvfioError):
+    """A poll op's register never read the value it waits for."""
 
 
 def _accessor(region, offset, width, write):
@@ -39,97 +84,157 @@ def _accessor(region, offset, width, write):
     return lambda *value: region_call(offset, width, *value)
 
 
-def compile_ops(ops, bars):
-    """A register program as one closure over accessors checked once, at compile
-    time: what the Python engine runs per interrupt (the C loop runs its own copy,
-    checked the same way).  `run(n)` returns the cause, like run_ops."""
-    steps = []
-    for op in ops:
-        region = bars[op.bar]
-        if op.kind == WRITE:
-            fns = tuple(_accessor(region, op.offset + op.stride * k, op.width, True)
-                        for k in range(op.rotate))
-            steps.append((WRITE, fns, op.value))
-        else:
-            steps.append((op.kind, _accessor(region, op.offset, op.width, op.kind != READ), op.value))
-    steps = tuple(steps)
+def _poll(op, read):
+    deadline = time.monotonic() + op.count / 1e6
+    while True:
+        raw = read()
+        if raw & op.mask == op.value:
+            return raw
+        if time.monotonic() > deadline:
+            raise PollTimeout(f"{op.reg} at {op.bar}+{op.offset:#x} read {raw:#x}, not "
+                              f"{op.value:#x} under mask {op.mask:#x}, for {op.count} us",
+                              "the card is not answering as the profile expects")
 
-    def run(n=0):
-        cause = raw = 0
-        for kind, fn, value in steps:
+
+class Program:
+    """A register program compiled once against the card's regions (accessors
+    checked once, here): what the Python engine runs per interrupt.  `p(n)` runs it
+    for the n-th raise and returns the cause; `p.counted(n)` returns (cause, items)."""
+
+    __slots__ = ("steps",)
+
+    def __init__(self, ops, bars):
+        steps = []
+        for op in ops:
+            acc = (lambda write, off=op.offset: _accessor(bars[op.bar], off, op.width, write))
+            if op.kind == WRITE:
+                fns = tuple(_accessor(bars[op.bar], op.offset + op.stride * k, op.width, True)
+                            for k in range(op.rotate))
+                steps.append((WRITE, fns, op.value, 0))
+            elif op.kind == READ:
+                steps.append((READ, acc(False), op.mask, op.invert))
+            elif op.kind == WRITE_CAUSE:
+                steps.append((WRITE_CAUSE, acc(True), 0, 0))
+            elif op.kind == RMW:
+                steps.append((RMW, (acc(False), acc(True)), op.value, op.mask))
+            elif op.kind == DRAIN:
+                status = _accessor(bars[op.status_bar], op.status_offset, op.status_width, False)
+                steps.append((DRAIN, (acc(False), status), op, 0))
+            elif op.kind == POLL:
+                steps.append((POLL, acc(False), op, 0))
+            else:
+                steps.append((DELAY, None, op.count / 1e6, 0))
+        self.steps = tuple(steps)
+
+    def counted(self, n=0):
+        cause = raw = items = 0
+        for kind, fn, a, b in self.steps:
             if kind is WRITE:
-                fn[n % len(fn)](value)
+                fn[n % len(fn)](a)
             elif kind is READ:
                 raw = fn()
-                cause = raw & value
-            else:
+                cause = (raw ^ b) & a
+            elif kind is WRITE_CAUSE:
                 fn(raw)
-        return cause
+            elif kind is RMW:
+                fn[1]((fn[0]() & ~b) | a)
+            elif kind is DRAIN:
+                data, status = fn
+                while items < a.count and status() & a.mask == a.value:
+                    data()
+                    items += 1
+            elif kind is POLL:
+                _poll(a, fn)
+            else:
+                time.sleep(a)
+        return cause, items
 
-    return run
+    def __call__(self, n=0):
+        return self.counted(n)[0]
+
+
+def compile_ops(ops, bars):
+    return Program(ops, bars)
 
 
 def run_ops(ops, bars, n=0):
     """Run a register program once (init, quiesce); returns the cause."""
-    return compile_ops(ops, bars)(n)
-
-
-def bswap32(v):
-    return int.from_bytes(v.to_bytes(4, "little"), "big")
+    return Program(ops, bars)(n)
 
 
 class CardProfile:
-    """The ops every profile provides, and what each guarantees.
+    """A profile (format.Profile) bound to one card; the ops it provides and what
+    each guarantees (the profile file's programs must make them true).
 
-    probe(vendor, device) -> bool : this profile drives that card.
-    __init__(host, access)        : opens the BARs it needs ("mmap" or "rw"); raises
-                                    UsageError if a BAR is missing or too small.
-    init()                        : leaves the card quiescent with exactly one interrupt
-                                    cause enabled; the card does not assert INTx.
-    raise_irq()                   : the card asserts INTx once, for one cause (on QEMU's
-                                    models synchronously, before raise_irq returns).
-    ack() -> int                  : reads the pending cause and acknowledges it; after it
-                                    the card no longer asserts INTx.  0: nothing pending.
-    quiesce()                     : disables the card's interrupts and clears pending ones;
-                                    the card does not assert INTx afterwards.
+    __init__(spec, host, access) : opens the BARs the profile names ("mmap" or "rw"
+                                   where the BAR allows it), checks their kind and
+                                   size and the identification register; raises
+                                   UsageError if the card is not the one expected.
+    init()                       : leaves the card quiescent with exactly one
+                                   interrupt cause enabled; the card does not assert
+                                   INTx.  Raises count from here.
+    raise_irq()                  : the card asserts INTx once, for one cause (on
+                                   QEMU's models synchronously, before it returns).
+    ack() -> int                 : reads the pending cause and acknowledges it; after
+                                   it the card no longer asserts INTx.  0: nothing.
+    quiesce()                    : disables the card's interrupts and clears pending
+                                   ones; the card does not assert INTx afterwards.
     """
 
-    name = "?"
-    description = ""
-    ids = ()                  # (vendor, device) pairs
-    bars_needed = {}          # bar index -> minimum size in bytes
-    raise_ops = ack_ops = init_ops = quiesce_ops = ()
-
-    def __init__(self, host, access="mmap"):
+    def __init__(self, spec, host, access="mmap"):
+        self.spec = spec
+        self.name, self.description = spec.name, spec.description
         self.host = host
         self.access = access
         self.raised = 0
         self.bars = {}
-        for bar, need in self.bars_needed.items():
-            region = self.open_bar(bar, access)
-            if region.size < need:
-                raise UsageError(f"{host.bdf}: BAR{bar} is {region.size:#x} bytes, profile {self.name} "
-                                 f"needs {need:#x}", "this is not the card the profile expects; "
+        self.bar_index = {}
+        for bar in spec.bars.values():
+            method = access if access in bar.access else bar.access[0]
+            index = bar.index[method]
+            kind = bar_kind(host, index)
+            if kind is not None and kind != bar.kind[method]:
+                raise UsageError(f"{host.bdf}: BAR{index} is {_KIND_WORD[kind]}, profile {self.name} "
+                                 f"expects {_KIND_WORD[bar.kind[method]]} ({bar.name})",
+                                 "this is not the card the profile expects; choose another --profile")
+            region = host.region(index, method)
+            if region.size < bar.size:
+                raise UsageError(f"{host.bdf}: BAR{index} is {region.size:#x} bytes, profile {self.name} "
+                                 f"needs {bar.size:#x}", "this is not the card the profile expects; "
                                  "choose another --profile")
-            self.bars[bar] = region
+            self.bars[bar.name] = region
+            self.bar_index[bar.name] = index
+        self.swapped = self._identify()
+        fix = Op.swapped if self.swapped else (lambda op: op)
+        for name, ops in spec.programs.items():
+            setattr(self, f"{name}_ops", tuple(fix(op) for op in ops))
+        self._programs = {}
 
-    def open_bar(self, bar, access):
-        return self.host.region(bar, access)
-
-    @classmethod
-    def probe(cls, vendor, device):
-        return (vendor, device) in cls.ids
-
-    def init(self):
-        run_ops(self.init_ops, self.bars)
+    def _identify(self):
+        """None: the profile has no identification register; else whether the card's
+        registers read byte-swapped."""
+        ident = self.spec.identify
+        if ident is None:
+            return None
+        op = ident.op
+        raw = self.bars[op.bar].read(op.offset, op.width)
+        if raw & op.mask == op.value:
+            return False
+        if ident.byteswap and bswap(raw, op.width) & op.mask == op.value:
+            return True
+        raise UsageError(f"{self.host.bdf}: {op.reg} reads {raw:#x}, profile {self.name} expects "
+                         f"{op.value:#x} under mask {op.mask:#x}", "this is not the card the profile "
+                         "expects; choose another --profile")
 
     def program(self, name):
-        """The compiled raise or ack program (compiled on first use, after the
-        profile has chosen its registers)."""
-        cache = self.__dict__.setdefault("_programs", {})
-        if name not in cache:
-            cache[name] = compile_ops(getattr(self, f"{name}_ops"), self.bars)
-        return cache[name]
+        """A compiled program (raise, ack, ...), compiled on first use."""
+        if name not in self._programs:
+            self._programs[name] = Program(getattr(self, f"{name}_ops"), self.bars)
+        return self._programs[name]
+
+    def init(self):
+        self.raised = 0
+        self.program("init")()
 
     def raise_irq(self):
         self.program("raise")(self.raised)
@@ -139,8 +244,25 @@ class CardProfile:
         return self.program("ack")()
 
     def quiesce(self):
-        run_ops(self.quiesce_ops, self.bars)
+        self.program("quiesce")()
 
     def describe(self):
-        return {"profile": self.name, "access": self.access,
-                "bars": {f"BAR{b}": {"size": r.size, "access": r.access} for b, r in self.bars.items()}}
+        out = {"profile": self.name, "source": str(self.spec.path), "access": self.access,
+               "bars": {f"BAR{self.bar_index[n]}": {"name": n, "size": r.size, "access": r.access}
+                        for n, r in self.bars.items()}}
+        if self.swapped is not None:
+            out["byte_swapped"] = self.swapped
+        return out
+
+
+_KIND_WORD = {"mem": "memory", "io": "I/O ports"}
+
+
+def bar_kind(host, index):
+    """"io" or "mem" from the BAR's config-space register (bit 0), or None where
+    the host has no such register to read."""
+    try:
+        low = host.region(7).read(0x10 + 4 * index, 4)
+    except (PyvfioError, OSError):
+        return None
+    return "io" if low & 1 else "mem"
