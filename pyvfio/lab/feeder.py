@@ -5,7 +5,9 @@ Each fed card (config.FED_CARDS) has a listening unix socket in the run folder
 (qemu.feed_socket).  The guest asks for bytes through the run share, which both
 sides see (9p, cache=none): it writes feed<i>.request, {"bytes": N, "chunk": C,
 "gap_ms": G}; the feeder connects, writes N bytes in chunks of C with G ms between
-them, and answers with feed<i>.done, {"sent": N} (or {"error": ...}).  QEMU's
+them, and answers with feed<i>.done, {"sent": N} (or {"error": ...}); a guest that
+stops draining holds the writer back, so after "limit_s" (default 60) it answers
+with what it could send.  QEMU's
 16550 takes a byte only when its receive buffer has room, so a guest that has not
 drained yet holds the writer back: nothing is dropped on the way.  Whatever the
 card transmits is read and discarded, so the guest's writes never block on it.
@@ -64,9 +66,9 @@ class Feeder:
             except BlockingIOError:
                 pass
 
-    def _send(self, data):
+    def _send(self, data, deadline):
         view = memoryview(data)
-        while view and not self.stop.is_set():
+        while view and not self.stop.is_set() and time.monotonic() < deadline:
             _, writable, _ = select.select([], [self.sock], [], POLL_S)
             if writable:
                 try:
@@ -79,9 +81,10 @@ class Feeder:
     def _feed(self, req):
         n, chunk, gap = int(req["bytes"]), max(1, int(req.get("chunk", 1))), req.get("gap_ms", 0)
         data, sent = pattern(n), 0
+        deadline = time.monotonic() + float(req.get("limit_s", 60))
         self._connect()
-        while sent < n and not self.stop.is_set():
-            sent += self._send(data[sent:sent + chunk])
+        while sent < n and not self.stop.is_set() and time.monotonic() < deadline:
+            sent += self._send(data[sent:sent + chunk], deadline)
             if gap and sent < n:
                 time.sleep(gap / 1000)
         return {"sent": sent}
