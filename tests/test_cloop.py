@@ -35,13 +35,13 @@ class Card(threading.Thread):
     (0-based): "ok", "spurious" (a trigger with nothing pending first, the real one
     after the EOI), "dead" (no trigger: the line stays quiet)."""
 
-    def __init__(self, trigger, unmask=None, misbehave=lambda n: "ok", on_raise=None):
+    def __init__(self, trigger, unmask=None, misbehave=lambda n: "ok", on_raise=None, pending=1):
         super().__init__(daemon=True)
         self.fd = os.memfd_create("pyvfio-test-bar")
         os.ftruncate(self.fd, BAR_SIZE)
         self.mm = mmap.mmap(self.fd, BAR_SIZE)
         self.trigger, self.unmask = trigger, unmask
-        self.misbehave, self.on_raise = misbehave, on_raise
+        self.misbehave, self.on_raise, self.pending = misbehave, on_raise, pending
         self.raises = self.acks = self.unmasks = 0
         self.stop = threading.Event()
 
@@ -78,7 +78,7 @@ class Card(threading.Thread):
                 self.trigger.signal()
                 if not self._wait(lambda: self.unmasks > seen):
                     return
-            self.set(STATUS, 1)
+            self.set(STATUS, self.pending)
             self.trigger.signal()
             if not self._wait(lambda: self.reg(ACK)):
                 return
@@ -275,6 +275,95 @@ def test_error_on_a_bar_that_cannot_be_written(efds):
     card.close()
     assert res.reason == lib.PYVFIO_ERROR and res.err == errno.EBADF
     assert ffi.string(res.errop).decode() == "raise (card register write)" and res.raised == 0
+
+
+# --- the op kinds, through the loop's own run_ops (pyvfio_run_ops) ----------------------
+
+@pytest.fixture(params=["mmap", "rw"])
+def bar_loop(request, efds):
+    """A Loop on an idle card's memfd BAR (no card thread: the registers are set
+    by hand), reached by mmap or by pread/pwrite."""
+    trigger, _ = efds
+    card = Card(trigger)
+    yield card, Loop(card, trigger, [], request.param)
+    card.close()
+
+
+def byte(card, off):
+    return card.mm[off]
+
+
+def test_read_with_invert_decodes_a_pending_bit_that_reads_0(bar_loop):
+    card, loop = bar_loop
+    iir = [Op(READ, "bar", 0x12, 1, mask=0x0F, invert=0x01)]
+    card.mm[0x12] = 0xC2  # FIFOs on, THR empty pending: bit 0 reads 0
+    assert loop.run_ops(iir) == (0, 0, 0x03, 0)
+    card.mm[0x12] = 0xC1  # nothing pending
+    assert loop.run_ops(iir) == (0, 0, 0, 0)
+
+
+def test_rmw_changes_only_its_mask_and_write_cause_stores_the_raw_value(bar_loop):
+    card, loop = bar_loop
+    card.mm[0x20], card.mm[0x24] = 0xA3, 0xC2
+    rc = loop.run_ops([Op(RMW, "bar", 0x20, 1, mask=0x0F, value=0x05),
+                       Op(READ, "bar", 0x24, 1, mask=0x0F, invert=0x01), Op(WRITE_CAUSE, "bar", 0x28, 1)])
+    assert rc == (0, 0, 0x03, 0)
+    assert (byte(card, 0x20), byte(card, 0x28)) == (0xA5, 0xC2)  # the raw read, not the cause
+
+
+def test_drain_counts_its_loads_and_stops_at_max(bar_loop):
+    card, loop = bar_loop
+    drain = [Op(DRAIN, "bar", 0x30, 1, mask=0x01, value=0x01, count=5, status_bar="bar",
+                status_offset=0x35, status_width=1)]
+    card.mm[0x35] = 0x61  # LSR: THR empty, data ready, and it never runs dry
+    assert loop.run_ops(drain) == (0, 0, 0, 5)
+    card.mm[0x35] = 0x60  # no data
+    assert loop.run_ops(drain) == (0, 0, 0, 0)
+
+
+def test_poll_returns_on_its_value_and_times_out_with_etimedout(bar_loop):
+    card, loop = bar_loop
+    poll = [Op(POLL, "bar", 0x37, 1, mask=0x10, value=0x00, count=2000)]
+    card.mm[0x37] = 0x0C
+    assert loop.run_ops(poll)[:2] == (0, 0)
+    card.mm[0x37] = 0x1C  # the reset bit never clears
+    assert loop.run_ops(poll)[:2] == (-1, errno.ETIMEDOUT)
+
+
+def test_delay_then_rotating_writes(bar_loop):
+    card, loop = bar_loop
+    ops = [Op(DELAY, count=100), Op(WRITE, "bar", 0x40, 4, value=0x11, rotate=4, stride=4)]
+    hit = []
+    for seq in range(6):
+        for k in range(4):
+            card.set(0x40 + 4 * k, 0)
+        assert loop.run_ops(ops, seq)[:2] == (0, 0)
+        hit.append([k for k in range(4) if card.reg(0x40 + 4 * k) == 0x11])
+    assert hit == [[0], [1], [2], [3], [0], [1]]
+
+
+def test_the_hot_loop_acks_a_cause_that_reads_inverted(efds):
+    """A 16550-style status: pending is a 0 in bit 0.  The loop finds the cause and
+    writes the raw value back; nothing is spurious."""
+    trigger, unmask = efds
+    card = start(Card(trigger, unmask, pending=0x02))
+    ack = (Op(READ, "bar", STATUS, 4, mask=0x0F, invert=0x01), Op(WRITE_CAUSE, "bar", ACK, 4))
+    try:
+        res = Loop(card, trigger, [EventfdWrite("write unmask eventfd", unmask)], ack_ops=ack).run(100)
+    finally:
+        card.close()
+    assert res.reason == lib.PYVFIO_DONE
+    assert (res.delivered, res.spurious, res.last_cause, card.acks) == (100, 0, 0x03, 100)
+
+
+def test_fill_ops_refuses_an_access_outside_the_bar(efds):
+    trigger, _ = efds
+    card = Card(trigger)
+    try:
+        with pytest.raises(Exception, match="past the end"):
+            Loop(card, trigger, [], "rw", raise_ops=(Op(WRITE, "bar", BAR_SIZE - 4, 4, rotate=2, stride=4),))
+    finally:
+        card.close()
 
 
 # --- pyvfio.intx's sequences: what Python runs is what the C loop replays ---------------

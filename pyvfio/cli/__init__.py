@@ -17,6 +17,7 @@ COMMANDS = {
     "bind": ("pyvfio.cli.bind_cmd", "bind a device (or its whole IOMMU group) to vfio-pci"),
     "unbind": ("pyvfio.cli.unbind_cmd", "give a device back to the driver it had before bind"),
     "run": ("pyvfio.cli.run_cmd", "service a card's INTx through VFIO and measure it"),
+    "profile": ("pyvfio.cli.profile_cmd", "list the card profiles, check a profile file (and a card)"),
     "repro": ("pyvfio.cli.repro_cmd", "run the INTx scenario matrix (model host, lab VM or a card)"),
     "doctor": ("pyvfio.cli.doctor_cmd", "check this host (and a card) for INTx passthrough, with fixes"),
     "compare": ("pyvfio.cli.compare_cmd", "compare two result files (run or repro) cell by cell"),

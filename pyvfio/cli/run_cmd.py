@@ -26,7 +26,8 @@ def add_arguments(p):
     p.add_argument("--json", metavar="FILE", help="write the full result as JSON (atomically)")
     p.add_argument("--hgrm", metavar="FILE", help="write the round-trip histogram (with --source external the service "
                         "one) in HdrHistogram's .hgrm format")
-    p.add_argument("--profile", help="card profile (default: probe the card's IDs)")
+    p.add_argument("--profile", metavar="NAME|FILE.toml",
+                   help="card profile by name (pyvfio profile list) or file (default: probe the card's IDs)")
     p.add_argument("--source", choices=SOURCES, default="raise",
                    help="raise: pyvfio raises each interrupt on the card (default); external: "
                         "interrupts come from outside (bytes into a serial port), pyvfio only "

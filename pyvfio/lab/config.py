@@ -11,6 +11,8 @@ CARDS = {
     # Interrupt mitigation would add a ~128 us floor per interrupt.
     "e1000": ("e1000,mitigation=off", "8086:100e"),
     "rtl8139": ("rtl8139", "10ec:8139"),
+    # driven by a profile written from Intel's 8255x manual (profiles/builtin/i8255x.toml)
+    "i82557b": ("i82557b", "8086:1229"),
     # One 16550A behind I/O BAR0 (hw/char/serial-pci.c); its chardev is fed by the host.
     "pci-serial": ("pci-serial", "1b36:0002"),
 }

@@ -2,13 +2,15 @@
 directory of PYVFIO_PROFILE_PATH (colon-separated), then
 $XDG_CONFIG_HOME/pyvfio/profiles (default ~/.config/pyvfio/profiles).  A later
 profile with an earlier one's name replaces it (a user's edu wins over ours).
-A card is driven by the profile named, or by the first whose match accepts it."""
+A card is driven by the profile named, or by the first whose match (IDs, class)
+and then BARs and identification register accept it, the user's before the
+built-ins."""
 
 import os
 from pathlib import Path
 
 from ..errors import UsageError
-from .base import CardProfile, Op, run_ops
+from .base import CardProfile, Op, Program
 from .format import Profile, load_file
 
 BUILTIN = Path(__file__).resolve().parent / "builtin"
@@ -25,15 +27,22 @@ def search_path():
     return dirs
 
 
-def available():
+def available(problems=None):
     """{name: Profile} of every profile found, the last one of a name winning;
-    a replaced one is named in the winner's `shadows`."""
+    a replaced one is named in the winner's `shadows`.  An invalid file raises
+    its ProfileInvalid, or with a `problems` list is appended to it and skipped."""
     out = {}
     for d, source in search_path():
         if not d.is_dir():
             continue
         for f in sorted(d.glob("*.toml")):
-            p = load_file(f, source)
+            try:
+                p = load_file(f, source)
+            except UsageError as exc:
+                if problems is None:
+                    raise
+                problems.append(exc)
+                continue
             if p.name in out:
                 p.shadows = str(out[p.name].path)
             out[p.name] = p
@@ -70,13 +79,26 @@ def probe(host, access="mmap", name=None):
                              + "; omit --profile to probe")
         return CardProfile(spec, host, access)
     profiles = available()
-    for spec in profiles.values():
+    refused = None
+    for spec in _probe_order(profiles):
         if spec.accepts(vendor, device, cls):
-            return CardProfile(spec, host, access)
+            try:
+                return CardProfile(spec, host, access)
+            except UsageError as exc:  # its IDs, but not its BARs or identification: the next
+                refused = refused or exc
+    if refused is not None:
+        raise refused
     raise UsageError(f"no profile drives {host.bdf} ({vendor:04x}:{device:04x})",
                      f"write one (pyvfio/profiles/README.md) and check it with pyvfio profile check; "
                      f"profiles: {', '.join(profiles)}")
 
 
-__all__ = ["CardProfile", "Op", "Profile", "available", "card_ids", "named", "probe", "run_ops",
+def _probe_order(profiles):
+    """The user's profiles first (the config directory, then PYVFIO_PROFILE_PATH
+    from its last directory), the built-ins last: as with names, the user's wins."""
+    rank = {str(d): i for i, (d, _) in enumerate(search_path())}
+    return sorted(profiles.values(), key=lambda p: -rank.get(str(Path(p.path).parent), 0))
+
+
+__all__ = ["CardProfile", "Op", "Profile", "Program", "available", "card_ids", "named", "probe",
            "search_path"]

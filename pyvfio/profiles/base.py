@@ -2,7 +2,7 @@
 card (after the kernel's tools/testing/selftests/vfio driver ops).
 
 A profile's register programs are data (pyvfio/profiles/format.py loads them):
-tuples of `Op` that the Python engine runs through `compile_ops` and the C loop
+tuples of `Op` that the Python engine runs compiled as a `Program` and the C loop
 (csrc/loop.c run_ops) runs from a copy the C engine makes, so both engines do
 exactly the same accesses.
 """
@@ -153,15 +153,6 @@ class Program:
         return self.counted(n)[0]
 
 
-def compile_ops(ops, bars):
-    return Program(ops, bars)
-
-
-def run_ops(ops, bars, n=0):
-    """Run a register program once (init, quiesce); returns the cause."""
-    return Program(ops, bars)(n)
-
-
 class CardProfile:
     """A profile (format.Profile) bound to one card; the ops it provides and what
     each guarantees (the profile file's programs must make them true).
@@ -170,9 +161,9 @@ class CardProfile:
                                    where the BAR allows it), checks their kind and
                                    size and the identification register; raises
                                    UsageError if the card is not the one expected.
-    init()                       : leaves the card quiescent with exactly one
-                                   interrupt cause enabled; the card does not assert
-                                   INTx.  Raises count from here.
+    init()                       : leaves the card quiet and ready for raise: no
+                                   cause pending, INTx not asserted.  Raises count
+                                   from here (a rotating write starts again).
     raise_irq()                  : the card asserts INTx once, for one cause (on
                                    QEMU's models synchronously, before it returns).
     ack() -> int                 : reads the pending cause and acknowledges it; after

@@ -33,7 +33,7 @@ from .base import DELAY, DRAIN, POLL, READ, RMW, WRITE, WRITE_CAUSE, Op
 from .tomlpos import key_lines, line_of
 
 ACCESS = ("mmap", "rw")
-KINDS = ("mem", "io")
+BAR_KINDS = ("mem", "io")
 WIDTHS = (1, 2, 4, 8)
 # pread/pwrite through vfio-pci and I/O ports move at most 4 bytes at a time.
 RW_WIDTHS = (1, 2, 4)
@@ -142,7 +142,7 @@ class _Checker:
         self.lines = {}
 
     def bad(self, where, what, todo):
-        self.problems.append(Problem(line_of(self.lines, where), what, todo))
+        self.problems.append(Problem(line_of(self.lines, where) or 1, what, todo))
 
     def table(self, where, value, keys, what):
         """The known keys of `value` (a dict) with the right types; each unknown key
@@ -219,7 +219,7 @@ class _Checker:
             if not {"reg", "value"} <= set(ident):
                 self.bad(where, "identify needs reg and value", 'e.g. identify = { reg = "ID", value = 0xed }')
                 return
-            reg = self.reg_ref(where + ("reg",), ident["reg"], regs, write=False)
+            reg = self.reg_ref(where + ("reg",), ident["reg"], regs)
             if reg is None:
                 return
             op = Op(READ, reg[0], reg[1], reg[2], value=ident["value"],
@@ -251,16 +251,16 @@ class _Checker:
             kind = t.get("kind", "mem")
             kinds = kind if isinstance(kind, dict) else None
             for k in (kinds.values() if kinds else [kind]):
-                if k not in KINDS:
+                if k not in BAR_KINDS:
                     self.bad(where + ("kind",), f"unknown BAR kind {k!r}", "use mem (memory) or io (I/O ports)")
-            first = kind if isinstance(kind, str) and kind in KINDS else "mem"
+            first = kind if isinstance(kind, str) and kind in BAR_KINDS else "mem"
             access = tuple(t.get("access", ["rw"] if first == "io" else ["mmap", "rw"]))
             for i, a in enumerate(access):
                 if a not in ACCESS:
                     self.bad(where + ("access", i), f"unknown access method {a!r}", "use mmap or rw")
             access = tuple(a for a in access if a in ACCESS) or ("rw",)
             kind = {a: kinds.get(a, first) if kinds else first for a in access}
-            kind = {a: k if k in KINDS else "mem" for a, k in kind.items()}
+            kind = {a: k if k in BAR_KINDS else "mem" for a, k in kind.items()}
             if "mmap" in kind and kind["mmap"] == "io":
                 self.bad(where + ("access",), "an I/O-port BAR cannot be mmapped",
                          'use access = ["rw"] (pread/pwrite), or kind = { rw = "io", mmap = "mem" } '
@@ -278,9 +278,10 @@ class _Checker:
                 index = {a: index.get(a, 0) for a in access}
             else:
                 index = {a: index for a in access}
-            for a, n in index.items():
-                if not _is(n, int) or not 0 <= n <= 5:
-                    self.bad(where + ("index",), f"BAR index {n!r} is not 0 to 5", "PCI has BAR0 to BAR5")
+            bad_index = [n for n in index.values() if not _is(n, int) or not 0 <= n <= 5]
+            if bad_index:
+                self.bad(where + ("index",), f"BAR index {bad_index[0]!r} is not 0 to 5", "PCI has BAR0 to BAR5")
+                index = {a: 0 for a in index}
             size = t.get("size", 0)
             if "size" in t and size <= 0:
                 self.bad(where + ("size",), f"BAR size {size} is not positive",
@@ -344,7 +345,7 @@ class _Checker:
             regs[name] = (bar_name, off, width)
         return regs
 
-    def reg_ref(self, where, name, regs, write):
+    def reg_ref(self, where, name, regs):
         if not isinstance(name, str):
             self.bad(where, f"register {name!r} is not a name", 'name a register from [registers]: "STATUS"')
             return None
@@ -423,7 +424,7 @@ class _Checker:
                 self.bad(where + (kind,), f"delay {us!r} us", f"use 1 to {MAX_DELAY_US} microseconds")
                 return None
             return Op(DELAY, count=us)
-        reg = self.reg_ref(where + (kind,), o[kind], regs, write=kind != READ)
+        reg = self.reg_ref(where + (kind,), o[kind], regs)
         if reg is None:
             return None
         bar, off, width = reg
@@ -457,7 +458,7 @@ class _Checker:
                      "the mask names every bit the op changes")
             return None
         if kind == DRAIN:
-            status = self.reg_ref(where + ("while",), o["while"], regs, write=False)
+            status = self.reg_ref(where + ("while",), o["while"], regs)
             if status is None:
                 return None
             if not 0 < o["max"] <= MAX_DRAIN:

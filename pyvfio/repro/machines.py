@@ -20,11 +20,10 @@ from ..sim.xics import VARIANTS as XICS_VARIANTS
 # boot reads it from vfio-pci's imports (pyvfio.lab.kernels), every lab cell carries
 # what it read, and tests/test_repro_lab.py checks both kernels.
 LAB_UNLAZY_FIX = {"6.1": False, "6.12": True}
-# The PCI kind of each lab card: QEMU's PCI core makes DisINTx writable on every
-# device (pci_init_wmask), so edu, e1000, rtl8139 and pci-serial all implement it
-# (PCI 2.3; tests/lab/test_disintx_probe.py probes it) and vfio-pci masks them at
-# the card unless loaded with nointxmask=1.
-LAB_CARD_KIND = {"edu": "2.3", "e1000": "2.3", "rtl8139": "2.3", "pci-serial": "2.3"}
+# The PCI kind of each lab card: QEMU implements DisINTx for every PCI device
+# (hw/pci/pci.c pci_init_wmask), so vfio-pci masks them at the card unless loaded
+# with nointxmask=1.
+LAB_CARD_KIND = {"edu": "2.3", "e1000": "2.3", "rtl8139": "2.3", "i82557b": "2.3", "pci-serial": "2.3"}
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,367 @@
+"""Profile files: the one loader and validator (every mistake one FILE:LINE line),
+where profiles come from, the Python program for each op kind, and the model host
+driven through the edu profile file.  The C loop's op kinds: tests/test_cloop.py;
+the card check: tests/lab/test_profiles_lab.py."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from pyvfio import profiles
+from pyvfio.engine import Run, RunConfig
+from pyvfio.errors import PyvfioError, UsageError
+from pyvfio.profiles.base import DELAY, DRAIN, POLL, READ, RMW, WRITE, WRITE_CAUSE, Op, Program
+from pyvfio.profiles.format import ProfileInvalid, check_text
+from pyvfio.profiles.tomlpos import key_lines
+from pyvfio.sim import ModelHost
+
+GOOD = """\
+name = "mycard"
+description = "a test card"
+
+[match]
+ids = ["abcd:0001"]
+
+[bars.regs]
+index = 0
+kind = "mem"
+size = 0x100
+widths = [4]
+
+[registers]
+STATUS = { offset = 0x10 }
+RAISE = { offset = 0x14 }
+ACK = { offset = 0x18 }
+
+[programs]
+init = []
+raise = [{ write = "RAISE", value = 1 }]
+ack = [
+    { read = "STATUS", mask = 0xff },
+    { write_cause = "ACK" },
+]
+quiesce = [{ read = "STATUS", mask = 0xff }, { write_cause = "ACK" }]
+"""
+
+
+def problems(text):
+    return check_text("card.toml", text)[1]
+
+
+def test_the_good_file_is_valid():
+    p, probs = check_text("card.toml", GOOD)
+    assert probs == [] and p.name == "mycard" and p.ids == ((0xABCD, 1),)
+    assert p.programs["ack"] == (Op(READ, "regs", 0x10, 4, mask=0xFF, reg="STATUS"),
+                                 Op(WRITE_CAUSE, "regs", 0x18, 4, reg="ACK"))
+
+
+# (what to change in GOOD, the line the problem is on, words the problem says)
+MISTAKES = {
+    "not TOML": (("[match]\n", "[match\n"), 4, "not valid TOML"),
+    "unknown top key": (('description = "a test card"\n', 'description = "x"\ncolour = "red"\n'), 3,
+                        "unknown key 'colour'"),
+    "name not a name": (('name = "mycard"', 'name = "My Card"'), 1, "is not a profile name"),
+    "wrong type": (("size = 0x100", 'size = "256"'), 10, "make it a whole number"),
+    "bad id": (('ids = ["abcd:0001"]', 'ids = ["abcd-0001"]'), 5, "is not vendor:device"),
+    "unknown BAR kind": (('kind = "mem"', 'kind = "memory"'), 9, "unknown BAR kind"),
+    "io BAR mmapped": (('kind = "mem"', 'kind = "io"\naccess = ["mmap"]'), 10, "cannot be mmapped"),
+    "unknown access": (("widths = [4]", 'widths = [4]\naccess = ["dma"]'), 12, "unknown access method"),
+    "8 bytes by pread": (("widths = [4]", "widths = [4, 8]"), 11, "8-byte accesses by pread/pwrite"),
+    "BAR index": (("index = 0", "index = 7"), 8, "BAR index 7 is not 0 to 5"),
+    "offset outside": (("ACK = { offset = 0x18 }", "ACK = { offset = 0x100 }"), 16, "outside BAR regs"),
+    "misaligned": (("ACK = { offset = 0x18 }", "ACK = { offset = 0x19 }"), 16, "not aligned"),
+    "width the BAR refuses": (("ACK = { offset = 0x18 }", "ACK = { offset = 0x18, width = 2 }"), 16,
+                              "BAR regs allows 4"),
+    "register in unknown BAR": (("ACK = { offset = 0x18 }", 'ACK = { offset = 0x18, bar = "io" }'), 16,
+                                "unknown BAR 'io'"),
+    "unknown register": (('{ write_cause = "ACK" },', '{ write_cause = "ACK2" },'), 23, "unknown register 'ACK2'"),
+    "unknown op": (('raise = [{ write = "RAISE", value = 1 }]', 'raise = [{ poke = "RAISE", value = 1 }]'),
+                   20, "unknown op 'poke'"),
+    "op missing a key": (('raise = [{ write = "RAISE", value = 1 }]', 'raise = [{ write = "RAISE" }]'),
+                         20, "write has no value"),
+    "op with a foreign key": (('raise = [{ write = "RAISE", value = 1 }]',
+                               'raise = [{ write = "RAISE", value = 1, mask = 3 }]'), 20, "write takes no 'mask'"),
+    "value too wide": (("value = 1 }]", "value = 0x100000000 }]"), 20, "does not fit 4 byte(s)"),
+    "write_cause first": (('    { read = "STATUS", mask = 0xff },\n    { write_cause = "ACK" },\n',
+                           '    { write_cause = "ACK" },\n    { read = "STATUS", mask = 0xff },\n'), 22,
+                          "write_cause before any read"),
+    "ack without cause": (('    { read = "STATUS", mask = 0xff },\n', '    { read = "STATUS" },\n'), 21,
+                          "ack reads no cause"),
+    "missing program": (("init = []\n", ""), 18, "no init program"),
+    "unknown program": (("init = []\n", "init = []\nreset = []\n"), 20, "unknown program 'reset'"),
+    "external half": (("init = []\n", "init = []\ninit_external = []\n"), 18, "come as a pair"),
+    "rotate outside": (('raise = [{ write = "RAISE", value = 1 }]',
+                        'raise = [{ write = "RAISE", value = 1, rotate = 64 }]'), 20, "last rotated register"),
+    "unbounded drain": (('raise = [{ write = "RAISE", value = 1 }]',
+                         'raise = [{ drain = "STATUS", while = "ACK", mask = 1, max = 0 }]'), 20, "bound the drain"),
+    "poll forever": (('raise = [{ write = "RAISE", value = 1 }]',
+                      'raise = [{ poll = "STATUS", mask = 1, value = 0, timeout_us = 0 }]'), 20, "poll timeout"),
+    "rmw outside its mask": (('raise = [{ write = "RAISE", value = 1 }]',
+                              'raise = [{ rmw = "RAISE", mask = 1, value = 2 }]'), 20, "sets bits outside mask"),
+    "too long for the C loop": (('raise = [{ write = "RAISE", value = 1 }]',
+                                 "raise = [" + '{ write = "RAISE", value = 1 }, ' * 9 + "]"), 20,
+                                "the C loop runs at most 8"),
+    "no match": (('[match]\nids = ["abcd:0001"]\n', ""), 1, "no match"),
+    "byteswap a byte": (('ids = ["abcd:0001"]', 'ids = ["abcd:0001"]\nidentify = { reg = "ID", value = 1, '
+                         'byteswap = true }'), 6, "byteswap on 1-byte register"),
+}
+MISTAKES["byteswap a byte"] = (
+    (("widths = [4]", "widths = [1, 4]"), ('ids = ["abcd:0001"]', 'ids = ["abcd:0001"]\nidentify = '
+                                          '{ reg = "ID", value = 1, byteswap = true }'),
+     ("STATUS = { offset = 0x10 }", "STATUS = { offset = 0x10, width = 4 }\nID = { offset = 0, width = 1 }")),
+    6, "byteswap on 1-byte register")
+
+
+def _apply(edits):
+    text = GOOD
+    edits = edits if isinstance(edits[0], tuple) else (edits,)
+    for old, new in edits:
+        assert old in text
+        text = text.replace(old, new, 1)
+    return text
+
+
+@pytest.mark.parametrize("mistake", list(MISTAKES))
+def test_each_mistake_is_one_line_with_its_line_number(mistake):
+    edits, line, words = MISTAKES[mistake]
+    probs = problems(_apply(edits))
+    assert probs, f"{mistake}: not caught"
+    hit = [p for p in probs if words in p.what or words in p.todo]
+    assert hit, f"{mistake}: {[p.text('card.toml') for p in probs]}"
+    assert hit[0].line == line, hit[0].text("card.toml")
+    text = hit[0].text("card.toml")
+    assert text.startswith(f"card.toml:{line}: ") and "\n" not in text and text.count(": ") >= 2
+
+
+def test_there_are_at_least_15_kinds_of_mistake():
+    assert len(MISTAKES) >= 15
+
+
+def test_profile_check_prints_every_problem_and_exits_1(tmp_path):
+    f = tmp_path / "bad.toml"
+    f.write_text(_apply(MISTAKES["bad id"][0]).replace("index = 0", "index = 9"))
+    p = subprocess.run([sys.executable, "-m", "pyvfio", "profile", "check", str(f)],
+                       capture_output=True, text=True)
+    assert p.returncode == 1 and "Traceback" not in p.stderr
+    lines = p.stdout.splitlines()
+    assert lines == [f"{f}:5: id 'abcd-0001' is not vendor:device: write it as four hex digits, a colon, "
+                     'four hex digits: "8086:100e"',
+                     f"{f}:8: BAR index 9 is not 0 to 5: PCI has BAR0 to BAR5"]
+
+
+def test_profile_check_of_a_good_file_and_of_a_missing_one(tmp_path):
+    f = tmp_path / "good.toml"
+    f.write_text(GOOD)
+    run = lambda *a: subprocess.run([sys.executable, "-m", "pyvfio", "profile", "check", *a],  # noqa: E731
+                                    capture_output=True, text=True)
+    p = run(str(f))
+    assert p.returncode == 0 and "profile mycard is valid" in p.stdout
+    p = run(str(tmp_path / "nope.toml"))
+    assert p.returncode == 2 and p.stderr.startswith("pyvfio: error: cannot read profile") and "Traceback" not in p.stderr
+
+
+def test_builtins_are_valid_and_shipped_as_files():
+    found = profiles.available()
+    assert {"edu", "e1000", "rtl8139", "uart16550", "i8255x"} <= set(found)
+    for p in found.values():
+        assert p.source == "builtin" and p.path.endswith(".toml") and p.shadows is None
+        assert check_text(p.path, open(p.path).read())[1] == []
+
+
+def test_key_lines_locates_keys_tables_and_array_elements():
+    lines = key_lines(GOOD)
+    assert lines[("bars", "regs")] == 7 and lines[("bars", "regs", "size")] == 10
+    assert lines[("programs", "ack", 1)] == 23 and lines[("programs", "ack", 1, "write_cause")] == 23
+    assert lines[("registers", "ACK", "offset")] == 16 and lines[("programs", "quiesce", 1)] == 25
+
+
+# --- where profiles come from ---------------------------------------------------------
+
+@pytest.fixture
+def user_dirs(tmp_path, monkeypatch):
+    env, xdg = tmp_path / "env", tmp_path / "xdg"
+    (xdg / "pyvfio" / "profiles").mkdir(parents=True)
+    env.mkdir()
+    monkeypatch.setenv("PYVFIO_PROFILE_PATH", f"{tmp_path / 'missing'}:{env}")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(xdg))
+    return env, xdg / "pyvfio" / "profiles"
+
+
+def test_a_user_profile_with_a_builtins_name_wins_and_list_says_so(user_dirs):
+    env, xdg = user_dirs
+    (env / "mine.toml").write_text(GOOD)
+    (xdg / "edu.toml").write_text(GOOD.replace('name = "mycard"', 'name = "edu"'))
+    found = profiles.available()
+    assert found["mycard"].source == "PYVFIO_PROFILE_PATH"
+    assert found["edu"].source == "XDG_CONFIG_HOME" and found["edu"].shadows.endswith("builtin/edu.toml")
+    p = subprocess.run([sys.executable, "-m", "pyvfio", "profile", "list", "--json"], capture_output=True, text=True)
+    rows = {r["name"]: r for r in json.loads(p.stdout)["profiles"]}
+    assert p.returncode == 0 and rows["edu"]["shadows"].endswith("builtin/edu.toml")
+    assert rows["edu"]["file"] == str(xdg / "edu.toml") and rows["mycard"]["ids"] == ["abcd:0001"]
+
+
+def test_an_invalid_user_profile_is_named_not_fatal_to_list(user_dirs):
+    env, _ = user_dirs
+    (env / "broken.toml").write_text(GOOD.replace("index = 0", "index = 9"))
+    p = subprocess.run([sys.executable, "-m", "pyvfio", "profile", "list"], capture_output=True, text=True)
+    assert p.returncode == 1 and "edu" in p.stdout
+    assert f"skipped {env / 'broken.toml'}:8: BAR index 9 is not 0 to 5" in p.stderr
+    with pytest.raises(ProfileInvalid, match="broken.toml:8"):
+        profiles.available()
+
+
+def test_probing_tries_the_users_profiles_first_then_the_next_that_accepts(user_dirs):
+    env, xdg = user_dirs
+    host = ModelHost("ioapic", "2.3", "unlazy")
+    mine = GOOD.replace('name = "mycard"', 'name = "myedu"').replace("abcd:0001", "1234:11e8")
+    (env / "myedu.toml").write_text(mine)
+    assert profiles.probe(host, "rw").name == "myedu"
+    # an identification register the card does not have: refused, the built-in edu next
+    (env / "myedu.toml").write_text(mine.replace('ids = ["1234:11e8"]', 'ids = ["1234:11e8"]\n'
+                                                  'identify = { reg = "STATUS", value = 0x55 }'))
+    assert profiles.probe(host, "rw").name == "edu"
+
+
+def test_profile_by_file_and_by_name(tmp_path):
+    f = tmp_path / "mine.toml"
+    f.write_text(GOOD)
+    assert profiles.named(str(f)).name == "mycard"
+    assert profiles.named("rtl8139").ids == ((0x10EC, 0x8139),)
+    with pytest.raises(UsageError, match="unknown profile 'ne2000'"):
+        profiles.named("ne2000")
+
+
+# --- the Python program, op by op ------------------------------------------------------
+
+class Regs:
+    """A BAR as a dict of registers; records every access."""
+
+    def __init__(self, **values):
+        self.values, self.log = dict(values), []
+
+    def read(self, offset, width):
+        v = self.values.get(offset, 0)
+        if callable(v):
+            v = v()
+        self.log.append(("r", offset))
+        return v
+
+    def write(self, offset, width, value):
+        self.log.append(("w", offset, value))
+        self.values[offset] = value
+
+
+def test_read_with_invert_decodes_a_pending_bit_that_reads_0():
+    regs = Regs()
+    iir = Program([Op(READ, "b", 2, 1, mask=0x0F, invert=0x01)], {"b": regs})
+    regs.values[2] = 0xC2   # FIFOs on, THR empty pending (bit 0 = 0)
+    assert iir() == 0x03
+    regs.values[2] = 0xC1   # nothing pending
+    assert iir() == 0
+
+
+def test_rmw_changes_only_its_mask_and_write_cause_stores_the_raw_read():
+    regs = Regs(**{"0": 0})
+    regs.values = {0: 0xA3, 4: 0x81}
+    Program([Op(RMW, "b", 0, 1, mask=0x0F, value=0x05), Op(READ, "b", 4, 1, mask=0x01),
+             Op(WRITE_CAUSE, "b", 8, 1)], {"b": regs})()
+    assert regs.values[0] == 0xA5 and regs.values[8] == 0x81
+
+
+def test_drain_counts_its_items_and_stops_at_max():
+    fifo = [1, 2, 3]
+    regs = Regs()
+    regs.values = {0: lambda: fifo.pop(0), 5: lambda: 1 if fifo else 0}
+    drain = Op(DRAIN, "b", 0, 1, mask=1, value=1, count=64, status_bar="b", status_offset=5, status_width=1)
+    assert Program([drain], {"b": regs}).counted() == (0, 3)
+    regs.values[5] = 1  # a status that always says more: bounded
+    regs.values[0] = 0
+    assert Program([drain], {"b": regs}).counted() == (0, 64)
+
+
+def test_poll_waits_for_its_value_and_times_out_with_one_line():
+    reads = iter([0x10, 0x10, 0x00])
+    regs = Regs()
+    regs.values = {0x37: lambda: next(reads)}
+    Program([Op(POLL, "b", 0x37, 1, mask=0x10, value=0, count=1_000_000, reg="CMD")], {"b": regs})()
+    regs.values[0x37] = 0x10
+    with pytest.raises(PyvfioError, match=r"CMD at b\+0x37 read 0x10, not 0x0 under mask 0x10, for 100 us"):
+        Program([Op(POLL, "b", 0x37, 1, mask=0x10, value=0, count=100, reg="CMD")], {"b": regs})()
+
+
+def test_rotating_write_and_delay():
+    regs = Regs()
+    p = Program([Op(DELAY, count=1), Op(WRITE, "b", 0x10, 4, value=0, rotate=4, stride=4)], {"b": regs})
+    for n in range(5):
+        p(n)
+    assert [e[1] for e in regs.log] == [0x10, 0x14, 0x18, 0x1C, 0x10]
+
+
+# --- profiles bound to a card: the model host ------------------------------------------
+
+def test_the_model_host_runs_on_the_edu_profile_file():
+    host = ModelHost("ioapic", "2.3", "unlazy")
+    prof = profiles.probe(host, "rw")
+    assert prof.spec.path.endswith("builtin/edu.toml") and prof.swapped is False
+    r = Run(host, prof, RunConfig(loops=100, engine="python", watchdog_ms=0)).execute()
+    assert r.verdict == "ok" and r.counts.delivered == 100
+
+
+def test_a_byte_swapped_edu_is_recognised_and_driven():
+    """edu on a big-endian QEMU host: the ID and every register read swapped."""
+    from pyvfio.sim.host import _ModelRegion
+
+    class Swapped(ModelHost):
+        def region(self, index, access="rw"):
+            r = super().region(index, access)
+            if index != 0:
+                return r
+            sw = lambda v: int.from_bytes(v.to_bytes(4, "little"), "big")  # noqa: E731
+            read, write = r._read, r._write
+            return _ModelRegion(self, r.index, r.size, r.flags, lambda o, w: sw(read(o, w)),
+                                lambda o, w, v: write(o, w, sw(v)), r._widths, access)
+
+    host = Swapped("ioapic", "2.3", "unlazy")
+    prof = profiles.probe(host, "rw")
+    assert prof.swapped is True and prof.raise_ops[0].value == 0x01000000
+    r = Run(host, prof, RunConfig(loops=20, engine="python", watchdog_ms=0)).execute()
+    assert r.verdict == "ok" and r.counts.delivered == 20 and host.card.status == 0
+
+
+def test_a_card_that_fails_identification_is_refused():
+    class NotEdu(ModelHost):
+        def _bar0_read(self, offset, width):
+            return 0x12345678
+
+    host = NotEdu("ioapic", "2.3", "unlazy")
+    with pytest.raises(UsageError, match=r"ID reads 0x12345678, profile edu expects 0xed under mask 0xff"):
+        profiles.probe(host, "rw")
+
+
+def test_a_bar_of_the_wrong_kind_is_refused():
+    host = ModelHost("ioapic", "2.3", "unlazy")
+    cfg = host.card.config
+    cfg[0x10] |= 1  # BAR0 now says I/O ports
+    with pytest.raises(UsageError, match="BAR0 is I/O ports, profile edu expects memory"):
+        profiles.probe(host, "rw")
+
+
+@pytest.mark.parametrize("name", ["edu", "rtl8139", "uart16550"])
+def test_no_edit_of_a_builtin_makes_the_checker_crash(name):
+    """Each line deleted, or each value replaced by another type: problems (or a
+    valid file), never an exception."""
+    import re
+
+    text = open(profiles.named(name).path).read()
+    lines = text.splitlines(True)
+    variants = ["".join(lines[:i] + lines[i + 1:]) for i in range(len(lines))]
+    for i, line in enumerate(lines):
+        m = re.match(r"(\s*\w+\s*=\s*)(.*)$", line)
+        if m:
+            for other in ('"x"', "[]", "{}", "true", "-1", "[1, 2]", '{ a = 1 }'):
+                variants.append("".join(lines[:i] + [m.group(1) + other + "\n"] + lines[i + 1:]))
+    for v in variants:
+        spec, probs = check_text("f.toml", v)
+        assert all(p.line >= 1 for p in probs)
