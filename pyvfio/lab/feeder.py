@@ -60,11 +60,14 @@ class Feeder:
         ready, _, _ = select.select([self.sock], [], [], timeout)
         if ready:
             try:
-                if not self.sock.recv(4096):        # QEMU went away
-                    self.sock.close()
-                    self.sock = None
+                gone = not self.sock.recv(4096)
             except BlockingIOError:
-                pass
+                gone = False
+            except OSError:                         # reset: QEMU is going away
+                gone = True
+            if gone:
+                self.sock.close()
+                self.sock = None
 
     def _send(self, data, deadline):
         view = memoryview(data)
