@@ -1,8 +1,10 @@
 """--source external on POWER9 XIVE with controller masking and lazy disable (the
-seed): bytes from the host get one interrupt through, then the line stays stuck
-while the 16550 reports data pending.  The watchdog sees exactly that ("the card
-reports pending but no trigger came"), services the card by polling, and the run
-ends with exit 5; every byte written is still drained."""
+seed).  With pyvfio raising, the line stalls after one interrupt every time
+(test_engine_lab.py, test_policy.py).  From outside it need not: bytes that come
+seconds apart found the line working in one lab run (3 delivered, host count 3)
+and stuck after one in another, so the stall is not asserted here.  What must hold
+either way: a stall is seen as the card reporting data pending with no trigger
+(serviced by polling, exit 5), and every byte written on the host is drained."""
 import json
 import subprocess
 import sys
@@ -15,10 +17,10 @@ from pyvfio.lab import guest
 pytestmark = pytest.mark.lab
 
 
-def test_a_stuck_line_from_outside_is_a_detected_stall(fed_card, tmp_path):
+def test_stuck_or_not_every_byte_from_outside_is_drained(fed_card, tmp_path):
     bdf, out = fed_card["bdf"], tmp_path / "run.json"
     run = subprocess.Popen([sys.executable, "-m", "pyvfio", "run", bdf, "--source", "external",
-                            "-D", "60", "--watchdog", "300", "-q", "--json", str(out)],
+                            "-D", "6", "--watchdog", "300", "-q", "--json", str(out)],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         for line in run.stderr:
@@ -31,8 +33,11 @@ def test_a_stuck_line_from_outside_is_a_detected_stall(fed_card, tmp_path):
     finally:
         if run.poll() is None:
             run.kill()
-    assert run.returncode == 5, stdout + stderr
     r = json.loads(out.read_text())
-    assert r["verdict"] == "stall after 1", stdout
-    assert r["stalls"][0]["card_pending"] and r["counts"]["polled"] == 1
-    assert r["external"]["items"] == 10 and r["external"]["items_polled"] >= 1, stdout
+    if run.returncode == 5:
+        assert r["verdict"].startswith("stall after "), stdout
+        assert r["stalls"][0]["card_pending"] and r["counts"]["polled"] == 1
+        assert r["external"]["items_polled"] >= 1, stdout
+    else:
+        assert (run.returncode, r["verdict"]) == (0, "ok"), stdout + stderr
+    assert r["external"]["items"] == 10, stdout
