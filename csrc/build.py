@@ -62,10 +62,12 @@ struct pyvfio_loop_cfg {
     int n_raise, n_ack;
     uint64_t loops, interval_ns, deadline_ns, raised_base;
     int watchdog_ms;
+    uint64_t last_arrival_ns;
     ...;
 };
 struct pyvfio_loop_result {
     uint64_t delivered, spurious, extra_signals, raised, last_cause;
+    uint64_t items, last_arrival_ns;
     int reason, err;
     const char *errop;
     ...;
@@ -73,6 +75,9 @@ struct pyvfio_loop_result {
 int pyvfio_intx_loop(const struct pyvfio_loop_cfg *cfg, struct pyvfio_loop_result *res,
                      struct pyvfio_hist *wakeup, struct pyvfio_hist *service,
                      struct pyvfio_hist *rtt);
+int pyvfio_external_loop(const struct pyvfio_loop_cfg *cfg, struct pyvfio_loop_result *res,
+                         struct pyvfio_hist *arrival, struct pyvfio_hist *service,
+                         struct pyvfio_hist *items);
 int pyvfio_run_ops(const struct pyvfio_loop_cfg *cfg, const struct pyvfio_reg_op *ops, int n,
                    uint64_t seq, uint64_t *cause, uint64_t *items);
 uint64_t pyvfio_now_ns(void);

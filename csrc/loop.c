@@ -9,6 +9,13 @@
  * No Python runs per interrupt.  The loop returns to Python on a watchdog
  * timeout (Python records the stall and may recover), on a signal (Python's
  * wakeup fd is in the epoll set), on an error, or when done.
+ *
+ * pyvfio_external_loop is the same handler for interrupts raised from outside
+ * (--source external): no raise, the wait bounded by the watchdog and the
+ * deadline, the ack program draining the card (its items counted), the EOI, then
+ * inter-arrival (trigger to trigger), service and items per interrupt recorded.
+ * A watchdog timeout returns to Python, which asks the card whether anything is
+ * pending (a stall) or the line was merely quiet.
  */
 #include <endian.h>
 #include <errno.h>
@@ -247,4 +254,99 @@ err_ctl:
     fail(res, "epoll_ctl");
     close(ep);
     return -1;
+}
+
+/* The epoll set of a loop: the trigger eventfd, and Python's wakeup fd if any. */
+static int loop_epoll(const struct pyvfio_loop_cfg *cfg, struct pyvfio_loop_result *res)
+{
+    struct epoll_event ev = {.events = EPOLLIN};
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    if (ep < 0)
+        return fail(res, "epoll_create1");
+    ev.data.fd = cfg->trigger_fd;
+    if (epoll_ctl(ep, EPOLL_CTL_ADD, cfg->trigger_fd, &ev) == 0) {
+        ev.data.fd = cfg->wakeup_fd;
+        if (cfg->wakeup_fd < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, cfg->wakeup_fd, &ev) == 0)
+            return ep;
+    }
+    fail(res, "epoll_ctl");
+    close(ep);
+    return -1;
+}
+
+int pyvfio_external_loop(const struct pyvfio_loop_cfg *cfg, struct pyvfio_loop_result *res,
+                         struct pyvfio_hist *arrival, struct pyvfio_hist *service,
+                         struct pyvfio_hist *items)
+{
+    struct epoll_event got[2];
+    uint64_t last = cfg->last_arrival_ns;
+    int ep;
+
+    res->reason = PYVFIO_DONE;
+    res->last_arrival_ns = last;
+    if ((ep = loop_epoll(cfg, res)) < 0)
+        return -1;
+    while (res->delivered < cfg->loops) {
+        uint64_t cause = 0, drained = 0, count, t1, t2;
+        int timeout = cfg->watchdog_ms;
+        if (cfg->deadline_ns) {
+            uint64_t now = pyvfio_now_ns();
+            if (now >= cfg->deadline_ns)
+                break;
+            uint64_t left_ms = (cfg->deadline_ns - now + 999999) / 1000000;
+            if (left_ms < (uint64_t)timeout)
+                timeout = (int)left_ms;
+        }
+        int n = epoll_wait(ep, got, 2, timeout);
+        if (n == 0) {
+            if (cfg->deadline_ns && pyvfio_now_ns() >= cfg->deadline_ns)
+                break;
+            res->reason = PYVFIO_TIMEOUT;
+            break;
+        }
+        if (n < 0) {
+            if (errno == EINTR)
+                res->reason = PYVFIO_SIGNAL;
+            else
+                fail(res, "epoll_wait");
+            break;
+        }
+        int signalled = 0;
+        for (int k = 0; k < n; k++)
+            signalled |= got[k].data.fd == cfg->wakeup_fd;
+        if (signalled) {
+            res->reason = PYVFIO_SIGNAL;
+            break;
+        }
+        if (read(cfg->trigger_fd, &count, 8) != 8) {
+            if (errno == EAGAIN)
+                continue;
+            fail(res, "read trigger eventfd");
+            break;
+        }
+        t1 = pyvfio_now_ns();
+        if (count > 1)
+            res->extra_signals += count - 1;
+        if (run_ops(cfg, cfg->ack_ops, cfg->n_ack, 0, &cause, &drained)) {
+            fail(res, "ack_external (card register access)");
+            break;
+        }
+        if (run_steps(cfg->eoi, cfg->n_eoi, res))
+            break;
+        t2 = pyvfio_now_ns();
+        res->items += drained;
+        if (!cause) {
+            res->spurious++;  /* a trigger with nothing pending on the card */
+            continue;
+        }
+        if (last)
+            pyvfio_hist_record(arrival, t1 - last);
+        res->last_arrival_ns = last = t1;
+        pyvfio_hist_record(service, t2 - t1);
+        pyvfio_hist_record(items, drained);
+        res->last_cause = cause;
+        res->delivered++;
+    }
+    close(ep);
+    return res->reason == PYVFIO_ERROR ? -1 : 0;
 }

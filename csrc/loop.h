@@ -48,10 +48,13 @@ struct pyvfio_loop_cfg {
     int n_raise, n_ack;
     uint64_t loops, interval_ns, deadline_ns, raised_base;
     int watchdog_ms;
+    uint64_t last_arrival_ns;  /* external: the previous trigger's time (0: none yet) */
 };
 
 struct pyvfio_loop_result {
     uint64_t delivered, spurious, extra_signals, raised;
+    uint64_t items;            /* external: what the ack program drained */
+    uint64_t last_arrival_ns;  /* external: the last trigger's time */
     uint64_t last_cause;
     int reason, err;
     const char *errop;
@@ -60,6 +63,10 @@ struct pyvfio_loop_result {
 int pyvfio_intx_loop(const struct pyvfio_loop_cfg *cfg, struct pyvfio_loop_result *res,
                      struct pyvfio_hist *wakeup, struct pyvfio_hist *service,
                      struct pyvfio_hist *rtt);
+/* --source external: no raise; ack_ops is the ack_external program. */
+int pyvfio_external_loop(const struct pyvfio_loop_cfg *cfg, struct pyvfio_loop_result *res,
+                         struct pyvfio_hist *arrival, struct pyvfio_hist *service,
+                         struct pyvfio_hist *items);
 int pyvfio_run_ops(const struct pyvfio_loop_cfg *cfg, const struct pyvfio_reg_op *ops, int n,
                    uint64_t seq, uint64_t *cause, uint64_t *items);
 uint64_t pyvfio_now_ns(void);

@@ -4,6 +4,7 @@ request checking, the guest's facts and the policy helper (on fabricated trees).
 import gzip
 import json
 import lzma
+import pathlib
 import re
 
 import pytest
@@ -102,7 +103,16 @@ def test_interrupted_build_leaves_nothing(tmp_path):
 def _cmd(**kw):
     cfg = LabConfig(command=("true",), **kw)
     return " ".join(qemu.command(cfg, "qemu", "vmlinux", "initrd",
-                                 [("labroot", "/", True), ("labsrc", "/src", False)]))
+                                 [("labroot", "/", True), ("labsrc", "/src", False)],
+                                 pathlib.Path("/run/lab")))
+
+
+@pytest.mark.parametrize("arch", ["x86_64", "ppc64le"])
+def test_a_fed_card_gets_a_unix_socket_chardev_in_the_run_folder(arch):
+    cmd = _cmd(arch=arch, cards=("edu", "pci-serial"))
+    assert "-chardev socket,id=card1,path=/run/lab/card1.sock,server=on,wait=off" in cmd
+    assert "-device pci-serial,chardev=card1," in cmd
+    assert "card0" not in cmd                       # edu takes no chardev
 
 
 def test_qemu_x86_command():

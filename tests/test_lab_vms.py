@@ -17,7 +17,8 @@ import pytest
 pytestmark = pytest.mark.labhost
 
 CHECKOUT = pathlib.Path(__file__).resolve().parents[1]
-ALL_CARDS = ["--card", "edu", "--card", "e1000", "--card", "rtl8139"]
+# pci-serial's chardev is fed by the host (lab/feeder.py): tests/lab/test_external.py.
+ALL_CARDS = ["--card", "edu", "--card", "e1000", "--card", "rtl8139", "--card", "pci-serial"]
 GUEST_BATCH = ["python", "-m", "pytest", "-m", "lab", "tests/lab", "-q", "-rs", "-p", "no:cacheprovider"]
 
 # A host-driven e1000 on the first card's INTx line: the shared-line tests raise its

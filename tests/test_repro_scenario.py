@@ -128,7 +128,8 @@ def test_policy_module_without_kernel_headers_is_a_clear_error():
 def test_the_card_survey_parses():
     plan = load("card")
     assert plan.loops == 10000 and plan.run["threshold_p99_us"] == 1000.0
-    assert not plan.needs_policy_module() and not plan.lab
+    assert not plan.needs_policy_module()
+    assert plan.lab_card == "pci-serial" and sorted(plan.lab) == ["ppc64le", "x86_64"]
     assert len(plan.cells(masks_at_device=True)) == 2 * 2 + 2 * 2
 
 

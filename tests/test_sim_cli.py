@@ -91,7 +91,6 @@ def test_trace_needs_exactly_one_cell(capsys):
     (["--xics-variant", "p10"], "unknown XICS variant"),
     (["0000:00:04.0", "--policy", "lazy"], "--policy select and trace the model host's cells"),
     (["--model", "--lab", "x86_64"], "--model runs the model host"),
-    (["--scenario", "card"], "names no machine for the model host"),
 ])
 def test_bad_options_are_one_line_errors(capsys, argv, needle):
     code, out, err = run(capsys, *argv)
@@ -163,3 +162,11 @@ def test_bad_scenario_files(tmp_path, capsys, text, needle):
 def test_missing_scenario_file(capsys, tmp_path):
     code, _, err = run(capsys, "--scenario", str(tmp_path / "nope.toml"))
     assert code == 2 and "cannot read scenario file" in err
+
+
+def test_a_scenario_with_no_machine_is_a_one_line_error(capsys, tmp_path):
+    bare = tmp_path / "bare.toml"
+    bare.write_text("loops = 10\n[matrix]\nnointxmask = [0]\n")
+    code, _, err = run(capsys, "--scenario", str(bare))
+    assert code == 2 and "names no machine for the model host" in err and "Traceback" not in err
+    assert len(err.splitlines()) == 1

@@ -27,7 +27,7 @@ import json
 
 from .. import uapi
 from ..errors import PyvfioError
-from ..host import interrupts, intx_probe, inuse, irq_route, names, paths, pci, system
+from ..host import disintx_probe, interrupts, intx_probe, inuse, irq_route, names, paths, pci, system
 from ..host.classes import class_label
 
 REGION_NAMES = {0: "BAR0", 1: "BAR1", 2: "BAR2", 3: "BAR3", 4: "BAR4", 5: "BAR5",
@@ -88,12 +88,13 @@ def gather(text, root="/", require_vfio=False):
     sizes = pci.resource_sizes(dev.bdf, root)
     sysinfo = system.probe(root)
     lines = interrupts.read(root)
-    route = line = probe = None
+    route = line = probe = support = None
     exclusive = None
     if cfg and cfg.interrupt_pin:
         route = irq_route.route(dev, root, lines)
-        masking = cfg.intx_mask_support().supported
-        if intx_probe.needed(dev, route, sysinfo):
+        support = disintx_probe.support(dev, root)
+        masking = support.supported
+        if intx_probe.needed(dev, route, sysinfo, support):
             probe = intx_probe.probe(dev, root)[0]    # ask the kernel: an idle vfio-pci card
         if probe is not None:
             route = probe.route
@@ -126,9 +127,12 @@ def gather(text, root="/", require_vfio=False):
             if require_vfio:
                 raise
             vfio["error"] = str(exc)
+    config = cfg.to_json(sizes) if cfg else None
+    if support is not None:
+        config["intx_mask"] = support.to_json()     # the write probe's answer, where it ran
     return {
         "device": dev.to_json(),
-        "config": cfg.to_json(sizes) if cfg else None,
+        "config": config,
         "host": {"system": sysinfo.to_json(),
                  "irq_route": route.to_json() if route else None,
                  "intx_probe": probe.to_json() if probe else None,
@@ -179,7 +183,9 @@ def render(info, dev):
                + (f" (driver_override: {d['driver_override']})" if d["driver_override"] else ""))
     if c is not None:
         m = c["intx_mask"]
-        word = {True: "yes"}.get(m["supported"], "unknown")
+        word = {True: "yes", False: "no"}.get(m["supported"], "unknown")
+        if m["basis"] == disintx_probe.BASIS:
+            word += f" ({disintx_probe.BASIS})"
         out.append(f"INTx masking (PCI 2.3 DisINTx) supported: {word}: {m['how']}")
     s = h["system"]
     out.append(f"Host: Linux {s['kernel']} {s['machine']}")

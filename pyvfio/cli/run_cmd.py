@@ -4,7 +4,7 @@ import sys
 import time
 
 from .. import verdict
-from ..engine import ENGINES, Run, RunConfig, pin_and_prioritise
+from ..engine import ENGINES, HISTOGRAMS, SOURCES, Run, RunConfig, pin_and_prioritise
 from ..errors import UsageError
 from ..intx import UNMASK_MODES
 from ..results import check_writable, envelope, write_atomic, write_json
@@ -15,7 +15,8 @@ EXIT_STALL = 5       # the watchdog saw a stall that was not recovered
 
 def add_arguments(p):
     p.add_argument("bdf", help="PCI address of a card bound to vfio-pci (DDDD:BB:DD.F)")
-    p.add_argument("-l", "--loops", type=int, default=10000, help="interrupts to raise (default 10000)")
+    p.add_argument("-l", "--loops", type=int, default=10000,
+                   help="interrupts to raise, or with --source external to service (default 10000)")
     p.add_argument("-i", "--interval", type=int, default=0, metavar="US",
                    help="time between raises in microseconds (default 0: closed loop)")
     p.add_argument("-D", "--duration", type=float, default=0, metavar="S",
@@ -24,9 +25,14 @@ def add_arguments(p):
     p.add_argument("-p", "--priority", type=int, metavar="PRIO", help="SCHED_FIFO priority (1-99)")
     p.add_argument("-q", "--quiet", action="store_true", help="no live status line, summary only")
     p.add_argument("--json", metavar="FILE", help="write the full result as JSON (atomically)")
-    p.add_argument("--hgrm", metavar="FILE", help="write the round-trip histogram in HdrHistogram's .hgrm format")
+    p.add_argument("--hgrm", metavar="FILE", help="write the round-trip histogram (with --source external the service "
+                        "one) in HdrHistogram's .hgrm format")
     p.add_argument("--profile", metavar="NAME|FILE.toml",
                    help="card profile by name (pyvfio profile list) or file (default: probe the card's IDs)")
+    p.add_argument("--source", choices=SOURCES, default="raise",
+                   help="raise: pyvfio raises each interrupt on the card (default); external: "
+                        "interrupts come from outside (bytes into a serial port), pyvfio only "
+                        "services them with the profile's init_external/ack_external programs")
     p.add_argument("--unmask", choices=UNMASK_MODES, default="ioctl",
                    help="unmask per interrupt by SET_IRQS ioctl or by the unmask eventfd (default ioctl)")
     p.add_argument("--access", choices=("mmap", "rw"), default="mmap",
@@ -41,16 +47,26 @@ def add_arguments(p):
     p.add_argument("--policy", choices=("lazy", "unlazy"),
                    help="switch the host IRQ's masking policy through the pyvfio_policy module "
                         "after every INTx enable (default: leave the kernel's)")
-    p.add_argument("--threshold", type=float, metavar="US", help="exit 3 when the round-trip p99 exceeds US")
+    p.add_argument("--threshold", type=float, metavar="US",
+                   help="exit 3 when the round-trip p99 (external: the service p99) exceeds US")
     p.add_argument("--iommu", help="IOMMU type to ask for (default: the best the host offers)")
 
 
 def _status_line(run):
-    c, rtt = run.counts, run.hists[2]
-    p50 = rtt.percentile(50)
-    sys.stderr.write(f"\rdelivered {c.delivered}  stalled {len(run.stalls)}  "
-                     f"p50 {p50 / 1e3 if p50 else 0:.1f} us  max {rtt.c.max / 1e3:.1f} us   ")
+    c = run.counts
+    # the round trip, or from outside the service time (no raise to time from)
+    h = run.hists[1] if run.external else run.hists[2]
+    p50 = h.percentile(50)
+    extra = f"  items {c.items}" if run.external else ""
+    sys.stderr.write(f"\rdelivered {c.delivered}{extra}  stalled {len(run.stalls)}  "
+                     f"p50 {p50 / 1e3 if p50 else 0:.1f} us  max {h.c.max / 1e3:.1f} us   ")
     sys.stderr.flush()
+
+
+def _ready(run):
+    if run.external:
+        print("pyvfio: armed: waiting for interrupts from outside (-l N, -D S or Ctrl-C ends "
+              "the run)", file=sys.stderr, flush=True)
 
 
 def _host_facts(bdf):
@@ -63,10 +79,21 @@ def _host_facts(bdf):
 
 def summary_lines(result):
     c, lat = result["counts"], result["latency"]
-    out = [f"verdict: {result['verdict']}" + ("  (interrupted)" if result["interrupted"] else ""),
-           f"raised {c['raised']}  delivered {c['delivered']}  stalled {c['stalled']}  "
-           f"recovered {c['recovered']}  lost {c['lost']}  spurious {c['spurious_triggers']}"]
-    for name in ("wakeup", "service", "round_trip"):
+    source = result.get("source", "raise")
+    out = [f"verdict: {result['verdict']}" + ("  (interrupted)" if result["interrupted"] else "")]
+    if source == "external":
+        x = result["external"]
+        per = x["items_per_interrupt"]
+        out.append(f"from outside: delivered {c['delivered']}  stalled {c['stalled']}  "
+                   f"recovered {c['recovered']}  polled {c['polled']}  spurious "
+                   f"{c['spurious_triggers']}  quiet watchdog periods {x['quiet_watchdog_periods']}")
+        avg = f"{per['avg']:.2f}" if per["avg"] is not None else "-"
+        out.append(f"items drained {x['items']}  per interrupt: avg {avg}  max {per['max']}"
+                   + (f"  ({x['items_polled']} drained by polling)" if x["items_polled"] else ""))
+    else:
+        out.append(f"raised {c['raised']}  delivered {c['delivered']}  stalled {c['stalled']}  "
+                   f"recovered {c['recovered']}  lost {c['lost']}  spurious {c['spurious_triggers']}")
+    for name in (n for n in HISTOGRAMS[source] if n in lat):
         s = lat[name]
         if s.get("count"):
             out.append(f"{name:>10} us: min {s['min_us']:.2f}  avg {s['avg_us']:.2f}  p50 {s['p50_us']:.2f}  "
@@ -85,7 +112,8 @@ def run(args):
 
     config = RunConfig(loops=args.loops, interval_us=args.interval, duration_s=args.duration,
                        unmask=args.unmask, access=args.access, engine=args.engine,
-                       watchdog_ms=args.watchdog, recover=args.recover, rearm_each=args.rearm_each)
+                       watchdog_ms=args.watchdog, recover=args.recover, rearm_each=args.rearm_each,
+                       source=args.source)
     config.check()
     if args.threshold is not None and args.threshold <= 0:
         raise UsageError(f"threshold {args.threshold} us must be positive")
@@ -113,7 +141,8 @@ def run(args):
                 set_policy()
 
         live = not args.quiet and sys.stderr.isatty()  # a carriage-return line only on a terminal
-        r = Run(dev, profile, config, after_enable=after_enable, status=_status_line if live else None)
+        r = Run(dev, profile, config, after_enable=after_enable, status=_status_line if live else None,
+                ready=_ready)
         started = time.time()
         r.execute()
         if live:
@@ -124,14 +153,14 @@ def run(args):
     if args.json:
         write_json(args.json, result)
     if args.hgrm:
-        write_atomic(args.hgrm, r.hists[2].hgrm())
+        write_atomic(args.hgrm, r.hists[1 if r.external else 2].hgrm())
     for line in summary_lines(result):
         print(line)
     if r.interrupted:
         return 130
     if verdict.of_run(r).cls == "stall":  # a stall not every time recovered
         return EXIT_STALL
-    p99 = result["latency"]["round_trip"].get("p99_us")
+    p99 = result["latency"]["service" if r.external else "round_trip"].get("p99_us")
     if args.threshold is not None and p99 is not None and p99 > args.threshold:
         print(f"p99 {p99:.2f} us exceeds the threshold {args.threshold} us", file=sys.stderr)
         return EXIT_THRESHOLD

@@ -14,7 +14,7 @@ What decides whether INTx passthrough of a card works (ARCHITECTURE.md):
 """
 
 from .. import unlazy_fix
-from ..host import interrupts, intx_probe, irq_route, pci, system
+from ..host import disintx_probe, interrupts, intx_probe, irq_route, pci, system
 from ..host.kvm import irqfd_resample
 from . import controllers, group, iommu, irq_line, kernel, kvm, masking, stall, vfio_pci
 from .check import FAIL, OK, WARN, Check, Diagnosis
@@ -53,13 +53,15 @@ def _device_checks(dev, s, root, lines, fix, probe_intx):
     # Ask the kernel (enable the card a moment) when sysfs and config space cannot say
     # which IRQ INTx will get or where vfio-pci will mask it.
     route = irq_route.route(dev, root, lines)
+    support = disintx_probe.support(dev, root)
+    facts["intx_mask"] = support.to_json()
     probe = why_not = None
-    if intx_probe.needed(dev, route, s):
+    if intx_probe.needed(dev, route, s, support):
         probe, why_not = probe_intx(dev, root)
     if probe is not None:
         route = probe.route
         facts["intx_probe"] = probe.to_json()
-    mode, why, disintx = masking.decide(cfg, s, probe)
+    mode, why, disintx = masking.decide(support, s, probe)
     out.append(disintx)
     facts["masking"] = mode
     out.append(irq_line.route_check(dev, route, why_not))

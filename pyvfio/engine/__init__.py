@@ -5,6 +5,17 @@ counts what was delivered, stalled and recovered, and measures latency.
 engine (C or Python; both execute the profile's register programs and the same
 protocol), handles stalls between batches (the watchdog), and always tears down:
 INTx disabled, card quiesced, fds closed, whatever happened.
+
+Two sources of interrupts (RunConfig.source):
+- "raise": pyvfio raises each interrupt on the card (the raise program) and times
+  raise -> wakeup -> EOI;
+- "external": something outside raises them (bytes into a serial port, packets to
+  a NIC).  The profile's init_external program enables the receive cause, and
+  every trigger is serviced by its ack_external program (read the cause, drain the
+  data counting the items, acknowledge), then EOI'd like any other.  The run times
+  the service and the inter-arrival times and counts the items drained.  A silence
+  longer than the watchdog is not a stall: the card is asked, and only a card that
+  reports a cause pending while no trigger came is (serviced by polling).
 """
 
 import os
@@ -20,7 +31,11 @@ from . import python_engine
 from .batch import SIGNAL, TIMEOUT
 
 ENGINES = ("c", "python")
+SOURCES = ("raise", "external")
 MAX_LOOPS = 10**9
+# What the three histograms of a run hold, by source (the items one counts, not ns).
+HISTOGRAMS = {"raise": ("wakeup", "service", "round_trip"),
+              "external": ("inter_arrival", "service", "items")}
 
 
 @dataclass
@@ -34,6 +49,7 @@ class RunConfig:
     watchdog_ms: int = 1000
     recover: bool = False
     rearm_each: bool = False
+    source: str = "raise"
 
     def check(self):
         if not 1 <= self.loops <= MAX_LOOPS:
@@ -50,11 +66,17 @@ class RunConfig:
             raise UsageError(f"unknown engine {self.engine!r}", "use c or python")
         if self.access not in ("mmap", "rw"):
             raise UsageError(f"unknown access mode {self.access!r}", "use mmap or rw")
+        if self.source not in SOURCES:
+            raise UsageError(f"unknown interrupt source {self.source!r}", "use raise or external")
+        if self.source == "external" and self.interval_us:
+            raise UsageError("--interval paces raises; with --source external the card's "
+                             "source sets the pace", "drop -i")
 
 
 @dataclass
 class Stall:
-    """The watchdog fired: the card was raised but no trigger came."""
+    """The watchdog fired and the card had a cause pending, but no trigger came
+    (source raise: after a raise; external: after whatever the outside sent)."""
     after_delivered: int      # interrupts delivered before this stall
     host_state: dict          # /proc/interrupts count, physical DisINTx, ... at that moment
     card_cause: int           # what the card had pending (serviced by polling)
@@ -74,11 +96,19 @@ class Counts:
     extra_signals: int = 0
     polled: int = 0          # interrupts serviced by polling after a stall
     lost: int = 0            # raised, no trigger, nothing pending on the card either
+    items: int = 0           # external: items drained (bytes, frames), polling included
+    items_polled: int = 0    # external: of those, drained by polling after a stall
+    quiet: int = 0           # external: watchdog periods with no trigger and nothing pending
 
 
 class Run:
-    def __init__(self, host, profile, config, after_enable=None, status=None):
+    def __init__(self, host, profile, config, after_enable=None, status=None, ready=None):
         config.check()
+        if config.source == "external" and not getattr(profile, "ack_external_ops", ()):
+            raise UsageError(f"profile {profile.name} cannot take interrupts from outside: it has "
+                             "no init_external/ack_external programs",
+                             "use --source raise, or add them to the profile (enable a receive "
+                             "cause; read the cause, drain, acknowledge)")
         self.host = host
         self.profile = profile
         self.config = config
@@ -86,23 +116,40 @@ class Run:
         # request_irq on the host (a masking policy must be re-applied then to hold)
         self.after_enable = after_enable
         self.status = status          # called with the Run between batches (live status line)
+        self.ready = ready            # called once the card is initialised, before the first batch
         self.intx = Intx(host, config.unmask, config.rearm_each)
-        self.hists = (Histogram(), Histogram(), Histogram())  # wakeup, service, round trip
+        self.hists = (Histogram(), Histogram(), Histogram())  # HISTOGRAMS[config.source]
         self.counts = Counts()
         self.stalls = []
         self.interrupted = False
+        self.last_arrival_ns = 0      # external: the last trigger's time, across batches
         self.elapsed_s = 0.0          # the whole run, set-up and teardown included
         self.loop_s = 0.0             # the measured loop: first batch start to last batch end
         self.host_before = self.host_after = None
         self.cpu = {}
 
+    @property
+    def external(self):
+        return self.config.source == "external"
+
     # --- the stall path (rare; Python) --------------------------------------------
     def _stall(self):
         state = self.host.host_state()
-        cause = self.profile.ack()  # service the card by polling: its interrupt is not lost
-        if not cause:
-            self.counts.lost += 1
-            return True  # nothing pending: a lost raise, not a stalled line; go on
+        # service the card by polling: its interrupt is not lost
+        if self.external:
+            if self._engine.trigger_pending():
+                return True      # it came just as the watchdog fired: the next batch has it
+            cause, items = self._engine.service_external()
+            self.counts.items += items
+            self.counts.items_polled += items
+            if not cause:
+                self.counts.quiet += 1
+                return True      # a silence, not a stall: nothing came, nothing is pending
+        else:
+            cause = self.profile.ack()
+            if not cause:
+                self.counts.lost += 1
+                return True  # nothing pending: a lost raise, not a stalled line; go on
         stall = Stall(self.counts.delivered, state, cause)
         self.stalls.append(stall)
         self.counts.polled += 1
@@ -129,12 +176,16 @@ class Run:
             if self.after_enable:
                 self.after_enable(self)
             self.profile.init()
+            if self.external:
+                self.profile.program("init_external")()
             if cfg.engine == "c":
                 from .c_engine import CLoop
                 self._engine = CLoop(self)
             else:
                 self._engine = python_engine.PythonLoop(self)
             self.host_before = self.host.host_state()
+            if self.ready:
+                self.ready(self)
             cpu0, ctx0 = proc.cpu_times(), proc.num_ctx_switches()
             batch_n = 64
             remaining = cfg.loops if not cfg.duration_s else MAX_LOOPS
@@ -146,12 +197,12 @@ class Run:
                 n = min(batch_n, remaining)
                 b = self._engine.run_batch(n, self.hists, deadline)
                 self._account(b)
-                remaining -= b.raised
+                remaining -= b.delivered if self.external else b.raised
                 if b.reason == SIGNAL:
                     raise KeyboardInterrupt
                 if b.reason == TIMEOUT and not self._stall():
                     break
-                if b.raised < n and b.reason != TIMEOUT:
+                if b.reason != TIMEOUT and (b.delivered if self.external else b.raised) < n:
                     break  # deadline reached inside the batch
                 # aim for ~0.2 s per batch so the status line stays live
                 took = max(1, time.monotonic_ns() - t)
@@ -182,6 +233,7 @@ class Run:
         c.delivered += b.delivered
         c.spurious += b.spurious
         c.extra_signals += b.extra_signals
+        c.items += b.items
         self.profile.raised += b.raised
 
     def teardown(self):
@@ -204,6 +256,11 @@ class Run:
         self.host_after = self.host.host_state()
 
     # --- results --------------------------------------------------------------------
+    def _latency_json(self):
+        """The time histograms by name (HISTOGRAMS); external's items are in "external"."""
+        return {name: h.to_json() for name, h in zip(HISTOGRAMS[self.config.source], self.hists)
+                if name != "items"}
+
     @property
     def verdict(self):
         """The verdict's text; pyvfio.verdict holds the rule and the data."""
@@ -224,6 +281,7 @@ class Run:
             "verdict": verdict.text,            # for readers; "outcome" is the verdict as data
             "outcome": verdict.to_json(),
             "interrupted": self.interrupted,
+            "source": self.config.source,
             "counts": {"raised": c.raised, "delivered": c.delivered, "stalled": len(self.stalls),
                        "recovered": sum(s.recovered for s in self.stalls), "polled": c.polled,
                        "lost": c.lost, "spurious_triggers": c.spurious, "extra_signals": c.extra_signals},
@@ -235,11 +293,17 @@ class Run:
             "loop_s": self.loop_s,
             "throughput_per_s": c.delivered / self.loop_s if self.loop_s else None,
             "cpu": {**self.cpu, "cpu_us_per_interrupt": per_irq * 1e6 if per_irq is not None else None},
-            "latency": {"wakeup": self.hists[0].to_json(), "service": self.hists[1].to_json(),
-                        "round_trip": self.hists[2].to_json()},
+            "latency": self._latency_json(),
             "stalls": [s.to_json() for s in self.stalls],
             "host_state": {"before": self.host_before, "after": self.host_after},
         }
+        if self.external:
+            items = self.hists[2].c
+            out["external"] = {
+                "items": c.items, "items_polled": c.items_polled, "quiet_watchdog_periods": c.quiet,
+                "items_per_interrupt": {"count": items.count, "min": items.min, "max": items.max,
+                                        "avg": items.sum / items.count if items.count else None,
+                                        "buckets": self.hists[2].to_json()["buckets"]}}
         for key in ("controller_deliveries",):  # what only a model host can count
             if self.host_after and key in self.host_after and self.host_before:
                 out[key] = self.host_after[key] - self.host_before.get(key, 0)
@@ -267,4 +331,4 @@ def pin_and_prioritise(cpu=None, priority=None):
     return warnings
 
 
-__all__ = ["ENGINES", "Run", "RunConfig", "Stall", "pin_and_prioritise"]
+__all__ = ["ENGINES", "HISTOGRAMS", "SOURCES", "Run", "RunConfig", "Stall", "pin_and_prioritise"]

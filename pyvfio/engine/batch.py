@@ -13,3 +13,4 @@ class Batch:
     raised: int = 0
     last_cause: int = 0
     reason: str = DONE
+    items: int = 0           # external: items the ack_external program drained

@@ -8,6 +8,7 @@ from .._binding import ffi, lib
 from ..errors import UsageError, VfioError
 from ..profiles import base
 from .batch import DONE, ERROR, SIGNAL, TIMEOUT, Batch
+from .python_engine import service_external, trigger_pending
 
 _KIND = {kind: getattr(lib, f"PYVFIO_OP_{kind.upper()}") for kind in base.KINDS}
 _STEP = {"ioctl": lib.PYVFIO_STEP_IOCTL, "write": lib.PYVFIO_STEP_WRITE}
@@ -28,8 +29,13 @@ class CLoop:
         self.pending = None
         cfg = self.cfg = ffi.new("struct pyvfio_loop_cfg *")
         self._bars(ctx.profile)
-        cfg.n_raise = self._ops(cfg.raise_ops, ctx.profile.raise_ops)
-        cfg.n_ack = self._ops(cfg.ack_ops, ctx.profile.ack_ops)
+        if ctx.external:   # no raise; the handler is the ack_external program
+            self.loop = lib.pyvfio_external_loop
+            cfg.n_ack = self._ops(cfg.ack_ops, ctx.profile.ack_external_ops)
+        else:
+            self.loop = lib.pyvfio_intx_loop
+            cfg.n_raise = self._ops(cfg.raise_ops, ctx.profile.raise_ops)
+            cfg.n_ack = self._ops(cfg.ack_ops, ctx.profile.ack_ops)
         cfg.watchdog_ms = ctx.config.watchdog_ms
         cfg.interval_ns = ctx.config.interval_us * 1000
         # Python's C signal handler writes to this pipe; the loop polls it too, so
@@ -62,11 +68,13 @@ class CLoop:
         cfg.loops = n
         cfg.deadline_ns = deadline_ns
         cfg.raised_base = self.ctx.profile.raised
+        cfg.last_arrival_ns = self.ctx.last_arrival_ns
         res = self.pending = ffi.new("struct pyvfio_loop_result *")
         old = signal.set_wakeup_fd(self.wfd, warn_on_full_buffer=False)
         try:
-            lib.pyvfio_intx_loop(cfg, res, hists[0].c, hists[1].c, hists[2].c)
+            self.loop(cfg, res, hists[0].c, hists[1].c, hists[2].c)
         finally:
+            self.ctx.last_arrival_ns = res.last_arrival_ns
             signal.set_wakeup_fd(old)
             try:
                 while os.read(self.rfd, 64):
@@ -85,7 +93,13 @@ class CLoop:
         if res is None:
             return None
         return Batch(res.delivered, res.spurious, res.extra_signals, res.raised, res.last_cause,
-                     _REASON[res.reason])
+                     _REASON[res.reason], res.items)
+
+    def trigger_pending(self):
+        return trigger_pending(self.ctx.intx.trigger)
+
+    def service_external(self):
+        return service_external(self.ctx)
 
     def close(self):
         for fd in (self.rfd, self.wfd):

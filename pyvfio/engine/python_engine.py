@@ -2,6 +2,7 @@
 a time.  It is the reference (readable, runs against any host, the model included)
 and the foil the C engine is measured against."""
 
+import select
 import time
 from functools import partial
 
@@ -21,8 +22,15 @@ class PythonLoop:
 
     def run_batch(self, n, hists, deadline_ns=0):
         self.pending = Batch()
-        run_batch(self.ctx, n, hists, deadline_ns, self.pending)
+        batch = run_external_batch if self.ctx.external else run_batch
+        batch(self.ctx, n, hists, deadline_ns, self.pending)
         return self.collect()
+
+    def trigger_pending(self):
+        return trigger_pending(self.ctx.intx.trigger)
+
+    def service_external(self):
+        return service_external(self.ctx)
 
     def collect(self):
         b, self.pending = self.pending, None
@@ -79,3 +87,59 @@ def run_batch(ctx, n, hists, deadline_ns=0, b=None):
     b.reason = DONE
     return b
 
+
+
+def trigger_pending(trigger):
+    """Has a trigger come, unread?  (The watchdog asks before it calls a silence.)"""
+    return bool(select.select([trigger.fileno()], [], [], 0)[0])
+
+
+def service_external(ctx):
+    """Service the card by polling, as the handler would: (cause, items drained)."""
+    return ctx.profile.program("ack_external").counted()
+
+
+def run_external_batch(ctx, n, hists, deadline_ns=0, b=None):
+    """Up to `n` interrupts from outside: wait for the trigger, run the guest's
+    handler (ack_external: cause, drain, ack; then the EOI), record the
+    inter-arrival time (trigger seen to trigger seen), the service time and the
+    items drained.  Stops early on a watchdog timeout (the runner asks the card)
+    or at the deadline."""
+    intx, profile = ctx.intx, ctx.profile
+    trigger = intx.trigger
+    ack = profile.program("ack_external").counted
+    watchdog = ctx.config.watchdog_ms / 1000.0
+    arrival, service, items = (partial(lib.pyvfio_hist_record, h.c) for h in hists)
+    b = Batch() if b is None else b
+    last = ctx.last_arrival_ns
+    while b.delivered < n:
+        timeout = watchdog
+        if deadline_ns:
+            left = (deadline_ns - now_ns()) / 1e9
+            if left <= 0:
+                break
+            timeout = min(timeout, left)
+        count = trigger.wait(timeout)
+        if not count:
+            if deadline_ns and now_ns() >= deadline_ns:
+                break
+            b.reason = TIMEOUT
+            return b
+        t1 = now_ns()
+        b.extra_signals += count - 1
+        cause, drained = ack()
+        intx.eoi()
+        t2 = now_ns()
+        b.items += drained
+        if not cause:
+            b.spurious += 1
+            continue
+        if last:
+            arrival(t1 - last)
+        ctx.last_arrival_ns = last = t1
+        service(t2 - t1)
+        items(drained)
+        b.delivered += 1
+        b.last_cause = cause
+    b.reason = DONE
+    return b

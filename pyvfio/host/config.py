@@ -128,14 +128,17 @@ class Capability:
 @dataclass
 class IntxMaskSupport:
     """Whether the card implements PCI 2.3 INTx masking (COMMAND.INTX_DISABLE), and why
-    we think so.  `supported` is True, or None when config space cannot tell."""
+    we think so.  `supported` is True, False (only from host/disintx_probe.py's write
+    probe), or None when nothing could tell."""
     supported: bool | None
     how: str                 # the evidence, in one sentence
-    basis: str = "none"      # "pcie", "disintx-set", "intx-status" or "none"
+    basis: str = "none"      # "pcie", "disintx-set", "intx-status", "probed" or "none"
 
     @property
     def word(self):
-        return {True: "yes", None: "unknown"}.get(self.supported, "no")
+        """yes / no / unknown, with "(probed)" when a write probe decided."""
+        word = {True: "yes", None: "unknown"}.get(self.supported, "no")
+        return f"{word} (probed)" if self.basis == "probed" else word
 
     def to_json(self):
         return {"supported": self.supported, "basis": self.basis, "how": self.how}

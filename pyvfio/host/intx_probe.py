@@ -45,11 +45,14 @@ class Probe:
                 "request_error": self.request_error, "evidence": self.evidence}
 
 
-def needed(dev, route, system):
+def needed(dev, route, system, mask_support=None):
     """Does sysfs leave a question only the probe answers: the routed IRQ (route:
-    irq_route.RoutedIrq), or, with nointxmask=0, whether vfio-pci masks at the card?"""
-    return not route.known or (not system.nointxmask and dev.config is not None
-                               and dev.config.intx_mask_support().supported is not True)
+    irq_route.RoutedIrq), or, with nointxmask=0, whether vfio-pci masks at the card
+    (mask_support: host/config.IntxMaskSupport, config space's when not given)?"""
+    if dev.config is None:
+        return not route.known
+    support = mask_support or dev.config.intx_mask_support()
+    return not route.known or (not system.nointxmask and support.supported is not True)
 
 
 def _disintx(bdf, root):

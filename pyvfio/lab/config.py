@@ -13,8 +13,14 @@ CARDS = {
     "rtl8139": ("rtl8139", "10ec:8139"),
     # driven by a profile written from Intel's 8255x manual (profiles/builtin/i8255x.toml)
     "i82557b": ("i82557b", "8086:1229"),
+    # One 16550A behind I/O BAR0 (hw/char/serial-pci.c); its chardev is fed by the host.
     "pci-serial": ("pci-serial", "1b36:0002"),
 }
+
+# Cards whose QEMU device takes a chardev (the qdev property): the lab gives each one
+# a unix socket in the run folder, and lab/feeder.py writes into it what the guest
+# asks for (external interrupts from the host).
+FED_CARDS = {"pci-serial": "chardev"}
 
 # Cards a run can leave on their guest driver (--host-card), and that driver's module:
 # a host-driven device on a vfio card's INTx line, for the shared-line tests.  x86_64

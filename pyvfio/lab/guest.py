@@ -34,3 +34,35 @@ def bdf_of(card, f=None):
     """The BDF of the first bound card of that name, or None."""
     f = f or facts() or {}
     return next((b["bdf"] for b in f.get("bound", []) if b["card"] == card), None)
+
+
+def card_index(bdf, f=None):
+    """The position of the bound card at bdf in the run's card list (qemu's index)."""
+    f = f or facts() or {}
+    return next(i for i, b in enumerate(f["bound"]) if b["bdf"] == bdf)
+
+
+def feed(bdf, nbytes, chunk=1, gap_ms=0, timeout=120.0):
+    """Ask the host to write nbytes into the chardev of the fed card at bdf
+    (lab/feeder.py) and wait until it has; returns what the host says it sent."""
+    import time
+
+    from . import feeder
+
+    run = pathlib.Path(os.environ["PYVFIO_LAB_DIR"])
+    i = card_index(bdf)
+    done = feeder.done_path(run, i)
+    done.unlink(missing_ok=True)
+    tmp = run / f"feed{i}.request.tmp"
+    tmp.write_text(json.dumps({"bytes": nbytes, "chunk": chunk, "gap_ms": gap_ms}))
+    os.replace(tmp, feeder.request_path(run, i))
+    deadline = time.monotonic() + timeout
+    while not done.exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the host fed no answer for {bdf} within {timeout:g} s")
+        time.sleep(0.05)
+    answer = json.loads(done.read_text())
+    done.unlink()
+    if "error" in answer:
+        raise RuntimeError(f"the host's feeder failed: {answer['error']}")
+    return answer["sent"]

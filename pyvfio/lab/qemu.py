@@ -23,8 +23,14 @@ def x86_host_bdf(i, cfg):
     return f"0000:00:{x86_host_slot(i, cfg):02x}.0"
 
 
-def command(cfg, qemu, vmlinux, initrd, shares):
-    """shares: (tag, host path, read-only) in mount order."""
+def feed_socket(run_dir, i):
+    """The unix socket of vfio card i's chardev (lab/feeder.py writes into it)."""
+    return run_dir / f"card{i}.sock"
+
+
+def command(cfg, qemu, vmlinux, initrd, shares, run_dir):
+    """shares: (tag, host path, read-only) in mount order; run_dir holds the sockets
+    of the cards' chardevs."""
     cmd = [qemu, "-nodefaults", "-display", "none", "-no-reboot", "-serial", "stdio",
            "-smp", "1", "-m", "1G", "-accel", "tcg",
            "-kernel", str(vmlinux), "-initrd", str(initrd)]
@@ -38,7 +44,8 @@ def command(cfg, qemu, vmlinux, initrd, shares):
                 "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04",
                 "-append", "console=ttyS0 quiet panic=-1 intel_iommu=on rdinit=/init"]
         for i, card in enumerate(cfg.cards):
-            cmd += ["-device", f"{_qdev(card)},addr={x86_slot(i):#x}"]
+            cmd += _chardev(card, i, run_dir)
+            cmd += ["-device", f"{_qdev(card, i)},addr={x86_slot(i):#x}"]
         for i, card in enumerate(cfg.host_cards):
             cmd += ["-device", f"{_qdev(card)},addr={x86_host_slot(i, cfg):#x}"]
     else:
@@ -49,7 +56,8 @@ def command(cfg, qemu, vmlinux, initrd, shares):
                 "-append", "console=hvc0 quiet panic=-1 rdinit=/init",
                 "-device", "spapr-pci-host-bridge,index=1,id=phb1"]
         for i, card in enumerate(cfg.cards):
-            cmd += ["-device", f"{_qdev(card)},bus={PPC_CARD_BUS},addr={i + 1:#x}"]
+            cmd += _chardev(card, i, run_dir)
+            cmd += ["-device", f"{_qdev(card, i)},bus={PPC_CARD_BUS},addr={i + 1:#x}"]
     # Left alone, QEMU puts them on the newest bus (the cards' PHB).
     share_bus = ",bus=pci.0" if cfg.arch == "ppc64le" else ""
     for i, (tag, path, readonly) in enumerate(shares):
@@ -62,7 +70,20 @@ def command(cfg, qemu, vmlinux, initrd, shares):
     return cmd
 
 
-def _qdev(card):
-    from .config import CARDS
+def _chardev(card, i, run_dir):
+    from .config import FED_CARDS
 
-    return CARDS[card][0]
+    if card not in FED_CARDS:
+        return []
+    # A listening unix socket, never a network address; wait=off: the guest boots
+    # whether or not the feeder has connected yet.
+    return ["-chardev", f"socket,id=card{i},path={feed_socket(run_dir, i)},server=on,wait=off"]
+
+
+def _qdev(card, i=None):
+    from .config import CARDS, FED_CARDS
+
+    qdev = CARDS[card][0]
+    if card in FED_CARDS and i is not None:
+        qdev += f",{FED_CARDS[card]}=card{i}"
+    return qdev

@@ -10,7 +10,7 @@ import sys
 import time
 import uuid
 
-from . import cache, crossbuild, initramfs, kernels, modules, progress, qemu, userspace, vm
+from . import cache, crossbuild, feeder, initramfs, kernels, modules, progress, qemu, userspace, vm
 from .errors import LabError, LabUnavailable
 
 CHECKOUT = pathlib.Path(__file__).resolve().parents[2]
@@ -126,7 +126,7 @@ def run(cfg, cache_root=None, echo=vm.echo_stdout):
         _write_run_dir(cfg, prep, run_dir)
         shares = [("labroot", prep["root"], True), ("labsrc", CHECKOUT, False),
                   ("labrun", run_dir, False)]
-        cmd = qemu.command(cfg, qemu_bin, prep["vmlinux"], prep["initrd"], shares)
+        cmd = qemu.command(cfg, qemu_bin, prep["vmlinux"], prep["initrd"], shares, run_dir)
         if cfg.verbose:
             progress.say("qemu: " + " ".join(shlex.quote(str(a)) for a in cmd))
         progress.say(f"booting {cfg.arch} {prep['kernel']['kver']} "
@@ -134,7 +134,7 @@ def run(cfg, cache_root=None, echo=vm.echo_stdout):
                      + "".join(f"; host {c}" for c in cfg.host_cards)
                      + f"; ic {cfg.ic}; nointxmask {cfg.nointxmask}; "
                      f"policy {cfg.policy}), prepared in {time.monotonic() - t0:.1f} s")
-        with _one_vm_at_a_time():
+        with _one_vm_at_a_time(), feeder.Feeders(cfg, run_dir):
             out = vm.run(cmd, cfg.timeout, echo=echo)
         if cfg.verbose:
             sys.stderr.write("--- guest console ---\n" + "\n".join(out.console) + "\n")

@@ -340,7 +340,7 @@ class _Checker:
                 continue
             if off % width:
                 self.bad(where + ("offset",), f"register {name} at {off:#x} is not aligned to its width {width}",
-                         f"registers sit at multiples of their width")
+                         "registers sit at multiples of their width")
                 continue
             regs[name] = (bar_name, off, width)
         return regs

@@ -22,8 +22,13 @@ def test_region_index_out_of_range(device):
 
 @pytest.mark.parametrize("access", ["mmap", "rw"])
 def test_access_past_the_end_and_bad_width(device, access):
-    bar = next(device.region(i, access) for i in range(6)
-               if device.region_info(i)[1] and (access == "rw" or device.region_info(i)[0] & U.VFIO_REGION_INFO_FLAG_MMAP))
+    bars = [i for i in range(6) if device.region_info(i)[1]
+            and (access == "rw" or device.region_info(i)[0] & U.VFIO_REGION_INFO_FLAG_MMAP)]
+    if not bars:        # an I/O-port-only card (pci-serial): nothing maps
+        with pytest.raises(AccessError):
+            device.region(0, access)
+        return
+    bar = device.region(bars[0], access)
     with pytest.raises(AccessError, match="past the end"):
         bar.read(bar.size, 4)
     with pytest.raises(AccessError, match="past the end"):
