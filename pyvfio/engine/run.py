@@ -1,0 +1,308 @@
+"""The INTx engine: drives a card's interrupts through a host (real or model),
+counts what was delivered, stalled and recovered, and measures latency.
+
+`Run` owns one run: it arms INTx, initialises the card, runs batches on the chosen
+engine (C or Python; both execute the profile's register programs and the same
+protocol), handles stalls between batches (the watchdog), and always tears down:
+INTx disabled, card quiesced, fds closed, whatever happened.
+
+Two sources of interrupts (RunConfig.source):
+- "raise": pyvfio raises each interrupt on the card (the raise program) and times
+  raise -> wakeup -> EOI;
+- "external": something outside raises them (bytes into a serial port, packets to
+  a NIC).  The profile's init_external program enables the receive cause, and
+  every trigger is serviced by its ack_external program (read the cause, drain the
+  data counting the items, acknowledge), then EOI'd like any other.  The run times
+  the service and the inter-arrival times and counts the items drained.  A silence
+  longer than the watchdog is not a stall: the card is asked, and only a card that
+  reports a cause pending while no trigger came is (serviced by polling).
+"""
+
+import time
+from dataclasses import dataclass
+
+import psutil
+
+from ..errors import UsageError
+from ..histogram import Histogram
+from ..intx import UNMASK_MODES, Intx
+from ..verdict import of_run
+from . import python_engine
+from .batch import SIGNAL, TIMEOUT
+
+ENGINES = ("c", "python")
+SOURCES = ("raise", "external")
+MAX_LOOPS = 10**9
+# What the three histograms of a run hold, by source (the items one counts, not ns).
+HISTOGRAMS = {"raise": ("wakeup", "service", "round_trip"),
+              "external": ("inter_arrival", "service", "items")}
+
+
+@dataclass
+class RunConfig:
+    loops: int = 1000
+    interval_us: int = 0
+    duration_s: float = 0.0
+    unmask: str = "ioctl"
+    access: str = "mmap"
+    engine: str = "c"
+    watchdog_ms: int = 1000
+    recover: bool = False
+    rearm_each: bool = False
+    source: str = "raise"
+
+    def check(self):
+        if not 1 <= self.loops <= MAX_LOOPS:
+            raise UsageError(f"loop count {self.loops} is out of range", f"use 1 to {MAX_LOOPS}")
+        if not 0 <= self.interval_us <= 10_000_000:
+            raise UsageError(f"interval {self.interval_us} us is out of range", "use 0 to 10000000 us")
+        if self.duration_s < 0:
+            raise UsageError(f"duration {self.duration_s} s is negative", "use a positive duration or 0")
+        if not 0 <= self.watchdog_ms <= 600_000:
+            raise UsageError(f"watchdog {self.watchdog_ms} ms is out of range", "use 0 to 600000 ms")
+        if self.unmask not in UNMASK_MODES:
+            raise UsageError(f"unknown unmask mode {self.unmask!r}", "use ioctl or eventfd")
+        if self.engine not in ENGINES:
+            raise UsageError(f"unknown engine {self.engine!r}", "use c or python")
+        if self.access not in ("mmap", "rw"):
+            raise UsageError(f"unknown access mode {self.access!r}", "use mmap or rw")
+        if self.source not in SOURCES:
+            raise UsageError(f"unknown interrupt source {self.source!r}", "use raise or external")
+        if self.source == "external" and self.interval_us:
+            raise UsageError("--interval paces raises; with --source external the card's "
+                             "source sets the pace", "drop -i")
+
+
+@dataclass
+class Stall:
+    """The watchdog fired and the card had a cause pending, but no trigger came
+    (source raise: after a raise; external: after whatever the outside sent)."""
+    after_delivered: int      # interrupts delivered before this stall
+    host_state: dict          # /proc/interrupts count, physical DisINTx, ... at that moment
+    card_cause: int           # what the card had pending (serviced by polling)
+    recovered: bool = False
+
+    def to_json(self):
+        return {"after_delivered": self.after_delivered, "host_state": self.host_state,
+                "card_cause": self.card_cause, "card_pending": bool(self.card_cause),
+                "recovered": self.recovered}
+
+
+@dataclass
+class Counts:
+    raised: int = 0
+    delivered: int = 0
+    spurious: int = 0
+    extra_signals: int = 0
+    polled: int = 0          # interrupts serviced by polling after a stall
+    lost: int = 0            # raised, no trigger, nothing pending on the card either
+    items: int = 0           # external: items drained (bytes, frames), polling included
+    items_polled: int = 0    # external: of those, drained by polling after a stall
+    quiet: int = 0           # external: watchdog periods with no trigger and nothing pending
+
+
+class Run:
+    def __init__(self, host, profile, config, after_enable=None, status=None, ready=None):
+        config.check()
+        if config.source == "external" and not getattr(profile, "ack_external_ops", ()):
+            raise UsageError(f"profile {profile.name} cannot take interrupts from outside: it has "
+                             "no init_external/ack_external programs",
+                             "use --source raise, or add them to the profile (enable a receive "
+                             "cause; read the cause, drain, acknowledge)")
+        self.host = host
+        self.profile = profile
+        self.config = config
+        # called after INTx is enabled and after each recovery re-arm, i.e. after every
+        # request_irq on the host (a masking policy must be re-applied then to hold)
+        self.after_enable = after_enable
+        self.status = status          # called with the Run between batches (live status line)
+        self.ready = ready            # called once the card is initialised, before the first batch
+        self.intx = Intx(host, config.unmask, config.rearm_each)
+        self.hists = (Histogram(), Histogram(), Histogram())  # HISTOGRAMS[config.source]
+        self.counts = Counts()
+        self.stalls = []
+        self.interrupted = False
+        self.last_arrival_ns = 0      # external: the last trigger's time, across batches
+        self.elapsed_s = 0.0          # the whole run, set-up and teardown included
+        self.loop_s = 0.0             # the measured loop: first batch start to last batch end
+        self.host_before = self.host_after = None
+        self.cpu = {}
+
+    @property
+    def external(self):
+        return self.config.source == "external"
+
+    # --- the stall path (rare; Python) --------------------------------------------
+    def _stall(self):
+        state = self.host.host_state()
+        # service the card by polling: its interrupt is not lost
+        if self.external:
+            if self._engine.trigger_pending():
+                return True      # it came just as the watchdog fired: the next batch has it
+            cause, items = self._engine.service_external()
+            self.counts.items += items
+            self.counts.items_polled += items
+            if not cause:
+                self.counts.quiet += 1
+                return True      # a silence, not a stall: nothing came, nothing is pending
+        else:
+            cause = self.profile.ack()
+            if not cause:
+                self.counts.lost += 1
+                return True  # nothing pending: a lost raise, not a stalled line; go on
+        stall = Stall(self.counts.delivered, state, cause)
+        self.stalls.append(stall)
+        self.counts.polled += 1
+        if not self.config.recover:
+            return False
+        self.intx.rearm()  # free_irq + request_irq re-arm the controller's source
+        if self.after_enable:
+            self.after_enable(self)
+        self._engine.update_fds()
+        stall.recovered = True
+        return True
+
+    def execute(self):
+        cfg = self.config
+        self.intx.check_info()
+        proc = psutil.Process()
+        self._engine = None
+        cpu0 = ctx0 = None
+        start = time.monotonic_ns()
+        loop0 = 0
+        deadline = start + int(cfg.duration_s * 1e9) if cfg.duration_s else 0
+        try:
+            self.intx.enable()
+            if self.after_enable:
+                self.after_enable(self)
+            self.profile.init()
+            if self.external:
+                self.profile.program("init_external")()
+            if cfg.engine == "c":
+                from .c_engine import CLoop
+                self._engine = CLoop(self)
+            else:
+                self._engine = python_engine.PythonLoop(self)
+            self.host_before = self.host.host_state()
+            if self.ready:
+                self.ready(self)
+            cpu0, ctx0 = proc.cpu_times(), proc.num_ctx_switches()
+            batch_n = 64
+            remaining = cfg.loops if not cfg.duration_s else MAX_LOOPS
+            loop0 = time.monotonic_ns()
+            while remaining > 0:
+                if deadline and time.monotonic_ns() >= deadline:
+                    break
+                t = time.monotonic_ns()
+                n = min(batch_n, remaining)
+                b = self._engine.run_batch(n, self.hists, deadline)
+                self._account(b)
+                remaining -= b.delivered if self.external else b.raised
+                if b.reason == SIGNAL:
+                    raise KeyboardInterrupt
+                if b.reason == TIMEOUT and not self._stall():
+                    break
+                if b.reason != TIMEOUT and (b.delivered if self.external else b.raised) < n:
+                    break  # deadline reached inside the batch
+                # aim for ~0.2 s per batch so the status line stays live
+                took = max(1, time.monotonic_ns() - t)
+                batch_n = max(16, min(1 << 20, int(n * 2e8 / took)))
+                if self.status:
+                    self.status(self)
+        except KeyboardInterrupt:
+            self.interrupted = True
+            cut = self._engine.collect() if self._engine is not None else None
+            if cut is not None:  # the batch the signal cut short
+                self._account(cut)
+        finally:
+            end = time.monotonic_ns()
+            self.elapsed_s = (end - start) / 1e9
+            if loop0:  # the work between batches (stalls, status line) is inside it
+                self.loop_s = (end - loop0) / 1e9
+            if cpu0 is not None:  # the measurement had started
+                cpu1, ctx1 = proc.cpu_times(), proc.num_ctx_switches()
+                self.cpu = {"user_s": cpu1.user - cpu0.user, "system_s": cpu1.system - cpu0.system,
+                            "voluntary_ctx_switches": ctx1.voluntary - ctx0.voluntary,
+                            "involuntary_ctx_switches": ctx1.involuntary - ctx0.involuntary}
+            self.teardown()
+        return self
+
+    def _account(self, b):
+        c = self.counts
+        c.raised += b.raised
+        c.delivered += b.delivered
+        c.spurious += b.spurious
+        c.extra_signals += b.extra_signals
+        c.items += b.items
+        self.profile.raised += b.raised
+
+    def teardown(self):
+        """Always: INTx disabled, card quiesced, fds closed (each step attempted)."""
+        errors = []
+        # host state first: once INTx is disabled, vfio's line leaves /proc/interrupts
+        for step in (self._host_after, self._close_engine, self.intx.close, self.profile.quiesce):
+            try:
+                step()
+            except Exception as exc:  # keep tearing down; report the first failure
+                errors.append(exc)
+        if errors and not self.interrupted:
+            raise errors[0]
+
+    def _close_engine(self):
+        if self._engine is not None:
+            self._engine.close()
+
+    def _host_after(self):
+        self.host_after = self.host.host_state()
+
+    # --- results --------------------------------------------------------------------
+    def _latency_json(self):
+        """The time histograms by name (HISTOGRAMS); external's items are in "external"."""
+        return {name: h.to_json() for name, h in zip(HISTOGRAMS[self.config.source], self.hists)
+                if name != "items"}
+
+    @property
+    def verdict(self):
+        """The verdict's text; pyvfio.verdict holds the rule and the data."""
+        return of_run(self).text
+
+    def host_irq_delta(self):
+        a, b = (self.host_before or {}).get("irq_count"), (self.host_after or {}).get("irq_count")
+        return None if a is None or b is None else b - a
+
+    def to_json(self):
+        c = self.counts
+        delta = self.host_irq_delta()
+        per_irq = (self.cpu.get("user_s", 0) + self.cpu.get("system_s", 0)) / c.delivered if c.delivered else None
+        verdict = of_run(self)
+        out = {
+            "verdict": verdict.text,            # for readers; "outcome" is the verdict as data
+            "outcome": verdict.to_json(),
+            "interrupted": self.interrupted,
+            "source": self.config.source,
+            "counts": {"raised": c.raised, "delivered": c.delivered, "stalled": len(self.stalls),
+                       "recovered": sum(s.recovered for s in self.stalls), "polled": c.polled,
+                       "lost": c.lost, "spurious_triggers": c.spurious, "extra_signals": c.extra_signals},
+            "host_interrupts": delta,
+            "host_per_delivered": (delta / c.delivered) if delta is not None and c.delivered else None,
+            "elapsed_s": self.elapsed_s,
+            # delivered over the measured loop (batches and the work between them,
+            # not INTx enable, card init or teardown)
+            "loop_s": self.loop_s,
+            "throughput_per_s": c.delivered / self.loop_s if self.loop_s else None,
+            "cpu": {**self.cpu, "cpu_us_per_interrupt": per_irq * 1e6 if per_irq is not None else None},
+            "latency": self._latency_json(),
+            "stalls": [s.to_json() for s in self.stalls],
+            "host_state": {"before": self.host_before, "after": self.host_after},
+        }
+        if self.external:
+            items = self.hists[2].c
+            out["external"] = {
+                "items": c.items, "items_polled": c.items_polled, "quiet_watchdog_periods": c.quiet,
+                "items_per_interrupt": {"count": items.count, "min": items.min, "max": items.max,
+                                        "avg": items.sum / items.count if items.count else None,
+                                        "buckets": self.hists[2].to_json()["buckets"]}}
+        for key in ("controller_deliveries",):  # what only a model host can count
+            if self.host_after and key in self.host_after and self.host_before:
+                out[key] = self.host_after[key] - self.host_before.get(key, 0)
+        return out
