@@ -1,4 +1,4 @@
-"""The INTx engine: drives a card's interrupts through a host (real or model),
+"""One run of the INTx engine: drives a card's interrupts through a host (real or model),
 counts what was delivered, stalled and recovered, and measures latency.
 
 `Run` owns one run: it arms INTx, initialises the card, runs batches on the chosen
