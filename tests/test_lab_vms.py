@@ -32,7 +32,9 @@ CONFIGS = {
     "x86_64-6.12-nointxmask1": ["x86_64", "--kernel", "6.12", "--nointxmask", "1", *ALL_CARDS, *SHARED_LINE],
     "x86_64-6.1-nointxmask0": ["x86_64", "--kernel", "6.1", "--nointxmask", "0", "--card", "edu"],
     "x86_64-6.1-nointxmask1": ["x86_64", "--kernel", "6.1", "--nointxmask", "1", "--card", "edu"],
-    "ppc64le-xive-nointxmask0": ["ppc64le", "--ic", "xive", "--nointxmask", "0", *ALL_CARDS],
+    # e1000 and rtl8139 run on ppc64le in the nointxmask=1 boot (CI's budget)
+    "ppc64le-xive-nointxmask0": ["ppc64le", "--ic", "xive", "--nointxmask", "0", "--card", "edu",
+                                 "--card", "pci-serial"],
     "ppc64le-xive-nointxmask1": ["ppc64le", "--ic", "xive", "--nointxmask", "1", *ALL_CARDS],
     "ppc64le-xics-nointxmask1": ["ppc64le", "--ic", "xics", "--nointxmask", "1", "--card", "edu"],
 }

@@ -8,6 +8,7 @@ one VM per machine and nointxmask value); skipped with the reason only when QEMU
 cannot run here."""
 
 import json
+import os
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -21,6 +22,10 @@ pytestmark = pytest.mark.labhost
 
 @pytest.mark.parametrize("arch", ["ppc64le", "x86_64"])
 def test_seed_reproduces_and_the_model_agrees(arch, tmp_path):
+    if arch == "x86_64" and os.environ.get("PYVFIO_LAB_FULL") != "1":
+        # CI's budget: the x86 kernels' before/after (6.1 lazy, 6.12 unlazy) is run by
+        # every in-guest batch already; this end-to-end pass adds four boots
+        pytest.skip("the x86_64 seed end to end runs with PYVFIO_LAB_FULL=1 (not in CI: its budget)")
     need_lab(arch)
     out, svg = tmp_path / "seed.json", tmp_path / "seed.svg"
     p = subprocess.run([sys.executable, "-m", "pyvfio", "repro", "--lab", arch, "--scenario", "seed",
