@@ -137,13 +137,6 @@ class Loop:
         return res
 
 
-@pytest.fixture
-def efds():
-    trigger, unmask = EventFd(), EventFd()
-    yield trigger, unmask
-    trigger.close()
-    unmask.close()
-
 
 def start(card):
     card.start()

@@ -7,11 +7,8 @@ import os
 import threading
 import time
 
-import pytest
-
 from pyvfio._binding import ffi, lib
 from pyvfio.engine.c_engine import fill_steps
-from pyvfio.eventfd import EventFd
 from pyvfio.histogram import Histogram
 from pyvfio.intx import EventfdWrite
 
@@ -84,13 +81,6 @@ class ExternalLoop:
         self.cfg.last_arrival_ns = res.last_arrival_ns
         return res
 
-
-@pytest.fixture
-def efds():
-    trigger, unmask = EventFd(), EventFd()
-    yield trigger, unmask
-    trigger.close()
-    unmask.close()
 
 
 def serve(plan, efds, n, **kw):
