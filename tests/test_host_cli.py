@@ -252,6 +252,17 @@ def test_bind_and_unbind_without_root_say_so_in_one_line(tmp_path):
         # folder): give it a world-readable copy of the package, compiled extension included
         shutil.copytree(os.path.join(REPO, "pyvfio"), os.path.join(top, "pkg", "pyvfio"),
                         ignore=shutil.ignore_patterns("__pycache__"))
+        # and of what it imports from the venv (ioctl-opt, cffi's backend, psutil): the
+        # host code reads PCI constants from the compiled <linux/pci_regs.h> (pyvfio.uapi)
+        import importlib.util
+        for mod in ("ioctl_opt", "_cffi_backend", "psutil"):
+            origin = importlib.util.find_spec(mod).origin
+            if os.path.basename(origin) == "__init__.py":
+                src = os.path.dirname(origin)
+                shutil.copytree(src, os.path.join(top, "pkg", os.path.basename(src)),
+                                ignore=shutil.ignore_patterns("__pycache__"))
+            else:
+                shutil.copy(origin, os.path.join(top, "pkg"))
         for folder, _, _ in os.walk(os.path.join(top, "pkg")):
             os.chmod(folder, 0o755)
         env = {**os.environ, "PYVFIO_SYSROOT": top, "PYTHONPATH": os.path.join(top, "pkg")}
