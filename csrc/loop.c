@@ -144,8 +144,7 @@ static int run_ops(const struct pyvfio_loop_cfg *cfg, const struct pyvfio_reg_op
     return 0;
 }
 
-/* run_ops for Python: `profile check` runs a card's raise and ack through it, and
- * the host tests drive each op kind with it. */
+/* run_ops for Python: the host tests drive each op kind through the loop's own code. */
 int pyvfio_run_ops(const struct pyvfio_loop_cfg *cfg, const struct pyvfio_reg_op *ops, int n,
                    uint64_t seq, uint64_t *cause, uint64_t *items)
 {
@@ -165,25 +164,35 @@ static int run_steps(const struct pyvfio_step *steps, int n, struct pyvfio_loop_
     return 0;
 }
 
+/* The epoll set of a loop: the trigger eventfd, and Python's wakeup fd if any. */
+static int loop_epoll(const struct pyvfio_loop_cfg *cfg, struct pyvfio_loop_result *res)
+{
+    struct epoll_event ev = {.events = EPOLLIN};
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    if (ep < 0)
+        return fail(res, "epoll_create1");
+    ev.data.fd = cfg->trigger_fd;
+    if (epoll_ctl(ep, EPOLL_CTL_ADD, cfg->trigger_fd, &ev) == 0) {
+        ev.data.fd = cfg->wakeup_fd;
+        if (cfg->wakeup_fd < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, cfg->wakeup_fd, &ev) == 0)
+            return ep;
+    }
+    fail(res, "epoll_ctl");
+    close(ep);
+    return -1;
+}
+
 int pyvfio_intx_loop(const struct pyvfio_loop_cfg *cfg, struct pyvfio_loop_result *res,
                      struct pyvfio_hist *wakeup, struct pyvfio_hist *service,
                      struct pyvfio_hist *rtt)
 {
-    struct epoll_event ev = {.events = EPOLLIN}, got[2];
-    int ep = epoll_create1(EPOLL_CLOEXEC);
+    struct epoll_event got[2];
     uint64_t next = 0;
+    int ep;
 
     res->reason = PYVFIO_DONE;
-    if (ep < 0)
-        return fail(res, "epoll_create1");
-    ev.data.fd = cfg->trigger_fd;
-    if (epoll_ctl(ep, EPOLL_CTL_ADD, cfg->trigger_fd, &ev))
-        goto err_ctl;
-    if (cfg->wakeup_fd >= 0) {
-        ev.data.fd = cfg->wakeup_fd;
-        if (epoll_ctl(ep, EPOLL_CTL_ADD, cfg->wakeup_fd, &ev))
-            goto err_ctl;
-    }
+    if ((ep = loop_epoll(cfg, res)) < 0)
+        return -1;
     for (uint64_t i = 0; i < cfg->loops; i++) {
         uint64_t cause = 0, count, t0, t1, t2;
         if (cfg->interval_ns) {
@@ -250,28 +259,6 @@ int pyvfio_intx_loop(const struct pyvfio_loop_cfg *cfg, struct pyvfio_loop_resul
 out:
     close(ep);
     return res->reason == PYVFIO_ERROR ? -1 : 0;
-err_ctl:
-    fail(res, "epoll_ctl");
-    close(ep);
-    return -1;
-}
-
-/* The epoll set of a loop: the trigger eventfd, and Python's wakeup fd if any. */
-static int loop_epoll(const struct pyvfio_loop_cfg *cfg, struct pyvfio_loop_result *res)
-{
-    struct epoll_event ev = {.events = EPOLLIN};
-    int ep = epoll_create1(EPOLL_CLOEXEC);
-    if (ep < 0)
-        return fail(res, "epoll_create1");
-    ev.data.fd = cfg->trigger_fd;
-    if (epoll_ctl(ep, EPOLL_CTL_ADD, cfg->trigger_fd, &ev) == 0) {
-        ev.data.fd = cfg->wakeup_fd;
-        if (cfg->wakeup_fd < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, cfg->wakeup_fd, &ev) == 0)
-            return ep;
-    }
-    fail(res, "epoll_ctl");
-    close(ep);
-    return -1;
 }
 
 int pyvfio_external_loop(const struct pyvfio_loop_cfg *cfg, struct pyvfio_loop_result *res,
