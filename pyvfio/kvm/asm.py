@@ -29,7 +29,7 @@ class Asm:
         self.origin = origin
         self.code = bytearray()
         self.labels = {}
-        self.fixups = []   # (position of the rel16, label)
+        self.fixups = []   # (position of the 16-bit field, label, relative?)
 
     @property
     def here(self):
@@ -67,7 +67,11 @@ class Asm:
         self._rel16(label)
 
     def _rel16(self, label):
-        self.fixups.append((len(self.code), label))
+        self.fixups.append((len(self.code), label, True))
+        self.emit(b"\0\0")
+
+    def _abs16(self, label):
+        self.fixups.append((len(self.code), label, False))
         self.emit(b"\0\0")
 
     # --- registers -------------------------------------------------------------
@@ -149,6 +153,23 @@ class Asm:
     def store_bx_indexed(self, disp, seg):  # 66 89 /r, mod=10 r/m=111: mov [seg:bx+disp16], eax
         self.emit(_SEG[seg], _OSIZE, 0x89, 0x87, _w16(disp))
 
+    # --- the interrupted IP on the stack ([bp+disp8], SS) --------------------------
+    def push_bp(self):
+        self.emit(0x55)
+
+    def pop_bp(self):
+        self.emit(0x5D)
+
+    def mov_bp_sp(self):                    # 89 /r: mov bp, sp
+        self.emit(0x89, 0xE5)
+
+    def cmp_bp_word_label(self, disp8, label):  # 81 /7, mod=01 r/m=110: cmp word [bp+disp8], label
+        self.emit(0x81, 0x7E, disp8)
+        self._abs16(label)
+
+    def inc_bp_word(self, disp8):           # FF /0, mod=01 r/m=110: inc word [bp+disp8]
+        self.emit(0xFF, 0x46, disp8)
+
     # --- ports -----------------------------------------------------------------
     def out_imm8(self, port, v):
         """mov al, v; out port, al (E6 ib: ports below 0x100)."""
@@ -168,11 +189,11 @@ class Asm:
 
     # --- output ----------------------------------------------------------------
     def assemble(self):
-        for pos, label in self.fixups:
+        for pos, label, relative in self.fixups:
             if label not in self.labels:
                 raise UsageError(f"guest program: undefined label {label!r}")
-            rel = self.labels[label] - (self.origin + pos + 2)
-            if not -0x8000 <= rel < 0x8000:
-                raise UsageError(f"guest program: jump to {label!r} out of rel16 range")
-            self.code[pos:pos + 2] = _w16(rel)
+            value = self.labels[label] - (self.origin + pos + 2) if relative else self.labels[label]
+            if not (-0x8000 <= value < 0x8000 if relative else 0 <= value <= 0xFFFF):
+                raise UsageError(f"guest program: {label!r} is out of 16-bit range")
+            self.code[pos:pos + 2] = _w16(value)
         return bytes(self.code)

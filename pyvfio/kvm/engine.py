@@ -62,6 +62,7 @@ class KvmLoop:
         self.tsc_hz = None
         self.aborted = False
         self.stray = 0            # PIC vectors with no request behind them (read at close)
+        self.at_stall = None      # the guest's control block when the watchdog gave up
         self._cmd, self._done = queue.Queue(), queue.Queue()
         self.thread = None
         self.kvm = self.vm = self.ram = self.vcpu = None
@@ -280,7 +281,7 @@ class KvmLoop:
                 "elcr": "level" if self.pic.level else "edge",
                 "userspace_unmask_calls": self.unmask_calls, "exits": dict(self.exits),
                 "pic_stray_vectors": self.stray,
-                "tsc_hz": self.tsc_hz,
+                "tsc_hz": self.tsc_hz, "control_block_at_stall": self.at_stall,
                 "bars": {w.name: {"kind": w.kind, "guest_base": w.base, "size": w.size,
                                   "memslot": w.mapped} for w in self.windows.values()}}
 

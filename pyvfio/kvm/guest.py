@@ -208,6 +208,23 @@ class ProgramCompiler:
             a.store(op.offset, EAX, op.width, seg="es")
 
 
+def skip_hlt(a, pushed):
+    """If the interrupt came in with IP at the wait loop's hlt, return past it.
+    `sti; hlt` relies on sti's one-instruction interrupt shadow; under nested SVM
+    emulated by TCG the shadow is not always kept across a #VMEXIT, the interrupt is
+    taken before the hlt, and iret returned onto it: the vCPU slept with the
+    interrupt serviced (seen: ISR count one ahead of the loop's, a guest halted for
+    good).  Pushes BP (the caller pops it; `pushed` bytes lie above it already)."""
+    a.push_bp()
+    a.mov_bp_sp()
+    ip = 2 + pushed                                # BP, then what the caller pushed, then IP
+    a.cmp_bp_word_label(ip, "hlt")
+    skip = f"not_at_hlt_{a.here:#x}"
+    a.jcc("jnz", skip)
+    a.inc_bp_word(ip)                              # hlt is one byte
+    a.label(skip)
+
+
 def build(profile, windows, pic, userspace_eoi):
     """The guest image: (code bytes at CODE, the reset page, the IVT at 0)."""
     a = Asm(CODE)
@@ -238,7 +255,8 @@ def build(profile, windows, pic, userspace_eoi):
     a.cmp_eax_mem(c["done"])
     a.jcc("jnz", "got")
     a.sti()
-    a.hlt()                                        # sti's shadow: no wakeup lost before hlt
+    a.label("hlt")
+    a.hlt()                                        # see skip_hlt: an interrupt here wakes us
     a.jmp("wait")
     a.label("got")
     a.sti()
@@ -271,6 +289,7 @@ def build(profile, windows, pic, userspace_eoi):
     for reg in (EAX, 2, ECX):
         a.push(reg)
     a.push_es()
+    skip_hlt(a, 14)
     a.rdtsc()
     a.store(c["t_entry"])
     comp.compile(a, profile.ack_ops, c["cause"])
@@ -291,13 +310,16 @@ def build(profile, windows, pic, userspace_eoi):
     if userspace_eoi:
         a.out_dx(PORT_EOI)
     a.label("isr_out")
+    a.pop_bp()
     a.pop_es()
     for reg in (ECX, 2, EAX):
         a.pop(reg)
     a.iret()
     # --- stray PIC vectors (a spurious IRQ7/15 sets no ISR bit: no EOI) and faults ---
     a.label("stray")
+    skip_hlt(a, 0)
     a.inc_mem(c["stray"])
+    a.pop_bp()
     a.iret()
     a.label("fault")
     a.out_dx(PORT_FAULT)
