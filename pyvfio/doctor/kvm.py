@@ -7,7 +7,7 @@ def check(s, root, kvm_probe):
     avail, ev = kvm_probe(root, s.machine)
     if avail:
         return Check("kvm_irqfd_resample", OK, "KVM resample irqfd available: a VM unmasks "
-                     "INTx by eventfd on guest EOI (pyvfio --unmask eventfd measures that path)", ev)
+                     "INTx by eventfd on guest EOI (pyvfio run --guest kvm runs that path)", ev)
     return Check("kvm_irqfd_resample", WARN,
                  "KVM resample irqfd not available" if avail is False else "KVM resample irqfd: unknown",
                  ev + "; a VM here would unmask by one SET_IRQS ioctl per interrupt "
