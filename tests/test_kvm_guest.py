@@ -34,9 +34,11 @@ class _Profile:
             setattr(self, f"{prog}_ops", tuple(ops))
 
 
-def _build(name, access="mmap", level=True, userspace_eoi=False):
+def _build(name, access="mmap", level=True, userspace_eoi=False, irqchip="pic"):
+    """(code, reset page, IVT) of the guest for builtin profile `name`."""
     p = _Profile(name, access)
-    return guest.build(p, guest.place_windows(p), guest.Pic(5, level), userspace_eoi)
+    image = guest.build(p, guest.place_windows(p), guest.IRQCHIPS[irqchip](5, level), userspace_eoi)
+    return image[guest.CODE], image[guest.RAM_SIZE], image[0]
 
 
 def _objdump(code, origin):
@@ -74,6 +76,16 @@ def test_edu_compiles_to_a_guest_with_its_isr_in_the_ivt():
     text = [" ".join(w) for w in _objdump(code, guest.CODE)]
     assert "mov %eax,%es:0x60" in text                         # raise: IRQ_RAISE
     assert "mov %es:0x24,%eax" in text and "mov %eax,%es:0x64" in text   # ack: status, ack
+
+
+def test_ioapic_guest_reaches_the_ioapic_and_lapic_through_unreal_mode():
+    code, _, ivt = _build("edu", irqchip="ioapic")
+    text = " | ".join(" ".join(w) for w in _objdump(code, guest.CODE))
+    assert "lgdtl 0x610" in text and "mov %bx,%gs" in text
+    assert "addr32 mov %eax,%gs:0xfec00010" in text      # IOWIN
+    assert "addr32 mov %eax,%gs:0xfee000b0" in text      # the LAPIC EOI in the ISR
+    isr = int.from_bytes(ivt[4 * guest.IOAPIC_VECTOR:4 * guest.IOAPIC_VECTOR + 2], "little")
+    assert guest.CODE < isr < guest.CODE + len(code)
 
 
 def test_e1000_compiles():

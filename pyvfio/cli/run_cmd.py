@@ -111,7 +111,7 @@ def summary_lines(result):
         out.append(f"throughput {result['throughput_per_s']:.0f}/s")
     k = result.get("kvm")
     if k:
-        out.append(f"kvm guest: {k['irqchip']} GSI {k['gsi']} ({k['elcr']}), unmask {k['unmask']}: "
+        out.append(f"kvm guest: {k['irqchip']} GSI {k['gsi']} ({k['trigger']}), unmask {k['unmask']}: "
                    f"userspace unmask calls {k['userspace_unmask_calls']}, exits {k['exits']}, "
                    f"TSC {k['tsc_hz'] / 1e9:.3f} GHz (calibrated against CLOCK_MONOTONIC)")
     hi = result.get("host_interrupts")

@@ -33,7 +33,7 @@ from .batch import SIGNAL, TIMEOUT
 ENGINES = ("c", "python")
 SOURCES = ("raise", "external")
 GUESTS = ("toy", "kvm")      # toy: pyvfio's userspace guest; kvm: a real vCPU (pyvfio/kvm)
-IRQCHIPS = ("pic",)          # the KVM guest's interrupt controller (in KVM)
+IRQCHIPS = ("pic", "ioapic")  # the KVM guest's interrupt controller (in KVM)
 MAX_LOOPS = 10**9
 # What the three histograms of a run hold, by source (the items one counts, not ns).
 HISTOGRAMS = {"raise": ("wakeup", "service", "round_trip"),

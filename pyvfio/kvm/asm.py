@@ -153,6 +153,21 @@ class Asm:
     def store_bx_indexed(self, disp, seg):  # 66 89 /r, mod=10 r/m=111: mov [seg:bx+disp16], eax
         self.emit(_SEG[seg], _OSIZE, 0x89, 0x87, _w16(disp))
 
+    # --- unreal mode: GS with a 4 GiB limit, for the IOAPIC and LAPIC (0xfec00000, 0xfee00000)
+    def enter_unreal(self, gdtr, selector):
+        """lgdt [gdtr]; set CR0.PE; load GS from `selector` (a flat data descriptor);
+        clear PE.  GS keeps its 4 GiB limit back in real mode (its descriptor cache),
+        so [gs:disp32] reaches any address.  Interrupts must be off."""
+        self.emit(_OSIZE, 0x0F, 0x01, 0x16, _w16(gdtr))     # lgdt [disp16] (32-bit base)
+        self.emit(0x0F, 0x20, 0xC0, 0x0C, 0x01, 0x0F, 0x22, 0xC0)   # mov eax,cr0; or al,1; mov cr0,eax
+        self.mov_r16_imm(EBX, selector)
+        self.emit(0x8E, 0xEB)                                 # mov gs, bx
+        self.emit(0x24, 0xFE, 0x0F, 0x22, 0xC0)              # and al,0xfe; mov cr0,eax
+
+    def store_abs32(self, addr, reg=EAX):
+        """mov [gs:disp32], reg (67: 32-bit addressing, ModRM mod=00 r/m=101)."""
+        self.emit(_SEG["gs"], 0x67, _OSIZE, 0x89, 0x05 | reg << 3, _w32(addr))
+
     # --- the interrupted IP on the stack ([bp+disp8], SS) --------------------------
     def push_bp(self):
         self.emit(0x55)

@@ -81,15 +81,15 @@ class KvmLoop:
         if self.unmask == "resample":
             self.kvm.require(*RESAMPLE)
         self.windows = guest.place_windows(ctx.profile)
-        self.pic = guest.Pic(GSI, level=self.unmask == "resample")
-        code, reset, ivt = guest.build(ctx.profile, self.windows, self.pic, self.userspace_eoi)
+        # level for the resampler; a pulse irqfd needs an edge input, which latches it
+        self.pic = guest.IRQCHIPS[ctx.config.irqchip](GSI, level=self.unmask == "resample")
+        image = guest.build(ctx.profile, self.windows, self.pic, self.userspace_eoi)
         self.vm = vm = self.kvm.create_vm()
         vm.create_irqchip()
         # RAM, and one more page for the reset vector's far jump
         self.ram = ram = Ram(guest.RAM_SIZE + 0x1000)
-        ram.write(0, ivt)
-        ram.write(guest.CODE, code)
-        ram.write(guest.RAM_SIZE, reset)
+        for gpa, data in image.items():   # the reset page is the extra page at RAM_SIZE
+            ram.write(gpa, data)
         vm.add_memslot(0, guest.RAM_SIZE, ram.address(), "RAM")
         vm.add_memslot(guest.RESET_PAGE, 0x1000, ram.address(guest.RAM_SIZE), "reset page",
                        readonly=True)
@@ -277,8 +277,8 @@ class KvmLoop:
         return False
 
     def to_json(self):
-        return {"guest": "kvm", "irqchip": "pic", "gsi": GSI, "unmask": self.unmask,
-                "elcr": "level" if self.pic.level else "edge",
+        return {"guest": "kvm", "irqchip": self.pic.name, "gsi": GSI, "unmask": self.unmask,
+                "trigger": "level" if self.pic.level else "edge",
                 "userspace_unmask_calls": self.unmask_calls, "exits": dict(self.exits),
                 "pic_stray_vectors": self.stray,
                 "tsc_hz": self.tsc_hz, "control_block_at_stall": self.at_stall,

@@ -46,6 +46,11 @@ IO_BASE, IO_STRIDE = 0xC000, 0x100
 RESET_PAGE = 0xFFFFF000
 PORT_BATCH, PORT_EOI, PORT_FAULT = 0x510, 0x511, 0x512
 PIC_VECTOR = {0: 0x20, 8: 0x28}   # vector bases programmed into the master and the slave
+GDT = 0x600                       # the flat data descriptor unreal mode loads (Ioapic)
+GDTR = GDT + 0x10
+IOAPIC_BASE, LAPIC_BASE = 0xFEC00000, 0xFEE00000
+IOAPIC_VECTOR = 0x30
+LAPIC_SPURIOUS = 0xFF
 
 # The control block: name -> byte offset (all dwords).
 CTRL_BASE = 0x500
@@ -99,6 +104,7 @@ class Pic:
     """The 8259 pair as the guest programs it for one IRQ (0-15, not the cascade)."""
     irq: int
     level: bool      # ELCR bit: level-triggered (resample) or edge (a pulse irqfd)
+    name = "pic"
 
     @property
     def vector(self):
@@ -128,6 +134,49 @@ class Pic:
         if self.irq >= 8:
             a.out_imm8(0xA0, 0x20)
         a.out_imm8(0x20, 0x20)
+
+
+class Ioapic:
+    """KVM's in-kernel IOAPIC and LAPIC as the guest programs them for one GSI:
+    the PIC masked whole, the LAPIC enabled (SVR), the GSI's redirection entry
+    unmasked, fixed delivery to APIC 0, level (resample) or edge; EOI at the LAPIC,
+    which for a level vector (its TMR bit) KVM forwards to the IOAPIC
+    (arch/x86/kvm/ioapic.c kvm_ioapic_update_eoi_one: remote IRR cleared, the ack
+    notifiers run: the resampler).  Real mode cannot reach 0xfec00000, so set-up
+    first enters unreal mode (GS flat)."""
+
+    name = "ioapic"
+
+    def __init__(self, gsi, level):
+        self.irq, self.level = gsi, level
+        self.vector = IOAPIC_VECTOR
+
+    def program(self, a):
+        a.out_imm8(0x21, 0xFF)
+        a.out_imm8(0xA1, 0xFF)
+        a.enter_unreal(GDTR, 0x08)
+        a.mov_r32_imm(EAX, 0x100 | LAPIC_SPURIOUS)           # SVR: APIC software-enabled
+        a.store_abs32(LAPIC_BASE + 0xF0)
+        low = self.vector | (1 << 15 if self.level else 0)    # active high, physical, fixed
+        for index, value in ((0x10 + 2 * self.irq + 1, 0), (0x10 + 2 * self.irq, low)):
+            a.mov_r32_imm(EAX, index)
+            a.store_abs32(IOAPIC_BASE)                        # IOREGSEL
+            a.mov_r32_imm(EAX, value)
+            a.store_abs32(IOAPIC_BASE + 0x10)                 # IOWIN
+
+    def eoi(self, a):
+        a.xor_r32_r32(EAX, EAX)
+        a.store_abs32(LAPIC_BASE + 0xB0)
+
+
+IRQCHIPS = {"pic": Pic, "ioapic": Ioapic}
+
+
+def gdt():
+    """The GDT unreal mode loads: null, then a flat 4 GiB read/write data segment;
+    and its descriptor (limit, 32-bit base)."""
+    table = bytes(8) + (0x00CF92000000FFFF).to_bytes(8, "little")
+    return table, (len(table) - 1).to_bytes(2, "little") + GDT.to_bytes(4, "little")
 
 
 class ProgramCompiler:
@@ -226,7 +275,8 @@ def skip_hlt(a, pushed):
 
 
 def build(profile, windows, pic, userspace_eoi):
-    """The guest image: (code bytes at CODE, the reset page, the IVT at 0)."""
+    """The guest image: {guest physical address: bytes} (the IVT, the GDT, the code,
+    the reset page).  `pic`: the irqchip (Pic or Ioapic) the guest programs."""
     a = Asm(CODE)
     comp = ProgramCompiler(profile, windows)
     c = CTRL
@@ -330,12 +380,13 @@ def build(profile, windows, pic, userspace_eoi):
     code = bytearray(a.assemble())
     ivt = bytearray()
     for vector in range(256):
-        pic_vector = 0x20 <= vector < 0x30
-        target = "isr" if vector == pic.vector else "stray" if pic_vector else "fault"
+        stray = 0x20 <= vector < 0x30 or vector == LAPIC_SPURIOUS
+        target = "isr" if vector == pic.vector else "stray" if stray else "fault"
         ivt += a.labels[target].to_bytes(2, "little") + b"\0\0"   # offset, segment 0
     if CODE + len(code) > STACK_TOP - 0x1000:
         raise UsageError(f"guest program of {len(code)} bytes overruns its stack; shorten the profile's programs")
     # the reset page: at 0xfffffff0, jmp far 0000:CODE (EA iw iw)
     reset = bytearray(0x1000)
     reset[0xFF0:0xFF5] = bytes([0xEA]) + CODE.to_bytes(2, "little") + b"\0\0"
-    return bytes(code), bytes(reset), bytes(ivt)
+    table, gdtr = gdt()
+    return {0: bytes(ivt), GDT: table, GDTR: gdtr, CODE: bytes(code), RAM_SIZE: bytes(reset)}
