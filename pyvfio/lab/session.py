@@ -60,6 +60,16 @@ def _prepare(cfg, cache_root):
     return prep
 
 
+def src_cache(kver):
+    """The checkout share's 9p cache mode.  Every Python import stats and reads it,
+    a 9p round trip each with cache=none (seconds per `pyvfio` process in a TCG
+    guest); 0x3 (CACHE_META|CACHE_FILE, fs/9p/v9fs.h) caches attributes and reads
+    but writes through, so what the guest writes is on the host when it returns.
+    Kernels before 6.6 take only named modes, of which none writes through."""
+    major, minor = (int(x) for x in kver.split(".")[:2])
+    return "0x3" if (major, minor) >= (6, 6) else "none"
+
+
 def _write_run_dir(cfg, prep, run_dir):
     src = str(CHECKOUT)
     facts = {"arch": cfg.arch, "kernel": cfg.kernel, "kver": prep["kernel"]["kver"],
@@ -73,7 +83,8 @@ def _write_run_dir(cfg, prep, run_dir):
 
     env = {"LAB_SRC": src, "LAB_RUN": str(run_dir), "LAB_NOINTXMASK": str(cfg.nointxmask),
            "LAB_CARDS": " ".join(f"{c}={CARDS[c][1]}" for c in cfg.cards),
-           "LAB_HOST_CARDS": " ".join(f"{h['driver']}={h['bdf']}" for h in facts["host_cards"])}
+           "LAB_HOST_CARDS": " ".join(f"{h['driver']}={h['bdf']}" for h in facts["host_cards"]),
+           "LAB_SRC_CACHE": src_cache(prep["kernel"]["kver"])}
     (run_dir / "lab.env").write_text("".join(f"{k}={shlex.quote(v)}\n" for k, v in env.items()))
     # `pyvfio` on PATH in every guest, as a user types it: a launcher for the guest's
     # Python (the ppc64le root has no console script; the x86 venv's would do).
