@@ -4,8 +4,11 @@ has one) through the in-kernel PIC or IOAPIC, with the resample irqfd, with a
 userspace unmask, and with nobody unmasking (the negative control).  One KVM VM
 per test; nested under TCG an interrupt takes ~0.5 ms (resample) to ~1 ms."""
 
+import json
 import os
 import platform
+import subprocess
+import sys
 
 import pytest
 
@@ -102,3 +105,14 @@ def test_irqfd_without_resample_and_no_unmask_stalls_after_one(edu):
 def test_resample_on_a_toy_guest_is_refused():
     with pytest.raises(UsageError, match="unknown unmask mode 'resample'"):
         RunConfig(unmask="resample").check()
+
+
+def test_the_command_line_reports_the_kvm_path_and_exits_5_on_the_stall(edu, tmp_path):
+    out = tmp_path / "r.json"
+    p = subprocess.run([sys.executable, "-m", "pyvfio", "run", edu, "--guest", "kvm", "--unmask", "none",
+                        "-l", "5", "--watchdog", "200", "-q", "--json", str(out)],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 5, p.stderr
+    assert "verdict: stall after 1" in p.stdout and "kvm guest: pic GSI 5 (edge), unmask none" in p.stdout
+    r = json.loads(out.read_text())
+    assert r["modes"]["guest"] == "kvm" and r["kvm"]["userspace_unmask_calls"] == 0
