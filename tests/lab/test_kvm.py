@@ -6,7 +6,6 @@ per test; nested under TCG an interrupt takes ~0.5 ms (resample) to ~1 ms."""
 
 import json
 import os
-import platform
 import subprocess
 import sys
 
@@ -19,10 +18,6 @@ from pyvfio.vfio import open_device
 
 pytestmark = pytest.mark.lab
 N = 10000
-
-if platform.machine() != "x86_64":
-    pytest.skip("the KVM guest is x86_64's (README: why no POWER KVM guest)", allow_module_level=True)
-
 
 @pytest.fixture
 def edu(facts):
