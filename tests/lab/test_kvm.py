@@ -1,7 +1,7 @@
 """The KVM guest on a real kernel (inside an x86 lab VM, whose QEMU emulates SVM, so
-kvm_amd gives it a /dev/kvm): a real vCPU services edu (and e1000 where the boot
-has one) through the in-kernel PIC or IOAPIC, with the resample irqfd, with a
-userspace unmask, and with nobody unmasking (the negative control).  One KVM VM
+kvm_amd gives it a /dev/kvm): a real vCPU services edu through the in-kernel PIC
+or IOAPIC, with the resample irqfd, with a userspace unmask, and with nobody
+unmasking (the negative control); every other bound card runs its own profile.  One KVM VM
 per test; nested under TCG an interrupt takes ~0.5 ms (resample) to ~1 ms."""
 
 import json
