@@ -118,6 +118,7 @@ def test_ops_the_guest_cannot_express_are_refused():
     (dict(guest="kvm", interval_us=10), "--interval is not available with --guest kvm"),
     (dict(guest="kvm", irqchip="apic9000"), "unknown irqchip 'apic9000'"),
     (dict(unmask="resample"), "unknown unmask mode 'resample'"),
+    (dict(irqchip="ioapic"), "--irqchip ioapic is for --guest kvm"),
 ])
 def test_bad_configurations(kw, message):
     with pytest.raises(UsageError, match=message):

@@ -78,6 +78,9 @@ class RunConfig:
             self._check_kvm()
         elif self.unmask not in UNMASK_MODES:
             raise UsageError(f"unknown unmask mode {self.unmask!r}", "use ioctl or eventfd")
+        elif self.irqchip != "pic":
+            raise UsageError(f"--irqchip {self.irqchip} is for --guest kvm",
+                             "the toy guest has no interrupt controller to choose")
         if self.engine not in ENGINES:
             raise UsageError(f"unknown engine {self.engine!r}", "use c or python")
         if self.access not in ("mmap", "rw"):
