@@ -71,6 +71,15 @@ def test_ioapic_edge_entry_and_userspace_eventfd_unmask(edu):
     assert k["userspace_unmask_calls"] >= 500
 
 
+def test_a_bar_without_mmap_is_trapped_and_forwarded(edu):
+    """--access rw: no memslot over BAR0, every guest access to it exits
+    (KVM_EXIT_MMIO) and goes through the region's bounded pread/pwrite."""
+    r = kvm_run(edu, 300, access="rw", unmask="resample")
+    k = r.to_json()["kvm"]
+    assert (r.verdict, r.counts.delivered) == ("ok", 300)
+    assert not k["bars"]["regs"]["memslot"] and k["exits"]["mmio"] >= 3 * 300  # raise, status, ack
+
+
 def test_every_bound_card_runs_its_profile_or_is_refused_in_one_line(card):
     """One profile, three engines: the guest runs the card's own raise/ack programs
     (e1000 through its memslot, the 16550 through trapped port I/O), or refuses, in
