@@ -207,6 +207,7 @@ class KvmLoop:
         if self.aborted:   # the guest is halted inside the raise the watchdog gave up on
             v[c["abort"] // 4] = 1
             self.vcpu.set_runnable()
+        self.vcpu.run.immediate_exit = 0   # a kick that came as the last batch ended
         self._cmd.put(n)
         last, seen = time.monotonic(), watch[1]() if watch else None
         while True:
