@@ -65,6 +65,7 @@ class LabConfig:
     ic: str = None
     nointxmask: int = 0
     policy: str = "default"
+    vfio: str = "shipped"       # vfio-pci: shipped, prefix, patch:FILE (lab/vfio_build.py)
     timeout: float = 300.0
     command: tuple = ()
     verbose: bool = False
@@ -101,6 +102,8 @@ class LabConfig:
             raise UsageError(f"--nointxmask must be 0 or 1, not {self.nointxmask}")
         if self.policy not in POLICIES:
             raise UsageError(f"unknown policy '{self.policy}'", f"choose {', '.join(POLICIES)}")
+        from . import vfio_build
+        vfio_build.parse(self.vfio)   # a bad variant or patch file: one line, now
         if not self.timeout or self.timeout <= 0:
             raise UsageError("--timeout must be a positive number of seconds")
 
