@@ -152,6 +152,18 @@ def _imports(path):
         return re.search(rb"(?<![A-Za-z0-9_])" + SYMBOL.encode() + rb"\x00", elf) is not None
 
 
+def loaded_module(root="/"):
+    """What /sys/module says of the vfio-pci-core (or vfio-pci) running: its name,
+    srcversion (a rebuilt module has one: pyvfio/lab/vfio_build.py; Debian's have
+    none) and taint ("O": out of tree, "E": unsigned).  {} when none is loaded."""
+    for name in MODULES:
+        d = paths.under(root, "sys/module", name.replace("-", "_"))
+        if os.path.isdir(d):
+            return {"module": name, "srcversion": paths.read_text(os.path.join(d, "srcversion"), "").strip(),
+                    "taint": paths.read_text(os.path.join(d, "taint"), "").strip()}
+    return {}
+
+
 # -- the version rule ----------------------------------------------------------------
 
 def parse_release(release):

@@ -103,14 +103,15 @@ def reload_vfio_pci(bdf, nointxmask, force=False, root="/"):
                           f"bind it again: pyvfio bind {bdf}")
 
 
-def run_cells(bdf, plan, here=False, force=False, echo=print):
-    """Every cell of `plan` on `bdf`; returns (cells as dicts, machine facts)."""
+def run_cells(bdf, plan, here=False, force=False, echo=print, vfio="shipped"):
+    """Every cell of `plan` on `bdf` with the vfio-pci variant loaded (`vfio`, an
+    axis value: only a lab boot can load another); returns (cells as dicts, machine facts)."""
     sysfacts = system.probe()
-    if plan.needs_policy_module():
+    at_device = masks_at_device(bdf, plan.run["profile"])
+    cells = [c for c in plan.cells(bool(at_device)) if c.vfio == vfio]
+    if any(c.policy in ("lazy", "unlazy") for c in cells):
         from ..lab import policy
         policy.ensure_module()
-    at_device = masks_at_device(bdf, plan.run["profile"])
-    cells = plan.cells(bool(at_device))
     loaded = sysfacts.nointxmask
     if here:
         cells = [c for c in cells if c.nointxmask == int(bool(loaded))]
@@ -136,11 +137,11 @@ def run_cells(bdf, plan, here=False, force=False, echo=print):
                      "chip": line.chip if line else None}
 
 
-def run_here(plan, bdf=None, here=False, force=False):
+def run_here(plan, bdf=None, here=False, force=False, vfio="shipped"):
     """pyvfio repro BDF (and --here in a lab guest): the plan's cells on this host's
     card.  Returns (cells, report fields)."""
     from ..lab import guest
-    from ..unlazy_fix import detect
+    from ..unlazy_fix import detect, loaded_module
 
     facts = guest.facts()
     if bdf is None:
@@ -158,9 +159,11 @@ def run_here(plan, bdf=None, here=False, force=False):
                           "; ".join(f for _, f in blockers) + " (pyvfio doctor explains)")
     with card_lock(bdf):
         cells, machine = run_cells(bdf, plan, here=here, force=force,
-                                   echo=lambda s: print(s, file=sys.stderr))
+                                   echo=lambda s: print(s, file=sys.stderr), vfio=vfio)
     fix = facts.get("unlazy_fix") if facts else detect(machine["kernel"]).present
+    module = dict(facts["vfio"]) if facts else {"variant": vfio}
+    module.update(loaded_module())   # what /sys/module says of the vfio-pci-core running
     for c in cells:
         c.update(masks_at_device=machine["masks_at_device"], chip=c.get("chip") or machine["chip"],
-                 unlazy_fix=fix, kver=machine["kernel"])
+                 unlazy_fix=fix, kver=machine["kernel"], vfio=module)
     return cells, {"bdf": bdf, "machine": machine, "lab": facts}

@@ -1,7 +1,8 @@
 """pyvfio repro --lab ARCH: the scenario's cells in lab VMs.
 
-One boot per machine of the scenario's [lab] table and per nointxmask value (the
-parameter is read when vfio-pci loads, so it is set at boot).  Inside, `pyvfio
+One boot per machine of the scenario's [lab] table, per nointxmask value (the
+parameter is read when vfio-pci loads, so it is set at boot) and per vfio-pci
+variant (the modules the boot loads: --vfio).  Inside, `pyvfio
 repro --here` runs that boot's cells on the lab card and writes their JSON into
 the checkout, which the guest shares read-write.
 """
@@ -18,14 +19,18 @@ from ..lab.errors import LabError
 
 
 def boots(plan, arch):
-    """(machine, nointxmask) per boot: the scenario's [lab] machines (machines.py)."""
+    """(machine, nointxmask, vfio, policy module?) per boot: the scenario's [lab]
+    machines (machines.py), one boot per load-time setting their cells have."""
     machines = plan.lab.get(arch)
     if not machines:
         raise UsageError(f"the scenario {plan.path} has no [lab] {arch} machines",
                          f"use --scenario seed, or add e.g. {arch} = [{{ kernel = \"6.12\" }}] under [lab]")
     for m in machines:
-        for nim in plan.axes["nointxmask"]:
-            yield m, nim
+        cells = plan.cells(m.masks_at_device, m.unlazy_fix)
+        for nim, vfio in dict.fromkeys((c.nointxmask, c.vfio) for c in cells):
+            module = any(c.policy in ("lazy", "unlazy") for c in cells
+                         if (c.nointxmask, c.vfio) == (nim, vfio))
+            yield m, nim, vfio, module
 
 
 def run_lab(plan, arch, timeout=900, echo=print):
@@ -38,14 +43,14 @@ def run_lab(plan, arch, timeout=900, echo=print):
     shutil.copyfile(plan.path, scenario)
     cells, boots_done, failures = [], [], []
     try:
-        for n, (m, nim) in enumerate(planned):
+        for n, (m, nim, vfio, module) in enumerate(planned):
             out = work / f"boot{n}.json"
             cfg = LabConfig(arch=arch, kernel=m.kernel, ic=m.ic, cards=(plan.lab_card,),
-                            nointxmask=nim, policy="lazy" if plan.needs_policy_module() else "default",
-                            timeout=timeout,
+                            nointxmask=nim, policy="lazy" if module else "default",
+                            vfio=plan.vfio_specs[vfio], timeout=timeout,
                             command=("python", "-m", "pyvfio", "repro", "--here", "--scenario", str(scenario),
-                                     "--json", str(out)))
-            label = f"{arch} {cfg.kernel} {cfg.ic} nointxmask={nim}"
+                                     "--vfio", vfio, "--json", str(out)))
+            label = f"{arch} {cfg.kernel} {cfg.ic} nointxmask={nim} vfio={vfio}"
             try:
                 status, _ = session.run(cfg)
             except LabError as exc:
@@ -62,9 +67,11 @@ def run_lab(plan, arch, timeout=900, echo=print):
                 c["key"] = {**m.key, **axes}   # the machine's key, as the model names its cells
                 c["kver"] = lab_facts.get("kver")
                 c["unlazy_fix"] = lab_facts.get("unlazy_fix")
+                c["vfio"] = lab_facts.get("vfio")
                 cells.append(c)
             boots_done.append({"boot": label, "kver": lab_facts.get("kver"),
-                               "unlazy_fix": lab_facts.get("unlazy_fix"), "status": status})
+                               "unlazy_fix": lab_facts.get("unlazy_fix"), "vfio": lab_facts.get("vfio"),
+                               "status": status})
     finally:
         if os.environ.get("PYVFIO_LAB_KEEP") != "1":
             shutil.rmtree(work, ignore_errors=True)

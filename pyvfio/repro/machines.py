@@ -64,6 +64,15 @@ class Machine:
         return replace(self, **{k: v for k, v in knobs.items() if v is not None})
 
 
+def unlazy_fix_with(kernel_fix, vfio):
+    """What policy "kernel" means with a vfio-pci variant (the scenario's vfio axis):
+    the shipped module's own, none in the prefix (8b9f128947dd reversed), and for a
+    patch None: only the built module can tell (the lab reads its imports)."""
+    if vfio == "shipped":
+        return kernel_fix
+    return False if vfio == "prefix" else None
+
+
 def unlazy_fix_of(kernel):
     if kernel not in LAB_UNLAZY_FIX:
         raise UsageError(f"no lab kernel {kernel!r}", f"use {' or '.join(LAB_UNLAZY_FIX)}")

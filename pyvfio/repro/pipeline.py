@@ -76,7 +76,13 @@ def backend_of(args):
         if given:
             raise UsageError(f"{', '.join(given)} select and trace the model host's cells",
                              "on a card or in the lab, put the axes in the scenario file ([matrix])")
+        if getattr(args, "vfio", None) and not (args.bdf or args.here):
+            raise UsageError("--vfio names the vfio-pci variant loaded on a card here",
+                             "with --lab, put the variants in the scenario ([matrix] vfio = [...])")
         return "lab" if args.lab else "vfio"
+    if getattr(args, "vfio", None):
+        raise UsageError("--vfio names the vfio-pci variant loaded on a card here",
+                         "the model host runs the scenario's [matrix] vfio values")
     return "model"
 
 
@@ -92,7 +98,11 @@ def run(args):
         extra = {"boots": boots, "failures": failures}
     elif backend == "vfio":
         from .cells import run_here
-        cells, extra = run_here(plan, args.bdf, here=args.here, force=args.force)
+        vfio = args.vfio or "shipped"
+        if vfio not in plan.axes["vfio"]:
+            raise UsageError(f"--vfio {vfio} is not a vfio value of {plan.path}",
+                             f"use one of {', '.join(plan.axes['vfio'])}")
+        cells, extra = run_here(plan, args.bdf, here=args.here, force=args.force, vfio=vfio)
     else:
         cells, trace = _model(plan, args)
         if trace is not None:
