@@ -26,6 +26,7 @@ class System:
     iommu_units: list[str] = field(default_factory=list)
     cmdline_iommu: list[str] = field(default_factory=list)
     vfio_pci_module: str = "unknown"
+    irq_threads_forced: bool = False    # PREEMPT_RT or threadirqs: genirq threads vfio's handler
 
     def to_json(self):
         return dict(self.__dict__)
@@ -59,6 +60,16 @@ def nointxmask(root="/"):
     The module reads it once, at load: changing the sysfs file later does nothing."""
     text = paths.read_text(paths.under(root, VFIO_PCI_PARAMS, "nointxmask"))
     return None if text is None else text in ("Y", "1")
+
+
+def irq_threads_forced(root="/"):
+    """force_irqthreads(): a PREEMPT_RT kernel (/sys/kernel/realtime reads 1) or
+    `threadirqs` on the command line.  genirq then runs vfio's INTx handler in a
+    thread, with the line masked at the controller until it is done (IRQF_ONESHOT,
+    irq_setup_forced_threading)."""
+    if paths.read_text(paths.under(root, "sys/kernel/realtime")) == "1":
+        return True
+    return "threadirqs" in paths.read_text(paths.under(root, "proc/cmdline"), "").split()
 
 
 def vfio_pci_loaded(root="/"):
@@ -101,6 +112,7 @@ def probe(root="/"):
         iommu_units=units,
         cmdline_iommu=[w for w in cmdline if "iommu" in w or w.startswith("vfio")],
         vfio_pci_module=vfio_pci_module(kernel, root),
+        irq_threads_forced=irq_threads_forced(root),
     )
 
 

@@ -18,9 +18,10 @@ def packages(kver):
     m = re.fullmatch(r"(6\.1\.0-\d+|6\.12\.\d+\+deb12)-(amd64|rt-amd64|powerpc64le|powerpc64le-64k)", kver)
     if not m:
         raise LabError("kbuild", f"cannot name the headers packages of kernel {kver}")
-    base = m.group(1)
+    base, flavour = m.groups()
     kbuild = "linux-kbuild-6.1" if base.startswith("6.1.0") else f"linux-kbuild-{base}"
-    return f"linux-headers-{kver}", f"linux-headers-{base}-common", kbuild
+    common = f"linux-headers-{base}-common" + ("-rt" if flavour == "rt-amd64" else "")
+    return f"linux-headers-{kver}", common, kbuild
 
 
 def headers(cfg, cache_root, kver):

@@ -109,14 +109,15 @@ def run_cells(bdf, plan, here=False, force=False, echo=print, vfio="shipped"):
     sysfacts = system.probe()
     at_device = masks_at_device(bdf, plan.run["profile"])
     cells = [c for c in plan.cells(bool(at_device)) if c.vfio == vfio]
-    if any(c.policy in ("lazy", "unlazy") for c in cells):
-        from ..lab import policy
-        policy.ensure_module()
     loaded = sysfacts.nointxmask
     if here:
         cells = [c for c in cells if c.nointxmask == int(bool(loaded))]
+    if any(c.policy in ("lazy", "unlazy") for c in cells):
+        from ..lab import policy
+        policy.ensure_module()
     line = interrupts.intx_line(bdf)
     machine = {"kernel": sysfacts.kernel, "machine": sysfacts.machine}
+    threaded = sysfacts.irq_threads_forced
     results = []
     original = loaded
     try:
@@ -133,7 +134,7 @@ def run_cells(bdf, plan, here=False, force=False, echo=print, vfio="shipped"):
     finally:
         if not here and original is not None and bool(loaded) != bool(original):
             reload_vfio_pci(bdf, int(original), force=True)
-    return results, {**machine, "masks_at_device": at_device,
+    return results, {**machine, "masks_at_device": at_device, "threaded": threaded,
                      "chip": line.chip if line else None}
 
 
@@ -165,5 +166,5 @@ def run_here(plan, bdf=None, here=False, force=False, vfio="shipped"):
     module.update(loaded_module())   # what /sys/module says of the vfio-pci-core running
     for c in cells:
         c.update(masks_at_device=machine["masks_at_device"], chip=c.get("chip") or machine["chip"],
-                 unlazy_fix=fix, kver=machine["kernel"], vfio=module)
+                 unlazy_fix=fix, kver=machine["kernel"], vfio=module, threaded=machine["threaded"])
     return cells, {"bdf": bdf, "machine": machine, "lab": facts}

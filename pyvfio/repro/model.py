@@ -80,7 +80,7 @@ def run_cell(machine, cell, key, plan, trace=None):
     out = {k: v for k, v in o.run.to_json().items() if k not in _TIMING}
     out.update(verdict=o.judged.text, outcome=o.judged.to_json(), key=key,
                card=o.run.profile.describe(), chip=(o.run.host_before or {}).get("chip"),
-               masks_at_device=machine.masks_at_device, unlazy_fix=fix)
+               masks_at_device=machine.masks_at_device, unlazy_fix=fix, threaded=machine.threaded)
     return out, o
 
 

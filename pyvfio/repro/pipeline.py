@@ -50,7 +50,7 @@ def judge(plan, cells, with_model=True):
         predicted = None
         if with_model:
             predicted = predict.predict(key, plan.loops, c.get("masks_at_device"), c.get("unlazy_fix"),
-                                        c.get("chip"), plan.run["recover"])
+                                        c.get("chip"), plan.run["recover"], c.get("threaded"))
         exp = plan.expected(key)
         expected = exp if exp is not None else predicted
         c["predicted"] = predicted.to_json() if predicted else None

@@ -25,6 +25,7 @@ card here, lab VMs, the model host).
     kernel = "6.12"                  # optional: what policy "kernel" means (a lab kernel)
     xics_variant = "qemu"            # optional model knobs (MODEL.md)
     xive_set_pq00_retriggers = false
+    threaded = false                 # forced irq threading, as PREEMPT_RT runs (6.12-rt: always)
     [[expect]]                       # first match wins; a card or lab cell without one
     when = { ic = "xive", nointxmask = 1, policy = "lazy" }    # expects what the model
     verdict = "stall after 1"                                  # host predicts
@@ -55,8 +56,9 @@ DEFAULT_AXES = {"nointxmask": [0, 1], "policy": ["kernel"], "unmask": ["ioctl", 
 RUN_KEYS = {"profile": str, "watchdog_ms": int, "recover": bool, "threshold_p99_us": (int, float)}
 LAB_ARCHES = ("x86_64", "ppc64le")
 MODEL_KEYS = {"ic": list, "card": list, "kernel": str, "xics_variant": str,
-              "xive_set_pq00_retriggers": bool}
-KEY_WORDS = ("arch", "kernel", "ic", "card", "xics_variant", "xive_set_pq00_retriggers") + tuple(AXES)
+              "xive_set_pq00_retriggers": bool, "threaded": bool}
+KEY_WORDS = ("arch", "kernel", "ic", "card", "xics_variant", "xive_set_pq00_retriggers",
+             "threaded") + tuple(AXES)
 
 
 @dataclass(frozen=True)
@@ -265,7 +267,8 @@ def _model(path, text, table):
     try:
         return machines.model_machines(
             as_list(table.get("ic", list(machines.CONTROLLERS))), as_list(table.get("card", list(machines.CARDS))),
-            table.get("kernel"), table.get("xics_variant", "qemu"), table.get("xive_set_pq00_retriggers", False))
+            table.get("kernel"), table.get("xics_variant", "qemu"), table.get("xive_set_pq00_retriggers", False),
+            table.get("threaded", False))
     except UsageError as exc:
         key = next((k for k in ("ic", "card", "kernel", "xics_variant") if k in table and k in exc.message), "model")
         raise _err(path, text, key, f"[model]: {exc.message}", exc.hint) from None
