@@ -232,7 +232,7 @@ def prepare(cfg, cache_root, kernel_info):
             for name, built in MODULES.items():
                 shutil.copyfile(mdir / built, out / f"{name}.ko")
             elf = (out / "vfio_pci_core.ko").read_bytes()
-            info["srcversion"] = modinfo(elf).get("srcversion")
+            info["srcversion"] = unlazy_fix.modinfo(elf).get("srcversion")
             info["unlazy_fix"] = unlazy_fix.SYMBOL in unlazy_fix.undefined_symbols(elf)
             return info
 
@@ -242,10 +242,3 @@ def prepare(cfg, cache_root, kernel_info):
     return {"variant": variant.name, "modules": {n: folder / f"{n}.ko" for n in MODULES},
             "info": cache.info(folder)}
 
-
-def modinfo(elf):
-    """The key=value strings of a module's .modinfo (srcversion, vermagic, depends...)."""
-    out = {}
-    for m in re.finditer(rb"(?:^|\0)(srcversion|vermagic|depends|name)=([^\0]*)", elf):
-        out.setdefault(m.group(1).decode(), m.group(2).decode(errors="replace"))
-    return out
