@@ -5,6 +5,7 @@ command's handling of bad input, failing and hanging guests, and a corrupted cac
 Slow (QEMU under TCG; ~15-20 s a boot once cached).  Skipped, with the reason, only
 when QEMU truly cannot run here: not root, QEMU not installed, or no network to
 fetch the Debian packages on the first run."""
+import json
 import os
 import pathlib
 import re
@@ -37,11 +38,21 @@ CONFIGS = {
                                  "--card", "pci-serial"],
     "ppc64le-xive-nointxmask1": ["ppc64le", "--ic", "xive", "--nointxmask", "1", *ALL_CARDS],
     "ppc64le-xics-nointxmask1": ["ppc64le", "--ic", "xics", "--nointxmask", "1", "--card", "edu"],
+    # Debian's PREEMPT_RT and 64 KiB-page kernels: opt-in (PYVFIO_LAB_FULL=1), CI's budget
+    "x86_64-6.12rt-nointxmask1": ["x86_64", "--kernel", "6.12-rt", "--nointxmask", "1", *ALL_CARDS,
+                                  *SHARED_LINE],
+    "ppc64le-64k-xive-nointxmask1": ["ppc64le", "--kernel", "6.12-64k", "--ic", "xive", "--nointxmask", "1",
+                                     *ALL_CARDS],
 }
+FULL_ONLY = {"x86_64-6.12rt-nointxmask1", "ppc64le-64k-xive-nointxmask1"}
 PREPARE = {  # what each arch needs prepared, so a failure to fetch skips once with the reason
     "x86_64": [["x86_64", "--kernel", "6.12", "--policy", "lazy", *SHARED_LINE],
                ["x86_64", "--kernel", "6.1", "--policy", "lazy"]],
     "ppc64le": [["ppc64le", "--policy", "lazy"]],
+    "x86_64 6.12-rt": [["x86_64", "--kernel", "6.12-rt", "--policy", "lazy", *SHARED_LINE]],
+    "ppc64le 6.12-64k": [["ppc64le", "--kernel", "6.12-64k", "--policy", "lazy"]],
+    # vfio-pci rebuilt from linux-source (lab/vfio_build.py): the prefix, for the seed and below
+    "ppc64le vfio": [["ppc64le", "--vfio", "prefix"]],
 }
 UNAVAILABLE = 77  # LabUnavailable's exit status
 
@@ -78,7 +89,10 @@ def need_lab(arch):
 @pytest.mark.parametrize("name", list(CONFIGS))
 def test_guest_batch(name):
     args = CONFIGS[name]
-    need_lab(args[0])
+    if name in FULL_ONLY and os.environ.get("PYVFIO_LAB_FULL") != "1":
+        pytest.skip(f"{name} runs with PYVFIO_LAB_FULL=1 (not in CI: its budget)")
+    kernel = args[args.index("--kernel") + 1] if "--kernel" in args else None
+    need_lab(f"{args[0]} {kernel}" if f"{args[0]} {kernel}" in PREPARE else args[0])
     # TCG guests on a shared 2-core host: a batch took 6-8 min with 30 % CPU steal
     p = lab(*args, "--policy", "lazy", "--timeout", "1500", "--", *GUEST_BATCH, timeout=1800)
     out = p.stdout + p.stderr
@@ -87,6 +101,51 @@ def test_guest_batch(name):
     assert summary, out
     assert re.fullmatch(r"\d+ passed(, \d+ warnings?)? in [\d.]+s( \([\d:]+\))?", summary[-1].strip()), \
         f"the in-guest batch must pass with nothing skipped or failed: {summary[-1]}\n{out}"
+
+
+BY_HAND = CHECKOUT / "tests" / "fixtures" / "vfio-unlazy-by-hand.patch"
+VARIANT_TESTS = ["python", "-m", "pytest", "-m", "lab", "tests/lab/test_vfio_variant.py", "-q",
+                 "-p", "no:cacheprovider"]
+
+
+@pytest.mark.parametrize("variant, stalls", [("prefix", True), (f"prefix+patch:{BY_HAND}", False)])
+def test_the_kernels_own_code_before_the_fix_stalls_and_a_patch_fixes_it(variant, stalls):
+    """vfio-pci rebuilt from Debian's linux-source on POWER9 XIVE, controller masking,
+    no policy module: 8b9f128947dd reversed stalls after one interrupt; the same
+    prefix with a fix written by hand (tests/fixtures) delivers every one.  The
+    in-guest test checks the module loaded is the one built (its srcversion)."""
+    need_lab("ppc64le vfio")
+    p = lab("ppc64le", "--ic", "xive", "--nointxmask", "1", "--vfio", variant, "--timeout", "600", "--",
+            "sh", "-c", 'cat "$PYVFIO_LAB_DIR/lab.json" && exec "$@"', "sh", *VARIANT_TESTS)
+    out = p.stdout + p.stderr
+    assert p.returncode == 0, out
+    assert re.search(r"^2 passed", p.stdout, re.M), out
+    lab_json = json.loads(p.stdout[p.stdout.index("{"):p.stdout.index("\n}") + 2])
+    assert lab_json["vfio"]["rebuilt"] and lab_json["policy_module"] is False
+    assert lab_json["unlazy_fix"] is (not stalls)
+    # the source of the kernel's own upload: linux-source 6.12.95-1~bpo12+1 for 6.12.95+deb12
+    assert lab_json["vfio"]["source"].startswith(lab_json["kver"].split("+")[0] + "-")
+
+
+@pytest.mark.parametrize("diff, message", [
+    ("--- a/drivers/vfio/pci/vfio_pci_intrs.c\n+++ b/drivers/vfio/pci/vfio_pci_intrs.c\n"
+     "@@ -100,3 +100,3 @@\n no such line\n-here\n+there\n at all\n",
+     r"does not apply to linux-source 6\.12\.\S+: hunk #1 of drivers/vfio/pci/vfio_pci_intrs\.c "
+     r"does not apply \(at line 100\)"),
+    ("--- a/drivers/vfio/pci/vfio_pci_intrs.c\n+++ b/drivers/vfio/pci/vfio_pci_intrs.c\n"
+     "@@ -11,2 +11,3 @@\n  */\n+#error by the test\n \n",
+     r"does not build on linux-source 6\.12\.\S+: drivers/vfio/pci/vfio_pci_intrs\.c:12:\d+: "
+     r"error: #error by the test"),
+])
+def test_a_patch_that_does_not_apply_or_build_is_one_line(tmp_path, diff, message):
+    need_lab("ppc64le vfio")
+    patch = tmp_path / "mine.patch"
+    patch.write_text(diff)
+    p = lab("ppc64le", "--vfio", f"patch:{patch}", "--prepare-only", timeout=600)
+    assert p.returncode == 2, p.stderr
+    last = p.stderr.strip().splitlines()[-1]
+    assert re.search(r"^pyvfio: error: mine\.patch " + message, last), p.stderr
+    assert "Traceback" not in p.stderr
 
 
 def test_broken_unmask_fails_the_roundtrip_tests():
