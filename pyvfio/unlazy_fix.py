@@ -26,6 +26,7 @@ import subprocess
 from dataclasses import dataclass
 
 from .host import paths
+from .host.system import loaded_module
 
 SYMBOL = "irq_modify_status"
 # vfio-pci-core holds the INTx code since 5.15; before that it was in vfio-pci.
@@ -156,18 +157,6 @@ def _imports(path):
         return SYMBOL in undefined_symbols(elf)
     except (ValueError, struct.error, IndexError):
         return re.search(rb"(?<![A-Za-z0-9_])" + SYMBOL.encode() + rb"\x00", elf) is not None
-
-
-def loaded_module(root="/"):
-    """What /sys/module says of the vfio-pci-core (or vfio-pci) running: its name,
-    srcversion (a rebuilt module has one: pyvfio/lab/vfio_build.py; Debian's have
-    none) and taint ("O": out of tree, "E": unsigned).  {} when none is loaded."""
-    for name in MODULES:
-        d = paths.under(root, "sys/module", name.replace("-", "_"))
-        if os.path.isdir(d):
-            return {"module": name, "srcversion": paths.read_text(os.path.join(d, "srcversion"), "").strip(),
-                    "taint": paths.read_text(os.path.join(d, "taint"), "").strip()}
-    return {}
 
 
 # -- the version rule ----------------------------------------------------------------

@@ -12,6 +12,7 @@ import pytest
 
 from pyvfio import doctor, unlazy_fix
 from pyvfio.cli import main
+from pyvfio.host import system
 from tests.fixtures.fakehost import FakeHost
 
 X86_IOAPIC = """\
@@ -471,5 +472,5 @@ def test_a_rebuilt_module_loaded_is_named_and_its_file_decides(tmp_path):
     f = unlazy_fix.detect(release, h.root, str(built))
     assert (f.present, f.basis, f.rebuilt) == (False, "module-symbols", True)
     assert f.evidence.startswith("the rebuilt ")
-    assert unlazy_fix.loaded_module(h.root) == {"module": "vfio-pci-core", "srcversion": "8E64EF2090B07C2C0FA04D5",
+    assert system.loaded_module(h.root) == {"module": "vfio-pci-core", "srcversion": "8E64EF2090B07C2C0FA04D5",
                                                 "taint": "OE"}

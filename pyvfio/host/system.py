@@ -27,6 +27,7 @@ class System:
     cmdline_iommu: list[str] = field(default_factory=list)
     vfio_pci_module: str = "unknown"
     irq_threads_forced: bool = False    # PREEMPT_RT or threadirqs: genirq threads vfio's handler
+    vfio_pci_core: dict = field(default_factory=dict)   # the module loaded: loaded_module()
 
     def to_json(self):
         return dict(self.__dict__)
@@ -72,6 +73,18 @@ def irq_threads_forced(root="/"):
     return "threadirqs" in paths.read_text(paths.under(root, "proc/cmdline"), "").split()
 
 
+def loaded_module(root="/"):
+    """What /sys/module says of the vfio-pci-core (or, before 5.15, vfio-pci) loaded:
+    its name, srcversion (a rebuilt module has one: pyvfio/lab/vfio_build.py; Debian's
+    have none) and taint ("O": out of tree, "E": unsigned).  {} when none is loaded."""
+    for name in ("vfio-pci-core", "vfio-pci"):
+        d = paths.under(root, "sys/module", name.replace("-", "_"))
+        if os.path.isdir(d):
+            return {"module": name, "srcversion": paths.read_text(os.path.join(d, "srcversion"), ""),
+                    "taint": paths.read_text(os.path.join(d, "taint"), "")}
+    return {}
+
+
 def vfio_pci_loaded(root="/"):
     return os.path.isdir(paths.under(root, pci.DRIVERS, "vfio-pci"))
 
@@ -113,6 +126,7 @@ def probe(root="/"):
         cmdline_iommu=[w for w in cmdline if "iommu" in w or w.startswith("vfio")],
         vfio_pci_module=vfio_pci_module(kernel, root),
         irq_threads_forced=irq_threads_forced(root),
+        vfio_pci_core=loaded_module(root),
     )
 
 
