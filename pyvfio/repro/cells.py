@@ -163,7 +163,7 @@ def run_here(plan, bdf=None, here=False, force=False, vfio="shipped"):
                                    echo=lambda s: print(s, file=sys.stderr), vfio=vfio)
     fix = facts.get("unlazy_fix") if facts else detect(machine["kernel"]).present
     module = dict(facts["vfio"]) if facts else {"variant": vfio}
-    module.update(system.loaded_module())   # what /sys/module says of the vfio-pci-core running
+    module["loaded"] = system.loaded_module()   # what /sys/module says of the one running
     for c in cells:
         c.update(masks_at_device=machine["masks_at_device"], chip=c.get("chip") or machine["chip"],
                  unlazy_fix=fix, kver=machine["kernel"], vfio=module, threaded=machine["threaded"])
