@@ -160,6 +160,9 @@ def test_the_kernels_own_code_before_the_fix_stalls_and_a_patch_fixes_it(variant
     no policy module: 8b9f128947dd reversed stalls after one interrupt; the same
     prefix with a fix written by hand (tests/fixtures) delivers every one.  The
     in-guest test checks the module loaded is the one built (its srcversion)."""
+    if stalls and not FULL:
+        # CI's budget: the ppc64le seed (tests/test_repro_lab.py) boots the prefix already
+        pytest.skip("the prefix alone runs with PYVFIO_LAB_FULL=1; in CI the seed's prefix cells show it")
     need_lab("ppc64le vfio")
     p = lab("ppc64le", "--ic", "xive", "--nointxmask", "1", "--vfio", variant, "--timeout", "600", "--",
             "sh", "-c", 'cat "$PYVFIO_LAB_DIR/lab.json" && exec "$@"', "sh", *VARIANT_TESTS)
