@@ -25,6 +25,19 @@ def test_the_module_loaded_is_the_variant(facts):
         assert srcversion == "" and "O" not in facts["guest_vfio_pci_core_taint"], facts
 
 
+def test_doctor_names_a_rebuilt_module_and_reads_the_fix_from_it(facts):
+    from pyvfio import doctor
+    d = doctor.diagnose()
+    names = {c.name: c for c in d.checks}
+    fix = d.facts["unlazy_fix"]
+    if facts["vfio"]["rebuilt"]:
+        assert "vfio_pci_rebuilt" in names and fix["rebuilt"], fix
+        # from the module loaded (the run share's file), not the kernel's version
+        assert (fix["present"], fix["basis"]) == (facts["unlazy_fix"], "module-symbols"), fix
+    else:
+        assert "vfio_pci_rebuilt" not in names and not fix["rebuilt"], fix
+
+
 def test_kernel_policy_of_the_loaded_module(card, device, facts):
     prof = profiles.probe(device)
     prof.init()
