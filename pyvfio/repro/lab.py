@@ -18,13 +18,18 @@ from ..lab.config import LabConfig
 from ..lab.errors import LabError
 
 
-def boots(plan, arch):
+def boots(plan, arch, kernel=None):
     """(machine, nointxmask, vfio, policy module?) per boot: the scenario's [lab]
-    machines (machines.py), one boot per load-time setting their cells have."""
+    machines (machines.py), each on `kernel` when given (the same machines on
+    another lab kernel: --kernel 6.12-64k), one boot per load-time setting their
+    cells have."""
     machines = plan.lab.get(arch)
     if not machines:
         raise UsageError(f"the scenario {plan.path} has no [lab] {arch} machines",
                          f"use --scenario seed, or add e.g. {arch} = [{{ kernel = \"6.12\" }}] under [lab]")
+    if kernel is not None:
+        from .machines import lab_machine
+        machines = list(dict.fromkeys(lab_machine(arch, kernel, m.ic, plan.lab_card) for m in machines))
     for m in machines:
         cells = plan.cells(m.masks_at_device, m.unlazy_fix)
         for nim, vfio in dict.fromkeys((c.nointxmask, c.vfio) for c in cells):
@@ -33,9 +38,9 @@ def boots(plan, arch):
             yield m, nim, vfio, module
 
 
-def run_lab(plan, arch, timeout=900, echo=print):
+def run_lab(plan, arch, timeout=900, echo=print, kernel=None):
     """All boots; returns (cells, per-boot facts, failures)."""
-    planned = list(boots(plan, arch))  # a scenario without [lab] machines stops here
+    planned = list(boots(plan, arch, kernel))  # a scenario without [lab] machines stops here
     # in the checkout, which every guest shares read-write (a PYVFIO_CACHE elsewhere is not)
     work = session.CHECKOUT / ".cache" / "repro" / uuid.uuid4().hex[:10]
     work.mkdir(parents=True)

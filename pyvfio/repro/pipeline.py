@@ -76,6 +76,9 @@ def backend_of(args):
         if given:
             raise UsageError(f"{', '.join(given)} select and trace the model host's cells",
                              "on a card or in the lab, put the axes in the scenario file ([matrix])")
+        if getattr(args, "kernel", None) and not args.lab:
+            raise UsageError("--kernel boots the scenario's lab machines on another lab kernel",
+                             "use it with --lab ARCH")
         if getattr(args, "vfio", None) and not (args.bdf or args.here):
             raise UsageError("--vfio names the vfio-pci variant loaded on a card here",
                              "with --lab, put the variants in the scenario ([matrix] vfio = [...])")
@@ -83,6 +86,9 @@ def backend_of(args):
     if getattr(args, "vfio", None):
         raise UsageError("--vfio names the vfio-pci variant loaded on a card here",
                          "the model host runs the scenario's [matrix] vfio values")
+    if getattr(args, "kernel", None):
+        raise UsageError("--kernel boots the scenario's lab machines on another lab kernel",
+                         "use it with --lab ARCH")
     return "model"
 
 
@@ -94,7 +100,7 @@ def run(args):
     extra, trace = {}, None
     if backend == "lab":
         from .lab import run_lab
-        cells, boots, failures = run_lab(plan, args.lab, timeout=args.timeout)
+        cells, boots, failures = run_lab(plan, args.lab, timeout=args.timeout, kernel=args.kernel)
         extra = {"boots": boots, "failures": failures}
     elif backend == "vfio":
         from .cells import run_here
