@@ -90,3 +90,27 @@ def test_seed_reproduces_and_the_model_agrees(arch, tmp_path):
                          capture_output=True, text=True, timeout=60)
     assert cmp.returncode == 0 and "verdict changes: none" in cmp.stdout, cmp.stdout + cmp.stderr
     ET.parse(msvg)
+
+
+@pytest.mark.parametrize("arch, kernel, scenario", [("ppc64le", "6.12-64k", "seed"), ("x86_64", None, "rt")])
+def test_the_rt_and_64k_kernels_run_as_the_model_predicts(arch, kernel, scenario, tmp_path):
+    """The seed on Debian's 64 KiB-page POWER kernel, and scenarios/rt.toml: PREEMPT_RT
+    (6.12-rt) beside 6.12 on the same card in one run, every cell as the model predicts
+    with forced threading (docs/preempt-rt.md).  Opt-in: CI's budget."""
+    if os.environ.get("PYVFIO_LAB_FULL") != "1":
+        pytest.skip(f"{scenario} on {kernel or arch} runs with PYVFIO_LAB_FULL=1 (not in CI: its budget)")
+    need_lab(arch)
+    out = tmp_path / "r.json"
+    p = subprocess.run([sys.executable, "-m", "pyvfio", "repro", "--lab", arch, "--scenario", scenario,
+                        *(["--kernel", kernel] if kernel else []), "--json", str(out)], cwd=CHECKOUT,
+                       capture_output=True, text=True, timeout=2400)
+    assert p.returncode == 0, p.stdout + p.stderr
+    cells = json.loads(out.read_text())["cells"]
+    assert cells and all(c["match"] and c["model_agrees"] for c in cells), p.stdout
+    if kernel:
+        assert {c["key"]["kernel"] for c in cells} == {kernel}
+        assert {c["verdict"] for c in cells if c["key"]["ic"] == "xive" and c["key"]["nointxmask"] == 1
+                and (c["key"]["policy"] == "lazy" or c["key"]["vfio"] == "prefix")} == {"stall after 1"}
+    else:
+        assert {c["key"]["kernel"]: c["threaded"] for c in cells} == {"6.12-rt": True, "6.12": False}
+        assert all(c["verdict"] == "ok" for c in cells)
