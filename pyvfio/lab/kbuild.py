@@ -53,6 +53,14 @@ def headers(cfg, cache_root, kver):
     return folder / "usr/src" / f"linux-headers-{kver}"
 
 
+class KbuildError(LabError):
+    """Kbuild failed; `first` is its first error line."""
+
+    def __init__(self, step, first, detail):
+        super().__init__(step, f"Kbuild failed: {first}", detail)
+        self.first = first
+
+
 def make(kdir, arch, mdir, step, relative_to=None, extra=()):
     """`make -C KDIR M=MDIR modules`; a failure is a LabError whose message is the
     compiler's (or modpost's) first error, its paths shown relative to
@@ -66,7 +74,7 @@ def make(kdir, arch, mdir, step, relative_to=None, extra=()):
     p = subprocess.run(cmd, capture_output=True, text=True)
     if p.returncode != 0:
         out = p.stdout + p.stderr
-        raise LabError(step, f"Kbuild failed: {first_error(out, relative_to or mdir)}", out[-2000:])
+        raise KbuildError(step, first_error(out, relative_to or mdir), out[-2000:])
 
 
 def first_error(output, root=None):

@@ -222,10 +222,10 @@ def prepare(cfg, cache_root, kernel_info):
                 # a srcversion (modpost -a) names the build in /sys/module/*/srcversion
                 kbuild.make(kdir, cfg.arch, mdir, step, relative_to=tmp,
                             extra=["CONFIG_MODULE_SRCVERSION_ALL=y"])
-            except LabError as exc:
+            except kbuild.KbuildError as exc:
                 if variant.patch:
                     raise UsageError(f"{os.path.basename(variant.patch)} does not build on "
-                                     f"linux-source {version}: {exc.message.split('Kbuild failed: ', 1)[-1]}") from None
+                                     f"linux-source {version}: {exc.first}") from None
                 raise
             info = {"rebuilt": True, "variant": variant.name, "source": version, "kver": kver,
                     "patch": variant.patch, "patch_sha256": variant.patch_sha}
