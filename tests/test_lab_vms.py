@@ -277,6 +277,8 @@ def test_corrupted_cache_is_detected_and_rebuilt(tmp_path):
     (["ppc64le", "--kernel", "6.1", "--", "true"], "no 6.1 kernel for the ppc64le lab"),
     (["x86_64", "--ic", "xive", "--", "true"], "interrupt controller 'xive' is not available on x86_64"),
     (["x86_64"], "no command to run in the guest"),
+    (["x86_64", "--vfio", "bogus", "--", "true"], "unknown vfio-pci variant 'bogus'"),
+    (["x86_64", "--vfio", "patch:/nonexistent.diff", "--", "true"], "cannot read the patch /nonexistent.diff"),
 ])
 def test_bad_input(args, message):
     p = lab(*args, timeout=60)
