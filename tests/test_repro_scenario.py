@@ -187,3 +187,14 @@ def test_reload_is_refused_while_another_device_uses_vfio_pci(tmp_path):
         os.symlink(dev, drv / bdf)
     with pytest.raises(RefusedError, match="would tear 0000:02:00.0 away.*--force"):
         reload_vfio_pci("0000:01:00.0", 1, root=str(tmp_path))
+
+
+def test_a_lab_guest_names_patch_variants_without_reading_them(tmp_path):
+    """repro --lab copies the scenario into the checkout for the guest: a patch named
+    relative to the original is not there, and the guest needs only its spelling."""
+    s = tmp_path / "s.toml"
+    s.write_text('[matrix]\nvfio = ["shipped", "prefix+patch:elsewhere/fix.patch"]\n')
+    plan = load(str(s), read_patches=False)
+    assert plan.axes["vfio"] == ["shipped", "prefix+patch:elsewhere/fix.patch"]
+    with pytest.raises(UsageError, match="cannot read the patch"):
+        load(str(s))

@@ -65,8 +65,9 @@ class Variant:
         return self.base != "shipped" or self.patch is not None
 
 
-def parse(text):
-    """A Variant from its command-line/scenario spelling; UsageError if bad."""
+def parse(text, read=True):
+    """A Variant from its command-line/scenario spelling; UsageError if bad.  `read`
+    False checks the spelling only (no patch file read, no hash)."""
     text = str(text)
     if text.startswith("patch:"):
         base, rest = "shipped", text
@@ -79,6 +80,8 @@ def parse(text):
     path = rest[len("patch:"):]
     if not path:
         raise UsageError(f"vfio-pci variant {text!r} names no patch file", SYNTAX)
+    if not read:
+        return Variant(base, path)
     try:
         data = pathlib.Path(path).read_bytes()
     except OSError as exc:

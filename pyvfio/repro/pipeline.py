@@ -26,7 +26,8 @@ TRACE_LOOPS = 2       # --trace without -l: a stall shows after two interrupts
 
 def plan_from(args, backend):
     if args.scenario or backend == "model":
-        plan = load(args.scenario or "model")    # the model's default: its whole matrix
+        # the model's default: its whole matrix; in a lab VM (--here) the boot loaded the variant
+        plan = load(args.scenario or "model", read_patches=not args.here)
     else:
         plan = Plan("(default matrix)")
     loops = args.loops if args.loops is not None else (TRACE_LOOPS if args.trace else None)

@@ -134,7 +134,7 @@ def _err(path, text, key, msg, hint=None):
     return UsageError(f"{where}: {msg}", hint)
 
 
-def _vfio_values(path, text, vals, plan):
+def _vfio_values(path, text, vals, plan, read_patches=True):
     """vfio variants; a patch file is named relative to the scenario file."""
     import os
 
@@ -145,7 +145,7 @@ def _vfio_values(path, text, vals, plan):
         base, sep, patch = v.partition("patch:")
         spec = base + sep + os.path.join(os.path.dirname(os.path.abspath(path)), patch) if sep else v
         try:
-            vfio_build.parse(spec)
+            vfio_build.parse(spec, read=read_patches)
         except UsageError as exc:
             raise _err(path, text, "vfio", exc.message, exc.hint) from None
         plan.vfio_specs[v] = spec
@@ -166,7 +166,10 @@ def _values(path, text, axis, value):
     return vals
 
 
-def load(path):
+def load(path, read_patches=True):
+    """The Plan of a scenario file.  `read_patches` False: vfio patch files are named,
+    not read (inside a lab VM, `repro --here`, where the boot has loaded the variant
+    and the host checked the patch; a copy of the scenario may sit elsewhere)."""
     from . import named_scenario
     path = named_scenario(path)
     try:
@@ -200,7 +203,8 @@ def load(path):
             for k, v in value.items():
                 if k not in AXES:
                     raise _err(path, text, k, f"unknown axis {k!r} in [matrix]", f"axes: {', '.join(AXES)}")
-                plan.axes[k] = _vfio_values(path, text, v if isinstance(v, list) else [v], plan) \
+                plan.axes[k] = _vfio_values(path, text, v if isinstance(v, list) else [v], plan,
+                                            read_patches) \
                     if k == "vfio" else _values(path, text, k, v)
         elif key == "lab":
             if "card" in value:
