@@ -35,6 +35,8 @@ ARCHES = {
         "kernels": {
             "6.1": r"linux-image-6\.1\.0-\d+-amd64-unsigned",
             "6.12": r"linux-image-6\.12\.\d+\+deb12-amd64-unsigned",
+            # PREEMPT_RT: genirq threads every handler not marked IRQF_NO_THREAD
+            "6.12-rt": r"linux-image-6\.12\.\d+\+deb12-rt-amd64-unsigned",
         },
         "default_kernel": "6.12",
         "ics": ("ioapic",),
@@ -47,7 +49,9 @@ ARCHES = {
         "debarch": "ppc64el",
         "qemu": "qemu-system-ppc64",
         # bookworm's 6.1 ppc64el build cannot bind vfio-pci (no powerpc iommu_ops).
-        "kernels": {"6.12": r"linux-image-6\.12\.\d+\+deb12-powerpc64le"},
+        "kernels": {"6.12": r"linux-image-6\.12\.\d+\+deb12-powerpc64le",
+                    # 64 KiB pages (what RHEL and Fedora on POWER run)
+                    "6.12-64k": r"linux-image-6\.12\.\d+\+deb12-powerpc64le-64k"},
         "default_kernel": "6.12",
         "ics": ("xive", "xics"),
         "modules": ["9p", "9pnet_virtio", "virtio_pci", "vfio_pci", "vfio_iommu_spapr_tce"],
@@ -67,6 +71,7 @@ class LabConfig:
     ic: str = None
     nointxmask: int = 0
     policy: str = "default"
+    vfio: str = "shipped"       # vfio-pci: shipped, prefix, patch:FILE (lab/vfio_build.py)
     timeout: float = 300.0
     command: tuple = ()
     verbose: bool = False
@@ -103,6 +108,8 @@ class LabConfig:
             raise UsageError(f"--nointxmask must be 0 or 1, not {self.nointxmask}")
         if self.policy not in POLICIES:
             raise UsageError(f"unknown policy '{self.policy}'", f"choose {', '.join(POLICIES)}")
+        from . import vfio_build
+        vfio_build.parse(self.vfio)   # a bad variant or patch file: one line, now
         if not self.timeout or self.timeout <= 0:
             raise UsageError("--timeout must be a positive number of seconds")
 

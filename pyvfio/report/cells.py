@@ -69,7 +69,12 @@ def cells(report):
                 if k not in ("tool", "version", "kind", "command", "started", "host")}
         cell["key"] = {}
         return [cell]
-    return [c for c in report["cells"] if isinstance(c, dict) and "verdict" in c]
+    out = [c for c in report["cells"] if isinstance(c, dict) and "verdict" in c]
+    for c in out:
+        # reports from before the vfio axis ran the distribution's vfio-pci
+        if "nointxmask" in c.get("key", {}) and "vfio" not in c["key"]:
+            c["key"] = {**c["key"], "vfio": "shipped"}
+    return out
 
 
 def key_id(key):

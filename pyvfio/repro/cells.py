@@ -103,19 +103,21 @@ def reload_vfio_pci(bdf, nointxmask, force=False, root="/"):
                           f"bind it again: pyvfio bind {bdf}")
 
 
-def run_cells(bdf, plan, here=False, force=False, echo=print):
-    """Every cell of `plan` on `bdf`; returns (cells as dicts, machine facts)."""
+def run_cells(bdf, plan, here=False, force=False, echo=print, vfio="shipped"):
+    """Every cell of `plan` on `bdf` with the vfio-pci variant loaded (`vfio`, an
+    axis value: only a lab boot can load another); returns (cells as dicts, machine facts)."""
     sysfacts = system.probe()
-    if plan.needs_policy_module():
-        from ..lab import policy
-        policy.ensure_module()
     at_device = masks_at_device(bdf, plan.run["profile"])
-    cells = plan.cells(bool(at_device))
+    cells = [c for c in plan.cells(bool(at_device)) if c.vfio == vfio]
     loaded = sysfacts.nointxmask
     if here:
         cells = [c for c in cells if c.nointxmask == int(bool(loaded))]
+    if any(c.policy in ("lazy", "unlazy") for c in cells):
+        from ..lab import policy
+        policy.ensure_module()
     line = interrupts.intx_line(bdf)
     machine = {"kernel": sysfacts.kernel, "machine": sysfacts.machine}
+    threaded = sysfacts.irq_threads_forced
     results = []
     original = loaded
     try:
@@ -132,11 +134,11 @@ def run_cells(bdf, plan, here=False, force=False, echo=print):
     finally:
         if not here and original is not None and bool(loaded) != bool(original):
             reload_vfio_pci(bdf, int(original), force=True)
-    return results, {**machine, "masks_at_device": at_device,
+    return results, {**machine, "masks_at_device": at_device, "threaded": threaded,
                      "chip": line.chip if line else None}
 
 
-def run_here(plan, bdf=None, here=False, force=False):
+def run_here(plan, bdf=None, here=False, force=False, vfio="shipped"):
     """pyvfio repro BDF (and --here in a lab guest): the plan's cells on this host's
     card.  Returns (cells, report fields)."""
     from ..lab import guest
@@ -158,9 +160,11 @@ def run_here(plan, bdf=None, here=False, force=False):
                           "; ".join(f for _, f in blockers) + " (pyvfio doctor explains)")
     with card_lock(bdf):
         cells, machine = run_cells(bdf, plan, here=here, force=force,
-                                   echo=lambda s: print(s, file=sys.stderr))
+                                   echo=lambda s: print(s, file=sys.stderr), vfio=vfio)
     fix = facts.get("unlazy_fix") if facts else detect(machine["kernel"]).present
+    module = dict(facts["vfio"]) if facts else {"variant": vfio}
+    module["loaded"] = system.loaded_module()   # what /sys/module says of the one running
     for c in cells:
         c.update(masks_at_device=machine["masks_at_device"], chip=c.get("chip") or machine["chip"],
-                 unlazy_fix=fix, kver=machine["kernel"])
+                 unlazy_fix=fix, kver=machine["kernel"], vfio=module, threaded=machine["threaded"])
     return cells, {"bdf": bdf, "machine": machine, "lab": facts}
