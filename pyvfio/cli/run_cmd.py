@@ -1,12 +1,14 @@
-"""pyvfio run BDF: service a card's INTx through VFIO and measure it (cyclictest-style)."""
+"""pyvfio run BDF: service a card's INTx (or MSI, MSI-X) through VFIO and measure it
+(cyclictest-style)."""
 
 import sys
 import time
 
 from .. import verdict
+from ..host import interrupts
 from ..engine import ENGINES, HISTOGRAMS, SOURCES, Run, RunConfig, pin_and_prioritise
 from ..errors import UsageError
-from ..intx import UNMASK_MODES
+from ..intx import IRQ_KINDS, UNMASK_MODES
 from ..results import check_writable, envelope, write_atomic, write_json
 
 EXIT_THRESHOLD = 3   # p99 above --threshold
@@ -33,6 +35,9 @@ def add_arguments(p):
                    help="raise: pyvfio raises each interrupt on the card (default); external: "
                         "interrupts come from outside (bytes into a serial port), pyvfio only "
                         "services them with the profile's init_external/ack_external programs")
+    p.add_argument("--irq", choices=IRQ_KINDS, default="intx",
+                   help="the interrupt to drive: the INTx line (default), or vector 0 of the "
+                        "card's MSI or MSI-X (an edge: no unmask step)")
     p.add_argument("--unmask", choices=UNMASK_MODES, default="ioctl",
                    help="unmask per interrupt by SET_IRQS ioctl or by the unmask eventfd (default ioctl)")
     p.add_argument("--access", choices=("mmap", "rw"), default="mmap",
@@ -102,7 +107,11 @@ def summary_lines(result):
         out.append(f"throughput {result['throughput_per_s']:.0f}/s")
     hi = result.get("host_interrupts")
     if hi is not None:
-        out.append(f"host interrupts (/proc/interrupts) {hi}  per delivered {result['host_per_delivered'] or 0:.3f}")
+        irq = result.get("irq", "intx")
+        name = interrupts.vfio_intx_name(result["bdf"]) if irq == "intx" else \
+            interrupts.vfio_msi_name(result["bdf"], irq)
+        out.append(f"host interrupts (/proc/interrupts {name}) {hi}  "
+                   f"per delivered {result['host_per_delivered'] or 0:.3f}")
     return out
 
 
@@ -113,8 +122,11 @@ def run(args):
     config = RunConfig(loops=args.loops, interval_us=args.interval, duration_s=args.duration,
                        unmask=args.unmask, access=args.access, engine=args.engine,
                        watchdog_ms=args.watchdog, recover=args.recover, rearm_each=args.rearm_each,
-                       source=args.source)
+                       source=args.source, irq=args.irq)
     config.check()
+    if args.policy and args.irq != "intx":
+        raise UsageError(f"--policy sets the INTx line's masking policy; --irq {args.irq} has no line",
+                         "drop --policy, or use --irq intx")
     if args.threshold is not None and args.threshold <= 0:
         raise UsageError(f"threshold {args.threshold} us must be positive")
     for path in (args.json, args.hgrm):  # before the card is touched, not after the run

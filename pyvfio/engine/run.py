@@ -25,7 +25,7 @@ import psutil
 
 from ..errors import UsageError
 from ..histogram import Histogram
-from ..intx import UNMASK_MODES, Intx
+from ..intx import UNMASK_MODES, Intx, check_kind
 from ..verdict import of_run
 from . import python_engine
 from .batch import SIGNAL, TIMEOUT
@@ -50,6 +50,7 @@ class RunConfig:
     recover: bool = False
     rearm_each: bool = False
     source: str = "raise"
+    irq: str = "intx"           # intx, msi or msix (pyvfio.intx.IRQ_KINDS)
 
     def check(self):
         if not 1 <= self.loops <= MAX_LOOPS:
@@ -71,6 +72,7 @@ class RunConfig:
         if self.source == "external" and self.interval_us:
             raise UsageError("--interval paces raises; with --source external the card's "
                              "source sets the pace", "drop -i")
+        check_kind(self.irq, self.unmask, self.rearm_each)
 
 
 @dataclass
@@ -117,7 +119,7 @@ class Run:
         self.after_enable = after_enable
         self.status = status          # called with the Run between batches (live status line)
         self.ready = ready            # called once the card is initialised, before the first batch
-        self.intx = Intx(host, config.unmask, config.rearm_each)
+        self.intx = Intx(host, config.unmask, config.rearm_each, config.irq)
         self.hists = (Histogram(), Histogram(), Histogram())  # HISTOGRAMS[config.source]
         self.counts = Counts()
         self.stalls = []
@@ -134,7 +136,7 @@ class Run:
 
     # --- the stall path (rare; Python) --------------------------------------------
     def _stall(self):
-        state = self.host.host_state()
+        state = self._host_state()
         # service the card by polling: its interrupt is not lost
         if self.external:
             if self._engine.trigger_pending():
@@ -165,6 +167,7 @@ class Run:
     def execute(self):
         cfg = self.config
         self.intx.check_info()
+        self.profile.check_irq(self.config.irq)
         proc = psutil.Process()
         self._engine = None
         cpu0 = ctx0 = None
@@ -183,7 +186,7 @@ class Run:
                 self._engine = CLoop(self)
             else:
                 self._engine = python_engine.PythonLoop(self)
-            self.host_before = self.host.host_state()
+            self.host_before = self._host_state()
             if self.ready:
                 self.ready(self)
             cpu0, ctx0 = proc.cpu_times(), proc.num_ctx_switches()
@@ -252,8 +255,11 @@ class Run:
         if self._engine is not None:
             self._engine.close()
 
+    def _host_state(self):
+        return self.host.host_state(self.config.irq)
+
     def _host_after(self):
-        self.host_after = self.host.host_state()
+        self.host_after = self._host_state()
 
     # --- results --------------------------------------------------------------------
     def _latency_json(self):
@@ -280,6 +286,7 @@ class Run:
             "outcome": verdict.to_json(),
             "interrupted": self.interrupted,
             "source": self.config.source,
+            "irq": self.config.irq,
             "counts": {"raised": c.raised, "delivered": c.delivered, "stalled": len(self.stalls),
                        "recovered": sum(s.recovered for s in self.stalls), "polled": c.polled,
                        "lost": c.lost, "spurious_triggers": c.spurious, "extra_signals": c.extra_signals},
