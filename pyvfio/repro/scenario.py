@@ -13,6 +13,7 @@ card here, lab VMs, the model host).
     unmask = ["ioctl", "eventfd"]
     engine = ["c"]
     access = ["mmap"]
+    irq = ["intx", "msi"]            # optional (intx): an MSI cell has no policy or unmask
     [lab]                            # the machines: booted by --lab ARCH, run by --model
     card = "edu"
     ppc64le = [{ kernel = "6.12", ic = "xive" }, { kernel = "6.12", ic = "xics" }]
@@ -39,15 +40,15 @@ from dataclasses import asdict, dataclass, field
 
 from .. import verdict
 from ..errors import UsageError
-from ..intx import UNMASK_MODES
+from ..intx import IRQ_KINDS, UNMASK_MODES
 from . import machines
 
 POLICIES = ("kernel", "lazy", "unlazy")
 NA = "-"
 AXES = {"nointxmask": (0, 1), "policy": POLICIES, "unmask": UNMASK_MODES,
-        "engine": ("c", "python"), "access": ("mmap", "rw")}
+        "engine": ("c", "python"), "access": ("mmap", "rw"), "irq": tuple(IRQ_KINDS)}
 DEFAULT_AXES = {"nointxmask": [0, 1], "policy": ["kernel"], "unmask": ["ioctl", "eventfd"],
-                "engine": ["c"], "access": ["mmap"]}
+                "engine": ["c"], "access": ["mmap"], "irq": ["intx"]}
 RUN_KEYS = {"profile": str, "watchdog_ms": int, "recover": bool, "threshold_p99_us": (int, float)}
 LAB_ARCHES = ("x86_64", "ppc64le")
 MODEL_KEYS = {"ic": list, "card": list, "kernel": str, "xics_variant": str,
@@ -63,6 +64,7 @@ class Cell:
     unmask: str
     engine: str
     access: str
+    irq: str = "intx"
 
     def key(self, **machine):
         return {**machine, **asdict(self)}
@@ -82,12 +84,15 @@ class Plan:
 
     def cells(self, masks_at_device):
         """The cells, in order.  Where vfio masks with DisINTx (a 2.3 card with
-        nointxmask=0) the IRQ is never disabled, so the policy axis collapses."""
+        nointxmask=0) the IRQ is never disabled, so the policy axis collapses; an
+        MSI is an edge with no line to mask or unmask, so policy and unmask do."""
         out = []
-        for nim, pol, um, eng, acc in itertools.product(*(self.axes[a] for a in AXES)):
-            if masks_at_device and nim == 0:
+        for nim, pol, um, eng, acc, irq in itertools.product(*(self.axes[a] for a in AXES)):
+            if masks_at_device and nim == 0 or irq != "intx":
                 pol = NA
-            c = Cell(nim, pol, um, eng, acc)
+            if irq != "intx":
+                um = NA
+            c = Cell(nim, pol, um, eng, acc, irq)
             if c not in out:
                 out.append(c)
         return out
