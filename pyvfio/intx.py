@@ -150,7 +150,7 @@ class Intx:
             if info.count < 1:
                 raise UsageError(f"{self.host.bdf} has no {self.name} (VFIO_DEVICE_GET_IRQ_INFO counts 0 "
                                  f"vectors: the card has no {self.name} capability)",
-                                 "use --irq intx" + (", or msi" if self.irq == "msix" else ""))
+                                 f"use --irq intx (pyvfio info {self.host.bdf} lists the card's interrupts)")
             if not info.flags & uapi.VFIO_IRQ_INFO_EVENTFD:
                 raise UsageError(f"{self.host.bdf}: {self.name} flags {info.flags:#x} lack EVENTFD",
                                  f"this host's vfio-pci does not signal {self.name} through an eventfd")
