@@ -1,7 +1,8 @@
 """One run of the INTx engine: drives a card's interrupts through a host (real or model),
 counts what was delivered, stalled and recovered, and measures latency.
 
-`Run` owns one run: it arms INTx, initialises the card, runs batches on the chosen
+`Run` owns one run: it arms INTx (or, RunConfig.irq, the card's MSI or MSI-X:
+pyvfio.intx), initialises the card, runs batches on the chosen
 engine (C or Python; both execute the profile's register programs and the same
 protocol), handles stalls between batches (the watchdog), and always tears down:
 INTx disabled, card quiesced, fds closed, whatever happened.
