@@ -39,6 +39,9 @@ def _message_kinds(card):
 
 
 MSI = [dict(b, kinds=_message_kinds(b["card"])) for b in FACTS["bound"]] if FACTS else []
+# Cards in the lab for their MSI-X alone: the per-card suite (`card`) leaves them out
+# (e1000e's run of it took ~130 s a boot, and it passed), test_msi.py's msi_card has them.
+MESSAGE_ONLY = ("e1000e",)
 
 
 def pytest_collection_modifyitems(config, items):
@@ -53,7 +56,8 @@ def pytest_collection_modifyitems(config, items):
 
 def pytest_generate_tests(metafunc):
     if "card" in metafunc.fixturenames:
-        bound = FACTS["bound"] if FACTS else [{"card": "edu", "bdf": "none"}]
+        bound = [b for b in FACTS["bound"] if b["card"] not in MESSAGE_ONLY] if FACTS \
+            else [{"card": "edu", "bdf": "none"}]
         metafunc.parametrize("card", bound, ids=[b["card"] for b in bound])
     if "msi_card" in metafunc.fixturenames:  # the bound cards that have MSI or MSI-X
         cards = [b for b in MSI if b["kinds"]] or [{"card": "edu", "bdf": "none", "kinds": ["msi"]}]

@@ -5,7 +5,11 @@ switch back to INTx on the same device fd, and the refusals (a card without MSI,
 MSI-X on a card without it, INTx-only modes).  Which card has what comes from its
 profile's irqs (msi_card: conftest.py); the kernel's irq_info must agree.  Runs in
 the 6.12 nointxmask=0 boots of tests/test_lab_vms.py, in this one pyvfio process
-but for one command-line refusal."""
+but for one command-line refusal.
+
+edu sends exactly one message per raise (hw/misc/edu.c: edu_raise_irq calls
+msi_notify once); another card's model may send more, never fewer (QEMU 7.2's
+e1000e sent 11,423 for 10,000 raises), so only edu's counts are exact."""
 
 import errno
 import re
@@ -20,6 +24,7 @@ from pyvfio.engine import Run, RunConfig
 from pyvfio.errors import UsageError, VfioError
 from pyvfio.host import interrupts
 from pyvfio.intx import IRQ_KINDS, Intx
+from pyvfio.lab import guest
 from pyvfio.profiles import probe
 from pyvfio.vfio import open_device
 
@@ -40,14 +45,20 @@ def test_irq_info_agrees_with_the_profile_and_the_rest_is_refused(card):
         for kind in ("msi", "msix"):
             info = dev.irq_info(IRQ_KINDS[kind])
             if kind in prof.spec.irqs:
-                assert info.count >= 1 and info.flags & uapi.VFIO_IRQ_INFO_EVENTFD
-                assert info.flags & uapi.VFIO_IRQ_INFO_NORESIZE  # vfio-pci's MSI and MSI-X
+                assert info.count >= 1 and info.flags & uapi.VFIO_IRQ_INFO_EVENTFD, kind
+                # MSI's vectors are fixed; MSI-X's grow on 6.12 where the MSI domain
+                # allocates them dynamically (vfio-pci's has_dyn_msix)
+                assert kind != "msi" or info.flags & uapi.VFIO_IRQ_INFO_NORESIZE
                 continue
             assert info.count == 0, f"{card['card']} has {kind}: list it in its profile's irqs"
             with pytest.raises(UsageError, match=re.escape(_refusal(kind))):
                 Run(dev, prof, RunConfig(irq=kind)).execute()
         r = Run(dev, prof, RunConfig(loops=50, watchdog_ms=500)).execute()
     assert (r.verdict, r.counts.delivered) == ("ok", 50)
+
+
+def _exact(card):
+    return card["card"] == "edu"
 
 
 def test_every_message_delivered_by_the_c_loop(msi_card):
@@ -60,15 +71,16 @@ def test_every_message_delivered_by_the_c_loop(msi_card):
         for h in r.hists:  # wakeup, service, round trip
             assert h.count == N and h.percentile(50) > 0
         assert r.hists[2].percentile(99) >= r.hists[2].percentile(50)
-        # each message went through vfio's handler once, on the vector's own IRQ
-        assert r.host_before["irq"] is not None and r.host_irq_delta() == N
+        # each message went through vfio's handler, on the vector's own IRQ
+        assert r.host_before["irq"] is not None, kind
+        assert r.host_irq_delta() == N if _exact(msi_card) else r.host_irq_delta() >= N, kind
         assert line is None  # disabled at teardown: vfio freed the vector
         j = r.to_json()
-        assert j["irq"] == kind and j["throughput_per_s"] > 0 and j["host_per_delivered"] == 1.0
+        assert j["irq"] == kind and j["throughput_per_s"] > 0
         # what `pyvfio run --irq KIND` prints of it (a process more costs seconds here)
         text = "\n".join(summary_lines({**j, "bdf": msi_card["bdf"]}))
         assert f"host interrupts (/proc/interrupts {interrupts.vfio_msi_name(msi_card['bdf'], kind)}) " \
-               f"{N}  per delivered 1.000" in text
+               f"{r.host_irq_delta()}  per delivered {j['host_per_delivered']:.3f}" in text
         assert "round_trip us: min" in text and "throughput" in text
 
 
@@ -76,7 +88,8 @@ def test_python_engine_replays_the_same_steps(msi_card):
     for kind in msi_card["kinds"]:
         with open_device(msi_card["bdf"]) as dev:
             r = Run(dev, probe(dev), RunConfig(loops=500, irq=kind, engine="python")).execute()
-        assert (r.verdict, r.counts.delivered, r.host_irq_delta()) == ("ok", 500, 500)
+        assert (r.verdict, r.counts.delivered) == ("ok", 500), kind
+        assert r.host_irq_delta() == 500 if _exact(msi_card) else r.host_irq_delta() >= 500, kind
 
 
 def test_message_trigger_loopback_and_back_to_intx(msi_card):
@@ -105,9 +118,11 @@ def test_message_trigger_loopback_and_back_to_intx(msi_card):
                 intx.close()
                 assert refused.value.errno == errno.EINVAL
                 prof.raise_irq()
-                assert msi.trigger.wait(1.0) == 1 and prof.ack()
-                assert msi.trigger.wait(0.2) == 0       # one message per raise, nothing re-sent
-                assert interrupts.vfio_line(bdf, kind).total == 1
+                got = msi.trigger.wait(1.0)
+                assert got >= 1 and prof.ack(), kind
+                if _exact(msi_card):   # one message per raise, nothing re-sent
+                    assert got == 1 and msi.trigger.wait(0.2) == 0
+                    assert interrupts.vfio_line(bdf, kind).total == 1
             assert interrupts.vfio_line(bdf, kind) is None
             assert dev.config.read(uapi.PCI_COMMAND, 2) == command   # Bus Master as it was
             r = Run(dev, prof, RunConfig(loops=200, watchdog_ms=500)).execute()
@@ -120,13 +135,10 @@ def pyvfio(*args):
     return p
 
 
-def test_cli_refuses_what_the_card_lacks_in_one_line(msi_card):
-    """MSI-X on edu (MSI only), else an INTx-only mode: one line, exit 2."""
-    bdf, kind = msi_card["bdf"], msi_card["kinds"][0]
-    absent = [k for k in ("msi", "msix") if k not in msi_card["kinds"]]
-    args, message = (["--irq", absent[0]], _refusal(absent[0])) if absent else \
-        (["--irq", kind, "--unmask", "eventfd"], "is an edge with nothing to unmask")
-    p = subprocess.run([sys.executable, "-m", "pyvfio", "run", bdf, "-l", "10", "-q", *args],
+def test_cli_refuses_what_the_card_lacks_in_one_line(facts):
+    """MSI-X on edu (MSI only; every boot has it): one line, exit 2."""
+    bdf = guest.bdf_of("edu", facts)
+    p = subprocess.run([sys.executable, "-m", "pyvfio", "run", bdf, "-l", "10", "-q", "--irq", "msix"],
                        capture_output=True, text=True, timeout=120)
-    assert p.returncode == 2 and message in p.stderr, (args, p.stderr)
+    assert p.returncode == 2 and _refusal("msix") in p.stderr, p.stderr
     assert len(p.stderr.strip().splitlines()) == 1 and "Traceback" not in p.stderr, p.stderr
