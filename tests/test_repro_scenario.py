@@ -173,6 +173,52 @@ def test_the_card_survey_parses():
     assert len(plan.cells(masks_at_device=True)) == 2 * 2 + 2 * 2
 
 
+def test_the_irq_scenario_runs_intx_and_msi_on_one_card_in_one_boot():
+    plan = load("irq")
+    assert plan.lab_card == "edu" and sorted(plan.lab) == ["ppc64le", "x86_64"]
+    assert plan.axes["nointxmask"] == [0]       # one boot per machine
+    # an MSI cell has no line: no policy, no unmask
+    assert plan.cells(masks_at_device=True) == [Cell(0, NA, "ioctl", "c", "mmap", irq="intx"),
+                                                Cell(0, NA, NA, "c", "mmap", irq="msi")]
+
+
+def test_the_irq_axis_defaults_to_intx_and_is_checked(tmp_path):
+    assert {c.irq for c in load("seed").cells(masks_at_device=False)} == {"intx"}
+    with pytest.raises(UsageError, match=r"s.toml:2: unknown irq value 'msi-x'.*intx, msi, msix"):
+        load(write(tmp_path, "[matrix]\nirq = ['intx', 'msi-x']\n"))
+
+
+def test_the_model_runs_no_msi_cell_and_predicts_none():
+    from pyvfio.repro import model
+    plan = load("irq")
+    assert {key["irq"] for _, _, key in model.planned(plan)} == {"intx"}
+    key = {"arch": "x86_64", "ic": "ioapic", "nointxmask": 0, "policy": NA, "unmask": NA, "irq": "msi"}
+    assert predict.predict(key, 10, True, True) is None
+
+
+def _cell(irq, unmask, p50, p99, rate, arch="x86_64"):
+    return {"key": {"arch": arch, "nointxmask": 0, "policy": NA, "unmask": unmask, "irq": irq},
+            "verdict": "ok", "counts": {"raised": 10, "delivered": 10, "lost": 0},
+            "latency": {"round_trip": {"count": 10, "p50_us": p50, "p99_us": p99}}, "throughput_per_s": rate}
+
+
+def test_the_table_sets_each_msi_cell_against_intx_on_the_same_machine():
+    from pyvfio.report import summary
+    report = {"tool": "pyvfio", "kind": "repro", "backend": "lab", "cells": [
+        _cell("intx", "ioctl", 40.0, 80.0, 20000), _cell("intx", "eventfd", 50.0, 90.0, 18000),
+        _cell("msi", NA, 20.0, 60.0, 40000),
+        _cell("intx", "ioctl", 100.0, 200.0, 8000, "ppc64le"), _cell("msi", NA, 75.0, 300.0, 10000, "ppc64le")]}
+    lines = summary.table(report).splitlines()
+    assert lines[-3:] == [
+        "msi against intx (ioctl) on x86_64: p50 40.0 -> 20.0 (-50%) us, p99 80.0 -> 60.0 (-25%) us, "
+        "per s 20000 -> 40000 (+100%)",
+        "msi against intx (eventfd) on x86_64: p50 50.0 -> 20.0 (-60%) us, p99 90.0 -> 60.0 (-33%) us, "
+        "per s 18000 -> 40000 (+122%)",
+        "msi against intx (ioctl) on ppc64le: p50 100.0 -> 75.0 (-25%) us, p99 200.0 -> 300.0 (+50%) us, "
+        "per s 8000 -> 10000 (+25%)"]
+    assert summary.irq_differences(report["cells"][:2]) == []   # no MSI: no such lines
+
+
 def test_reload_is_refused_while_another_device_uses_vfio_pci(tmp_path):
     """A running VM's passthrough device would be torn away: refused before any write."""
     import os

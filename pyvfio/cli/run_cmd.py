@@ -1,13 +1,15 @@
-"""pyvfio run BDF: service a card's INTx through VFIO and measure it (cyclictest-style)."""
+"""pyvfio run BDF: service a card's INTx (or MSI, MSI-X) through VFIO and measure it
+(cyclictest-style)."""
 
 import sys
 import time
 
 from .. import verdict
+from ..host import interrupts
 from ..engine import ENGINES, HISTOGRAMS, SOURCES, Run, RunConfig, pin_and_prioritise
 from ..engine.run import GUESTS, IRQCHIPS
 from ..errors import UsageError
-from ..intx import UNMASK_MODES
+from ..intx import IRQ_KINDS, UNMASK_MODES
 from ..results import check_writable, envelope, write_atomic, write_json
 
 EXIT_THRESHOLD = 3   # p99 above --threshold
@@ -34,6 +36,9 @@ def add_arguments(p):
                    help="raise: pyvfio raises each interrupt on the card (default); external: "
                         "interrupts come from outside (bytes into a serial port), pyvfio only "
                         "services them with the profile's init_external/ack_external programs")
+    p.add_argument("--irq", choices=IRQ_KINDS, default="intx",
+                   help="the interrupt to drive: the INTx line (default), or vector 0 of the "
+                        "card's MSI or MSI-X (an edge: no unmask step)")
     p.add_argument("--unmask", choices=UNMASK_MODES + ("resample", "none"),
                    help="unmask per interrupt by SET_IRQS ioctl or by the unmask eventfd (default "
                         "ioctl); --guest kvm: resample (KVM's resample irqfd, the default), ioctl or "
@@ -116,7 +121,11 @@ def summary_lines(result):
                    f"TSC {k['tsc_hz'] / 1e9:.3f} GHz (calibrated against CLOCK_MONOTONIC)")
     hi = result.get("host_interrupts")
     if hi is not None:
-        out.append(f"host interrupts (/proc/interrupts) {hi}  per delivered {result['host_per_delivered'] or 0:.3f}")
+        irq = result.get("irq", "intx")
+        name = interrupts.vfio_intx_name(result["bdf"]) if irq == "intx" else \
+            interrupts.vfio_msi_name(result["bdf"], irq)
+        out.append(f"host interrupts (/proc/interrupts {name}) {hi}  "
+                   f"per delivered {result['host_per_delivered'] or 0:.3f}")
     return out
 
 
@@ -129,8 +138,11 @@ def run(args):
                        unmask=unmask, access=args.access, engine=args.engine,
                        guest=args.guest, irqchip=args.irqchip,
                        watchdog_ms=args.watchdog, recover=args.recover, rearm_each=args.rearm_each,
-                       source=args.source)
+                       source=args.source, irq=args.irq)
     config.check()
+    if args.policy and args.irq != "intx":
+        raise UsageError(f"--policy sets the INTx line's masking policy; --irq {args.irq} has no line",
+                         "drop --policy, or use --irq intx")
     if args.threshold is not None and args.threshold <= 0:
         raise UsageError(f"threshold {args.threshold} us must be positive")
     for path in (args.json, args.hgrm):  # before the card is touched, not after the run

@@ -1,7 +1,8 @@
 """One run of the INTx engine: drives a card's interrupts through a host (real or model),
 counts what was delivered, stalled and recovered, and measures latency.
 
-`Run` owns one run: it arms INTx, initialises the card, runs batches on the chosen
+`Run` owns one run: it arms INTx (or, RunConfig.irq, the card's MSI or MSI-X:
+pyvfio.intx), initialises the card, runs batches on the chosen
 engine (C or Python; both execute the profile's register programs and the same
 protocol), handles stalls between batches (the watchdog), and always tears down:
 INTx disabled, card quiesced, fds closed, whatever happened.
@@ -25,7 +26,7 @@ import psutil
 
 from ..errors import UsageError
 from ..histogram import Histogram
-from ..intx import UNMASK_MODES, Intx
+from ..intx import UNMASK_MODES, Intx, check_kind
 from ..verdict import of_run
 from . import python_engine
 from .batch import SIGNAL, TIMEOUT
@@ -54,6 +55,7 @@ class RunConfig:
     source: str = "raise"
     guest: str = "toy"
     irqchip: str = "pic"
+    irq: str = "intx"           # intx, msi or msix (pyvfio.intx.IRQ_KINDS)
 
     @property
     def intx_mode(self):
@@ -90,6 +92,11 @@ class RunConfig:
         if self.source == "external" and self.interval_us:
             raise UsageError("--interval paces raises; with --source external the card's "
                              "source sets the pace", "drop -i")
+        if self.guest != "kvm":
+            check_kind(self.irq, self.unmask, self.rearm_each)
+        elif self.irq != "intx":
+            raise UsageError(f"--guest kvm drives the card's INTx line through the irqchip, not --irq {self.irq}",
+                             "drop --irq, or use --guest toy")
 
 
     def _check_kvm(self):
@@ -154,7 +161,7 @@ class Run:
         self.after_enable = after_enable
         self.status = status          # called with the Run between batches (live status line)
         self.ready = ready            # called once the card is initialised, before the first batch
-        self.intx = Intx(host, config.intx_mode, config.rearm_each)
+        self.intx = Intx(host, config.intx_mode, config.rearm_each, config.irq)
         self.hists = (Histogram(), Histogram(), Histogram())  # HISTOGRAMS[config.source]
         self.counts = Counts()
         self.stalls = []
@@ -171,7 +178,7 @@ class Run:
 
     # --- the stall path (rare; Python) --------------------------------------------
     def _stall(self):
-        state = self.host.host_state()
+        state = self._host_state()
         # service the card by polling: its interrupt is not lost
         if self.external:
             if self._engine.trigger_pending():
@@ -202,6 +209,7 @@ class Run:
     def execute(self):
         cfg = self.config
         self.intx.check_info()
+        self.profile.check_irq(self.config.irq)
         proc = psutil.Process()
         self._engine = None
         cpu0 = ctx0 = None
@@ -223,7 +231,7 @@ class Run:
                 self._engine = CLoop(self)
             else:
                 self._engine = python_engine.PythonLoop(self)
-            self.host_before = self.host.host_state()
+            self.host_before = self._host_state()
             if self.ready:
                 self.ready(self)
             cpu0, ctx0 = proc.cpu_times(), proc.num_ctx_switches()
@@ -292,8 +300,11 @@ class Run:
         if self._engine is not None:
             self._engine.close()
 
+    def _host_state(self):
+        return self.host.host_state(self.config.irq)
+
     def _host_after(self):
-        self.host_after = self.host.host_state()
+        self.host_after = self._host_state()
 
     # --- results --------------------------------------------------------------------
     def _latency_json(self):
@@ -320,6 +331,7 @@ class Run:
             "outcome": verdict.to_json(),
             "interrupted": self.interrupted,
             "source": self.config.source,
+            "irq": self.config.irq,
             "counts": {"raised": c.raised, "delivered": c.delivered, "stalled": len(self.stalls),
                        "recovered": sum(s.recovered for s in self.stalls), "polled": c.polled,
                        "lost": c.lost, "spurious_triggers": c.spurious, "extra_signals": c.extra_signals},

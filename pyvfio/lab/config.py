@@ -15,6 +15,8 @@ CARDS = {
     "i82557b": ("i82557b", "8086:1229"),
     # One 16550A behind I/O BAR0 (hw/char/serial-pci.c); its chardev is fed by the host.
     "pci-serial": ("pci-serial", "1b36:0002"),
+    # PCIe, with MSI and MSI-X (five vectors) beside INTx (profiles/builtin/e1000e.toml)
+    "e1000e": ("e1000e", "8086:10d3"),
 }
 
 # Cards whose QEMU device takes a chardev (the qdev property): the lab gives each one

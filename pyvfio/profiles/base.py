@@ -245,8 +245,16 @@ class CardProfile:
     def quiesce(self):
         self.program("quiesce")()
 
+    def check_irq(self, irq):
+        """The profile says its programs serve this interrupt kind (its irqs)."""
+        if irq not in self.spec.irqs:
+            raise UsageError(f"profile {self.name} serves {', '.join(self.spec.irqs)}, not {irq}",
+                             f"use --irq {self.spec.irqs[0]}, or add {irq!r} to the profile's irqs "
+                             "once its programs raise and service it")
+
     def describe(self):
         out = {"profile": self.name, "source": str(self.spec.path), "access": self.access,
+               "irqs": list(self.spec.irqs),
                "bars": {f"BAR{self.bar_index[n]}": {"name": n, "size": r.size, "access": r.access}
                         for n, r in self.bars.items()}}
         if self.swapped is not None:

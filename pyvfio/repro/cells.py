@@ -22,6 +22,7 @@ from ..errors import PyvfioError, RefusedError, UsageError
 from ..host import interrupts, pci, system, writes
 from ..profiles import probe
 from ..vfio import open_device
+from .scenario import NA
 
 VFIO_PCI = "sys/bus/pci/drivers/vfio-pci"
 
@@ -54,8 +55,9 @@ def masks_at_device(bdf, profile_name=None, access="mmap"):
 
 def run_cell(bdf, cell, plan, status=None):
     """One cell; returns Run.to_json() plus what ran it."""
-    cfg = RunConfig(loops=plan.loops, unmask=cell.unmask, access=cell.access, engine=cell.engine,
-                    watchdog_ms=plan.run["watchdog_ms"], recover=plan.run["recover"])
+    cfg = RunConfig(loops=plan.loops, unmask="ioctl" if cell.unmask == NA else cell.unmask,
+                    access=cell.access, engine=cell.engine, watchdog_ms=plan.run["watchdog_ms"],
+                    recover=plan.run["recover"], irq=cell.irq)
     after_enable = None
     if cell.policy in ("lazy", "unlazy"):
         from ..lab import policy

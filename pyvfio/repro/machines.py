@@ -26,7 +26,8 @@ LAB_THREADED = {"6.12-rt"}
 # The PCI kind of each lab card: QEMU implements DisINTx for every PCI device
 # (hw/pci/pci.c pci_init_wmask), so vfio-pci masks them at the card unless loaded
 # with nointxmask=1.
-LAB_CARD_KIND = {"edu": "2.3", "e1000": "2.3", "rtl8139": "2.3", "i82557b": "2.3", "pci-serial": "2.3"}
+LAB_CARD_KIND = {"edu": "2.3", "e1000": "2.3", "rtl8139": "2.3", "i82557b": "2.3", "pci-serial": "2.3",
+                 "e1000e": "2.3"}
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,10 @@ from .scenario import NA
 
 
 def model_scenario(key, masks_at_device, unlazy_fix, chip=None, **knobs):
-    """The model Scenario for a cell key, or None when the model cannot tell."""
+    """The model Scenario for a cell key, or None when the model cannot tell (an
+    MSI among them: the model host has INTx only)."""
+    if key.get("irq", "intx") != "intx":
+        return None
     controller = key.get("ic") or controller_of(chip)[0]
     if controller not in matrix.AXES["controller"]:
         return None

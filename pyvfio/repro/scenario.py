@@ -15,6 +15,7 @@ card here, lab VMs, the model host).
     access = ["mmap"]
     vfio = ["shipped", "prefix"]     # vfio-pci: the distribution's, or rebuilt (lab only;
                                      # patch:FILE, prefix+patch:FILE: FILE beside the scenario)
+    irq = ["intx", "msi"]            # optional (intx): an MSI cell has no policy or unmask
     [lab]                            # the machines: booted by --lab ARCH, run by --model
     card = "edu"
     ppc64le = [{ kernel = "6.12", ic = "xive" }, { kernel = "6.12", ic = "xics" }]
@@ -42,7 +43,7 @@ from dataclasses import asdict, dataclass, field
 
 from .. import verdict
 from ..errors import UsageError
-from ..intx import UNMASK_MODES
+from ..intx import IRQ_KINDS, UNMASK_MODES
 from . import machines
 
 POLICIES = ("kernel", "lazy", "unlazy")
@@ -50,9 +51,9 @@ NA = "-"
 SHIPPED = "shipped"
 # vfio's values are vfio-pci variants (pyvfio/lab/vfio_build.py), checked by its parser.
 AXES = {"nointxmask": (0, 1), "policy": POLICIES, "unmask": UNMASK_MODES,
-        "engine": ("c", "python"), "access": ("mmap", "rw"), "vfio": None}
+        "engine": ("c", "python"), "access": ("mmap", "rw"), "vfio": None, "irq": tuple(IRQ_KINDS)}
 DEFAULT_AXES = {"nointxmask": [0, 1], "policy": ["kernel"], "unmask": ["ioctl", "eventfd"],
-                "engine": ["c"], "access": ["mmap"], "vfio": [SHIPPED]}
+                "engine": ["c"], "access": ["mmap"], "vfio": [SHIPPED], "irq": ["intx"]}
 RUN_KEYS = {"profile": str, "watchdog_ms": int, "recover": bool, "threshold_p99_us": (int, float)}
 LAB_ARCHES = ("x86_64", "ppc64le")
 MODEL_KEYS = {"ic": list, "card": list, "kernel": str, "xics_variant": str,
@@ -70,6 +71,7 @@ class Cell:
     engine: str
     access: str
     vfio: str = SHIPPED     # the vfio-pci variant, as the scenario spells it
+    irq: str = "intx"
 
     def key(self, **machine):
         return {**machine, **asdict(self)}
@@ -93,17 +95,21 @@ class Plan:
         nointxmask=0) the IRQ is never disabled, so the policy axis collapses, and
         so does the prefix (8b9f128947dd changes only the controller-masking path).
         A rebuilt vfio-pci is its own policy: no policy module on it.  On a kernel
-        whose vfio-pci lacks the fix (kernel_fix False) the prefix is the shipped one."""
+        whose vfio-pci lacks the fix (kernel_fix False) the prefix is the shipped one.
+        An MSI is an edge with no line to mask or unmask: policy, unmask and the
+        prefix collapse for it too."""
         out = []
-        for nim, pol, um, eng, acc, vfio in itertools.product(*(self.axes[a] for a in AXES)):
-            if masks_at_device and nim == 0:
+        for nim, pol, um, eng, acc, vfio, irq in itertools.product(*(self.axes[a] for a in AXES)):
+            if masks_at_device and nim == 0 or irq != "intx":
                 pol = NA
                 vfio = SHIPPED if vfio == "prefix" else vfio
+            if irq != "intx":
+                um = NA
             if vfio == "prefix" and kernel_fix is False:
                 vfio = SHIPPED
             if vfio != SHIPPED and pol in ("lazy", "unlazy"):
                 continue
-            c = Cell(nim, pol, um, eng, acc, vfio)
+            c = Cell(nim, pol, um, eng, acc, vfio, irq)
             if c not in out:
                 out.append(c)
         return out

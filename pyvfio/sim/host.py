@@ -232,7 +232,8 @@ class ModelHost:
                             hint=f"the model card has no region {index} "
                                  "(BAR0 and config space only)") from None
 
-    def host_state(self):
+    def host_state(self, irq="intx"):
+        # only INTx: the model card has no MSI capability, so irq_info refuses the others
         d, v = self.desc, self.vfio
         state = {
             "irq": d.irq,
