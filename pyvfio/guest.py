@@ -44,10 +44,12 @@ class VirtualIntc:
 class Guest:
     """A guest owning one card's INTx line through `intx` (a pyvfio.intx.Intx)."""
 
-    def __init__(self, intx, profile):
+    def __init__(self, intx, profile, eoi=None):
+        """`eoi`: where the guest's EOI goes when not to `intx.eoi` (the model host's
+        KVM resampler: the kernel unmasks, userspace does nothing)."""
         self.intx = intx
         self.profile = profile
-        self.intc = VirtualIntc(profile.program("ack"), intx.eoi)
+        self.intc = VirtualIntc(profile.program("ack"), eoi or intx.eoi)
 
     def on_trigger(self):
         """The host signalled the trigger eventfd: assert the virtual line.

@@ -39,11 +39,11 @@ def test_the_model_knows_every_lab_kernel_and_card():
 
 def test_policy_collapses_where_vfio_masks_at_the_card():
     plan = load("seed")
-    cells = plan.cells(masks_at_device=True)
+    cells = plan.cells(masks_at_device=True, x86=False)    # POWER: no kvm cell
     assert Cell(0, NA, "ioctl", "c", "mmap") in cells
     assert not any(c.nointxmask == 0 and c.policy != NA for c in cells)
     assert len(cells) == 2 + 6 + 2      # + the prefix, with the kernel's own policy
-    assert len(plan.cells(masks_at_device=False)) == 12 + 4  # a DisINTx- card: every policy counts
+    assert len(plan.cells(masks_at_device=False, x86=False)) == 12 + 4  # DisINTx-: every policy counts
 
 
 def test_vfio_axis_prefix_cells_have_no_policy_module_and_collapse_where_the_fix_is_moot():
@@ -244,3 +244,34 @@ def test_a_lab_guest_names_patch_variants_without_reading_them(tmp_path):
     assert plan.axes["vfio"] == ["shipped", "prefix+patch:elsewhere/fix.patch"]
     with pytest.raises(UsageError, match="cannot read the patch"):
         load(str(s))
+
+
+def test_the_guest_axis_defaults_to_toy_and_kvm_cells_are_x86_intx_only(tmp_path):
+    assert {c.guest for c in load("card").cells(masks_at_device=True)} == {"toy"}
+    plan = load(write(tmp_path, "[matrix]\nnointxmask = 0\nunmask = ['ioctl', 'resample']\n"
+                                "guest = ['toy', 'kvm']\nirq = ['intx', 'msi']\nengine = ['c', 'python']\n"))
+    cells = plan.cells(masks_at_device=True)
+    # the toy guest has no resampler; a kvm cell drives INTx, its vCPU is the engine
+    assert [(c.guest, c.unmask, c.engine) for c in cells if c.irq == "intx"] == [
+        ("toy", "ioctl", "c"), ("kvm", "ioctl", "c"), ("toy", "ioctl", "python"),
+        ("kvm", "resample", "c")]
+    assert not any(c.guest == "kvm" and c.irq != "intx" for c in cells)
+    assert {c.guest for c in plan.cells(masks_at_device=True, x86=False)} == {"toy"}  # ppc64le
+    with pytest.raises(UsageError, match=r"s.toml:2: unknown guest value 'qemu'.*toy, kvm"):
+        load(write(tmp_path, "[matrix]\nguest = ['qemu']\n"))
+
+
+def test_the_seed_has_kvm_cells_on_x86_only():
+    from pyvfio.repro import model
+    keys = [k for _, _, k in model.planned(load("seed"))]
+    kvm = [k for k in keys if k["guest"] == "kvm"]
+    assert {k["arch"] for k in kvm} == {"x86_64"} and {k["kernel"] for k in kvm} == {"6.1", "6.12"}
+    assert {k["unmask"] for k in kvm} == {"ioctl", "eventfd", "resample"}
+    assert not any(k["unmask"] == "resample" for k in keys if k["guest"] == "toy")
+
+
+def test_old_report_cells_read_as_the_toy_guest():
+    from pyvfio.report import cells as C
+    report = {"tool": "pyvfio", "kind": "repro", "cells": [
+        {"key": {"nointxmask": 0, "unmask": "ioctl"}, "verdict": "ok"}]}
+    assert C.cells(report)[0]["key"]["guest"] == "toy"

@@ -46,7 +46,7 @@ class PythonLoop:
 def run_batch(ctx, n, hists, deadline_ns=0, b=None):
     """Up to `n` interrupts: raise, wait for the trigger, run the guest's handler
     (ack + EOI), record.  Returns a Batch; stops early on a watchdog timeout."""
-    guest = Guest(ctx.intx, ctx.profile)
+    guest = Guest(ctx.intx, ctx.profile, getattr(ctx.host, "guest_eoi", None))
     trigger = ctx.intx.trigger
     profile = ctx.profile
     timeout = ctx.config.watchdog_ms / 1000.0

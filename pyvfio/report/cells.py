@@ -23,7 +23,8 @@ Files from before verdicts were data have no "outcome": their verdict is judged
 again, by the same rule, from the stalls and counts they carry, and their expected
 and predicted verdicts are shown as the text they hold.  The first model reports
 (`scenarios` instead of `cells`) are refused in one line: re-run them.  Cells from
-before the irq axis name no irq: they are INTx cells, and read as irq=intx.
+before the irq axis name no irq: they are INTx cells, and read as irq=intx; cells
+from before the guest axis ran pyvfio's toy guest, and read as guest=toy.
 """
 
 import json
@@ -72,11 +73,14 @@ def cells(report):
         return [cell]
     out = [c for c in report["cells"] if isinstance(c, dict) and "verdict" in c]
     for c in out:
-        # reports from before the vfio and irq axes ran the distribution's vfio-pci, on INTx
+        # reports from before the vfio, irq and guest axes ran the distribution's
+        # vfio-pci, on INTx, with the toy guest
         if "nointxmask" in c.get("key", {}) and "vfio" not in c["key"]:
             c["key"] = {**c["key"], "vfio": "shipped"}
         if c.get("key") and "irq" not in c["key"]:
             c["key"] = {**c["key"], "irq": "intx"}
+        if c.get("key") and "guest" not in c["key"]:
+            c["key"] = {**c["key"], "guest": "toy"}
     return out
 
 

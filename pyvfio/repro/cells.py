@@ -55,9 +55,13 @@ def masks_at_device(bdf, profile_name=None, access="mmap"):
 
 def run_cell(bdf, cell, plan, status=None):
     """One cell; returns Run.to_json() plus what ran it."""
+    # a kvm cell: the vCPU is the engine, on the in-kernel IOAPIC (what a q35 VM
+    # gives its passthrough INTx), with the cell's unmask as KVM's --unmask
+    kvm = cell.guest == "kvm"
     cfg = RunConfig(loops=plan.loops, unmask="ioctl" if cell.unmask == NA else cell.unmask,
-                    access=cell.access, engine=cell.engine, watchdog_ms=plan.run["watchdog_ms"],
-                    recover=plan.run["recover"], irq=cell.irq)
+                    access=cell.access, engine="c" if kvm else cell.engine,
+                    watchdog_ms=plan.run["watchdog_ms"], recover=plan.run["recover"], irq=cell.irq,
+                    guest=cell.guest, irqchip="ioapic" if kvm else "pic")
     after_enable = None
     if cell.policy in ("lazy", "unlazy"):
         from ..lab import policy
@@ -110,7 +114,7 @@ def run_cells(bdf, plan, here=False, force=False, echo=print, vfio="shipped"):
     axis value: only a lab boot can load another); returns (cells as dicts, machine facts)."""
     sysfacts = system.probe()
     at_device = masks_at_device(bdf, plan.run["profile"])
-    cells = [c for c in plan.cells(bool(at_device)) if c.vfio == vfio]
+    cells = [c for c in plan.cells(bool(at_device), x86=sysfacts.machine == "x86_64") if c.vfio == vfio]
     loaded = sysfacts.nointxmask
     if here:
         cells = [c for c in cells if c.nointxmask == int(bool(loaded))]

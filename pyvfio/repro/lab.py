@@ -33,7 +33,7 @@ def boots(plan, arch, kernel=None):
         from .machines import lab_machine
         machines = list(dict.fromkeys(lab_machine(arch, kernel, m.ic, plan.lab_card) for m in machines))
     for m in machines:
-        cells = plan.cells(m.masks_at_device, m.unlazy_fix)
+        cells = plan.cells(m.masks_at_device, m.unlazy_fix, m.x86)
         for nim, vfio in dict.fromkeys((c.nointxmask, c.vfio) for c in cells):
             module = any(c.policy in ("lazy", "unlazy") for c in cells
                          if (c.nointxmask, c.vfio) == (nim, vfio))

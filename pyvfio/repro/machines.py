@@ -46,6 +46,11 @@ class Machine:
         return self.card == "2.3"
 
     @property
+    def x86(self):
+        """Can it run a kvm cell: an x86_64 lab machine, or a model one on the IO-APIC."""
+        return self.arch == "x86_64" if self.arch else self.ic == "ioapic"
+
+    @property
     def key(self):
         """The key axes naming this machine's cells: a lab machine's as a lab run names
         them; a model machine's with its card kind and any knob it changes."""

@@ -7,7 +7,9 @@ the cell onto the model, as it does to predict a real cell).  A cell is what a
 card or a lab boot writes (Run.to_json() and its key), minus what would mislead:
 
 - engine: the model runs the Python engine only (the C loop needs kernel
-  eventfds and a mapped BAR), so its cells say engine=python;
+  eventfds and a mapped BAR), so its cells say engine=python (a kvm cell too:
+  the model runs it as the toy guest on the same host path, its resample
+  through the model's KVM resampler: predict.py);
 - latency, throughput and CPU time: they time the model's Python code, not an
   INTx path, so they are left out.
 """
@@ -21,11 +23,11 @@ from ..sim.host import CARDS, CONTROLLERS
 from ..sim.xics import VARIANTS as XICS_VARIANTS
 from . import predict
 from .machines import unlazy_fix_with
-from .scenario import NA
+from .scenario import NA, RESAMPLE
 
 # The selection options (--ic, --card, --policy, --unmask): the allowed values.
 SELECT = {"ic": CONTROLLERS, "card": CARDS, "policy": ("kernel", "lazy", "unlazy", NA),
-          "unmask": UNMASK_MODES}
+          "unmask": UNMASK_MODES + (RESAMPLE,)}
 _TIMING = ("latency", "throughput_per_s", "elapsed_s", "cpu")
 
 
@@ -49,7 +51,7 @@ def planned(plan, select=None, knobs=None):
     out, seen = [], set()
     for m in machines:
         m = m.with_knobs(**(knobs or {}))
-        for cell in plan.cells(m.masks_at_device, m.unlazy_fix):
+        for cell in plan.cells(m.masks_at_device, m.unlazy_fix, m.x86):
             if unlazy_fix_with(m.unlazy_fix, cell.vfio) is None and cell.vfio != "shipped":
                 continue    # a patched vfio-pci: only a real kernel runs it
             if cell.irq != "intx":

@@ -5,14 +5,17 @@ A cell maps onto a model scenario by the controller serving the line (the lab's
 ic, or the /proc/interrupts chip), the card (2.3 if vfio-pci masks it with DisINTx,
 else non-2.3; nointxmask=1 makes any card masked at the controller), the policy
 (lazy or unlazy as the cell forces it, or for "kernel" the kernel's own: unlazy
-with the 8b9f128947dd fix, lazy without) and the unmask mode.  The model backend
-(model.py) runs its cells through the same mapping.
+with the 8b9f128947dd fix, lazy without) and the unmask mode.  A kvm cell (guest
+kvm, x86 only) is the same host path: its ioctl and eventfd unmask are the toy
+guest's, done by the VMM after the guest's EOI exit; its resample is the eventfd
+cell with KVM's resampler signalling the unmask eventfd (sim/kvm_irqfd.py).  The
+model backend (model.py) runs its cells through the same mapping.
 """
 
 from ..doctor import controller_of
 from ..errors import UsageError
 from ..sim import matrix
-from .scenario import NA
+from .scenario import NA, RESAMPLE
 
 
 def model_scenario(key, masks_at_device, unlazy_fix, chip=None, **knobs):
@@ -23,6 +26,12 @@ def model_scenario(key, masks_at_device, unlazy_fix, chip=None, **knobs):
     controller = key.get("ic") or controller_of(chip)[0]
     if controller not in matrix.AXES["controller"]:
         return None
+    kvm = key.get("guest", "toy") == "kvm"
+    if kvm and controller != "ioapic":
+        return None     # pyvfio's KVM guest is x86's
+    unmask = key["unmask"]
+    if kvm and unmask == RESAMPLE:
+        unmask, knobs = "eventfd", {**knobs, "resampler": True}
     nim = bool(key["nointxmask"])
     if not nim and masks_at_device is None:
         return None
@@ -35,7 +44,7 @@ def model_scenario(key, masks_at_device, unlazy_fix, chip=None, **knobs):
     if card == "2.3" and not nim:
         policy = NA
     try:
-        return matrix.Scenario.make(controller, card, policy, key["unmask"], nointxmask=nim, **knobs)
+        return matrix.Scenario.make(controller, card, policy, unmask, nointxmask=nim, **knobs)
     except UsageError:
         return None
 

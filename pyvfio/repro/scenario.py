@@ -16,6 +16,10 @@ card here, lab VMs, the model host).
     vfio = ["shipped", "prefix"]     # vfio-pci: the distribution's, or rebuilt (lab only;
                                      # patch:FILE, prefix+patch:FILE: FILE beside the scenario)
     irq = ["intx", "msi"]            # optional (intx): an MSI cell has no policy or unmask
+    guest = ["toy", "kvm"]           # optional (toy): kvm is a real vCPU (pyvfio/kvm, x86_64 only)
+                                     # whose unmask values are KVM's --unmask: resample (the
+                                     # kernel's resample irqfd), ioctl, eventfd (userspace, after
+                                     # the guest's EOI exit); a toy cell has no resample
     [lab]                            # the machines: booted by --lab ARCH, run by --model
     card = "edu"
     ppc64le = [{ kernel = "6.12", ic = "xive" }, { kernel = "6.12", ic = "xics" }]
@@ -48,12 +52,16 @@ from . import machines
 
 POLICIES = ("kernel", "lazy", "unlazy")
 NA = "-"
+GUESTS = ("toy", "kvm")      # pyvfio.engine.run.GUESTS, without importing the engine here
+RESAMPLE = "resample"        # an unmask value only a kvm cell has (pyvfio.kvm.engine.KVM_UNMASK)
 SHIPPED = "shipped"
 # vfio's values are vfio-pci variants (pyvfio/lab/vfio_build.py), checked by its parser.
-AXES = {"nointxmask": (0, 1), "policy": POLICIES, "unmask": UNMASK_MODES,
-        "engine": ("c", "python"), "access": ("mmap", "rw"), "vfio": None, "irq": tuple(IRQ_KINDS)}
+AXES = {"nointxmask": (0, 1), "policy": POLICIES, "unmask": UNMASK_MODES + (RESAMPLE,),
+        "engine": ("c", "python"), "access": ("mmap", "rw"), "vfio": None, "irq": tuple(IRQ_KINDS),
+        "guest": GUESTS}
 DEFAULT_AXES = {"nointxmask": [0, 1], "policy": ["kernel"], "unmask": ["ioctl", "eventfd"],
-                "engine": ["c"], "access": ["mmap"], "vfio": [SHIPPED], "irq": ["intx"]}
+                "engine": ["c"], "access": ["mmap"], "vfio": [SHIPPED], "irq": ["intx"],
+                "guest": ["toy"]}
 RUN_KEYS = {"profile": str, "watchdog_ms": int, "recover": bool, "threshold_p99_us": (int, float)}
 LAB_ARCHES = ("x86_64", "ppc64le")
 MODEL_KEYS = {"ic": list, "card": list, "kernel": str, "xics_variant": str,
@@ -72,6 +80,7 @@ class Cell:
     access: str
     vfio: str = SHIPPED     # the vfio-pci variant, as the scenario spells it
     irq: str = "intx"
+    guest: str = "toy"      # toy: pyvfio's userspace guest; kvm: a real vCPU on KVM's irqchip
 
     def key(self, **machine):
         return {**machine, **asdict(self)}
@@ -90,16 +99,27 @@ class Plan:
     expect: list = field(default_factory=list)   # [(when dict, Verdict)]
     vfio_specs: dict = field(default_factory=lambda: {SHIPPED: SHIPPED})  # axis value -> --vfio
 
-    def cells(self, masks_at_device, kernel_fix=None):
+    def cells(self, masks_at_device, kernel_fix=None, x86=True):
         """The cells, in order.  Where vfio masks with DisINTx (a 2.3 card with
         nointxmask=0) the IRQ is never disabled, so the policy axis collapses, and
         so does the prefix (8b9f128947dd changes only the controller-masking path).
         A rebuilt vfio-pci is its own policy: no policy module on it.  On a kernel
         whose vfio-pci lacks the fix (kernel_fix False) the prefix is the shipped one.
         An MSI is an edge with no line to mask or unmask: policy, unmask and the
-        prefix collapse for it too."""
+        prefix collapse for it too.
+        A kvm cell needs an x86 machine (`x86`): pyvfio's KVM guest is a real-mode x86
+        program on KVM's PIC/IOAPIC, and POWER's KVM has no resample irqfd (no
+        KVM_CAP_IRQFD_RESAMPLE on XIVE), so on a ppc64le machine kvm cells are dropped.
+        It drives the INTx line only (no MSI), and its engine is the vCPU: the engine
+        axis collapses to its first value, which names the cell (so a lab and a
+        model report still differ in engine alone and compare cell by cell).  The unmask axis is KVM's --unmask for a kvm cell; resample, the
+        kernel's resampler, is a kvm cell's only (a toy guest has none)."""
         out = []
-        for nim, pol, um, eng, acc, vfio, irq in itertools.product(*(self.axes[a] for a in AXES)):
+        for nim, pol, um, eng, acc, vfio, irq, guest in itertools.product(*(self.axes[a] for a in AXES)):
+            if um == RESAMPLE and guest != "kvm" or guest == "kvm" and (not x86 or irq != "intx"):
+                continue
+            if guest == "kvm":
+                eng = self.axes["engine"][0]
             if masks_at_device and nim == 0 or irq != "intx":
                 pol = NA
                 vfio = SHIPPED if vfio == "prefix" else vfio
@@ -109,7 +129,7 @@ class Plan:
                 vfio = SHIPPED
             if vfio != SHIPPED and pol in ("lazy", "unlazy"):
                 continue
-            c = Cell(nim, pol, um, eng, acc, vfio, irq)
+            c = Cell(nim, pol, um, eng, acc, vfio, irq, guest)
             if c not in out:
                 out.append(c)
         return out

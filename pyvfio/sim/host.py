@@ -17,6 +17,7 @@ from . import card as card_mod
 from .cpu import Cpu
 from .genirq import IrqDesc
 from .ioapic import IoApic, IoApicIrChip
+from .kvm_irqfd import Resampler
 from .trace import Trace
 from .vfio_intx import (DATA_BOOL, DATA_EVENTFD, DATA_NONE, INTX, SetIrqsError, VfioPciIntx,
                          validate_set_irqs)
@@ -104,7 +105,7 @@ class ModelHost:
 
     def __init__(self, controller="xive", card="non-2.3", policy="lazy", *,
                  nointxmask=False, xics_variant="qemu", xive_set_pq00_retriggers=False,
-                 xive_eoi_skips_disabled=True, threaded=False, trace=None):
+                 xive_eoi_skips_disabled=True, threaded=False, resampler=False, trace=None):
         _choice("controller", controller, CONTROLLERS)
         _choice("card", card, CARDS)
         _choice("policy", policy, POLICIES)
@@ -137,6 +138,8 @@ class ModelHost:
         # when vfio masks at the controller (non-2.3 card, or nointxmask).
         self.vfio = VfioPciIntx(self.card, desc, cpu, nointxmask=nointxmask,
                                 fix_unlazy=(policy == "unlazy"), trace=tr)
+        # resampler: a KVM guest owns the line; its EOI unmasks through KVM (kvm_irqfd.py)
+        self.resampler = Resampler(cpu, tr) if resampler else None
         self._regions = {
             uapi.VFIO_PCI_CONFIG_REGION_INDEX: _ModelRegion(
                 self, uapi.VFIO_PCI_CONFIG_REGION_INDEX, card_mod.CONFIG_SIZE, _R,
@@ -152,6 +155,12 @@ class ModelHost:
         (forced threading) the irq thread it woke."""
         self.desc.handle_fasteoi_irq()
         self.desc.irq_thread()
+
+    @property
+    def guest_eoi(self):
+        """The guest's EOI when KVM's resampler serves it (None: the guest forwards
+        its EOI from userspace, Intx.eoi)."""
+        return self.resampler.irqfd_resampler_ack if self.resampler is not None else None
 
     # -- IntxHost -------------------------------------------------------------
 
@@ -187,6 +196,8 @@ class ModelHost:
             if index != INTX:
                 raise SetIrqsError(errno.ENOTTY, "the model host implements only the INTx index")
             self.vfio.set_irqs(flags, start, count, self._payload(dtype, count, data))
+            if self.resampler is not None:
+                self.resampler.bind(self.vfio.unmask)
         except SetIrqsError as exc:
             raise VfioError("VFIO_DEVICE_SET_IRQS", exc.errno,
                             hint=f"model host: {exc.why}") from None
@@ -248,6 +259,8 @@ class ModelHost:
             "vfio_masked": v.masked, "pci_2_3": v.pci_2_3, "signals": v.signals,
             "line": self.card.pin,
         }
+        if self.resampler is not None:
+            state["resampler_acks"] = self.resampler.acks   # unmasks KVM signalled
         state.update(self.chip.state())
         return state
 

@@ -1,7 +1,8 @@
 """One model host configuration (`Scenario`: controller, card kind, genirq policy,
 unmask mode, vfio-pci's nointxmask and the model's knobs) and one run of it
 through the real INTx engine (`run_model`: pyvfio.engine's Python engine, the edu
-profile, the toy guest), with its verdict (`Outcome`).
+profile, the toy guest; with `resampler`, the guest's EOI goes to KVM's resample
+irqfd instead of userspace), with its verdict (`Outcome`).
 
 `pyvfio repro --model` runs a scenario file's cells this way (pyvfio.repro.model);
 pyvfio.repro.predict maps a real kernel's cell onto a Scenario to predict it.
@@ -29,6 +30,7 @@ class Scenario:
     xics_variant: str = "qemu"
     xive_set_pq00_retriggers: bool = False
     threaded: bool = False      # forced irq threading (PREEMPT_RT): genirq.py
+    resampler: bool = False     # a KVM guest's resample irqfd unmasks (kvm_irqfd.py); unmask eventfd
 
     @property
     def controller_masking(self):
@@ -44,6 +46,9 @@ class Scenario:
             _check(axis, value, AXES[axis])
         if policy is not None and policy != NA:
             _check("policy", policy, POLICIES)
+        if knobs.get("resampler") and unmask != "eventfd":
+            raise UsageError("KVM's resampler signals vfio's unmask eventfd",
+                             "use unmask eventfd with the resampler")
         xv = knobs.get("xics_variant", "qemu")
         _check("XICS variant", xv, XICS_VARIANTS)
         probe = cls(controller, card, NA, unmask, **knobs)
@@ -62,7 +67,7 @@ class Scenario:
                 "policy": self.policy if self.policy != NA else "lazy",
                 "nointxmask": self.nointxmask, "xics_variant": self.xics_variant,
                 "xive_set_pq00_retriggers": self.xive_set_pq00_retriggers,
-                "threaded": self.threaded}
+                "threaded": self.threaded, "resampler": self.resampler}
 
 
 def _check(axis, value, allowed):

@@ -41,16 +41,17 @@ class Virqfd:
     context (virqfd_wakeup from the eventfd's wait queue) and, if it returns
     non-zero, schedules `thread` on the workqueue (virqfd->inject)."""
 
-    __slots__ = ("eventfd", "handler", "thread", "cpu", "trace")
+    __slots__ = ("eventfd", "handler", "thread", "cpu", "trace", "signaller")
 
     def __init__(self, eventfd, handler, thread, cpu, trace=None):
         self.eventfd, self.handler, self.thread = eventfd, handler, thread
         self.cpu, self.trace = cpu, trace
+        self.signaller = "user: write 1 to the unmask eventfd"   # KVM's resampler: kvm_irqfd.py
 
     def wakeup(self, efd):
         """virqfd_wakeup (EPOLLIN): eventfd_ctx_do_read, then the handler."""
         if self.trace is not None:
-            self.trace.mark("user: write 1 to the unmask eventfd")
+            self.trace.mark(self.signaller)
         self.cpu.enter()
         try:
             efd.consume()
