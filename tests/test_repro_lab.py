@@ -70,6 +70,17 @@ def test_seed_reproduces_and_the_model_agrees(arch, tmp_path):
         assert {c["unlazy_fix"] for c in cells if c["key"]["kernel"] == "6.1"} == {False}
         assert {c["unlazy_fix"] for c in cells if c["key"]["kernel"] == "6.12"} == {True}
         assert all(c["verdict"] == "ok" and c["counts"]["delivered"] == report["loops"] for c in cells)
+        # a real vCPU on KVM's IOAPIC (pyvfio/kvm) on both kernels: with the resample
+        # irqfd the kernel unmasks (no userspace call), with ioctl/eventfd the VMM once per EOI
+        kvm = [c for c in cells if c["key"]["guest"] == "kvm"]
+        assert {(c["key"]["kernel"], c["key"]["nointxmask"], c["key"]["unmask"]) for c in kvm} == \
+            {(k, n, u) for k in ("6.1", "6.12") for n in (0, 1) for u in ("ioctl", "eventfd", "resample")}
+        for c in kvm:
+            assert (c["kvm"]["irqchip"], c["kvm"]["unmask"]) == ("ioapic", c["key"]["unmask"]), c["key"]
+            calls = 0 if c["key"]["unmask"] == "resample" else c["counts"]["delivered"]
+            assert c["kvm"]["userspace_unmask_calls"] == calls, c["key"]
+            assert c["host_interrupts"] == c["counts"]["delivered"], c["key"]
+        assert not any(c["key"]["unmask"] == "resample" for c in cells if c["key"]["guest"] == "toy")
     ET.parse(svg)  # the picture is well-formed
 
     # the model host, the same scenario, the same pipeline
