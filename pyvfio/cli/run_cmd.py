@@ -49,6 +49,9 @@ def add_arguments(p):
                         "in-kernel irqchip (x86_64, /dev/kvm)")
     p.add_argument("--irqchip", choices=IRQCHIPS, default="pic",
                    help="--guest kvm: the interrupt controller the guest programs (default pic)")
+    p.add_argument("--eoi-first", action="store_true",
+                   help="--guest kvm: the guest EOIs before it acks the card (a negative control: "
+                        "each interrupt is re-triggered once and counted spurious)")
     p.add_argument("--access", choices=("mmap", "rw"), default="mmap",
                    help="register access by mmap or pread/pwrite (default mmap)")
     p.add_argument("--engine", choices=ENGINES, default="c", help="hot loop in C (default) or Python")
@@ -136,7 +139,7 @@ def run(args):
     unmask = args.unmask or ("resample" if args.guest == "kvm" else "ioctl")
     config = RunConfig(loops=args.loops, interval_us=args.interval, duration_s=args.duration,
                        unmask=unmask, access=args.access, engine=args.engine,
-                       guest=args.guest, irqchip=args.irqchip,
+                       guest=args.guest, irqchip=args.irqchip, eoi_first=args.eoi_first,
                        watchdog_ms=args.watchdog, recover=args.recover, rearm_each=args.rearm_each,
                        source=args.source, irq=args.irq)
     config.check()

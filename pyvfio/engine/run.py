@@ -56,6 +56,7 @@ class RunConfig:
     guest: str = "toy"
     irqchip: str = "pic"
     irq: str = "intx"           # intx, msi or msix (pyvfio.intx.IRQ_KINDS)
+    eoi_first: bool = False     # the KVM guest EOIs before its ack (a negative control)
 
     @property
     def intx_mode(self):
@@ -83,6 +84,9 @@ class RunConfig:
         elif self.irqchip != "pic":
             raise UsageError(f"--irqchip {self.irqchip} is for --guest kvm",
                              "the toy guest has no interrupt controller to choose")
+        elif self.eoi_first:
+            raise UsageError("--eoi-first is for --guest kvm",
+                             "the toy guest's EOI always follows its ack")
         if self.engine not in ENGINES:
             raise UsageError(f"unknown engine {self.engine!r}", "use c or python")
         if self.access not in ("mmap", "rw"):

@@ -83,7 +83,8 @@ class KvmLoop:
         self.windows = guest.place_windows(ctx.profile)
         # level for the resampler; a pulse irqfd needs an edge input, which latches it
         self.pic = guest.IRQCHIPS[ctx.config.irqchip](GSI, level=self.unmask == "resample")
-        image = guest.build(ctx.profile, self.windows, self.pic, self.userspace_eoi)
+        image = guest.build(ctx.profile, self.windows, self.pic, self.userspace_eoi,
+                            eoi_first=ctx.config.eoi_first)
         self.vm = vm = self.kvm.create_vm()
         vm.create_irqchip()
         # RAM, and one more page for the reset vector's far jump
@@ -279,6 +280,7 @@ class KvmLoop:
 
     def to_json(self):
         return {"guest": "kvm", "irqchip": self.pic.name, "gsi": GSI, "unmask": self.unmask,
+                "eoi_first": self.ctx.config.eoi_first,
                 "trigger": "level" if self.pic.level else "edge",
                 "userspace_unmask_calls": self.unmask_calls, "exits": dict(self.exits),
                 "pic_stray_vectors": self.stray,

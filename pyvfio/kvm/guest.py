@@ -27,6 +27,7 @@ EOI: arch/x86/kvm/i8259.c pic_clear_isr runs the ack notifiers, so KVM's irqfd
 resampler deasserts the GSI and signals the resamplefd, which vfio-pci's virqfd
 turns into an unmask), optionally exits to userspace for the unmask, and stamps
 again.  A cause of 0 is a spurious interrupt (counted, EOId, not a delivery).
+With --eoi-first the EOI comes before the ack (build()).
 """
 
 from dataclasses import dataclass
@@ -274,9 +275,13 @@ def skip_hlt(a, pushed):
     a.label(skip)
 
 
-def build(profile, windows, pic, userspace_eoi):
+def build(profile, windows, pic, userspace_eoi, eoi_first=False):
     """The guest image: {guest physical address: bytes} (the IVT, the GDT, the code,
-    the reset page).  `pic`: the irqchip (Pic or Ioapic) the guest programs."""
+    the reset page).  `pic`: the irqchip (Pic or Ioapic) the guest programs.
+    `eoi_first`: the ISR EOIs before it runs the ack program (a guest bug, as a
+    negative control): the unmask then finds the card still asserting, vfio-pci
+    signals the trigger again, and the ISR's second entry finds no cause: one
+    spurious interrupt per delivery, not a stall."""
     a = Asm(CODE)
     comp = ProgramCompiler(profile, windows)
     c = CTRL
@@ -342,23 +347,29 @@ def build(profile, windows, pic, userspace_eoi):
     skip_hlt(a, 14)
     a.rdtsc()
     a.store(c["t_entry"])
+    if eoi_first:   # the negative control: the host unmasks while the card still asserts
+        pic.eoi(a)
+        if userspace_eoi:
+            a.out_dx(PORT_EOI)
     comp.compile(a, profile.ack_ops, c["cause"])
     a.cmp_mem_imm8(c["cause"], 0)
     a.jcc("jz", "spurious")
     a.load(c["t_entry"])
     a.store(c["t1"])
-    pic.eoi(a)
-    if userspace_eoi:
-        a.out_dx(PORT_EOI)
+    if not eoi_first:
+        pic.eoi(a)
+        if userspace_eoi:
+            a.out_dx(PORT_EOI)
     a.rdtsc()
     a.store(c["t2"])
     a.inc_mem(c["isr_n"])
     a.jmp("isr_out")
     a.label("spurious")
     a.inc_mem(c["spurious"])
-    pic.eoi(a)
-    if userspace_eoi:
-        a.out_dx(PORT_EOI)
+    if not eoi_first:
+        pic.eoi(a)
+        if userspace_eoi:
+            a.out_dx(PORT_EOI)
     a.label("isr_out")
     a.pop_bp()
     a.pop_es()
