@@ -7,6 +7,7 @@ import time
 from .. import verdict
 from ..host import interrupts
 from ..engine import ENGINES, HISTOGRAMS, SOURCES, Run, RunConfig, pin_and_prioritise
+from ..engine.run import GUESTS, IRQCHIPS
 from ..errors import UsageError
 from ..intx import IRQ_KINDS, UNMASK_MODES
 from ..results import check_writable, envelope, write_atomic, write_json
@@ -38,8 +39,16 @@ def add_arguments(p):
     p.add_argument("--irq", choices=IRQ_KINDS, default="intx",
                    help="the interrupt to drive: the INTx line (default), or vector 0 of the "
                         "card's MSI or MSI-X (an edge: no unmask step)")
-    p.add_argument("--unmask", choices=UNMASK_MODES, default="ioctl",
-                   help="unmask per interrupt by SET_IRQS ioctl or by the unmask eventfd (default ioctl)")
+    p.add_argument("--unmask", choices=UNMASK_MODES + ("resample", "none"),
+                   help="unmask per interrupt by SET_IRQS ioctl or by the unmask eventfd (default "
+                        "ioctl); --guest kvm: resample (KVM's resample irqfd, the default), ioctl or "
+                        "eventfd (an irqfd without resampler, pyvfio unmasks after the guest's EOI), "
+                        "none (a negative control: nobody unmasks)")
+    p.add_argument("--guest", choices=GUESTS, default="toy",
+                   help="toy: pyvfio's userspace guest (default); kvm: a real vCPU with KVM's "
+                        "in-kernel irqchip (x86_64, /dev/kvm)")
+    p.add_argument("--irqchip", choices=IRQCHIPS, default="pic",
+                   help="--guest kvm: the interrupt controller the guest programs (default pic)")
     p.add_argument("--access", choices=("mmap", "rw"), default="mmap",
                    help="register access by mmap or pread/pwrite (default mmap)")
     p.add_argument("--engine", choices=ENGINES, default="c", help="hot loop in C (default) or Python")
@@ -105,6 +114,11 @@ def summary_lines(result):
                        f"p99 {s['p99_us']:.2f}  p99.9 {s['p99.9_us']:.2f}  max {s['max_us']:.2f}")
     if result.get("throughput_per_s"):
         out.append(f"throughput {result['throughput_per_s']:.0f}/s")
+    k = result.get("kvm")
+    if k:
+        out.append(f"kvm guest: {k['irqchip']} GSI {k['gsi']} ({k['trigger']}), unmask {k['unmask']}: "
+                   f"userspace unmask calls {k['userspace_unmask_calls']}, exits {k['exits']}, "
+                   f"TSC {k['tsc_hz'] / 1e9:.3f} GHz (calibrated against CLOCK_MONOTONIC)")
     hi = result.get("host_interrupts")
     if hi is not None:
         irq = result.get("irq", "intx")
@@ -119,8 +133,10 @@ def run(args):
     from ..profiles import probe
     from ..vfio import open_device
 
+    unmask = args.unmask or ("resample" if args.guest == "kvm" else "ioctl")
     config = RunConfig(loops=args.loops, interval_us=args.interval, duration_s=args.duration,
-                       unmask=args.unmask, access=args.access, engine=args.engine,
+                       unmask=unmask, access=args.access, engine=args.engine,
+                       guest=args.guest, irqchip=args.irqchip,
                        watchdog_ms=args.watchdog, recover=args.recover, rearm_each=args.rearm_each,
                        source=args.source, irq=args.irq)
     config.check()

@@ -33,6 +33,8 @@ from .batch import SIGNAL, TIMEOUT
 
 ENGINES = ("c", "python")
 SOURCES = ("raise", "external")
+GUESTS = ("toy", "kvm")      # toy: pyvfio's userspace guest; kvm: a real vCPU (pyvfio/kvm)
+IRQCHIPS = ("pic", "ioapic")  # the KVM guest's interrupt controller (in KVM)
 MAX_LOOPS = 10**9
 # What the three histograms of a run hold, by source (the items one counts, not ns).
 HISTOGRAMS = {"raise": ("wakeup", "service", "round_trip"),
@@ -52,6 +54,16 @@ class RunConfig:
     rearm_each: bool = False
     source: str = "raise"
     irq: str = "intx"           # intx, msi or msix (pyvfio.intx.IRQ_KINDS)
+    guest: str = "toy"
+    irqchip: str = "pic"
+
+    @property
+    def intx_mode(self):
+        """How the Intx unmasks: the toy guest's --unmask, or what the KVM one needs."""
+        if self.guest == "kvm":
+            from ..kvm.engine import intx_mode
+            return intx_mode(self.unmask)
+        return self.unmask
 
     def check(self):
         if not 1 <= self.loops <= MAX_LOOPS:
@@ -62,8 +74,15 @@ class RunConfig:
             raise UsageError(f"duration {self.duration_s} s is negative", "use a positive duration or 0")
         if not 0 <= self.watchdog_ms <= 600_000:
             raise UsageError(f"watchdog {self.watchdog_ms} ms is out of range", "use 0 to 600000 ms")
-        if self.unmask not in UNMASK_MODES:
+        if self.guest not in GUESTS:
+            raise UsageError(f"unknown guest {self.guest!r}", f"use one of: {', '.join(GUESTS)}")
+        if self.guest == "kvm":
+            self._check_kvm()
+        elif self.unmask not in UNMASK_MODES:
             raise UsageError(f"unknown unmask mode {self.unmask!r}", "use ioctl or eventfd")
+        elif self.irqchip != "pic":
+            raise UsageError(f"--irqchip {self.irqchip} is for --guest kvm",
+                             "the toy guest has no interrupt controller to choose")
         if self.engine not in ENGINES:
             raise UsageError(f"unknown engine {self.engine!r}", "use c or python")
         if self.access not in ("mmap", "rw"):
@@ -73,7 +92,28 @@ class RunConfig:
         if self.source == "external" and self.interval_us:
             raise UsageError("--interval paces raises; with --source external the card's "
                              "source sets the pace", "drop -i")
-        check_kind(self.irq, self.unmask, self.rearm_each)
+        if self.irq != "intx" and self.guest == "kvm":
+            raise UsageError(f"--irq {self.irq} is for --guest toy",
+                             "the KVM guest takes the card's INTx through its irqchip")
+        check_kind(self.irq, self.intx_mode, self.rearm_each)
+
+
+    def _check_kvm(self):
+        import platform
+
+        from ..kvm.engine import KVM_UNMASK
+        if self.unmask not in KVM_UNMASK:
+            raise UsageError(f"unknown unmask mode {self.unmask!r} for the KVM guest",
+                             f"use one of: {', '.join(KVM_UNMASK)}")
+        if self.irqchip not in IRQCHIPS:
+            raise UsageError(f"unknown irqchip {self.irqchip!r}", f"use one of: {', '.join(IRQCHIPS)}")
+        if platform.machine() != "x86_64":
+            raise UsageError(f"--guest kvm is for x86_64 hosts, not {platform.machine()}",
+                             "use --guest toy (README: why no POWER KVM guest)")
+        for bad, flag in ((self.source != "raise", "--source external"),
+                          (self.rearm_each, "--rearm-each"), (self.interval_us, "--interval")):
+            if bad:
+                raise UsageError(f"{flag} is not available with --guest kvm", "use --guest toy for it")
 
 
 @dataclass
@@ -120,7 +160,7 @@ class Run:
         self.after_enable = after_enable
         self.status = status          # called with the Run between batches (live status line)
         self.ready = ready            # called once the card is initialised, before the first batch
-        self.intx = Intx(host, config.unmask, config.rearm_each, config.irq)
+        self.intx = Intx(host, config.intx_mode, config.rearm_each, config.irq)
         self.hists = (Histogram(), Histogram(), Histogram())  # HISTOGRAMS[config.source]
         self.counts = Counts()
         self.stalls = []
@@ -182,7 +222,10 @@ class Run:
             self.profile.init()
             if self.external:
                 self.profile.program("init_external")()
-            if cfg.engine == "c":
+            if cfg.guest == "kvm":
+                from ..kvm.engine import KvmLoop
+                self._engine = KvmLoop(self)
+            elif cfg.engine == "c":
                 from .c_engine import CLoop
                 self._engine = CLoop(self)
             else:
@@ -310,6 +353,9 @@ class Run:
                 "items_per_interrupt": {"count": items.count, "min": items.min, "max": items.max,
                                         "avg": items.sum / items.count if items.count else None,
                                         "buckets": self.hists[2].to_json()["buckets"]}}
+        guest = getattr(self._engine, "to_json", None)
+        if guest is not None:  # the KVM guest: its irqchip, unmask path and counts
+            out["kvm"] = guest()
         for key in ("controller_deliveries",):  # what only a model host can count
             if self.host_after and key in self.host_after and self.host_before:
                 out[key] = self.host_after[key] - self.host_before.get(key, 0)

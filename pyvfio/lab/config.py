@@ -41,6 +41,8 @@ ARCHES = {
         "default_kernel": "6.12",
         "ics": ("ioapic",),
         "modules": ["9p", "9pnet_virtio", "virtio_pci", "vfio_pci", "vfio_iommu_type1"],
+        # /dev/kvm in the guest (tests/lab/test_kvm.py): AMD's, since TCG emulates SVM
+        "kvm_modules": ["kvm_amd"],
         "busybox": "host",
     },
     "ppc64le": {

@@ -48,6 +48,12 @@ while read -r m; do
     vfio*|irqbypass) insmod /modules/$m.ko || fail modules "insmod $m failed" ;;
     esac
 done < /modules/order
+# KVM (x86_64: kvm_amd on TCG's emulated SVM), after irqbypass (phase 2)
+if [ -f /labrun/kvm/order ]; then
+    while read -r m; do
+        insmod /labrun/kvm/$m.ko || fail kvm "insmod $m failed"
+    done < /labrun/kvm/order
+fi
 if [ -f /labrun/pyvfio_policy.ko ]; then
     insmod /labrun/pyvfio_policy.ko || fail policy "insmod pyvfio_policy failed"
 fi

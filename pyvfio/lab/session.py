@@ -42,7 +42,8 @@ def _prepare(cfg, cache_root):
     prep = {"cache": cache_root, "vmlinux": kdir / "vmlinux", "initrd": initrd, "kernel": kinfo,
             "root": pathlib.Path("/"), "python_bin": str(pathlib.Path(sys.executable).parent),
             "python": sys.executable,
-            "policy_ko": None, "host_drivers": modules.prepare_host_drivers(cfg, cache_root, kinfo)}
+            "policy_ko": None, "host_drivers": modules.prepare_host_drivers(cfg, cache_root, kinfo),
+            "kvm_modules": modules.prepare_kvm(cfg, cache_root, kinfo)}
     if cfg.arch == "x86_64":
         hidden = [d for d in ("/tmp/", "/run/") if prep["python_bin"].startswith(d)]
         if hidden and not prep["python_bin"].startswith(str(CHECKOUT) + "/"):
@@ -103,11 +104,12 @@ def _write_run_dir(cfg, prep, run_dir):
     (run_dir / "command.sh").write_text("\n".join(lines) + "\n")
     if prep["policy_ko"]:
         shutil.copyfile(prep["policy_ko"], run_dir / "pyvfio_policy.ko")
-    if prep["host_drivers"]:
-        (run_dir / "host-drivers").mkdir()
-        for ko in prep["host_drivers"]:
-            shutil.copyfile(ko, run_dir / "host-drivers" / ko.name)
-        (run_dir / "host-drivers" / "order").write_text("".join(f"{ko.stem}\n" for ko in prep["host_drivers"]))
+    for key, folder in (("host_drivers", "host-drivers"), ("kvm_modules", "kvm")):
+        if prep[key]:
+            (run_dir / folder).mkdir()
+            for ko in prep[key]:
+                shutil.copyfile(ko, run_dir / folder / ko.name)
+            (run_dir / folder / "order").write_text("".join(f"{ko.stem}\n" for ko in prep[key]))
     if cfg.arch == "ppc64le":
         # Mount points must exist in the read-only root before the guest mounts there.
         for p in (src, str(run_dir)):
