@@ -92,11 +92,10 @@ class RunConfig:
         if self.source == "external" and self.interval_us:
             raise UsageError("--interval paces raises; with --source external the card's "
                              "source sets the pace", "drop -i")
-        if self.guest != "kvm":
-            check_kind(self.irq, self.unmask, self.rearm_each)
-        elif self.irq != "intx":
-            raise UsageError(f"--guest kvm drives the card's INTx line through the irqchip, not --irq {self.irq}",
-                             "drop --irq, or use --guest toy")
+        if self.irq != "intx" and self.guest == "kvm":
+            raise UsageError(f"--irq {self.irq} is for --guest toy",
+                             "the KVM guest takes the card's INTx through its irqchip")
+        check_kind(self.irq, self.intx_mode, self.rearm_each)
 
 
     def _check_kvm(self):
