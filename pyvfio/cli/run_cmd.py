@@ -8,6 +8,7 @@ from ..engine import ENGINES, HISTOGRAMS, SOURCES, Run, RunConfig, pin_and_prior
 from ..errors import UsageError
 from ..intx import UNMASK_MODES
 from ..results import check_writable, envelope, write_atomic, write_json
+from ..vfio.device import IOMMU_CHOICES, IOMMU_HELP
 
 EXIT_THRESHOLD = 3   # p99 above --threshold
 EXIT_STALL = 5       # the watchdog saw a stall that was not recovered
@@ -49,7 +50,7 @@ def add_arguments(p):
                         "after every INTx enable (default: leave the kernel's)")
     p.add_argument("--threshold", type=float, metavar="US",
                    help="exit 3 when the round-trip p99 (external: the service p99) exceeds US")
-    p.add_argument("--iommu", help="IOMMU type to ask for (default: the best the host offers)")
+    p.add_argument("--iommu", choices=IOMMU_CHOICES, default="auto", help=IOMMU_HELP)
 
 
 def _status_line(run):
@@ -148,7 +149,8 @@ def run(args):
         if live:
             sys.stderr.write("\n")
         result = envelope("run", bdf=dev.bdf, host=_host_facts(dev.bdf), card=profile.describe(),
-                          modes={**config.__dict__, "policy": args.policy or "kernel"},
+                          modes={**config.__dict__, "policy": args.policy or "kernel",
+                                 "iommu": dev.iommu},
                           started_unix=started, **r.to_json())
     if args.json:
         write_json(args.json, result)

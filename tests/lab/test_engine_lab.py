@@ -32,7 +32,8 @@ def run(bdf, loops=N, access="mmap", policy_name=None, **kw):
 
 
 def test_ioctl_numbers_equal_this_kernels_header():
-    assert uapi.ioctl_numbers() == uapi.header_ioctls()
+    numbers, header = uapi.ioctl_numbers(), uapi.header_ioctls()
+    assert header and header == {name: numbers[name] for name in header}
 
 
 @pytest.mark.parametrize("unmask", ["ioctl", "eventfd"])
