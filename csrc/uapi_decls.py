@@ -20,7 +20,13 @@ struct vfio_region_info { uint32_t argsz; uint32_t flags; uint32_t index;
 struct vfio_irq_info { uint32_t argsz; uint32_t flags; uint32_t index; uint32_t count; ...; };
 struct vfio_irq_set { uint32_t argsz; uint32_t flags; uint32_t index; uint32_t start;
                       uint32_t count; ...; };
-struct vfio_iommu_type1_info { uint32_t argsz; uint32_t flags; uint64_t iova_pgsizes; ...; };
+struct vfio_iommu_type1_info { uint32_t argsz; uint32_t flags; uint64_t iova_pgsizes;
+                               uint32_t cap_offset; ...; };
+struct vfio_info_cap_header { uint16_t id; uint16_t version; uint32_t next; ...; };
+struct vfio_iova_range { uint64_t start; uint64_t end; ...; };
+struct vfio_iommu_type1_info_cap_iova_range { struct vfio_info_cap_header header;
+                                              uint32_t nr_iovas; uint32_t reserved;
+                                              struct vfio_iova_range iova_ranges[]; };
 struct vfio_iommu_type1_dma_map { uint32_t argsz; uint32_t flags; uint64_t vaddr; uint64_t iova;
                                   uint64_t size; ...; };
 struct vfio_iommu_type1_dma_unmap { uint32_t argsz; uint32_t flags; uint64_t iova; uint64_t size;
@@ -55,7 +61,8 @@ VFIO_PCI_BAR0_REGION_INDEX VFIO_PCI_BAR5_REGION_INDEX VFIO_PCI_ROM_REGION_INDEX
 VFIO_PCI_CONFIG_REGION_INDEX VFIO_PCI_VGA_REGION_INDEX VFIO_PCI_NUM_REGIONS
 VFIO_PCI_INTX_IRQ_INDEX VFIO_PCI_MSI_IRQ_INDEX VFIO_PCI_MSIX_IRQ_INDEX
 VFIO_PCI_ERR_IRQ_INDEX VFIO_PCI_REQ_IRQ_INDEX VFIO_PCI_NUM_IRQS
-VFIO_IOMMU_INFO_PGSIZES VFIO_DMA_MAP_FLAG_READ VFIO_DMA_MAP_FLAG_WRITE
+VFIO_IOMMU_INFO_PGSIZES VFIO_IOMMU_INFO_CAPS VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE
+VFIO_DMA_MAP_FLAG_READ VFIO_DMA_MAP_FLAG_WRITE
 VFIO_IOMMU_SPAPR_INFO_DDW
 """.split()
 

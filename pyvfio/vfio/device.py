@@ -13,6 +13,7 @@ from ..host import interrupts, paths, pci, system
 from ..host import iommufd as host_iommufd
 from .container import IOMMU_TYPES, Container
 from .group import Group
+from .dma import Dma
 from .iommufd import IommuFd, open_cdev
 from .ioctl import vfio_ioctl
 from .region import ACCESS_MODES, Region
@@ -35,6 +36,7 @@ class Device:
         self.container = container
         self.iommufd = iommufd
         self.root = root
+        self._dma = None
         self._regions = {}
         self._irq_set_cache = {}
         info = ffi.new("struct vfio_device_info *")
@@ -178,8 +180,20 @@ class Device:
         """How the device was opened: "iommufd" or the container's IOMMU type."""
         return "iommufd" if self.iommufd is not None else self.container.iommu_type
 
+    def dma(self):
+        """The device's DMA mappings (vfio/dma.py), closed with the device."""
+        if self._dma is None:
+            self._dma = Dma(self)
+        return self._dma
+
     def close(self):
-        """Device first, then group and container, or iommufd."""
+        """DMA unmapped, then the device, then group and container, or iommufd."""
+        if self._dma is not None:
+            dma, self._dma = self._dma, None
+            try:
+                dma.close()
+            except VfioError:
+                pass  # closing the container or iommufd below drops every mapping anyway
         for region in self._regions.values():
             region.close()
         self._regions.clear()
