@@ -12,6 +12,7 @@ from ..vfio.device import IOMMU_CHOICES, IOMMU_HELP
 
 EXIT_THRESHOLD = 3   # p99 above --threshold
 EXIT_STALL = 5       # the watchdog saw a stall that was not recovered
+EXIT_DMA = 6         # --source dma: the bytes the card moved did not arrive
 
 
 def add_arguments(p):
@@ -33,7 +34,9 @@ def add_arguments(p):
     p.add_argument("--source", choices=SOURCES, default="raise",
                    help="raise: pyvfio raises each interrupt on the card (default); external: "
                         "interrupts come from outside (bytes into a serial port), pyvfio only "
-                        "services them with the profile's init_external/ack_external programs")
+                        "services them with the profile's init_external/ack_external programs; "
+                        "dma: the card's DMA engine moves bytes between pages mapped for it and "
+                        "interrupts when done (the profile's raise_dma; checked byte for byte)")
     p.add_argument("--unmask", choices=UNMASK_MODES, default="ioctl",
                    help="unmask per interrupt by SET_IRQS ioctl or by the unmask eventfd (default ioctl)")
     p.add_argument("--access", choices=("mmap", "rw"), default="mmap",
@@ -101,6 +104,12 @@ def summary_lines(result):
                        f"p99 {s['p99_us']:.2f}  p99.9 {s['p99.9_us']:.2f}  max {s['max_us']:.2f}")
     if result.get("throughput_per_s"):
         out.append(f"throughput {result['throughput_per_s']:.0f}/s")
+    d = result.get("dma")
+    if d is not None:
+        where = f"IOVA {d['src_iova']:#x} -> card -> IOVA {d['dst_iova']:#x} through {d['iommu']}"
+        out.append(f"DMA: {d['bytes']} bytes {where}: " + (
+            "arrived byte for byte" if d["arrived"] else
+            f"did NOT arrive (first difference at byte {d['first_difference']})"))
     hi = result.get("host_interrupts")
     if hi is not None:
         out.append(f"host interrupts (/proc/interrupts) {hi}  per delivered {result['host_per_delivered'] or 0:.3f}")
@@ -162,6 +171,8 @@ def run(args):
         return 130
     if verdict.of_run(r).cls == "stall":  # a stall not every time recovered
         return EXIT_STALL
+    if r.dma is not None and not r.dma.arrived:
+        return EXIT_DMA
     p99 = result["latency"]["service" if r.external else "round_trip"].get("p99_us")
     if args.threshold is not None and p99 is not None and p99 > args.threshold:
         print(f"p99 {p99:.2f} us exceeds the threshold {args.threshold} us", file=sys.stderr)

@@ -16,6 +16,12 @@
     STATUS = { bar = "regs", offset = 0x24, width = 4 }   # bar, width: defaults
     [programs]                          # init, raise, ack, quiesce; init_external,
     ack = [{ read = "STATUS", mask = 0xffffffff }, { write_cause = "ACK" }]  # ack_external
+    [dma]                               # optional: the card raises by DMA (--source dma)
+    buffer = 0x40000                    # the card's own buffer, in its address space
+    size = 0x1000                       # bytes one transfer moves
+    mask = 0x0fffffff                   # the highest IOVA the card reaches
+    # then a raise_dma program, whose write values may be "dma.src" (the IOVA the
+    # card reads from), "dma.dst" (the IOVA it writes to), "dma.buffer", "dma.size"
 
 Ops (the key naming the kind names the register): write (value; rotate, stride),
 read (mask, invert), write_cause, delay_us, poll (mask, value, timeout_us), rmw
@@ -37,15 +43,18 @@ BAR_KINDS = ("mem", "io")
 WIDTHS = (1, 2, 4, 8)
 # pread/pwrite through vfio-pci and I/O ports move at most 4 bytes at a time.
 RW_WIDTHS = (1, 2, 4)
-PROGRAMS = ("init", "raise", "ack", "quiesce", "init_external", "ack_external")
+PROGRAMS = ("init", "raise", "ack", "quiesce", "init_external", "ack_external", "raise_dma")
 REQUIRED_PROGRAMS = PROGRAMS[:4]
-HOT_PROGRAMS = ("raise", "ack", "ack_external")   # run by the C loop, per interrupt
+HOT_PROGRAMS = ("raise", "ack", "ack_external", "raise_dma")   # run by the C loop, per interrupt
+# The values a raise_dma write may name, filled in when the run has mapped its pages.
+DMA_SYMBOLS = ("dma.src", "dma.dst", "dma.buffer", "dma.size")
 MAX_DELAY_US = 1_000_000
 MAX_POLL_US = 10_000_000
 MAX_DRAIN = 4096
 
 TOP_KEYS = {"name": str, "description": str, "match": dict, "bars": dict, "registers": dict,
-            "programs": dict}
+            "programs": dict, "dma": dict}
+DMA_KEYS = {"buffer": int, "size": int, "mask": int}
 MATCH_KEYS = {"ids": list, "class": int, "identify": dict}
 IDENT_KEYS = {"reg": str, "mask": int, "value": int, "byteswap": bool}
 BAR_KEYS = {"index": (int, dict), "kind": (str, dict), "size": int, "access": list, "widths": list}
@@ -80,6 +89,15 @@ class Identify:
     byteswap: bool
 
 
+@dataclass(frozen=True)
+class DmaEngine:
+    """A card that moves `size` bytes between its own buffer (at `buffer` in its
+    address space) and IOVAs up to `mask`, raising its interrupt when done."""
+    buffer: int
+    size: int
+    mask: int
+
+
 @dataclass
 class Profile:
     name: str
@@ -90,6 +108,7 @@ class Profile:
     identify: Identify = None
     bars: dict = field(default_factory=dict)       # name -> Bar
     programs: dict = field(default_factory=dict)   # name -> tuple of Op
+    dma: DmaEngine = None
     source: str = "builtin"                        # builtin, or the directory's origin
     shadows: str = None                            # the path of the profile this one hides
 
@@ -187,9 +206,30 @@ class _Checker:
         regs = self.registers(top.get("registers", {}), p)
         if "match" in top:
             self.match(top["match"], p, regs)
+        if "dma" in top:
+            self.dma(top["dma"], p)
         if "programs" in top:
             self.programs(top["programs"], p, regs)
         return p
+
+    # --- [dma] -----------------------------------------------------------------------
+    def dma(self, value, p):
+        t = self.table(("dma",), value, DMA_KEYS, "[dma]")
+        missing = [k for k in DMA_KEYS if k not in value]
+        if missing:
+            self.bad(("dma",), f"[dma] has no {' or '.join(missing)}",
+                     "give buffer (the card's own address), size (bytes a transfer moves) and "
+                     "mask (the highest IOVA it reaches)")
+            return
+        if len(t) != len(DMA_KEYS):
+            return
+        if not 0 < t["size"] <= 1 << 20:
+            self.bad(("dma", "size"), f"DMA size {t['size']:#x}", "use 1 byte to 1 MiB")
+        elif t["mask"] < t["size"] or t["mask"] & (t["mask"] + 1):
+            self.bad(("dma", "mask"), f"DMA mask {t['mask']:#x} is not 2^n - 1 above the size",
+                     "give the card's DMA mask, e.g. 0x0fffffff for 28 address bits")
+        else:
+            p.dma = DmaEngine(t["buffer"], t["size"], t["mask"])
 
     # --- [match] ---------------------------------------------------------------------
     def match(self, value, p, regs):
@@ -365,6 +405,9 @@ class _Checker:
             if name not in value:
                 self.bad(("programs",), f"no {name} program", f"add {name} = [ ... ] to [programs] "
                          "(an empty list if the card needs nothing)")
+        if ("raise_dma" in value) != (p.dma is not None):
+            self.bad(("programs",), "raise_dma and [dma] come as a pair",
+                     "give both (the card's DMA engine; the program that starts a transfer) or neither")
         if ("init_external" in value) != ("ack_external" in value):
             self.bad(("programs",), "init_external and ack_external come as a pair",
                      "give both (enable a receive cause; service it) or neither")
@@ -384,6 +427,10 @@ class _Checker:
                     and len(compiled) == len(ops):
                 self.bad(where, f"{name} reads no cause", "add { read = REG, mask = BITS }: without a cause "
                          "every interrupt counts as spurious")
+            for i, o in enumerate(compiled):
+                if o.symbol and name != "raise_dma":
+                    self.bad(where + (i,), f"{o.symbol} in {name}",
+                             "dma.* values are known only to raise_dma")
             seen_read = False
             for i, o in enumerate(compiled):
                 if o.kind == READ:
@@ -412,7 +459,12 @@ class _Checker:
             if k != kind and k not in takes:
                 self.bad(where + (k,), f"{kind} takes no {k!r}", f"{kind} takes {', '.join(sorted(takes)) or 'nothing else'}")
                 return None
-            if k not in (kind, "while") and not _is(v, int):
+            if k == "value" and kind == WRITE and isinstance(v, str):
+                if v not in DMA_SYMBOLS:
+                    self.bad(where + (k,), f"write value {v!r}",
+                             f"make it a whole number or one of {', '.join(DMA_SYMBOLS)}")
+                    return None
+            elif k not in (kind, "while") and not _is(v, int):
                 self.bad(where + (k,), f"{kind} {k} is {v!r}", "make it a whole number")
                 return None
         for k in sorted(needs - set(o)):
@@ -430,7 +482,9 @@ class _Checker:
         bar, off, width = reg
         args = dict(bar=bar, offset=off, width=width, reg=o[kind])
         for k in ("value", "mask", "invert"):
-            if k in o:
+            if k in o and isinstance(o[k], str):
+                args["symbol"] = o[k]        # filled in by CardProfile.bind_dma
+            elif k in o:
                 self.fits(where + (k,), o[k], width, k)
                 args[k] = o[k]
         if kind == WRITE and ("rotate" in o or "stride" in o):
