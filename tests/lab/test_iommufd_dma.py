@@ -22,8 +22,7 @@ pytestmark = pytest.mark.lab
 EDU = guest.bdf_of("edu")
 KERNEL, MACHINE = uname()
 IOMMUFD_WHY = iommufd.unavailable(MACHINE, KERNEL)
-# the ways a device opens on this kernel: every test below that opens one runs on each
-IOMMUS = ["container"] + (["iommufd"] if IOMMUFD_WHY is None else [])
+IOMMUS = guest.iommus()
 SPAPR = MACHINE == "ppc64le"
 # what each lab kernel says when asked for iommufd (Debian's 6.12 has CONFIG_IOMMUFD unset)
 REFUSAL = ("iommufd cannot map DMA on POWER" if SPAPR
