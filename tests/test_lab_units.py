@@ -222,3 +222,11 @@ def test_not_root_is_lab_unavailable(monkeypatch, tmp_path):
     with pytest.raises(LabUnavailable, match="runs as root") as info:
         session.prepare(LabConfig("x86_64"), cache_root=tmp_path)
     assert info.value.exit_code == 77 and not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("kver, mode", [("6.12.117+deb12-amd64", "0x3"), ("6.12.95+deb12-powerpc64le", "0x3"),
+                                        ("6.1.0-57-amd64", "none"), ("6.6.0", "0x3"), ("6.5.13", "none")])
+def test_checkout_share_cache_mode(kver, mode):
+    from pyvfio.lab.session import src_cache
+
+    assert src_cache(kver) == mode

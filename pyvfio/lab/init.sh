@@ -63,7 +63,7 @@ mount -t debugfs debugfs /newroot/sys/kernel/debug 2>/dev/null
 # /tmp (a CI clone) must not be hidden by the guest's tmpfs.  Their mount points
 # exist in the read-only root, or are made here inside the tmpfs.
 mkdir -p "/newroot$LAB_SRC" "/newroot$LAB_RUN" 2>/dev/null
-mount -t 9p -o $OPTS,cache=none labsrc "/newroot$LAB_SRC" || fail mount "cannot mount the checkout at $LAB_SRC"
+mount -t 9p -o $OPTS,cache=$LAB_SRC_CACHE labsrc "/newroot$LAB_SRC" || fail mount "cannot mount the checkout at $LAB_SRC"
 mount -o bind /labrun "/newroot$LAB_RUN" || fail mount "cannot bind the run share at $LAB_RUN"
 
 # Bind each requested card (name=vendor:device), first unused match in bus order.

@@ -11,6 +11,7 @@ import time
 import uuid
 
 from . import cache, crossbuild, feeder, initramfs, kernels, modules, progress, qemu, userspace, vm
+from ..errors import UsageError
 from .errors import LabError, LabUnavailable
 
 CHECKOUT = pathlib.Path(__file__).resolve().parents[2]
@@ -59,6 +60,16 @@ def _prepare(cfg, cache_root):
     return prep
 
 
+def src_cache(kver):
+    """The checkout share's 9p cache mode.  Every Python import stats and reads it,
+    a 9p round trip each with cache=none (seconds per `pyvfio` process in a TCG
+    guest); 0x3 (CACHE_META|CACHE_FILE, fs/9p/v9fs.h) caches attributes and reads
+    but writes through, so what the guest writes is on the host when it returns.
+    Kernels before 6.6 take only named modes, of which none writes through."""
+    major, minor = (int(x) for x in kver.split(".")[:2])
+    return "0x3" if (major, minor) >= (6, 6) else "none"
+
+
 def _write_run_dir(cfg, prep, run_dir):
     src = str(CHECKOUT)
     facts = {"arch": cfg.arch, "kernel": cfg.kernel, "kver": prep["kernel"]["kver"],
@@ -72,7 +83,8 @@ def _write_run_dir(cfg, prep, run_dir):
 
     env = {"LAB_SRC": src, "LAB_RUN": str(run_dir), "LAB_NOINTXMASK": str(cfg.nointxmask),
            "LAB_CARDS": " ".join(f"{c}={CARDS[c][1]}" for c in cfg.cards),
-           "LAB_HOST_CARDS": " ".join(f"{h['driver']}={h['bdf']}" for h in facts["host_cards"])}
+           "LAB_HOST_CARDS": " ".join(f"{h['driver']}={h['bdf']}" for h in facts["host_cards"]),
+           "LAB_SRC_CACHE": src_cache(prep["kernel"]["kver"])}
     (run_dir / "lab.env").write_text("".join(f"{k}={shlex.quote(v)}\n" for k, v in env.items()))
     # `pyvfio` on PATH in every guest, as a user types it: a launcher for the guest's
     # Python (the ppc64le root has no console script; the x86 venv's would do).
@@ -114,8 +126,8 @@ def run(cfg, cache_root=None, echo=vm.echo_stdout):
     """Prepare, boot, run cfg.command; returns (status, output lines)."""
     qemu_bin = cfg.qemu_binary()
     if not cfg.command:
-        from ..errors import UsageError
         raise UsageError("no command to run in the guest", "give one after --, e.g. -- python -c 'import pyvfio'")
+    vm_slots()  # bad PYVFIO_LAB_VMS says so before minutes of preparing
     t0 = time.monotonic()
     prep = prepare(cfg, cache_root)
     runs = prep["cache"] / "runs"
@@ -134,7 +146,7 @@ def run(cfg, cache_root=None, echo=vm.echo_stdout):
                      + "".join(f"; host {c}" for c in cfg.host_cards)
                      + f"; ic {cfg.ic}; nointxmask {cfg.nointxmask}; "
                      f"policy {cfg.policy}), prepared in {time.monotonic() - t0:.1f} s")
-        with _one_vm_at_a_time(), feeder.Feeders(cfg, run_dir):
+        with _vm_slot(), feeder.Feeders(cfg, run_dir):
             out = vm.run(cmd, cfg.timeout, echo=echo)
         if cfg.verbose:
             sys.stderr.write("--- guest console ---\n" + "\n".join(out.console) + "\n")
@@ -147,23 +159,39 @@ def run(cfg, cache_root=None, echo=vm.echo_stdout):
 
 
 VM_LOCK = "/tmp/pyvfio-lab-vm.lock"
+MAX_VMS = 2  # one vCPU each on this 2-core kind of machine
+
+
+def vm_slots():
+    """How many lab VMs may run at once on this machine: PYVFIO_LAB_VMS (1 unless
+    set; at most MAX_VMS)."""
+    text = os.environ.get("PYVFIO_LAB_VMS", "1")
+    if not text.isdigit() or not 1 <= int(text) <= MAX_VMS:
+        raise UsageError(f"PYVFIO_LAB_VMS={text!r} is not a number of lab VMs from 1 to {MAX_VMS}",
+                         "unset it for one VM at a time, or set 2 to run two at once")
+    return int(text)
 
 
 @contextlib.contextmanager
-def _one_vm_at_a_time():
+def _vm_slot():
     """TCG guests are CPU-bound and this kind of machine has 2 cores: lab VMs on
-    one machine (any checkout, any user of the lab) boot one after the other, so
-    neither their timeouts nor their timings depend on who else is running.
-    PYVFIO_LAB_PARALLEL=1 opts out."""
-    if os.environ.get("PYVFIO_LAB_PARALLEL") == "1":
-        yield
-        return
-    with open(VM_LOCK, "a") as lock:
+    one machine (any checkout, any user of the lab) take one of the machine's VM
+    slots, a flock each (slot 0 is VM_LOCK itself, slot k VM_LOCK.k), so neither
+    their timeouts nor their timings depend on who else is running.  A process
+    allowed N slots takes a free one of the first N, else waits for slot 0."""
+    slots = [VM_LOCK] + [f"{VM_LOCK}.{k}" for k in range(1, vm_slots())]
+    for path in slots:
+        lock = open(path, "a")
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
         except BlockingIOError:
-            progress.say("waiting for another lab VM on this machine to finish ...")
-            fcntl.flock(lock, fcntl.LOCK_EX)
+            lock.close()
+    else:
+        progress.say("waiting for another lab VM on this machine to finish ...")
+        lock = open(VM_LOCK, "a")
+        fcntl.flock(lock, fcntl.LOCK_EX)
+    with lock:
         yield
 
 

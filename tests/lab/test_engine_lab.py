@@ -112,7 +112,8 @@ def pyvfio(*args, **kw):
 
 def test_second_run_refused_then_sigterm_tears_down_and_keeps_results(card, tmp_path):
     out = tmp_path / "r.json"
-    first = pyvfio("run", card["bdf"], "-l", "100000000", "-q", "--json", str(out))
+    # paced (-i), so the one vCPU is free enough for the second run to start quickly
+    first = pyvfio("run", card["bdf"], "-l", "100000000", "-i", "500", "-q", "--json", str(out))
     deadline = time.monotonic() + 60
     while interrupts.intx_line(card["bdf"]) is None and time.monotonic() < deadline:
         time.sleep(0.1)  # until INTx is armed: the first run is under way
