@@ -110,7 +110,7 @@ MISTAKES = {
 DMA = '\n[dma]\nbuffer = 0x40000\nsize = 0x800\nmask = 0x0fffffff\n'
 RAISE_DMA = 'raise_dma = [{ write = "RAISE", value = "dma.src" }]\n'
 MISTAKES.update({
-    "dma without raise_dma": (('quiesce = [', DMA.join(["", ""]) + 'quiesce = ['), 18,
+    "dma without raise_dma": ((GOOD.splitlines()[-1], GOOD.splitlines()[-1] + "\n" + DMA), 18,
                               "raise_dma and [dma] come as a pair"),
     "dma value elsewhere": (('raise = [{ write = "RAISE", value = 1 }]',
                              'raise = [{ write = "RAISE", value = "dma.src" }]'), 20,
@@ -371,7 +371,7 @@ def test_source_dma_needs_a_profile_with_a_dma_engine_and_a_vfio_card():
     prof = profiles.probe(host, "rw")        # edu: it has one, but the model host maps nothing
     with pytest.raises(UsageError, match="--source dma needs a card opened through VFIO"):
         Run(host, prof, RunConfig(loops=1, source="dma"))
-    prof.spec = profiles.named("e1000")
+    prof.spec = profiles.named("rtl8139")
     with pytest.raises(UsageError, match="raises no interrupt by DMA .no \\[dma\\] and raise_dma"):
         Run(host, prof, RunConfig(loops=1, source="dma"))
 

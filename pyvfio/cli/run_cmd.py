@@ -105,11 +105,16 @@ def summary_lines(result):
     if result.get("throughput_per_s"):
         out.append(f"throughput {result['throughput_per_s']:.0f}/s")
     d = result.get("dma")
-    if d is not None:
+    if d is not None and d["check"] == "copy":
         where = f"IOVA {d['src_iova']:#x} -> card -> IOVA {d['dst_iova']:#x} through {d['iommu']}"
         out.append(f"DMA: {d['bytes']} bytes {where}: " + (
             "arrived byte for byte" if d["arrived"] else
             f"did NOT arrive (first difference at byte {d['first_difference']})"))
+    elif d is not None:
+        out.append(f"DMA: {d['bytes']} bytes sent from IOVA {d['src_iova']:#x} by the descriptor at "
+                   f"IOVA {d['dst_iova']:#x} through {d['iommu']}: " + (
+                       "its status written back" if d["arrived"] else
+                       f"status NOT written back (descriptor byte {d['first_difference']})"))
     hi = result.get("host_interrupts")
     if hi is not None:
         out.append(f"host interrupts (/proc/interrupts) {hi}  per delivered {result['host_per_delivered'] or 0:.3f}")

@@ -20,6 +20,9 @@
     buffer = 0x40000                    # the card's own buffer, in its address space
     size = 0x1000                       # bytes one transfer moves
     mask = 0x0fffffff                   # the highest IOVA the card reaches
+    descriptor = [{ offset = 0, width = 8, value = "dma.src" }]   # optional: a descriptor
+    written_back = { offset = 12, width = 1, mask = 0x01 }      # the run writes into dst,
+                                        # and what the card must write back into it
     # then a raise_dma program, whose write values may be "dma.src" (the IOVA the
     # card reads from), "dma.dst" (the IOVA it writes to), "dma.buffer", "dma.size"
 
@@ -54,7 +57,10 @@ MAX_DRAIN = 4096
 
 TOP_KEYS = {"name": str, "description": str, "match": dict, "bars": dict, "registers": dict,
             "programs": dict, "dma": dict}
-DMA_KEYS = {"buffer": int, "size": int, "mask": int}
+DMA_KEYS = {"buffer": int, "size": int, "mask": int, "descriptor": list, "written_back": dict}
+DMA_FIELD_KEYS = {"offset": int, "width": int, "value": (int, str)}
+DMA_DONE_KEYS = {"offset": int, "width": int, "mask": int}
+DMA_RING = 4096     # a descriptor lies within the first page of dst
 MATCH_KEYS = {"ids": list, "class": int, "identify": dict}
 IDENT_KEYS = {"reg": str, "mask": int, "value": int, "byteswap": bool}
 BAR_KEYS = {"index": (int, dict), "kind": (str, dict), "size": int, "access": list, "widths": list}
@@ -92,10 +98,16 @@ class Identify:
 @dataclass(frozen=True)
 class DmaEngine:
     """A card that moves `size` bytes between its own buffer (at `buffer` in its
-    address space) and IOVAs up to `mask`, raising its interrupt when done."""
+    address space) and IOVAs up to `mask`, raising its interrupt when done.  With a
+    `descriptor` ((offset, width, value or dma.* name), little-endian, as PCI's are)
+    the run writes it into the dst page and the card must write `written_back`
+    ((offset, width, mask): all mask bits set) there: a NIC's transmit ring; else
+    the card must copy src's bytes into dst."""
     buffer: int
     size: int
     mask: int
+    descriptor: tuple = ()
+    written_back: tuple = None
 
 
 @dataclass
@@ -215,13 +227,42 @@ class _Checker:
     # --- [dma] -----------------------------------------------------------------------
     def dma(self, value, p):
         t = self.table(("dma",), value, DMA_KEYS, "[dma]")
-        missing = [k for k in DMA_KEYS if k not in value]
+        missing = [k for k in ("size", "mask") if k not in value]
         if missing:
             self.bad(("dma",), f"[dma] has no {' or '.join(missing)}",
-                     "give buffer (the card's own address), size (bytes a transfer moves) and "
-                     "mask (the highest IOVA it reaches)")
+                     "give size (bytes a transfer moves) and mask (the highest IOVA it reaches)")
             return
-        if len(t) != len(DMA_KEYS):
+        if len(t) != len(value):
+            return
+        fields = []
+        for i, f in enumerate(t.get("descriptor", [])):
+            where = ("dma", "descriptor", i)
+            f = self.table(where, f, DMA_FIELD_KEYS, "a descriptor field") if isinstance(f, dict) else {}
+            if set(f) != set(DMA_FIELD_KEYS):
+                self.bad(where, "a descriptor field needs offset, width and value",
+                         '{ offset = 0, width = 8, value = "dma.src" }')
+                return
+            if not self._dma_field(where, f["offset"], f["width"]):
+                return
+            if isinstance(f["value"], str) and f["value"] not in DMA_SYMBOLS:
+                self.bad(where + ("value",), f"descriptor value {f['value']!r}",
+                         f"make it a whole number or one of {', '.join(DMA_SYMBOLS)}")
+                return
+            fields.append((f["offset"], f["width"], f["value"]))
+        done = None
+        if "written_back" in t:
+            where = ("dma", "written_back")
+            w = self.table(where, t["written_back"], DMA_DONE_KEYS, "written_back")
+            if set(w) != set(DMA_DONE_KEYS) or not fields:
+                self.bad(where, "written_back needs offset, width and mask, and a descriptor",
+                         "name the status bits the card writes back into the descriptor")
+                return
+            if not self._dma_field(where, w["offset"], w["width"]):
+                return
+            done = (w["offset"], w["width"], w["mask"])
+        elif fields:
+            self.bad(("dma", "descriptor"), "a descriptor without written_back",
+                     "say what the card writes back into it when done")
             return
         if not 0 < t["size"] <= 1 << 20:
             self.bad(("dma", "size"), f"DMA size {t['size']:#x}", "use 1 byte to 1 MiB")
@@ -229,7 +270,14 @@ class _Checker:
             self.bad(("dma", "mask"), f"DMA mask {t['mask']:#x} is not 2^n - 1 above the size",
                      "give the card's DMA mask, e.g. 0x0fffffff for 28 address bits")
         else:
-            p.dma = DmaEngine(t["buffer"], t["size"], t["mask"])
+            p.dma = DmaEngine(t.get("buffer", 0), t["size"], t["mask"], tuple(fields), done)
+
+    def _dma_field(self, where, offset, width):
+        if width not in WIDTHS or not 0 <= offset <= DMA_RING - width or offset % width:
+            self.bad(where, f"descriptor field at {offset:#x} ({width} bytes)",
+                     f"use a width of 1, 2, 4 or 8 at an aligned offset within {DMA_RING:#x} bytes")
+            return False
+        return True
 
     # --- [match] ---------------------------------------------------------------------
     def match(self, value, p, regs):

@@ -20,6 +20,7 @@ pytestmark = pytest.mark.lab
 
 # conftest.py collects this file only in a boot with an edu card
 EDU = guest.bdf_of("edu")
+E1000 = guest.bdf_of("e1000")
 KERNEL, MACHINE = uname()
 IOMMUFD_WHY = iommufd.unavailable(MACHINE, KERNEL)
 IOMMUS = guest.iommus()
@@ -63,6 +64,19 @@ def test_edu_dma_raises_the_interrupt_and_the_bytes_arrive(iommu, engine):
         assert dev.dma().mappings == []          # the run unmapped its pages
         # the completion interrupt: about 200 ms of QEMU's virtual time per round trip
         assert r.hists[2].percentile(50) > 100e6
+
+
+if E1000:
+    @pytest.mark.parametrize("iommu", IOMMUS)
+    def test_e1000_transmit_descriptor_write_back_raises_txdw(iommu):
+        """A frame sent from a ring in mapped memory: QEMU transmits on the TDT write,
+        writes STA.DD back into the descriptor and raises TXDW, all synchronously."""
+        with open_device(E1000, iommu=iommu) as dev:
+            r = dma_run(dev, loops=500)
+            assert (r.verdict, r.counts.delivered, r.counts.lost) == ("ok", 500, 0)
+            d = r.to_json()["dma"]
+            assert d["check"] == "descriptor" and d["arrived"] and d["bytes"] == 64
+            assert dev.dma().mappings == []
 
 
 def test_the_byte_check_fails_when_the_card_cannot_reach_memory(monkeypatch):
