@@ -5,7 +5,7 @@ engine moving bytes through those maps and raising INTx when done."""
 
 import pytest
 
-from pyvfio import cli, uapi
+from pyvfio import cli, doctor, uapi
 from pyvfio.engine import Run, RunConfig
 from pyvfio.engine.dma_source import DmaSource
 from pyvfio.errors import UsageError, VfioError
@@ -36,9 +36,11 @@ if IOMMUFD_WHY is not None:
         with pytest.raises(VfioError) as exc:
             open_device(EDU, iommu="iommufd")
         assert REFUSAL in str(exc.value) and "\n" not in str(exc.value)
-        # auto falls back to the container
+        # auto falls back to the container, as doctor says
         with open_device(EDU, iommu="auto") as dev:
             assert dev.iommu == ("spapr-tce-v2" if SPAPR else "type1v2")
+        check = next(c for c in doctor.diagnose().checks if c.name == "iommufd")
+        assert check.summary.startswith("container only: ") and REFUSAL in check.summary
 
     def test_cli_refuses_iommufd_in_one_line(capsys):
         # in-process: the CLI's own error path, without a Python start (seconds under TCG)
