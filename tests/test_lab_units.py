@@ -230,3 +230,17 @@ def test_checkout_share_cache_mode(kver, mode):
     from pyvfio.lab.session import src_cache
 
     assert src_cache(kver) == mode
+
+
+def test_a_set_stop_ends_the_boot():
+    """repro --lab's threads: an interrupted caller ends a running QEMU within seconds."""
+    import threading
+    import time
+
+    from pyvfio.lab import vm
+
+    stop = threading.Event()
+    threading.Timer(0.3, stop.set).start()
+    t0 = time.monotonic()
+    out = vm.run(["sleep", "60"], timeout=60, stop=stop)
+    assert out.stopped and not out.timed_out and time.monotonic() - t0 < 10

@@ -15,7 +15,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from test_lab_vms import CHECKOUT, need_lab
+from test_lab_vms import BATCH_VMS, CHECKOUT, need_lab
 
 pytestmark = pytest.mark.labhost
 
@@ -30,7 +30,8 @@ def test_seed_reproduces_and_the_model_agrees(arch, tmp_path):
     out, svg = tmp_path / "seed.json", tmp_path / "seed.svg"
     p = subprocess.run([sys.executable, "-m", "pyvfio", "repro", "--lab", arch, "--scenario", "seed",
                         "--json", str(out), "--svg", str(svg)], cwd=CHECKOUT,
-                       capture_output=True, text=True, timeout=1500)
+                       capture_output=True, text=True, timeout=1500,
+                       env=dict(os.environ, PYVFIO_LAB_VMS=BATCH_VMS))  # two boots at once
     assert p.returncode == 0, p.stdout + p.stderr
     report = json.loads(out.read_text())
     cells = report["cells"]

@@ -122,8 +122,8 @@ def _host_cards(cfg):
              "shares_line_of": i} for i, c in enumerate(cfg.host_cards)]
 
 
-def run(cfg, cache_root=None, echo=vm.echo_stdout):
-    """Prepare, boot, run cfg.command; returns (status, output lines)."""
+def run(cfg, cache_root=None, echo=vm.echo_stdout, stop=None):
+    """Prepare, boot, run cfg.command; returns (status, output lines).  `stop`: see vm.run."""
     qemu_bin = cfg.qemu_binary()
     if not cfg.command:
         raise UsageError("no command to run in the guest", "give one after --, e.g. -- python -c 'import pyvfio'")
@@ -147,7 +147,7 @@ def run(cfg, cache_root=None, echo=vm.echo_stdout):
                      + f"; ic {cfg.ic}; nointxmask {cfg.nointxmask}; "
                      f"policy {cfg.policy}), prepared in {time.monotonic() - t0:.1f} s")
         with _vm_slot(), feeder.Feeders(cfg, run_dir):
-            out = vm.run(cmd, cfg.timeout, echo=echo)
+            out = vm.run(cmd, cfg.timeout, echo=echo, stop=stop)
         if cfg.verbose:
             sys.stderr.write("--- guest console ---\n" + "\n".join(out.console) + "\n")
         status = _verdict(cfg, out, run_dir)
@@ -215,6 +215,8 @@ def _remove_orphan_runs(runs, root):
 
 
 def _verdict(cfg, out, run_dir):
+    if out.stopped:
+        raise LabError("guest", "stopped: the run was interrupted, QEMU was ended", out.tail())
     if out.timed_out:
         raise LabError("guest", f"no verdict within --timeout {cfg.timeout:g} s: QEMU was killed",
                        out.tail(), hint="raise --timeout if the command is just slow")

@@ -15,6 +15,7 @@ MARK = "@@pyvfio-lab: "
 class Outcome:
     qemu_status: int = None
     timed_out: bool = False
+    stopped: bool = False      # the caller's stop event was set
     output: list = dataclasses.field(default_factory=list)
     console: collections.deque = dataclasses.field(
         default_factory=lambda: collections.deque(maxlen=400))
@@ -33,8 +34,10 @@ def _pump(stream, q):
     q.put(None)
 
 
-def run(cmd, timeout, echo=None):
-    """Boot; echo(line) is called for each line of the command's output as it comes."""
+def run(cmd, timeout, echo=None, stop=None):
+    """Boot; echo(line) is called for each line of the command's output as it comes.
+    A set `stop` (a threading.Event: a caller with VMs in threads was interrupted)
+    ends the boot within a second."""
     out = Outcome()
     t0 = time.monotonic()
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -47,6 +50,9 @@ def run(cmd, timeout, echo=None):
             try:
                 line = q.get(timeout=max(0.0, min(1.0, deadline - time.monotonic())))
             except queue.Empty:
+                if stop is not None and stop.is_set():
+                    out.stopped = True
+                    break
                 if time.monotonic() >= deadline:
                     out.timed_out = True
                     break

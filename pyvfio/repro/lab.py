@@ -9,7 +9,9 @@ the checkout, which the guest shares read-write.
 import json
 import os
 import shutil
+import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 from ..errors import PyvfioError, UsageError
 from ..lab import session
@@ -36,38 +38,49 @@ def run_lab(plan, arch, timeout=900, echo=print):
     work.mkdir(parents=True)
     scenario = work / "scenario.toml"
     shutil.copyfile(plan.path, scenario)
-    cells, boots_done, failures = [], [], []
+    stop = threading.Event()
+
+    def boot(n, m, nim):
+        out = work / f"boot{n}.json"
+        cfg = LabConfig(arch=arch, kernel=m.kernel, ic=m.ic, cards=(plan.lab_card,),
+                        nointxmask=nim, policy="lazy" if plan.needs_policy_module() else "default",
+                        timeout=timeout,
+                        command=("python", "-m", "pyvfio", "repro", "--here", "--scenario", str(scenario),
+                                 "--json", str(out)))
+        label = f"{arch} {cfg.kernel} {cfg.ic} nointxmask={nim}"
+        try:
+            # two boots may run at once: each guest line says whose it is
+            status, _ = session.run(cfg, stop=stop, echo=lambda line: echo(f"[{label}] {line}"))
+        except LabError as exc:
+            echo(f"{label}: boot failed: {exc}")
+            return {"boot": label, "error": str(exc)}, None
+        if not out.exists():
+            return {"boot": label, "error": f"the guest wrote no results (exit {status})"}, None
+        data = json.loads(out.read_text())
+        lab_facts = data.get("lab") or {}
+        for c in data["cells"]:
+            axes = {k: v for k, v in c["key"].items() if k not in ("kernel", "machine")}
+            c["key"] = {**m.key, **axes}   # the machine's key, as the model names its cells
+            c["kver"] = lab_facts.get("kver")
+            c["unlazy_fix"] = lab_facts.get("unlazy_fix")
+        return None, (data["cells"], {"boot": label, "kver": lab_facts.get("kver"),
+                                      "unlazy_fix": lab_facts.get("unlazy_fix"), "status": status})
+
+    # as many boots at once as the machine's lab VM slots allow (PYVFIO_LAB_VMS)
+    pool = ThreadPoolExecutor(max_workers=session.vm_slots())
     try:
-        for n, (m, nim) in enumerate(planned):
-            out = work / f"boot{n}.json"
-            cfg = LabConfig(arch=arch, kernel=m.kernel, ic=m.ic, cards=(plan.lab_card,),
-                            nointxmask=nim, policy="lazy" if plan.needs_policy_module() else "default",
-                            timeout=timeout,
-                            command=("python", "-m", "pyvfio", "repro", "--here", "--scenario", str(scenario),
-                                     "--json", str(out)))
-            label = f"{arch} {cfg.kernel} {cfg.ic} nointxmask={nim}"
-            try:
-                status, _ = session.run(cfg)
-            except LabError as exc:
-                failures.append({"boot": label, "error": str(exc)})
-                echo(f"{label}: boot failed: {exc}")
-                continue
-            if not out.exists():
-                failures.append({"boot": label, "error": f"the guest wrote no results (exit {status})"})
-                continue
-            data = json.loads(out.read_text())
-            lab_facts = data.get("lab") or {}
-            for c in data["cells"]:
-                axes = {k: v for k, v in c["key"].items() if k not in ("kernel", "machine")}
-                c["key"] = {**m.key, **axes}   # the machine's key, as the model names its cells
-                c["kver"] = lab_facts.get("kver")
-                c["unlazy_fix"] = lab_facts.get("unlazy_fix")
-                cells.append(c)
-            boots_done.append({"boot": label, "kver": lab_facts.get("kver"),
-                               "unlazy_fix": lab_facts.get("unlazy_fix"), "status": status})
+        futures = [pool.submit(boot, n, m, nim) for n, (m, nim) in enumerate(planned)]
+        results = [f.result() for f in futures]
+    except BaseException:  # Ctrl-C, SIGTERM: end the running boots, start no other
+        stop.set()
+        raise
     finally:
+        pool.shutdown(cancel_futures=True)
         if os.environ.get("PYVFIO_LAB_KEEP") != "1":
             shutil.rmtree(work, ignore_errors=True)
+    failures = [failure for failure, _ in results if failure]
+    cells = [c for _, done in results if done for c in done[0]]
+    boots_done = [done[1] for _, done in results if done]
     if not cells and failures:
         raise PyvfioError(f"no lab boot produced results ({failures[0]['boot']}: {failures[0]['error']})")
     return cells, boots_done, failures
