@@ -9,6 +9,7 @@ header's numbers with the ones pyvfio computes in Python (pyvfio.uapi).
 INCLUDES = """
 #include <linux/vfio.h>
 #include <linux/pci_regs.h>
+#include <linux/kvm.h>
 """
 
 TYPES = """
@@ -126,13 +127,52 @@ unsigned long probe_nr = VFIO_DEVICE_BIND_IOMMUFD;
 """
 
 
+# <linux/kvm.h>: only what is the same on every architecture (the KVM guest builds
+# its vCPU state from the reset state, so no x86-only kvm_regs/kvm_sregs here, and
+# the ppc64le cross-build compiles the same declarations).
+KVM_TYPES = """
+struct kvm_userspace_memory_region { uint32_t slot; uint32_t flags; uint64_t guest_phys_addr;
+                                     uint64_t memory_size; uint64_t userspace_addr; ...; };
+struct kvm_irqfd { uint32_t fd; uint32_t gsi; uint32_t flags; uint32_t resamplefd; ...; };
+struct kvm_mp_state { uint32_t mp_state; ...; };
+struct kvm_run {
+    uint8_t request_interrupt_window; uint8_t immediate_exit; uint32_t exit_reason;
+    union {
+        struct { uint8_t direction; uint8_t size; uint16_t port; uint32_t count;
+                 uint64_t data_offset; } io;
+        struct { uint64_t phys_addr; uint8_t data[8]; uint32_t len; uint8_t is_write; } mmio;
+        struct { uint64_t hardware_entry_failure_reason; uint32_t cpu; } fail_entry;
+        struct { uint32_t suberror; uint32_t ndata; uint64_t data[16]; } internal;
+        ...;
+    };
+    ...;
+};
+"""
+
+KVM_CONSTANTS = """
+KVMIO KVM_API_VERSION
+KVM_CAP_IRQCHIP KVM_CAP_IRQFD KVM_CAP_IRQFD_RESAMPLE KVM_CAP_USER_MEMORY KVM_CAP_MP_STATE
+KVM_IRQFD_FLAG_DEASSIGN KVM_IRQFD_FLAG_RESAMPLE KVM_MEM_READONLY
+KVM_EXIT_UNKNOWN KVM_EXIT_IO KVM_EXIT_HLT KVM_EXIT_MMIO KVM_EXIT_SHUTDOWN
+KVM_EXIT_FAIL_ENTRY KVM_EXIT_INTR KVM_EXIT_INTERNAL_ERROR
+KVM_EXIT_IO_IN KVM_EXIT_IO_OUT KVM_MP_STATE_RUNNABLE
+""".split()
+
+# Their request numbers as the header computes them (for the cross-check only).
+KVM_IOCTLS = """
+KVM_GET_API_VERSION KVM_CREATE_VM KVM_CHECK_EXTENSION KVM_GET_VCPU_MMAP_SIZE
+KVM_CREATE_VCPU KVM_SET_USER_MEMORY_REGION KVM_CREATE_IRQCHIP KVM_IRQFD KVM_RUN
+KVM_SET_MP_STATE
+""".split()
+
+
 def includes(iommufd):
     return INCLUDES + (IOMMUFD_INCLUDES if iommufd else "")
 
 
 def cdef(iommufd):
-    names = CONSTANTS + PCI_CONSTANTS + (IOMMUFD_CONSTANTS if iommufd else [])
+    names = CONSTANTS + PCI_CONSTANTS + KVM_CONSTANTS + (IOMMUFD_CONSTANTS if iommufd else [])
     consts = "".join(f"#define {name} ...\n" for name in names)
     ioctls = "".join(f"static const unsigned long {name};\n"
-                     for name in IOCTLS + (IOMMUFD_IOCTLS if iommufd else []))
-    return TYPES + (IOMMUFD_TYPES if iommufd else "") + consts + ioctls
+                     for name in IOCTLS + KVM_IOCTLS + (IOMMUFD_IOCTLS if iommufd else []))
+    return TYPES + KVM_TYPES + (IOMMUFD_TYPES if iommufd else "") + consts + ioctls

@@ -50,7 +50,8 @@ class IntxHost(Protocol):
         """Region `index` (0-5 BARs, 7 config), accessed by "mmap" or "rw"
         (pread/pwrite); a host without mmap (the model) may treat both alike."""
 
-    def host_state(self) -> dict:
-        """What the host says about the INTx line right now: at least
-        `irq_count` (the line's /proc/interrupts total, or None if unknown) and
-        `disintx` (the physical COMMAND.INTX_DISABLE bit, or None if unknown)."""
+    def host_state(self, irq: str = "intx") -> dict:
+        """What the host says about the INTx line (or, `irq` "msi"/"msix", MSI
+        vector 0) right now: at least `irq_count` (its /proc/interrupts total, or
+        None if unknown) and `disintx` (the physical COMMAND.INTX_DISABLE bit, or
+        None if unknown)."""

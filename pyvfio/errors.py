@@ -36,6 +36,10 @@ class VfioError(PyvfioError):
         super().__init__(message, hint)
 
 
+class KvmError(VfioError):
+    """A KVM operation (/dev/kvm, a VM or vCPU ioctl) failed; carries op and errno."""
+
+
 class AccessError(VfioError):
     """A register access outside its region, or of a width the region refuses."""
 

@@ -6,7 +6,8 @@ It follows what QEMU does for a passed-through INTx line (hw/vfio/pci.c): the
 host's trigger eventfd asserts the guest's line; the guest's handler reads and
 acknowledges the card's cause; the guest's EOI deasserts the line and is
 forwarded to the host as the unmask, by ioctl or through the unmask (resample)
-eventfd.  The C engine (csrc/loop.c) is this handler, compiled.
+eventfd.  An MSI takes the same path with an EOI of no step (an edge: nothing on
+the host to unmask).  The C engine (csrc/loop.c) is this handler, compiled.
 """
 
 

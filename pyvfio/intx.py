@@ -1,4 +1,7 @@
-"""The INTx protocol, in one place (drivers/vfio/pci/vfio_pci_intrs.c is the other end).
+"""The interrupt protocols, in one place (drivers/vfio/pci/vfio_pci_intrs.c is the
+other end): INTx, and MSI/MSI-X beside it.
+
+INTx:
 
 - trigger: SET_IRQS ACTION_TRIGGER|DATA_EVENTFD; the host masks the line and
   signals the eventfd on each interrupt (VFIO_IRQ_INFO_AUTOMASKED);
@@ -10,6 +13,18 @@
 - disable: ACTION_TRIGGER|DATA_NONE with count 0 (free_irq on the host).
 Service the card before unmasking: on a PCI 2.3 device an unmask while the card
 still asserts its line re-signals the trigger at once.
+
+MSI and MSI-X (vector 0; vfio_pci_set_msi_trigger):
+- trigger: ACTION_TRIGGER|DATA_EVENTFD on the MSI or MSIX index enables the
+  vectors (pci_alloc_irq_vectors) and requests vfio-msi[0](BDF) / vfio-msix[0](BDF);
+- no unmask and no mask: a message is an edge, nothing stays asserted, so the
+  per-interrupt EOI is no step at all (vfio-pci implements no ACTION_MASK/UNMASK
+  for them: ENOTTY);
+- loopback and disable as for INTx (DATA_NONE, count 1 and count 0);
+- a message is a memory write by the card, which it makes only with Bus Master
+  on: enable sets COMMAND.MASTER through vfio's config region (vfio-pci passes
+  the bit through; a driver's pci_set_master), disable puts back what was there.
+vfio-pci enables MSI only while INTx is off (and the reverse): one kind per Intx.
 
 Every sequence is data: `Intx.seq` holds lists of steps, each a `SetIrqs` (one
 VFIO_DEVICE_SET_IRQS) or an `EventfdWrite` (an 8-byte write of 1, eventfd_signal),
@@ -33,6 +48,9 @@ from .errors import UsageError, VfioError
 from .eventfd import EventFd
 
 INTX = uapi.VFIO_PCI_INTX_IRQ_INDEX
+# --irq: the kind -> its VFIO_PCI_*_IRQ_INDEX
+IRQ_KINDS = {"intx": INTX, "msi": uapi.VFIO_PCI_MSI_IRQ_INDEX, "msix": uapi.VFIO_PCI_MSIX_IRQ_INDEX}
+_KIND_NAMES = {"intx": "INTx", "msi": "MSI", "msix": "MSI-X"}
 _TRIGGER_EVENTFD = uapi.VFIO_IRQ_SET_ACTION_TRIGGER | uapi.VFIO_IRQ_SET_DATA_EVENTFD
 _TRIGGER_NONE = uapi.VFIO_IRQ_SET_ACTION_TRIGGER | uapi.VFIO_IRQ_SET_DATA_NONE
 _UNMASK_NONE = uapi.VFIO_IRQ_SET_ACTION_UNMASK | uapi.VFIO_IRQ_SET_DATA_NONE
@@ -44,9 +62,9 @@ UNMASK_MODES = ("ioctl", "eventfd")
 
 @dataclass(frozen=True, eq=False)
 class SetIrqs:
-    """VFIO_DEVICE_SET_IRQS on INTx.  Decoded: flags, start, count, data (EventFd
-    objects or -1, for DATA_EVENTFD).  Encoded (a real device only): the device
-    fd, the request and `buf`, the struct vfio_irq_set with its data[]."""
+    """VFIO_DEVICE_SET_IRQS on one IRQ index.  Decoded: flags, start, count, data
+    (EventFd objects or -1, for DATA_EVENTFD), index.  Encoded (a real device only):
+    the device fd, the request and `buf`, the struct vfio_irq_set with its data[]."""
     kind = "ioctl"
     what: str
     flags: int
@@ -56,9 +74,10 @@ class SetIrqs:
     fd: int = -1
     req: int = 0
     buf: bytearray | None = None
+    index: int = INTX
 
     def run(self, host):
-        host.set_irqs(INTX, self.flags, self.start, self.count, self.data)
+        host.set_irqs(self.index, self.flags, self.start, self.count, self.data)
 
 
 @dataclass(frozen=True, eq=False)
@@ -83,10 +102,10 @@ class Sequences:
     """Every SET_IRQS sequence of one Intx, for its eventfds."""
     enable: list
     disable: list
-    eoi: list       # per interrupt: unmask by the chosen mode, or (--rearm-each) rearm
+    eoi: list       # per interrupt: unmask by the chosen mode, or (--rearm-each) rearm; MSI: none
     rearm: list     # disable + enable: free_irq + request_irq on the host
-    unmask: list
-    mask: list
+    unmask: list | None   # None: MSI/MSI-X, which vfio-pci cannot mask or unmask
+    mask: list | None
     loopback: list
 
 
@@ -96,29 +115,46 @@ def run_steps(host, steps):
 
 
 class Intx:
-    """A device's INTx line, driven from the guest side.
+    """A device's interrupt, driven from the guest side: its INTx line (`irq`
+    "intx", the default), or vector 0 of its MSI or MSI-X ("msi", "msix").
 
     `unmask_mode` chooses how `eoi()` unmasks the host line: "ioctl" or "eventfd".
     With `rearm_each`, `eoi()` instead disables and re-enables INTx (the userspace
-    workaround for a host whose lazy disable leaves the controller stuck).
-    Use as a context manager; leaving it disables INTx and closes the eventfds.
+    workaround for a host whose lazy disable leaves the controller stuck).  Both
+    are INTx's: an MSI has no line to unmask or re-arm, and its `eoi()` does nothing.
+    Use as a context manager; leaving it disables the interrupt and closes the eventfds.
     """
 
-    def __init__(self, host, unmask_mode="ioctl", rearm_each=False):
-        if unmask_mode not in UNMASK_MODES:
-            raise UsageError(f"unknown unmask mode {unmask_mode!r}",
-                             f"use one of: {', '.join(UNMASK_MODES)}")
+    def __init__(self, host, unmask_mode="ioctl", rearm_each=False, irq="intx"):
+        check_kind(irq, unmask_mode, rearm_each)
         self.host = host
+        self.irq = irq
+        self.index = IRQ_KINDS[irq]
         self.unmask_mode = unmask_mode
         self.rearm_each = rearm_each
         self.trigger = None
         self.unmask_efd = None
         self.seq = None
         self.enabled = False
+        self.master_was = None    # COMMAND.MASTER before an MSI enable set it
+
+    @property
+    def name(self):
+        return _KIND_NAMES[self.irq]
 
     def check_info(self):
-        """INTx must exist (count 1) and be an eventfd, maskable, automasked line."""
-        info = self.host.irq_info(INTX)
+        """INTx must exist (count 1) and be an eventfd, maskable, automasked line; an
+        MSI or MSI-X must exist (count >= 1: the card has the capability) and take an eventfd."""
+        info = self.host.irq_info(self.index)
+        if self.irq != "intx":
+            if info.count < 1:
+                raise UsageError(f"{self.host.bdf} has no {self.name} (VFIO_DEVICE_GET_IRQ_INFO counts 0 "
+                                 f"vectors: the card has no {self.name} capability)",
+                                 f"use --irq intx (pyvfio info {self.host.bdf} lists the card's interrupts)")
+            if not info.flags & uapi.VFIO_IRQ_INFO_EVENTFD:
+                raise UsageError(f"{self.host.bdf}: {self.name} flags {info.flags:#x} lack EVENTFD",
+                                 f"this host's vfio-pci does not signal {self.name} through an eventfd")
+            return info
         want = uapi.VFIO_IRQ_INFO_EVENTFD | uapi.VFIO_IRQ_INFO_MASKABLE | uapi.VFIO_IRQ_INFO_AUTOMASKED
         if info.count < 1:
             raise UsageError(f"{self.host.bdf} has no INTx interrupt (no pin or no IRQ routed)",
@@ -130,23 +166,29 @@ class Intx:
 
     # --- the sequences ---------------------------------------------------------------
     def _set_irqs(self, what, flags, count, data=None):
+        # `what` names the step in errors: "VFIO_DEVICE_SET_IRQS (MSI TRIGGER|EVENTFD)";
+        # INTx's go unnamed, as they always have
+        what = f"VFIO_DEVICE_SET_IRQS ({'' if self.irq == 'intx' else self.name + ' '}{what})"
         # only a real device has fds and buffers to encode; the model host's steps
         # stay decoded (they run through its set_irqs)
         encode = getattr(self.host, "encode_irq_set", None)
         if encode is None:
-            return SetIrqs(what, flags, 0, count, data)
+            return SetIrqs(what, flags, 0, count, data, index=self.index)
         return SetIrqs(what, flags, 0, count, data, self.host.fd, uapi.VFIO_DEVICE_SET_IRQS,
-                       encode(INTX, flags, 0, count, data))
+                       encode(self.index, flags, 0, count, data), self.index)
 
     def _build(self):
         s = self._set_irqs
+        enable = [s("TRIGGER|EVENTFD", _TRIGGER_EVENTFD, 1, (self.trigger,))]
+        disable = [s("TRIGGER|NONE, count 0", _TRIGGER_NONE, 0)]
+        loopback = [s("TRIGGER|NONE", _TRIGGER_NONE, 1)]
+        if self.irq != "intx":  # an edge: no EOI, no mask
+            return Sequences(enable, disable, [], disable + enable, None, None, loopback)
         eventfd = self.unmask_mode == "eventfd"
-        enable = [s("VFIO_DEVICE_SET_IRQS (TRIGGER|EVENTFD)", _TRIGGER_EVENTFD, 1, (self.trigger,))]
-        disable = [s("VFIO_DEVICE_SET_IRQS (TRIGGER|NONE, count 0)", _TRIGGER_NONE, 0)]
         if eventfd:
-            enable.append(s("VFIO_DEVICE_SET_IRQS (UNMASK|EVENTFD)", _UNMASK_EVENTFD, 1, (self.unmask_efd,)))
-            disable.insert(0, s("VFIO_DEVICE_SET_IRQS (UNMASK|EVENTFD, fd -1)", _UNMASK_EVENTFD, 1, (-1,)))
-        unmask = [s("VFIO_DEVICE_SET_IRQS (UNMASK|NONE)", _UNMASK_NONE, 1)]
+            enable.append(s("UNMASK|EVENTFD", _UNMASK_EVENTFD, 1, (self.unmask_efd,)))
+            disable.insert(0, s("UNMASK|EVENTFD, fd -1", _UNMASK_EVENTFD, 1, (-1,)))
+        unmask = [s("UNMASK|NONE", _UNMASK_NONE, 1)]
         rearm = disable + enable
         if self.rearm_each:
             eoi = rearm
@@ -155,8 +197,7 @@ class Intx:
         else:
             eoi = unmask
         return Sequences(enable, disable, eoi, rearm, unmask,
-                         [s("VFIO_DEVICE_SET_IRQS (MASK|NONE)", _MASK_NONE, 1)],
-                         [s("VFIO_DEVICE_SET_IRQS (TRIGGER|NONE)", _TRIGGER_NONE, 1)])
+                         [s("MASK|NONE", _MASK_NONE, 1)], loopback)
 
     # --- running them ------------------------------------------------------------------
     def enable(self):
@@ -166,18 +207,28 @@ class Intx:
             if self.unmask_mode == "eventfd":
                 self.unmask_efd = EventFd()
             self.seq = self._build()
+        if self.irq != "intx" and self.master_was is None:
+            self.master_was = self._bus_master(True)
         try:
             run_steps(self.host, self.seq.enable)
         except VfioError as exc:
             raise self._explained(exc) from None
         self.enabled = True
 
+    def _bus_master(self, on):
+        """Set or clear COMMAND.MASTER; returns whether it was set."""
+        config = self.host.region(uapi.VFIO_PCI_CONFIG_REGION_INDEX)
+        command = config.read(uapi.PCI_COMMAND, 2)
+        bit = uapi.PCI_COMMAND_MASTER
+        config.write(uapi.PCI_COMMAND, 2, command | bit if on else command & ~bit)
+        return bool(command & bit)
+
     def _explained(self, exc):
         """EBUSY from the trigger: vfio-pci asked for an exclusive line (it masks at
         the controller: DisINTx- or nointxmask=1) and request_irq found it shared.
         Name who holds it, as doctor predicts."""
         holders = getattr(self.host, "line_holders", None)
-        if exc.errno != errno.EBUSY or holders is None:
+        if exc.errno != errno.EBUSY or holders is None or self.irq != "intx":
             return exc
         irq, others = holders()
         if not others:
@@ -194,25 +245,37 @@ class Intx:
         run_steps(self.host, self.seq.eoi)
 
     def unmask(self):
-        run_steps(self.host, self.seq.unmask)
+        run_steps(self.host, self._line_only(self.seq.unmask, "unmask"))
 
     def mask(self):
-        run_steps(self.host, self.seq.mask)
+        run_steps(self.host, self._line_only(self.seq.mask, "mask"))
+
+    def _line_only(self, steps, what):
+        if steps is None:
+            raise UsageError(f"{self.name} cannot {what}: vfio-pci masks only the INTx line",
+                             "use --irq intx to mask and unmask")
+        return steps
 
     def loopback(self):
         """Signal the trigger in software (no card involved)."""
         run_steps(self.host, self.seq.loopback)
 
     def disable(self):
-        """Unregister the unmask eventfd, then disable INTx (the host frees its IRQ)."""
+        """Unregister the unmask eventfd, then disable the interrupt (the host frees
+        its IRQ); after an MSI, Bus Master goes back to what it was."""
         if not self.enabled:
             return
         self.enabled = False
-        run_steps(self.host, self.seq.disable)
+        try:
+            run_steps(self.host, self.seq.disable)
+        finally:
+            if self.master_was is False:   # the card makes no memory writes once more
+                self._bus_master(False)
+            self.master_was = None
 
     def rearm(self):
-        """Disable and re-enable INTx: free_irq + request_irq on the host, which
-        re-arms an interrupt controller source left stuck by a lazy disable."""
+        """Disable and re-enable the interrupt: free_irq + request_irq on the host,
+        which re-arms an interrupt controller source left stuck by a lazy disable."""
         self.enabled = False
         run_steps(self.host, self.seq.rearm)
         self.enabled = True
@@ -232,3 +295,21 @@ class Intx:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def check_kind(irq, unmask_mode="ioctl", rearm_each=False):
+    """`irq` is a kind pyvfio drives, and the INTx-only modes are asked of INTx only."""
+    if irq not in IRQ_KINDS:
+        raise UsageError(f"unknown interrupt kind {irq!r}", f"use one of: {', '.join(IRQ_KINDS)}")
+    if unmask_mode not in UNMASK_MODES:
+        raise UsageError(f"unknown unmask mode {unmask_mode!r}",
+                         f"use one of: {', '.join(UNMASK_MODES)}")
+    if irq == "intx":
+        return
+    name = _KIND_NAMES[irq]
+    if unmask_mode != "ioctl":
+        raise UsageError(f"--unmask {unmask_mode} unmasks the INTx line; {name} is an edge with nothing "
+                         "to unmask", "drop --unmask, or use --irq intx")
+    if rearm_each:
+        raise UsageError(f"--rearm-each re-arms the INTx line after every interrupt; {name} has no line",
+                         "drop --rearm-each, or use --irq intx")

@@ -113,3 +113,39 @@ del _name
 
 DEVICE_NAME = "/dev/vfio/vfio"
 IRQ_SET_HDR = ffi.sizeof("struct vfio_irq_set")  # the data[] payload starts here
+
+
+# <linux/kvm.h>: the request numbers (KVMIO 0xAE), by direction, number and argument
+# type (its size from the compiler: ioctl-opt's _IOW wants a ctypes type, so _IOC).
+KVMIO = 0xAE
+_KVM_IOCTLS = {
+    "KVM_GET_API_VERSION": (ioctl_opt.IOC_NONE, 0x00, None),
+    "KVM_CREATE_VM": (ioctl_opt.IOC_NONE, 0x01, None),
+    "KVM_CHECK_EXTENSION": (ioctl_opt.IOC_NONE, 0x03, None),
+    "KVM_GET_VCPU_MMAP_SIZE": (ioctl_opt.IOC_NONE, 0x04, None),
+    "KVM_CREATE_VCPU": (ioctl_opt.IOC_NONE, 0x41, None),
+    "KVM_SET_USER_MEMORY_REGION": (ioctl_opt.IOC_WRITE, 0x46, "struct kvm_userspace_memory_region"),
+    "KVM_CREATE_IRQCHIP": (ioctl_opt.IOC_NONE, 0x60, None),
+    "KVM_IRQFD": (ioctl_opt.IOC_WRITE, 0x76, "struct kvm_irqfd"),
+    "KVM_RUN": (ioctl_opt.IOC_NONE, 0x80, None),
+    "KVM_SET_MP_STATE": (ioctl_opt.IOC_WRITE, 0x99, "struct kvm_mp_state"),
+}
+
+
+def kvm_ioctl_numbers(machine=None):
+    out = {}
+    for name, (direction, nr, struct) in _KVM_IOCTLS.items():
+        size = ffi.sizeof(struct) if struct else 0
+        out[name] = ioc_for_arch(ioctl_opt.IOC(direction, KVMIO, nr, size), machine)
+    return out
+
+
+def kvm_header_ioctls():
+    return {name: int(getattr(lib, name)) for name in _KVM_IOCTLS}
+
+
+globals().update(kvm_ioctl_numbers())
+for _name in dir(lib):
+    if _name.startswith("KVM_") and _name not in _KVM_IOCTLS:
+        globals()[_name] = getattr(lib, _name)
+del _name

@@ -9,7 +9,12 @@ Debian 6.1 build does not; 6.12.95 does).  The module's undefined symbols are th
 strongest evidence short of running a probe; the kernel version is the fallback
 when the module cannot be read (built in, no /lib/modules, undecompressable).
 
-`detect(release, root)` -> Finding(present: True|False|None, basis, evidence).
+The module that counts is the one loaded: a rebuilt vfio-pci-core (pyvfio lab
+--vfio, or a user's own build) has a srcversion and taint O in /sys/module, and when
+it is not the file under /lib/modules the file says nothing about it.
+
+`detect(release, root, loaded_file)` -> Finding(present: True|False|None, basis,
+evidence, module, rebuilt).
 """
 
 import lzma
@@ -21,6 +26,7 @@ import subprocess
 from dataclasses import dataclass
 
 from .host import paths
+from .host.system import loaded_module
 
 SYMBOL = "irq_modify_status"
 # vfio-pci-core holds the INTx code since 5.15; before that it was in vfio-pci.
@@ -41,10 +47,11 @@ class Finding:
     basis: str               # "module-symbols", "kernel-version" or "none"
     evidence: str
     module: str | None = None
+    rebuilt: bool = False    # the vfio-pci-core loaded was built out of tree
 
     def to_json(self):
         return {"present": self.present, "basis": self.basis, "evidence": self.evidence,
-                "module": self.module}
+                "module": self.module, "rebuilt": self.rebuilt}
 
 
 # -- the module file -----------------------------------------------------------------
@@ -182,23 +189,56 @@ def by_version(release):
                    f"{series[0]}.{series[1]}.{v[2]}: the kernel version cannot tell")
 
 
-def detect(release, root="/"):
-    """The module's imports when readable, else the kernel version."""
-    path, why = module_path(release, root) if release else (None, "no kernel release")
-    if path is not None:
-        shown = "/" + os.path.relpath(path, root) if root != "/" else path
+def modinfo(elf):
+    """The key=value strings of a module's .modinfo (srcversion, vermagic, depends, name)."""
+    out = {}
+    for m in re.finditer(rb"(?:^|\0)(srcversion|vermagic|depends|name)=([^\0]*)", elf):
+        out.setdefault(m.group(1).decode(), m.group(2).decode(errors="replace"))
+    return out
+
+
+def detect(release, root="/", loaded_file=None):
+    """The imports of the module loaded when its file is known (`loaded_file`, or the
+    one under /lib/modules unless a rebuilt module runs instead), else the kernel
+    version."""
+    loaded = loaded_module(root)
+    rebuilt = bool(loaded.get("srcversion")) or "O" in loaded.get("taint", "")
+    if loaded_file is not None:
+        path, why = loaded_file, None
+    else:
+        path, why = module_path(release, root) if release else (None, "no kernel release")
+    if path is not None and rebuilt and loaded_file is None:
         try:
-            has = _imports(path)
-        except (OSError, ValueError, lzma.LZMAError, subprocess.CalledProcessError) as exc:
-            why = f"cannot read {shown}: {exc}"
-        else:
-            if has:
-                return Finding(True, "module-symbols",
-                               f"{shown} imports {SYMBOL} (irq_set_status_flags: "
-                               "IRQ_DISABLE_UNLAZY is set for controller-masked INTx)", shown)
-            return Finding(False, "module-symbols",
-                           f"{shown} does not import {SYMBOL}: vfio-pci never sets "
-                           "IRQ_DISABLE_UNLAZY, so disable_irq_nosync() stays lazy", shown)
+            same = modinfo(_decompress(path)).get("srcversion") == loaded["srcversion"]
+        except (OSError, ValueError, lzma.LZMAError, subprocess.CalledProcessError):
+            same = False
+        if not same:
+            return Finding(None, "loaded-module",
+                           f"the {loaded['module']} loaded is a rebuilt module (srcversion "
+                           f"{loaded['srcversion'] or 'none'}, taint {loaded['taint'] or 'none'}), not "
+                           f"{path}: its INTx code cannot be read from a file", rebuilt=True)
+    found = _from_file(path, root, rebuilt) if path is not None else None
+    if isinstance(found, Finding):
+        return found
+    why = found or why
     found = by_version(release)
     found.evidence = f"{why}; by version: {found.evidence}"
+    found.rebuilt = rebuilt
     return found
+
+
+def _from_file(path, root, rebuilt):
+    """A Finding from the module file's imports, or why it could not be read."""
+    shown = "/" + os.path.relpath(path, root) if root != "/" else path
+    try:
+        has = _imports(path)
+    except (OSError, ValueError, lzma.LZMAError, subprocess.CalledProcessError) as exc:
+        return f"cannot read {shown}: {exc}"
+    what = "the rebuilt " if rebuilt else ""
+    if has:
+        return Finding(True, "module-symbols",
+                       f"{what}{shown} imports {SYMBOL} (irq_set_status_flags: "
+                       "IRQ_DISABLE_UNLAZY is set for controller-masked INTx)", shown, rebuilt)
+    return Finding(False, "module-symbols",
+                   f"{what}{shown} does not import {SYMBOL}: vfio-pci never sets "
+                   "IRQ_DISABLE_UNLAZY, so disable_irq_nosync() stays lazy", shown, rebuilt)

@@ -17,6 +17,7 @@ import pytest
 from pyvfio import uapi
 from pyvfio._binding import ffi, lib
 from pyvfio.engine.c_engine import fill_ops, fill_steps
+from pyvfio.errors import UsageError
 from pyvfio.eventfd import EventFd
 from pyvfio.histogram import Histogram
 from pyvfio.intx import EventfdWrite, Intx, SetIrqs
@@ -416,3 +417,75 @@ def test_rearm_unregisters_the_unmask_eventfd_first_in_python_and_in_c(efds, mod
     assert ffi.string(res.errop).decode() == first
     assert first == ("VFIO_DEVICE_SET_IRQS (UNMASK|EVENTFD, fd -1)" if mode == "eventfd"
                      else "VFIO_DEVICE_SET_IRQS (TRIGGER|NONE, count 0)")
+
+
+# --- MSI/MSI-X: the same builder, an edge (no EOI step), the C loop unchanged -----------
+
+class ConfigHost(EncodingHost):
+    """EncodingHost with a config space (COMMAND at 4), for the MSI enable's Bus Master."""
+
+    def __init__(self, fd, command=0):
+        super().__init__(fd)
+        self.config = bytearray(256)
+        self.config[uapi.PCI_COMMAND:uapi.PCI_COMMAND + 2] = command.to_bytes(2, "little")
+
+    def region(self, index, access="rw"):
+        assert index == uapi.VFIO_PCI_CONFIG_REGION_INDEX
+        return self
+
+    def read(self, offset, width):
+        return int.from_bytes(self.config[offset:offset + width], "little")
+
+    def write(self, offset, width, value):
+        self.config[offset:offset + width] = value.to_bytes(width, "little")
+
+
+@pytest.mark.parametrize("irq,index", [("msi", uapi.VFIO_PCI_MSI_IRQ_INDEX),
+                                       ("msix", uapi.VFIO_PCI_MSIX_IRQ_INDEX)])
+def test_msi_steps_are_encoded_on_their_index_with_no_eoi(irq, index):
+    with open(os.devnull) as null:
+        host = ConfigHost(null.fileno())
+        with Intx(host, irq=irq) as msi:
+            assert msi.seq.eoi == [] and msi.seq.mask is None and msi.seq.unmask is None
+            for name in ("enable", "disable", "rearm", "loopback"):
+                for step in getattr(msi.seq, name):
+                    fds = tuple(d if isinstance(d, int) else d.fileno() for d in step.data or ())
+                    assert _decode(step) == (len(step.buf), step.flags, index, 0, step.count, fds)
+                    assert step.what.startswith(f"VFIO_DEVICE_SET_IRQS ({msi.name} ")
+            assert [c[:4] for c in host.calls] == [(index, s.flags, 0, 1) for s in msi.seq.enable]
+            host.calls.clear()
+            msi.eoi()
+            assert host.calls == []        # an edge: nothing is forwarded per interrupt
+            with pytest.raises(UsageError, match="masks only the INTx line"):
+                msi.mask()
+        assert [c[:4] for c in host.calls[-1:]] == [(index, uapi.VFIO_IRQ_SET_ACTION_TRIGGER
+                                                     | uapi.VFIO_IRQ_SET_DATA_NONE, 0, 0)]
+
+
+@pytest.mark.parametrize("before", [0, uapi.PCI_COMMAND_MASTER])
+def test_msi_enable_turns_bus_master_on_and_disable_puts_it_back(before):
+    memory = uapi.PCI_COMMAND_MEMORY
+    with open(os.devnull) as null:
+        host = ConfigHost(null.fileno(), memory | before)
+        with Intx(host, irq="msi"):
+            assert host.read(uapi.PCI_COMMAND, 2) == memory | uapi.PCI_COMMAND_MASTER
+        assert host.read(uapi.PCI_COMMAND, 2) == memory | before
+        with Intx(host):                      # INTx leaves it alone
+            assert host.read(uapi.PCI_COMMAND, 2) == memory | before
+
+
+def test_c_loop_delivers_msi_with_no_eoi_steps(efds):
+    trigger, _ = efds
+    with open(os.devnull) as null:
+        with Intx(ConfigHost(null.fileno()), irq="msi") as msi:
+            card = start(Card(trigger))
+            try:
+                loop = Loop(card, trigger, msi.seq.eoi)
+                assert loop.cfg.n_eoi == 0
+                res = loop.run(500)
+            finally:
+                card.close()
+    assert res.reason == lib.PYVFIO_DONE
+    assert (res.raised, res.delivered, res.spurious) == (500, 500, 0)
+    assert (card.raises, card.acks) == (500, 500)
+    assert loop.hists[2].count == 500

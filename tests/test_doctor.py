@@ -12,6 +12,7 @@ import pytest
 
 from pyvfio import doctor, unlazy_fix
 from pyvfio.cli import main
+from pyvfio.host import system
 from tests.fixtures.fakehost import FakeHost
 
 X86_IOAPIC = """\
@@ -173,6 +174,8 @@ def test_power_xive_without_the_fix_predicts_the_stall(tmp_path):
     assert "8b9f128947dd" in stall.fix
     assert check(d, "iommu").summary.startswith("sPAPR TCE")
     assert not any(c.name == "interrupt_remapping" for c in d.checks)   # x86 only
+    # why no resampler there: KVM's answer on POWER, from arch/powerpc/kvm/powerpc.c
+    assert "!xive_enabled()" in check(d, "kvm_irqfd_resample").evidence
 
 
 def test_power_xive_with_the_fix_delivers(tmp_path):
@@ -449,3 +452,27 @@ def test_group_viability_follows_driver_managed_dma(tmp_path, member, driver, vi
     assert (check(d, "iommu_group").status == "ok") is viable
     info, _ = info_cmd.gather("0000:02:00.0", h.root)
     assert info["host"]["group_members"][0]["breaks_viability"] is (not viable)
+
+
+def test_a_rebuilt_module_loaded_is_named_and_its_file_decides(tmp_path):
+    """pyvfio lab --vfio prefix (or a user's own build): /sys/module shows a
+    srcversion and taint OE; the shipped file under /lib/modules is not what runs."""
+    release = "6.12.95+deb12-amd64"
+    h = host(tmp_path, release)
+    put_module(h, release, FIXED)
+    h.write("sys/module/vfio_pci_core/srcversion", "8E64EF2090B07C2C0FA04D5\n")
+    h.write("sys/module/vfio_pci_core/taint", "OE\n")
+    f = unlazy_fix.detect(release, h.root)
+    assert (f.present, f.basis, f.rebuilt) == (None, "loaded-module", True)
+    assert "rebuilt module (srcversion 8E64EF2090B07C2C0FA04D5, taint OE)" in f.evidence
+    d = doctor.diagnose(None, h.root, kvm_probe=no_kvm)
+    assert check(d, "vfio_pci_rebuilt").status == "warn"
+    assert d.facts["unlazy_fix"]["rebuilt"] is True
+    # the file of the module loaded (a lab VM knows it): its imports decide
+    built = tmp_path / "vfio_pci_core.ko"
+    built.write_bytes(elf(UNFIXED))
+    f = unlazy_fix.detect(release, h.root, str(built))
+    assert (f.present, f.basis, f.rebuilt) == (False, "module-symbols", True)
+    assert f.evidence.startswith("the rebuilt ")
+    assert system.loaded_module(h.root) == {"module": "vfio-pci-core", "srcversion": "8E64EF2090B07C2C0FA04D5",
+                                                "taint": "OE"}

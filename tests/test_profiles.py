@@ -106,6 +106,12 @@ MISTAKES = {
     "no match": (('[match]\nids = ["abcd:0001"]\n', ""), 1, "no match"),
     "byteswap a byte": (('ids = ["abcd:0001"]', 'ids = ["abcd:0001"]\nidentify = { reg = "ID", value = 1, '
                          'byteswap = true }'), 6, "byteswap on 1-byte register"),
+    "unknown irq kind": (('description = "a test card"\n', 'description = "a test card"\nirqs = ["intx", "msi-x"]\n'),
+                         3, "unknown interrupt kind 'msi-x'"),
+    "irq kind twice": (('description = "a test card"\n', 'description = "a test card"\nirqs = ["msi", "msi"]\n'),
+                       3, "listed twice"),
+    "no irq kind": (('description = "a test card"\n', 'description = "a test card"\nirqs = []\n'),
+                    3, "irqs lists no interrupt kind"),
 }
 DMA = '\n[dma]\nbuffer = 0x40000\nsize = 0x800\nmask = 0x0fffffff\n'
 RAISE_DMA = 'raise_dma = [{ write = "RAISE", value = "dma.src" }]\n'

@@ -195,7 +195,7 @@ def test_repro_svg_is_well_formed_with_a_histogram_and_a_grid_cell_per_cell(tmp_
     hists = groups(root, "histogram")
     assert len(hists) == len(BEFORE["cells"])
     assert {h.get("data-cell") for h in hists} == {
-        cells.key_label(c["key"]) for c in BEFORE["cells"]}
+        cells.key_label(c["key"]) for c in cells.cells(BEFORE)}   # irq=intx read into old keys
     grid = groups(root, "grid-cell")
     assert sorted(g.get("data-verdict") for g in grid) == ["ok", "ok", "ok", "stall"]
     stall = next(g for g in grid if g.get("data-verdict") == "stall")
@@ -318,6 +318,25 @@ def test_the_model_run_of_the_seed_compares_with_the_real_lab_report(tmp_path, c
     assert main(["compare", LAB_PPC, str(model), "--ignore", "kernel", "--json", str(out)]) == 0
     r = json.loads(out.read_text())
     assert r["matched_without"] == ["engine", "kernel"] and len(r["cells"]) == 16 and not r["only_a"]
-    assert {x["key"]["arch"] for x in r["only_b"]} == {"x86_64"}
+    # only the model has the x86 machines, and the prefix cells (a file from before the vfio axis)
+    assert {(x["key"]["arch"], x["key"]["vfio"]) for x in r["only_b"] if x["key"]["arch"] == "ppc64le"} \
+        == {("ppc64le", "prefix")}
     stalls = [x for x in r["cells"] if x["a"]["verdict"] == "stall after 1"]
     assert len(stalls) == 2 and all(x["b"]["verdict"] == "stall after 1" for x in stalls)
+
+
+def test_compare_splits_one_lab_report_into_shipped_and_prefix(tmp_path, capsys):
+    """A real POWER9 lab report (repro --lab ppc64le --scenario seed, 2026-12-02) with the
+    vfio axis: its shipped cells against its prefix cells (vfio-pci rebuilt from
+    linux-source with 8b9f128947dd reversed), matched on the same kernel and machine."""
+    report = str(pathlib.Path(LAB_PPC).with_name("lab-ppc64le-seed-vfio.json"))
+    out = tmp_path / "split.json"
+    assert main(["compare", report, "--split", "vfio=shipped,prefix", "--json", str(out)]) == 1
+    r = json.loads(out.read_text())
+    assert r["matched_without"] == ["vfio"] and len(r["cells"]) == 4
+    assert {(x["key"]["ic"], x["a"], x["b"]) for x in r["verdict_changes"]} == {("xive", "ok", "stall after 1")}
+    assert all(x["b"]["verdict"] == "ok" for x in r["cells"] if x["key"]["ic"] == "xics")
+    assert "cell vfio: shipped -> prefix" in capsys.readouterr().out
+    assert main(["compare", report, "--split", "vfio=shipped,patched"]) == 2
+    assert "no cell of the report has vfio=patched" in capsys.readouterr().err
+    assert main(["compare", report, "--split", "vfio"]) == 2

@@ -1,5 +1,7 @@
 """Scenario files for real kernels, expectations and the model's predictions."""
 
+import pathlib
+
 import pytest
 
 from pyvfio import verdict
@@ -40,8 +42,46 @@ def test_policy_collapses_where_vfio_masks_at_the_card():
     cells = plan.cells(masks_at_device=True)
     assert Cell(0, NA, "ioctl", "c", "mmap") in cells
     assert not any(c.nointxmask == 0 and c.policy != NA for c in cells)
-    assert len(cells) == 2 + 6
-    assert len(plan.cells(masks_at_device=False)) == 12  # a DisINTx- card: every policy counts
+    assert len(cells) == 2 + 6 + 2      # + the prefix, with the kernel's own policy
+    assert len(plan.cells(masks_at_device=False)) == 12 + 4  # a DisINTx- card: every policy counts
+
+
+def test_vfio_axis_prefix_cells_have_no_policy_module_and_collapse_where_the_fix_is_moot():
+    plan = load("seed")
+    assert plan.axes["vfio"] == ["shipped", "prefix"]
+    cells = plan.cells(masks_at_device=True)
+    prefix = [c for c in cells if c.vfio == "prefix"]
+    # only controller masking reaches the code 8b9f128947dd changes; a rebuilt module is its own policy
+    assert {(c.nointxmask, c.policy) for c in prefix} == {(1, "kernel")}
+    # a kernel shipped without the fix (x86 6.1): its prefix is the shipped module
+    assert not [c for c in plan.cells(masks_at_device=True, kernel_fix=False) if c.vfio == "prefix"]
+    key = {"ic": "xive", "nointxmask": 1, "policy": "kernel", "vfio": "prefix", "unmask": "ioctl"}
+    assert plan.expected(key) == verdict.Verdict("stall", stalled_after=1, stalls=1)
+    assert plan.expected({**key, "ic": "xics"}) == verdict.Verdict("ok")
+
+
+def test_lab_boots_one_per_nointxmask_and_vfio_variant_policy_module_only_where_used():
+    from pyvfio.repro.lab import boots
+    got = [(m.ic, nim, vfio, module) for m, nim, vfio, module in boots(load("seed"), "ppc64le")]
+    assert got == [("xive", 0, "shipped", False), ("xive", 1, "shipped", True), ("xive", 1, "prefix", False),
+                   ("xics", 0, "shipped", False), ("xics", 1, "shipped", True), ("xics", 1, "prefix", False)]
+    x86 = [(m.kernel, nim, vfio) for m, nim, vfio, _ in boots(load("seed"), "x86_64")]
+    assert ("6.1", 1, "prefix") not in x86 and ("6.12", 1, "prefix") in x86
+
+
+def test_vfio_patch_values_are_named_relative_to_the_scenario(tmp_path):
+    fixture = pathlib.Path(__file__).parent / "fixtures" / "vfio-unlazy-by-hand.patch"
+    (tmp_path / "fix.patch").write_bytes(fixture.read_bytes())
+    s = tmp_path / "s.toml"
+    s.write_text('[matrix]\nvfio = ["shipped", "prefix+patch:fix.patch"]\n')
+    plan = load(str(s))
+    assert plan.vfio_specs["prefix+patch:fix.patch"] == f"prefix+patch:{tmp_path / 'fix.patch'}"
+    s.write_text('[matrix]\nvfio = ["shipped", "patch:missing.patch"]\n')
+    with pytest.raises(UsageError, match=r"s.toml:2: cannot read the patch .*missing.patch"):
+        load(str(s))
+    s.write_text('[matrix]\nvfio = "sloppy"\n')
+    with pytest.raises(UsageError, match=r"s.toml:2: unknown vfio-pci variant 'sloppy'"):
+        load(str(s))
 
 
 @pytest.mark.parametrize("text,msg", [
@@ -133,6 +173,52 @@ def test_the_card_survey_parses():
     assert len(plan.cells(masks_at_device=True)) == 2 * 2 + 2 * 2
 
 
+def test_the_irq_scenario_runs_intx_and_msi_on_one_card_in_one_boot():
+    plan = load("irq")
+    assert plan.lab_card == "edu" and sorted(plan.lab) == ["ppc64le", "x86_64"]
+    assert plan.axes["nointxmask"] == [0]       # one boot per machine
+    # an MSI cell has no line: no policy, no unmask
+    assert plan.cells(masks_at_device=True) == [Cell(0, NA, "ioctl", "c", "mmap", irq="intx"),
+                                                Cell(0, NA, NA, "c", "mmap", irq="msi")]
+
+
+def test_the_irq_axis_defaults_to_intx_and_is_checked(tmp_path):
+    assert {c.irq for c in load("seed").cells(masks_at_device=False)} == {"intx"}
+    with pytest.raises(UsageError, match=r"s.toml:2: unknown irq value 'msi-x'.*intx, msi, msix"):
+        load(write(tmp_path, "[matrix]\nirq = ['intx', 'msi-x']\n"))
+
+
+def test_the_model_runs_no_msi_cell_and_predicts_none():
+    from pyvfio.repro import model
+    plan = load("irq")
+    assert {key["irq"] for _, _, key in model.planned(plan)} == {"intx"}
+    key = {"arch": "x86_64", "ic": "ioapic", "nointxmask": 0, "policy": NA, "unmask": NA, "irq": "msi"}
+    assert predict.predict(key, 10, True, True) is None
+
+
+def _cell(irq, unmask, p50, p99, rate, arch="x86_64"):
+    return {"key": {"arch": arch, "nointxmask": 0, "policy": NA, "unmask": unmask, "irq": irq},
+            "verdict": "ok", "counts": {"raised": 10, "delivered": 10, "lost": 0},
+            "latency": {"round_trip": {"count": 10, "p50_us": p50, "p99_us": p99}}, "throughput_per_s": rate}
+
+
+def test_the_table_sets_each_msi_cell_against_intx_on_the_same_machine():
+    from pyvfio.report import summary
+    report = {"tool": "pyvfio", "kind": "repro", "backend": "lab", "cells": [
+        _cell("intx", "ioctl", 40.0, 80.0, 20000), _cell("intx", "eventfd", 50.0, 90.0, 18000),
+        _cell("msi", NA, 20.0, 60.0, 40000),
+        _cell("intx", "ioctl", 100.0, 200.0, 8000, "ppc64le"), _cell("msi", NA, 75.0, 300.0, 10000, "ppc64le")]}
+    lines = summary.table(report).splitlines()
+    assert lines[-3:] == [
+        "msi against intx (ioctl) on x86_64: p50 40.0 -> 20.0 (-50%) us, p99 80.0 -> 60.0 (-25%) us, "
+        "per s 20000 -> 40000 (+100%)",
+        "msi against intx (eventfd) on x86_64: p50 50.0 -> 20.0 (-60%) us, p99 90.0 -> 60.0 (-33%) us, "
+        "per s 18000 -> 40000 (+122%)",
+        "msi against intx (ioctl) on ppc64le: p50 100.0 -> 75.0 (-25%) us, p99 200.0 -> 300.0 (+50%) us, "
+        "per s 8000 -> 10000 (+25%)"]
+    assert summary.irq_differences(report["cells"][:2]) == []   # no MSI: no such lines
+
+
 def test_reload_is_refused_while_another_device_uses_vfio_pci(tmp_path):
     """A running VM's passthrough device would be torn away: refused before any write."""
     import os
@@ -147,3 +233,14 @@ def test_reload_is_refused_while_another_device_uses_vfio_pci(tmp_path):
         os.symlink(dev, drv / bdf)
     with pytest.raises(RefusedError, match="would tear 0000:02:00.0 away.*--force"):
         reload_vfio_pci("0000:01:00.0", 1, root=str(tmp_path))
+
+
+def test_a_lab_guest_names_patch_variants_without_reading_them(tmp_path):
+    """repro --lab copies the scenario into the checkout for the guest: a patch named
+    relative to the original is not there, and the guest needs only its spelling."""
+    s = tmp_path / "s.toml"
+    s.write_text('[matrix]\nvfio = ["shipped", "prefix+patch:elsewhere/fix.patch"]\n')
+    plan = load(str(s), read_patches=False)
+    assert plan.axes["vfio"] == ["shipped", "prefix+patch:elsewhere/fix.patch"]
+    with pytest.raises(UsageError, match="cannot read the patch"):
+        load(str(s))

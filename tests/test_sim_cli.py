@@ -26,7 +26,7 @@ def test_the_whole_matrix_is_the_default(capsys):
     assert code == 0 and err == ""
     lines = out.splitlines()
     assert lines[0] == "model host; model backend"
-    assert lines[1] == "all cells: nointxmask=0, engine=python, access=mmap"
+    assert lines[1] == "all cells: nointxmask=0, engine=python, access=mmap, vfio=shipped, irq=intx"
     head = cols(lines[2])
     assert head[:5] == ["ic", "card", "policy", "unmask", "verdict"]
     body = [cols(l) for l in lines[4:-1]]

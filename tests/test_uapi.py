@@ -90,3 +90,28 @@ def test_stale_extension_fails_loudly():
     with pytest.raises(PyvfioError, match="stale.*pip install -e"):
         _binding.check_stamp(built="0000000000000000", want="1111111111111111")
     _binding.check_stamp(built="1111111111111111", want="1111111111111111")
+
+
+def test_kvm_ioctl_numbers_equal_the_headers_on_this_machine():
+    assert uapi.kvm_ioctl_numbers() == uapi.kvm_header_ioctls()
+    assert uapi.kvm_ioctl_numbers("x86_64")["KVM_IRQFD"] == 0x4020AE76
+    assert uapi.KVMIO == _binding.lib.KVMIO == 0xAE
+
+
+def test_kvm_ppc64le_numbers_equal_the_ppc64el_header():
+    gcc = shutil.which("powerpc64le-linux-gnu-gcc")
+    if gcc is None:
+        pytest.skip("powerpc64le-linux-gnu-gcc not installed (tools/setup installs it as root)")
+    names = list(uapi.kvm_ioctl_numbers())
+    src = "#include <linux/kvm.h>\nunsigned long v[] = {" + ",".join(names) + "};\n"
+    asm = subprocess.run([gcc, "-x", "c", "-S", "-o", "-", "-"], input=src, text=True,
+                         capture_output=True, check=True).stdout
+    values = [int(line.split()[1], 0) for line in asm.splitlines() if line.strip().startswith(".quad")]
+    assert dict(zip(names, values)) == uapi.kvm_ioctl_numbers("ppc64le")
+
+
+def test_kvm_layouts_and_constants_from_the_header():
+    assert ffi.sizeof("struct kvm_irqfd") == 32 and ffi.sizeof("struct kvm_userspace_memory_region") == 32
+    assert ffi.offsetof("struct kvm_run", "exit_reason") == 8
+    assert uapi.KVM_CAP_IRQFD_RESAMPLE == 82 and uapi.KVM_IRQFD_FLAG_RESAMPLE == 2
+    assert uapi.KVM_EXIT_IO == 2 and uapi.KVM_EXIT_MMIO == 6

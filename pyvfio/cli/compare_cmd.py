@@ -1,17 +1,23 @@
 """`pyvfio compare A.json B.json [--json FILE]`: what changed between two result files
 (`pyvfio run --json` or `pyvfio repro --json`; two kernels, machines or policies),
-cell by cell.  Exit 0 when no verdict changed, 1 when one did; a file that is not a
+cell by cell; `pyvfio compare R.json --split vfio=shipped,prefix`: one report's cells
+of one axis value against another's (the kernel's shipped vfio-pci against the
+prefix, each on the same kernel and machine).  Exit 0 when no verdict changed, 1 when one did; a file that is not a
 pyvfio run/repro result is a one-line error (exit 2)."""
 
 import sys
 
+from ..errors import UsageError
 from ..report import cells, compare
 from ..results import envelope, write_json
 
 
 def add_arguments(parser):
     parser.add_argument("a", metavar="A.json", help="the reference result")
-    parser.add_argument("b", metavar="B.json", help="the result to compare with it")
+    parser.add_argument("b", metavar="B.json", nargs="?", help="the result to compare with it")
+    parser.add_argument("--split", metavar="AXIS=A,B",
+                        help="compare one file's cells with AXIS=A against those with AXIS=B "
+                             "(e.g. vfio=shipped,prefix)")
     parser.add_argument("--json", metavar="FILE", help="write the comparison as JSON (atomically)")
     parser.add_argument("--ignore", action="append", default=[], metavar="AXIS",
                         help="leave this key axis out when matching cells (repeatable); axes that "
@@ -19,9 +25,21 @@ def add_arguments(parser):
 
 
 def run(args):
-    a, b = cells.load(args.a), cells.load(args.b)
     ignore = [x.strip() for item in args.ignore for x in item.split(",") if x.strip()]
-    result = compare.compare(a, b, args.a, args.b, ignore)
+    if args.split:
+        axis, _, values = args.split.partition("=")
+        values = [v.strip() for v in values.split(",")]
+        if args.b or not axis or len(values) != 2 or not all(values):
+            raise UsageError(f"--split {args.split}: give one file and AXIS=A,B",
+                             "e.g. pyvfio compare seed.json --split vfio=shipped,prefix")
+        a, b = compare.split(cells.load(args.a), axis, *values)
+        names = (f"{args.a} [{axis}={values[0]}]", f"{args.a} [{axis}={values[1]}]")
+    else:
+        if not args.b:
+            raise UsageError("compare needs two files (or one with --split AXIS=A,B)")
+        a, b = cells.load(args.a), cells.load(args.b)
+        names = (args.a, args.b)
+    result = compare.compare(a, b, *names, ignore)
     print(compare.render(result))
     if args.json:
         body = {k: v for k, v in result.items() if k != "kind"}

@@ -26,6 +26,12 @@ def add_arguments(p):
                    help="run the scenario's matrix in lab VMs (x86_64 or ppc64le)")
     p.add_argument("--here", action="store_true",
                    help="keep vfio-pci as loaded: run only the cells of its nointxmask (used in lab VMs)")
+    p.add_argument("--kernel", metavar="SERIES",
+                   help="--lab: boot the scenario's [lab] machines on this lab kernel instead "
+                        "(e.g. 6.12-64k, 6.12-rt)")
+    p.add_argument("--vfio", metavar="VARIANT",
+                   help="the vfio-pci variant loaded (a [matrix] vfio value of the scenario; default "
+                        "shipped): run only its cells (lab VMs pass the one they booted)")
     p.add_argument("--force", action="store_true",
                    help="reload vfio-pci even though other devices are bound to it")
     p.add_argument("--scenario", metavar="FILE",

@@ -1,12 +1,15 @@
-"""pyvfio run BDF: service a card's INTx through VFIO and measure it (cyclictest-style)."""
+"""pyvfio run BDF: service a card's INTx (or MSI, MSI-X) through VFIO and measure it
+(cyclictest-style)."""
 
 import sys
 import time
 
 from .. import verdict
+from ..host import interrupts
 from ..engine import ENGINES, HISTOGRAMS, SOURCES, Run, RunConfig, pin_and_prioritise
+from ..engine.run import GUESTS, IRQCHIPS
 from ..errors import UsageError
-from ..intx import UNMASK_MODES
+from ..intx import IRQ_KINDS, UNMASK_MODES
 from ..results import check_writable, envelope, write_atomic, write_json
 from ..vfio.device import IOMMU_CHOICES, IOMMU_HELP
 
@@ -37,8 +40,19 @@ def add_arguments(p):
                         "services them with the profile's init_external/ack_external programs; "
                         "dma: the card's DMA engine moves bytes between pages mapped for it and "
                         "interrupts when done (the profile's raise_dma; checked byte for byte)")
-    p.add_argument("--unmask", choices=UNMASK_MODES, default="ioctl",
-                   help="unmask per interrupt by SET_IRQS ioctl or by the unmask eventfd (default ioctl)")
+    p.add_argument("--irq", choices=IRQ_KINDS, default="intx",
+                   help="the interrupt to drive: the INTx line (default), or vector 0 of the "
+                        "card's MSI or MSI-X (an edge: no unmask step)")
+    p.add_argument("--unmask", choices=UNMASK_MODES + ("resample", "none"),
+                   help="unmask per interrupt by SET_IRQS ioctl or by the unmask eventfd (default "
+                        "ioctl); --guest kvm: resample (KVM's resample irqfd, the default), ioctl or "
+                        "eventfd (an irqfd without resampler, pyvfio unmasks after the guest's EOI), "
+                        "none (a negative control: nobody unmasks)")
+    p.add_argument("--guest", choices=GUESTS, default="toy",
+                   help="toy: pyvfio's userspace guest (default); kvm: a real vCPU with KVM's "
+                        "in-kernel irqchip (x86_64, /dev/kvm)")
+    p.add_argument("--irqchip", choices=IRQCHIPS, default="pic",
+                   help="--guest kvm: the interrupt controller the guest programs (default pic)")
     p.add_argument("--access", choices=("mmap", "rw"), default="mmap",
                    help="register access by mmap or pread/pwrite (default mmap)")
     p.add_argument("--engine", choices=ENGINES, default="c", help="hot loop in C (default) or Python")
@@ -115,9 +129,18 @@ def summary_lines(result):
                    f"IOVA {d['dst_iova']:#x} through {d['iommu']}: " + (
                        "its status written back" if d["arrived"] else
                        f"status NOT written back (descriptor byte {d['first_difference']})"))
+    k = result.get("kvm")
+    if k:
+        out.append(f"kvm guest: {k['irqchip']} GSI {k['gsi']} ({k['trigger']}), unmask {k['unmask']}: "
+                   f"userspace unmask calls {k['userspace_unmask_calls']}, exits {k['exits']}, "
+                   f"TSC {k['tsc_hz'] / 1e9:.3f} GHz (calibrated against CLOCK_MONOTONIC)")
     hi = result.get("host_interrupts")
     if hi is not None:
-        out.append(f"host interrupts (/proc/interrupts) {hi}  per delivered {result['host_per_delivered'] or 0:.3f}")
+        irq = result.get("irq", "intx")
+        name = interrupts.vfio_intx_name(result["bdf"]) if irq == "intx" else \
+            interrupts.vfio_msi_name(result["bdf"], irq)
+        out.append(f"host interrupts (/proc/interrupts {name}) {hi}  "
+                   f"per delivered {result['host_per_delivered'] or 0:.3f}")
     return out
 
 
@@ -125,11 +148,16 @@ def run(args):
     from ..profiles import probe
     from ..vfio import open_device
 
+    unmask = args.unmask or ("resample" if args.guest == "kvm" else "ioctl")
     config = RunConfig(loops=args.loops, interval_us=args.interval, duration_s=args.duration,
-                       unmask=args.unmask, access=args.access, engine=args.engine,
+                       unmask=unmask, access=args.access, engine=args.engine,
+                       guest=args.guest, irqchip=args.irqchip,
                        watchdog_ms=args.watchdog, recover=args.recover, rearm_each=args.rearm_each,
-                       source=args.source)
+                       source=args.source, irq=args.irq)
     config.check()
+    if args.policy and args.irq != "intx":
+        raise UsageError(f"--policy sets the INTx line's masking policy; --irq {args.irq} has no line",
+                         "drop --policy, or use --irq intx")
     if args.threshold is not None and args.threshold <= 0:
         raise UsageError(f"threshold {args.threshold} us must be positive")
     for path in (args.json, args.hgrm):  # before the card is touched, not after the run

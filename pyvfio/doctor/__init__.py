@@ -13,6 +13,8 @@ What decides whether INTx passthrough of a card works (ARCHITECTURE.md):
   cycle.
 """
 
+import os
+
 from .. import unlazy_fix
 from ..host import disintx_probe, interrupts, intx_probe, irq_route, pci, system
 from ..host.kvm import irqfd_resample
@@ -78,6 +80,16 @@ def _device_checks(dev, s, root, lines, fix, probe_intx):
     return out, facts
 
 
+def _lab_module(root):
+    """Inside a lab VM booted with a rebuilt vfio-pci (pyvfio lab --vfio): its file,
+    which the guest loaded from the run share; else None."""
+    from ..lab import guest
+    if root != "/" or not guest.in_lab():
+        return None
+    ko = os.path.join(os.environ["PYVFIO_LAB_DIR"], "vfio", "vfio_pci_core.ko")
+    return ko if os.path.exists(ko) else None
+
+
 def diagnose(bdf=None, root="/", kvm_probe=irqfd_resample, probe_intx=intx_probe.probe):
     """Every check for this host (and the card at `bdf`, when given).  probe_intx(dev,
     root) -> (intx_probe.Probe or None, why not) enables a card a moment to ask the
@@ -85,7 +97,7 @@ def diagnose(bdf=None, root="/", kvm_probe=irqfd_resample, probe_intx=intx_probe
     dev = pci.device(bdf, root) if bdf else None     # UsageError for a bad/absent address
     s = system.probe(root)
     lines = interrupts.read(root)
-    fix = unlazy_fix.detect(s.kernel, root)
+    fix = unlazy_fix.detect(s.kernel, root, _lab_module(root))
     d = Diagnosis(s, dev.bdf if dev else None)
     d.facts["unlazy_fix"] = fix.to_json()
     d.facts["controller"] = controller_of(controllers.legacy_chip(lines))[1]

@@ -7,6 +7,11 @@ def checks(s, root, fix):
     out = [Check("kernel", OK, f"Linux {s.kernel} ({s.machine})",
                  "os.uname()" if root == "/" else f"{root}/proc/sys/kernel/osrelease")]
     no_vfio = s.vfio_pci_module in ("absent", "no-module-support")
+    if fix.rebuilt:
+        out.append(Check("vfio_pci_rebuilt", WARN if fix.present is None else OK,
+                         "the vfio-pci-core loaded is a rebuilt (out-of-tree) module, not the kernel's "
+                         "own", fix.evidence, "its INTx code is what runs: judge the fix by its source"
+                         if fix.present is None else None))
     if fix.present:
         out.append(Check("unlazy_fix", OK, ("this kernel's version carries the unlazy fix "
                          "(8b9f128947dd), but it has no vfio-pci to use it") if no_vfio else

@@ -1,7 +1,8 @@
 """One run of the INTx engine: drives a card's interrupts through a host (real or model),
 counts what was delivered, stalled and recovered, and measures latency.
 
-`Run` owns one run: it arms INTx, initialises the card, runs batches on the chosen
+`Run` owns one run: it arms INTx (or, RunConfig.irq, the card's MSI or MSI-X:
+pyvfio.intx), initialises the card, runs batches on the chosen
 engine (C or Python; both execute the profile's register programs and the same
 protocol), handles stalls between batches (the watchdog), and always tears down:
 INTx disabled, card quiesced, fds closed, whatever happened.
@@ -25,7 +26,7 @@ import psutil
 
 from ..errors import UsageError
 from ..histogram import Histogram
-from ..intx import UNMASK_MODES, Intx
+from ..intx import UNMASK_MODES, Intx, check_kind
 from ..verdict import of_run
 from . import python_engine
 from .batch import SIGNAL, TIMEOUT
@@ -33,6 +34,8 @@ from .dma_source import DmaSource
 
 ENGINES = ("c", "python")
 SOURCES = ("raise", "external", "dma")
+GUESTS = ("toy", "kvm")      # toy: pyvfio's userspace guest; kvm: a real vCPU (pyvfio/kvm)
+IRQCHIPS = ("pic", "ioapic")  # the KVM guest's interrupt controller (in KVM)
 MAX_LOOPS = 10**9
 # What the three histograms of a run hold, by source (the items one counts, not ns).
 HISTOGRAMS = {"raise": ("wakeup", "service", "round_trip"),
@@ -52,6 +55,17 @@ class RunConfig:
     recover: bool = False
     rearm_each: bool = False
     source: str = "raise"
+    guest: str = "toy"
+    irqchip: str = "pic"
+    irq: str = "intx"           # intx, msi or msix (pyvfio.intx.IRQ_KINDS)
+
+    @property
+    def intx_mode(self):
+        """How the Intx unmasks: the toy guest's --unmask, or what the KVM one needs."""
+        if self.guest == "kvm":
+            from ..kvm.engine import intx_mode
+            return intx_mode(self.unmask)
+        return self.unmask
 
     def check(self):
         if not 1 <= self.loops <= MAX_LOOPS:
@@ -62,8 +76,15 @@ class RunConfig:
             raise UsageError(f"duration {self.duration_s} s is negative", "use a positive duration or 0")
         if not 0 <= self.watchdog_ms <= 600_000:
             raise UsageError(f"watchdog {self.watchdog_ms} ms is out of range", "use 0 to 600000 ms")
-        if self.unmask not in UNMASK_MODES:
+        if self.guest not in GUESTS:
+            raise UsageError(f"unknown guest {self.guest!r}", f"use one of: {', '.join(GUESTS)}")
+        if self.guest == "kvm":
+            self._check_kvm()
+        elif self.unmask not in UNMASK_MODES:
             raise UsageError(f"unknown unmask mode {self.unmask!r}", "use ioctl or eventfd")
+        elif self.irqchip != "pic":
+            raise UsageError(f"--irqchip {self.irqchip} is for --guest kvm",
+                             "the toy guest has no interrupt controller to choose")
         if self.engine not in ENGINES:
             raise UsageError(f"unknown engine {self.engine!r}", "use c or python")
         if self.access not in ("mmap", "rw"):
@@ -73,6 +94,28 @@ class RunConfig:
         if self.source == "external" and self.interval_us:
             raise UsageError("--interval paces raises; with --source external the card's "
                              "source sets the pace", "drop -i")
+        if self.irq != "intx" and self.guest == "kvm":
+            raise UsageError(f"--irq {self.irq} is for --guest toy",
+                             "the KVM guest takes the card's INTx through its irqchip")
+        check_kind(self.irq, self.intx_mode, self.rearm_each)
+
+
+    def _check_kvm(self):
+        import platform
+
+        from ..kvm.engine import KVM_UNMASK
+        if self.unmask not in KVM_UNMASK:
+            raise UsageError(f"unknown unmask mode {self.unmask!r} for the KVM guest",
+                             f"use one of: {', '.join(KVM_UNMASK)}")
+        if self.irqchip not in IRQCHIPS:
+            raise UsageError(f"unknown irqchip {self.irqchip!r}", f"use one of: {', '.join(IRQCHIPS)}")
+        if platform.machine() != "x86_64":
+            raise UsageError(f"--guest kvm is for x86_64 hosts, not {platform.machine()}",
+                             "use --guest toy (README: why no POWER KVM guest)")
+        for bad, flag in ((self.source != "raise", "--source external"),
+                          (self.rearm_each, "--rearm-each"), (self.interval_us, "--interval")):
+            if bad:
+                raise UsageError(f"{flag} is not available with --guest kvm", "use --guest toy for it")
 
 
 @dataclass
@@ -122,7 +165,7 @@ class Run:
         self.after_enable = after_enable
         self.status = status          # called with the Run between batches (live status line)
         self.ready = ready            # called once the card is initialised, before the first batch
-        self.intx = Intx(host, config.unmask, config.rearm_each)
+        self.intx = Intx(host, config.intx_mode, config.rearm_each, config.irq)
         self.hists = (Histogram(), Histogram(), Histogram())  # HISTOGRAMS[config.source]
         self.counts = Counts()
         self.stalls = []
@@ -139,7 +182,7 @@ class Run:
 
     # --- the stall path (rare; Python) --------------------------------------------
     def _stall(self):
-        state = self.host.host_state()
+        state = self._host_state()
         # service the card by polling: its interrupt is not lost
         if self.external:
             if self._engine.trigger_pending():
@@ -170,6 +213,7 @@ class Run:
     def execute(self):
         cfg = self.config
         self.intx.check_info()
+        self.profile.check_irq(self.config.irq)
         proc = psutil.Process()
         self._engine = None
         cpu0 = ctx0 = None
@@ -185,12 +229,15 @@ class Run:
             self.profile.init()
             if self.external:
                 self.profile.program("init_external")()
-            if cfg.engine == "c":
+            if cfg.guest == "kvm":
+                from ..kvm.engine import KvmLoop
+                self._engine = KvmLoop(self)
+            elif cfg.engine == "c":
                 from .c_engine import CLoop
                 self._engine = CLoop(self)
             else:
                 self._engine = python_engine.PythonLoop(self)
-            self.host_before = self.host.host_state()
+            self.host_before = self._host_state()
             if self.ready:
                 self.ready(self)
             cpu0, ctx0 = proc.cpu_times(), proc.num_ctx_switches()
@@ -263,9 +310,11 @@ class Run:
     def _close_dma(self):
         if self.dma is not None:
             self.dma.close()
+    def _host_state(self):
+        return self.host.host_state(self.config.irq)
 
     def _host_after(self):
-        self.host_after = self.host.host_state()
+        self.host_after = self._host_state()
 
     # --- results --------------------------------------------------------------------
     def _latency_json(self):
@@ -292,6 +341,7 @@ class Run:
             "outcome": verdict.to_json(),
             "interrupted": self.interrupted,
             "source": self.config.source,
+            "irq": self.config.irq,
             "counts": {"raised": c.raised, "delivered": c.delivered, "stalled": len(self.stalls),
                        "recovered": sum(s.recovered for s in self.stalls), "polled": c.polled,
                        "lost": c.lost, "spurious_triggers": c.spurious, "extra_signals": c.extra_signals},
@@ -316,6 +366,9 @@ class Run:
                                         "buckets": self.hists[2].to_json()["buckets"]}}
         if self.dma is not None:
             out["dma"] = self.dma.to_json()
+        guest = getattr(self._engine, "to_json", None)
+        if guest is not None:  # the KVM guest: its irqchip, unmask path and counts
+            out["kvm"] = guest()
         for key in ("controller_deliveries",):  # what only a model host can count
             if self.host_after and key in self.host_after and self.host_before:
                 out[key] = self.host_after[key] - self.host_before.get(key, 0)

@@ -11,7 +11,9 @@ POWER: ` 23:   40   0  XIVE-IRQ 4101 Level     vfio-intx(0001:01:00.0)`
 The hardware IRQ number and trigger are printed only where the kernel has them
 (an IRQ domain; CONFIG_GENERIC_IRQ_SHOW_LEVEL on powerpc), so the parser takes
 what is there.  vfio-pci names its INTx action `vfio-intx(BDF)`; the IRQ in config
-0x3c or sysfs `irq` can be stale, that name cannot.
+0x3c or sysfs `irq` can be stale, that name cannot.  Its MSI and MSI-X vectors are
+`vfio-msi[N](BDF)` and `vfio-msix[N](BDF)` (vfio_msi_set_vector_signal), one Linux
+IRQ each (x86: ` 25:  10000  0  PCI-MSI 49152-edge  vfio-msi[0](0000:00:03.0)`).
 """
 
 import re
@@ -93,6 +95,19 @@ def read(root="/"):
 def vfio_intx_name(bdf):
     """The action name vfio-pci gives a device's INTx handler."""
     return f"vfio-intx({bdf})"
+
+
+def vfio_msi_name(bdf, irq="msi", vector=0):
+    """The action name vfio-pci gives a device's MSI (irq "msi") or MSI-X ("msix") vector."""
+    return f"vfio-{irq}[{vector}]({bdf})"
+
+
+def vfio_line(bdf, irq="intx", root="/"):
+    """The line vfio holds for the device's INTx (intx_line) or its vector 0 of MSI
+    or MSI-X (None until the trigger is set: vfio requests the IRQ then)."""
+    if irq == "intx":
+        return intx_line(bdf, root=root)
+    return find(read(root), action=vfio_msi_name(bdf, irq))
 
 
 def find(lines, irq=None, action=None):

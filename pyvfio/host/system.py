@@ -28,6 +28,8 @@ class System:
     cmdline_iommu: list[str] = field(default_factory=list)
     vfio_pci_module: str = "unknown"
     dev_iommu: bool = False
+    irq_threads_forced: bool = False    # PREEMPT_RT or threadirqs: genirq threads vfio's handler
+    vfio_pci_core: dict = field(default_factory=dict)   # the module loaded: loaded_module()
 
     def to_json(self):
         return dict(self.__dict__)
@@ -61,6 +63,28 @@ def nointxmask(root="/"):
     The module reads it once, at load: changing the sysfs file later does nothing."""
     text = paths.read_text(paths.under(root, VFIO_PCI_PARAMS, "nointxmask"))
     return None if text is None else text in ("Y", "1")
+
+
+def irq_threads_forced(root="/"):
+    """force_irqthreads(): a PREEMPT_RT kernel (/sys/kernel/realtime reads 1) or
+    `threadirqs` on the command line.  genirq then runs vfio's INTx handler in a
+    thread, with the line masked at the controller until it is done (IRQF_ONESHOT,
+    irq_setup_forced_threading)."""
+    if paths.read_text(paths.under(root, "sys/kernel/realtime")) == "1":
+        return True
+    return "threadirqs" in paths.read_text(paths.under(root, "proc/cmdline"), "").split()
+
+
+def loaded_module(root="/"):
+    """What /sys/module says of the vfio-pci-core (or, before 5.15, vfio-pci) loaded:
+    its name, srcversion (a rebuilt module has one: pyvfio/lab/vfio_build.py; Debian's
+    have none) and taint ("O": out of tree, "E": unsigned).  {} when none is loaded."""
+    for name in ("vfio-pci-core", "vfio-pci"):
+        d = paths.under(root, "sys/module", name.replace("-", "_"))
+        if os.path.isdir(d):
+            return {"module": name, "srcversion": paths.read_text(os.path.join(d, "srcversion"), ""),
+                    "taint": paths.read_text(os.path.join(d, "taint"), "")}
+    return {}
 
 
 def vfio_pci_loaded(root="/"):
@@ -104,6 +128,8 @@ def probe(root="/"):
         cmdline_iommu=[w for w in cmdline if "iommu" in w or w.startswith("vfio")],
         vfio_pci_module=vfio_pci_module(kernel, root),
         dev_iommu=iommufd.dev_iommu(root),
+        irq_threads_forced=irq_threads_forced(root),
+        vfio_pci_core=loaded_module(root),
     )
 
 

@@ -92,8 +92,16 @@ class Apt:
         pat = re.compile(regex)
         return sorted((n for n in out.split() if pat.fullmatch(n)), key=_version_key)
 
+    def version(self, name):
+        """The version of package `name` in the lists (the newest, if several)."""
+        out = self._run("apt-cache", "show", "--no-all-versions", name, step=f"apt-cache ({self.debarch})")
+        m = re.search(r"^Version: (\S+)", out, re.M)
+        if not m:
+            raise LabError(f"apt-cache ({self.debarch})", f"no version of {name} in the lists")
+        return m.group(1)
+
     def download(self, names, step):
-        """Download exactly these packages; returns their .deb paths."""
+        """Download exactly these packages (NAME or NAME=VERSION); returns their .deb paths."""
         self._run("apt-get", "download", *names, step=step)
         return [self._deb(n) for n in names]
 
@@ -104,7 +112,8 @@ class Apt:
         return sorted(self.archives.glob("*.deb"))
 
     def _deb(self, name):
-        found = sorted(self.archives.glob(f"{name}_*.deb"))
+        name, _, version = name.partition("=")
+        found = sorted(self.archives.glob(f"{name}_{version or '*'}_*.deb"))
         if not found:
             raise LabError("download", f"apt-get download left no .deb for {name}")
         return found[-1]

@@ -15,6 +15,8 @@ CARDS = {
     "i82557b": ("i82557b", "8086:1229"),
     # One 16550A behind I/O BAR0 (hw/char/serial-pci.c); its chardev is fed by the host.
     "pci-serial": ("pci-serial", "1b36:0002"),
+    # PCIe, with MSI and MSI-X (five vectors) beside INTx (profiles/builtin/e1000e.toml)
+    "e1000e": ("e1000e", "8086:10d3"),
 }
 
 # Cards whose QEMU device takes a chardev (the qdev property): the lab gives each one
@@ -35,19 +37,25 @@ ARCHES = {
         "kernels": {
             "6.1": r"linux-image-6\.1\.0-\d+-amd64-unsigned",
             "6.12": r"linux-image-6\.12\.\d+\+deb12-amd64-unsigned",
+            # PREEMPT_RT: genirq threads every handler not marked IRQF_NO_THREAD
+            "6.12-rt": r"linux-image-6\.12\.\d+\+deb12-rt-amd64-unsigned",
         },
         "default_kernel": "6.12",
         "ics": ("ioapic",),
         # No iommufd: Debian's 6.12 (amd64 and ppc64el) has CONFIG_IOMMUFD unset and
         # so no iommufd.ko, /dev/iommu or vfio device cdev; 6.1 predates both.
         "modules": ["9p", "9pnet_virtio", "virtio_pci", "vfio_pci", "vfio_iommu_type1"],
+        # /dev/kvm in the guest (tests/lab/test_kvm.py): AMD's, since TCG emulates SVM
+        "kvm_modules": ["kvm_amd"],
         "busybox": "host",
     },
     "ppc64le": {
         "debarch": "ppc64el",
         "qemu": "qemu-system-ppc64",
         # bookworm's 6.1 ppc64el build cannot bind vfio-pci (no powerpc iommu_ops).
-        "kernels": {"6.12": r"linux-image-6\.12\.\d+\+deb12-powerpc64le"},
+        "kernels": {"6.12": r"linux-image-6\.12\.\d+\+deb12-powerpc64le",
+                    # 64 KiB pages (what RHEL and Fedora on POWER run)
+                    "6.12-64k": r"linux-image-6\.12\.\d+\+deb12-powerpc64le-64k"},
         "default_kernel": "6.12",
         "ics": ("xive", "xics"),
         "modules": ["9p", "9pnet_virtio", "virtio_pci", "vfio_pci", "vfio_iommu_spapr_tce"],
@@ -67,6 +75,7 @@ class LabConfig:
     ic: str = None
     nointxmask: int = 0
     policy: str = "default"
+    vfio: str = "shipped"       # vfio-pci: shipped, prefix, patch:FILE (lab/vfio_build.py)
     timeout: float = 300.0
     command: tuple = ()
     verbose: bool = False
@@ -103,6 +112,8 @@ class LabConfig:
             raise UsageError(f"--nointxmask must be 0 or 1, not {self.nointxmask}")
         if self.policy not in POLICIES:
             raise UsageError(f"unknown policy '{self.policy}'", f"choose {', '.join(POLICIES)}")
+        from . import vfio_build
+        vfio_build.parse(self.vfio)   # a bad variant or patch file: one line, now
         if not self.timeout or self.timeout <= 0:
             raise UsageError("--timeout must be a positive number of seconds")
 

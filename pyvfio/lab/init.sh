@@ -42,12 +42,20 @@ RUN_MOUNTED=1
 . /labrun/lab.env || fail config "cannot read lab.env"
 
 # Phase 2: vfio, with nointxmask set at load time (vfio-pci reads it only then).
+# A rebuilt vfio-pci (--vfio) comes in the run share and replaces the shipped one.
+ko() { if [ -f /labrun/vfio/$1.ko ]; then echo /labrun/vfio/$1.ko; else echo /modules/$1.ko; fi; }
 while read -r m; do
     case $m in
-    vfio_pci) insmod /modules/$m.ko nointxmask=$LAB_NOINTXMASK || fail modules "insmod vfio_pci failed" ;;
-    vfio*|irqbypass) insmod /modules/$m.ko || fail modules "insmod $m failed" ;;
+    vfio_pci) insmod $(ko $m) nointxmask=$LAB_NOINTXMASK || fail modules "insmod $(ko $m) failed" ;;
+    vfio*|irqbypass) insmod $(ko $m) || fail modules "insmod $(ko $m) failed" ;;
     esac
 done < /modules/order
+# KVM (x86_64: kvm_amd on TCG's emulated SVM), after irqbypass (phase 2)
+if [ -f /labrun/kvm/order ]; then
+    while read -r m; do
+        insmod /labrun/kvm/$m.ko || fail kvm "insmod $m failed"
+    done < /labrun/kvm/order
+fi
 if [ -f /labrun/pyvfio_policy.ko ]; then
     insmod /labrun/pyvfio_policy.ko || fail policy "insmod pyvfio_policy failed"
 fi
@@ -102,6 +110,9 @@ fi
 {
     echo "kver $(uname -r)"
     echo "nointxmask $(cat /sys/module/vfio_pci/parameters/nointxmask)"
+    # the vfio-pci-core loaded: a rebuilt one has a srcversion and taint O(E)
+    echo "vfio_pci_core_srcversion $(cat /sys/module/vfio_pci_core/srcversion 2>/dev/null)"
+    echo "vfio_pci_core_taint $(cat /sys/module/vfio_pci_core/taint 2>/dev/null)"
 } > /labrun/guest.txt
 
 echo 1 > /proc/sys/kernel/printk  # keep kernel chatter out of the command's output

@@ -67,20 +67,35 @@ def closure(wanted, idx, builtins):
 
 def prepare_host_drivers(cfg, cache_root, kernel_info):
     """The modules of the guest drivers the run's host cards stay on (e1000.ko and
-    what it needs beyond the boot modules), out of the kernel's package: a cache
-    folder per kernel and driver set.  They travel in the run share, so the
-    initramfs stays per (arch, kernel).  Returns the .ko paths in load order."""
+    what it needs beyond the boot modules).  Returns the .ko paths in load order."""
+    from .config import HOST_DRIVERS
+
+    names = sorted({HOST_DRIVERS[c] for c in cfg.host_cards})
+    return prepare_run_modules(cfg, cache_root, kernel_info, names, "host-card drivers",
+                               "hostdrivers")
+
+
+def prepare_kvm(cfg, cache_root, kernel_info):
+    """KVM for the in-guest KVM tests (x86_64: kvm_amd, which loads under TCG's
+    `-cpu max` because QEMU emulates SVM; lab/qemu.py).  Returns the .ko paths."""
+    names = cfg.spec.get("kvm_modules", [])
+    return prepare_run_modules(cfg, cache_root, kernel_info, names, "KVM modules", "kvm")
+
+
+def prepare_run_modules(cfg, cache_root, kernel_info, names, what, prefix):
+    """Modules beyond the boot ones (`names` and what they need), out of the
+    kernel's package: a cache folder per kernel and module set.  They travel in the
+    run share, so the initramfs stays per (arch, kernel).  Returns the .ko paths in
+    load order."""
     from . import cache, debs
     from .apt import Apt
-    from .config import HOST_DRIVERS
     from .errors import LabError
     import tempfile
 
-    names = sorted({HOST_DRIVERS[c] for c in cfg.host_cards})
     if not names:
         return []
     kver, pkg = kernel_info["kver"], kernel_info["package"]
-    step = f"host-card drivers ({', '.join(names)}) for {kver}"
+    step = f"{what} ({', '.join(names)}) for {kver}"
 
     def build(out):
         apt = Apt(cache_root, cfg.spec["debarch"], archives="archives-kernel")
@@ -98,6 +113,6 @@ def prepare_host_drivers(cfg, cache_root, kernel_info):
             (out / f"{name}.ko").write_bytes(blobs[name])
         return {"modules": order}
 
-    folder = cache.ensure(pathlib.Path(cache_root) / f"hostdrivers-{kver}-{'-'.join(names)}", step,
+    folder = cache.ensure(pathlib.Path(cache_root) / f"{prefix}-{kver}-{'-'.join(names)}", step,
                           build, hashed=tuple(f"{n}.ko" for n in names))
     return [folder / f"{n}.ko" for n in cache.info(folder)["modules"]]

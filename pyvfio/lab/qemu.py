@@ -38,6 +38,9 @@ def command(cfg, qemu, vmlinux, initrd, shares, run_dir):
     # stock kernel; one vCPU is faster than two under TCG.
     if cfg.arch == "x86_64":
         cmd += ["-machine", "q35",
+                # max: TCG's every feature, SVM among them, so kvm_amd gives the
+                # guest a /dev/kvm (the KVM guest's lab tests)
+                "-cpu", "max",
                 # Interrupt remapping: without it vfio's type1 SET_IOMMU fails (EPERM).
                 "-device", "intel-iommu,intremap=on",
                 # The guest's verdict: QEMU exits (v << 1) | 1; 0 means no verdict.

@@ -42,7 +42,8 @@ def _prepare(cfg, cache_root):
     prep = {"cache": cache_root, "vmlinux": kdir / "vmlinux", "initrd": initrd, "kernel": kinfo,
             "root": pathlib.Path("/"), "python_bin": str(pathlib.Path(sys.executable).parent),
             "python": sys.executable,
-            "policy_ko": None, "host_drivers": modules.prepare_host_drivers(cfg, cache_root, kinfo)}
+            "policy_ko": None, "host_drivers": modules.prepare_host_drivers(cfg, cache_root, kinfo),
+            "kvm_modules": modules.prepare_kvm(cfg, cache_root, kinfo)}
     if cfg.arch == "x86_64":
         hidden = [d for d in ("/tmp/", "/run/") if prep["python_bin"].startswith(d)]
         if hidden and not prep["python_bin"].startswith(str(CHECKOUT) + "/"):
@@ -57,7 +58,20 @@ def _prepare(cfg, cache_root):
         from . import policy_build
 
         prep["policy_ko"] = policy_build.prepare(cfg, cache_root, kinfo)
+    from . import vfio_build
+
+    prep["vfio"] = vfio_build.prepare(cfg, cache_root, kinfo)
     return prep
+
+
+def vfio_facts(prep):
+    """What lab.json says of the run's vfio-pci: the variant, whether it was rebuilt
+    (and from what), and whether the module loaded carries the unlazy fix."""
+    built = prep["vfio"]
+    if built is None:
+        return {"variant": "shipped", "rebuilt": False}, prep["kernel"]["unlazy_fix"]
+    info = dict(built["info"], variant=built["variant"])
+    return info, info.get("unlazy_fix", prep["kernel"]["unlazy_fix"])
 
 
 def src_cache(kver):
@@ -72,9 +86,10 @@ def src_cache(kver):
 
 def _write_run_dir(cfg, prep, run_dir):
     src = str(CHECKOUT)
+    vfio, fix = vfio_facts(prep)
     facts = {"arch": cfg.arch, "kernel": cfg.kernel, "kver": prep["kernel"]["kver"],
              "kernel_package": prep["kernel"]["package"],
-             "unlazy_fix": prep["kernel"]["unlazy_fix"], "ic": cfg.ic,
+             "unlazy_fix": fix, "vfio": vfio, "ic": cfg.ic,
              "nointxmask": cfg.nointxmask, "policy": cfg.policy, "cards": list(cfg.cards),
              "policy_module": prep["policy_ko"] is not None,
              "host_cards": _host_cards(cfg)}
@@ -103,11 +118,16 @@ def _write_run_dir(cfg, prep, run_dir):
     (run_dir / "command.sh").write_text("\n".join(lines) + "\n")
     if prep["policy_ko"]:
         shutil.copyfile(prep["policy_ko"], run_dir / "pyvfio_policy.ko")
-    if prep["host_drivers"]:
-        (run_dir / "host-drivers").mkdir()
-        for ko in prep["host_drivers"]:
-            shutil.copyfile(ko, run_dir / "host-drivers" / ko.name)
-        (run_dir / "host-drivers" / "order").write_text("".join(f"{ko.stem}\n" for ko in prep["host_drivers"]))
+    if prep["vfio"] and prep["vfio"]["modules"]:
+        (run_dir / "vfio").mkdir()
+        for name, ko in prep["vfio"]["modules"].items():
+            shutil.copyfile(ko, run_dir / "vfio" / f"{name}.ko")
+    for key, folder in (("host_drivers", "host-drivers"), ("kvm_modules", "kvm")):
+        if prep[key]:
+            (run_dir / folder).mkdir()
+            for ko in prep[key]:
+                shutil.copyfile(ko, run_dir / folder / ko.name)
+            (run_dir / folder / "order").write_text("".join(f"{ko.stem}\n" for ko in prep[key]))
     if cfg.arch == "ppc64le":
         # Mount points must exist in the read-only root before the guest mounts there.
         for p in (src, str(run_dir)):
@@ -145,7 +165,8 @@ def run(cfg, cache_root=None, echo=vm.echo_stdout, stop=None):
                      f"({', '.join(cfg.cards)}"
                      + "".join(f"; host {c}" for c in cfg.host_cards)
                      + f"; ic {cfg.ic}; nointxmask {cfg.nointxmask}; "
-                     f"policy {cfg.policy}), prepared in {time.monotonic() - t0:.1f} s")
+                     f"policy {cfg.policy}; vfio-pci {prep['vfio']['variant'] if prep['vfio'] else 'shipped'}"
+                     f"), prepared in {time.monotonic() - t0:.1f} s")
         with _vm_slot(), feeder.Feeders(cfg, run_dir):
             out = vm.run(cmd, cfg.timeout, echo=echo, stop=stop)
         if cfg.verbose:

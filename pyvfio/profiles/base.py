@@ -10,7 +10,7 @@ exactly the same accesses.
 import time
 from dataclasses import dataclass, replace
 
-from ..errors import PyvfioError, UsageError
+from ..errors import AccessError, PyvfioError, UsageError
 
 # The op kinds; csrc/loop.h has one PYVFIO_OP_* for each.
 WRITE, READ, WRITE_CAUSE, DELAY, POLL, RMW, DRAIN = (
@@ -189,7 +189,15 @@ class CardProfile:
                 raise UsageError(f"{host.bdf}: BAR{index} is {_KIND_WORD[kind]}, profile {self.name} "
                                  f"expects {_KIND_WORD[bar.kind[method]]} ({bar.name})",
                                  "this is not the card the profile expects; choose another --profile")
-            region = host.region(index, method)
+            try:
+                region = host.region(index, method)
+            except AccessError:
+                # vfio-pci offers no mmap of a BAR smaller than a page that does not
+                # start on one (vfio_pci_probe_mmaps; with 64 KiB pages, most small
+                # BARs): pread/pwrite then, and describe() says so per BAR.
+                if method != "mmap" or "rw" not in bar.access:
+                    raise
+                region = host.region(index, "rw")
             if region.size < bar.size:
                 raise UsageError(f"{host.bdf}: BAR{index} is {region.size:#x} bytes, profile {self.name} "
                                  f"needs {bar.size:#x}", "this is not the card the profile expects; "
@@ -246,8 +254,16 @@ class CardProfile:
     def quiesce(self):
         self.program("quiesce")()
 
+    def check_irq(self, irq):
+        """The profile says its programs serve this interrupt kind (its irqs)."""
+        if irq not in self.spec.irqs:
+            raise UsageError(f"profile {self.name} serves {', '.join(self.spec.irqs)}, not {irq}",
+                             f"use --irq {self.spec.irqs[0]}, or add {irq!r} to the profile's irqs "
+                             "once its programs raise and service it")
+
     def describe(self):
         out = {"profile": self.name, "source": str(self.spec.path), "access": self.access,
+               "irqs": list(self.spec.irqs),
                "bars": {f"BAR{self.bar_index[n]}": {"name": n, "size": r.size, "access": r.access}
                         for n, r in self.bars.items()}}
         if self.swapped is not None:

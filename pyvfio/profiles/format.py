@@ -2,6 +2,7 @@
 
     name = "edu"
     description = "QEMU edu device"
+    irqs = ["intx", "msi"]              # optional: the kinds the programs serve (default intx)
     [match]
     ids = ["1234:11e8"]                 # vendor:device pairs (hex)
     class = 0x00ff00                    # optional: class, subclass, prog-if
@@ -55,8 +56,10 @@ MAX_DELAY_US = 1_000_000
 MAX_POLL_US = 10_000_000
 MAX_DRAIN = 4096
 
-TOP_KEYS = {"name": str, "description": str, "match": dict, "bars": dict, "registers": dict,
-            "programs": dict, "dma": dict}
+TOP_KEYS = {"name": str, "description": str, "irqs": list, "match": dict, "bars": dict,
+            "registers": dict, "programs": dict, "dma": dict}
+# the interrupt kinds a profile can say its programs serve (pyvfio.intx.IRQ_KINDS)
+IRQS = ("intx", "msi", "msix")
 DMA_KEYS = {"buffer": int, "size": int, "mask": int, "descriptor": list, "written_back": dict}
 DMA_FIELD_KEYS = {"offset": int, "width": int, "value": (int, str)}
 DMA_DONE_KEYS = {"offset": int, "width": int, "mask": int}
@@ -115,6 +118,7 @@ class Profile:
     name: str
     path: str
     description: str = ""
+    irqs: tuple = ("intx",)                        # what run --irq may ask of it
     ids: tuple = ()
     class_code: int = None
     identify: Identify = None
@@ -213,6 +217,8 @@ class _Checker:
                 self.bad(("name",), f"name {top['name']!r} is not a profile name",
                          "use lowercase letters, digits, '-', '_' or '.'")
         p.description = top.get("description", "")
+        if "irqs" in top:
+            self.irqs(top["irqs"], p)
         if "bars" in top:
             self.bars(top["bars"], p)
         regs = self.registers(top.get("registers", {}), p)
@@ -278,6 +284,20 @@ class _Checker:
                      f"use a width of 1, 2, 4 or 8 at an aligned offset within {DMA_RING:#x} bytes")
             return False
         return True
+    # --- irqs ------------------------------------------------------------------------
+    def irqs(self, value, p):
+        good = []
+        for i, k in enumerate(value):
+            if k not in IRQS:
+                self.bad(("irqs", i), f"unknown interrupt kind {k!r}", f"use {', '.join(IRQS)}")
+            elif k in good:
+                self.bad(("irqs", i), f"interrupt kind {k} listed twice", "list each kind once")
+            else:
+                good.append(k)
+        if not value:
+            self.bad(("irqs",), "irqs lists no interrupt kind",
+                     'list what the programs serve, e.g. irqs = ["intx", "msi"], or drop it (intx)')
+        p.irqs = tuple(good) or p.irqs
 
     # --- [match] ---------------------------------------------------------------------
     def match(self, value, p, regs):

@@ -22,7 +22,7 @@ cell by cell, the kernel reported as a host change) and any axes the caller igno
 A verdict change is judged on what a real run can observe (Verdict.essence: the
 state and where it stalled; "ok, 1.00 spurious/irq" from the model is "ok", a
 recovered stall is the stall).  Cells only on one side are listed, not counted as
-changes.
+changes.  `split` makes two sides of one report by an axis (vfio=shipped,prefix).
 """
 
 from ..errors import UsageError
@@ -79,6 +79,19 @@ def _without(cell_list, axes):
 def _essence(cell):
     v = C.verdict(cell)
     return v.essence() if v else ("unknown", C.metrics(cell)["verdict"])
+
+
+def split(report, axis, a_value, b_value):
+    """One report as two sides: its cells whose key has axis=a_value, and those with
+    b_value (shipped against prefix cells of the same kernel: --split vfio=shipped,prefix)."""
+    sides = []
+    for value in (a_value, b_value):
+        picked = [c for c in C.cells(report) if C.plain(c.get("key", {}).get(axis)) == value]
+        if not picked:
+            raise UsageError(f"no cell of the report has {axis}={value}",
+                             f"--split {axis}=A,B names two values of its {axis} axis")
+        sides.append(dict(report, cells=picked))
+    return sides
 
 
 def compare(a, b, a_name="A", b_name="B", ignore=()):

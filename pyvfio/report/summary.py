@@ -5,7 +5,8 @@ line), verdict, expected and match (when the report has expectations),
 delivered/raised, lost, p50 and p99 round trip in microseconds and throughput
 (when measured: a model cell has none), /proc/interrupts and controller
 deliveries (when a model host counted them), and the model host's prediction
-(when the report has one).
+(when the report has one).  Where the irq axis varies, lines follow that set each
+MSI cell against the INTx cells of the same machine and axes (p50, p99, per s).
 """
 
 from . import cells as C
@@ -71,4 +72,39 @@ def table(report):
     if any(c.get("match") is not None for c in cl):
         tail += f"; {mism} not as expected" if mism else "; all as expected"
     out.append(f"{len(cl)} cell(s): {tail}")
+    out += irq_differences(cl)
     return "\n".join(out)
+
+
+# what an MSI cell leaves out of its key (it has no line to mask or unmask)
+_INTX_ONLY = ("irq", "policy", "unmask")
+
+
+def _change(a, b, fmt):
+    if a is None or b is None:
+        return "-"
+    pct = f" ({(b - a) / a * 100:+.0f}%)" if a else ""
+    return f"{fmt.format(a)} -> {fmt.format(b)}{pct}"
+
+
+def irq_differences(cl):
+    """"msi against intx" lines: every message cell against each INTx cell that
+    differs from it only in the INTx axes (irq, policy, unmask)."""
+    varying, _ = C.axes_of(cl)
+    if "irq" not in varying:
+        return []
+    rest = [a for a in varying if a not in _INTX_ONLY]
+    same = lambda c: tuple(C.plain(c["key"].get(a)) for a in rest)  # noqa: E731
+    out = []
+    for msg in (c for c in cl if c["key"].get("irq", "intx") != "intx"):
+        m = C.metrics(msg)
+        for line in (c for c in cl if c["key"].get("irq", "intx") == "intx" and same(c) == same(msg)):
+            i = C.metrics(line)
+            where = C.key_label(msg["key"], rest)
+            how = C.key_label(line["key"], [a for a in ("policy", "unmask") if a in varying])
+            out.append(f"{msg['key']['irq']} against intx{f' ({how})' if how != 'run' else ''}"
+                       f"{f' on {where}' if where != 'run' else ''}: "
+                       f"p50 {_change(i['p50_us'], m['p50_us'], '{:.1f}')} us, "
+                       f"p99 {_change(i['p99_us'], m['p99_us'], '{:.1f}')} us, "
+                       f"per s {_change(i['throughput_per_s'], m['throughput_per_s'], '{:.0f}')}")
+    return out

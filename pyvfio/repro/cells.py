@@ -22,6 +22,7 @@ from ..errors import PyvfioError, RefusedError, UsageError
 from ..host import interrupts, pci, system, writes
 from ..profiles import probe
 from ..vfio import open_device
+from .scenario import NA
 
 VFIO_PCI = "sys/bus/pci/drivers/vfio-pci"
 
@@ -54,8 +55,9 @@ def masks_at_device(bdf, profile_name=None, access="mmap"):
 
 def run_cell(bdf, cell, plan, status=None):
     """One cell; returns Run.to_json() plus what ran it."""
-    cfg = RunConfig(loops=plan.loops, unmask=cell.unmask, access=cell.access, engine=cell.engine,
-                    watchdog_ms=plan.run["watchdog_ms"], recover=plan.run["recover"])
+    cfg = RunConfig(loops=plan.loops, unmask="ioctl" if cell.unmask == NA else cell.unmask,
+                    access=cell.access, engine=cell.engine, watchdog_ms=plan.run["watchdog_ms"],
+                    recover=plan.run["recover"], irq=cell.irq)
     after_enable = None
     if cell.policy in ("lazy", "unlazy"):
         from ..lab import policy
@@ -103,19 +105,21 @@ def reload_vfio_pci(bdf, nointxmask, force=False, root="/"):
                           f"bind it again: pyvfio bind {bdf}")
 
 
-def run_cells(bdf, plan, here=False, force=False, echo=print):
-    """Every cell of `plan` on `bdf`; returns (cells as dicts, machine facts)."""
+def run_cells(bdf, plan, here=False, force=False, echo=print, vfio="shipped"):
+    """Every cell of `plan` on `bdf` with the vfio-pci variant loaded (`vfio`, an
+    axis value: only a lab boot can load another); returns (cells as dicts, machine facts)."""
     sysfacts = system.probe()
-    if plan.needs_policy_module():
-        from ..lab import policy
-        policy.ensure_module()
     at_device = masks_at_device(bdf, plan.run["profile"])
-    cells = plan.cells(bool(at_device))
+    cells = [c for c in plan.cells(bool(at_device)) if c.vfio == vfio]
     loaded = sysfacts.nointxmask
     if here:
         cells = [c for c in cells if c.nointxmask == int(bool(loaded))]
+    if any(c.policy in ("lazy", "unlazy") for c in cells):
+        from ..lab import policy
+        policy.ensure_module()
     line = interrupts.intx_line(bdf)
     machine = {"kernel": sysfacts.kernel, "machine": sysfacts.machine}
+    threaded = sysfacts.irq_threads_forced
     results = []
     original = loaded
     try:
@@ -132,11 +136,11 @@ def run_cells(bdf, plan, here=False, force=False, echo=print):
     finally:
         if not here and original is not None and bool(loaded) != bool(original):
             reload_vfio_pci(bdf, int(original), force=True)
-    return results, {**machine, "masks_at_device": at_device,
+    return results, {**machine, "masks_at_device": at_device, "threaded": threaded,
                      "chip": line.chip if line else None}
 
 
-def run_here(plan, bdf=None, here=False, force=False):
+def run_here(plan, bdf=None, here=False, force=False, vfio="shipped"):
     """pyvfio repro BDF (and --here in a lab guest): the plan's cells on this host's
     card.  Returns (cells, report fields)."""
     from ..lab import guest
@@ -158,9 +162,11 @@ def run_here(plan, bdf=None, here=False, force=False):
                           "; ".join(f for _, f in blockers) + " (pyvfio doctor explains)")
     with card_lock(bdf):
         cells, machine = run_cells(bdf, plan, here=here, force=force,
-                                   echo=lambda s: print(s, file=sys.stderr))
+                                   echo=lambda s: print(s, file=sys.stderr), vfio=vfio)
     fix = facts.get("unlazy_fix") if facts else detect(machine["kernel"]).present
+    module = dict(facts["vfio"]) if facts else {"variant": vfio}
+    module["loaded"] = system.loaded_module()   # what /sys/module says of the one running
     for c in cells:
         c.update(masks_at_device=machine["masks_at_device"], chip=c.get("chip") or machine["chip"],
-                 unlazy_fix=fix, kver=machine["kernel"])
+                 unlazy_fix=fix, kver=machine["kernel"], vfio=module, threaded=machine["threaded"])
     return cells, {"bdf": bdf, "machine": machine, "lab": facts}

@@ -1,7 +1,8 @@
 """pyvfio repro --lab ARCH: the scenario's cells in lab VMs.
 
-One boot per machine of the scenario's [lab] table and per nointxmask value (the
-parameter is read when vfio-pci loads, so it is set at boot).  Inside, `pyvfio
+One boot per machine of the scenario's [lab] table, per nointxmask value (the
+parameter is read when vfio-pci loads, so it is set at boot) and per vfio-pci
+variant (the modules the boot loads: --vfio).  Inside, `pyvfio
 repro --here` runs that boot's cells on the lab card and writes their JSON into
 the checkout, which the guest shares read-write.
 """
@@ -19,20 +20,29 @@ from ..lab.config import LabConfig
 from ..lab.errors import LabError
 
 
-def boots(plan, arch):
-    """(machine, nointxmask) per boot: the scenario's [lab] machines (machines.py)."""
+def boots(plan, arch, kernel=None):
+    """(machine, nointxmask, vfio, policy module?) per boot: the scenario's [lab]
+    machines (machines.py), each on `kernel` when given (the same machines on
+    another lab kernel: --kernel 6.12-64k), one boot per load-time setting their
+    cells have."""
     machines = plan.lab.get(arch)
     if not machines:
         raise UsageError(f"the scenario {plan.path} has no [lab] {arch} machines",
                          f"use --scenario seed, or add e.g. {arch} = [{{ kernel = \"6.12\" }}] under [lab]")
+    if kernel is not None:
+        from .machines import lab_machine
+        machines = list(dict.fromkeys(lab_machine(arch, kernel, m.ic, plan.lab_card) for m in machines))
     for m in machines:
-        for nim in plan.axes["nointxmask"]:
-            yield m, nim
+        cells = plan.cells(m.masks_at_device, m.unlazy_fix)
+        for nim, vfio in dict.fromkeys((c.nointxmask, c.vfio) for c in cells):
+            module = any(c.policy in ("lazy", "unlazy") for c in cells
+                         if (c.nointxmask, c.vfio) == (nim, vfio))
+            yield m, nim, vfio, module
 
 
-def run_lab(plan, arch, timeout=900, echo=print):
+def run_lab(plan, arch, timeout=900, echo=print, kernel=None):
     """All boots; returns (cells, per-boot facts, failures)."""
-    planned = list(boots(plan, arch))  # a scenario without [lab] machines stops here
+    planned = list(boots(plan, arch, kernel))  # a scenario without [lab] machines stops here
     # in the checkout, which every guest shares read-write (a PYVFIO_CACHE elsewhere is not)
     work = session.CHECKOUT / ".cache" / "repro" / uuid.uuid4().hex[:10]
     work.mkdir(parents=True)
@@ -40,14 +50,14 @@ def run_lab(plan, arch, timeout=900, echo=print):
     shutil.copyfile(plan.path, scenario)
     stop = threading.Event()
 
-    def boot(n, m, nim):
+    def boot(n, m, nim, vfio, module):
         out = work / f"boot{n}.json"
         cfg = LabConfig(arch=arch, kernel=m.kernel, ic=m.ic, cards=(plan.lab_card,),
-                        nointxmask=nim, policy="lazy" if plan.needs_policy_module() else "default",
-                        timeout=timeout,
+                        nointxmask=nim, policy="lazy" if module else "default",
+                        vfio=plan.vfio_specs[vfio], timeout=timeout,
                         command=("python", "-m", "pyvfio", "repro", "--here", "--scenario", str(scenario),
-                                 "--json", str(out)))
-        label = f"{arch} {cfg.kernel} {cfg.ic} nointxmask={nim}"
+                                 "--vfio", vfio, "--json", str(out)))
+        label = f"{arch} {cfg.kernel} {cfg.ic} nointxmask={nim} vfio={vfio}"
         try:
             # two boots may run at once: each guest line says whose it is
             status, _ = session.run(cfg, stop=stop, echo=lambda line: echo(f"[{label}] {line}"))
@@ -64,12 +74,13 @@ def run_lab(plan, arch, timeout=900, echo=print):
             c["kver"] = lab_facts.get("kver")
             c["unlazy_fix"] = lab_facts.get("unlazy_fix")
         return None, (data["cells"], {"boot": label, "kver": lab_facts.get("kver"),
-                                      "unlazy_fix": lab_facts.get("unlazy_fix"), "status": status})
+                                      "unlazy_fix": lab_facts.get("unlazy_fix"), "vfio": lab_facts.get("vfio"),
+                                      "status": status})
 
     # as many boots at once as the machine's lab VM slots allow (PYVFIO_LAB_VMS)
     pool = ThreadPoolExecutor(max_workers=session.vm_slots())
     try:
-        futures = [pool.submit(boot, n, m, nim) for n, (m, nim) in enumerate(planned)]
+        futures = [pool.submit(boot, n, *b) for n, b in enumerate(planned)]
         results = [f.result() for f in futures]
     except BaseException:  # Ctrl-C, SIGTERM: end the running boots, start no other
         stop.set()

@@ -19,11 +19,15 @@ from ..sim.xics import VARIANTS as XICS_VARIANTS
 # "kernel" means there: Debian bookworm's 6.1 does not, its 6.12 (6.12.95+) does.  A
 # boot reads it from vfio-pci's imports (pyvfio.lab.kernels), every lab cell carries
 # what it read, and tests/test_repro_lab.py checks both kernels.
-LAB_UNLAZY_FIX = {"6.1": False, "6.12": True}
+LAB_UNLAZY_FIX = {"6.1": False, "6.12": True, "6.12-rt": True, "6.12-64k": True}
+# Lab kernels that force irq threading (PREEMPT_RT): the model's `threaded` knob.  A
+# real cell carries what its kernel says (/sys/kernel/realtime: host/system.py).
+LAB_THREADED = {"6.12-rt"}
 # The PCI kind of each lab card: QEMU implements DisINTx for every PCI device
 # (hw/pci/pci.c pci_init_wmask), so vfio-pci masks them at the card unless loaded
 # with nointxmask=1.
-LAB_CARD_KIND = {"edu": "2.3", "e1000": "2.3", "rtl8139": "2.3", "i82557b": "2.3", "pci-serial": "2.3"}
+LAB_CARD_KIND = {"edu": "2.3", "e1000": "2.3", "rtl8139": "2.3", "i82557b": "2.3", "pci-serial": "2.3",
+                 "e1000e": "2.3"}
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,7 @@ class Machine:
     kernel: str | None = None
     xics_variant: str = "qemu"  # the model's knobs for unverified hardware (MODEL.md)
     xive_set_pq00_retriggers: bool = False
+    threaded: bool = False      # forced irq threading (PREEMPT_RT)
 
     @property
     def masks_at_device(self):
@@ -53,15 +58,26 @@ class Machine:
             key["xics_variant"] = self.xics_variant
         if self.ic == "xive" and self.xive_set_pq00_retriggers:
             key["xive_set_pq00_retriggers"] = True
+        if self.threaded and not self.arch:     # a lab machine's kernel says it (6.12-rt)
+            key["threaded"] = True
         return key
 
     @property
     def knobs(self):
         return {"xics_variant": self.xics_variant,
-                "xive_set_pq00_retriggers": self.xive_set_pq00_retriggers}
+                "xive_set_pq00_retriggers": self.xive_set_pq00_retriggers, "threaded": self.threaded}
 
     def with_knobs(self, **knobs):
         return replace(self, **{k: v for k, v in knobs.items() if v is not None})
+
+
+def unlazy_fix_with(kernel_fix, vfio):
+    """What policy "kernel" means with a vfio-pci variant (the scenario's vfio axis):
+    the shipped module's own, none in the prefix (8b9f128947dd reversed), and for a
+    patch None: only the built module can tell (the lab reads its imports)."""
+    if vfio == "shipped":
+        return kernel_fix
+    return False if vfio == "prefix" else None
 
 
 def unlazy_fix_of(kernel):
@@ -75,10 +91,11 @@ def lab_machine(arch, kernel=None, ic=None, card="edu"):
     from ..lab.config import LabConfig
     cfg = LabConfig(arch=arch, kernel=kernel, ic=ic, cards=(card,))
     return Machine(ic=cfg.ic, card=LAB_CARD_KIND[card], unlazy_fix=unlazy_fix_of(cfg.kernel),
-                   arch=arch, kernel=cfg.kernel)
+                   arch=arch, kernel=cfg.kernel, threaded=cfg.kernel in LAB_THREADED)
 
 
-def model_machines(ics, cards, kernel=None, xics_variant="qemu", xive_set_pq00_retriggers=False):
+def model_machines(ics, cards, kernel=None, xics_variant="qemu", xive_set_pq00_retriggers=False,
+                   threaded=False):
     """The [model] machines: every ic x card kind."""
     for ic in ics:
         if ic not in CONTROLLERS:
@@ -90,5 +107,6 @@ def model_machines(ics, cards, kernel=None, xics_variant="qemu", xive_set_pq00_r
         raise UsageError(f"unknown XICS variant {xics_variant!r}", f"use {', '.join(XICS_VARIANTS)}")
     fix = unlazy_fix_of(kernel) if kernel is not None else None
     return [Machine(ic=ic, card=card, unlazy_fix=fix, kernel=kernel, xics_variant=xics_variant,
-                    xive_set_pq00_retriggers=xive_set_pq00_retriggers)
+                    xive_set_pq00_retriggers=xive_set_pq00_retriggers,
+                    threaded=threaded or kernel in LAB_THREADED)
             for ic, card in itertools.product(ics, cards)]

@@ -20,6 +20,7 @@ from ..sim import matrix
 from ..sim.host import CARDS, CONTROLLERS
 from ..sim.xics import VARIANTS as XICS_VARIANTS
 from . import predict
+from .machines import unlazy_fix_with
 from .scenario import NA
 
 # The selection options (--ic, --card, --policy, --unmask): the allowed values.
@@ -48,7 +49,11 @@ def planned(plan, select=None, knobs=None):
     out, seen = [], set()
     for m in machines:
         m = m.with_knobs(**(knobs or {}))
-        for cell in plan.cells(m.masks_at_device):
+        for cell in plan.cells(m.masks_at_device, m.unlazy_fix):
+            if unlazy_fix_with(m.unlazy_fix, cell.vfio) is None and cell.vfio != "shipped":
+                continue    # a patched vfio-pci: only a real kernel runs it
+            if cell.irq != "intx":
+                continue   # the model host has INTx only (its card no MSI capability)
             cell = replace(cell, engine="python")
             key = cell.key(**m.key)
             ident = tuple(key.items())
@@ -68,7 +73,8 @@ def planned(plan, select=None, knobs=None):
 
 def run_cell(machine, cell, key, plan, trace=None):
     """One cell on a fresh model host; returns the cell as a card or lab writes it."""
-    s = predict.model_scenario(key, machine.masks_at_device, machine.unlazy_fix, **machine.knobs)
+    fix = unlazy_fix_with(machine.unlazy_fix, cell.vfio)
+    s = predict.model_scenario(key, machine.masks_at_device, fix, **machine.knobs)
     if s is None:
         raise UsageError(f"the model cannot run {key}: policy 'kernel' needs the machine's kernel",
                          "name one in [model] kernel = \"6.1\" or \"6.12\", or use lazy/unlazy")
@@ -76,7 +82,7 @@ def run_cell(machine, cell, key, plan, trace=None):
     out = {k: v for k, v in o.run.to_json().items() if k not in _TIMING}
     out.update(verdict=o.judged.text, outcome=o.judged.to_json(), key=key,
                card=o.run.profile.describe(), chip=(o.run.host_before or {}).get("chip"),
-               masks_at_device=machine.masks_at_device, unlazy_fix=machine.unlazy_fix)
+               masks_at_device=machine.masks_at_device, unlazy_fix=fix, threaded=machine.threaded)
     return out, o
 
 

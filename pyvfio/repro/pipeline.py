@@ -26,7 +26,8 @@ TRACE_LOOPS = 2       # --trace without -l: a stall shows after two interrupts
 
 def plan_from(args, backend):
     if args.scenario or backend == "model":
-        plan = load(args.scenario or "model")    # the model's default: its whole matrix
+        # the model's default: its whole matrix; in a lab VM (--here) the boot loaded the variant
+        plan = load(args.scenario or "model", read_patches=not args.here)
     else:
         plan = Plan("(default matrix)")
     loops = args.loops if args.loops is not None else (TRACE_LOOPS if args.trace else None)
@@ -50,7 +51,7 @@ def judge(plan, cells, with_model=True):
         predicted = None
         if with_model:
             predicted = predict.predict(key, plan.loops, c.get("masks_at_device"), c.get("unlazy_fix"),
-                                        c.get("chip"), plan.run["recover"])
+                                        c.get("chip"), plan.run["recover"], c.get("threaded"))
         exp = plan.expected(key)
         expected = exp if exp is not None else predicted
         c["predicted"] = predicted.to_json() if predicted else None
@@ -76,7 +77,19 @@ def backend_of(args):
         if given:
             raise UsageError(f"{', '.join(given)} select and trace the model host's cells",
                              "on a card or in the lab, put the axes in the scenario file ([matrix])")
+        if getattr(args, "kernel", None) and not args.lab:
+            raise UsageError("--kernel boots the scenario's lab machines on another lab kernel",
+                             "use it with --lab ARCH")
+        if getattr(args, "vfio", None) and not (args.bdf or args.here):
+            raise UsageError("--vfio names the vfio-pci variant loaded on a card here",
+                             "with --lab, put the variants in the scenario ([matrix] vfio = [...])")
         return "lab" if args.lab else "vfio"
+    if getattr(args, "vfio", None):
+        raise UsageError("--vfio names the vfio-pci variant loaded on a card here",
+                         "the model host runs the scenario's [matrix] vfio values")
+    if getattr(args, "kernel", None):
+        raise UsageError("--kernel boots the scenario's lab machines on another lab kernel",
+                         "use it with --lab ARCH")
     return "model"
 
 
@@ -88,11 +101,15 @@ def run(args):
     extra, trace = {}, None
     if backend == "lab":
         from .lab import run_lab
-        cells, boots, failures = run_lab(plan, args.lab, timeout=args.timeout)
+        cells, boots, failures = run_lab(plan, args.lab, timeout=args.timeout, kernel=args.kernel)
         extra = {"boots": boots, "failures": failures}
     elif backend == "vfio":
         from .cells import run_here
-        cells, extra = run_here(plan, args.bdf, here=args.here, force=args.force)
+        vfio = args.vfio or "shipped"
+        if vfio not in plan.axes["vfio"]:
+            raise UsageError(f"--vfio {vfio} is not a vfio value of {plan.path}",
+                             f"use one of {', '.join(plan.axes['vfio'])}")
+        cells, extra = run_here(plan, args.bdf, here=args.here, force=args.force, vfio=vfio)
     else:
         cells, trace = _model(plan, args)
         if trace is not None:

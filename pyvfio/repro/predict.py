@@ -16,7 +16,10 @@ from .scenario import NA
 
 
 def model_scenario(key, masks_at_device, unlazy_fix, chip=None, **knobs):
-    """The model Scenario for a cell key, or None when the model cannot tell."""
+    """The model Scenario for a cell key, or None when the model cannot tell (an
+    MSI among them: the model host has INTx only)."""
+    if key.get("irq", "intx") != "intx":
+        return None
     controller = key.get("ic") or controller_of(chip)[0]
     if controller not in matrix.AXES["controller"]:
         return None
@@ -37,9 +40,10 @@ def model_scenario(key, masks_at_device, unlazy_fix, chip=None, **knobs):
         return None
 
 
-def predict(key, loops, masks_at_device, unlazy_fix, chip=None, recover=False):
-    """The model's Verdict for a real cell, or None when the model cannot tell."""
-    s = model_scenario(key, masks_at_device, unlazy_fix, chip)
+def predict(key, loops, masks_at_device, unlazy_fix, chip=None, recover=False, threaded=False):
+    """The model's Verdict for a real cell, or None when the model cannot tell.
+    `threaded`: the cell's kernel forces irq threading (PREEMPT_RT)."""
+    s = model_scenario(key, masks_at_device, unlazy_fix, chip, threaded=bool(threaded))
     if s is None:
         return None
     return matrix.run_model(s, loops, recover=recover).judged

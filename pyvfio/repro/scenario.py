@@ -13,6 +13,9 @@ card here, lab VMs, the model host).
     unmask = ["ioctl", "eventfd"]
     engine = ["c"]
     access = ["mmap"]
+    vfio = ["shipped", "prefix"]     # vfio-pci: the distribution's, or rebuilt (lab only;
+                                     # patch:FILE, prefix+patch:FILE: FILE beside the scenario)
+    irq = ["intx", "msi"]            # optional (intx): an MSI cell has no policy or unmask
     [lab]                            # the machines: booted by --lab ARCH, run by --model
     card = "edu"
     ppc64le = [{ kernel = "6.12", ic = "xive" }, { kernel = "6.12", ic = "xics" }]
@@ -23,6 +26,7 @@ card here, lab VMs, the model host).
     kernel = "6.12"                  # optional: what policy "kernel" means (a lab kernel)
     xics_variant = "qemu"            # optional model knobs (MODEL.md)
     xive_set_pq00_retriggers = false
+    threaded = false                 # forced irq threading, as PREEMPT_RT runs (6.12-rt: always)
     [[expect]]                       # first match wins; a card or lab cell without one
     when = { ic = "xive", nointxmask = 1, policy = "lazy" }    # expects what the model
     verdict = "stall after 1"                                  # host predicts
@@ -39,20 +43,23 @@ from dataclasses import asdict, dataclass, field
 
 from .. import verdict
 from ..errors import UsageError
-from ..intx import UNMASK_MODES
+from ..intx import IRQ_KINDS, UNMASK_MODES
 from . import machines
 
 POLICIES = ("kernel", "lazy", "unlazy")
 NA = "-"
+SHIPPED = "shipped"
+# vfio's values are vfio-pci variants (pyvfio/lab/vfio_build.py), checked by its parser.
 AXES = {"nointxmask": (0, 1), "policy": POLICIES, "unmask": UNMASK_MODES,
-        "engine": ("c", "python"), "access": ("mmap", "rw")}
+        "engine": ("c", "python"), "access": ("mmap", "rw"), "vfio": None, "irq": tuple(IRQ_KINDS)}
 DEFAULT_AXES = {"nointxmask": [0, 1], "policy": ["kernel"], "unmask": ["ioctl", "eventfd"],
-                "engine": ["c"], "access": ["mmap"]}
+                "engine": ["c"], "access": ["mmap"], "vfio": [SHIPPED], "irq": ["intx"]}
 RUN_KEYS = {"profile": str, "watchdog_ms": int, "recover": bool, "threshold_p99_us": (int, float)}
 LAB_ARCHES = ("x86_64", "ppc64le")
 MODEL_KEYS = {"ic": list, "card": list, "kernel": str, "xics_variant": str,
-              "xive_set_pq00_retriggers": bool}
-KEY_WORDS = ("arch", "kernel", "ic", "card", "xics_variant", "xive_set_pq00_retriggers") + tuple(AXES)
+              "xive_set_pq00_retriggers": bool, "threaded": bool}
+KEY_WORDS = ("arch", "kernel", "ic", "card", "xics_variant", "xive_set_pq00_retriggers",
+             "threaded") + tuple(AXES)
 
 
 @dataclass(frozen=True)
@@ -63,6 +70,8 @@ class Cell:
     unmask: str
     engine: str
     access: str
+    vfio: str = SHIPPED     # the vfio-pci variant, as the scenario spells it
+    irq: str = "intx"
 
     def key(self, **machine):
         return {**machine, **asdict(self)}
@@ -79,15 +88,28 @@ class Plan:
     lab_card: str = "edu"
     model: list = field(default_factory=list)    # [Machine] only the model runs
     expect: list = field(default_factory=list)   # [(when dict, Verdict)]
+    vfio_specs: dict = field(default_factory=lambda: {SHIPPED: SHIPPED})  # axis value -> --vfio
 
-    def cells(self, masks_at_device):
+    def cells(self, masks_at_device, kernel_fix=None):
         """The cells, in order.  Where vfio masks with DisINTx (a 2.3 card with
-        nointxmask=0) the IRQ is never disabled, so the policy axis collapses."""
+        nointxmask=0) the IRQ is never disabled, so the policy axis collapses, and
+        so does the prefix (8b9f128947dd changes only the controller-masking path).
+        A rebuilt vfio-pci is its own policy: no policy module on it.  On a kernel
+        whose vfio-pci lacks the fix (kernel_fix False) the prefix is the shipped one.
+        An MSI is an edge with no line to mask or unmask: policy, unmask and the
+        prefix collapse for it too."""
         out = []
-        for nim, pol, um, eng, acc in itertools.product(*(self.axes[a] for a in AXES)):
-            if masks_at_device and nim == 0:
+        for nim, pol, um, eng, acc, vfio, irq in itertools.product(*(self.axes[a] for a in AXES)):
+            if masks_at_device and nim == 0 or irq != "intx":
                 pol = NA
-            c = Cell(nim, pol, um, eng, acc)
+                vfio = SHIPPED if vfio == "prefix" else vfio
+            if irq != "intx":
+                um = NA
+            if vfio == "prefix" and kernel_fix is False:
+                vfio = SHIPPED
+            if vfio != SHIPPED and pol in ("lazy", "unlazy"):
+                continue
+            c = Cell(nim, pol, um, eng, acc, vfio, irq)
             if c not in out:
                 out.append(c)
         return out
@@ -118,6 +140,26 @@ def _err(path, text, key, msg, hint=None):
     return UsageError(f"{where}: {msg}", hint)
 
 
+def _vfio_values(path, text, vals, plan, read_patches=True):
+    """vfio variants; a patch file is named relative to the scenario file."""
+    import os
+
+    from ..lab import vfio_build
+    for v in vals:
+        if not isinstance(v, str):
+            raise _err(path, text, "vfio", f"unknown vfio value {v!r}", vfio_build.SYNTAX)
+        base, sep, patch = v.partition("patch:")
+        spec = base + sep + os.path.join(os.path.dirname(os.path.abspath(path)), patch) if sep else v
+        try:
+            vfio_build.parse(spec, read=read_patches)
+        except UsageError as exc:
+            raise _err(path, text, "vfio", exc.message, exc.hint) from None
+        plan.vfio_specs[v] = spec
+    if not vals:
+        raise _err(path, text, "vfio", "vfio lists no value")
+    return vals
+
+
 def _values(path, text, axis, value):
     vals = value if isinstance(value, list) else [value]
     allowed = AXES[axis]
@@ -130,7 +172,10 @@ def _values(path, text, axis, value):
     return vals
 
 
-def load(path):
+def load(path, read_patches=True):
+    """The Plan of a scenario file.  `read_patches` False: vfio patch files are named,
+    not read (inside a lab VM, `repro --here`, where the boot has loaded the variant
+    and the host checked the patch; a copy of the scenario may sit elsewhere)."""
     from . import named_scenario
     path = named_scenario(path)
     try:
@@ -164,7 +209,9 @@ def load(path):
             for k, v in value.items():
                 if k not in AXES:
                     raise _err(path, text, k, f"unknown axis {k!r} in [matrix]", f"axes: {', '.join(AXES)}")
-                plan.axes[k] = _values(path, text, k, v)
+                plan.axes[k] = _vfio_values(path, text, v if isinstance(v, list) else [v], plan,
+                                            read_patches) \
+                    if k == "vfio" else _values(path, text, k, v)
         elif key == "lab":
             if "card" in value:
                 from ..lab.config import CARDS
@@ -230,7 +277,8 @@ def _model(path, text, table):
     try:
         return machines.model_machines(
             as_list(table.get("ic", list(machines.CONTROLLERS))), as_list(table.get("card", list(machines.CARDS))),
-            table.get("kernel"), table.get("xics_variant", "qemu"), table.get("xive_set_pq00_retriggers", False))
+            table.get("kernel"), table.get("xics_variant", "qemu"), table.get("xive_set_pq00_retriggers", False),
+            table.get("threaded", False))
     except UsageError as exc:
         key = next((k for k in ("ic", "card", "kernel", "xics_variant") if k in table and k in exc.message), "model")
         raise _err(path, text, key, f"[model]: {exc.message}", exc.hint) from None

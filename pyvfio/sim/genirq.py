@@ -3,8 +3,12 @@
 State per IRQ as the kernel keeps it: depth, IRQD_IRQ_DISABLED (`disabled`),
 IRQD_IRQ_MASKED (`masked`), IRQD_IRQ_STARTED (`started`), IRQS_PENDING
 (`pending`), IRQ_LEVEL (`level`), IRQ_DISABLE_UNLAZY (`unlazy`), and kstat (the
-/proc/interrupts count).  IRQF_ONESHOT is never set (vfio-pci passes none), so the
-oneshot branches are left out.
+/proc/interrupts count).  vfio-pci passes no IRQF_ONESHOT; with forced threading
+(PREEMPT_RT, threadirqs: `force_irqthreads`) irq_setup_forced_threading() adds it and
+moves vfio's handler into a thread (IRQS_ONESHOT, `oneshot`): handle_fasteoi_irq
+then masks the line at the controller before the EOI, the hard handler only wakes
+the thread (`threads_oneshot`), and irq_finalize_oneshot() unmasks after it unless
+the handler disabled the IRQ.  The thread runs right after the hard interrupt.
 
 `chip` is the Linux irq_chip driver of the controller: it must have irq_mask,
 irq_unmask and irq_eoi, and may have irq_startup, irq_shutdown, irq_enable,
@@ -19,9 +23,9 @@ IRQ_NONE, IRQ_HANDLED = 0, 1
 class IrqDesc:
     __slots__ = ("irq", "chip", "depth", "disabled", "masked", "started", "pending",
                  "level", "unlazy", "action", "kstat", "deliveries", "unhandled",
-                 "trace")
+                 "force_irqthreads", "oneshot", "threads_oneshot", "trace")
 
-    def __init__(self, irq, chip, level=True, trace=None):
+    def __init__(self, irq, chip, level=True, trace=None, force_irqthreads=False):
         self.irq = irq
         self.chip = chip
         # desc_set_defaults(): a fresh descriptor is disabled and masked, depth 1.
@@ -36,6 +40,9 @@ class IrqDesc:
         self.kstat = 0              # kstat_irqs: what /proc/interrupts shows
         self.deliveries = 0         # model only: every handle_fasteoi_irq entry
         self.unhandled = 0          # note_interrupt's irqs_unhandled
+        self.force_irqthreads = force_irqthreads
+        self.oneshot = False        # IRQS_ONESHOT
+        self.threads_oneshot = False  # desc->threads_oneshot: the thread is woken, not done
         self.trace = trace
 
     # -- irq_settings (irq_set_status_flags / irq_clear_status_flags) ---------
@@ -165,8 +172,11 @@ class IrqDesc:
         """request_irq() -> __setup_irq: IRQF_NO_AUTOEN only sets depth 1."""
         self.action = handler
         self.pending = False
+        # irq_setup_forced_threading: vfio passes no IRQF_NO_THREAD/ONESHOT
+        self.oneshot = self.force_irqthreads
         if self.trace is not None:
-            self.trace("genirq", "request_irq" + (" (IRQF_NO_AUTOEN)" if no_autoen else ""))
+            self.trace("genirq", "request_irq" + (" (IRQF_NO_AUTOEN)" if no_autoen else "")
+                       + (": forced threading, IRQF_ONESHOT" if self.oneshot else ""))
         if no_autoen:
             self.depth = 1
         else:
@@ -179,6 +189,7 @@ class IrqDesc:
         if self.trace is not None:
             self.trace("genirq", "free_irq: clear IRQ_DISABLE_UNLAZY, irq_shutdown")
         self.unlazy = False
+        self.oneshot = self.threads_oneshot = False
         self.irq_shutdown()
 
     # -- chip.c: the flow handler -----------------------------------------------
@@ -199,9 +210,34 @@ class IrqDesc:
             chip.irq_eoi()                              # cond_eoi_irq: no EOI_IF_HANDLED
             return
         self.kstat += 1                                 # kstat_incr_irqs_this_cpu
+        self.pending = False                            # handle_irq_event
+        if self.oneshot:
+            if tr is not None:
+                tr("genirq", f"handle_fasteoi_irq: kstat {self.kstat}, IRQS_ONESHOT: mask_irq, "
+                             "wake the irq thread")
+            self.mask_irq()
+            self.threads_oneshot = True                 # irq_default_primary_handler: IRQ_WAKE_THREAD
+            chip.irq_eoi()    # cond_unmask_eoi_irq: thread pending, no chip has EOI_THREADED
+            return
         if tr is not None:
             tr("genirq", f"handle_fasteoi_irq: kstat {self.kstat}, run handler")
-        self.pending = False                            # handle_irq_event
         if self.action(self.irq) == IRQ_NONE:           # note_interrupt
             self.unhandled += 1
         chip.irq_eoi()                                  # cond_unmask_eoi_irq
+
+    def irq_thread(self):
+        """The irq thread, if woken: irq_forced_thread_fn runs the handler, then
+        irq_finalize_oneshot unmasks the line unless the handler disabled it."""
+        if not self.threads_oneshot:
+            return
+        if self.trace is not None:
+            self.trace("genirq", "irq_thread: run the handler (forced thread)")
+        if self.action is not None and self.action(self.irq) == IRQ_NONE:
+            self.unhandled += 1
+        self.threads_oneshot = False
+        if not self.disabled and self.masked:
+            if self.trace is not None:
+                self.trace("genirq", "irq_finalize_oneshot: unmask_threaded_irq")
+            self.unmask_irq()                           # unmask_threaded_irq
+        elif self.trace is not None:
+            self.trace("genirq", "irq_finalize_oneshot: IRQ disabled (or unmasked): leave it")

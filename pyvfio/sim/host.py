@@ -104,7 +104,7 @@ class ModelHost:
 
     def __init__(self, controller="xive", card="non-2.3", policy="lazy", *,
                  nointxmask=False, xics_variant="qemu", xive_set_pq00_retriggers=False,
-                 xive_eoi_skips_disabled=True, trace=None):
+                 xive_eoi_skips_disabled=True, threaded=False, trace=None):
         _choice("controller", controller, CONTROLLERS)
         _choice("card", card, CARDS)
         _choice("policy", policy, POLICIES)
@@ -125,7 +125,9 @@ class ModelHost:
             hw = IoApic(cpu, tr)
             chip = IoApicIrChip(hw, tr)
         self.hw, self.chip = hw, chip
-        self.desc = desc = IrqDesc(_IRQ_BY_CONTROLLER[controller], chip, level=True, trace=tr)
+        # threaded: a PREEMPT_RT (or threadirqs) kernel, genirq's forced threading
+        self.desc = desc = IrqDesc(_IRQ_BY_CONTROLLER[controller], chip, level=True, trace=tr,
+                                   force_irqthreads=threaded)
         chip.desc = desc
         hw.deliver = self._deliver
         self.card = card_mod.LegacyCard(card == "2.3", hw.set_irq,
@@ -146,8 +148,10 @@ class ModelHost:
         }
 
     def _deliver(self):
-        """The CPU takes the interrupt: generic_handle_irq -> the flow handler."""
+        """The CPU takes the interrupt: generic_handle_irq -> the flow handler, then
+        (forced threading) the irq thread it woke."""
         self.desc.handle_fasteoi_irq()
+        self.desc.irq_thread()
 
     # -- IntxHost -------------------------------------------------------------
 
@@ -228,7 +232,8 @@ class ModelHost:
                             hint=f"the model card has no region {index} "
                                  "(BAR0 and config space only)") from None
 
-    def host_state(self):
+    def host_state(self, irq="intx"):
+        # only INTx: the model card has no MSI capability, so irq_info refuses the others
         d, v = self.desc, self.vfio
         state = {
             "irq": d.irq,

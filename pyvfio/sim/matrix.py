@@ -28,6 +28,7 @@ class Scenario:
     nointxmask: bool = False
     xics_variant: str = "qemu"
     xive_set_pq00_retriggers: bool = False
+    threaded: bool = False      # forced irq threading (PREEMPT_RT): genirq.py
 
     @property
     def controller_masking(self):
@@ -60,7 +61,8 @@ class Scenario:
         return {"controller": self.controller, "card": self.card,
                 "policy": self.policy if self.policy != NA else "lazy",
                 "nointxmask": self.nointxmask, "xics_variant": self.xics_variant,
-                "xive_set_pq00_retriggers": self.xive_set_pq00_retriggers}
+                "xive_set_pq00_retriggers": self.xive_set_pq00_retriggers,
+                "threaded": self.threaded}
 
 
 def _check(axis, value, allowed):

@@ -155,10 +155,11 @@ class Device:
         vfio_ioctl(self.fd, "VFIO_DEVICE_RESET", uapi.VFIO_DEVICE_RESET)
 
     # --- host facts --------------------------------------------------------------------
-    def host_state(self):
-        """The line's /proc/interrupts total and the physical DisINTx bit (vfio
-        virtualises COMMAND, so read it from sysfs, not through the device fd)."""
-        line = interrupts.intx_line(self.bdf, root=self.root)
+    def host_state(self, irq="intx"):
+        """The /proc/interrupts total of vfio's INTx line (or, `irq` "msi"/"msix",
+        of its vector 0) and the physical DisINTx bit (vfio virtualises COMMAND, so
+        read it from sysfs, not through the device fd)."""
+        line = interrupts.vfio_line(self.bdf, irq, root=self.root)
         try:
             command = int.from_bytes(pci.read_config(self.bdf, self.root)[4:6], "little")
         except OSError:
