@@ -22,6 +22,9 @@ if FACTS and (not FED or XIVE_LAZY):
     collect_ignore.append("test_external.py")
 if FACTS and (not FED or not XIVE_LAZY):
     collect_ignore.append("test_external_stall.py")
+# iommufd and DMA run on edu (its DMA engine)
+if FACTS and not any(b["card"] == "edu" for b in FACTS["bound"]):
+    collect_ignore.append("test_iommufd_dma.py")
 # MSI is indifferent to nointxmask and the masking policy (both INTx's): its tests run
 # once per controller on 6.12, in the nointxmask=0 boots (CI's budget).
 if FACTS and (FACTS["kernel"] != "6.12" or FACTS["nointxmask"] != 0):
