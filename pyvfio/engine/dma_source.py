@@ -11,7 +11,7 @@ Then, as the profile's [dma] says, either
 
 import os
 
-from .. import uapi
+from ..intx import bus_master
 from ..errors import UsageError
 from ..vfio.dma import DmaBuffer
 
@@ -26,7 +26,7 @@ class DmaSource:
         span = -(-engine.size // dma.page) * dma.page
         self.buf = DmaBuffer(2 * span)
         self.src = self.dst = None
-        self.command = None
+        self.master_was = None       # COMMAND.MASTER before the run set it
         self.difference = None       # set at close: the first byte that did not arrive
         try:
             self.src = dma.map(self.buf, size=span, below=engine.mask)
@@ -41,9 +41,7 @@ class DmaSource:
                     self.buf.view[span + offset:span + offset + width] = value.to_bytes(width, "little")
             else:
                 self.buf.view[span:span + engine.size] = bytes(b ^ 0xFF for b in self.pattern)
-            # vfio-pci leaves bus mastering off: without it the card's DMA goes nowhere
-            self.command = host.config.read(uapi.PCI_COMMAND, 2)
-            host.config.write(uapi.PCI_COMMAND, 2, self.command | uapi.PCI_COMMAND_MASTER)
+            self.master_was = bus_master(host, True)   # else the card's DMA goes nowhere
         except BaseException:
             self.close()
             raise
@@ -87,10 +85,10 @@ class DmaSource:
     def close(self):
         """The bytes compared, bus mastering as it was, the pages unmapped (nothing
         left mapped)."""
-        if self.command is not None:     # set up completely: the card may have written
+        if self.master_was is not None:  # set up completely: the card may have written
             self.difference = self.first_difference()
-            self.host.config.write(uapi.PCI_COMMAND, 2, self.command)
-            self.command = None
+            bus_master(self.host, self.master_was)
+            self.master_was = None
         for m in (self.dst, self.src):
             if m is not None and m in self.dma.mappings:
                 self.dma.unmap(m)

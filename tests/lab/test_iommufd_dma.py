@@ -5,10 +5,11 @@ engine moving bytes through those maps and raising INTx when done."""
 
 import pytest
 
-from pyvfio import cli, doctor, uapi
+from pyvfio import cli, doctor
 from pyvfio.engine import Run, RunConfig
 from pyvfio.engine.dma_source import DmaSource
 from pyvfio.errors import UsageError, VfioError
+from pyvfio.intx import bus_master
 from pyvfio.host import iommufd
 from pyvfio.host.system import uname
 from pyvfio.lab import guest
@@ -87,7 +88,7 @@ def test_the_byte_check_fails_when_the_card_cannot_reach_memory(monkeypatch):
 
     def no_master(self, host, profile):
         setup(self, host, profile)
-        host.config.write(uapi.PCI_COMMAND, 2, self.command & ~uapi.PCI_COMMAND_MASTER)
+        bus_master(host, False)
 
     monkeypatch.setattr(DmaSource, "__init__", no_master)
     with open_device(EDU) as dev:
