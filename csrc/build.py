@@ -7,8 +7,12 @@ pyvfio refuses to run with a compiled module older than its sources.
 Cross-building (the ppc64le lab) calls `emit_c_code` on `ffibuilder` and compiles
 the C with the target's compiler.
 """
+import os
 import pathlib
+import shlex
+import subprocess
 import sys
+import sysconfig
 
 import cffi
 
@@ -89,12 +93,27 @@ def _c_source(name):
                    if not line.startswith('#include "'))
 
 
+def headers_have_iommufd():
+    """Whether the C compiler that builds the extension ($CC, as distutils picks it;
+    the ppc64le cross-build sets CC) finds iommufd and vfio's cdev ioctls in the
+    kernel headers: the iommufd declarations are compiled in only then."""
+    cc = shlex.split(os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc")
+    cmd = cc + shlex.split(os.environ.get("CFLAGS", "")) + ["-fsyntax-only", "-x", "c", "-"]
+    try:
+        return subprocess.run(cmd, input=uapi_decls.IOMMUFD_PROBE, text=True,
+                              capture_output=True).returncode == 0
+    except OSError:
+        return False
+
+
 def build_ffi(module="pyvfio._ffi"):
     ffi = cffi.FFI()
     stamp = source_stamp(HERE)
-    ffi.cdef(uapi_decls.cdef())
+    iommufd = headers_have_iommufd()
+    ffi.cdef(uapi_decls.cdef(iommufd))
     ffi.cdef("""
         const char *pyvfio_ffi_stamp(void);
+        #define PYVFIO_UAPI_IOMMUFD ...
         uint64_t pyvfio_mmio_read(const void *base, size_t off, int width);
         void pyvfio_mmio_write(void *base, size_t off, int width, uint64_t v);
     """)
@@ -104,7 +123,8 @@ def build_ffi(module="pyvfio._ffi"):
         extra_src.append(_c_source(name))
     ffi.set_source(
         module,
-        uapi_decls.INCLUDES
+        uapi_decls.includes(iommufd)
+        + f"#define PYVFIO_UAPI_IOMMUFD {int(iommufd)}\n"
         + "\n".join(extra_src)
         + f'\nconst char *pyvfio_ffi_stamp(void) {{ return "{stamp}"; }}\n',
         extra_compile_args=["-O2", "-Wall"],

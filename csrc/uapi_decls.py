@@ -21,6 +21,28 @@ struct vfio_region_info { uint32_t argsz; uint32_t flags; uint32_t index;
 struct vfio_irq_info { uint32_t argsz; uint32_t flags; uint32_t index; uint32_t count; ...; };
 struct vfio_irq_set { uint32_t argsz; uint32_t flags; uint32_t index; uint32_t start;
                       uint32_t count; ...; };
+struct vfio_iommu_type1_info { uint32_t argsz; uint32_t flags; uint64_t iova_pgsizes;
+                               uint32_t cap_offset; ...; };
+struct vfio_info_cap_header { uint16_t id; uint16_t version; uint32_t next; ...; };
+struct vfio_iova_range { uint64_t start; uint64_t end; ...; };
+struct vfio_iommu_type1_info_cap_iova_range { struct vfio_info_cap_header header;
+                                              uint32_t nr_iovas; uint32_t reserved;
+                                              struct vfio_iova_range iova_ranges[]; };
+struct vfio_iommu_type1_dma_map { uint32_t argsz; uint32_t flags; uint64_t vaddr; uint64_t iova;
+                                  uint64_t size; ...; };
+struct vfio_iommu_type1_dma_unmap { uint32_t argsz; uint32_t flags; uint64_t iova; uint64_t size;
+                                    ...; };
+struct vfio_iommu_spapr_tce_ddw_info { uint64_t pgsizes; uint32_t max_dynamic_windows_supported;
+                                       uint32_t levels; ...; };
+struct vfio_iommu_spapr_tce_info { uint32_t argsz; uint32_t flags; uint32_t dma32_window_start;
+                                   uint32_t dma32_window_size;
+                                   struct vfio_iommu_spapr_tce_ddw_info ddw; ...; };
+struct vfio_iommu_spapr_register_memory { uint32_t argsz; uint32_t flags; uint64_t vaddr;
+                                          uint64_t size; ...; };
+struct vfio_iommu_spapr_tce_create { uint32_t argsz; uint32_t flags; uint32_t page_shift;
+                                     uint64_t window_size; uint32_t levels; uint64_t start_addr;
+                                     ...; };
+struct vfio_iommu_spapr_tce_remove { uint32_t argsz; uint32_t flags; uint64_t start_addr; ...; };
 """
 
 # Integer constants; each name is also an attribute of pyvfio.uapi.
@@ -40,6 +62,9 @@ VFIO_PCI_BAR0_REGION_INDEX VFIO_PCI_BAR5_REGION_INDEX VFIO_PCI_ROM_REGION_INDEX
 VFIO_PCI_CONFIG_REGION_INDEX VFIO_PCI_VGA_REGION_INDEX VFIO_PCI_NUM_REGIONS
 VFIO_PCI_INTX_IRQ_INDEX VFIO_PCI_MSI_IRQ_INDEX VFIO_PCI_MSIX_IRQ_INDEX
 VFIO_PCI_ERR_IRQ_INDEX VFIO_PCI_REQ_IRQ_INDEX VFIO_PCI_NUM_IRQS
+VFIO_IOMMU_INFO_PGSIZES VFIO_IOMMU_INFO_CAPS VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE
+VFIO_DMA_MAP_FLAG_READ VFIO_DMA_MAP_FLAG_WRITE
+VFIO_IOMMU_SPAPR_INFO_DDW
 """.split()
 
 # Config-space offsets and bits from <linux/pci_regs.h>: the one home of PCI
@@ -62,7 +87,45 @@ VFIO_GROUP_GET_DEVICE_FD
 VFIO_DEVICE_GET_INFO VFIO_DEVICE_GET_REGION_INFO VFIO_DEVICE_GET_IRQ_INFO
 VFIO_DEVICE_SET_IRQS VFIO_DEVICE_RESET
 VFIO_IOMMU_GET_INFO VFIO_IOMMU_SPAPR_TCE_GET_INFO VFIO_IOMMU_ENABLE
+VFIO_IOMMU_MAP_DMA VFIO_IOMMU_UNMAP_DMA
+VFIO_IOMMU_SPAPR_REGISTER_MEMORY VFIO_IOMMU_SPAPR_UNREGISTER_MEMORY
+VFIO_IOMMU_SPAPR_TCE_CREATE VFIO_IOMMU_SPAPR_TCE_REMOVE
 """.split()
+
+# iommufd (<linux/iommufd.h>, Linux 6.2) and vfio's device cdev ioctls (6.6): declared
+# only when the headers the extension is compiled against have them (Debian 12's
+# linux-libc-dev is 6.1: it has neither).  uapi.IOMMUFD_UAPI says which it was.
+IOMMUFD_INCLUDES = """
+#include <linux/iommufd.h>
+"""
+
+IOMMUFD_TYPES = """
+struct iommu_destroy { uint32_t size; uint32_t id; ...; };
+struct iommu_ioas_alloc { uint32_t size; uint32_t flags; uint32_t out_ioas_id; ...; };
+struct iommu_ioas_map { uint32_t size; uint32_t flags; uint32_t ioas_id; uint64_t user_va;
+                        uint64_t length; uint64_t iova; ...; };
+struct iommu_ioas_unmap { uint32_t size; uint32_t ioas_id; uint64_t iova; uint64_t length; ...; };
+struct vfio_device_bind_iommufd { uint32_t argsz; uint32_t flags; int32_t iommufd;
+                                  uint32_t out_devid; ...; };
+struct vfio_device_attach_iommufd_pt { uint32_t argsz; uint32_t flags; uint32_t pt_id; ...; };
+"""
+
+IOMMUFD_CONSTANTS = """
+IOMMU_IOAS_MAP_FIXED_IOVA IOMMU_IOAS_MAP_WRITEABLE IOMMU_IOAS_MAP_READABLE
+""".split()
+
+IOMMUFD_IOCTLS = """
+IOMMU_DESTROY IOMMU_IOAS_ALLOC IOMMU_IOAS_MAP IOMMU_IOAS_UNMAP
+VFIO_DEVICE_BIND_IOMMUFD VFIO_DEVICE_ATTACH_IOMMUFD_PT VFIO_DEVICE_DETACH_IOMMUFD_PT
+""".split()
+
+# What a compiler must accept for the iommufd declarations to be compiled in.
+IOMMUFD_PROBE = IOMMUFD_INCLUDES + """
+#include <linux/vfio.h>
+struct vfio_device_bind_iommufd probe_bind;
+unsigned long probe_nr = VFIO_DEVICE_BIND_IOMMUFD;
+"""
+
 
 # <linux/kvm.h>: only what is the same on every architecture (the KVM guest builds
 # its vCPU state from the reset state, so no x86-only kvm_regs/kvm_sregs here, and
@@ -103,7 +166,13 @@ KVM_SET_MP_STATE
 """.split()
 
 
-def cdef():
-    consts = "".join(f"#define {name} ...\n" for name in CONSTANTS + PCI_CONSTANTS + KVM_CONSTANTS)
-    ioctls = "".join(f"static const unsigned long {name};\n" for name in IOCTLS + KVM_IOCTLS)
-    return TYPES + KVM_TYPES + consts + ioctls
+def includes(iommufd):
+    return INCLUDES + (IOMMUFD_INCLUDES if iommufd else "")
+
+
+def cdef(iommufd):
+    names = CONSTANTS + PCI_CONSTANTS + KVM_CONSTANTS + (IOMMUFD_CONSTANTS if iommufd else [])
+    consts = "".join(f"#define {name} ...\n" for name in names)
+    ioctls = "".join(f"static const unsigned long {name};\n"
+                     for name in IOCTLS + KVM_IOCTLS + (IOMMUFD_IOCTLS if iommufd else []))
+    return TYPES + KVM_TYPES + (IOMMUFD_TYPES if iommufd else "") + consts + ioctls

@@ -208,20 +208,12 @@ class Intx:
                 self.unmask_efd = EventFd()
             self.seq = self._build()
         if self.irq != "intx" and self.master_was is None:
-            self.master_was = self._bus_master(True)
+            self.master_was = bus_master(self.host, True)
         try:
             run_steps(self.host, self.seq.enable)
         except VfioError as exc:
             raise self._explained(exc) from None
         self.enabled = True
-
-    def _bus_master(self, on):
-        """Set or clear COMMAND.MASTER; returns whether it was set."""
-        config = self.host.region(uapi.VFIO_PCI_CONFIG_REGION_INDEX)
-        command = config.read(uapi.PCI_COMMAND, 2)
-        bit = uapi.PCI_COMMAND_MASTER
-        config.write(uapi.PCI_COMMAND, 2, command | bit if on else command & ~bit)
-        return bool(command & bit)
 
     def _explained(self, exc):
         """EBUSY from the trigger: vfio-pci asked for an exclusive line (it masks at
@@ -270,7 +262,7 @@ class Intx:
             run_steps(self.host, self.seq.disable)
         finally:
             if self.master_was is False:   # the card makes no memory writes once more
-                self._bus_master(False)
+                bus_master(self.host, False)
             self.master_was = None
 
     def rearm(self):
@@ -295,6 +287,17 @@ class Intx:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def bus_master(host, on):
+    """Set or clear the card's COMMAND.MASTER; returns whether it was set.  vfio-pci
+    leaves it as found, and a card's MSI message and its DMA are both memory writes
+    that go nowhere without it: the one home of that bit, for both."""
+    config = host.region(uapi.VFIO_PCI_CONFIG_REGION_INDEX)
+    command = config.read(uapi.PCI_COMMAND, 2)
+    bit = uapi.PCI_COMMAND_MASTER
+    config.write(uapi.PCI_COMMAND, 2, command | bit if on else command & ~bit)
+    return bool(command & bit)
 
 
 def check_kind(irq, unmask_mode="ioctl", rearm_each=False):

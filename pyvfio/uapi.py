@@ -62,26 +62,52 @@ IOCTL_NR = {
     "VFIO_IOMMU_GET_INFO": 12,
     "VFIO_IOMMU_SPAPR_TCE_GET_INFO": 12,
     "VFIO_IOMMU_ENABLE": 15,
+    "VFIO_IOMMU_MAP_DMA": 13,
+    "VFIO_IOMMU_UNMAP_DMA": 14,
+    "VFIO_IOMMU_SPAPR_REGISTER_MEMORY": 17,
+    "VFIO_IOMMU_SPAPR_UNREGISTER_MEMORY": 18,
+    "VFIO_IOMMU_SPAPR_TCE_CREATE": 19,
+    "VFIO_IOMMU_SPAPR_TCE_REMOVE": 20,
+    # on a device cdev fd (Linux 6.6), the same numbers as the sPAPR ones above
+    "VFIO_DEVICE_BIND_IOMMUFD": 18,
+    "VFIO_DEVICE_ATTACH_IOMMUFD_PT": 19,
+    "VFIO_DEVICE_DETACH_IOMMUFD_PT": 20,
+}
+
+# <linux/iommufd.h>: _IO(IOMMUFD_TYPE, IOMMUFD_CMD_*), IOMMUFD_TYPE is VFIO's ';'.
+IOMMUFD_CMD = {
+    "IOMMU_DESTROY": 0x80,
+    "IOMMU_IOAS_ALLOC": 0x81,
+    "IOMMU_IOAS_MAP": 0x85,
+    "IOMMU_IOAS_UNMAP": 0x86,
 }
 
 
 def ioctl_numbers(machine=None):
-    return {name: _vfio_io(n, machine) for name, n in IOCTL_NR.items()}
+    out = {name: _vfio_io(n, machine) for name, n in IOCTL_NR.items()}
+    out.update({name: ioc_for_arch(ioctl_opt.IO(VFIO_TYPE, n), machine)
+                for name, n in IOMMUFD_CMD.items()})
+    return out
 
 
 globals().update(ioctl_numbers())
 
 
 
+# Whether the extension was compiled against headers with iommufd (csrc/uapi_decls.py).
+IOMMUFD_UAPI = bool(lib.PYVFIO_UAPI_IOMMUFD)
+
+
 def header_ioctls():
-    """The request numbers as the kernel header computes them (for the cross-check)."""
-    return {name: int(getattr(lib, name)) for name in IOCTL_NR}
+    """The request numbers as the kernel headers compute them (for the cross-check):
+    every one pyvfio computes, less the iommufd ones when the headers lack them."""
+    return {name: int(getattr(lib, name)) for name in ioctl_numbers() if hasattr(lib, name)}
 
 
-# Constants straight from the headers (<linux/vfio.h>, <linux/pci_regs.h>), through
-# the extension.
+# Constants straight from the headers (<linux/vfio.h>, <linux/pci_regs.h>,
+# <linux/iommufd.h>), through the extension.
 for _name in dir(lib):
-    if _name.startswith(("VFIO_", "PCI_")) and _name not in IOCTL_NR:
+    if _name.startswith(("VFIO_", "PCI_", "IOMMU_")) and _name not in ioctl_numbers():
         globals()[_name] = getattr(lib, _name)
 del _name
 

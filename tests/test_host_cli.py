@@ -291,6 +291,7 @@ def test_info_shows_regions_and_irqs_when_vfio_opens_the_device(host, monkeypatc
 
     class Dev:
         num_irqs = 5
+        iommu = "type1v2"
 
         def __enter__(self):
             return self
@@ -327,6 +328,7 @@ def test_info_shows_regions_and_irqs_when_vfio_opens_the_device(host, monkeypatc
     assert "region 2" not in out                             # size 0: absent
     assert "\tregion 7 config: size 0x100" in out
     assert "\tirq 0 INTx: count 1, automasked|eventfd|maskable" in out
+    assert "VFIO (opened through type1v2):" in out
     assert cli.main(["info", CARD, "--json"]) == 0
     vfio = json.loads(capsys.readouterr().out)["vfio"]
     assert vfio["available"] and vfio["blockers"] == [] and len(vfio["irqs"]) == 5

@@ -244,3 +244,22 @@ def test_a_set_stop_ends_the_boot():
     t0 = time.monotonic()
     out = vm.run(["sleep", "60"], timeout=60, stop=stop)
     assert out.stopped and not out.timed_out and time.monotonic() - t0 < 10
+
+
+def test_slots_take_the_free_one_and_a_stop_ends_the_wait(tmp_path, monkeypatch):
+    import fcntl
+    import threading
+
+    from pyvfio.lab import session
+    from pyvfio.lab.errors import LabError
+
+    monkeypatch.setattr(session, "VM_LOCK", str(tmp_path / "vm.lock"))
+    monkeypatch.setenv("PYVFIO_LAB_VMS", "2")
+    held = open(tmp_path / "vm.lock", "a")          # another VM holds slot 0
+    fcntl.flock(held, fcntl.LOCK_EX)
+    with session._vm_slot():                       # slot 1 is free: no wait
+        stop = threading.Event()
+        threading.Timer(0.3, stop.set).start()
+        with pytest.raises(LabError, match="stopped while waiting for a lab VM slot"):
+            with session._vm_slot(stop):           # both taken: waits until stopped
+                pass

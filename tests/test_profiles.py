@@ -113,6 +113,23 @@ MISTAKES = {
     "no irq kind": (('description = "a test card"\n', 'description = "a test card"\nirqs = []\n'),
                     3, "irqs lists no interrupt kind"),
 }
+DMA = '\n[dma]\nbuffer = 0x40000\nsize = 0x800\nmask = 0x0fffffff\n'
+RAISE_DMA = 'raise_dma = [{ write = "RAISE", value = "dma.src" }]\n'
+MISTAKES.update({
+    "dma without raise_dma": ((GOOD.splitlines()[-1], GOOD.splitlines()[-1] + "\n" + DMA), 18,
+                              "raise_dma and [dma] come as a pair"),
+    "dma value elsewhere": (('raise = [{ write = "RAISE", value = 1 }]',
+                             'raise = [{ write = "RAISE", value = "dma.src" }]'), 20,
+                            "dma.* values are known only to raise_dma"),
+    "unknown dma value": (("init = []\n", "init = []\n" + RAISE_DMA.replace("dma.src", "dma.from")), 20,
+                          "one of dma.src, dma.dst, dma.buffer, dma.size"),
+    "dma mask not 2^n-1": (((GOOD.splitlines()[-1], GOOD.splitlines()[-1] + "\n" + RAISE_DMA),
+                            ("[programs]", DMA.replace("0x0fffffff", "0x1000ffff") + "[programs]")), 22,
+                           "is not 2^n - 1"),
+    "dma missing a key": (((GOOD.splitlines()[-1], GOOD.splitlines()[-1] + "\n" + RAISE_DMA),
+                           ("[programs]", DMA.replace("size = 0x800\n", "") + "[programs]")), 19,
+                          "[dma] has no size"),
+})
 MISTAKES["byteswap a byte"] = (
     (("widths = [4]", "widths = [1, 4]"), ('ids = ["abcd:0001"]', 'ids = ["abcd:0001"]\nidentify = '
                                           '{ reg = "ID", value = 1, byteswap = true }'),
@@ -334,6 +351,35 @@ def test_a_byte_swapped_edu_is_recognised_and_driven():
     assert prof.swapped is True and prof.raise_ops[0].value == 0x01000000
     r = Run(host, prof, RunConfig(loops=20, engine="python", watchdog_ms=0)).execute()
     assert r.verdict == "ok" and r.counts.delivered == 20 and host.card.status == 0
+
+
+def test_raise_dma_values_are_bound_to_the_run_and_swapped_like_every_constant():
+    text = (GOOD.replace("[programs]", "[dma]\nbuffer = 0x40000\nsize = 0x800\nmask = 0x0fffffff\n\n[programs]")
+            + 'raise_dma = [{ write = "RAISE", value = "dma.dst" }, { write = "ACK", value = "dma.size" }]\n')
+    spec, probs = check_text("card.toml", text)
+    assert probs == [] and spec.dma.buffer == 0x40000 and spec.dma.mask == 0x0FFFFFFF
+
+    class Card(profiles.CardProfile):
+        def __init__(self, swapped):
+            self.spec, self.swapped, self._programs = spec, swapped, {}
+
+    values = {"dma.src": 0x1000, "dma.dst": 0x2000, "dma.buffer": 0x40000, "dma.size": 0x800}
+    plain, swapped = Card(False), Card(True)
+    plain.bind_dma(values)
+    swapped.bind_dma(values)
+    assert [op.value for op in plain.raise_ops] == [0x2000, 0x800]
+    assert [op.value for op in swapped.raise_ops] == [0x00200000, 0x00080000]
+    assert not any(op.symbol for op in plain.raise_ops)
+
+
+def test_source_dma_needs_a_profile_with_a_dma_engine_and_a_vfio_card():
+    host = ModelHost("ioapic", "2.3", "unlazy")
+    prof = profiles.probe(host, "rw")        # edu: it has one, but the model host maps nothing
+    with pytest.raises(UsageError, match="--source dma needs a card opened through VFIO"):
+        Run(host, prof, RunConfig(loops=1, source="dma"))
+    prof.spec = profiles.named("rtl8139")
+    with pytest.raises(UsageError, match="raises no interrupt by DMA .no \\[dma\\] and raise_dma"):
+        Run(host, prof, RunConfig(loops=1, source="dma"))
 
 
 def test_a_card_that_fails_identification_is_refused():

@@ -1,7 +1,9 @@
 """The kernel interface: constants and layouts from <linux/vfio.h>, ioctl numbers."""
 
+import pathlib
 import shutil
 import subprocess
+import sys
 
 import pytest
 
@@ -9,10 +11,27 @@ from pyvfio import _binding, uapi
 from pyvfio._binding import ffi
 from pyvfio.errors import PyvfioError
 
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "csrc"))
+import uapi_decls  # noqa: E402
+
+
+IOMMUFD_IOCTLS = set(uapi_decls.IOMMUFD_IOCTLS)
+
 
 def test_python_ioctl_numbers_equal_the_headers_on_this_machine():
     # header_ioctls() comes from the compiled extension (the C preprocessor's values)
-    assert uapi.ioctl_numbers() == uapi.header_ioctls()
+    numbers, header = uapi.ioctl_numbers(), uapi.header_ioctls()
+    assert header == {name: numbers[name] for name in header}
+    # only iommufd's may be missing, and only from an extension built without them
+    assert set(numbers) - set(header) == (set() if uapi.IOMMUFD_UAPI else IOMMUFD_IOCTLS)
+
+
+def test_iommufd_numbers_as_the_6_12_header_has_them():
+    # <linux/iommufd.h>: _IO(';', 0x81) and friends; VFIO_BASE + 18/19 on the cdev
+    n = uapi.ioctl_numbers("x86_64")
+    assert (n["IOMMU_IOAS_ALLOC"], n["IOMMU_IOAS_MAP"], n["IOMMU_IOAS_UNMAP"]) == (0x3B81, 0x3B85, 0x3B86)
+    assert (n["VFIO_DEVICE_BIND_IOMMUFD"], n["VFIO_DEVICE_ATTACH_IOMMUFD_PT"]) == (0x3B76, 0x3B77)
+    assert uapi.ioctl_numbers("ppc64le")["IOMMU_IOAS_ALLOC"] == 0x20003B81
 
 
 def test_known_values_per_arch():
@@ -27,12 +46,16 @@ def test_ppc64le_numbers_equal_the_ppc64el_header():
     gcc = shutil.which("powerpc64le-linux-gnu-gcc")
     if gcc is None:
         pytest.skip("powerpc64le-linux-gnu-gcc not installed (tools/setup installs it as root)")
-    names = list(uapi.IOCTL_NR)
-    src = "#include <linux/vfio.h>\nunsigned long v[] = {" + ",".join(names) + "};\n"
+    probe = subprocess.run([gcc, "-fsyntax-only", "-x", "c", "-"], input=uapi_decls.IOMMUFD_PROBE,
+                           text=True, capture_output=True)
+    names = [n for n in uapi.ioctl_numbers() if probe.returncode == 0 or n not in IOMMUFD_IOCTLS]
+    src = ("#include <linux/vfio.h>\n" + (uapi_decls.IOMMUFD_INCLUDES if probe.returncode == 0 else "")
+           + "unsigned long v[] = {" + ",".join(names) + "};\n")
     asm = subprocess.run([gcc, "-x", "c", "-S", "-o", "-", "-"], input=src, text=True,
                          capture_output=True, check=True).stdout
     values = [int(line.split()[1], 0) for line in asm.splitlines() if line.strip().startswith(".quad")]
-    assert dict(zip(names, values)) == uapi.ioctl_numbers("ppc64le")
+    ppc = uapi.ioctl_numbers("ppc64le")
+    assert dict(zip(names, values)) == {n: ppc[n] for n in names}
 
 
 def test_other_arches_are_asm_generic():

@@ -20,7 +20,8 @@ out since they leave on bind), exclusive_needed (true when vfio-pci would
 request the line exclusively, null if unknown), group_members [{bdf, driver, is_bridge, breaks_viability}]
 (the others in its IOMMU group), notes [str]}, vfio {available, blockers [{reason, fix}], error (str or null),
 regions [{index, name, size, offset, flags, mmap, read, write}],
-irqs [{index, name, count, flags: [str]}]}.
+irqs [{index, name, count, flags: [str]}], iommu (how it was opened: "iommufd" or the
+container's IOMMU type)}.
 """
 
 import json
@@ -68,7 +69,8 @@ def vfio_facts(dev, root):
             irqs.append({"index": index, "name": IRQ_NAMES.get(index, f"irq{index}"),
                          "count": info.count,
                          "flags": _flag_names(info.flags, "VFIO_IRQ_INFO_")})
-    return {"regions": regions, "irqs": irqs}
+        opened = vdev.iommu
+    return {"regions": regions, "irqs": irqs, "iommu": opened}
 
 
 def _notes(line, exclusive):
@@ -212,7 +214,7 @@ def render(info, dev):
     for note in h["notes"]:
         out.append(f"\tnote: {note}")
     if v["available"]:
-        out.append("VFIO:")
+        out.append(f"VFIO (opened through {v['iommu']}):")
         for r in v["regions"]:
             how = "mmap" if r["mmap"] else "pread/pwrite"
             out.append(f"\tregion {r['index']} {r['name']}: size {r['size']:#x}, "

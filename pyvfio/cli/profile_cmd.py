@@ -6,6 +6,7 @@ import json
 import sys
 
 from ..errors import PyvfioError, UsageError
+from ..vfio.device import IOMMU_CHOICES, IOMMU_HELP
 
 EXIT_PROBLEMS = 1    # the file or the card does not hold what the profile says
 SETTLE_S = 0.1       # how long a cleared cause must stay quiet after the unmask
@@ -21,6 +22,7 @@ def add_arguments(p):
     ck.add_argument("bdf", nargs="?", help="a card bound to vfio-pci to check the profile against")
     ck.add_argument("--access", choices=("mmap", "rw"), default="mmap",
                     help="register access for the card check (default mmap, where the BAR allows it)")
+    ck.add_argument("--iommu", choices=IOMMU_CHOICES, default="auto", help=IOMMU_HELP)
 
 
 def run(args):
@@ -67,7 +69,7 @@ def _check(args):
     if args.bdf is None:
         return 0
     spec.source = "file"
-    if _check_card(spec, args.bdf, args.access):
+    if _check_card(spec, args.bdf, args.access, args.iommu):
         print(f"{args.file}: holds on {args.bdf}")
         return 0
     print(f"{args.file}: does not hold on {args.bdf}", file=sys.stderr)
@@ -79,7 +81,7 @@ def _say(ok, what):
     return ok
 
 
-def _check_card(spec, bdf, access):
+def _check_card(spec, bdf, access, iommu):
     """Each check as a line; True when all hold."""
     from ..cardlock import card_lock
     from ..host.pci import require
@@ -90,7 +92,7 @@ def _check_card(spec, bdf, access):
 
     bdf = require(bdf)
     print(f"{bdf}:")
-    with card_lock(bdf), open_device(bdf) as dev:
+    with card_lock(bdf), open_device(bdf, iommu) as dev:
         vendor, device, cls = card_ids(dev)
         good = _say(spec.accepts(vendor, device, cls),
                     f"card {vendor:04x}:{device:04x} class {cls:06x}: profile drives "

@@ -11,9 +11,11 @@ from ..engine.run import GUESTS, IRQCHIPS
 from ..errors import UsageError
 from ..intx import IRQ_KINDS, UNMASK_MODES
 from ..results import check_writable, envelope, write_atomic, write_json
+from ..vfio.device import IOMMU_CHOICES, IOMMU_HELP
 
 EXIT_THRESHOLD = 3   # p99 above --threshold
 EXIT_STALL = 5       # the watchdog saw a stall that was not recovered
+EXIT_DMA = 6         # --source dma: the bytes the card moved did not arrive
 
 
 def add_arguments(p):
@@ -35,7 +37,9 @@ def add_arguments(p):
     p.add_argument("--source", choices=SOURCES, default="raise",
                    help="raise: pyvfio raises each interrupt on the card (default); external: "
                         "interrupts come from outside (bytes into a serial port), pyvfio only "
-                        "services them with the profile's init_external/ack_external programs")
+                        "services them with the profile's init_external/ack_external programs; "
+                        "dma: the card's DMA engine moves bytes between pages mapped for it and "
+                        "interrupts when done (the profile's raise_dma; checked byte for byte)")
     p.add_argument("--irq", choices=IRQ_KINDS, default="intx",
                    help="the interrupt to drive: the INTx line (default), or vector 0 of the "
                         "card's MSI or MSI-X (an edge: no unmask step)")
@@ -66,7 +70,7 @@ def add_arguments(p):
                         "after every INTx enable (default: leave the kernel's)")
     p.add_argument("--threshold", type=float, metavar="US",
                    help="exit 3 when the round-trip p99 (external: the service p99) exceeds US")
-    p.add_argument("--iommu", help="IOMMU type to ask for (default: the best the host offers)")
+    p.add_argument("--iommu", choices=IOMMU_CHOICES, default="auto", help=IOMMU_HELP)
 
 
 def _status_line(run):
@@ -117,6 +121,17 @@ def summary_lines(result):
                        f"p99 {s['p99_us']:.2f}  p99.9 {s['p99.9_us']:.2f}  max {s['max_us']:.2f}")
     if result.get("throughput_per_s"):
         out.append(f"throughput {result['throughput_per_s']:.0f}/s")
+    d = result.get("dma")
+    if d is not None and d["check"] == "copy":
+        where = f"IOVA {d['src_iova']:#x} -> card -> IOVA {d['dst_iova']:#x} through {d['iommu']}"
+        out.append(f"DMA: {d['bytes']} bytes {where}: " + (
+            "arrived byte for byte" if d["arrived"] else
+            f"did NOT arrive (first difference at byte {d['first_difference']})"))
+    elif d is not None:
+        out.append(f"DMA: {d['bytes']} bytes sent from IOVA {d['src_iova']:#x} by the descriptor at "
+                   f"IOVA {d['dst_iova']:#x} through {d['iommu']}: " + (
+                       "its status written back" if d["arrived"] else
+                       f"status NOT written back (descriptor byte {d['first_difference']})"))
     k = result.get("kvm")
     if k:
         out.append(f"kvm guest: {k['irqchip']} GSI {k['gsi']} ({k['trigger']}), unmask {k['unmask']}: "
@@ -179,7 +194,8 @@ def run(args):
         if live:
             sys.stderr.write("\n")
         result = envelope("run", bdf=dev.bdf, host=_host_facts(dev.bdf), card=profile.describe(),
-                          modes={**config.__dict__, "policy": args.policy or "kernel"},
+                          modes={**config.__dict__, "policy": args.policy or "kernel",
+                                 "iommu": dev.iommu},
                           started_unix=started, **r.to_json())
     if args.json:
         write_json(args.json, result)
@@ -191,6 +207,8 @@ def run(args):
         return 130
     if verdict.of_run(r).cls == "stall":  # a stall not every time recovered
         return EXIT_STALL
+    if r.dma is not None and not r.dma.arrived:
+        return EXIT_DMA
     p99 = result["latency"]["service" if r.external else "round_trip"].get("p99_us")
     if args.threshold is not None and p99 is not None and p99 > args.threshold:
         print(f"p99 {p99:.2f} us exceeds the threshold {args.threshold} us", file=sys.stderr)

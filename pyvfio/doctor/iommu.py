@@ -1,9 +1,10 @@
 """The IOMMU (groups, kind) and, on x86, interrupt remapping (type1 needs it)."""
 
-from ..host import system
+from .. import uapi
+from ..host import iommufd, system
 from .check import FAIL, OK, WARN, Check
 
-POWERPC = ("ppc64le", "ppc64", "ppc", "powerpc")
+POWERPC = iommufd.POWERPC
 
 
 def checks(s, root, lines):
@@ -27,7 +28,18 @@ def checks(s, root, lines):
                  f"cmdline: {' '.join(s.cmdline_iommu) or 'no iommu words'}")]
     if s.machine not in POWERPC:
         out.append(_remapping(lines, root))
+    out.append(_iommufd(s, root))
     return out
+
+
+def _iommufd(s, root):
+    """Which of the two ways to open a device --iommu auto takes here."""
+    why = iommufd.unavailable(s.machine, s.kernel, None, root, uapi.IOMMUFD_UAPI)
+    if why is None:
+        return Check("iommufd", OK, "iommufd is available: --iommu auto opens devices through "
+                     "/dev/iommu and their cdev", "/dev/iommu exists")
+    return Check("iommufd", OK, "container only: " + why[0],
+                 f"/dev/iommu {'exists' if s.dev_iommu else 'is missing'}; kernel {s.kernel}")
 
 
 def _remapping(lines, root):

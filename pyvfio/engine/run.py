@@ -7,7 +7,7 @@ engine (C or Python; both execute the profile's register programs and the same
 protocol), handles stalls between batches (the watchdog), and always tears down:
 INTx disabled, card quiesced, fds closed, whatever happened.
 
-Two sources of interrupts (RunConfig.source):
+Three sources of interrupts (RunConfig.source):
 - "raise": pyvfio raises each interrupt on the card (the raise program) and times
   raise -> wakeup -> EOI;
 - "external": something outside raises them (bytes into a serial port, packets to
@@ -30,15 +30,17 @@ from ..intx import UNMASK_MODES, Intx, check_kind
 from ..verdict import of_run
 from . import python_engine
 from .batch import SIGNAL, TIMEOUT
+from .dma_source import DmaSource
 
 ENGINES = ("c", "python")
-SOURCES = ("raise", "external")
+SOURCES = ("raise", "external", "dma")
 GUESTS = ("toy", "kvm")      # toy: pyvfio's userspace guest; kvm: a real vCPU (pyvfio/kvm)
 IRQCHIPS = ("pic", "ioapic")  # the KVM guest's interrupt controller (in KVM)
 MAX_LOOPS = 10**9
 # What the three histograms of a run hold, by source (the items one counts, not ns).
 HISTOGRAMS = {"raise": ("wakeup", "service", "round_trip"),
-              "external": ("inter_arrival", "service", "items")}
+              "external": ("inter_arrival", "service", "items"),
+              "dma": ("wakeup", "service", "round_trip")}
 
 
 @dataclass
@@ -92,15 +94,14 @@ class RunConfig:
         if self.access not in ("mmap", "rw"):
             raise UsageError(f"unknown access mode {self.access!r}", "use mmap or rw")
         if self.source not in SOURCES:
-            raise UsageError(f"unknown interrupt source {self.source!r}", "use raise or external")
+            raise UsageError(f"unknown interrupt source {self.source!r}", "use raise, external or dma")
         if self.source == "external" and self.interval_us:
             raise UsageError("--interval paces raises; with --source external the card's "
                              "source sets the pace", "drop -i")
-        if self.guest != "kvm":
-            check_kind(self.irq, self.unmask, self.rearm_each)
-        elif self.irq != "intx":
-            raise UsageError(f"--guest kvm drives the card's INTx line through the irqchip, not --irq {self.irq}",
-                             "drop --irq, or use --guest toy")
+        if self.irq != "intx" and self.guest == "kvm":
+            raise UsageError(f"--irq {self.irq} is for --guest toy",
+                             "the KVM guest takes the card's INTx through its irqchip")
+        check_kind(self.irq, self.intx_mode, self.rearm_each)
 
 
     def _check_kvm(self):
@@ -157,6 +158,9 @@ class Run:
                              "no init_external/ack_external programs",
                              "use --source raise, or add them to the profile (enable a receive "
                              "cause; read the cause, drain, acknowledge)")
+        if config.source == "dma":
+            DmaSource.check(host, profile)
+        self.dma = None               # source dma: the pages the card moves bytes between
         self.host = host
         self.profile = profile
         self.config = config
@@ -224,6 +228,8 @@ class Run:
             self.intx.enable()
             if self.after_enable:
                 self.after_enable(self)
+            if cfg.source == "dma":
+                self.dma = DmaSource(self.host, self.profile)
             self.profile.init()
             if self.external:
                 self.profile.program("init_external")()
@@ -292,7 +298,8 @@ class Run:
         """Always: INTx disabled, card quiesced, fds closed (each step attempted)."""
         errors = []
         # host state first: once INTx is disabled, vfio's line leaves /proc/interrupts
-        for step in (self._host_after, self._close_engine, self.intx.close, self.profile.quiesce):
+        for step in (self._host_after, self._close_engine, self.intx.close, self.profile.quiesce,
+                     self._close_dma):
             try:
                 step()
             except Exception as exc:  # keep tearing down; report the first failure
@@ -304,6 +311,9 @@ class Run:
         if self._engine is not None:
             self._engine.close()
 
+    def _close_dma(self):
+        if self.dma is not None:
+            self.dma.close()
     def _host_state(self):
         return self.host.host_state(self.config.irq)
 
@@ -358,6 +368,8 @@ class Run:
                 "items_per_interrupt": {"count": items.count, "min": items.min, "max": items.max,
                                         "avg": items.sum / items.count if items.count else None,
                                         "buckets": self.hists[2].to_json()["buckets"]}}
+        if self.dma is not None:
+            out["dma"] = self.dma.to_json()
         guest = getattr(self._engine, "to_json", None)
         if guest is not None:  # the KVM guest: its irqchip, unmask path and counts
             out["kvm"] = guest()

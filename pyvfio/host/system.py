@@ -3,7 +3,7 @@
 import os
 from dataclasses import dataclass, field
 
-from . import inuse, paths, pci
+from . import inuse, iommufd, paths, pci
 
 VFIO_PCI_PARAMS = "sys/module/vfio_pci/parameters"
 
@@ -15,7 +15,8 @@ class System:
     (/dev/vfio/vfio exists), iommu_groups (count), iommu_units (/sys/class/iommu
     entries: dmar0, ivhd0...), cmdline_iommu (IOMMU words on the kernel command line),
     vfio_pci_module ("loaded", "module" (can be modprobed), "absent" (no module for
-    this kernel), "no-module-support" (the kernel cannot load modules))."""
+    this kernel), "no-module-support" (the kernel cannot load modules)), dev_iommu
+    (/dev/iommu exists: iommufd)."""
     kernel: str | None
     machine: str | None
     vfio_pci_loaded: bool
@@ -26,6 +27,7 @@ class System:
     iommu_units: list[str] = field(default_factory=list)
     cmdline_iommu: list[str] = field(default_factory=list)
     vfio_pci_module: str = "unknown"
+    dev_iommu: bool = False
     irq_threads_forced: bool = False    # PREEMPT_RT or threadirqs: genirq threads vfio's handler
     vfio_pci_core: dict = field(default_factory=dict)   # the module loaded: loaded_module()
 
@@ -47,7 +49,7 @@ def allow_unsafe_interrupts(root="/"):
     return None if text is None else text in ("Y", "1")
 
 
-def _uname(root):
+def uname(root="/"):
     """Kernel release and machine: os.uname() for the real host, procfs for a tree."""
     if root == "/":
         u = os.uname()
@@ -109,7 +111,7 @@ def vfio_pci_module(release, root="/"):
 
 
 def probe(root="/"):
-    kernel, machine = _uname(root)
+    kernel, machine = uname(root)
     try:
         units = sorted(os.listdir(paths.under(root, "sys/class/iommu")))
     except OSError:
@@ -125,6 +127,7 @@ def probe(root="/"):
         iommu_units=units,
         cmdline_iommu=[w for w in cmdline if "iommu" in w or w.startswith("vfio")],
         vfio_pci_module=vfio_pci_module(kernel, root),
+        dev_iommu=iommufd.dev_iommu(root),
         irq_threads_forced=irq_threads_forced(root),
         vfio_pci_core=loaded_module(root),
     )

@@ -1,16 +1,9 @@
-"""One place where KVM ioctls are issued (as vfio/ioctl.py for VFIO)."""
-
-import fcntl
+"""KVM's ioctls, issued through the one place (vfio/ioctl.py) with KvmError."""
 
 from ..errors import KvmError
+from ..vfio.ioctl import issue
 
 
 def kvm_ioctl(fd, op, request, arg=0, hint=None):
-    """Issue `op` (a KVM ioctl name) on fd; `arg` an int or a writable buffer.
-    Returns the ioctl's return value (an fd for the CREATE ioctls)."""
-    try:
-        if isinstance(arg, int):
-            return fcntl.ioctl(fd, request, arg)
-        return fcntl.ioctl(fd, request, arg, True)
-    except OSError as exc:
-        raise KvmError(op, exc.errno, hint=hint) from None
+    """A KVM ioctl; returns its value (an fd for the CREATE ioctls)."""
+    return issue(KvmError, fd, op, request, arg, hint)

@@ -42,6 +42,8 @@ ARCHES = {
         },
         "default_kernel": "6.12",
         "ics": ("ioapic",),
+        # No iommufd: Debian's 6.12 (amd64 and ppc64el) has CONFIG_IOMMUFD unset and
+        # so no iommufd.ko, /dev/iommu or vfio device cdev; 6.1 predates both.
         "modules": ["9p", "9pnet_virtio", "virtio_pci", "vfio_pci", "vfio_iommu_type1"],
         # /dev/kvm in the guest (tests/lab/test_kvm.py): AMD's, since TCG emulates SVM
         "kvm_modules": ["kvm_amd"],

@@ -70,7 +70,8 @@ def prepare(cache_root, cffi_version):
         emitter = _cffi(cache_root, cffi_version)
         headers = _headers(cache_root)
         c_file = out / "_ffi.c"
-        env = dict(os.environ, PYTHONPATH=str(emitter))
+        # CC: the emitted C declares iommufd only if the cross headers have it
+        env = dict(os.environ, PYTHONPATH=str(emitter), CC=CC)
         code = ("import sys; sys.path.insert(0, sys.argv[1]); import build; "
                 "build.ffibuilder.emit_c_code(sys.argv[2])")
         p = subprocess.run([sys.executable, "-c", code, str(CHECKOUT / "csrc"), str(c_file)],

@@ -30,6 +30,17 @@ def facts():
     return f
 
 
+def iommus():
+    """The ways a device opens in this guest (open_device's iommu): the container
+    always, iommufd too where the kernel has it (no lab kernel does yet: Debian's
+    6.12 is built without CONFIG_IOMMUFD).  Tests that run on each name both."""
+    from ..host import iommufd
+    from ..host.system import uname
+
+    kernel, machine = uname()
+    return ["container"] + (["iommufd"] if iommufd.unavailable(machine, kernel) is None else [])
+
+
 def bdf_of(card, f=None):
     """The BDF of the first bound card of that name, or None."""
     f = f or facts() or {}

@@ -167,7 +167,7 @@ def run(cfg, cache_root=None, echo=vm.echo_stdout, stop=None):
                      + f"; ic {cfg.ic}; nointxmask {cfg.nointxmask}; "
                      f"policy {cfg.policy}; vfio-pci {prep['vfio']['variant'] if prep['vfio'] else 'shipped'}"
                      f"), prepared in {time.monotonic() - t0:.1f} s")
-        with _vm_slot(), feeder.Feeders(cfg, run_dir):
+        with _vm_slot(stop), feeder.Feeders(cfg, run_dir):
             out = vm.run(cmd, cfg.timeout, echo=echo, stop=stop)
         if cfg.verbose:
             sys.stderr.write("--- guest console ---\n" + "\n".join(out.console) + "\n")
@@ -194,26 +194,36 @@ def vm_slots():
 
 
 @contextlib.contextmanager
-def _vm_slot():
+def _vm_slot(stop=None):
     """TCG guests are CPU-bound and this kind of machine has 2 cores: lab VMs on
     one machine (any checkout, any user of the lab) take one of the machine's VM
     slots, a flock each (slot 0 is VM_LOCK itself, slot k VM_LOCK.k), so neither
     their timeouts nor their timings depend on who else is running.  A process
-    allowed N slots takes a free one of the first N, else waits for slot 0."""
+    allowed N slots takes the first of them to be free; it waits polling, so a
+    set `stop` (see vm.run) ends the wait too."""
     slots = [VM_LOCK] + [f"{VM_LOCK}.{k}" for k in range(1, vm_slots())]
+    said = False
+    while (lock := _free_slot(slots)) is None:
+        if stop is not None and stop.is_set():
+            raise LabError("guest", "stopped while waiting for a lab VM slot: the run was interrupted")
+        if not said:
+            progress.say("waiting for another lab VM on this machine to finish ...")
+            said = True
+        time.sleep(0.5)
+    with lock:
+        yield
+
+
+def _free_slot(slots):
+    """The first free slot's locked file, or None."""
     for path in slots:
         lock = open(path, "a")
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            break
+            return lock
         except BlockingIOError:
             lock.close()
-    else:
-        progress.say("waiting for another lab VM on this machine to finish ...")
-        lock = open(VM_LOCK, "a")
-        fcntl.flock(lock, fcntl.LOCK_EX)
-    with lock:
-        yield
+    return None
 
 
 def _remove_run(run_dir, root):

@@ -46,6 +46,7 @@ class Op:
     status_offset: int = 0
     status_width: int = 0
     reg: str = ""                # the register's name, for messages
+    symbol: str = ""             # a write's value named, not given: "dma.src", ... (bind_dma)
 
     def offsets(self):
         """(bar, offset, width, write) of every access the op can make."""
@@ -238,6 +239,14 @@ class CardProfile:
     def raise_irq(self):
         self.program("raise")(self.raised)
         self.raised += 1
+
+    def bind_dma(self, values):
+        """--source dma: raise_dma, its dma.* values filled in from `values` (the
+        IOVAs the run mapped), becomes the raise program both engines run."""
+        fix = Op.swapped if self.swapped else (lambda op: op)
+        self.raise_ops = tuple(fix(replace(op, value=values[op.symbol], symbol="") if op.symbol else op)
+                               for op in self.spec.programs["raise_dma"])
+        self._programs.pop("raise", None)
 
     def ack(self):
         return self.program("ack")()

@@ -17,6 +17,15 @@
     STATUS = { bar = "regs", offset = 0x24, width = 4 }   # bar, width: defaults
     [programs]                          # init, raise, ack, quiesce; init_external,
     ack = [{ read = "STATUS", mask = 0xffffffff }, { write_cause = "ACK" }]  # ack_external
+    [dma]                               # optional: the card raises by DMA (--source dma)
+    buffer = 0x40000                    # the card's own buffer, in its address space
+    size = 0x1000                       # bytes one transfer moves
+    mask = 0x0fffffff                   # the highest IOVA the card reaches
+    descriptor = [{ offset = 0, width = 8, value = "dma.src" }]   # optional: a descriptor
+    written_back = { offset = 12, width = 1, mask = 0x01 }      # the run writes into dst,
+                                        # and what the card must write back into it
+    # then a raise_dma program, whose write values may be "dma.src" (the IOVA the
+    # card reads from), "dma.dst" (the IOVA it writes to), "dma.buffer", "dma.size"
 
 Ops (the key naming the kind names the register): write (value; rotate, stride),
 read (mask, invert), write_cause, delay_us, poll (mask, value, timeout_us), rmw
@@ -38,17 +47,23 @@ BAR_KINDS = ("mem", "io")
 WIDTHS = (1, 2, 4, 8)
 # pread/pwrite through vfio-pci and I/O ports move at most 4 bytes at a time.
 RW_WIDTHS = (1, 2, 4)
-PROGRAMS = ("init", "raise", "ack", "quiesce", "init_external", "ack_external")
+PROGRAMS = ("init", "raise", "ack", "quiesce", "init_external", "ack_external", "raise_dma")
 REQUIRED_PROGRAMS = PROGRAMS[:4]
-HOT_PROGRAMS = ("raise", "ack", "ack_external")   # run by the C loop, per interrupt
+HOT_PROGRAMS = ("raise", "ack", "ack_external", "raise_dma")   # run by the C loop, per interrupt
+# The values a raise_dma write may name, filled in when the run has mapped its pages.
+DMA_SYMBOLS = ("dma.src", "dma.dst", "dma.buffer", "dma.size")
 MAX_DELAY_US = 1_000_000
 MAX_POLL_US = 10_000_000
 MAX_DRAIN = 4096
 
 TOP_KEYS = {"name": str, "description": str, "irqs": list, "match": dict, "bars": dict,
-            "registers": dict, "programs": dict}
+            "registers": dict, "programs": dict, "dma": dict}
 # the interrupt kinds a profile can say its programs serve (pyvfio.intx.IRQ_KINDS)
 IRQS = ("intx", "msi", "msix")
+DMA_KEYS = {"buffer": int, "size": int, "mask": int, "descriptor": list, "written_back": dict}
+DMA_FIELD_KEYS = {"offset": int, "width": int, "value": (int, str)}
+DMA_DONE_KEYS = {"offset": int, "width": int, "mask": int}
+DMA_RING = 4096     # a descriptor lies within the first page of dst
 MATCH_KEYS = {"ids": list, "class": int, "identify": dict}
 IDENT_KEYS = {"reg": str, "mask": int, "value": int, "byteswap": bool}
 BAR_KEYS = {"index": (int, dict), "kind": (str, dict), "size": int, "access": list, "widths": list}
@@ -83,6 +98,21 @@ class Identify:
     byteswap: bool
 
 
+@dataclass(frozen=True)
+class DmaEngine:
+    """A card that moves `size` bytes between its own buffer (at `buffer` in its
+    address space) and IOVAs up to `mask`, raising its interrupt when done.  With a
+    `descriptor` ((offset, width, value or dma.* name), little-endian, as PCI's are)
+    the run writes it into the dst page and the card must write `written_back`
+    ((offset, width, mask): all mask bits set) there: a NIC's transmit ring; else
+    the card must copy src's bytes into dst."""
+    buffer: int
+    size: int
+    mask: int
+    descriptor: tuple = ()
+    written_back: tuple = None
+
+
 @dataclass
 class Profile:
     name: str
@@ -94,6 +124,7 @@ class Profile:
     identify: Identify = None
     bars: dict = field(default_factory=dict)       # name -> Bar
     programs: dict = field(default_factory=dict)   # name -> tuple of Op
+    dma: DmaEngine = None
     source: str = "builtin"                        # builtin, or the directory's origin
     shadows: str = None                            # the path of the profile this one hides
 
@@ -193,10 +224,66 @@ class _Checker:
         regs = self.registers(top.get("registers", {}), p)
         if "match" in top:
             self.match(top["match"], p, regs)
+        if "dma" in top:
+            self.dma(top["dma"], p)
         if "programs" in top:
             self.programs(top["programs"], p, regs)
         return p
 
+    # --- [dma] -----------------------------------------------------------------------
+    def dma(self, value, p):
+        t = self.table(("dma",), value, DMA_KEYS, "[dma]")
+        missing = [k for k in ("size", "mask") if k not in value]
+        if missing:
+            self.bad(("dma",), f"[dma] has no {' or '.join(missing)}",
+                     "give size (bytes a transfer moves) and mask (the highest IOVA it reaches)")
+            return
+        if len(t) != len(value):
+            return
+        fields = []
+        for i, f in enumerate(t.get("descriptor", [])):
+            where = ("dma", "descriptor", i)
+            f = self.table(where, f, DMA_FIELD_KEYS, "a descriptor field") if isinstance(f, dict) else {}
+            if set(f) != set(DMA_FIELD_KEYS):
+                self.bad(where, "a descriptor field needs offset, width and value",
+                         '{ offset = 0, width = 8, value = "dma.src" }')
+                return
+            if not self._dma_field(where, f["offset"], f["width"]):
+                return
+            if isinstance(f["value"], str) and f["value"] not in DMA_SYMBOLS:
+                self.bad(where + ("value",), f"descriptor value {f['value']!r}",
+                         f"make it a whole number or one of {', '.join(DMA_SYMBOLS)}")
+                return
+            fields.append((f["offset"], f["width"], f["value"]))
+        done = None
+        if "written_back" in t:
+            where = ("dma", "written_back")
+            w = self.table(where, t["written_back"], DMA_DONE_KEYS, "written_back")
+            if set(w) != set(DMA_DONE_KEYS) or not fields:
+                self.bad(where, "written_back needs offset, width and mask, and a descriptor",
+                         "name the status bits the card writes back into the descriptor")
+                return
+            if not self._dma_field(where, w["offset"], w["width"]):
+                return
+            done = (w["offset"], w["width"], w["mask"])
+        elif fields:
+            self.bad(("dma", "descriptor"), "a descriptor without written_back",
+                     "say what the card writes back into it when done")
+            return
+        if not 0 < t["size"] <= 1 << 20:
+            self.bad(("dma", "size"), f"DMA size {t['size']:#x}", "use 1 byte to 1 MiB")
+        elif t["mask"] < t["size"] or t["mask"] & (t["mask"] + 1):
+            self.bad(("dma", "mask"), f"DMA mask {t['mask']:#x} is not 2^n - 1 above the size",
+                     "give the card's DMA mask, e.g. 0x0fffffff for 28 address bits")
+        else:
+            p.dma = DmaEngine(t.get("buffer", 0), t["size"], t["mask"], tuple(fields), done)
+
+    def _dma_field(self, where, offset, width):
+        if width not in WIDTHS or not 0 <= offset <= DMA_RING - width or offset % width:
+            self.bad(where, f"descriptor field at {offset:#x} ({width} bytes)",
+                     f"use a width of 1, 2, 4 or 8 at an aligned offset within {DMA_RING:#x} bytes")
+            return False
+        return True
     # --- irqs ------------------------------------------------------------------------
     def irqs(self, value, p):
         good = []
@@ -386,6 +473,9 @@ class _Checker:
             if name not in value:
                 self.bad(("programs",), f"no {name} program", f"add {name} = [ ... ] to [programs] "
                          "(an empty list if the card needs nothing)")
+        if ("raise_dma" in value) != (p.dma is not None):
+            self.bad(("programs",), "raise_dma and [dma] come as a pair",
+                     "give both (the card's DMA engine; the program that starts a transfer) or neither")
         if ("init_external" in value) != ("ack_external" in value):
             self.bad(("programs",), "init_external and ack_external come as a pair",
                      "give both (enable a receive cause; service it) or neither")
@@ -405,6 +495,10 @@ class _Checker:
                     and len(compiled) == len(ops):
                 self.bad(where, f"{name} reads no cause", "add { read = REG, mask = BITS }: without a cause "
                          "every interrupt counts as spurious")
+            for i, o in enumerate(compiled):
+                if o.symbol and name != "raise_dma":
+                    self.bad(where + (i,), f"{o.symbol} in {name}",
+                             "dma.* values are known only to raise_dma")
             seen_read = False
             for i, o in enumerate(compiled):
                 if o.kind == READ:
@@ -433,7 +527,12 @@ class _Checker:
             if k != kind and k not in takes:
                 self.bad(where + (k,), f"{kind} takes no {k!r}", f"{kind} takes {', '.join(sorted(takes)) or 'nothing else'}")
                 return None
-            if k not in (kind, "while") and not _is(v, int):
+            if k == "value" and kind == WRITE and isinstance(v, str):
+                if v not in DMA_SYMBOLS:
+                    self.bad(where + (k,), f"write value {v!r}",
+                             f"make it a whole number or one of {', '.join(DMA_SYMBOLS)}")
+                    return None
+            elif k not in (kind, "while") and not _is(v, int):
                 self.bad(where + (k,), f"{kind} {k} is {v!r}", "make it a whole number")
                 return None
         for k in sorted(needs - set(o)):
@@ -451,7 +550,9 @@ class _Checker:
         bar, off, width = reg
         args = dict(bar=bar, offset=off, width=width, reg=o[kind])
         for k in ("value", "mask", "invert"):
-            if k in o:
+            if k in o and isinstance(o[k], str):
+                args["symbol"] = o[k]        # filled in by CardProfile.bind_dma
+            elif k in o:
                 self.fits(where + (k,), o[k], width, k)
                 args[k] = o[k]
         if kind == WRITE and ("rotate" in o or "stride" in o):

@@ -1,6 +1,6 @@
 """A vfio-pci device: info, regions, IRQ info, SET_IRQS, reset; and open_device(),
-which opens container, group and device together and closes them in the right
-order (device, then group, then container)."""
+the one open path: container and group (legacy VFIO) or iommufd and the device
+cdev, opened together and closed in the right order (device first)."""
 
 import errno
 import os
@@ -9,9 +9,12 @@ from .. import uapi
 from .._binding import ffi
 from ..backend import IrqInfo
 from ..errors import UsageError, VfioError
-from ..host import interrupts, pci
-from .container import Container
+from ..host import interrupts, paths, pci, system
+from ..host import iommufd as host_iommufd
+from .container import IOMMU_TYPES, Container
 from .group import Group
+from .dma import Dma
+from .iommufd import IommuFd, open_cdev
 from .ioctl import vfio_ioctl
 from .region import ACCESS_MODES, Region
 
@@ -26,12 +29,14 @@ class Device:
 
     name = "vfio"
 
-    def __init__(self, fd, bdf, group=None, container=None, root="/"):
+    def __init__(self, fd, bdf, group=None, container=None, root="/", iommufd=None):
         self.fd = fd
         self.bdf = bdf
         self.group = group
         self.container = container
+        self.iommufd = iommufd
         self.root = root
+        self._dma = None
         self._regions = {}
         self._irq_set_cache = {}
         info = ffi.new("struct vfio_device_info *")
@@ -171,8 +176,25 @@ class Device:
         return irq, interrupts.other_holders(line, self.bdf)
 
     # --- lifetime --------------------------------------------------------------------
+    @property
+    def iommu(self):
+        """How the device was opened: "iommufd" or the container's IOMMU type."""
+        return "iommufd" if self.iommufd is not None else self.container.iommu_type
+
+    def dma(self):
+        """The device's DMA mappings (vfio/dma.py), closed with the device."""
+        if self._dma is None:
+            self._dma = Dma(self)
+        return self._dma
+
     def close(self):
-        """Device first, then group, then container."""
+        """DMA unmapped, then the device, then group and container, or iommufd."""
+        if self._dma is not None:
+            dma, self._dma = self._dma, None
+            try:
+                dma.close()
+            except VfioError:
+                pass  # closing the container or iommufd below drops every mapping anyway
         for region in self._regions.values():
             region.close()
         self._regions.clear()
@@ -185,6 +207,9 @@ class Device:
         if self.container is not None:
             self.container.close()
             self.container = None
+        if self.iommufd is not None:
+            self.iommufd.close()
+            self.iommufd = None
 
     def __enter__(self):
         return self
@@ -211,16 +236,53 @@ def iommu_group_of(text, root="/"):
     return bdf, int(os.path.basename(os.readlink(link)))
 
 
+# --iommu: auto, the container (with the best IOMMU type or a named one), iommufd.
+IOMMU_CHOICES = ("auto", "container", "iommufd", *IOMMU_TYPES)
+IOMMU_HELP = ("container: legacy VFIO (/dev/vfio/vfio, the best IOMMU type; or name one: "
+              + ", ".join(IOMMU_TYPES) + "); iommufd: /dev/iommu and the device cdev; "
+              "auto (default): iommufd where the kernel has the device cdev")
+
+
+def _iommufd_unavailable(bdf, root):
+    kernel, machine = system.uname(root)
+    return host_iommufd.unavailable(machine, kernel, bdf, root, uapi.IOMMUFD_UAPI)
+
+
 def open_device(text, iommu=None, root="/"):
-    """Open a device through VFIO: container, group (attached, IOMMU set), device fd."""
+    """Open a device through VFIO.  `iommu` (IOMMU_CHOICES; None is auto): through the
+    container (group attached, IOMMU set, device fd from the group) or through
+    iommufd (device cdev bound to /dev/iommu, attached to its IOAS)."""
+    iommu = iommu or "auto"
+    if iommu not in IOMMU_CHOICES:
+        raise UsageError(f"unknown --iommu {iommu!r}", f"use one of: {', '.join(IOMMU_CHOICES)}")
     bdf, number = iommu_group_of(text, root)
+    if iommu in ("auto", "iommufd"):
+        why = _iommufd_unavailable(bdf, root)
+        if why is None:
+            return _open_iommufd(bdf, root)
+        if iommu == "iommufd":
+            raise VfioError("open through iommufd", errno.ENODEV, *why)
+    return _open_container(bdf, number, None if iommu in ("auto", "container") else iommu, root)
+
+
+def _open_iommufd(bdf, root):
+    ifd = IommuFd(paths.under(root, host_iommufd.DEV_IOMMU))
+    try:
+        fd = open_cdev(paths.under(root, "dev/vfio/devices", host_iommufd.cdev_name(bdf, root)), ifd)
+        return Device(fd, bdf, root=root, iommufd=ifd)
+    except BaseException:
+        ifd.close()
+        raise
+
+
+def _open_container(bdf, number, iommu_type, root):
     dev_root = os.path.join(root, "dev/vfio")
     container = Container(os.path.join(dev_root, "vfio"))
     group = None
     try:
         group = Group(number, dev_root)
         group.set_container(container)
-        container.set_iommu(iommu)
+        container.set_iommu(iommu_type)
         fd = group.get_device_fd(bdf)
         return Device(fd, bdf, group, container, root)
     except BaseException:

@@ -22,9 +22,9 @@ if FACTS and (not FED or XIVE_LAZY):
     collect_ignore.append("test_external.py")
 if FACTS and (not FED or not XIVE_LAZY):
     collect_ignore.append("test_external_stall.py")
-# The KVM guest is x86_64's (README: why no POWER KVM guest).
-if FACTS and FACTS["arch"] != "x86_64":
-    collect_ignore.append("test_kvm.py")
+# iommufd and DMA run on edu (its DMA engine)
+if FACTS and not any(b["card"] == "edu" for b in FACTS["bound"]):
+    collect_ignore.append("test_iommufd_dma.py")
 # MSI is indifferent to nointxmask and the masking policy (both INTx's): its tests run
 # once per controller on 6.12, in the nointxmask=0 boots (CI's budget).
 if FACTS and (FACTS["kernel"] != "6.12" or FACTS["nointxmask"] != 0):
@@ -45,6 +45,9 @@ MSI = [dict(b, kinds=_message_kinds(b["card"])) for b in FACTS["bound"]] if FACT
 # Cards in the lab for their MSI-X alone: the per-card suite (`card`) leaves them out
 # (e1000e's run of it took ~130 s a boot, and it passed), test_msi.py's msi_card has them.
 MESSAGE_ONLY = ("e1000e",)
+# The KVM guest is x86_64's (README: why no POWER KVM guest).
+if FACTS and FACTS["arch"] != "x86_64":
+    collect_ignore.append("test_kvm.py")
 
 
 def pytest_collection_modifyitems(config, items):

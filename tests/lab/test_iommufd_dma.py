@@ -1,0 +1,161 @@
+"""In the lab: iommufd where the kernel has it (a one-line refusal where not), DMA
+maps through the real IOMMU (type1v2 on x86, sPAPR TCE v2 on POWER), every bad map
+refused in one line before the ioctl with nothing left mapped, and edu's DMA
+engine moving bytes through those maps and raising INTx when done."""
+
+import pytest
+
+from pyvfio import cli, doctor
+from pyvfio.engine import Run, RunConfig
+from pyvfio.engine.dma_source import DmaSource
+from pyvfio.errors import UsageError, VfioError
+from pyvfio.intx import bus_master
+from pyvfio.host import iommufd
+from pyvfio.host.system import uname
+from pyvfio.lab import guest
+from pyvfio.profiles import probe
+from pyvfio.vfio import open_device
+from pyvfio.vfio.dma import DmaBuffer
+
+pytestmark = pytest.mark.lab
+
+# conftest.py collects this file only in a boot with an edu card
+EDU = guest.bdf_of("edu")
+E1000 = guest.bdf_of("e1000")
+KERNEL, MACHINE = uname()
+IOMMUFD_WHY = iommufd.unavailable(MACHINE, KERNEL)
+IOMMUS = guest.iommus()
+SPAPR = MACHINE == "ppc64le"
+# what each lab kernel says when asked for iommufd (Debian's 6.12 has CONFIG_IOMMUFD unset)
+REFUSAL = ("iommufd cannot map DMA on POWER" if SPAPR
+           else "has no iommufd (it came in 6.2" if KERNEL.startswith("6.1.")
+           else "no /dev/iommu: kernel")
+DMA_LOOPS = 3   # edu runs each transfer 100 ms (virtual) after the command: two per interrupt
+
+if IOMMUFD_WHY is not None:
+    def test_iommufd_is_refused_in_one_line_where_the_kernel_lacks_it():
+        with pytest.raises(VfioError) as exc:
+            open_device(EDU, iommu="iommufd")
+        assert REFUSAL in str(exc.value) and "\n" not in str(exc.value)
+        # auto falls back to the container, as doctor says
+        with open_device(EDU, iommu="auto") as dev:
+            assert dev.iommu == ("spapr-tce-v2" if SPAPR else "type1v2")
+        check = next(c for c in doctor.diagnose().checks if c.name == "iommufd")
+        assert check.summary.startswith("container only: ") and REFUSAL in check.summary
+
+    def test_cli_refuses_iommufd_in_one_line(capsys):
+        # in-process: the CLI's own error path, without a Python start (seconds under TCG)
+        assert cli.main(["run", EDU, "--iommu", "iommufd", "-l", "10"]) != 0
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert len(lines) == 1 and REFUSAL in lines[0], lines
+
+
+def dma_run(dev, engine="c", loops=DMA_LOOPS):
+    return Run(dev, probe(dev, "mmap"), RunConfig(loops=loops, source="dma", engine=engine,
+                                                  watchdog_ms=2000)).execute()
+
+
+@pytest.mark.parametrize("iommu", IOMMUS)
+@pytest.mark.parametrize("engine", ["c", "python"])
+def test_edu_dma_raises_the_interrupt_and_the_bytes_arrive(iommu, engine):
+    with open_device(EDU, iommu=iommu) as dev:
+        r = dma_run(dev, engine)
+        assert (r.verdict, r.counts.delivered, r.counts.lost) == ("ok", DMA_LOOPS, 0)
+        d = r.to_json()["dma"]
+        assert d["arrived"] and d["first_difference"] is None and d["bytes"] == 0x800
+        assert d["dst_iova"] <= 0x0fffffff      # under edu's DMA mask
+        assert dev.dma().mappings == []          # the run unmapped its pages
+        # the completion interrupt: about 200 ms of QEMU's virtual time per round trip
+        assert r.hists[2].percentile(50) > 100e6
+
+
+if E1000:
+    @pytest.mark.parametrize("iommu", IOMMUS)
+    def test_e1000_transmit_descriptor_write_back_raises_txdw(iommu):
+        """A frame sent from a ring in mapped memory: QEMU transmits on the TDT write,
+        writes STA.DD back into the descriptor and raises TXDW, all synchronously."""
+        with open_device(E1000, iommu=iommu) as dev:
+            r = dma_run(dev, loops=500)
+            assert (r.verdict, r.counts.delivered, r.counts.lost) == ("ok", 500, 0)
+            d = r.to_json()["dma"]
+            assert d["check"] == "descriptor" and d["arrived"] and d["bytes"] == 64
+            assert dev.dma().mappings == []
+
+
+def test_the_byte_check_fails_when_the_card_cannot_reach_memory(monkeypatch):
+    """Bus mastering off: edu still interrupts, but its writes go nowhere."""
+    setup = DmaSource.__init__
+
+    def no_master(self, host, profile):
+        setup(self, host, profile)
+        bus_master(host, False)
+
+    monkeypatch.setattr(DmaSource, "__init__", no_master)
+    with open_device(EDU) as dev:
+        r = dma_run(dev, loops=1)
+        assert r.counts.delivered == 1 and not r.dma.arrived and r.dma.difference == 0
+
+
+def test_cli_dma_run_prints_the_check(capsys):
+    assert cli.main(["run", EDU, "--source", "dma", "-l", "2", "-q"]) == 0
+    out = capsys.readouterr().out
+    assert "raised 2  delivered 2" in out
+    assert "DMA: 2048 bytes IOVA 0x" in out and "arrived byte for byte" in out, out
+
+
+@pytest.mark.parametrize("iommu", IOMMUS)
+def test_bad_maps_are_refused_before_the_ioctl_and_nothing_stays_mapped(iommu):
+    with open_device(EDU, iommu=iommu) as dev, DmaBuffer(4 * 4096) as buf:
+        dma = dev.dma()
+        page = dma.page
+        w = min(dma.windows, key=lambda w: w.start)
+        base = dma.map(buf, size=2 * page)
+        outside = w.start + w.size
+        bad = [
+            (dict(iova=base.iova + 2 * page + 1, offset=2 * page, size=page), "not aligned to the IOMMU page"),
+            (dict(iova=base.iova + 2 * page, offset=2 * page, size=page - 8), "not aligned to the IOMMU page"),
+            (dict(iova=base.iova + page, offset=2 * page, size=page), "overlaps the mapping"),
+            (dict(iova=base.iova + 2 * page, offset=2 * page, size=4 * page), "runs past the"),
+            (dict(iova=outside, offset=2 * page, size=page), "outside the device's DMA windows"),
+        ]
+        for kw, message in bad:
+            with pytest.raises(UsageError, match=message) as exc:
+                dma.map(buf, **kw)
+            assert "\n" not in str(exc.value)
+        assert dma.mappings == [base]
+        # a request no window is large enough for
+        with pytest.raises(UsageError, match="no room for"):
+            dma.free_iova(max(w.size for w in dma.windows) + page)
+        dma.unmap(base)
+        # nothing left in the kernel: the same IOVAs map again, all four pages
+        again = dma.map(buf, iova=base.iova)
+        assert again.iova == base.iova and dma.mappings == [again]
+        dma.close()
+        assert dma.mappings == []
+        dma.map(buf, iova=base.iova)         # close unmapped it in the kernel too
+
+
+if SPAPR:
+    def test_spapr_creates_a_dynamic_window_and_removes_it_at_teardown():
+        with open_device(EDU) as dev, DmaBuffer(2 * 4096) as buf:
+            dma = dev.dma()
+            assert dma.backend == "spapr-tce-v2"
+            with pytest.raises(UsageError, match="no room for 0x40001000 bytes"):
+                dma.free_iova(0x40000000 + 0x1000)      # QEMU's default window is 1 GiB
+            w = dma.create_window(1 << 20)
+            assert w.created and w.start >= 0x40000000 and w.size == 1 << 20
+            m = dma.map(buf, iova=w.start)
+            assert dma.free_iova(4096) == 0                 # the default window is still free
+            dma.close()
+            assert dma.mappings == [] and not any(x.created for x in dma.windows)
+            # removed in the kernel: a window can be created again, at the same place
+            w2 = dma.create_window(1 << 20)
+            assert w2.start == m.iova
+else:
+    def test_type1_windows_leave_out_the_msi_range():
+        with open_device(EDU) as dev:
+            dma = dev.dma()
+            assert dma.backend == "type1v2"
+            assert not any(w.holds(0xfee00000, 4096) for w in dma.windows)
+            with DmaBuffer(4096) as buf, pytest.raises(UsageError, match="outside the device's DMA windows"):
+                dma.map(buf, iova=0xfee00000)
