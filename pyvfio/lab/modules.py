@@ -78,6 +78,10 @@ def prepare_host_drivers(cfg, cache_root, kernel_info):
 def prepare_kvm(cfg, cache_root, kernel_info):
     """KVM for the in-guest KVM tests (x86_64: kvm_amd, which loads under TCG's
     `-cpu max` because QEMU emulates SVM; lab/qemu.py).  Returns the .ko paths."""
+    if cfg.kernel.endswith("-rt"):
+        # arch/x86/kvm/x86.c refuses PREEMPT_RT without a constant TSC ("RT requires
+        # X86_FEATURE_CONSTANT_TSC"), and TCG's CPU has none: no /dev/kvm on 6.12-rt
+        return []
     names = cfg.spec.get("kvm_modules", [])
     return prepare_run_modules(cfg, cache_root, kernel_info, names, "KVM modules", "kvm")
 

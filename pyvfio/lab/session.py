@@ -92,7 +92,7 @@ def _write_run_dir(cfg, prep, run_dir):
              "unlazy_fix": fix, "vfio": vfio, "ic": cfg.ic,
              "nointxmask": cfg.nointxmask, "policy": cfg.policy, "cards": list(cfg.cards),
              "policy_module": prep["policy_ko"] is not None,
-             "host_cards": _host_cards(cfg)}
+             "host_cards": _host_cards(cfg), "kvm": bool(prep["kvm_modules"])}
     (run_dir / "lab.json").write_text(json.dumps(facts, indent=1))
     from .config import CARDS
 

@@ -15,7 +15,7 @@ from pyvfio.host.system import uname
 from pyvfio.lab import guest
 from pyvfio.profiles import probe
 from pyvfio.vfio import open_device
-from pyvfio.vfio.dma import DmaBuffer
+from pyvfio.vfio.dma import PAGE, DmaBuffer  # PAGE: the host's (64 KiB on 6.12-64k)
 
 pytestmark = pytest.mark.lab
 
@@ -105,7 +105,7 @@ def test_cli_dma_run_prints_the_check(capsys):
 
 @pytest.mark.parametrize("iommu", IOMMUS)
 def test_bad_maps_are_refused_before_the_ioctl_and_nothing_stays_mapped(iommu):
-    with open_device(EDU, iommu=iommu) as dev, DmaBuffer(4 * 4096) as buf:
+    with open_device(EDU, iommu=iommu) as dev, DmaBuffer(4 * PAGE) as buf:
         dma = dev.dma()
         page = dma.page
         w = min(dma.windows, key=lambda w: w.start)
@@ -137,15 +137,15 @@ def test_bad_maps_are_refused_before_the_ioctl_and_nothing_stays_mapped(iommu):
 
 if SPAPR:
     def test_spapr_creates_a_dynamic_window_and_removes_it_at_teardown():
-        with open_device(EDU) as dev, DmaBuffer(2 * 4096) as buf:
+        with open_device(EDU) as dev, DmaBuffer(2 * PAGE) as buf:
             dma = dev.dma()
             assert dma.backend == "spapr-tce-v2"
-            with pytest.raises(UsageError, match="no room for 0x40001000 bytes"):
-                dma.free_iova(0x40000000 + 0x1000)      # QEMU's default window is 1 GiB
+            with pytest.raises(UsageError, match=f"no room for {0x40000000 + PAGE:#x} bytes"):
+                dma.free_iova(0x40000000 + PAGE)        # QEMU's default window is 1 GiB
             w = dma.create_window(1 << 20)
             assert w.created and w.start >= 0x40000000 and w.size == 1 << 20
             m = dma.map(buf, iova=w.start)
-            assert dma.free_iova(4096) == 0                 # the default window is still free
+            assert dma.free_iova(PAGE) == 0                 # the default window is still free
             dma.close()
             assert dma.mappings == [] and not any(x.created for x in dma.windows)
             # removed in the kernel: a window can be created again, at the same place
