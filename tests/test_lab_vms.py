@@ -237,6 +237,14 @@ def test_hanging_guest_is_killed_at_the_timeout():
     assert "no verdict within --timeout 12 s: QEMU was killed" in p.stderr
 
 
+def _newest_stock_612(cache_dir):
+    """The x86_64 6.12 initramfs the boots use: initramfs-x86_64-6.12-HASH (not 6.12-rt's,
+    not a .tmp), the newest where a long-lived cache keeps older ones."""
+    found = [p for p in cache_dir.glob("initramfs-x86_64-6.12-*")
+             if re.fullmatch(r"initramfs-x86_64-6\.12-[0-9a-f]+", p.name)]
+    return max(found, key=lambda p: p.stat().st_mtime).name
+
+
 def _link_or_copy(src, dst):
     try:
         os.link(src, dst)
@@ -260,7 +268,7 @@ def test_corrupted_cache_is_detected_and_rebuilt(tmp_path):
     real = cache.root()
     mine = tmp_path / "lab"
     for part in ["apt/amd64", "kernel-x86_64-6.12", "busybox-amd64",
-                 *[p.name for p in real.glob("initramfs-x86_64-6.12-*") if ".tmp" not in p.name],
+                 _newest_stock_612(real),
                  # the guest's KVM modules (lab/modules.py prepare_kvm), not rebuilt here
                  *[p.name for p in real.glob("kvm-6.12.*") if ".tmp" not in p.name]]:
         shutil.copytree(real / part, mine / part, copy_function=_link_or_copy, symlinks=True)
@@ -273,7 +281,7 @@ def test_corrupted_cache_is_detected_and_rebuilt(tmp_path):
     assert p.returncode == 0, p.stderr
     assert "x86_64 6.12 kernel is corrupted (vmlinux does not match its checksum); rebuilding" \
         in p.stderr
-    (initrd,) = mine.glob("initramfs-x86_64-6.12-*/initramfs.cpio")
+    (initrd,) = mine.glob(f"{_newest_stock_612(real)}/initramfs.cpio")
     _replace(initrd, initrd.read_bytes()[:1000])  # truncated
     p = lab("x86_64", "--", "true", env=env)
     assert p.returncode == 0, p.stderr
