@@ -37,6 +37,9 @@ def test_seed_reproduces_and_the_model_agrees(arch, tmp_path):
     cells = report["cells"]
     assert report["kind"] == "repro" and report["backend"] == "lab" and not report["failures"]
     assert all(c["match"] and c["model_agrees"] for c in cells), p.stdout
+    # each guest judged its own cells as the host then did: `repro --here` (and `repro
+    # BDF` on a machine) names a card's cells by arch and ic, as the scenario does
+    assert [b["status"] for b in report["boots"]] == [0] * len(report["boots"]), report["boots"]
     by = {(c["key"]["ic"], c["key"]["kernel"], c["key"]["nointxmask"], c["key"]["policy"], c["key"]["unmask"]): c
           for c in cells if c["key"]["vfio"] == "shipped"}
     prefix = {(c["key"]["ic"], c["key"]["nointxmask"], c["key"]["policy"], c["key"]["unmask"]): c
