@@ -9,8 +9,10 @@ for its virqfd (drivers/vfio/virqfd.c: virqfd_wakeup runs on eventfd_signal).
 import os
 import select
 
+from .fdowner import FdOwner
 
-class EventFd:
+
+class EventFd(FdOwner):
     __slots__ = ("fd", "waiters", "_poll", "__weakref__")
 
     def __init__(self, initval=0):
@@ -46,16 +48,8 @@ class EventFd:
         return self.consume()
 
     def close(self):
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
+        self.close_fd()
         self.waiters.clear()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
     def __repr__(self):
         return f"<EventFd fd={self.fd}>"

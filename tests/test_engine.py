@@ -85,10 +85,16 @@ def test_bad_config(kw, msg):
         RunConfig(**kw).check()
 
 
-def test_c_engine_needs_a_real_device():
+@pytest.mark.parametrize("kw, what", [({"engine": "c"}, "the C engine"),
+                                      ({"engine": "c", "guest": "kvm", "unmask": "resample"}, "the KVM guest")])
+def test_c_engine_and_kvm_guest_need_a_real_device(kw, what):
     host = ModelHost("xive", "non-2.3", "unlazy")
-    with pytest.raises(UsageError, match="real vfio device"):
-        Run(host, probe(host, "rw"), RunConfig(loops=1, engine="c")).execute()
+    calls = []
+    real = host.set_irqs
+    host.set_irqs = lambda *a, **k: calls.append(a) or real(*a, **k)
+    with pytest.raises(UsageError, match=f"{what} needs a real vfio device"):
+        Run(host, probe(host, "rw"), RunConfig(loops=1, **kw)).execute()
+    assert calls == []   # refused before INTx is enabled, not after
 
 
 def test_profile_mismatch_and_unknown_profile():

@@ -160,6 +160,13 @@ class Run:
                              "cause; read the cause, drain, acknowledge)")
         if config.source == "dma":
             DmaSource.check(host, profile)
+        if getattr(host, "name", None) != "vfio":   # before INTx is enabled, not after
+            if config.guest == "kvm":
+                raise UsageError(f"the KVM guest needs a real vfio device, not the {host.name} host",
+                                 "use --guest toy with the model host")
+            if config.engine == "c":
+                raise UsageError(f"the C engine needs a real vfio device, not the {host.name} host",
+                                 "use --engine python with the model host")
         self.dma = None               # source dma: the pages the card moves bytes between
         self.host = host
         self.profile = profile

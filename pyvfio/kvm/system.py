@@ -5,6 +5,7 @@ import os
 
 from .. import uapi
 from ..errors import KvmError
+from ..fdowner import FdOwner
 from .ioctl import kvm_ioctl
 
 DEVICE = "/dev/kvm"
@@ -18,7 +19,7 @@ CAPS = {
 RESAMPLE = ("KVM_CAP_IRQFD_RESAMPLE", "the resample irqfd (INTx unmasked in the kernel at guest EOI)")
 
 
-class Kvm:
+class Kvm(FdOwner):
     """An open /dev/kvm.  Use as a context manager."""
 
     def __init__(self, path=DEVICE):
@@ -58,14 +59,3 @@ class Kvm:
         from .vm import Vm
         fd = kvm_ioctl(self.fd, "KVM_CREATE_VM", uapi.KVM_CREATE_VM, 0)
         return Vm(self, fd)
-
-    def close(self):
-        if getattr(self, "fd", -1) >= 0:
-            os.close(self.fd)
-            self.fd = -1
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()

@@ -7,10 +7,11 @@ import os
 from .. import uapi
 from .._binding import ffi
 from ..errors import KvmError
+from ..fdowner import FdOwner
 from .ioctl import kvm_ioctl
 
 
-class Vcpu:
+class Vcpu(FdOwner):
     def __init__(self, vm, fd):
         self.vm = vm
         self.fd = fd
@@ -51,6 +52,4 @@ class Vcpu:
             ffi.release(self.run_ptr)
             self.map.close()
             self.map = None
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
+        self.close_fd()

@@ -1,16 +1,15 @@
 """A KVM VM: the in-kernel irqchip, memory slots, irqfds, vCPUs.  close() undoes
 everything in reverse (irqfds deassigned before the eventfds they use are closed)."""
 
-import os
-
 from .. import uapi
 from .._binding import ffi
+from ..fdowner import FdOwner
 from .ioctl import kvm_ioctl
 from .irqfd import Irqfd
 from .memory import Memslot
 
 
-class Vm:
+class Vm(FdOwner):
     def __init__(self, kvm, fd):
         self.kvm = kvm
         self.fd = fd
@@ -54,8 +53,6 @@ class Vm:
                 errors.append(exc)
         self.irqfds.clear()
         self.vcpus.clear()
-        if self.fd >= 0:
-            os.close(self.fd)  # frees the memslots with the VM
-            self.fd = -1
+        self.close_fd()  # frees the memslots with the VM
         if errors:
             raise errors[0]

@@ -5,6 +5,7 @@ import os
 
 from .. import uapi
 from ..errors import VfioError
+from ..fdowner import FdOwner
 from .ioctl import vfio_ioctl
 
 # Preferred IOMMU models, best first; the first one the kernel offers is used.
@@ -25,7 +26,7 @@ def _open_hint(err):
     return (f"cannot open /dev/vfio/vfio: {os.strerror(err)}", None)
 
 
-class Container:
+class Container(FdOwner):
     def __init__(self, path=uapi.DEVICE_NAME):
         try:
             self.fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
@@ -66,14 +67,3 @@ class Container:
                    hint="on x86 without interrupt remapping load vfio_iommu_type1 allow_unsafe_interrupts=1")
         self.iommu_type = choice
         return choice
-
-    def close(self):
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()

@@ -9,6 +9,7 @@ from .. import uapi
 from .._binding import ffi
 from ..backend import IrqInfo
 from ..errors import UsageError, VfioError
+from ..fdowner import FdOwner
 from ..host import interrupts, paths, pci, system
 from ..host import iommufd as host_iommufd
 from .container import IOMMU_TYPES, Container
@@ -24,7 +25,7 @@ _ACTION_MASK = (uapi.VFIO_IRQ_SET_ACTION_MASK | uapi.VFIO_IRQ_SET_ACTION_UNMASK
                 | uapi.VFIO_IRQ_SET_ACTION_TRIGGER)
 
 
-class Device:
+class Device(FdOwner):
     """An open vfio-pci device fd.  Implements pyvfio.backend.IntxHost."""
 
     name = "vfio"
@@ -198,9 +199,7 @@ class Device:
         for region in self._regions.values():
             region.close()
         self._regions.clear()
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
+        self.close_fd()
         if self.group is not None:
             self.group.close()
             self.group = None
@@ -210,12 +209,6 @@ class Device:
         if self.iommufd is not None:
             self.iommufd.close()
             self.iommufd = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
     def __repr__(self):
         return f"<vfio Device {self.bdf} fd={self.fd}>"

@@ -7,10 +7,11 @@ import os
 from .. import uapi
 from .._binding import ffi
 from ..errors import VfioError
+from ..fdowner import FdOwner
 from .ioctl import vfio_ioctl
 
 
-class Group:
+class Group(FdOwner):
     def __init__(self, number, dev_root="/dev/vfio"):
         self.number = number
         self.path = os.path.join(dev_root, str(number))
@@ -67,11 +68,4 @@ class Group:
                 self.unset_container()
             except VfioError:
                 pass  # closing the fd releases it anyway
-            os.close(self.fd)
-            self.fd = -1
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
+        self.close_fd()
