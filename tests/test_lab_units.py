@@ -138,6 +138,8 @@ def test_qemu_ppc64le_command():
     ({"arch": "ppc64le", "ic": "ioapic"}, "'ioapic' is not available on ppc64le"),
     ({"arch": "x86_64", "policy": "eager"}, "unknown policy 'eager'"),
     ({"arch": "x86_64", "timeout": 0}, "--timeout must be a positive"),
+    ({"arch": "x86_64", "kernel": "6.1", "iommufd": True}, "--iommufd: kernel 6.1 has no iommufd"),
+    ({"arch": "ppc64le", "iommufd": True}, "--iommufd: no vfio device cdev on POWER .drivers/vfio/Kconfig"),
 ])
 def test_config_rejects(kw, message):
     with pytest.raises(UsageError, match=message):
