@@ -82,7 +82,17 @@ class IommuFd:
         fd may be used for anything else only after this)."""
         b = _new("vfio_device_bind_iommufd")
         b.iommufd = self.fd
-        vfio_ioctl(device_fd, "VFIO_DEVICE_BIND_IOMMUFD", uapi.VFIO_DEVICE_BIND_IOMMUFD, ffi.buffer(b))
+        try:
+            vfio_ioctl(device_fd, "VFIO_DEVICE_BIND_IOMMUFD", uapi.VFIO_DEVICE_BIND_IOMMUFD, ffi.buffer(b))
+        except VfioError as exc:
+            # vfio_df_open (drivers/vfio/vfio_main.c): a device already open, through
+            # its cdev or its group, cannot be bound again (EINVAL, not EBUSY)
+            if exc.errno != errno.EINVAL:
+                raise
+            raise VfioError("VFIO_DEVICE_BIND_IOMMUFD", errno.EBUSY,
+                            "the device is busy: it is already open (by this or another process), "
+                            "and VFIO_DEVICE_BIND_IOMMUFD binds it only once (EINVAL)",
+                            "another process holds the device: stop it first") from None
         a = _new("vfio_device_attach_iommufd_pt")
         a.pt_id = self.ioas_id
         vfio_ioctl(device_fd, "VFIO_DEVICE_ATTACH_IOMMUFD_PT", uapi.VFIO_DEVICE_ATTACH_IOMMUFD_PT,
