@@ -102,6 +102,9 @@ IOMMUFD_INCLUDES = """
 IOMMUFD_TYPES = """
 struct iommu_destroy { uint32_t size; uint32_t id; ...; };
 struct iommu_ioas_alloc { uint32_t size; uint32_t flags; uint32_t out_ioas_id; ...; };
+struct iommu_iova_range { uint64_t start; uint64_t last; ...; };
+struct iommu_ioas_iova_ranges { uint32_t size; uint32_t ioas_id; uint32_t num_iovas;
+                                uint64_t allowed_iovas; uint64_t out_iova_alignment; ...; };
 struct iommu_ioas_map { uint32_t size; uint32_t flags; uint32_t ioas_id; uint64_t user_va;
                         uint64_t length; uint64_t iova; ...; };
 struct iommu_ioas_unmap { uint32_t size; uint32_t ioas_id; uint64_t iova; uint64_t length; ...; };
@@ -115,7 +118,7 @@ IOMMU_IOAS_MAP_FIXED_IOVA IOMMU_IOAS_MAP_WRITEABLE IOMMU_IOAS_MAP_READABLE
 """.split()
 
 IOMMUFD_IOCTLS = """
-IOMMU_DESTROY IOMMU_IOAS_ALLOC IOMMU_IOAS_MAP IOMMU_IOAS_UNMAP
+IOMMU_DESTROY IOMMU_IOAS_ALLOC IOMMU_IOAS_IOVA_RANGES IOMMU_IOAS_MAP IOMMU_IOAS_UNMAP
 VFIO_DEVICE_BIND_IOMMUFD VFIO_DEVICE_ATTACH_IOMMUFD_PT VFIO_DEVICE_DETACH_IOMMUFD_PT
 """.split()
 

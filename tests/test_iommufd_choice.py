@@ -22,8 +22,10 @@ def tree(tmp_path, kernel="6.12.0-test", machine="x86_64", dev_iommu=False, cdev
     if dev_iommu:
         (tmp_path / "dev").mkdir(exist_ok=True)
         (tmp_path / "dev/iommu").write_text("")
+    # vfio names every device vfio-dev/vfioN; only a cdev has a dev_t (the `dev` file)
+    (tmp_path / "sys/bus/pci/devices" / bdf / "vfio-dev/vfio3").mkdir(parents=True)
     if cdev:
-        (tmp_path / "sys/bus/pci/devices" / bdf / "vfio-dev/vfio3").mkdir(parents=True)
+        (tmp_path / "sys/bus/pci/devices" / bdf / "vfio-dev/vfio3/dev").write_text("244:3\n")
     return bdf
 
 
@@ -92,3 +94,28 @@ def test_doctor_says_which_way_auto_takes(tmp_path):
     check = _iommufd(s, str(tmp_path))
     assert check.status == "ok" and check.summary.startswith("container only: kernel 6.1.0-57-amd64 has no iommufd")
     assert "/dev/iommu is missing" in check.evidence
+
+
+def test_a_vfio_device_without_a_dev_t_has_no_cdev(tmp_path):
+    # Debian's 6.12 as shipped: vfio-dev/vfio3 is there, without a `dev` (no cdev)
+    bdf = tree(tmp_path, dev_iommu=True, cdev=False)
+    assert iommufd.cdev_name(bdf, str(tmp_path)) is None
+    with pytest.raises(VfioError, match="has no vfio device cdev"):
+        open_device(bdf, iommu="iommufd", root=str(tmp_path))
+
+
+@pytest.mark.parametrize("cdev", [False, True])
+def test_doctor_with_dev_iommu_asks_for_a_device_cdev(tmp_path, cdev):
+    tree(tmp_path, dev_iommu=True)
+    vfio_dev = tmp_path / "sys/class/vfio-dev/vfio3"
+    vfio_dev.mkdir(parents=True)
+    if cdev:
+        (vfio_dev / "dev").write_text("244:3\n")
+    s = system.probe(str(tmp_path))
+    check = _iommufd(s, str(tmp_path))
+    if not cdev:
+        assert check.summary.startswith("container only: no vfio device has a cdev")
+    elif uapi.IOMMUFD_UAPI:
+        assert check.summary.startswith("iommufd is available")
+    else:
+        assert "without <linux/iommufd.h>" in check.summary

@@ -138,6 +138,8 @@ def test_qemu_ppc64le_command():
     ({"arch": "ppc64le", "ic": "ioapic"}, "'ioapic' is not available on ppc64le"),
     ({"arch": "x86_64", "policy": "eager"}, "unknown policy 'eager'"),
     ({"arch": "x86_64", "timeout": 0}, "--timeout must be a positive"),
+    ({"arch": "x86_64", "kernel": "6.1", "iommufd": True}, "--iommufd: kernel 6.1 has no iommufd"),
+    ({"arch": "ppc64le", "iommufd": True}, "--iommufd: no vfio device cdev on POWER .drivers/vfio/Kconfig"),
 ])
 def test_config_rejects(kw, message):
     with pytest.raises(UsageError, match=message):
@@ -263,3 +265,26 @@ def test_slots_take_the_free_one_and_a_stop_ends_the_wait(tmp_path, monkeypatch)
         with pytest.raises(LabError, match="stopped while waiting for a lab VM slot"):
             with session._vm_slot(stop):           # both taken: waits until stopped
                 pass
+
+
+def test_uapi_headers_without_the_host_headers_or_debians_say_so_in_one_line(monkeypatch, capsys):
+    """tools/setup builds the extension without iommufd then (exit 1, one line why)."""
+    from pyvfio.lab import uapi_headers
+    from pyvfio.lab.errors import LabUnavailable
+
+    def offline(cache_root=None):
+        raise LabUnavailable("apt update (amd64)", "no package lists were fetched")
+
+    monkeypatch.setattr(uapi_headers, "_compiles", lambda cc, flags: False)
+    monkeypatch.setattr(uapi_headers, "prepare", offline)
+    assert uapi_headers.main() == 1
+    out, err = capsys.readouterr()
+    assert out == "" and len(err.strip().splitlines()) == 1
+    assert err.startswith("no <linux/iommufd.h>: the host's kernel headers lack it") and "no package lists" in err
+
+
+def test_uapi_headers_prints_nothing_where_the_hosts_have_it(monkeypatch, capsys):
+    from pyvfio.lab import uapi_headers
+
+    monkeypatch.setattr(uapi_headers, "_compiles", lambda cc, flags: True)
+    assert uapi_headers.main() == 0 and capsys.readouterr().out == ""

@@ -48,6 +48,11 @@ CONFIGS = {
     "x86_64-6.12rt-nointxmask1": ["x86_64", "--kernel", "6.12-rt", "--nointxmask", "1", "--card", "edu"],
     "ppc64le-64k-xive-nointxmask1": ["ppc64le", "--kernel", "6.12-64k", "--ic", "xive", "--nointxmask", "1",
                                      "--card", "edu", "--card", "pci-serial"],
+    # iommufd.ko and vfio with its device cdev, rebuilt (lab/vfio_build.py): --iommu auto
+    # takes iommufd, so the whole batch (engine, MSI, DMA on edu, e1000's TX) runs
+    # through an IOAS, and the tests parametrised on guest.iommus() run both ways
+    "x86_64-6.12-iommufd": ["x86_64", "--kernel", "6.12", "--iommufd", "--nointxmask", "0",
+                            "--card", "edu", "--card", "e1000"],
     "x86_64-6.12rt-nointxmask1-all": ["x86_64", "--kernel", "6.12-rt", "--nointxmask", "1", *ALL_CARDS,
                                       *SHARED_LINE],
     "ppc64le-64k-xive-nointxmask1-all": ["ppc64le", "--kernel", "6.12-64k", "--ic", "xive", "--nointxmask",
@@ -62,6 +67,7 @@ PREPARE = {  # what each arch needs prepared, so a failure to fetch skips once w
     "ppc64le 6.12-64k": [["ppc64le", "--kernel", "6.12-64k", "--policy", "lazy"]],
     # vfio-pci rebuilt from linux-source (lab/vfio_build.py): the prefix, for the seed and below
     "ppc64le vfio": [["ppc64le", "--vfio", "prefix"]],
+    "x86_64 iommufd": [["x86_64", "--kernel", "6.12", "--iommufd", "--policy", "lazy"]],
 }
 UNAVAILABLE = 77  # LabUnavailable's exit status
 
@@ -107,7 +113,8 @@ BATCH_VMS = os.environ.get("PYVFIO_LAB_VMS", "2")
 LONGEST_FIRST = ["ppc64le-64k-xive-nointxmask1-all", "x86_64-6.12rt-nointxmask1-all",
                  "ppc64le-xive-nointxmask1", "x86_64-6.12-nointxmask0", "x86_64-6.12-nointxmask1",
                  "ppc64le-xive-nointxmask0", "ppc64le-64k-xive-nointxmask1", "ppc64le-xics-nointxmask1",
-                 "x86_64-6.12rt-nointxmask1", "x86_64-6.1-nointxmask0", "x86_64-6.1-nointxmask1"]
+                 "x86_64-6.12-iommufd", "x86_64-6.12rt-nointxmask1", "x86_64-6.1-nointxmask0",
+                 "x86_64-6.1-nointxmask1"]
 assert sorted(LONGEST_FIRST) == sorted(CONFIGS)
 FULL = os.environ.get("PYVFIO_LAB_FULL") == "1"
 
@@ -115,6 +122,8 @@ FULL = os.environ.get("PYVFIO_LAB_FULL") == "1"
 def prepare_key(name):
     """PREPARE's entry for a configuration: its arch, or its arch and kernel."""
     args = CONFIGS[name]
+    if "--iommufd" in args:
+        return f"{args[0]} iommufd"
     key = f"{args[0]} {args[args.index('--kernel') + 1]}" if "--kernel" in args else args[0]
     return key if key in PREPARE else args[0]
 

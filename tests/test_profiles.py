@@ -126,6 +126,9 @@ MISTAKES.update({
     "dma mask not 2^n-1": (((GOOD.splitlines()[-1], GOOD.splitlines()[-1] + "\n" + RAISE_DMA),
                             ("[programs]", DMA.replace("0x0fffffff", "0x1000ffff") + "[programs]")), 22,
                            "is not 2^n - 1"),
+    "dma_idle without raise_dma": ((GOOD.splitlines()[-1], GOOD.splitlines()[-1] + "\n"
+                                    'dma_idle = [{ poll = "STATUS", mask = 1, value = 0, timeout_us = 10 }]'),
+                                   GOOD.count("\n") + 1, "dma_idle without raise_dma"),
     "dma missing a key": (((GOOD.splitlines()[-1], GOOD.splitlines()[-1] + "\n" + RAISE_DMA),
                            ("[programs]", DMA.replace("size = 0x800\n", "") + "[programs]")), 19,
                           "[dma] has no size"),

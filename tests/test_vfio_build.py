@@ -67,3 +67,17 @@ def test_apply_and_revert_the_fix_and_name_the_hunk_that_fails(tmp_path):
     f.write_text(before.replace("free_irq(pdev->irq, ctx);", "free_irq(pdev->irq, vdev);"))
     why = vfio_build.apply(tree, vfio_build.FIX)    # patch names the line its hunk header says
     assert why == "hunk #2 of drivers/vfio/pci/vfio_pci_intrs.c does not apply (at line 357)", why
+
+
+def test_iommufd_build_takes_lib_interval_trees_span_iterator_unexported(tmp_path):
+    """Debian's vmlinux has no interval_tree_span_iter_* (CONFIG_INTERVAL_TREE_SPAN_ITER
+    unset): iommufd.ko carries that part of lib/interval_tree.c, unexported (only
+    iommufd calls it), and none of the rest (vmlinux exports that)."""
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib/interval_tree.c").write_text(
+        "INTERVAL_TREE_DEFINE(...)\nEXPORT_SYMBOL_GPL(interval_tree_insert);\n"
+        "#ifdef CONFIG_INTERVAL_TREE_SPAN_ITER\nvoid interval_tree_span_iter_first(void) {}\n"
+        "EXPORT_SYMBOL_GPL(interval_tree_span_iter_first);\n#endif\n")
+    text = vfio_build._span_iter(tmp_path)
+    assert "void interval_tree_span_iter_first(void) {}" in text
+    assert "EXPORT_SYMBOL" not in text and "INTERVAL_TREE_DEFINE" not in text and "#endif" not in text

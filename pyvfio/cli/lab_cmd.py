@@ -31,6 +31,10 @@ def add_arguments(p):
                    help="vfio-pci: shipped (the distribution's), prefix (rebuilt from linux-source with "
                         "8b9f128947dd reverted), patch:FILE or prefix+patch:FILE (rebuilt with FILE, a "
                         "diff against drivers/vfio/, applied); see pyvfio/lab/vfio_build.py")
+    p.add_argument("--iommufd", action="store_true",
+                   help="x86_64 6.12: load iommufd.ko and a vfio with its device cdev, rebuilt from "
+                        "linux-source (Debian builds neither), beside the container; see "
+                        "pyvfio/lab/vfio_build.py")
     p.add_argument("--timeout", type=float, default=300.0, metavar="S",
                    help="kill the VM after S seconds (default 300)")
     p.add_argument("--prepare-only", action="store_true",
@@ -65,7 +69,7 @@ def run(args):
     command = list(args.guest_command)
     cfg = labconfig.LabConfig(args.arch, kernel=args.kernel, cards=tuple(args.cards or ()),
                               host_cards=tuple(args.host_cards or ()), ic=args.ic,
-                              nointxmask=args.nointxmask, policy=args.policy, vfio=args.vfio,
+                              nointxmask=args.nointxmask, policy=args.policy, vfio=args.vfio, iommufd=args.iommufd,
                               timeout=args.timeout, command=tuple(command), verbose=args.verbose)
     if args.prepare_only:
         cfg.qemu_binary()

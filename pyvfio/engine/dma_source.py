@@ -10,9 +10,11 @@ Then, as the profile's [dma] says, either
   must be set in the descriptor."""
 
 import os
+import sys
 
 from ..intx import bus_master
 from ..errors import UsageError
+from ..profiles.base import PollTimeout
 from ..vfio.dma import DmaBuffer
 
 
@@ -20,6 +22,8 @@ class DmaSource:
     def __init__(self, host, profile):
         engine = profile.spec.dma
         self.host = host
+        self.profile = profile
+        self.busy_at_teardown = None  # why dma_idle gave up, if it did
         self.size = engine.size
         dma = host.dma()
         self.dma = dma
@@ -82,10 +86,24 @@ class DmaSource:
                 "bytes": self.size, "src_iova": self.src.iova, "dst_iova": self.dst.iova,
                 "arrived": self.arrived, "first_difference": self.difference}
 
+    def wait_idle(self):
+        """The profile's dma_idle (edu: DMA_CMD's busy bit clear), bounded by its poll's
+        timeout: a transfer still in flight must not find its pages unmapped.  If it
+        does not finish, say so in one line; the caller unmaps anyway."""
+        if self.master_was is None or not self.profile.spec.programs.get("dma_idle"):
+            return
+        try:
+            self.profile.program("dma_idle")()
+        except PollTimeout as exc:
+            self.busy_at_teardown = str(exc)
+            print(f"pyvfio: warning: {self.host.bdf}: a DMA transfer is still running at teardown "
+                  f"({exc}): unmapping its pages anyway", file=sys.stderr)
+
     def close(self):
-        """The bytes compared, bus mastering as it was, the pages unmapped (nothing
-        left mapped)."""
+        """No transfer in flight (wait_idle), the bytes compared, bus mastering as it
+        was, the pages unmapped (nothing left mapped)."""
         if self.master_was is not None:  # set up completely: the card may have written
+            self.wait_idle()
             self.difference = self.first_difference()
             bus_master(self.host, self.master_was)
             self.master_was = None

@@ -305,8 +305,10 @@ class Run:
         """Always: INTx disabled, card quiesced, fds closed (each step attempted)."""
         errors = []
         # host state first: once INTx is disabled, vfio's line leaves /proc/interrupts
-        for step in (self._host_after, self._close_engine, self.intx.close, self.profile.quiesce,
-                     self._close_dma):
+        # a DMA still in flight ends before quiesce (which clears its completion) and
+        # before its pages are unmapped (_close_dma)
+        for step in (self._host_after, self._close_engine, self.intx.close, self._dma_idle,
+                     self.profile.quiesce, self._close_dma):
             try:
                 step()
             except Exception as exc:  # keep tearing down; report the first failure
@@ -317,6 +319,10 @@ class Run:
     def _close_engine(self):
         if self._engine is not None:
             self._engine.close()
+
+    def _dma_idle(self):
+        if self.dma is not None:
+            self.dma.wait_idle()
 
     def _close_dma(self):
         if self.dma is not None:

@@ -100,6 +100,12 @@ class Apt:
             raise LabError(f"apt-cache ({self.debarch})", f"no version of {name} in the lists")
         return m.group(1)
 
+    def versions(self, name):
+        """Every version of package `name` in the lists, newest first (apt's own order)."""
+        out = self._run("apt-cache", "madison", name, step=f"apt-cache ({self.debarch})")
+        found = [line.split("|")[1].strip() for line in out.splitlines() if line.count("|") >= 2]
+        return list(dict.fromkeys(found))
+
     def download(self, names, step):
         """Download exactly these packages (NAME or NAME=VERSION); returns their .deb paths."""
         self._run("apt-get", "download", *names, step=step)

@@ -42,8 +42,9 @@ ARCHES = {
         },
         "default_kernel": "6.12",
         "ics": ("ioapic",),
-        # No iommufd: Debian's 6.12 (amd64 and ppc64el) has CONFIG_IOMMUFD unset and
-        # so no iommufd.ko, /dev/iommu or vfio device cdev; 6.1 predates both.
+        # No iommufd as shipped: Debian's 6.12 (amd64 and ppc64el) has CONFIG_IOMMUFD
+        # unset and so no iommufd.ko, /dev/iommu or vfio device cdev (--iommufd builds
+        # them: vfio_build.py); 6.1 predates both.
         "modules": ["9p", "9pnet_virtio", "virtio_pci", "vfio_pci", "vfio_iommu_type1"],
         # /dev/kvm in the guest (tests/lab/test_kvm.py): AMD's, since TCG emulates SVM
         "kvm_modules": ["kvm_amd"],
@@ -76,6 +77,7 @@ class LabConfig:
     nointxmask: int = 0
     policy: str = "default"
     vfio: str = "shipped"       # vfio-pci: shipped, prefix, patch:FILE (lab/vfio_build.py)
+    iommufd: bool = False       # iommufd.ko + vfio with its device cdev, rebuilt (lab/vfio_build.py)
     timeout: float = 300.0
     command: tuple = ()
     verbose: bool = False
@@ -114,6 +116,8 @@ class LabConfig:
             raise UsageError(f"unknown policy '{self.policy}'", f"choose {', '.join(POLICIES)}")
         from . import vfio_build
         vfio_build.parse(self.vfio)   # a bad variant or patch file: one line, now
+        if self.iommufd and vfio_build.iommufd_refusal(self):
+            raise UsageError(vfio_build.iommufd_refusal(self), "use --kernel 6.12 on x86_64")
         if not self.timeout or self.timeout <= 0:
             raise UsageError("--timeout must be a positive number of seconds")
 

@@ -3,7 +3,8 @@
 The whole `ffibuilder` of csrc/build.py is emitted as C by the cffi version the
 guest's backend has (Debian bookworm: 1.15.1; generated C must match its backend),
 then compiled with powerpc64le-linux-gnu-gcc against the ppc64el Python headers and
-the cross <linux/vfio.h>.  The result is keyed by the csrc stamp that pyvfio checks
+Debian's 6.12 uapi headers (uapi_headers.py: <linux/iommufd.h>, which the 6.1 cross
+headers lack, so that the guest's extension declares what the host's does).  The result is keyed by the csrc stamp that pyvfio checks
 at import, and copied into the checkout as
 pyvfio/_ffi.cpython-311-powerpc64le-linux-gnu.so (the x86 Python never loads it).
 """
@@ -14,7 +15,7 @@ import shutil
 import subprocess
 import sys
 
-from . import cache, debs
+from . import cache, debs, uapi_headers
 from .apt import Apt
 from .errors import LabError, LabUnavailable
 
@@ -64,14 +65,16 @@ def prepare(cache_root, cffi_version):
         raise LabError("ppc64le extension", f"{CC} is not installed",
                        hint="apt-get install $(cat tools/lab-packages.txt)")
     stamp = _stamp()
-    step = f"ppc64le extension (csrc {stamp})"
+    include, uapi_version = uapi_headers.prepare(cache_root)
+    uapi = uapi_headers.cflags(include, "powerpc64le-linux-gnu")
+    step = f"ppc64le extension (csrc {stamp}, uapi {uapi_version})"
 
     def build(out):
         emitter = _cffi(cache_root, cffi_version)
         headers = _headers(cache_root)
         c_file = out / "_ffi.c"
-        # CC: the emitted C declares iommufd only if the cross headers have it
-        env = dict(os.environ, PYTHONPATH=str(emitter), CC=CC)
+        # CC, CFLAGS: the emitted C declares iommufd only if these headers have it
+        env = dict(os.environ, PYTHONPATH=str(emitter), CC=CC, CFLAGS=" ".join(uapi))
         code = ("import sys; sys.path.insert(0, sys.argv[1]); import build; "
                 "build.ffibuilder.emit_c_code(sys.argv[2])")
         p = subprocess.run([sys.executable, "-c", code, str(CHECKOUT / "csrc"), str(c_file)],
@@ -80,13 +83,14 @@ def prepare(cache_root, cffi_version):
             raise LabError(step, "cffi could not emit the C source", p.stderr[-1500:])
         cmd = [CC, "-shared", "-fPIC", "-O2", "-Wall", "-o", str(out / TARGET_NAME), str(c_file),
                f"-I{CHECKOUT / 'csrc'}", f"-I{headers / 'usr/include/python3.11'}",
-               f"-I{headers / 'usr/include'}"]
+               f"-I{headers / 'usr/include'}", *uapi]
         p = subprocess.run(cmd, capture_output=True, text=True)
         if p.returncode != 0:
             raise LabError(step, "cross-compiling the extension failed", p.stderr[-1500:])
-        return {"stamp": stamp}
+        return {"stamp": stamp, "uapi": uapi_version,
+                "iommufd": "#define PYVFIO_UAPI_IOMMUFD 1" in c_file.read_text()}
 
-    folder = cache.ensure(pathlib.Path(cache_root) / "ext-ppc64le" / stamp, step, build,
+    folder = cache.ensure(pathlib.Path(cache_root) / "ext-ppc64le" / f"{stamp}-uapi{uapi_version}", step, build,
                           hashed=(TARGET_NAME,))
     dest = CHECKOUT / "pyvfio" / TARGET_NAME
     built = folder / TARGET_NAME

@@ -44,6 +44,10 @@ RUN_MOUNTED=1
 # Phase 2: vfio, with nointxmask set at load time (vfio-pci reads it only then).
 # A rebuilt vfio-pci (--vfio) comes in the run share and replaces the shipped one.
 ko() { if [ -f /labrun/vfio/$1.ko ]; then echo /labrun/vfio/$1.ko; else echo /modules/$1.ko; fi; }
+# --iommufd: iommufd.ko (built for it) before the vfio that takes its exports
+if [ -f /labrun/vfio/iommufd.ko ]; then
+    insmod /labrun/vfio/iommufd.ko || fail modules "insmod /labrun/vfio/iommufd.ko failed"
+fi
 while read -r m; do
     case $m in
     vfio_pci) insmod $(ko $m) nointxmask=$LAB_NOINTXMASK || fail modules "insmod $(ko $m) failed" ;;
@@ -113,6 +117,7 @@ fi
     # the vfio-pci-core loaded: a rebuilt one has a srcversion and taint O(E)
     echo "vfio_pci_core_srcversion $(cat /sys/module/vfio_pci_core/srcversion 2>/dev/null)"
     echo "vfio_pci_core_taint $(cat /sys/module/vfio_pci_core/taint 2>/dev/null)"
+    echo "dev_iommu $([ -c /dev/iommu ] && echo 1 || echo 0)"
 } > /labrun/guest.txt
 
 echo 1 > /proc/sys/kernel/printk  # keep kernel chatter out of the command's output

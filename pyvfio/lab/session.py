@@ -89,7 +89,7 @@ def _write_run_dir(cfg, prep, run_dir):
     vfio, fix = vfio_facts(prep)
     facts = {"arch": cfg.arch, "kernel": cfg.kernel, "kver": prep["kernel"]["kver"],
              "kernel_package": prep["kernel"]["package"],
-             "unlazy_fix": fix, "vfio": vfio, "ic": cfg.ic,
+             "unlazy_fix": fix, "vfio": vfio, "iommufd": cfg.iommufd, "ic": cfg.ic,
              "nointxmask": cfg.nointxmask, "policy": cfg.policy, "cards": list(cfg.cards),
              "policy_module": prep["policy_ko"] is not None,
              "host_cards": _host_cards(cfg), "kvm": bool(prep["kvm_modules"])}

@@ -25,7 +25,9 @@
     written_back = { offset = 12, width = 1, mask = 0x01 }      # the run writes into dst,
                                         # and what the card must write back into it
     # then a raise_dma program, whose write values may be "dma.src" (the IOVA the
-    # card reads from), "dma.dst" (the IOVA it writes to), "dma.buffer", "dma.size"
+    # card reads from), "dma.dst" (the IOVA it writes to), "dma.buffer", "dma.size";
+    # and, for a card whose transfers outlive raise_dma, dma_idle: what waits (a poll)
+    # until none is in flight, run at teardown before the pages are unmapped
 
 Ops (the key naming the kind names the register): write (value; rotate, stride),
 read (mask, invert), write_cause, delay_us, poll (mask, value, timeout_us), rmw
@@ -47,7 +49,8 @@ BAR_KINDS = ("mem", "io")
 WIDTHS = (1, 2, 4, 8)
 # pread/pwrite through vfio-pci and I/O ports move at most 4 bytes at a time.
 RW_WIDTHS = (1, 2, 4)
-PROGRAMS = ("init", "raise", "ack", "quiesce", "init_external", "ack_external", "raise_dma")
+PROGRAMS = ("init", "raise", "ack", "quiesce", "init_external", "ack_external", "raise_dma",
+            "dma_idle")
 REQUIRED_PROGRAMS = PROGRAMS[:4]
 HOT_PROGRAMS = ("raise", "ack", "ack_external", "raise_dma")   # run by the C loop, per interrupt
 # The values a raise_dma write may name, filled in when the run has mapped its pages.
@@ -476,6 +479,9 @@ class _Checker:
         if ("raise_dma" in value) != (p.dma is not None):
             self.bad(("programs",), "raise_dma and [dma] come as a pair",
                      "give both (the card's DMA engine; the program that starts a transfer) or neither")
+        if "dma_idle" in value and "raise_dma" not in value:
+            self.bad(("programs", "dma_idle"), "dma_idle without raise_dma",
+                     "dma_idle waits for the transfers raise_dma starts: give raise_dma and [dma], or drop it")
         if ("init_external" in value) != ("ack_external" in value):
             self.bad(("programs",), "init_external and ack_external come as a pair",
                      "give both (enable a receive cause; service it) or neither")

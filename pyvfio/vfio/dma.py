@@ -221,8 +221,9 @@ class _IommuFd:
     def __init__(self, iommufd):
         self.ioas = iommufd
         self.page = PAGE
-        # the IOAS allows every IOVA the attached IOMMU does; it refuses the rest itself
-        self.windows = [Window(0, 1 << 64)]
+        # what the IOAS allows with this device attached (the IOMMU's aperture less
+        # its reserved regions), so that check_map refuses the rest before the ioctl
+        self.windows = [Window(first, last - first + 1) for first, last in iommufd.iova_ranges()]
 
     def register(self, buf):
         pass

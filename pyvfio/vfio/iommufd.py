@@ -45,6 +45,25 @@ class IommuFd:
             self.close()
             raise
 
+    def iova_ranges(self):
+        """The IOVAs the IOAS allows now, as inclusive (first, last) pairs: every
+        attached device's IOMMU narrows them (its aperture, its reserved regions such
+        as x86's MSI window), so ask after attaching (IOMMU_IOAS_IOVA_RANGES)."""
+        n = 8
+        while True:
+            ranges = ffi.new("struct iommu_iova_range[]", n)
+            r = _new("iommu_ioas_iova_ranges")
+            r.ioas_id, r.num_iovas = self.ioas_id, n
+            r.allowed_iovas = int(ffi.cast("uintptr_t", ranges))
+            try:
+                vfio_ioctl(self.fd, "IOMMU_IOAS_IOVA_RANGES", uapi.IOMMU_IOAS_IOVA_RANGES, ffi.buffer(r))
+            except VfioError as exc:
+                if exc.errno == errno.EMSGSIZE and r.num_iovas > n:   # more than n: ask again
+                    n = r.num_iovas
+                    continue
+                raise
+            return [(ranges[i].start, ranges[i].last) for i in range(r.num_iovas)]
+
     def map(self, vaddr, size, iova):
         """IOMMU_IOAS_MAP at a fixed IOVA, readable and writable by the device."""
         m = _new("iommu_ioas_map")
@@ -63,7 +82,17 @@ class IommuFd:
         fd may be used for anything else only after this)."""
         b = _new("vfio_device_bind_iommufd")
         b.iommufd = self.fd
-        vfio_ioctl(device_fd, "VFIO_DEVICE_BIND_IOMMUFD", uapi.VFIO_DEVICE_BIND_IOMMUFD, ffi.buffer(b))
+        try:
+            vfio_ioctl(device_fd, "VFIO_DEVICE_BIND_IOMMUFD", uapi.VFIO_DEVICE_BIND_IOMMUFD, ffi.buffer(b))
+        except VfioError as exc:
+            # vfio_df_open (drivers/vfio/vfio_main.c): a device already open, through
+            # its cdev or its group, cannot be bound again (EINVAL, not EBUSY)
+            if exc.errno != errno.EINVAL:
+                raise
+            raise VfioError("VFIO_DEVICE_BIND_IOMMUFD", errno.EBUSY,
+                            "the device is busy: it is already open (by this or another process), "
+                            "and VFIO_DEVICE_BIND_IOMMUFD binds it only once (EINVAL)",
+                            "another process holds the device: stop it first") from None
         a = _new("vfio_device_attach_iommufd_pt")
         a.pt_id = self.ioas_id
         vfio_ioctl(device_fd, "VFIO_DEVICE_ATTACH_IOMMUFD_PT", uapi.VFIO_DEVICE_ATTACH_IOMMUFD_PT,

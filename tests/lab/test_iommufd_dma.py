@@ -1,7 +1,11 @@
-"""In the lab: iommufd where the kernel has it (a one-line refusal where not), DMA
-maps through the real IOMMU (type1v2 on x86, sPAPR TCE v2 on POWER), every bad map
-refused in one line before the ioctl with nothing left mapped, and edu's DMA
-engine moving bytes through those maps and raising INTx when done."""
+"""In the lab: iommufd where the kernel has it (`pyvfio lab x86_64 --iommufd`; a
+one-line refusal where not), DMA maps through the real IOMMU (type1v2 on x86, sPAPR
+TCE v2 on POWER, an IOAS through iommufd), every bad map refused in one line before
+the ioctl with nothing left mapped, edu's DMA engine moving bytes through those maps
+and raising INTx when done, and a teardown that waits for a transfer in flight."""
+
+import time
+from dataclasses import replace
 
 import pytest
 
@@ -14,6 +18,7 @@ from pyvfio.host import iommufd
 from pyvfio.host.system import uname
 from pyvfio.lab import guest
 from pyvfio.profiles import probe
+from pyvfio.profiles.base import Program, bswap
 from pyvfio.vfio import open_device
 from pyvfio.vfio.dma import PAGE, DmaBuffer  # PAGE: the host's (64 KiB on 6.12-64k)
 
@@ -25,6 +30,7 @@ E1000 = guest.bdf_of("e1000")
 KERNEL, MACHINE = uname()
 IOMMUFD_WHY = iommufd.unavailable(MACHINE, KERNEL)
 IOMMUS = guest.iommus()
+FACTS = guest.facts()
 SPAPR = MACHINE == "ppc64le"
 # what each lab kernel says when asked for iommufd (Debian's 6.12 has CONFIG_IOMMUFD unset)
 REFUSAL = ("iommufd cannot map DMA on POWER" if SPAPR
@@ -48,6 +54,22 @@ if IOMMUFD_WHY is not None:
         assert cli.main(["run", EDU, "--iommu", "iommufd", "-l", "10"]) != 0
         lines = capsys.readouterr().err.strip().splitlines()
         assert len(lines) == 1 and REFUSAL in lines[0], lines
+
+
+if FACTS.get("iommufd"):
+    def test_auto_opens_through_iommufd_where_the_lab_loaded_it():
+        """--iommufd: the kernel has /dev/iommu and the cdev; doctor says iommufd is
+        there, and the kernel does it: auto opens edu through iommufd (a cdev bound to
+        an IOAS that maps), the container still opens it too."""
+        assert IOMMUFD_WHY is None, IOMMUFD_WHY
+        check = next(c for c in doctor.diagnose().checks if c.name == "iommufd")
+        assert check.summary.startswith("iommufd is available"), check.summary
+        with open_device(EDU) as dev, DmaBuffer(PAGE) as buf:
+            assert dev.iommu == "iommufd" and iommufd.cdev_name(EDU) is not None
+            m = dev.dma().map(buf)
+            assert dev.dma().backend == "iommufd" and m in dev.dma().mappings
+        with open_device(EDU, iommu="container") as dev:
+            assert dev.iommu == "type1v2"
 
 
 def dma_run(dev, engine="c", loops=DMA_LOOPS):
@@ -152,10 +174,52 @@ if SPAPR:
             w2 = dma.create_window(1 << 20)
             assert w2.start == m.iova
 else:
-    def test_type1_windows_leave_out_the_msi_range():
-        with open_device(EDU) as dev:
+    @pytest.mark.parametrize("iommu", IOMMUS)
+    def test_type1_windows_leave_out_the_msi_range(iommu):
+        # iommufd's from IOMMU_IOAS_IOVA_RANGES: VT-d's reserved MSI window is not in them
+        with open_device(EDU, iommu=iommu) as dev:
             dma = dev.dma()
-            assert dma.backend == "type1v2"
+            assert dma.backend == ("type1v2" if iommu == "container" else "iommufd")
             assert not any(w.holds(0xfee00000, 4096) for w in dma.windows)
             with DmaBuffer(4096) as buf, pytest.raises(UsageError, match="outside the device's DMA windows"):
                 dma.map(buf, iova=0xfee00000)
+
+
+def _start_one_transfer(dev):
+    """A DmaSource for edu and the first transfer of its raise_dma started (RAM ->
+    card: the four writes before the poll); QEMU runs it 100 ms (virtual) later."""
+    prof = probe(dev, "mmap")
+    src = DmaSource(dev, prof)
+    Program(prof.raise_ops[:4], prof.bars)()
+    return prof, src
+
+
+def _busy(prof):
+    raw = prof.bars["regs"].read(0x98, 4)             # DMA_CMD
+    return (bswap(raw, 4) if prof.swapped else raw) & 1
+
+
+@pytest.mark.parametrize("iommu", IOMMUS)
+def test_teardown_waits_for_a_transfer_in_flight_before_unmapping(iommu):
+    """Started and torn down at once: close() returns only once DMA_CMD's busy bit
+    is clear, so the card never reaches for an unmapped page."""
+    with open_device(EDU, iommu=iommu) as dev:
+        prof, src = _start_one_transfer(dev)
+        assert _busy(prof), "edu's transfer finished before the teardown began"
+        src.close()
+        assert not _busy(prof) and src.busy_at_teardown is None
+        assert dev.dma().mappings == []
+
+
+def test_a_transfer_that_does_not_finish_is_said_in_one_line_and_unmapped(capsys):
+    with open_device(EDU) as dev:
+        prof, src = _start_one_transfer(dev)
+        # a bound the transfer cannot meet (edu needs 100 ms)
+        prof._programs["dma_idle"] = Program((replace(prof.dma_idle_ops[0], count=1000),), prof.bars)
+        src.close()
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert len(lines) == 1 and "still running at teardown" in lines[0] and "DMA_CMD" in lines[0], lines
+        assert src.busy_at_teardown and dev.dma().mappings == []
+        deadline = time.monotonic() + 5          # let it end before the device closes
+        while _busy(prof) and time.monotonic() < deadline:
+            time.sleep(0.05)
