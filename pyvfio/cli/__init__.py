@@ -21,6 +21,8 @@ COMMANDS = {
     "repro": ("pyvfio.cli.repro_cmd", "run the INTx scenario matrix (model host, lab VM or a card)"),
     "doctor": ("pyvfio.cli.doctor_cmd", "check this host (and a card) for INTx passthrough, with fixes"),
     "compare": ("pyvfio.cli.compare_cmd", "compare two result files (run or repro) cell by cell"),
+    "report": ("pyvfio.cli.report_cmd", "the summary of result files, and their HTML page (--html)"),
+    "fleet": ("pyvfio.cli.fleet_cmd", "run a scenario on many lab machines through labgrid (pyvfio[fleet])"),
     "lab": ("pyvfio.cli.lab_cmd", "boot a lab VM (x86_64 or ppc64le) and run a command inside it"),
 }
 
