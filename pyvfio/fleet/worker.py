@@ -132,6 +132,7 @@ class Worker:
                                    "name one with --card, or describe the place's cards (fleet README)")
             self.state["card"] = card.describe()
             where = shlex.quote(card.bdf)
+            self.bind(run, pyvfio, card.bdf)
         self.save()
         t0 = time.monotonic()
         rc, out = run(f"rm -f {shlex.quote(remote_json)}; cd {shlex.quote(work)} && "
@@ -183,8 +184,26 @@ class Worker:
             raise MachineError(f"{a.place}: pyvfio installed at {path} does not run: {out.strip()[-200:]}")
         return path
 
+    def bind(self, run, pyvfio, bdf):
+        """The place names this card for pyvfio: bind it to vfio-pci if it is not (as
+        `pyvfio bind` does for a user, refusing a card the host uses), and give it back
+        to its driver at the end (self.unbind)."""
+        rc, out = run(f"basename \"$(readlink /sys/bus/pci/devices/{shlex.quote(bdf)}/driver)\"")
+        if out.strip() == "vfio-pci":
+            return
+        rc, out = run(f"{shlex.quote(pyvfio)} bind {shlex.quote(bdf)} 2>&1")
+        if rc:
+            raise MachineError(f"{self.a.place}: pyvfio bind {bdf} exited {rc}: {out.strip()[-200:]}")
+        self.state["bound"] = bdf
+        self.unbind = lambda: run(f"{shlex.quote(pyvfio)} unbind {shlex.quote(bdf)}")
+
     def cleanup(self):
         a = self.a
+        if getattr(self, "unbind", None):
+            try:
+                self.unbind()
+            except Exception:   # a machine that died mid-run: nothing to give back
+                pass
         if self.target is not None:
             try:
                 self.target.cleanup()
