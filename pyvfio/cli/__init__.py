@@ -47,13 +47,22 @@ def _terminate(signum, frame):
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     signal.signal(signal.SIGTERM, _terminate)
+    # `lab machine ...` has its own actions; `lab ARCH ...` cannot parse them.
+    machine = argv[:2] == ["lab", "machine"]
     # Import only the chosen command's module.
     modules = {}
     chosen = next((a for a in argv if not a.startswith("-")), None)
     if chosen in COMMANDS:
         modules[chosen] = importlib.import_module(COMMANDS[chosen][0])
-    args = _parser(modules).parse_args(argv)
+    if not machine:
+        args = _parser(modules).parse_args(argv)
     try:
+        if machine:
+            from . import machine_cmd
+
+            args = machine_cmd.parse(argv[2:])
+            args.command = "machine"
+            modules["machine"] = machine_cmd
         return modules[args.command].run(args) or 0
     except PyvfioError as exc:
         print(f"pyvfio: error: {exc}", file=sys.stderr)
