@@ -186,3 +186,21 @@ def test_single_machine_commands_do_not_import_labgrid(tmp_path):
             "print('labgrid' in sys.modules)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert r.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_ctrl_c_releases_every_place(lab, tmp_path):
+    addr, sshd, _ = lab
+    cmd = [PYVFIO, "fleet", "run", "--coordinator", addr, "--scenario", "seed", "--out", str(tmp_path),
+           "--model", "--remote-pyvfio", PYVFIO, "--key", sshd.key, "--tag", "lab=local"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not all(places.snapshot(addr)[0][p]["acquired"] for p in ("local-a", "local-b")):
+        assert time.monotonic() < deadline and proc.poll() is None, "the run never acquired its places"
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "pyvfio: interrupted" in err
+    doc = json.loads((tmp_path / "fleet.json").read_text())
+    assert doc["state"] == "interrupted" and doc["exit"] == 130
+    assert nothing_held(addr)
