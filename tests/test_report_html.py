@@ -198,3 +198,32 @@ def test_fleet_dir_page(results, tmp_path):
     text = out.read_text()
     assert "p1: ppc64le 6.12 xive" in text and "machines that failed: p2" in text
     assert "5: ssh: connection refused" in text and "arch=ppc64le" in text
+
+
+def test_real_lab_report_page_has_each_cells_histogram(results, tmp_path):
+    """A report of real lab boots (ppc64le, XIVE and XICS): every cell that delivered
+    has its round-trip histogram drawn, and against the model's seed no verdict changed."""
+    lab = os.path.join(os.path.dirname(__file__), "fixtures", "reports", "lab-ppc64le-seed.json")
+    out = tmp_path / "lab.html"
+    assert main(["report", lab, "--html", str(out), "--baseline", str(results / "seed.json")]) == 0
+    text = out.read_text()
+    figs = [a for a in parse_figures(text)]
+    data = json.load(open(lab))
+    assert len(figs) == len(data["cells"])
+    with_samples = [f for f in figs if int(f["data-samples"]) > 0]
+    assert with_samples and all('<rect' in text for _ in with_samples)
+    assert text.count('data-verdict-changes="0"') == 2           # XIVE and XICS machines
+
+
+def parse_figures(text):
+    class F(html.parser.HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.figs = []
+
+        def handle_starttag(self, tag, attrs):
+            if tag == "figure":
+                self.figs.append(dict(attrs))
+    f = F()
+    f.feed(text)
+    return f.figs

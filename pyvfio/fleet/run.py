@@ -68,6 +68,10 @@ def run(args):
     local_scen = os.path.join(out, os.path.basename(scenario))
     if os.path.abspath(local_scen) != scenario:
         shutil.copy(scenario, local_scen)
+    if not args.remote_pyvfio:
+        # one sdist for every worker (each would build the same one at the same time)
+        from ..deploy import build_dist
+        build_dist()
     doc = envelope("fleet", state="running", coordinator=addr, scenario=os.path.basename(scenario),
                    baseline=os.path.abspath(args.baseline) if args.baseline else None, user=places.who(),
                    places={p: {"tags": known[p]["tags"], "exit": None, "result": None} for p in chosen})
