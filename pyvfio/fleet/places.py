@@ -198,8 +198,10 @@ def target(place, keyfile, connect_timeout):
     try:
         t.activate(ssh)
     except Exception as exc:    # labgrid raises a bare Exception on an SSH timeout
+        ns = ssh.networkservice
         t.cleanup()
-        cause = getattr(exc, "__cause__", None)
-        raise PyvfioError(f"{place}: the machine does not answer on SSH ({exc}"
-                          + (f": {cause}" if cause else "") + ")") from None
+        why = str(exc).split(":")[0]          # labgrid's message carries the whole ssh command
+        raise PyvfioError(f"{place}: the machine does not answer on SSH at {ns.username}@{ns.address}:{ns.port} "
+                          f"within {connect_timeout:.0f} s ({why})",
+                          "is it up? (pyvfio fleet status shows the place's ssh)") from None
     return t, ssh, cards

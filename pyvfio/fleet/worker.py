@@ -195,7 +195,7 @@ class Worker:
         if rc:
             raise MachineError(f"{self.a.place}: pyvfio bind {bdf} exited {rc}: {out.strip()[-200:]}")
         self.state["bound"] = bdf
-        self.unbind = lambda: run(f"{shlex.quote(pyvfio)} unbind {shlex.quote(bdf)}")
+        self.unbind = lambda: run(f"{shlex.quote(pyvfio)} unbind {shlex.quote(bdf)}", 60)
 
     def cleanup(self):
         a = self.a
