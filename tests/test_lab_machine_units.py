@@ -29,11 +29,12 @@ def test_ssh_only_on_loopback_and_restricted():
 def test_machine_model_and_cards_come_from_the_lab():
     cmd = _cmd("x86_64")
     cfg = LabConfig("x86_64", cards=("edu", "e1000"))
-    lab = qemu.machine_args(cfg, bridge=True)
+    lab = qemu.machine_args(cfg, bridge=True, ids=True)
     assert cmd[-len(lab):] == lab
-    assert "intel-iommu,intremap=on" in lab and f"{CARDS['e1000'][0]},addr=0x11" in lab
+    assert "intel-iommu,intremap=on" in lab and f"{CARDS['e1000'][0]},addr=0x11,id=card1" in lab
     assert "pcie-pci-bridge,id=pcibr,bus=rp28" in lab
-    assert [a for a in lab if a.startswith("edu,bus=pcibr")] == ["edu,bus=pcibr,addr=0x1", "edu,bus=pcibr,addr=0x5"]
+    assert [a for a in lab if a.startswith("edu,bus=pcibr")] == ["edu,bus=pcibr,addr=0x1,id=brcard0",
+                                                                     "edu,bus=pcibr,addr=0x5,id=brcard1"]
     ppc = _cmd("ppc64le", ic="xics")
     assert any(a.startswith("pseries,ic-mode=xics") for a in ppc)
     assert "pci-bridge,id=pcibr,chassis_nr=1,bus=phb1.0,addr=0x10" in ppc

@@ -51,7 +51,7 @@ class Machine:
     ssh_port: int
     user: str
     key: str
-    cards: list             # [{card, bdf, profile, driver, bridge}]
+    cards: list             # [{card, bdf, profile, driver, bridge, qdev_id}]
     pid: int                # QEMU's
     monitor_path: str
     owner: int = None       # the pid the machine dies with, None when detached
@@ -172,7 +172,7 @@ def command(cfg, qemu_bin, vmlinux, initrd, overlay, port, monitor_path, console
            "-device", f"virtio-net-pci,netdev=mgmt{bus}",
            "-serial", f"file:{console}",
            "-monitor", f"unix:{monitor_path},server=on,wait=off"]
-    return cmd + qemu.machine_args(cfg, bridge=bridge)
+    return cmd + qemu.machine_args(cfg, bridge=bridge, ids=True)
 
 
 def _set_pdeathsig():
@@ -215,14 +215,25 @@ def start(arch, cards=("edu",), kernel=None, ic=None, name=None, bridge=False, o
         raise LabError("machine", "qemu-img create failed", p.stderr.strip())
     monitor_path = mdir / "monitor.sock"
     console = mdir / "console.log"
-    port = _free_port()
-    cmd = command(cfg, qemu_bin, k["vmlinux"], folder / "boot" / f"initrd.img-{k['kver']}",
-                  overlay, port, monitor_path, console, bridge)
-    (mdir / "qemu.cmd").write_text(shlex.join(map(str, cmd)) + "\n")
     progress.say(f"machine {name}: booting {arch} {k['kver']} ({', '.join(cfg.cards)}"
                  f"{'; bridge: edu + edu' if bridge else ''}; ic {cfg.ic}), "
                  f"prepared in {time.monotonic() - t0:.1f} s")
-    slot = session.acquire_slot()
+    m = Machine(name=name, arch=arch, kernel=cfg.kernel, release=k["kver"], ic=cfg.ic,
+                ssh_host=SSH_HOST, ssh_port=None, user="root", key=str(key),
+                cards=_card_list(cfg, bridge), pid=None, monitor_path=str(monitor_path),
+                owner=owner, bridge=bridge, dir=str(mdir), console=str(console),
+                started=time.time(), starter=os.getpid())
+    _save(m)    # starting: list_machines leaves it to its starter while that lives
+    try:
+        slot = session.acquire_slot()
+    except BaseException:
+        shutil.rmtree(mdir, ignore_errors=True)
+        raise
+    # The port is picked once the slot is ours, so that it is still free when QEMU binds it.
+    port = m.ssh_port = _free_port()
+    cmd = command(cfg, qemu_bin, k["vmlinux"], folder / "boot" / f"initrd.img-{k['kver']}",
+                  overlay, port, monitor_path, console, bridge)
+    (mdir / "qemu.cmd").write_text(shlex.join(map(str, cmd)) + "\n")
     t_boot = time.monotonic()
     try:
         with open(mdir / "qemu.log", "wb") as log:
@@ -234,11 +245,7 @@ def start(arch, cards=("edu",), kernel=None, ic=None, name=None, bridge=False, o
         shutil.rmtree(mdir, ignore_errors=True)
         raise LabError("machine", f"cannot start {qemu_bin}: {exc}")
     slot.close()   # QEMU holds the slot's lock from here on
-    m = Machine(name=name, arch=arch, kernel=cfg.kernel, release=k["kver"], ic=cfg.ic,
-                ssh_host=SSH_HOST, ssh_port=port, user="root", key=str(key),
-                cards=_card_list(cfg, bridge), pid=proc.pid, monitor_path=str(monitor_path),
-                owner=owner, bridge=bridge, dir=str(mdir), console=str(console),
-                started=time.time(), starter=os.getpid())
+    m.pid = proc.pid
     _save(m)
     try:
         _wait_ssh(m, proc, timeout or BOOT_TIMEOUT[arch])
@@ -256,11 +263,11 @@ def start(arch, cards=("edu",), kernel=None, ic=None, name=None, bridge=False, o
 
 
 def _card_list(cfg, bridge):
-    out = [{"card": c, "bdf": None, "profile": PROFILES.get(c), "driver": None, "bridge": False}
-           for c in cfg.cards]
+    out = [{"card": c, "bdf": None, "profile": PROFILES.get(c), "driver": None, "bridge": False,
+            "qdev_id": qemu.card_id(i)} for i, c in enumerate(cfg.cards)]
     if bridge:
-        out += [{"card": "edu", "bdf": None, "profile": PROFILES["edu"], "driver": None, "bridge": True}
-                for _ in qemu.BRIDGE_SLOTS]
+        out += [{"card": "edu", "bdf": None, "profile": PROFILES["edu"], "driver": None, "bridge": True,
+                 "qdev_id": qemu.card_id(j, bridge=True)} for j in range(len(qemu.BRIDGE_SLOTS))]
     return out
 
 
@@ -405,7 +412,7 @@ def _zombie(pid):
 
 
 def _clean(mdir, m):
-    if m is not None and _qemu_alive(m.pid, mdir):
+    if m is not None and m.pid and _qemu_alive(m.pid, mdir):
         _kill(m.pid)
     shutil.rmtree(mdir, ignore_errors=True)
 
@@ -420,21 +427,23 @@ def list_machines(cache_root=None):
     for mdir in sorted(p for p in root.iterdir() if p.is_dir()):
         m = _load(mdir)
         if m is None:
-            # Starting (machine.json is written before QEMU boots) or a wreck; a
-            # folder older than a boot with no state is a wreck.
+            # A wreck (start writes machine.json before anything else); give a
+            # start that is just making its folder a minute.
             if time.time() - mdir.stat().st_mtime > 60:
                 _clean(mdir, None)
             continue
-        why = ("QEMU is gone" if not _qemu_alive(m.pid, mdir)
-               else "its owner is gone" if m.owner and not _pid_alive(m.owner)
-               else "its start was interrupted" if not m.ready and not _pid_alive(m.starter)
-               else None)
+        if not m.ready:
+            if m.starter and _pid_alive(m.starter):
+                continue    # booting, or waiting for a VM slot
+            why = "its start was interrupted"
+        else:
+            why = ("QEMU is gone" if not _qemu_alive(m.pid, mdir)
+                   else "its owner is gone" if m.owner and not _pid_alive(m.owner) else None)
         if why:
             progress.say(f"machine {m.name}: {why}; cleaning it up")
             _clean(mdir, m)
             continue
-        if m.ready:
-            out.append(m)
+        out.append(m)
     return out
 
 

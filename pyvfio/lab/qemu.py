@@ -61,10 +61,11 @@ def command(cfg, qemu, vmlinux, initrd, shares, run_dir):
     return cmd
 
 
-def machine_args(cfg, run_dir=None, bridge=False):
+def machine_args(cfg, run_dir=None, bridge=False, ids=False):
     """The machine model and its cards: the one home of both, for the busybox lab
     and for the lab machines (machine.py).  bridge: two more edu cards behind a
-    conventional PCI bridge (BRIDGE_SLOTS), where legacy cards sit in a modern machine."""
+    conventional PCI bridge (BRIDGE_SLOTS), where legacy cards sit in a modern machine.
+    ids: name the cards (card_id) for the monitor's device_del."""
     if cfg.arch == "x86_64":
         cmd = ["-machine", "q35",
                # max: TCG's every feature, SVM among them, so kvm_amd gives the
@@ -74,7 +75,7 @@ def machine_args(cfg, run_dir=None, bridge=False):
                "-device", "intel-iommu,intremap=on"]
         for i, card in enumerate(cfg.cards):
             cmd += _chardev(card, i, run_dir)
-            cmd += ["-device", f"{_qdev(card, i)},addr={x86_slot(i):#x}"]
+            cmd += ["-device", f"{_qdev(card, i)},addr={x86_slot(i):#x}{_id(i, ids)}"]
         for i, card in enumerate(cfg.host_cards):
             cmd += ["-device", f"{_qdev(card)},addr={x86_host_slot(i, cfg):#x}"]
         if bridge:
@@ -90,13 +91,22 @@ def machine_args(cfg, run_dir=None, bridge=False):
                "-device", "spapr-pci-host-bridge,index=1,id=phb1"]
         for i, card in enumerate(cfg.cards):
             cmd += _chardev(card, i, run_dir)
-            cmd += ["-device", f"{_qdev(card, i)},bus={PPC_CARD_BUS},addr={i + 1:#x}"]
+            cmd += ["-device", f"{_qdev(card, i)},bus={PPC_CARD_BUS},addr={i + 1:#x}{_id(i, ids)}"]
         if bridge:
             cmd += ["-device", f"pci-bridge,id=pcibr,chassis_nr=1,bus={PPC_CARD_BUS},addr={PPC_BRIDGE_SLOT:#x}"]
     if bridge:
-        for slot in BRIDGE_SLOTS:
-            cmd += ["-device", f"{_qdev('edu')},bus=pcibr,addr={slot:#x}"]
+        for j, slot in enumerate(BRIDGE_SLOTS):
+            cmd += ["-device", f"{_qdev('edu')},bus=pcibr,addr={slot:#x},id={card_id(j, bridge=True)}"]
     return cmd
+
+
+def card_id(i, bridge=False):
+    """The QEMU device id of card i (for the monitor: device_del)."""
+    return f"brcard{i}" if bridge else f"card{i}"
+
+
+def _id(i, ids):
+    return f",id={card_id(i)}" if ids else ""
 
 
 def _chardev(card, i, run_dir):

@@ -70,3 +70,12 @@ def machine_ppc(_machines):
 def pytest_terminal_summary(terminalreporter):
     if TIMES:
         terminalreporter.write_line("lab machines: " + ", ".join(f"{k} {v} s" for k, v in TIMES.items()))
+
+
+def pytest_collection_modifyitems(items):
+    """One machine at a time: every x86_64 test, then every ppc64le one (file order
+    kept within each), so each machine boots once."""
+    def arch(item):
+        names = getattr(item, "fixturenames", ())
+        return 0 if "machine_x86" in names else 1 if "machine_ppc" in names else -1
+    items.sort(key=arch)
