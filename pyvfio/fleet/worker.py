@@ -133,6 +133,7 @@ class Worker:
             self.state["card"] = card.describe()
             where = shlex.quote(card.bdf)
             self.bind(run, pyvfio, card.bdf)
+            self.policy_module(run)
         self.save()
         t0 = time.monotonic()
         rc, out = run(f"rm -f {shlex.quote(remote_json)}; cd {shlex.quote(work)} && "
@@ -197,8 +198,36 @@ class Worker:
         self.state["bound"] = bdf
         self.unbind = lambda: run(f"{shlex.quote(pyvfio)} unbind {shlex.quote(bdf)}", 60)
 
+    def policy_module(self, run):
+        """A scenario with lazy/unlazy cells needs pyvfio_policy.ko loaded: build it as
+        the README's "On your lab machines" says, from the sdist pyvfio.deploy left on
+        the machine, against its own headers, and insmod it (rmmod at the end)."""
+        from ..repro.scenario import load
+        if not {"lazy", "unlazy"} & set(load(self.a.scenario).axes.get("policy", ())):
+            return
+        rc, _ = run("test -d /sys/module/pyvfio_policy")
+        if rc == 0:
+            return
+        if self.a.remote_pyvfio:
+            raise MachineError(f"{self.a.place}: the scenario's lazy/unlazy cells need pyvfio_policy.ko loaded",
+                               "build and insmod tools/policy there (README: On your lab machines)")
+        from ..deploy import DEFAULT_WORKDIR
+        src = "/tmp/pyvfio-fleet-policy"
+        rc, out = run(f"rm -rf {src} && mkdir -p {src} && tar xzf {DEFAULT_WORKDIR}/dist/pyvfio-*.tar.gz -C {src} "
+                      f"&& make -C {src}/pyvfio-*/tools/policy && insmod {src}/pyvfio-*/tools/policy/pyvfio_policy.ko"
+                      " 2>&1", 900)
+        if rc:
+            raise MachineError(f"{self.a.place}: building the policy module failed: {out.strip()[-200:]}")
+        self.state["policy_module"] = "built and loaded"
+        self.rmmod = lambda: run("rmmod pyvfio_policy", 60)
+
     def cleanup(self):
         a = self.a
+        if getattr(self, "rmmod", None):
+            try:
+                self.rmmod()
+            except Exception:
+                pass
         if getattr(self, "unbind", None):
             try:
                 self.unbind()

@@ -19,6 +19,7 @@ controller, so a card's cells compare with the model's or the lab's same machine
 
 from dataclasses import dataclass, field
 
+from ..doctor.controllers import controller_of
 from . import cells as C
 from . import compare
 
@@ -50,21 +51,11 @@ def series(kernel):
     return k
 
 
-def _chip_ic(chip):
-    """A /proc/interrupts chip name as the lab's ic: IO-APIC -> ioapic, XIVE -> xive."""
-    c = (chip or "").lower()
-    for name, ic in (("xive", "xive"), ("xics", "xics"), ("ics", "xics"), ("io-apic", "ioapic"),
-                     ("ioapic", "ioapic")):
-        if name in c:
-            return ic
-    return None
-
-
 def ident(cell):
     """(arch, kernel series, ic) of the machine a cell ran on (None where unknown)."""
     k = cell.get("key", {})
     return (k.get("arch") or k.get("machine"), series(k.get("kernel") or cell.get("kver")),
-            k.get("ic") or _chip_ic(cell.get("chip")))
+            k.get("ic") or controller_of(cell.get("chip"))[0])
 
 
 def cell_id(cell):
