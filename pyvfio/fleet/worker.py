@@ -132,8 +132,10 @@ class Worker:
                                    "name one with --card, or describe the place's cards (fleet README)")
             self.state["card"] = card.describe()
             where = shlex.quote(card.bdf)
+            t0 = time.monotonic()
             self.bind(run, pyvfio, card.bdf)
             self.policy_module(run)
+            self.step("prepare_s", t0)
         self.save()
         t0 = time.monotonic()
         rc, out = run(f"rm -f {shlex.quote(remote_json)}; cd {shlex.quote(work)} && "
