@@ -65,8 +65,11 @@ class LocalLab:
 
     def _spawn(self, name, cmd):
         log = open(os.path.join(self.folder, f"{name}.log"), "ab")
+        # its own session (a Ctrl-C meant for a test stops it through stop(), in order),
+        # and it dies with us should stop() never run (a killed test session)
+        from ..lab.machine import _set_pdeathsig
         p = subprocess.Popen(cmd, cwd=self.folder, stdout=log, stderr=subprocess.STDOUT,
-                             stdin=subprocess.DEVNULL, start_new_session=True)
+                             stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_set_pdeathsig)
         log.close()
         self.procs.append((name, p))
         return p
