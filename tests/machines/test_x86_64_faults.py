@@ -64,7 +64,8 @@ def edu(machine_x86):
     bdf = m.cards[EDU]["bdf"]
     assert sh(m, f"pyvfio bind {bdf}").returncode == 0
     yield m, bdf
-    sh(m, f"pkill -9 -f 'pyvfio run'; sleep 0.5; pyvfio unbind {bdf}")
+    # a run a failed test left behind, by its pid file
+    sh(m, f"for f in /tmp/*.pid; do kill -9 $(cat $f); done 2>/dev/null; sleep 0.5; pyvfio unbind {bdf}")
     assert sh(m, f"ls /sys/bus/pci/devices/{bdf}/driver").returncode != 0   # nothing left bound
 
 
