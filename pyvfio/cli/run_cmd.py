@@ -216,6 +216,7 @@ def run(args):
               f"the run stopped{', partial results in ' + args.json if args.json else ''}", file=sys.stderr)
         return EXIT_REMOVED
     if r.interrupted:
+        print(f"pyvfio: interrupted{': partial results in ' + args.json if args.json else ''}", file=sys.stderr)
         return 130
     if verdict.of_run(r).cls == "stall":  # a stall not every time recovered
         return EXIT_STALL

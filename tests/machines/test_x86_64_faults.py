@@ -77,7 +77,7 @@ def test_a_signal_mid_run_saves_partial_results(edu, signal, name):
     sh(m, f"kill -{signal} {pid}")
     rc, log = _finish(m, name)
     assert rc == 130, log
-    assert _messages(log) == ["pyvfio: interrupted"], log
+    assert _messages(log) == [f"pyvfio: interrupted: partial results in /tmp/{name}.json"], log
     r = json.loads(sh(m, f"cat /tmp/{name}.json").stdout)
     assert r["interrupted"] is True and r["counts"]["delivered"] > 0
     _usable(m, bdf)
