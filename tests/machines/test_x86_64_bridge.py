@@ -21,7 +21,8 @@ def _pair(m):
 
 def _vfio_intx_irq(m, bdf):
     """The IRQ of vfio-intx(bdf) in /proc/interrupts while a short run holds it."""
-    out = sh(m, f"pyvfio run {bdf} -D 3 -q --json /tmp/irq.json >/dev/null 2>&1 & sleep 2; "
+    out = sh(m, f"pyvfio run {bdf} -D 8 -q --json /tmp/irq.json >/dev/null 2>&1 & "
+                f"for i in $(seq 60); do grep -q 'vfio-intx({bdf})' /proc/interrupts && break; sleep 0.2; done; "
                 f"grep 'vfio-intx({bdf})' /proc/interrupts; wait").stdout
     return int(out.split(":")[0]) if out.strip() else None
 
