@@ -261,8 +261,9 @@ def start(arch, cards=("edu",), kernel=None, ic=None, name=None, bridge=False, o
         m.ready, m.starter = True, None
         _save(m)
     except BaseException:
-        _kill(m.pid)
-        shutil.rmtree(mdir, ignore_errors=True)
+        if os.environ.get("PYVFIO_LAB_KEEP") != "1":   # kept for a look, as the busybox lab's runs
+            _kill(m.pid)
+            shutil.rmtree(mdir, ignore_errors=True)
         raise
     progress.say(f"machine {name}: sshd up after {m.boot_seconds} s: "
                  f"pyvfio lab machine ssh {name} (or ssh -p {port} -i {key} root@{SSH_HOST})")
@@ -345,7 +346,8 @@ def _discover(m):
         else:
             d = by_bdf.get(direct[i])
         if d is None or d["id"] != CARDS[c["card"]][1]:
-            raise LabError(f"machine {m.name}", f"card {c['card']} is not where it was put",
+            raise LabError(f"machine {m.name}", f"card {c['card']} is not where it was put "
+                           f"(expected at {direct[i] if not c['bridge'] else 'a bus behind the bridge'})",
                            json.dumps(devs, indent=0)[-1500:])
         c["bdf"], c["driver"] = d["bdf"], d["driver"]
 
