@@ -23,7 +23,8 @@ def _start(m, args, tag):
     """pyvfio run in the background on the machine, SIGINT left at its default (job
     control on: a non-interactive shell's background job would ignore it)."""
     cmd = (f"setsid -f bash -c 'set -m; pyvfio run {args} --json /tmp/{tag}.json "
-           f"> /tmp/{tag}.log 2>&1 < /dev/null & echo $! > /tmp/{tag}.pid; wait $!; echo $? > /tmp/{tag}.rc'")
+           f"> /tmp/{tag}.log 2>&1 < /dev/null & echo $! > /tmp/{tag}.pid; wait $!; echo $? > /tmp/{tag}.rc' "
+           "> /dev/null 2>&1 < /dev/null")   # ssh returns at once: nothing holds its pipes
     assert sh(m, f"rm -f /tmp/{tag}.*; {cmd}").returncode == 0
     for _ in range(100):
         if sh(m, f"grep -q . /tmp/{tag}.pid && grep -q 'vfio-intx' /proc/interrupts").returncode == 0:
