@@ -10,7 +10,6 @@ callables (the lab machines' SSH, labgrid's SSHDriver in the fleet).  An install
 with the same stamp (a hash of the sdist's sources) is left as it is.
 """
 import hashlib
-import os
 import pathlib
 import shlex
 import shutil

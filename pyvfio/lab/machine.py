@@ -203,32 +203,39 @@ def start(arch, cards=("edu",), kernel=None, ic=None, name=None, bridge=False, o
     with open(cache_root / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         folder, info = image.prepare(arch, cache_root, pub)
-        name = name or _pick_name(arch, cache_root)
-        mdir = machines_dir(cache_root) / name
-        mdir.mkdir(parents=True)
     k = info["kernels"][cfg.kernel]
-    overlay = mdir / "overlay.qcow2"
-    p = subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw",
-                        "-b", str(folder / "root.img"), str(overlay)], capture_output=True, text=True)
-    if p.returncode != 0:
-        shutil.rmtree(mdir, ignore_errors=True)
-        raise LabError("machine", "qemu-img create failed", p.stderr.strip())
+    # The slot first, the machine's folder after: a folder always has a QEMU, or a
+    # starter about to start one, so `list` anywhere can judge it.
+    slot = session.acquire_slot()
+    try:
+        with open(cache_root / ".lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if name is not None and _name_taken(name, cache_root):
+                raise UsageError(f"a machine named {name} exists",
+                                 f"stop it first: pyvfio lab machine stop {name}")
+            name = name or _pick_name(arch, cache_root)
+            mdir = machines_dir(cache_root) / name
+            mdir.mkdir(parents=True)
+    except BaseException:
+        slot.close()
+        raise
     monitor_path = mdir / "monitor.sock"
     console = mdir / "console.log"
-    progress.say(f"machine {name}: booting {arch} {k['kver']} ({', '.join(cfg.cards)}"
-                 f"{'; bridge: edu + edu' if bridge else ''}; ic {cfg.ic}), "
-                 f"prepared in {time.monotonic() - t0:.1f} s")
     m = Machine(name=name, arch=arch, kernel=cfg.kernel, release=k["kver"], ic=cfg.ic,
                 ssh_host=SSH_HOST, ssh_port=None, user="root", key=str(key),
                 cards=_card_list(cfg, bridge), pid=None, monitor_path=str(monitor_path),
                 owner=owner, bridge=bridge, dir=str(mdir), console=str(console),
                 started=time.time(), starter=os.getpid())
-    _save(m)    # starting: list_machines leaves it to its starter while that lives
-    try:
-        slot = session.acquire_slot()
-    except BaseException:
+    overlay = mdir / "overlay.qcow2"
+    p = subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw",
+                        "-b", str(folder / "root.img"), str(overlay)], capture_output=True, text=True)
+    if p.returncode != 0:
+        slot.close()
         shutil.rmtree(mdir, ignore_errors=True)
-        raise
+        raise LabError("machine", "qemu-img create failed", p.stderr.strip())
+    progress.say(f"machine {name}: booting {arch} {k['kver']} ({', '.join(cfg.cards)}"
+                 f"{'; bridge: edu + edu' if bridge else ''}; ic {cfg.ic}), "
+                 f"prepared in {time.monotonic() - t0:.1f} s")
     # The port is picked once the slot is ours, so that it is still free when QEMU binds it.
     port = m.ssh_port = _free_port()
     cmd = command(cfg, qemu_bin, k["vmlinux"], folder / "boot" / f"initrd.img-{k['kver']}",
@@ -246,7 +253,7 @@ def start(arch, cards=("edu",), kernel=None, ic=None, name=None, bridge=False, o
         raise LabError("machine", f"cannot start {qemu_bin}: {exc}")
     slot.close()   # QEMU holds the slot's lock from here on
     m.pid = proc.pid
-    _save(m)
+    _save(m)    # starting: list_machines leaves it to its starter while that lives
     try:
         _wait_ssh(m, proc, timeout or BOOT_TIMEOUT[arch])
         m.boot_seconds = round(time.monotonic() - t_boot, 1)
@@ -254,8 +261,9 @@ def start(arch, cards=("edu",), kernel=None, ic=None, name=None, bridge=False, o
         m.ready, m.starter = True, None
         _save(m)
     except BaseException:
-        _kill(m.pid)
-        shutil.rmtree(mdir, ignore_errors=True)
+        if os.environ.get("PYVFIO_LAB_KEEP") != "1":   # kept for a look, as the busybox lab's runs
+            _kill(m.pid)
+            shutil.rmtree(mdir, ignore_errors=True)
         raise
     progress.say(f"machine {name}: sshd up after {m.boot_seconds} s: "
                  f"pyvfio lab machine ssh {name} (or ssh -p {port} -i {key} root@{SSH_HOST})")
@@ -338,7 +346,8 @@ def _discover(m):
         else:
             d = by_bdf.get(direct[i])
         if d is None or d["id"] != CARDS[c["card"]][1]:
-            raise LabError(f"machine {m.name}", f"card {c['card']} is not where it was put",
+            raise LabError(f"machine {m.name}", f"card {c['card']} is not where it was put "
+                           f"(expected at {direct[i] if not c['bridge'] else 'a bus behind the bridge'})",
                            json.dumps(devs, indent=0)[-1500:])
         c["bdf"], c["driver"] = d["bdf"], d["driver"]
 

@@ -84,7 +84,11 @@ def machine_args(cfg, run_dir=None, bridge=False, ids=False):
             cmd += ["-device", f"pcie-root-port,id=rp{BRIDGE_ROOT_PORT},chassis=1,addr={BRIDGE_ROOT_PORT:#x}",
                     "-device", f"pcie-pci-bridge,id=pcibr,bus=rp{BRIDGE_ROOT_PORT}"]
     else:
-        cmd = ["-machine", f"pseries,ic-mode={cfg.ic},x-vof=on,"
+        # VOF (~4 s faster than SLOF) leaves buses behind a PCI bridge unnumbered in
+        # the device tree (no bus-range), and Linux then never probes what sits
+        # behind it: the bridge machine boots SLOF, which enumerates them.
+        vof = "off" if bridge else "on"
+        cmd = ["-machine", f"pseries,ic-mode={cfg.ic},x-vof={vof},"
                # TCG cannot provide these spectre mitigations; asking would only warn.
                "cap-cfpc=broken,cap-sbbc=broken,cap-ibs=broken,cap-ccf-assist=off",
                "-cpu", "POWER9",

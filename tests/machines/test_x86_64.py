@@ -5,6 +5,7 @@ modprobe per nointxmask value, the policy module built from the installed header
 unbind.  Each test leaves the machine as it found it: nothing bound, vfio-pci's
 parameter as it was."""
 import json
+import pathlib
 import re
 
 import pytest
@@ -136,3 +137,28 @@ def test_repro_seed_reloads_vfio_pci_with_modprobe(machine_x86):
     finally:
         sh(m, f"pyvfio unbind {edu}; rmmod pyvfio_policy")
     assert driver(m, edu) is None
+
+
+def test_the_machine_cli_lists_reaches_and_copies(machine_x86, tmp_path):
+    import subprocess
+    import sys
+
+    m = machine_x86
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "pyvfio", "lab", "machine", *args],
+                              capture_output=True, text=True, timeout=120)
+
+    listed = {x["name"]: x for x in json.loads(cli("list", "--json").stdout)}
+    assert listed[m.name]["ssh_port"] == m.ssh_port and listed[m.name]["ssh_host"] == "127.0.0.1"
+    assert cli("ssh", m.name, "--", "uname", "-r").stdout.strip() == m.release
+    assert cli("ssh", m.name, "--user", "lab", "--", "id -nG").stdout.split() == ["lab", "vfio"]
+    (tmp_path / "a.txt").write_text("there and back\n")
+    assert cli("copy", m.name, str(tmp_path / "a.txt"), ":/tmp/a.txt").returncode == 0
+    assert cli("copy", m.name, ":/tmp/a.txt", str(tmp_path / "b.txt")).returncode == 0
+    assert (tmp_path / "b.txt").read_text() == "there and back\n"
+    p = cli("ssh", "no-such-machine", "--", "true")
+    assert p.returncode == 2 and p.stderr.strip().splitlines() == [
+        "pyvfio: error: no lab machine named no-such-machine: see pyvfio lab machine list"]
+    # sshd is reachable on 127.0.0.1 only: QEMU's forward is bound there
+    assert f"hostfwd=tcp:127.0.0.1:{m.ssh_port}-:22" in (pathlib.Path(m.dir) / "qemu.cmd").read_text()
