@@ -28,7 +28,12 @@ def card_lock(bdf, folder=None):
     path = os.path.join(folder, f"card-{bdf}.lock")
     try:
         os.makedirs(folder, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except PermissionError:
+            # A user in group vfio cannot create files in root's /run/pyvfio, but
+            # flock needs no write access to the file `pyvfio bind` made (prepare).
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError as exc:
         hint = {errno.EACCES: "run as root (VFIO needs it for /dev/vfio/N anyway)",
                 errno.EPERM: "run as root (VFIO needs it for /dev/vfio/N anyway)",
@@ -54,4 +59,18 @@ def card_lock(bdf, folder=None):
         os.close(fd)
 
 
-__all__ = ["card_lock", "lock_dir"]
+def prepare(bdf, folder=None):
+    """Made by `pyvfio bind` (root): the card's lock file, readable by every user, so
+    that a user allowed /dev/vfio/N (group vfio) can take the lock too.  Best effort:
+    a run as root makes it anyway."""
+    folder = folder or lock_dir()
+    try:
+        os.makedirs(folder, exist_ok=True)
+        fd = os.open(os.path.join(folder, f"card-{bdf}.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        os.fchmod(fd, 0o644)
+        os.close(fd)
+    except OSError:
+        pass
+
+
+__all__ = ["card_lock", "lock_dir", "prepare"]

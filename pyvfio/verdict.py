@@ -26,6 +26,15 @@ from dataclasses import asdict, dataclass, replace
 
 STATES = ("ok", "stall", "lost", "error")
 
+# What each verdict class looks like in every picture (the SVG, the HTML page): one
+# palette, so a stall is the same red wherever a person sees it.  "unknown": a cell
+# whose file holds nothing to judge it by.
+COLOURS = {"ok": "#9ad0a0", "stall": "#e57373", "recovered": "#ffc870", "lost": "#c79bd6",
+           "error": "#9e9e9e", "unknown": "#dddddd"}
+MISMATCH = "#c2185b"     # the frame of a cell whose verdict is not the one expected
+LEGEND = (("ok", "ok"), ("stall", "stall"), ("recovered", "stall, recovered"), ("lost", "lost"),
+          ("error", "could not run"))
+
 
 @dataclass(frozen=True)
 class Verdict:

@@ -21,6 +21,8 @@ COMMANDS = {
     "repro": ("pyvfio.cli.repro_cmd", "run the INTx scenario matrix (model host, lab VM or a card)"),
     "doctor": ("pyvfio.cli.doctor_cmd", "check this host (and a card) for INTx passthrough, with fixes"),
     "compare": ("pyvfio.cli.compare_cmd", "compare two result files (run or repro) cell by cell"),
+    "report": ("pyvfio.cli.report_cmd", "the summary of result files, and their HTML page (--html)"),
+    "fleet": ("pyvfio.cli.fleet_cmd", "run a scenario on many lab machines through labgrid (pyvfio[fleet])"),
     "lab": ("pyvfio.cli.lab_cmd", "boot a lab VM (x86_64 or ppc64le) and run a command inside it"),
 }
 
@@ -45,13 +47,22 @@ def _terminate(signum, frame):
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     signal.signal(signal.SIGTERM, _terminate)
+    # `lab machine ...` has its own actions; `lab ARCH ...` cannot parse them.
+    machine = argv[:2] == ["lab", "machine"]
     # Import only the chosen command's module.
     modules = {}
     chosen = next((a for a in argv if not a.startswith("-")), None)
     if chosen in COMMANDS:
         modules[chosen] = importlib.import_module(COMMANDS[chosen][0])
-    args = _parser(modules).parse_args(argv)
+    if not machine:
+        args = _parser(modules).parse_args(argv)
     try:
+        if machine:
+            from . import machine_cmd
+
+            args = machine_cmd.parse(argv[2:])
+            args.command = "machine"
+            modules["machine"] = machine_cmd
         return modules[args.command].run(args) or 0
     except PyvfioError as exc:
         print(f"pyvfio: error: {exc}", file=sys.stderr)

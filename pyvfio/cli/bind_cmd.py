@@ -49,6 +49,11 @@ def run(args):
     plan = bind.plan_bind(args.bdf, group=args.group, force=args.force, root=root)
     if not args.dry_run and plan.targets:
         bind.bind(plan, root=root)
+        if root == "/":
+            from .. import cardlock
+
+            for t in plan.targets:
+                cardlock.prepare(t["bdf"])
     if args.json:
         print(json.dumps({**plan.to_json(), "done": not args.dry_run}, indent=2))
         return 0

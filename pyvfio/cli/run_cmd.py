@@ -1,6 +1,8 @@
 """pyvfio run BDF: service a card's INTx (or MSI, MSI-X) through VFIO and measure it
 (cyclictest-style)."""
 
+import os
+import signal
 import sys
 import time
 
@@ -16,6 +18,7 @@ from ..vfio.device import IOMMU_CHOICES, IOMMU_HELP
 EXIT_THRESHOLD = 3   # p99 above --threshold
 EXIT_STALL = 5       # the watchdog saw a stall that was not recovered
 EXIT_DMA = 6         # --source dma: the bytes the card moved did not arrive
+EXIT_REMOVED = 7     # the kernel asked for the card back mid-run (hot-unplug, unbind)
 
 
 def add_arguments(p):
@@ -190,20 +193,30 @@ def run(args):
         r = Run(dev, profile, config, after_enable=after_enable, status=_status_line if live else None,
                 ready=_ready)
         started = time.time()
-        r.execute()
+        from ..vfio.request import DeviceRequest
+
+        # The kernel asking for the card back ends the run as a signal does (teardown,
+        # partial results), and the device is closed so that its removal can finish.
+        with DeviceRequest(dev, lambda: os.kill(os.getpid(), signal.SIGTERM)) as request:
+            r.execute()
         if live:
             sys.stderr.write("\n")
         result = envelope("run", bdf=dev.bdf, host=_host_facts(dev.bdf), card=profile.describe(),
                           modes={**config.__dict__, "policy": args.policy or "kernel",
                                  "iommu": dev.iommu},
-                          started_unix=started, **r.to_json())
+                          started_unix=started, **r.to_json(), device_request=request.requested)
     if args.json:
         write_json(args.json, result)
     if args.hgrm:
         write_atomic(args.hgrm, r.hists[1 if r.external else 2].hgrm())
     for line in summary_lines(result):
         print(line)
+    if request.requested:
+        print(f"pyvfio: error: the kernel asked for {bdf} back mid-run (hot-unplug or a driver unbind): "
+              f"the run stopped{', partial results in ' + args.json if args.json else ''}", file=sys.stderr)
+        return EXIT_REMOVED
     if r.interrupted:
+        print(f"pyvfio: interrupted{': partial results in ' + args.json if args.json else ''}", file=sys.stderr)
         return 130
     if verdict.of_run(r).cls == "stall":  # a stall not every time recovered
         return EXIT_STALL

@@ -19,6 +19,10 @@ CARDS = {
     "e1000e": ("e1000e", "8086:10d3"),
 }
 
+# The builtin profile that drives each card (pyvfio/profiles/builtin).
+PROFILES = {"edu": "edu", "e1000": "e1000", "rtl8139": "rtl8139", "i82557b": "i8255x",
+            "pci-serial": "uart16550", "e1000e": "e1000e"}
+
 # Cards whose QEMU device takes a chardev (the qdev property): the lab gives each one
 # a unix socket in the run folder, and lab/feeder.py writes into it what the guest
 # asks for (external interrupts from the host).

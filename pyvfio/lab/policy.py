@@ -58,6 +58,12 @@ def ensure_module(release=None):
         raise PyvfioError(f"the masking-policy module needs the kernel headers of {release} ({build} is missing)",
                           f"install them (Debian: apt-get install linux-headers-{release}), or leave the "
                           "policy axis at 'kernel'")
+    if not os.path.isdir(MODULE_SRC):
+        # pip-installed pyvfio has no tools/; the sdist carries them.
+        raise PyvfioError("the masking-policy module pyvfio_policy is not loaded, and this pyvfio "
+                          "(installed, not a checkout) has no tools/policy to build it from",
+                          "build and load it from pyvfio's sdist: tar xzf pyvfio-*.tar.gz && "
+                          "make -C pyvfio-*/tools/policy && insmod pyvfio-*/tools/policy/pyvfio_policy.ko")
     r = writes.run(["make", "-C", MODULE_SRC, f"KDIR={build}"],
                    "install gcc and make (Debian: apt-get install build-essential)")
     ko = os.path.join(MODULE_SRC, "pyvfio_policy.ko")

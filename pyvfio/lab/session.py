@@ -201,6 +201,13 @@ def _vm_slot(stop=None):
     their timeouts nor their timings depend on who else is running.  A process
     allowed N slots takes the first of them to be free; it waits polling, so a
     set `stop` (see vm.run) ends the wait too."""
+    with acquire_slot(stop):
+        yield
+
+
+def acquire_slot(stop=None):
+    """Wait for a free VM slot; returns its locked file (the slot is held while that
+    file, or a child it was passed to, stays open)."""
     slots = [VM_LOCK] + [f"{VM_LOCK}.{k}" for k in range(1, vm_slots())]
     said = False
     while (lock := _free_slot(slots)) is None:
@@ -210,8 +217,7 @@ def _vm_slot(stop=None):
             progress.say("waiting for another lab VM on this machine to finish ...")
             said = True
         time.sleep(0.5)
-    with lock:
-        yield
+    return lock
 
 
 def _free_slot(slots):

@@ -24,14 +24,10 @@ from xml.sax.saxutils import escape, quoteattr
 
 from ..histogram import bucket_range
 from ..results import write_atomic
+from ..verdict import COLOURS, LEGEND, MISMATCH  # noqa: F401 (one palette: pyvfio.verdict)
 from . import cells as C
 
 FONT = "DejaVu Sans, Helvetica, Arial, sans-serif"
-COLOURS = {"ok": "#9ad0a0", "stall": "#e57373", "recovered": "#ffc870", "lost": "#c79bd6",
-           "error": "#9e9e9e", "unknown": "#dddddd"}
-MISMATCH = "#c2185b"
-LEGEND = (("ok", "ok"), ("stall", "stall"), ("recovered", "stall, recovered"), ("lost", "lost"),
-          ("error", "could not run"))
 BINS_PER_DECADE = 20
 MAX_COLUMNS = 6
 HIST_PER_ROW = 3
@@ -394,3 +390,11 @@ def write(report, path, rows=None, cols=None):
 def write_report(path, report):
     """write() with the arguments the other way round (what pyvfio repro --svg calls)."""
     return write(report, path)
+
+
+def histogram_panel(hist, title, subtitle, lo, hi, w=300, h=172, cell=""):
+    """One histogram panel as its own <svg> (the HTML page embeds one per cell), on
+    the decades lo..hi that every panel of the page shares."""
+    cv = Canvas()
+    _draw_histogram(cv, 0, 0, w, h, title, subtitle, hist, lo, hi, cell)
+    return cv.svg(w, h)
