@@ -250,8 +250,10 @@ def test_error_names_the_failed_step_and_its_errno(efds):
     card = start(Card(trigger, unmask))
     bad = SetIrqs("VFIO_DEVICE_SET_IRQS (on an eventfd)", 0, 0, 1, None, trigger.fileno(),
                   uapi.VFIO_DEVICE_SET_IRQS, bytearray(uapi.IRQ_SET_HDR))
+    # res.errop points into the step names the Loop keeps: hold the Loop while reading it
+    loop = Loop(card, trigger, [EventfdWrite("write unmask eventfd", unmask), bad])
     try:
-        res = Loop(card, trigger, [EventfdWrite("write unmask eventfd", unmask), bad]).run(10)
+        res = loop.run(10)
     finally:
         card.close()
     assert res.reason == lib.PYVFIO_ERROR
