@@ -1,4 +1,4 @@
-"""Objects that own one file descriptor (a VFIO container, group or device, a KVM
+"""Objects that own one file descriptor (a VFIO container, group or device, iommufd, a KVM
 system, VM or vCPU, an eventfd): `with` closes them, and close() runs once, also
 on an object whose constructor failed before it opened anything."""
 

@@ -8,6 +8,7 @@ import os
 from .. import uapi
 from .._binding import ffi
 from ..errors import VfioError
+from ..fdowner import FdOwner
 from .ioctl import vfio_ioctl
 
 
@@ -32,7 +33,7 @@ def _open(path, what):
                         f"{os.strerror(exc.errno)}", hint) from None
 
 
-class IommuFd:
+class IommuFd(FdOwner):
     """An open /dev/iommu and the IOAS its devices attach to."""
 
     def __init__(self, path="/dev/iommu"):
@@ -98,11 +99,7 @@ class IommuFd:
         vfio_ioctl(device_fd, "VFIO_DEVICE_ATTACH_IOMMUFD_PT", uapi.VFIO_DEVICE_ATTACH_IOMMUFD_PT,
                    ffi.buffer(a), hint="the IOMMU driver may have no paging domain for this device")
 
-    def close(self):
-        """Closing the fd destroys the IOAS and every mapping in it."""
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
+    # close() (FdOwner): closing the fd destroys the IOAS and every mapping in it
 
 
 def open_cdev(path, iommufd):
