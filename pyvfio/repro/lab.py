@@ -69,7 +69,7 @@ def run_lab(plan, arch, timeout=900, echo=print, kernel=None):
         data = json.loads(out.read_text())
         lab_facts = data.get("lab") or {}
         for c in data["cells"]:
-            axes = {k: v for k, v in c["key"].items() if k not in ("kernel", "machine")}
+            axes = {k: v for k, v in c["key"].items() if k not in ("kernel", "machine", "arch", "ic")}
             c["key"] = {**m.key, **axes}   # the machine's key, as the model names its cells
             c["kver"] = lab_facts.get("kver")
             c["unlazy_fix"] = lab_facts.get("unlazy_fix")
