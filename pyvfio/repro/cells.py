@@ -134,7 +134,7 @@ def run_cells(bdf, plan, here=False, force=False, echo=print, vfio="shipped"):
                 loaded = bool(nim)
             for cell in (c for c in cells if c.nointxmask == nim):
                 res = run_cell(bdf, cell, plan)
-                res["key"] = cell.key(**machine)
+                res["key"] = cell.key(**machine, **_where(sysfacts, res.get("chip") or (line and line.chip)))
                 results.append(res)
                 echo(f"{cell}: {res['verdict']}")
     finally:
@@ -142,6 +142,15 @@ def run_cells(bdf, plan, here=False, force=False, echo=print, vfio="shipped"):
             reload_vfio_pci(bdf, int(original), force=True)
     return results, {**machine, "masks_at_device": at_device, "threaded": threaded,
                      "chip": line.chip if line else None}
+
+
+def _where(sysfacts, chip):
+    """What a scenario's `when` may name of this machine, as a lab cell's key has it:
+    arch, and ic (the controller serving the card's line, from /proc/interrupts)."""
+    from ..doctor import controller_of
+
+    ic = controller_of(chip)[0]
+    return {"arch": sysfacts.machine, **({"ic": ic} if ic in ("ioapic", "xics", "xive") else {})}
 
 
 def run_here(plan, bdf=None, here=False, force=False, vfio="shipped"):

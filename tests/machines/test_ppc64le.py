@@ -67,3 +67,25 @@ def test_repro_seed_lazy_stalls_after_one_unlazy_delivers(machine_ppc):
     finally:
         sh(m, f"pyvfio unbind {edu}; rmmod pyvfio_policy")
     assert driver(m, edu) is None
+
+
+def test_the_bridge_pair_bind_group_run_unbind(machine_ppc):
+    """The two edus behind the PCI bridge on the cards' PHB: one IOMMU group (on
+    pseries the PHB's), bound together, a run on one while the others idle."""
+    m = machine_ppc
+    a, b = [c["bdf"] for c in m.cards if c["bridge"]]
+    devs = {d["bdf"]: d for d in json.loads(sh(m, "pyvfio list --all --json").stdout)}
+    assert devs[a]["iommu_group"] == devs[b]["iommu_group"] == devs[m.cards[0]["bdf"]]["iommu_group"]
+    assert devs[a]["intx_route"]["irq"] == devs[b]["intx_route"]["irq"]
+    p = sh(m, f"pyvfio bind --group {a}")
+    assert p.returncode == 0, p.stderr
+    try:
+        assert driver(m, a) == driver(m, b) == "vfio-pci"
+        p = sh(m, f"pyvfio run {a} -l 300 -q --json /tmp/a.json")
+        assert p.returncode == 0, p.stderr
+        r = json.loads(sh(m, "cat /tmp/a.json").stdout)
+        assert r["verdict"] == "ok" and r["counts"]["delivered"] == 300
+    finally:
+        p = sh(m, f"pyvfio unbind {a}")
+    assert p.returncode == 0, p.stderr
+    assert driver(m, a) is None and driver(m, b) is None and driver(m, m.cards[0]["bdf"]) is None
