@@ -156,7 +156,6 @@ def _where(sysfacts, chip):
 def run_here(plan, bdf=None, here=False, force=False, vfio="shipped"):
     """pyvfio repro BDF (and --here in a lab guest): the plan's cells on this host's
     card.  Returns (cells, report fields)."""
-    from ..doctor import controller_of
     from ..lab import guest
     from ..unlazy_fix import detect
 
@@ -183,7 +182,4 @@ def run_here(plan, bdf=None, here=False, force=False, vfio="shipped"):
     for c in cells:
         c.update(masks_at_device=machine["masks_at_device"], chip=c.get("chip") or machine["chip"],
                  unlazy_fix=fix, kver=machine["kernel"], vfio=module, threaded=machine["threaded"])
-        # named as a lab machine names its cells (arch, ic), so that a scenario's
-        # expectations (`when = { ic = "xive", ... }`) reach a card here too
-        c["key"] = {"arch": machine["machine"], "ic": controller_of(c["chip"])[0], **c["key"]}
     return cells, {"bdf": bdf, "machine": machine, "lab": facts}
