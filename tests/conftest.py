@@ -1,11 +1,44 @@
 """tests/lab runs inside lab VMs (tests/test_lab_vms.py boots them and runs it
-there); on the host it is not collected at all, rather than listed as skipped."""
+there); on the host it is not collected at all, rather than listed as skipped.
+
+The lab machines' tier (tests/machines) runs last, with its images built in the
+background from the session's start (prefetch.py): first the fleet (both
+machines), then the x86_64 machine's tests, then the ppc64le one's, so each
+machine boots once."""
+
+import os
+import pathlib
+import shutil
 
 import pytest
 
+import prefetch
 from pyvfio.lab import guest
 
 collect_ignore = [] if guest.in_lab() else ["lab"]
+CHECKOUT = pathlib.Path(__file__).resolve().parent.parent
+
+
+def _tier(item):
+    path = pathlib.Path(str(item.fspath))
+    if path.parent.name != "machines":
+        return 0
+    return 1 if path.name == "test_fleet.py" else 2 if "machine_x86" in item.fixturenames else 3
+
+
+def pytest_collection_modifyitems(items):
+    items.sort(key=_tier)   # stable: file order within each
+
+
+def pytest_collection_finish(session):
+    machines = any(_tier(i) for i in session.items)
+    if machines and not guest.in_lab() and os.geteuid() == 0 and shutil.which("mmdebstrap") \
+            and shutil.which("qemu-system-x86_64"):
+        prefetch.start(CHECKOUT)
+
+
+def pytest_sessionfinish(session):
+    prefetch.stop()
 
 
 @pytest.fixture

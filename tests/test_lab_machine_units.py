@@ -78,3 +78,13 @@ def test_dead_qemu_and_dead_owner_are_cleaned(tmp_path):
         for p in (proc, proc2):
             p.kill()
             p.wait()
+
+
+def test_bad_arch_is_one_line_before_anything_is_built(tmp_path):
+    for extra in ([], ["--prepare-only"]):
+        p = subprocess.run([sys.executable, "-m", "pyvfio", "lab", "machine", "start", "sparc", *extra],
+                           capture_output=True, text=True, timeout=60,
+                           env=dict(os.environ, PYVFIO_CACHE=str(tmp_path)))
+        assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr
+        assert p.stderr.strip() == "pyvfio: error: unknown lab architecture 'sparc': choose one of x86_64, ppc64le"
+        assert not any(tmp_path.iterdir())   # nothing made in the cache

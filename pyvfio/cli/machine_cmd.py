@@ -26,6 +26,8 @@ def _parser():
     s.add_argument("--deploy", action="store_true",
                    help="install pyvfio from this checkout (sdist + pip, as README 'On your lab machines' says)")
     s.add_argument("--json", action="store_true", help="print the machine as JSON")
+    s.add_argument("--prepare-only", action="store_true",
+                   help="build what the machine needs (its image, keys; with --deploy the sdist), then stop")
     s = sub.add_parser("ssh", help="run a command on a machine (or a shell)")
     s.add_argument("name", metavar="NAME")
     s.add_argument("--user", help="log in as USER (default root; the image also has `lab`, in group vfio)")
@@ -61,6 +63,14 @@ def run(args):
     from ..lab import machine
 
     if args.action == "start":
+        if args.prepare_only:
+            _, folder, _ = machine.prepare(args.arch)
+            if args.deploy:
+                from .. import deploy
+
+                deploy.build_dist()
+            print(f"prepared {folder}")
+            return 0
         m = machine.start(args.arch, cards=tuple(args.cards or ("edu",)), kernel=args.kernel, ic=args.ic,
                           name=args.name, bridge=args.bridge)
         if args.deploy:

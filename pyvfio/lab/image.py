@@ -61,11 +61,12 @@ def _key(arch, kpkgs, pubkey):
     return h.hexdigest()[:12]
 
 
-def prepare(arch, cache_root, pubkey):
+def prepare(arch, cache_root, pubkey, kpkgs=None):
     """The image folder for arch (root.img, boot/vmlinuz-KVER, boot/initrd.img-KVER),
-    built if missing or damaged.  pubkey: the machines' authorized key (machine.py)."""
+    built if missing or damaged.  pubkey: the machines' authorized key (machine.py);
+    kpkgs: kernel_packages(), when the caller has them."""
     cache_root = pathlib.Path(cache_root)
-    kpkgs = kernel_packages(arch, cache_root)
+    kpkgs = kpkgs or kernel_packages(arch, cache_root)
     folder = cache_root / f"image-{arch}-{_key(arch, kpkgs, pubkey)}"
     step = f"{arch} machine image"
     hashed = tuple(f"boot/initrd.img-{k['kver']}" for k in kpkgs.values())

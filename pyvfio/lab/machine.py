@@ -180,6 +180,25 @@ def _set_pdeathsig():
     libc.prctl(1, signal.SIGTERM)   # PR_SET_PDEATHSIG
 
 
+def prepare(arch, cache_root=None):
+    """The machines' key and arch's image, built if missing: (key path, image folder,
+    image info).  The image is built under its own lock, not the cache's: a busybox
+    lab boot need not wait minutes for an image another process is building (the
+    test session builds both arches' images in the background: tests/conftest.py)."""
+    LabConfig(arch)    # an unknown arch is one line
+    session.require_root()
+    cache_root = pathlib.Path(cache_root or cache.root()).resolve()
+    cache_root.mkdir(parents=True, exist_ok=True)
+    with open(cache_root / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        key, pub = machine_keys.ensure(cache_root)
+        kpkgs = image.kernel_packages(arch, cache_root)   # the lab's kernel artefacts
+    with open(cache_root / f".lock-image-{arch}", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        folder, info = image.prepare(arch, cache_root, pub, kpkgs)
+    return key, folder, info
+
+
 def start(arch, cards=("edu",), kernel=None, ic=None, name=None, bridge=False, owner=None,
           cache_root=None, timeout=None):
     """Boot a machine and wait for its sshd.  owner: a pid whose death stops it
@@ -199,10 +218,7 @@ def start(arch, cards=("edu",), kernel=None, ic=None, name=None, bridge=False, o
         if _name_taken(name, cache_root):
             raise UsageError(f"a machine named {name} exists", f"stop it first: pyvfio lab machine stop {name}")
     t0 = time.monotonic()
-    key, pub = machine_keys.ensure(cache_root)
-    with open(cache_root / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        folder, info = image.prepare(arch, cache_root, pub)
+    key, folder, info = prepare(arch, cache_root)
     k = info["kernels"][cfg.kernel]
     # The slot first, the machine's folder after: a folder always has a QEMU, or a
     # starter about to start one, so `list` anywhere can judge it.

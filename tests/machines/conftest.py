@@ -3,15 +3,18 @@
 pyvfio installed on it from this checkout (pyvfio/deploy.py), stopped at the end.
 
 Booting holds one of the machine's VM slots for the machine's life
-(pyvfio/lab/machine.py), so with PYVFIO_LAB_VMS=1 the two arches' tests take turns:
-`machine_x86` is stopped as soon as the first test needing `machine_ppc` starts
-(see _one_at_a_time).  Tests that damage a machine (device_del, rmmod) restore it
-or run last in their file.  Skipped with the lab's own reason where QEMU cannot
-run here (not root, QEMU missing, no network on the first image build)."""
+(pyvfio/lab/machine.py); two slots by default, so both machines stay up; with
+PYVFIO_LAB_VMS=1 the two arches' tests take turns: `machine_x86` is stopped as soon
+as the first test needing `machine_ppc` starts (see _boot).  Tests that damage a
+machine (device_del, rmmod) restore it or run last in their file.  Skipped with the
+lab's own reason where QEMU cannot run here (not root, QEMU missing, no network on
+the first image build)."""
 import os
 import time
 
 import pytest
+
+import prefetch
 
 from pyvfio.lab import machine as labmachine
 from pyvfio.lab.errors import LabUnavailable
@@ -28,11 +31,15 @@ TIMES = {}   # what the session measured: boot and deploy seconds per arch
 def _boot(key, spec):
     from pyvfio import deploy
 
+    # Two VM slots, as the lab suite's batches use (tests/test_lab_vms.py BATCH_VMS):
+    # the fleet needs both machines up.  The tier runs last (tests/conftest.py).
+    os.environ.setdefault("PYVFIO_LAB_VMS", "2")
     for other in [k for k in _live if k != key]:
         # One slot: give it back before taking another (PYVFIO_LAB_VMS=1 waits otherwise).
-        if os.environ.get("PYVFIO_LAB_VMS", "1") == "1":
+        if os.environ["PYVFIO_LAB_VMS"] == "1":
             labmachine.stop(_live.pop(other).name)
     if key not in _live:
+        prefetch.wait()   # the images the session began building at its start
         try:
             m = labmachine.start(**spec, name=f"pytest-{os.getpid()}-{key}", owner=os.getpid())
         except LabUnavailable as exc:
@@ -70,12 +77,3 @@ def machine_ppc(_machines):
 def pytest_terminal_summary(terminalreporter):
     if TIMES:
         terminalreporter.write_line("lab machines: " + ", ".join(f"{k} {v} s" for k, v in TIMES.items()))
-
-
-def pytest_collection_modifyitems(items):
-    """One machine at a time: every x86_64 test, then every ppc64le one (file order
-    kept within each), so each machine boots once."""
-    def arch(item):
-        names = getattr(item, "fixturenames", ())
-        return 0 if "machine_x86" in names else 1 if "machine_ppc" in names else -1
-    items.sort(key=arch)
