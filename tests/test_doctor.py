@@ -236,7 +236,7 @@ def test_the_cards_own_host_driver_does_not_count_as_a_sharer(tmp_path):
 
 def test_group_not_viable_and_group_node_permissions(tmp_path, monkeypatch):
     h = host(tmp_path, "6.12.95+deb12-amd64")
-    h.add_device("0000:02:00.0", 0x10EC, 0x8139, driver="vfio-pci", group=7, irq=11)
+    h.add_device("0000:02:00.0", 0x10EC, 0x8139, driver="vfio-pci", group=7, irq=10)
     h.add_device("0000:02:00.1", 0x10EC, 0x8139, driver="8139too", group=7, irq=11)
     h.write("dev/vfio/7", "")
     monkeypatch.setattr(os, "access", lambda p, m: not p.endswith("/dev/vfio/7"))
@@ -318,6 +318,20 @@ def test_driverless_functions_on_the_same_irq_are_mentioned(tmp_path):
     d = doctor.diagnose("0000:00:10.0", h.root, kvm_probe=no_kvm)
     c = check(d, "irq_exclusive")
     assert c.status == "ok" and "0000:00:1f.2" in c.evidence
+
+
+@pytest.mark.parametrize("nointxmask", ["N", "Y"])
+def test_an_idle_group_mate_on_vfio_pci_is_named_as_sharing_the_line(tmp_path, nointxmask):
+    """Two cards behind one PCI bridge: one group, swizzled onto one line; the mate is
+    bound to vfio-pci and idle, so it holds nothing yet, but a run on it shares the line."""
+    h = host(tmp_path, "6.12.95+deb12-amd64", nointxmask=nointxmask)
+    for bdf in ("0000:02:01.0", "0000:02:02.0"):   # PCI 2.3 cards: DisINTx masking with nointxmask=N
+        h.add_device(bdf, 0x8086, 0x100E, driver="vfio-pci", group=7, irq=10, command=0x0407)
+    d = doctor.diagnose("0000:02:01.0", h.root, kvm_probe=no_kvm)
+    c = check(d, "irq_exclusive")
+    assert c.status == "ok", c.to_json()
+    assert "on vfio-pci with INTx not enabled" in c.evidence and "0000:02:02.0" in c.evidence
+    assert ("second request_irq gets EBUSY" in c.evidence) == (nointxmask == "Y")
 
 
 def test_a_card_without_an_irq_yet_is_a_warning_not_a_guess(tmp_path):

@@ -44,6 +44,9 @@ def exclusive_check(dev, r, line, masking, why, root, probe=None):
     on_line = [d for d in pci.devices(root) if d.irq == irq and d.bdf != dev.bdf]
     sharers = [d for d in on_line if d.driver not in (None, "vfio-pci")]
     idle = [d.bdf for d in on_line if d.driver is None and d.interrupt_pin]
+    # a card on vfio-pci whose INTx is not enabled holds nothing yet: two cards behind
+    # one PCI bridge share a group and, swizzled, lines; a run on one shares the line
+    mates = [d.bdf for d in on_line if d.driver == "vfio-pci" and d.interrupt_pin]
     pending = [f"{d.bdf} ({d.driver})" for d in sharers]
     holders = ", ".join(others) or "nobody else"
     if not r.known:
@@ -56,7 +59,10 @@ def exclusive_check(dev, r, line, masking, why, root, probe=None):
             f"holders in /proc/interrupts: {', '.join(line.actions) if line else 'none (not requested yet)'}"
             + (f"; on IRQ {irq} too, not holding it now (a handler they request later, e.g. "
                f"when an interface goes up, would share the line): {', '.join(pending)}" if pending else "")
-            + (f"; routed to IRQ {irq} too, with no driver now: {', '.join(idle)}" if idle else ""))
+            + (f"; routed to IRQ {irq} too, with no driver now: {', '.join(idle)}" if idle else "")
+            + (f"; routed to IRQ {irq} too, on vfio-pci with INTx not enabled (a run on it shares "
+               f"the line{': with nointxmask=1 the second request_irq gets EBUSY' if masking == CONTROLLER else ''}"
+               f"): {', '.join(mates)}" if mates else ""))
     ev = f"IRQ {irq} holders besides this card: {holders}" + (
         f"; PCI functions on IRQ {irq}: {'; '.join(pending)}" if sharers else "")
     let_go = (f"{', '.join(sorted({d.driver for d in sharers}))} would have to let go" if sharers
