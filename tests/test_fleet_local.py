@@ -204,3 +204,52 @@ def test_ctrl_c_releases_every_place(lab, tmp_path):
     doc = json.loads((tmp_path / "fleet.json").read_text())
     assert doc["state"] == "interrupted" and doc["exit"] == 130
     assert nothing_held(addr)
+
+
+SLOW = """# the model host's seed cells, long enough to interrupt mid-run
+loops = 2000000
+
+[run]
+profile = "edu"
+watchdog_ms = 300
+
+[matrix]
+nointxmask = [1]
+policy = ["unlazy"]
+unmask = ["eventfd"]
+engine = ["python"]
+access = ["mmap"]
+
+[model]
+ic = ["xive"]
+card = ["2.3"]
+
+[[expect]]
+verdict = "ok"
+"""
+
+
+def _remote_repros(name):
+    return [p for p in psutil.process_iter(["cmdline"])
+            if "repro" in (p.info["cmdline"] or []) and any(name in a for a in p.info["cmdline"] or [])]
+
+
+def test_ctrl_c_stops_the_remote_repro_before_the_release(lab, tmp_path):
+    """A command over SSH without a tty outlives the session: the interrupted worker
+    stops the repro it started on the machine (SIGINT: pyvfio's own teardown) before
+    it releases the place, so the next user does not find the card still in use."""
+    addr, sshd, _ = lab
+    scen = tmp_path / "slow-one-cell.toml"
+    scen.write_text(SLOW)
+    cmd = [PYVFIO, "fleet", "run", "--coordinator", addr, "--scenario", str(scen), "--out", str(tmp_path / "o"),
+           "--model", "--remote-pyvfio", PYVFIO, "--key", sshd.key, "--place", "local-a"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 90
+    while not _remote_repros(scen.name):
+        assert time.monotonic() < deadline and proc.poll() is None, "the remote repro never started"
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert _remote_repros(scen.name) == [], "the remote repro outlived the interrupted run"
+    assert nothing_held(addr)

@@ -38,6 +38,13 @@ class MachineError(PyvfioError):
     exit_code = EXIT_MACHINE
 
 
+# The remote repro, interrupted as Ctrl-C would (pyvfio's teardown, partial results),
+# killed if it has not ended in 10 s; only the process the pid file names, if it is a repro.
+STOP_REMOTE = ("p=$(cat {pidfile} 2>/dev/null) && grep -qa repro /proc/$p/cmdline 2>/dev/null || exit 0; "
+               "kill -INT $p; for i in $(seq 100); do kill -0 $p 2>/dev/null || exit 0; sleep 0.1; done; "
+               "kill -KILL $p")
+
+
 def _terminate(signum, frame):
     raise KeyboardInterrupt
 
@@ -138,9 +145,14 @@ class Worker:
             self.step("prepare_s", t0)
         self.save()
         t0 = time.monotonic()
-        rc, out = run(f"rm -f {shlex.quote(remote_json)}; cd {shlex.quote(work)} && "
-                      f"{shlex.quote(pyvfio)} repro {where} --scenario {shlex.quote(scen)} "
+        # A command over SSH without a tty outlives the session: the repro's pid, so that
+        # an interrupted worker stops it (cleanup) before it gives the card back
+        pidf = shlex.quote(f"{work}/repro.pid")
+        self.stop_remote = lambda: run(STOP_REMOTE.format(pidfile=pidf), 60)
+        rc, out = run(f"rm -f {shlex.quote(remote_json)}; cd {shlex.quote(work)} && echo $$ > {pidf} && "
+                      f"exec {shlex.quote(pyvfio)} repro {where} --scenario {shlex.quote(scen)} "
                       f"--json {shlex.quote(remote_json)} 2>&1", timeout=a.timeout)
+        self.stop_remote = None
         self.step("repro_s", t0)
         with open(os.path.join(a.out, "repro.log"), "w") as f:
             f.write(out)
@@ -225,6 +237,11 @@ class Worker:
 
     def cleanup(self):
         a = self.a
+        if getattr(self, "stop_remote", None):
+            try:
+                self.stop_remote()
+            except Exception:   # a machine that died mid-run has nothing left running
+                pass
         if getattr(self, "rmmod", None):
             try:
                 self.rmmod()
