@@ -4,8 +4,10 @@ model, the lab's machine model and cards) and the cleanup of a machine whose QEM
 or owner is gone."""
 import json
 import os
+import pathlib
 import subprocess
 import sys
+import time
 
 from pyvfio.lab import machine, qemu
 from pyvfio.lab.config import CARDS, LabConfig
@@ -53,14 +55,25 @@ def _fake(tmp_path, name, pid, owner=None, ready=True):
     return d
 
 
+def _sleeper(folder):
+    """A "QEMU" that is alive and names its folder on its command line, as QEMU does:
+    returned once it has exec'd (before that its cmdline is still the forking pytest's,
+    and list_machines rightly takes it for another process: a race on a loaded host)."""
+    p = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", str(folder)])
+    deadline = time.monotonic() + 30
+    while str(folder).encode() not in pathlib.Path(f"/proc/{p.pid}/cmdline").read_bytes():
+        assert time.monotonic() < deadline, "the sleeper never started"
+        time.sleep(0.01)
+    return p
+
+
 def test_dead_qemu_and_dead_owner_are_cleaned(tmp_path):
-    # a "QEMU" that is alive and names its folder on its command line, as QEMU does
     live = _fake(tmp_path, "live", 0)
-    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", str(live)])
+    proc = _sleeper(live)
     dead_owner = subprocess.Popen(["true"])
     dead_owner.wait()
     orphan = _fake(tmp_path, "orphan", 0)
-    proc2 = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", str(orphan)])
+    proc2 = _sleeper(orphan)
     try:
         for d, p, owner in ((live, proc, os.getpid()), (orphan, proc2, dead_owner.pid)):
             s = json.loads((d / "machine.json").read_text())
