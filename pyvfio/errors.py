@@ -4,6 +4,10 @@ wrong and what to do; the command line prints it without a traceback."""
 import errno as _errno
 import os
 
+# Exit statuses more than one command gives (a PyvfioError carries its own).
+EXIT_REMOVED = 7        # the kernel asked for the card back mid-run (hot-unplug, unbind)
+EXIT_INTERRUPTED = 130  # Ctrl-C or SIGTERM: torn down, partial results kept
+
 
 class PyvfioError(Exception):
     """A failure to report to the user in one line; `exit_code` is the CLI status."""

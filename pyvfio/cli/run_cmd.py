@@ -10,7 +10,7 @@ from .. import verdict
 from ..host import interrupts
 from ..engine import ENGINES, HISTOGRAMS, SOURCES, Run, RunConfig, pin_and_prioritise
 from ..engine.run import GUESTS, IRQCHIPS
-from ..errors import UsageError
+from ..errors import EXIT_REMOVED, UsageError
 from ..intx import IRQ_KINDS, UNMASK_MODES
 from ..results import check_writable, envelope, write_atomic, write_json
 from ..vfio.device import IOMMU_CHOICES, IOMMU_HELP
@@ -18,7 +18,6 @@ from ..vfio.device import IOMMU_CHOICES, IOMMU_HELP
 EXIT_THRESHOLD = 3   # p99 above --threshold
 EXIT_STALL = 5       # the watchdog saw a stall that was not recovered
 EXIT_DMA = 6         # --source dma: the bytes the card moved did not arrive
-EXIT_REMOVED = 7     # the kernel asked for the card back mid-run (hot-unplug, unbind)
 
 
 def add_arguments(p):

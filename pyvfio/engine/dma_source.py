@@ -24,6 +24,7 @@ class DmaSource:
         self.host = host
         self.profile = profile
         self.busy_at_teardown = None  # why dma_idle gave up, if it did
+        self.waited = False           # dma_idle ran once: the run's teardown, then close()
         self.size = engine.size
         dma = host.dma()
         self.dma = dma
@@ -89,9 +90,11 @@ class DmaSource:
     def wait_idle(self):
         """The profile's dma_idle (edu: DMA_CMD's busy bit clear), bounded by its poll's
         timeout: a transfer still in flight must not find its pages unmapped.  If it
-        does not finish, say so in one line; the caller unmaps anyway."""
-        if self.master_was is None or not self.profile.spec.programs.get("dma_idle"):
+        does not finish, say so in one line; the caller unmaps anyway.  Once: a second
+        wait (close() after the run's teardown step) would print the warning twice."""
+        if self.waited or self.master_was is None or not self.profile.spec.programs.get("dma_idle"):
             return
+        self.waited = True
         try:
             self.profile.program("dma_idle")()
         except PollTimeout as exc:

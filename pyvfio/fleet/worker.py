@@ -149,25 +149,31 @@ class Worker:
         # an interrupted worker stops it (cleanup) before it gives the card back
         pidf = shlex.quote(f"{work}/repro.pid")
         self.stop_remote = lambda: run(STOP_REMOTE.format(pidfile=pidf), 60)
+        local = os.path.join(a.out, RESULT)
+        self.partial = lambda: self._fetch(ssh, remote_json, local)
         rc, out = run(f"rm -f {shlex.quote(remote_json)}; cd {shlex.quote(work)} && echo $$ > {pidf} && "
                       f"exec {shlex.quote(pyvfio)} repro {where} --scenario {shlex.quote(scen)} "
                       f"--json {shlex.quote(remote_json)} 2>&1", timeout=a.timeout)
-        self.stop_remote = None
+        self.stop_remote = self.partial = None
         self.step("repro_s", t0)
         with open(os.path.join(a.out, "repro.log"), "w") as f:
             f.write(out)
-        local = os.path.join(a.out, RESULT)
         try:
-            ssh.get(remote_json, local)
-            C.load(local)
+            self._fetch(ssh, remote_json, local)
         except Exception as exc:
             tail = " / ".join(out.strip().splitlines()[-2:])
             raise MachineError(f"{a.place}: pyvfio repro exited {rc} and left no result ({tail or exc})") from None
-        self.state["result"] = RESULT
         if rc not in (EXIT_OK, EXIT_MISMATCH):
             tail = " / ".join(out.strip().splitlines()[-2:])
             raise MachineError(f"{a.place}: pyvfio repro exited {rc}: {tail}")
         return rc
+
+    def _fetch(self, ssh, remote_json, local):
+        """The repro's JSON, checked, as this place's result (an interrupted repro
+        writes the cells it measured before it stopped)."""
+        ssh.get(remote_json, local)
+        C.load(local)
+        self.state["result"] = RESULT
 
     def _ssh_run(self, ssh, cmd, timeout):
         try:
@@ -240,6 +246,7 @@ class Worker:
         if getattr(self, "stop_remote", None):
             try:
                 self.stop_remote()
+                self.partial()  # what it measured before it stopped
             except Exception:   # a machine that died mid-run has nothing left running
                 pass
         if getattr(self, "rmmod", None):

@@ -1,7 +1,11 @@
 """The cells of a scenario run on one card, here (pyvfio repro BDF; inside a lab VM
 too).  Per cell: open the card, probe its profile, arm INTx, apply the masking
 policy after every enable, run the engine, record the result.  A cell that fails
-(a stall, an error) is recorded and the run goes on with the next.
+(a stall, an error) is recorded and the run goes on with the next.  A signal
+(Ctrl-C, SIGTERM) or the kernel asking for the card back (vfio's device request:
+hot-unplug, a driver unbind) stops the scenario: the cell it cut short is dropped,
+the cells before it are kept and reported (`stopped` says why), vfio-pci's
+nointxmask is restored.
 
 nointxmask is a vfio-pci load parameter: cells are grouped by it, and unless told
 to stay with the loaded value (in a lab VM the boot sets it) vfio-pci is reloaded
@@ -11,6 +15,7 @@ passthrough device would be torn away) unless forced.
 """
 
 import os
+import signal
 import sys
 import time
 
@@ -18,10 +23,11 @@ from .. import verdict
 from ..cardlock import card_lock
 from ..engine import Run, RunConfig
 from ..intx import Intx
-from ..errors import PyvfioError, RefusedError, UsageError
+from ..errors import EXIT_INTERRUPTED, EXIT_REMOVED, PyvfioError, RefusedError, UsageError
 from ..host import interrupts, pci, system, writes
 from ..profiles import probe
 from ..vfio import open_device
+from ..vfio.request import DeviceRequest
 from .scenario import NA
 
 VFIO_PCI = "sys/bus/pci/drivers/vfio-pci"
@@ -53,8 +59,13 @@ def masks_at_device(bdf, profile_name=None, access="mmap"):
     return bool(disintx)
 
 
+class CellStopped(Exception):
+    """The kernel asked for the card back during a cell (the run stopped as on a signal)."""
+
+
 def run_cell(bdf, cell, plan, status=None):
-    """One cell; returns Run.to_json() plus what ran it."""
+    """One cell; returns Run.to_json() plus what ran it.  KeyboardInterrupt on a
+    signal, CellStopped on a device request, each after the cell's teardown."""
     # a kvm cell: the vCPU is the engine, on the in-kernel IOAPIC (what a q35 VM
     # gives its passthrough INTx), with the cell's unmask as KVM's --unmask
     kvm = cell.guest == "kvm"
@@ -69,11 +80,16 @@ def run_cell(bdf, cell, plan, status=None):
     try:
         with open_device(bdf) as dev:
             profile = probe(dev, cell.access, plan.run["profile"])
-            r = Run(dev, profile, cfg, after_enable=after_enable, status=status).execute()
+            # as in pyvfio run: the request ends the cell as a signal does, and the
+            # device is closed so that its removal can finish
+            with DeviceRequest(dev, lambda: os.kill(os.getpid(), signal.SIGTERM)) as request:
+                r = Run(dev, profile, cfg, after_enable=after_enable, status=status).execute()
             out = r.to_json()
             out["card"] = profile.describe()
             chip = (r.host_before or {}).get("chip")
             out["chip"] = chip
+            if request.requested:
+                raise CellStopped(f"the kernel asked for {bdf} back (hot-unplug or a driver unbind)")
             if r.interrupted:
                 raise KeyboardInterrupt
             return out
@@ -91,17 +107,22 @@ def _bound_to_vfio(root="/"):
 
 def reload_vfio_pci(bdf, nointxmask, force=False, root="/"):
     """modprobe -r vfio-pci; modprobe vfio-pci nointxmask=N; rebind bdf (its
-    driver_override still names vfio-pci)."""
+    driver_override still names vfio-pci).  A card removed meanwhile (hot-unplug)
+    is not rebound; the module's parameter is restored all the same."""
     others = [d for d in _bound_to_vfio(root) if pci.exists(d, root) and d != bdf]
     if others and not force:
         raise RefusedError(f"reloading vfio-pci would tear {', '.join(others)} away from it",
                            "stop what uses them (a VM?) or pass --force")
-    writes.write(os.path.join(root, VFIO_PCI, "unbind"), bdf)
+    present = pci.exists(bdf, root)
+    if present:
+        writes.write(os.path.join(root, VFIO_PCI, "unbind"), bdf)
     for cmd in (["modprobe", "-r", "vfio_pci"], ["modprobe", "vfio_pci", f"nointxmask={nointxmask}"]):
         r = writes.run(cmd, "install kmod (Debian: apt-get install kmod)")
         if r.returncode:
             raise PyvfioError(f"{' '.join(cmd)} failed: {r.stderr.strip()}",
                               "run as root on a kernel with vfio-pci as a module")
+    if not present:
+        return
     writes.write(os.path.join(root, "sys/bus/pci/drivers_probe"), bdf)
     time.sleep(0.1)
     if pci.device(bdf).driver != "vfio-pci":
@@ -111,7 +132,8 @@ def reload_vfio_pci(bdf, nointxmask, force=False, root="/"):
 
 def run_cells(bdf, plan, here=False, force=False, echo=print, vfio="shipped"):
     """Every cell of `plan` on `bdf` with the vfio-pci variant loaded (`vfio`, an
-    axis value: only a lab boot can load another); returns (cells as dicts, machine facts)."""
+    axis value: only a lab boot can load another); returns (cells as dicts, machine
+    facts; with "stopped" when a signal or a device request ended it early)."""
     sysfacts = system.probe()
     at_device = masks_at_device(bdf, plan.run["profile"])
     cells = [c for c in plan.cells(bool(at_device), x86=sysfacts.machine == "x86_64") if c.vfio == vfio]
@@ -124,7 +146,7 @@ def run_cells(bdf, plan, here=False, force=False, echo=print, vfio="shipped"):
     line = interrupts.intx_line(bdf)
     machine = {"kernel": sysfacts.kernel, "machine": sysfacts.machine}
     threaded = sysfacts.irq_threads_forced
-    results = []
+    results, stopped, cell = [], None, None
     original = loaded
     try:
         for nim in sorted({c.nointxmask for c in cells}):
@@ -137,11 +159,24 @@ def run_cells(bdf, plan, here=False, force=False, echo=print, vfio="shipped"):
                 res["key"] = cell.key(**machine, **_where(sysfacts, res.get("chip") or (line and line.chip)))
                 results.append(res)
                 echo(f"{cell}: {res['verdict']}")
+            cell = None
+    except KeyboardInterrupt:
+        stopped = {"why": "interrupted", "exit": EXIT_INTERRUPTED}
+    except CellStopped as exc:
+        stopped = {"why": str(exc), "exit": EXIT_REMOVED}
     finally:
         if not here and original is not None and bool(loaded) != bool(original):
             reload_vfio_pci(bdf, int(original), force=True)
-    return results, {**machine, "masks_at_device": at_device, "threaded": threaded,
-                     "chip": line.chip if line else None}
+    return results, _facts(machine, at_device, threaded, line, stopped, cell, len(cells))
+
+
+def _facts(machine, at_device, threaded, line, stopped, cell, planned):
+    facts = {**machine, "masks_at_device": at_device, "threaded": threaded,
+             "chip": line.chip if line else None}
+    if stopped:
+        facts["stopped"] = {**stopped, "during": str(cell) if cell is not None else None,
+                            "planned": planned}
+    return facts
 
 
 def _where(sysfacts, chip):
@@ -182,4 +217,5 @@ def run_here(plan, bdf=None, here=False, force=False, vfio="shipped"):
     for c in cells:
         c.update(masks_at_device=machine["masks_at_device"], chip=c.get("chip") or machine["chip"],
                  unlazy_fix=fix, kver=machine["kernel"], vfio=module, threaded=machine["threaded"])
-    return cells, {"bdf": bdf, "machine": machine, "lab": facts}
+    stopped = machine.pop("stopped", None)
+    return cells, {"bdf": bdf, "machine": machine, "lab": facts, **({"stopped": stopped} if stopped else {})}

@@ -129,6 +129,13 @@ def run(args):
     bad = [c for c in cells if c.get("match") is False]
     if bad:
         print(f"{len(bad)} of {len(cells)} cells do not match their expectation", file=sys.stderr)
+    stopped = extra.get("stopped")
+    if stopped:  # the cells before it are judged and saved; the one it cut short is not
+        during = f" during {stopped['during']}" if stopped["during"] else ""
+        saved = f", saved in {args.json}" if args.json else ""
+        print(f"pyvfio: {stopped['why']}{during}: {len(cells)} of {stopped['planned']} cells "
+              f"measured{saved}", file=sys.stderr)
+        return stopped["exit"]
     return 1 if bad or extra.get("failures") else 0
 
 

@@ -216,6 +216,7 @@ def test_a_transfer_that_does_not_finish_is_said_in_one_line_and_unmapped(capsys
         prof, src = _start_one_transfer(dev)
         # a bound the transfer cannot meet (edu needs 100 ms)
         prof._programs["dma_idle"] = Program((replace(prof.dma_idle_ops[0], count=1000),), prof.bars)
+        src.wait_idle()                          # as a run's teardown does, before close()
         src.close()
         lines = capsys.readouterr().err.strip().splitlines()
         assert len(lines) == 1 and "still running at teardown" in lines[0] and "DMA_CMD" in lines[0], lines

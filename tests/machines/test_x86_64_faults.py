@@ -15,22 +15,23 @@ pytestmark = pytest.mark.labhost
 EDU = 0
 
 
-def sh(m, cmd, timeout=300, user=None):
-    return m.run(cmd, timeout=timeout, user=user)
+def sh(m, cmd, timeout=300, user=None, input=None):
+    return m.run(cmd, timeout=timeout, user=user, input=input)
 
 
-def _start(m, args, tag):
-    """pyvfio run in the background on the machine, SIGINT left at its default (job
-    control on: a non-interactive shell's background job would ignore it)."""
-    cmd = (f"setsid -f bash -c 'set -m; pyvfio run {args} --json /tmp/{tag}.json "
+def _start(m, args, tag, command="run", ready="grep -q 'vfio-intx' /proc/interrupts"):
+    """pyvfio run (or `command`) in the background on the machine, SIGINT left at its
+    default (job control on: a non-interactive shell's background job would ignore
+    it); returns its pid once `ready` holds."""
+    cmd = (f"setsid -f bash -c 'set -m; pyvfio {command} {args} --json /tmp/{tag}.json "
            f"> /tmp/{tag}.log 2>&1 < /dev/null & echo $! > /tmp/{tag}.pid; wait $!; echo $? > /tmp/{tag}.rc' "
            "> /dev/null 2>&1 < /dev/null")   # ssh returns at once: nothing holds its pipes
     assert sh(m, f"rm -f /tmp/{tag}.*; {cmd}").returncode == 0
-    for _ in range(100):
-        if sh(m, f"grep -q . /tmp/{tag}.pid && grep -q 'vfio-intx' /proc/interrupts").returncode == 0:
+    for _ in range(200):
+        if sh(m, f"grep -q . /tmp/{tag}.pid && {ready}").returncode == 0:
             return int(sh(m, f"cat /tmp/{tag}.pid").stdout)
         time.sleep(0.3)
-    raise AssertionError("the run never enabled INTx: " + sh(m, f"cat /tmp/{tag}.log").stdout)
+    raise AssertionError(f"the {command} never got to `{ready}`: " + sh(m, f"cat /tmp/{tag}.log").stdout)
 
 
 def _finish(m, tag, timeout=60):
@@ -105,6 +106,45 @@ def test_vfio_pci_unloaded_while_a_run_holds_the_card(edu):
     assert rc == 0, log
     r = json.loads(sh(m, "cat /tmp/unload.json").stdout)
     assert r["verdict"] == "ok" and r["counts"]["delivered"] == r["counts"]["raised"] > 0
+    _usable(m, bdf)
+
+
+# Two cells, one per nointxmask value, long enough to be cut short (TCG: ~10 s each)
+TWO_CELLS = """loops = 40000
+[run]
+profile = "edu"
+[matrix]
+nointxmask = [0, 1]
+policy = ["kernel"]
+unmask = ["ioctl"]
+engine = ["c"]
+guest = ["toy"]
+[[expect]]
+verdict = "ok"
+"""
+
+
+def test_ctrl_c_mid_scenario_keeps_the_cells_measured_and_restores_vfio_pci(edu):
+    """repro BDF reloads vfio-pci with nointxmask=1 for its second cell; Ctrl-C in
+    that cell: exit 130, the first cell judged and saved, the one cut short dropped,
+    the original nointxmask back (the module reloaded again) and the card bound."""
+    m, bdf = edu
+    assert sh(m, "cat > /tmp/two.toml", input=TWO_CELLS).returncode == 0
+    before = sh(m, "cat /sys/module/vfio_pci/parameters/nointxmask").stdout.strip()
+    pid = _start(m, f"{bdf} --scenario /tmp/two.toml", "two", command="repro",
+                 ready="grep -q 'nointxmask=1' /tmp/two.log && grep -q 'vfio-intx' /proc/interrupts")
+    time.sleep(1)
+    sh(m, f"kill -INT {pid}")
+    rc, log = _finish(m, "two", timeout=120)
+    assert rc == 130, log
+    r = json.loads(sh(m, "cat /tmp/two.json").stdout)
+    assert [c["key"]["nointxmask"] for c in r["cells"]] == [0], log
+    assert r["cells"][0]["match"] and r["cells"][0]["counts"]["delivered"] == 40000, log
+    assert r["stopped"]["why"] == "interrupted" and "nointxmask=1" in r["stopped"]["during"], r["stopped"]
+    assert _messages(log) == [
+        f"pyvfio: interrupted during {r['stopped']['during']}: 1 of 2 cells measured, saved in /tmp/two.json"], log
+    assert sh(m, "cat /sys/module/vfio_pci/parameters/nointxmask").stdout.strip() == before == "N"
+    assert sh(m, f"readlink /sys/bus/pci/devices/{bdf}/driver").stdout.strip().endswith("/vfio-pci")
     _usable(m, bdf)
 
 

@@ -1,0 +1,74 @@
+"""repro BDF stopped mid-scenario (pyvfio/repro/cells.py run_cells): the cells
+before the stop are kept, the one cut short is dropped, and vfio-pci's nointxmask
+is put back.  The kernel's side (modprobe, the card) is faked here; the machine
+tier does it for real (tests/machines/test_x86_64_faults.py)."""
+import pytest
+
+from pyvfio.host import interrupts, system
+from pyvfio.repro import cells as C
+from pyvfio.repro.scenario import load
+
+TWO_PER_VALUE = """loops = 10
+[run]
+profile = "edu"
+[matrix]
+nointxmask = [0, 1]
+policy = ["kernel"]
+unmask = ["ioctl", "eventfd"]
+engine = ["c"]
+guest = ["toy"]
+[[expect]]
+verdict = "ok"
+"""
+
+
+@pytest.fixture
+def host(monkeypatch, tmp_path):
+    """A machine with vfio-pci loaded nointxmask=N; run_cell and the reload recorded."""
+    f = tmp_path / "s.toml"
+    f.write_text(TWO_PER_VALUE)
+    state = {"loaded": False, "reloads": [], "ran": [], "stop_at": None}
+    monkeypatch.setattr(system, "probe", lambda root="/": system.System(
+        kernel="6.12.0", machine="x86_64", vfio_pci_loaded=True, nointxmask=state["loaded"],
+        dev_vfio=True, vfio_container=True, iommu_groups=1))
+    monkeypatch.setattr(C, "masks_at_device", lambda bdf, profile=None: True)
+    monkeypatch.setattr(interrupts, "intx_line", lambda bdf: None)
+
+    def reload(bdf, nim, force=False, root="/"):
+        state["reloads"].append(nim)
+        state["loaded"] = bool(nim)
+    monkeypatch.setattr(C, "reload_vfio_pci", reload)
+
+    def run_cell(bdf, cell, plan, status=None):
+        if len(state["ran"]) == state["stop_at"]:
+            raise state["how"]
+        state["ran"].append(cell)
+        return {"verdict": "ok"}
+    monkeypatch.setattr(C, "run_cell", run_cell)
+    state["plan"] = load(str(f))
+    return state
+
+
+def test_every_cell_runs_and_the_parameter_is_restored(host):
+    results, facts = C.run_cells("0000:00:03.0", host["plan"])
+    assert len(results) == 4 and "stopped" not in facts
+    assert host["reloads"] == [1, 0] and host["loaded"] is False
+
+
+@pytest.mark.parametrize("how, exit_code, why", [
+    (KeyboardInterrupt(), 130, "interrupted"),
+    (C.CellStopped("the kernel asked for 0000:00:03.0 back"), 7, "the kernel asked for 0000:00:03.0 back")])
+def test_a_stop_keeps_the_cells_before_it_and_restores_the_parameter(host, how, exit_code, why):
+    host["stop_at"], host["how"] = 3, how     # the second cell of nointxmask=1
+    results, facts = C.run_cells("0000:00:03.0", host["plan"])
+    assert len(results) == 3
+    assert facts["stopped"] == {"why": why, "exit": exit_code, "planned": 4,
+                                "during": str(host["plan"].cells(True, x86=True)[3])}
+    assert host["reloads"] == [1, 0] and host["loaded"] is False
+
+
+def test_a_stop_before_the_first_cell_keeps_nothing_and_reloads_nothing(host):
+    host["stop_at"], host["how"] = 0, KeyboardInterrupt()
+    results, facts = C.run_cells("0000:00:03.0", host["plan"])
+    assert results == [] and facts["stopped"]["during"].startswith("Cell(nointxmask=0")
+    assert host["reloads"] == []
