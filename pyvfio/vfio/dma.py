@@ -22,37 +22,21 @@ from dataclasses import dataclass
 from .. import uapi
 from .._binding import ffi
 from ..errors import UsageError, VfioError
+from ..hostmem import HostMemory
 from .ioctl import vfio_ioctl
 
 PAGE = mmap.PAGESIZE
 INFO_BUF = 4096          # GET_INFO with room for its capability chain
 
 
-class DmaBuffer:
+class DmaBuffer(HostMemory):
     """Anonymous, page-aligned memory for DMA; `view` is its bytes."""
 
     def __init__(self, size):
         if size <= 0 or size % PAGE:
             raise UsageError(f"DMA buffer size {size:#x} is not a positive multiple of the "
                              f"page size {PAGE:#x}")
-        self.size = size
-        self._mem = mmap.mmap(-1, size, mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
-        self._ptr = ffi.from_buffer(self._mem)
-        self.vaddr = int(ffi.cast("uintptr_t", self._ptr))
-        self.view = memoryview(self._mem)
-
-    def close(self):
-        if self._mem is not None:
-            self.view.release()
-            ffi.release(self._ptr)
-            self._mem.close()
-            self._mem = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
+        super().__init__(size)
 
 
 @dataclass(frozen=True)
