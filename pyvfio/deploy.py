@@ -9,6 +9,7 @@ Any transport works: `run(cmd) -> (rc, stdout)` and `put(local, remote)` are
 callables (the lab machines' SSH, labgrid's SSHDriver in the fleet).  An install
 with the same stamp (a hash of the sdist's sources) is left as it is.
 """
+import fcntl
 import hashlib
 import pathlib
 import shlex
@@ -54,10 +55,18 @@ def source_stamp(files=None):
 
 
 def build_dist(dest=None):
-    """(sdist path, [wheel paths], stamp) for this checkout, cached by stamp."""
+    """(sdist path, [wheel paths], stamp) for this checkout, cached by stamp; under a
+    lock, so that deploys running at once (two machines booting) build it once."""
     files = _sources()
     stamp = source_stamp(files)
-    folder = pathlib.Path(dest or _dist_cache()) / stamp
+    root = pathlib.Path(dest or _dist_cache())
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _sdist(files, root / stamp), wheelhouse(), stamp
+
+
+def _sdist(files, folder):
     sdists = sorted(folder.glob("pyvfio-*.tar.gz"))
     if not sdists:
         tmp = pathlib.Path(tempfile.mkdtemp(prefix="pyvfio-sdist-"))
@@ -76,7 +85,7 @@ def build_dist(dest=None):
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         sdists = sorted(folder.glob("pyvfio-*.tar.gz"))
-    return sdists[-1], wheelhouse(), stamp
+    return sdists[-1]
 
 
 def wheelhouse():
