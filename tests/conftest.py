@@ -43,6 +43,13 @@ def pytest_sessionfinish(session):
     prefetch.stop()
 
 
+def pytest_terminal_summary(terminalreporter):
+    import sys
+    batches = getattr(sys.modules.get("test_lab_vms"), "BATCH_TIMES", None)
+    for name, line in (batches or {}).items():
+        terminalreporter.write_line(f"guest batch {name}: {line}")
+
+
 @pytest.fixture
 def efds():
     """A trigger and an unmask eventfd, as VFIO's INTx uses them (the C loop's host tests)."""

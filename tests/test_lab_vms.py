@@ -169,6 +169,20 @@ def test_guest_batch(name, batches):
     assert summary, out
     assert re.fullmatch(r"\d+ passed(, \d+ warnings?)? in [\d.]+s( \([\d:]+\))?", summary[-1].strip()), \
         f"the in-guest batch must pass with nothing skipped or failed: {summary[-1]}\n{out}"
+    BATCH_TIMES[name] = batch_times(out)
+
+
+BATCH_TIMES = {}   # per batch: where its time went (printed at the session's end, tests/conftest.py)
+
+
+def batch_times(out):
+    """One line of a passed batch's figures: the boot's total, the guest's pytest,
+    and its three slowest tests (what to look at when CI's budget is short)."""
+    total = re.findall(r"guest finished in ([\d.]+) s", out)
+    tests = re.findall(r"passed in ([\d.]+)s", out)
+    slow = re.findall(r"^([\d.]+)s (?:call|setup|teardown) +tests/lab/(\S+)", out, re.M)[:3]
+    return (f"{total[-1] if total else '?'} s, pytest {tests[-1] if tests else '?'} s; slowest "
+            + ", ".join(f"{t.split('::')[-1]} {d} s" for d, t in slow))
 
 
 BY_HAND = CHECKOUT / "tests" / "fixtures" / "vfio-unlazy-by-hand.patch"

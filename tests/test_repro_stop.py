@@ -2,6 +2,9 @@
 before the stop are kept, the one cut short is dropped, and vfio-pci's nointxmask
 is put back.  The kernel's side (modprobe, the card) is faked here; the machine
 tier does it for real (tests/machines/test_x86_64_faults.py)."""
+import os
+import subprocess
+
 import pytest
 
 from pyvfio.host import interrupts, system
@@ -72,3 +75,54 @@ def test_a_stop_before_the_first_cell_keeps_nothing_and_reloads_nothing(host):
     results, facts = C.run_cells("0000:00:03.0", host["plan"])
     assert results == [] and facts["stopped"]["during"].startswith("Cell(nointxmask=0")
     assert host["reloads"] == []
+
+
+def _sysfs(root, bound):
+    drv = root / "sys/bus/pci/drivers/vfio-pci"
+    drv.mkdir(parents=True)
+    for bdf in bound:
+        dev = root / "sys/bus/pci/devices" / bdf
+        dev.mkdir(parents=True)
+        (dev / "driver_override").write_text("vfio-pci\n")
+        os.symlink(drv, dev / "driver")
+        os.symlink(dev, drv / bdf)
+    return drv
+
+
+def _kernel(monkeypatch, root, drv):
+    """unbind, modprobe -r (unbinds every device), drivers_probe (driver_override)."""
+    from pyvfio.host import writes
+
+    def write(path, value):
+        dev = root / "sys/bus/pci/devices" / value
+        if path.endswith("/unbind"):
+            os.unlink(drv / value)
+            os.unlink(dev / "driver")
+        elif path.endswith("/drivers_probe") and drv.exists():
+            os.symlink(dev, drv / value)
+            os.symlink(drv, dev / "driver")
+
+    def run(argv, hint, timeout=300):
+        if argv[:2] == ["modprobe", "-r"]:
+            for link in list(drv.iterdir()):
+                os.unlink(root / "sys/bus/pci/devices" / link.name / "driver")
+                os.unlink(link)
+        return subprocess.CompletedProcess(argv, 0, "", "")
+    monkeypatch.setattr(writes, "write", write)
+    monkeypatch.setattr(writes, "run", run)
+
+
+def test_a_forced_reload_rebinds_every_device_the_module_had(tmp_path, monkeypatch):
+    """--force with a group mate bound to vfio-pci: modprobe -r unbinds it too, and
+    it is given back, not left driverless."""
+    drv = _sysfs(tmp_path, ["0000:01:00.0", "0000:01:01.0"])
+    _kernel(monkeypatch, tmp_path, drv)
+    C.reload_vfio_pci("0000:01:00.0", 1, force=True, root=str(tmp_path))
+    assert sorted(p.name for p in drv.iterdir()) == ["0000:01:00.0", "0000:01:01.0"]
+
+
+def test_a_card_gone_is_not_rebound_and_the_module_is_reloaded(tmp_path, monkeypatch):
+    drv = _sysfs(tmp_path, ["0000:01:01.0"])
+    _kernel(monkeypatch, tmp_path, drv)
+    C.reload_vfio_pci("0000:01:00.0", 0, force=True, root=str(tmp_path))
+    assert [p.name for p in drv.iterdir()] == ["0000:01:01.0"]

@@ -106,28 +106,29 @@ def _bound_to_vfio(root="/"):
 
 
 def reload_vfio_pci(bdf, nointxmask, force=False, root="/"):
-    """modprobe -r vfio-pci; modprobe vfio-pci nointxmask=N; rebind bdf (its
-    driver_override still names vfio-pci).  A card removed meanwhile (hot-unplug)
-    is not rebound; the module's parameter is restored all the same."""
+    """modprobe -r vfio-pci; modprobe vfio-pci nointxmask=N; rebind bdf and every
+    other device that was bound to vfio-pci (with --force: the module's removal
+    unbinds them; their driver_override still names vfio-pci).  A card removed
+    meanwhile (hot-unplug) is not rebound; the module's parameter is set all the same."""
     others = [d for d in _bound_to_vfio(root) if pci.exists(d, root) and d != bdf]
     if others and not force:
         raise RefusedError(f"reloading vfio-pci would tear {', '.join(others)} away from it",
                            "stop what uses them (a VM?) or pass --force")
-    present = pci.exists(bdf, root)
-    if present:
+    rebind = ([bdf] if pci.exists(bdf, root) else []) + others
+    if rebind[:1] == [bdf]:
         writes.write(os.path.join(root, VFIO_PCI, "unbind"), bdf)
     for cmd in (["modprobe", "-r", "vfio_pci"], ["modprobe", "vfio_pci", f"nointxmask={nointxmask}"]):
         r = writes.run(cmd, "install kmod (Debian: apt-get install kmod)")
         if r.returncode:
             raise PyvfioError(f"{' '.join(cmd)} failed: {r.stderr.strip()}",
                               "run as root on a kernel with vfio-pci as a module")
-    if not present:
-        return
-    writes.write(os.path.join(root, "sys/bus/pci/drivers_probe"), bdf)
+    for d in rebind:
+        writes.write(os.path.join(root, "sys/bus/pci/drivers_probe"), d)
     time.sleep(0.1)
-    if pci.device(bdf).driver != "vfio-pci":
-        raise PyvfioError(f"{bdf} did not rebind to vfio-pci after the reload",
-                          f"bind it again: pyvfio bind {bdf}")
+    lost = [d for d in rebind if pci.device(d, root).driver != "vfio-pci"]
+    if lost:
+        raise PyvfioError(f"{', '.join(lost)} did not rebind to vfio-pci after the reload",
+                          f"bind again: pyvfio bind {' '.join(lost)}")
 
 
 def run_cells(bdf, plan, here=False, force=False, echo=print, vfio="shipped"):
