@@ -126,3 +126,19 @@ def test_a_card_gone_is_not_rebound_and_the_module_is_reloaded(tmp_path, monkeyp
     _kernel(monkeypatch, tmp_path, drv)
     C.reload_vfio_pci("0000:01:00.0", 0, force=True, root=str(tmp_path))
     assert [p.name for p in drv.iterdir()] == ["0000:01:01.0"]
+
+
+def test_a_signal_during_the_restoring_reload_waits_for_it_and_keeps_every_cell(host, monkeypatch):
+    """Ctrl-C while vfio-pci is being reloaded back: the reload finishes (no module
+    left half-loaded), then the scenario counts as interrupted with all its cells."""
+    import signal
+
+    def reload(bdf, nim, force=False, root="/"):
+        if nim == 0:
+            os.kill(os.getpid(), signal.SIGINT)   # delivered here, in the main thread
+        host["reloads"].append(nim)
+        host["loaded"] = bool(nim)
+    monkeypatch.setattr(C, "reload_vfio_pci", reload)
+    results, facts = C.run_cells("0000:00:03.0", host["plan"])
+    assert len(results) == 4 and host["reloads"] == [1, 0] and host["loaded"] is False
+    assert facts["stopped"] == {"why": "interrupted", "exit": 130, "during": None, "planned": 4}

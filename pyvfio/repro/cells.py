@@ -26,6 +26,7 @@ from ..intx import Intx
 from ..errors import EXIT_INTERRUPTED, EXIT_REMOVED, PyvfioError, RefusedError, UsageError
 from ..host import interrupts, pci, system, writes
 from ..profiles import probe
+from ..signals import held
 from ..vfio import open_device
 from ..vfio.request import DeviceRequest
 from .scenario import NA
@@ -150,24 +151,32 @@ def run_cells(bdf, plan, here=False, force=False, echo=print, vfio="shipped"):
     results, stopped, cell = [], None, None
     original = loaded
     try:
-        for nim in sorted({c.nointxmask for c in cells}):
-            if not here and bool(nim) != bool(loaded):
-                echo(f"reloading vfio-pci with nointxmask={nim}")
-                reload_vfio_pci(bdf, nim, force)
-                loaded = bool(nim)
-            for cell in (c for c in cells if c.nointxmask == nim):
-                res = run_cell(bdf, cell, plan)
-                res["key"] = cell.key(**machine, **_where(sysfacts, res.get("chip") or (line and line.chip)))
-                results.append(res)
-                echo(f"{cell}: {res['verdict']}")
-            cell = None
-    except KeyboardInterrupt:
-        stopped = {"why": "interrupted", "exit": EXIT_INTERRUPTED}
-    except CellStopped as exc:
-        stopped = {"why": str(exc), "exit": EXIT_REMOVED}
+        try:
+            for nim in sorted({c.nointxmask for c in cells}):
+                if not here and bool(nim) != bool(loaded):
+                    echo(f"reloading vfio-pci with nointxmask={nim}")
+                    with held() as late:   # not half-reloaded: the signal acts after it
+                        reload_vfio_pci(bdf, nim, force)
+                    loaded = bool(nim)
+                    if late:
+                        raise KeyboardInterrupt
+                for cell in (c for c in cells if c.nointxmask == nim):
+                    res = run_cell(bdf, cell, plan)
+                    res["key"] = cell.key(**machine, **_where(sysfacts, res.get("chip") or (line and line.chip)))
+                    results.append(res)
+                    echo(f"{cell}: {res['verdict']}")
+                cell = None
+        except KeyboardInterrupt:
+            stopped = {"why": "interrupted", "exit": EXIT_INTERRUPTED}
+        except CellStopped as exc:
+            stopped = {"why": str(exc), "exit": EXIT_REMOVED}
     finally:
-        if not here and original is not None and bool(loaded) != bool(original):
-            reload_vfio_pci(bdf, int(original), force=True)
+        with held() as late:
+            if not here and original is not None and bool(loaded) != bool(original):
+                echo(f"reloading vfio-pci with nointxmask={int(original)} (as it was)")
+                reload_vfio_pci(bdf, int(original), force=True)
+    if late and stopped is None:   # after the last cell: every cell is kept
+        stopped = {"why": "interrupted", "exit": EXIT_INTERRUPTED}
     return results, _facts(machine, at_device, threaded, line, stopped, cell, len(cells))
 
 

@@ -15,8 +15,9 @@ expects what the model host predicts), and the report (envelope "repro" with
 import sys
 
 from .. import verdict
-from ..errors import UsageError
+from ..errors import EXIT_INTERRUPTED, UsageError
 from ..results import check_writable, envelope, write_json
+from ..signals import held
 from . import predict
 from .scenario import Plan, load
 
@@ -114,16 +115,17 @@ def run(args):
         cells, trace = _model(plan, args)
         if trace is not None:
             extra = {"trace": trace.as_json()}
-    judge(plan, cells, with_model=backend != "model")  # (--lab judges the guests' cells again here)
-    report = envelope("repro", backend=backend, scenario=plan.path, loops=plan.loops, cells=cells, **extra)
-    if args.json:
-        write_json(args.json, report)
-    from ..report import summary
-    print(summary.table(report))
-    if args.svg:
-        from ..report import svg
-        svg.write(report, args.svg)
-    sys.stdout.flush()
+    with held() as late:   # what was measured is judged and saved before a signal acts
+        judge(plan, cells, with_model=backend != "model")  # (--lab judges the guests' cells again here)
+        report = envelope("repro", backend=backend, scenario=plan.path, loops=plan.loops, cells=cells, **extra)
+        if args.json:
+            write_json(args.json, report)
+        from ..report import summary
+        print(summary.table(report))
+        if args.svg:
+            from ..report import svg
+            svg.write(report, args.svg)
+        sys.stdout.flush()
     for f in extra.get("failures") or ():
         print(f"boot failed: {f['boot']}: {f['error']}", file=sys.stderr)
     bad = [c for c in cells if c.get("match") is False]
@@ -136,6 +138,10 @@ def run(args):
         print(f"pyvfio: {stopped['why']}{during}: {len(cells)} of {stopped['planned']} cells "
               f"measured{saved}", file=sys.stderr)
         return stopped["exit"]
+    if late:
+        print(f"pyvfio: interrupted after the last cell: {len(cells)} cells measured"
+              f"{', saved in ' + args.json if args.json else ''}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     return 1 if bad or extra.get("failures") else 0
 
 

@@ -100,12 +100,13 @@ def _boot(key, request):
 @pytest.fixture(scope="session", autouse=False)
 def _machines():
     yield _live
+    for ahead in _ahead.values():   # booted for a test that never came
+        if ahead.done.is_set() and ahead.machine is not None and ahead.key not in _live:
+            labmachine.stop(ahead.machine.name)
     for m in list(_live.values()):
         labmachine.stop(m.name)
     _live.clear()
-    for ahead in _ahead.values():
-        if ahead.done.is_set() and ahead.machine is not None:
-            labmachine.stop(ahead.machine.name)
+    for ahead in _ahead.values():   # their QEMUs are gone: the threads may end
         ahead.stopped.set()
     _ahead.clear()
 

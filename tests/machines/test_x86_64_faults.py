@@ -30,6 +30,8 @@ def _start(m, args, tag, command="run", ready="grep -q 'vfio-intx' /proc/interru
     for _ in range(200):
         if sh(m, f"grep -q . /tmp/{tag}.pid && {ready}").returncode == 0:
             return int(sh(m, f"cat /tmp/{tag}.pid").stdout)
+        if sh(m, f"grep -q . /tmp/{tag}.rc").returncode == 0:
+            break      # it ended before it got there
         time.sleep(0.3)
     raise AssertionError(f"the {command} never got to `{ready}`: " + sh(m, f"cat /tmp/{tag}.log").stdout)
 
@@ -79,6 +81,7 @@ def test_a_signal_mid_run_saves_partial_results(edu, signal, name):
     sh(m, f"kill -{signal} {pid}")
     rc, log = _finish(m, name)
     assert rc == 130, log
+    assert "reloading vfio-pci with nointxmask=0 (as it was)" in log, log
     assert _messages(log) == [f"pyvfio: interrupted: partial results in /tmp/{name}.json"], log
     r = json.loads(sh(m, f"cat /tmp/{name}.json").stdout)
     assert r["interrupted"] is True and r["counts"]["delivered"] > 0
@@ -109,8 +112,9 @@ def test_vfio_pci_unloaded_while_a_run_holds_the_card(edu):
     _usable(m, bdf)
 
 
-# Two cells, one per nointxmask value, long enough to be cut short (TCG: ~10 s each)
-TWO_CELLS = """loops = 40000
+# Two cells, one per nointxmask value, long enough to be cut short (TCG, C engine:
+# ~30,000 interrupts/s, so ~10 s each)
+TWO_CELLS = """loops = 300000
 [run]
 profile = "edu"
 [matrix]
@@ -129,18 +133,24 @@ def test_ctrl_c_mid_scenario_keeps_the_cells_measured_and_restores_vfio_pci(edu)
     that cell: exit 130, the first cell judged and saved, the one cut short dropped,
     the original nointxmask back (the module reloaded again) and the card bound."""
     m, bdf = edu
-    assert sh(m, "cat > /tmp/two.toml", input=TWO_CELLS).returncode == 0
+    assert sh(m, "cat > /tmp/scenario-two.toml", input=TWO_CELLS).returncode == 0
     before = sh(m, "cat /sys/module/vfio_pci/parameters/nointxmask").stdout.strip()
-    pid = _start(m, f"{bdf} --scenario /tmp/two.toml", "two", command="repro",
-                 ready="grep -q 'nointxmask=1' /tmp/two.log && grep -q 'vfio-intx' /proc/interrupts")
-    time.sleep(1)
-    sh(m, f"kill -INT {pid}")
+    _start(m, f"{bdf} --scenario /tmp/scenario-two.toml", "two", command="repro", ready="true")
+    # Ctrl-C 1 s into the second cell, timed on the machine (an SSH round trip to a
+    # TCG guest takes seconds)
+    p = sh(m, "for i in $(seq 600); do grep -q 'nointxmask=1' /tmp/two.log && "
+              "grep -q vfio-intx /proc/interrupts && break; sleep 0.1; done; sleep 1; "
+              "kill -INT $(cat /tmp/two.pid)")
+    assert p.returncode == 0, p.stderr
     rc, log = _finish(m, "two", timeout=120)
     assert rc == 130, log
-    r = json.loads(sh(m, "cat /tmp/two.json").stdout)
+    saved = sh(m, "cat /tmp/two.json")
+    assert saved.returncode == 0, f"no results saved: {log}"
+    r = json.loads(saved.stdout)
     assert [c["key"]["nointxmask"] for c in r["cells"]] == [0], log
-    assert r["cells"][0]["match"] and r["cells"][0]["counts"]["delivered"] == 40000, log
+    assert r["cells"][0]["match"] and r["cells"][0]["counts"]["delivered"] == 300000, log
     assert r["stopped"]["why"] == "interrupted" and "nointxmask=1" in r["stopped"]["during"], r["stopped"]
+    assert "reloading vfio-pci with nointxmask=0 (as it was)" in log, log
     assert _messages(log) == [
         f"pyvfio: interrupted during {r['stopped']['during']}: 1 of 2 cells measured, saved in /tmp/two.json"], log
     assert sh(m, "cat /sys/module/vfio_pci/parameters/nointxmask").stdout.strip() == before == "N"
@@ -161,6 +171,7 @@ def test_the_card_removed_under_a_running_run(machine_x86):
     rc, log = _finish(m, "unplug", timeout=90)
     took = time.monotonic() - t0
     assert rc == 7, log
+    assert "reloading vfio-pci with nointxmask=0 (as it was)" in log, log
     assert _messages(log) == [f"pyvfio: error: the kernel asked for {bdf} back mid-run (hot-unplug or a "
                               f"driver unbind): the run stopped, partial results in /tmp/unplug.json"], log
     r = json.loads(sh(m, "cat /tmp/unplug.json").stdout)
