@@ -1,8 +1,6 @@
 """pyvfio run BDF: service a card's INTx (or MSI, MSI-X) through VFIO and measure it
 (cyclictest-style)."""
 
-import os
-import signal
 import sys
 import time
 
@@ -196,7 +194,7 @@ def run(args):
 
         # The kernel asking for the card back ends the run as a signal does (teardown,
         # partial results), and the device is closed so that its removal can finish.
-        with DeviceRequest(dev, lambda: os.kill(os.getpid(), signal.SIGTERM)) as request:
+        with DeviceRequest(dev) as request:
             r.execute()
         if live:
             sys.stderr.write("\n")

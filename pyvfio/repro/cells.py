@@ -15,7 +15,6 @@ passthrough device would be torn away) unless forced.
 """
 
 import os
-import signal
 import sys
 import time
 
@@ -83,7 +82,7 @@ def run_cell(bdf, cell, plan, status=None):
             profile = probe(dev, cell.access, plan.run["profile"])
             # as in pyvfio run: the request ends the cell as a signal does, and the
             # device is closed so that its removal can finish
-            with DeviceRequest(dev, lambda: os.kill(os.getpid(), signal.SIGTERM)) as request:
+            with DeviceRequest(dev) as request:
                 r = Run(dev, profile, cfg, after_enable=after_enable, status=status).execute()
             out = r.to_json()
             out["card"] = profile.describe()
@@ -115,9 +114,10 @@ def reload_vfio_pci(bdf, nointxmask, force=False, root="/"):
     if others and not force:
         raise RefusedError(f"reloading vfio-pci would tear {', '.join(others)} away from it",
                            "stop what uses them (a VM?) or pass --force")
-    rebind = ([bdf] if pci.exists(bdf, root) else []) + others
-    if rebind[:1] == [bdf]:
+    present = pci.exists(bdf, root)
+    if present:
         writes.write(os.path.join(root, VFIO_PCI, "unbind"), bdf)
+    rebind = ([bdf] if present else []) + others
     for cmd in (["modprobe", "-r", "vfio_pci"], ["modprobe", "vfio_pci", f"nointxmask={nointxmask}"]):
         r = writes.run(cmd, "install kmod (Debian: apt-get install kmod)")
         if r.returncode:

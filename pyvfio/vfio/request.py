@@ -4,9 +4,12 @@ again every 10 s, until userspace closes the device.  Without it a run holds a
 card that is being removed until its loop count or duration ends.
 
 `DeviceRequest(dev, on_request)` arms it with an eventfd and watches it from a
-thread; `on_request()` is called once, from that thread, on the first request."""
+thread; `on_request()` is called once, from that thread, on the first request.  By
+default it sends this process SIGTERM: the run then ends as on a signal (teardown,
+partial results) and closes the device, so that the removal can finish."""
 import os
 import select
+import signal
 import threading
 
 from .. import uapi
@@ -18,8 +21,9 @@ _DISARM = uapi.VFIO_IRQ_SET_DATA_NONE | uapi.VFIO_IRQ_SET_ACTION_TRIGGER
 
 
 class DeviceRequest:
-    def __init__(self, dev, on_request):
-        self.dev, self.on_request = dev, on_request
+    def __init__(self, dev, on_request=None):
+        self.dev = dev
+        self.on_request = on_request or (lambda: os.kill(os.getpid(), signal.SIGTERM))
         self.requested = False
         self.efd = None
         self._thread = None
