@@ -81,7 +81,6 @@ def test_a_signal_mid_run_saves_partial_results(edu, signal, name):
     sh(m, f"kill -{signal} {pid}")
     rc, log = _finish(m, name)
     assert rc == 130, log
-    assert "reloading vfio-pci with nointxmask=0 (as it was)" in log, log
     assert _messages(log) == [f"pyvfio: interrupted: partial results in /tmp/{name}.json"], log
     r = json.loads(sh(m, f"cat /tmp/{name}.json").stdout)
     assert r["interrupted"] is True and r["counts"]["delivered"] > 0
@@ -171,7 +170,6 @@ def test_the_card_removed_under_a_running_run(machine_x86):
     rc, log = _finish(m, "unplug", timeout=90)
     took = time.monotonic() - t0
     assert rc == 7, log
-    assert "reloading vfio-pci with nointxmask=0 (as it was)" in log, log
     assert _messages(log) == [f"pyvfio: error: the kernel asked for {bdf} back mid-run (hot-unplug or a "
                               f"driver unbind): the run stopped, partial results in /tmp/unplug.json"], log
     r = json.loads(sh(m, "cat /tmp/unplug.json").stdout)
