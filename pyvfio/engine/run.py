@@ -304,11 +304,14 @@ class Run:
     def teardown(self):
         """Always: INTx disabled, card quiesced, fds closed (each step attempted)."""
         errors = []
-        # host state first: once INTx is disabled, vfio's line leaves /proc/interrupts
-        # a DMA still in flight ends before quiesce (which clears its completion) and
-        # before its pages are unmapped (_close_dma)
-        for step in (self._host_after, self._close_engine, self.intx.close, self._dma_idle,
-                     self.profile.quiesce, self._close_dma):
+        # host state first: once INTx is disabled, vfio's line leaves /proc/interrupts.
+        # A DMA still in flight ends before quiesce (which clears its completion) and
+        # before its pages are unmapped (_close_dma).  The card is quiesced before its
+        # interrupts are disabled, as a driver's close does before free_irq: a card
+        # model may still be timing a message (QEMU 7.2's e1000e aborts if MSI-X goes
+        # off under its throttling timer; its quiesce waits the timer out).
+        for step in (self._host_after, self._close_engine, self._dma_idle, self.profile.quiesce,
+                     self.intx.close, self._close_dma):
             try:
                 step()
             except Exception as exc:  # keep tearing down; report the first failure
