@@ -2,9 +2,10 @@
 there); on the host it is not collected at all, rather than listed as skipped.
 
 The lab machines' tier (tests/machines) runs last, with its images built in the
-background from the session's start (prefetch.py): the x86_64 machine's tests,
-then the ppc64le one's, then the fleet on both (two VM slots: the x86_64 machine
-stays up), so each machine boots once."""
+background from the session's start (prefetch.py) and the x86_64 machine booted
+in the background after the busybox batches (machine_boot.py): the x86_64
+machine's tests, then the ppc64le one's, then the fleet on both (two VM slots:
+the x86_64 machine stays up), so each machine boots once."""
 
 import os
 import pathlib
@@ -32,11 +33,26 @@ def pytest_collection_modifyitems(items):
     items.sort(key=_tier)   # stable: file order within each
 
 
+_x86_ahead_after = None   # the node after which the x86_64 machine boots in the background
+
+
 def pytest_collection_finish(session):
+    global _x86_ahead_after
     machines = any(_tier(i) for i in session.items)
     if machines and not guest.in_lab() and os.geteuid() == 0 and shutil.which("mmdebstrap") \
             and shutil.which("qemu-system-x86_64"):
         prefetch.start(CHECKOUT)
+        # Once the busybox batches are done, the lab's last tests boot one VM at a
+        # time: the x86_64 machine boots and deploys (minutes) in the other slot.
+        batches = [i for i in session.items if getattr(i, "originalname", None) == "test_guest_batch"]
+        if batches and any("machine_x86" in getattr(i, "fixturenames", ()) for i in session.items):
+            _x86_ahead_after = batches[-1].nodeid
+
+
+def pytest_runtest_logfinish(nodeid):
+    if nodeid == _x86_ahead_after:
+        import machine_boot
+        machine_boot.ahead("x86_64")
 
 
 def pytest_sessionfinish(session):

@@ -80,6 +80,13 @@ def facts():
 
 
 @pytest.fixture
+def one_card(facts):
+    """For pyvfio's own paths, the same for every card (its error checks, its lock, its
+    signal handling): one card a boot is enough."""
+    return next(b for b in facts["bound"] if b["card"] not in MESSAGE_ONLY)
+
+
+@pytest.fixture
 def device(card):
     from pyvfio.vfio import open_device
 

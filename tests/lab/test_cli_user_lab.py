@@ -25,12 +25,6 @@ def test_pyvfio_is_on_path():
     assert p.returncode == 0 and p.stdout.startswith("pyvfio "), p.stdout + p.stderr
 
 
-@pytest.fixture
-def one_card(facts):
-    """These check pyvfio's own error paths, the same for every card: one card is enough."""
-    return facts["bound"][0]
-
-
 def one_line(p):
     lines = p.stderr.strip().splitlines()
     assert len(lines) == 1, p.stderr

@@ -110,7 +110,10 @@ def pyvfio(*args, **kw):
                             stderr=subprocess.PIPE, text=True, **kw)
 
 
-def test_second_run_refused_then_sigterm_tears_down_and_keeps_results(card, tmp_path):
+def test_second_run_refused_then_sigterm_tears_down_and_keeps_results(one_card, tmp_path):
+    # one card a boot: the lock and the signal path are pyvfio's, and each card's
+    # teardown runs in every other test (two Python start-ups under TCG: ~20 s a card)
+    card = one_card
     out = tmp_path / "r.json"
     # paced (-i), so the one vCPU is free enough for the second run to start quickly
     first = pyvfio("run", card["bdf"], "-l", "100000000", "-i", "500", "-q", "--json", str(out))
