@@ -24,7 +24,7 @@ import time
 
 from ..errors import UsageError
 from ..results import write_atomic
-from . import cache, image, machine_keys, progress, qemu, session
+from . import cache, image, machine_keys, progress, qemu, session, sshmux
 from .config import CARDS, PROFILES, LabConfig
 from .errors import LabError
 
@@ -64,10 +64,18 @@ class Machine:
     starter: int = None     # the pid booting it, until ready
 
     # --- reaching it -------------------------------------------------------------
-    def ssh_args(self, user=None):
-        """The argv prefix of ssh to this machine (append the remote command)."""
-        return ["ssh", *SSH_OPTS, "-i", self.key, "-p", str(self.ssh_port),
-                f"{user or self.user}@{self.ssh_host}"]
+    def _ssh(self):
+        return ["ssh", *SSH_OPTS, "-i", self.key, "-p", str(self.ssh_port)]
+
+    def _shared(self, user):
+        """The options that take the machine's shared connection for user (sshmux)."""
+        return sshmux.options(self._ssh(), f"{user}@{self.ssh_host}", self.dir, user) if self.dir else []
+
+    def ssh_args(self, user=None, shared=True):
+        """The argv prefix of ssh to this machine (append the remote command); shared:
+        over the machine's one connection for that user (sshmux), made on first use."""
+        user = user or self.user
+        return ["ssh", *(self._shared(user) if shared else []), *self._ssh()[1:], f"{user}@{self.ssh_host}"]
 
     def run(self, cmd, timeout=120, check=False, user=None, input=None):
         """Run a shell command line on the machine; CompletedProcess with text output."""
@@ -84,7 +92,7 @@ class Machine:
         return p
 
     def _scp(self, src, dst, recursive=False):
-        argv = ["scp", *SSH_OPTS, "-q", "-i", self.key, "-P", str(self.ssh_port)]
+        argv = ["scp", *SSH_OPTS, *self._shared(self.user), "-q", "-i", self.key, "-P", str(self.ssh_port)]
         argv += ["-r"] if recursive else []
         p = subprocess.run(argv + [src, dst], capture_output=True, text=True, timeout=300)
         if p.returncode != 0:
@@ -304,7 +312,7 @@ def _wait_ssh(m, proc, timeout):
         if time.monotonic() > deadline:
             raise LabError(f"machine {m.name}", f"no sshd after {timeout} s", _tail(m.dir))
         if _banner(m.ssh_port):
-            p = subprocess.run(m.ssh_args() + ["--", "true"], capture_output=True, timeout=60)
+            p = subprocess.run(m.ssh_args(shared=False) + ["--", "true"], capture_output=True, timeout=60)
             if p.returncode == 0:
                 return
         time.sleep(1)
@@ -437,6 +445,8 @@ def _zombie(pid):
 
 
 def _clean(mdir, m):
+    if m is not None and m.dir:
+        sshmux.close(m._ssh(), m.ssh_host, m.dir)
     if m is not None and m.pid and _qemu_alive(m.pid, mdir):
         _kill(m.pid)
     shutil.rmtree(mdir, ignore_errors=True)
