@@ -60,8 +60,11 @@ def options(ssh, target, machine_dir, user):
 def _alive(ssh, target, sock):
     if not sock.exists():
         return False
-    p = subprocess.run([*ssh, "-o", f"ControlPath={sock}", "-O", "check", target],
-                       stdin=subprocess.DEVNULL, capture_output=True, timeout=10)
+    try:
+        p = subprocess.run([*ssh, "-o", f"ControlPath={sock}", "-O", "check", target],
+                           stdin=subprocess.DEVNULL, capture_output=True, timeout=10)
+    except subprocess.TimeoutExpired:
+        return False     # a master that does not answer is replaced
     return p.returncode == 0
 
 
@@ -75,6 +78,9 @@ def close(ssh, host, machine_dir):
             sock.unlink(missing_ok=True)
             continue
         user = sock.name.split("-", 1)[1]
-        subprocess.run([*ssh, "-o", f"ControlPath={sock}", "-O", "exit", f"{user}@{host}"],
-                       stdin=subprocess.DEVNULL, capture_output=True, timeout=10)
+        try:
+            subprocess.run([*ssh, "-o", f"ControlPath={sock}", "-O", "exit", f"{user}@{host}"],
+                           stdin=subprocess.DEVNULL, capture_output=True, timeout=10)
+        except subprocess.TimeoutExpired:
+            pass         # it ends with its connection: the machine is being stopped
         sock.unlink(missing_ok=True)
