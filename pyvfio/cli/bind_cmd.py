@@ -22,8 +22,9 @@ def add_arguments(parser):
     parser.add_argument("--json", action="store_true", help="machine-readable output")
 
 
-def report(plan, dry_run, out=sys.stdout):
+def report(plan, dry_run, out=None):
     """Print a plan (bind or unbind) for people."""
+    out = out or sys.stdout  # looked up now: a default bound at import would outlive a replaced stdout
     verb = "would " + plan.action if dry_run else plan.action
     group = f" (IOMMU group {plan.group})" if plan.group is not None else ""
     print(f"{verb} {plan.bdf}{group}:", file=out)

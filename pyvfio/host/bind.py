@@ -11,24 +11,34 @@ unbind, per device:
 
 The old driver is remembered in a state file (/run/pyvfio/bindings.json, replaced
 atomically; /run is emptied at boot, as bindings are) so that unbind restores it.
+A bind or unbind holds a lock (/run/pyvfio/bindings.lock, taken as the card lock
+is: pyvfio/cardlock.py) and defers SIGINT/SIGTERM for its whole sequence: the
+record is read, changed and written under it, and a second bind or unbind meanwhile
+is refused.  A plan is checked against the devices again under the lock.  A bind
+killed between two writes (SIGKILL) leaves a half-state that unbind repairs.
 A device the host is using is refused unless forced (RefusedError, exit 4).
 Everything is planned first (`plan_bind`, `plan_unbind`): a dry run prints the
 plan; a real run checks permissions, then carries it out through a `Kernel`
 object, which tests replace with a simulated one.
 """
 
+import contextlib
 import datetime
 import json
 import os
 import subprocess
+import threading
 from dataclasses import dataclass, field
 
+from .. import cardlock, signals
 from ..errors import PyvfioError, RefusedError, UsageError, os_error
 from ..results import write_atomic
 from . import inuse, paths, pci, system, writes
 
 VFIO_DRIVER = "vfio-pci"
-STATE_FILE = "run/pyvfio/bindings.json"
+STATE_DIR = "run/pyvfio"
+STATE_FILE = STATE_DIR + "/bindings.json"
+LOCK_FILE = "bindings.lock"
 
 
 @dataclass
@@ -93,29 +103,83 @@ def state_path(root="/"):
 
 
 def load_state(root="/"):
-    """{bdf: {driver, driver_override, group, bound_with, time}}; {} when none."""
+    """{bdf: {driver, driver_override, group, bound_with, time}}; {} when none.
+    A file of another shape is a one-line error naming it."""
+    path = state_path(root)
+    fix = "fix or remove it (it only records the drivers to restore; without it unbind lets the kernel choose)"
     try:
-        with open(state_path(root)) as f:
+        with open(path) as f:
             data = json.load(f)
     except FileNotFoundError:
         return {}
     except OSError as exc:
-        raise os_error("read the drivers to restore from", state_path(root), exc) from None
-    except ValueError as exc:
-        raise PyvfioError(f"cannot read {state_path(root)}: {exc}",
-                          "fix or remove it (it only records drivers to restore)") from None
-    return data.get("devices", {})
+        raise os_error("read the drivers to restore from", path, exc) from None
+    except (ValueError, RecursionError) as exc:
+        raise PyvfioError(f"cannot read {path}: {str(exc).splitlines()[0]}", fix) from None
+    why = _state_problem(data)
+    if why:
+        raise PyvfioError(f"cannot read {path}: {why}", fix)
+    return data["devices"]
+
+
+def _state_problem(data):
+    """What is wrong with the shape of a state file's JSON, or None."""
+    if not isinstance(data, dict) or not isinstance(data.get("devices"), dict):
+        return 'not a pyvfio bindings record (no "devices" object)'
+    if data.get("version") != 1:
+        return f"version {data.get('version')!r} is not 1"
+    for bdf, rec in data["devices"].items():
+        if not isinstance(rec, dict):
+            return f"the entry of {bdf} is not an object"
+        for key in ("driver", "driver_override"):
+            if rec.get(key) is not None and not isinstance(rec.get(key), str):
+                return f"{bdf}: {key} is not a string or null"
+        with_ = rec.get("bound_with")
+        if not isinstance(with_, list) or not all(isinstance(b, str) for b in with_):
+            return f"{bdf}: bound_with is not a list of addresses"
+        if rec.get("group") is not None and type(rec.get("group")) is not int:
+            return f"{bdf}: group is not an integer or null"
+    return None
 
 
 def save_state(devices, root="/"):
-    """Replace the state file atomically (write a temporary file, then rename)."""
+    """Replace the state file atomically (write a temporary file, then rename); the
+    caller holds sequence_lock, which made and checked the folder."""
     path = state_path(root)
-    try:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-    except OSError as exc:
-        raise os_error("record the drivers to restore in", path, exc) from None
     write_atomic(path, json.dumps({"version": 1, "devices": devices}, indent=2, sort_keys=True) + "\n",
                  "record the drivers to restore in")
+
+
+@contextlib.contextmanager
+def sequence_lock(root="/"):
+    """Held for a bind's or unbind's whole sequence of sysfs writes and record
+    updates: one at a time, and Ctrl-C/SIGTERM wait until the sequence is done or
+    rolled back (then they act: KeyboardInterrupt)."""
+    folder = paths.under(root, STATE_DIR)
+
+    def busy(holder):
+        return RefusedError(f"another pyvfio bind or unbind is changing drivers (pid {holder})",
+                            "wait for it to finish, then run this again")
+
+    hold = signals.held() if threading.current_thread() is threading.main_thread() \
+        else contextlib.nullcontext([])
+    with hold as late:
+        with cardlock.locked(folder, LOCK_FILE, busy, "record the drivers to restore in"):
+            yield
+    if late:
+        raise KeyboardInterrupt
+
+
+def _still_as_planned(plan, root):
+    """Under the lock: each target still has the driver the plan saw (another bind
+    or unbind may have run between the plan and the lock)."""
+    for t in plan.targets:
+        now = paths.link_name(os.path.join(pci.device_dir(t["bdf"], root), "driver")) \
+            if pci.exists(t["bdf"], root) else "gone"
+        if now != t["driver"]:
+            raise RefusedError(f"{t['bdf']} changed while this {plan.action} was planned: it is now on "
+                               f"{now or 'no driver'} (another pyvfio {plan.action}?)",
+                               f"see `pyvfio info {t['bdf']}`, and run {plan.action} again if still needed")
 
 
 # --- planning ---------------------------------------------------------------------------
@@ -198,9 +262,19 @@ def plan_unbind(text, root="/"):
             continue
         member = pci.device(name, root)
         rec = state.get(name)
-        if member.driver not in (VFIO_DRIVER, None) or (member.driver is None and rec is None):
-            plan.skipped.append({"bdf": name, "why": f"now on {member.driver or 'no driver'}, "
-                                                     "left alone"})
+        ours = member.driver_override == VFIO_DRIVER
+        if member.driver not in (VFIO_DRIVER, None):
+            if ours:  # a bind killed after its first write: the override is undone
+                plan.notes.append(f"{name}: still on {member.driver} with driver_override "
+                                  "vfio-pci (an interrupted bind): the override is cleared")
+                plan.targets.append({"bdf": name, "driver": member.driver,
+                                     "restore_to": member.driver, "known": rec is not None})
+                plan.steps += _restore_steps(name, member.driver, rec, root)[:1]
+                continue
+            plan.skipped.append({"bdf": name, "why": f"now on {member.driver}, left alone"})
+            continue
+        if member.driver is None and rec is None and not ours:
+            plan.skipped.append({"bdf": name, "why": "now on no driver, left alone"})
             continue
         if rec is None:
             plan.notes.append(f"{name}: the driver it had before is unknown (not bound by "
@@ -258,9 +332,16 @@ def bind(plan, root="/", kernel=None):
     A device vfio-pci does not take is given back to its old driver at once."""
     kernel = kernel or Kernel()
     _check_writable(plan)
+    with sequence_lock(root):
+        _still_as_planned(plan, root)
+        return _bind(plan, root, kernel)
+
+
+def _bind(plan, root, kernel):
     state = load_state(root)
     together = [t["bdf"] for t in plan.targets]
     now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    recorded = set()
     for step in plan.steps:
         if step.path is None:
             err = kernel.modprobe(step.value)
@@ -269,12 +350,16 @@ def bind(plan, root="/", kernel=None):
                                   + (err or "no driver appeared"),
                                   "install/load the vfio-pci module (modprobe vfio-pci)")
             continue
-        if step.bdf not in state:
+        if step.bdf not in recorded:
             target = next(t for t in plan.targets if t["bdf"] == step.bdf)
-            state[step.bdf] = {"driver": target["driver"],
-                               "driver_override": target["driver_override"],
-                               "group": plan.group, "bound_with": together, "time": now}
-            save_state(state, root)
+            # A record left by an interrupted bind is kept while the device has no
+            # driver (it still names the one to restore); else this bind's is newer.
+            if step.bdf not in state or target["driver"] is not None:
+                state[step.bdf] = {"driver": target["driver"],
+                                   "driver_override": target["driver_override"],
+                                   "group": plan.group, "bound_with": together, "time": now}
+                save_state(state, root)
+            recorded.add(step.bdf)
         try:
             _write(kernel, step)
         except PyvfioError as exc:
@@ -313,6 +398,12 @@ def unbind(plan, root="/", kernel=None):
     Returns the devices whose driver did not come back: {bdf: driver now}."""
     kernel = kernel or Kernel()
     _check_writable(plan)
+    with sequence_lock(root):
+        _still_as_planned(plan, root)
+        return _unbind(plan, root, kernel)
+
+
+def _unbind(plan, root, kernel):
     state = load_state(root)
     for step in plan.steps:
         _write(kernel, step)
