@@ -9,7 +9,7 @@ import sys
 
 from ..errors import UsageError
 from ..report import cells, compare
-from ..results import envelope, write_json
+from ..results import check_outputs, envelope, write_json
 
 
 def add_arguments(parser):
@@ -26,6 +26,7 @@ def add_arguments(parser):
 
 def run(args):
     ignore = [x.strip() for item in args.ignore for x in item.split(",") if x.strip()]
+    to_stderr = check_outputs([("--json", args.json)], [("A", args.a), ("B", args.b)])
     if args.split:
         axis, _, values = args.split.partition("=")
         values = [v.strip() for v in values.split(",")]
@@ -40,7 +41,8 @@ def run(args):
         a, b = cells.load(args.a), cells.load(args.b)
         names = (args.a, args.b)
     result = compare.compare(a, b, *names, ignore)
-    print(compare.render(result))
+    print(compare.render(result), file=sys.stderr if to_stderr else sys.stdout)
+    sys.stdout.flush()
     if args.json:
         body = {k: v for k, v in result.items() if k != "kind"}
         write_json(args.json, envelope("compare", **body))

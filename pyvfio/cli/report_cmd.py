@@ -6,10 +6,11 @@ baseline); a DIR is the --out of `pyvfio fleet run`, or a folder of result files
 `--svg` draws one result file as `repro --svg` does."""
 
 import os
+import sys
 
 from ..errors import UsageError
 from ..report import cells, html, machines, summary, svg
-from ..results import check_writable
+from ..results import STDOUT, check_outputs, write_outputs
 
 
 def add_arguments(p):
@@ -21,8 +22,9 @@ def add_arguments(p):
 
 
 def run(args):
-    check_writable(args.html, "write the page to")
-    check_writable(args.svg, "write the picture to")
+    to_stderr = check_outputs([("--html", args.html), ("--svg", args.svg)],
+                              [("the result file", args.path), ("the --baseline", args.baseline)])
+    out = sys.stderr if to_stderr else sys.stdout
     if not os.path.exists(args.path):
         raise UsageError(f"{args.path}: no such file or folder",
                          "give a result of pyvfio repro --json or the --out folder of pyvfio fleet run")
@@ -31,15 +33,15 @@ def run(args):
     ms, base, bname, fleet = html.load(args.path, args.baseline)
     if os.path.isdir(args.path):
         for m in ms:
-            print(f"{m.name}: " + summary.table(m.report).splitlines()[-1] if m.cells else f"{m.name}: no cells")
+            print(f"{m.name}: " + summary.table(m.report).splitlines()[-1] if m.cells else f"{m.name}: no cells",
+                  file=out)
         comb = machines.combined(ms)
-        print(f"together: {comb['cells']} cell(s), {comb['mismatched']} not as expected")
+        print(f"together: {comb['cells']} cell(s), {comb['mismatched']} not as expected", file=out)
     else:
-        print(summary.table(cells.load(args.path)))
-    if args.svg:
-        svg.write(cells.load(args.path), args.svg)
-    if args.html:
-        from ..results import write_atomic
-        write_atomic(args.html, html.render(ms, base, bname, fleet), "write the page to")
-        print(f"wrote {args.html}")
+        print(summary.table(cells.load(args.path)), file=out)
+    out.flush()
+    write_outputs([(args.svg, lambda: svg.render(cells.load(args.path)), "write the picture to"),
+                   (args.html, lambda: html.render(ms, base, bname, fleet), "write the page to")])
+    if args.html and args.html != STDOUT:
+        print(f"wrote {args.html}", file=out)
     return 0

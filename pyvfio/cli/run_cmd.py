@@ -1,6 +1,8 @@
 """pyvfio run BDF: service a card's INTx (or MSI, MSI-X) through VFIO and measure it
 (cyclictest-style)."""
 
+import json
+import os
 import sys
 import time
 
@@ -10,7 +12,7 @@ from ..engine import ENGINES, HISTOGRAMS, SOURCES, Run, RunConfig, pin_and_prior
 from ..engine.run import GUESTS, IRQCHIPS
 from ..errors import EXIT_REMOVED, UsageError
 from ..intx import IRQ_KINDS, UNMASK_MODES
-from ..results import check_writable, envelope, write_atomic, write_json
+from ..results import check_outputs, envelope, write_outputs
 from ..vfio.device import IOMMU_CHOICES, IOMMU_HELP
 
 EXIT_THRESHOLD = 3   # p99 above --threshold
@@ -163,8 +165,9 @@ def run(args):
                          "drop --policy, or use --irq intx")
     if args.threshold is not None and args.threshold <= 0:
         raise UsageError(f"threshold {args.threshold} us must be positive")
-    for path in (args.json, args.hgrm):  # before the card is touched, not after the run
-        check_writable(path)
+    # before the card is touched, not after the run
+    profile_file = [("--profile", args.profile)] if args.profile and os.path.isfile(args.profile) else []
+    to_stderr = check_outputs([("--json", args.json), ("--hgrm", args.hgrm)], profile_file)
     warnings = pin_and_prioritise(args.affinity, args.priority)
     from ..cardlock import card_lock
     from ..host.pci import require
@@ -202,12 +205,11 @@ def run(args):
                           modes={**config.__dict__, "policy": args.policy or "kernel",
                                  "iommu": dev.iommu},
                           started_unix=started, **r.to_json(), device_request=request.requested)
-    if args.json:
-        write_json(args.json, result)
-    if args.hgrm:
-        write_atomic(args.hgrm, r.hists[1 if r.external else 2].hgrm())
-    for line in summary_lines(result):
-        print(line)
+    for line in summary_lines(result):  # said first: a failed write below loses nothing
+        print(line, file=sys.stderr if to_stderr else sys.stdout)
+    sys.stdout.flush()
+    write_outputs([(args.json, lambda: json.dumps(result, indent=2) + "\n", "write results to"),
+                   (args.hgrm, lambda: r.hists[1 if r.external else 2].hgrm(), "write the histogram to")])
     if request.requested:
         print(f"pyvfio: error: the kernel asked for {bdf} back mid-run (hot-unplug or a driver unbind): "
               f"the run stopped{', partial results in ' + args.json if args.json else ''}", file=sys.stderr)

@@ -147,7 +147,7 @@ def save_state(devices, root="/"):
     caller holds sequence_lock, which made and checked the folder."""
     path = state_path(root)
     write_atomic(path, json.dumps({"version": 1, "devices": devices}, indent=2, sort_keys=True) + "\n",
-                 "record the drivers to restore in")
+                 "record the drivers to restore in", keep=False)
 
 
 @contextlib.contextmanager

@@ -12,11 +12,12 @@ expects what the model host predicts), and the report (envelope "repro" with
 0 when every cell matches, 1 when one does not (or a lab boot failed).
 """
 
+import json
 import sys
 
 from .. import verdict
 from ..errors import EXIT_INTERRUPTED, UsageError
-from ..results import check_writable, envelope, write_json
+from ..results import check_outputs, envelope, write_outputs
 from ..signals import held
 from . import predict
 from .scenario import Plan, load
@@ -97,8 +98,8 @@ def backend_of(args):
 def run(args):
     backend = backend_of(args)
     plan = plan_from(args, backend)
-    check_writable(args.json)  # before any cell runs, not after the last one
-    check_writable(args.svg, "write the picture to")
+    # before any cell runs, not after the last one
+    to_stderr = check_outputs([("--json", args.json), ("--svg", args.svg)], [("the scenario", plan.path)])
     extra, trace = {}, None
     if backend == "lab":
         from .lab import run_lab
@@ -118,14 +119,11 @@ def run(args):
     with held() as late:   # what was measured is judged and saved before a signal acts
         judge(plan, cells, with_model=backend != "model")  # (--lab judges the guests' cells again here)
         report = envelope("repro", backend=backend, scenario=plan.path, loops=plan.loops, cells=cells, **extra)
-        if args.json:
-            write_json(args.json, report)
-        from ..report import summary
-        print(summary.table(report))
-        if args.svg:
-            from ..report import svg
-            svg.write(report, args.svg)
-        sys.stdout.flush()
+        from ..report import summary, svg
+        print(summary.table(report), file=sys.stderr if to_stderr else sys.stdout)
+        sys.stdout.flush()  # the summary first: a failed write below says where the cells are kept
+        write_outputs([(args.json, lambda: json.dumps(report, indent=2) + "\n", "write results to"),
+                       (args.svg, lambda: svg.render(report), "write the picture to")])
     for f in extra.get("failures") or ():
         print(f"boot failed: {f['boot']}: {f['error']}", file=sys.stderr)
     bad = [c for c in cells if c.get("match") is False]
