@@ -194,5 +194,27 @@ def write_outputs(items):
         raise first
 
 
+def open_log(path, append=False, what="write the log to"):
+    """A log file that a child process writes as it goes (no atomic rename for a
+    stream): opened without following a link (O_NOFOLLOW) and without blocking on a
+    FIFO, and refused unless it is a regular file.  A binary file object."""
+    refused = _not_regular(path, what)
+    if refused:
+        raise refused
+    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    flags |= os.O_APPEND if append else 0
+    try:
+        fd = os.open(path, flags, 0o644)
+    except OSError as exc:
+        raise _failed(what, path, "", exc, keep=False) from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):   # swapped in after the lstat
+        os.close(fd)
+        raise _not_regular(path, what) or UsageError(f"cannot {what} {path}: not a regular file")
+    if not append:
+        os.ftruncate(fd, 0)  # only now that it is known to be a regular file
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "ab" if append else "wb")
+
+
 def write_json(path, data):
     write_atomic(path, json.dumps(data, indent=2, sort_keys=False) + "\n", "write results to")

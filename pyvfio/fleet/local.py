@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import yaml
 
 from ..errors import PyvfioError
+from ..results import open_log, write_atomic
 
 READY_S = 60
 
@@ -64,7 +65,7 @@ class LocalLab:
         self.address = None
 
     def _spawn(self, name, cmd):
-        log = open(os.path.join(self.folder, f"{name}.log"), "ab")
+        log = open_log(os.path.join(self.folder, f"{name}.log"), append=True)
         # its own session (a Ctrl-C meant for a test stops it through stop(), in order),
         # and it dies with us should stop() never run (a killed test session)
         from ..lab.machine import _set_pdeathsig
@@ -98,8 +99,7 @@ class LocalLab:
     def export(self, name, machines):
         """An exporter `name` publishing {group: Exported}."""
         path = os.path.join(self.folder, f"exports-{name}.yaml")
-        with open(path, "w") as f:
-            f.write(exports(machines))
+        write_atomic(path, exports(machines), "write the exporter's configuration to", keep=False)
         p = self._spawn(f"exporter-{name}", [_exe("labgrid-exporter"), "-c", self.address, "--name", name,
                                              "--hostname", "127.0.0.1", path])
         self._wait_log(f"exporter-{name}", "connected to coordinator", p)

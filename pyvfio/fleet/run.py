@@ -21,7 +21,6 @@ also what `fleet release` does after a run that was itself killed.
 """
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -30,7 +29,7 @@ import time
 from ..errors import UsageError
 from ..report import cells as C
 from ..report import machines as M
-from ..results import check_writable, envelope, write_json
+from ..results import check_outputs, envelope, open_log, write_atomic, write_json
 from . import places
 from .worker import EXIT_INTERRUPTED, EXIT_MACHINE, EXIT_MISMATCH, EXIT_PLACE, RESULT, STATE
 
@@ -63,11 +62,12 @@ def run(args):
     out = os.path.abspath(args.out)
     os.makedirs(out, exist_ok=True)
     fleet_file = os.path.join(out, FLEET_FILE)
-    check_writable(fleet_file)
+    check_outputs([("--out", fleet_file)], [("the --baseline", args.baseline), ("the scenario", scenario)])
     chosen, known = places.select(addr, args.place or (), args.tag or ())
     local_scen = os.path.join(out, os.path.basename(scenario))
     if os.path.abspath(local_scen) != scenario:
-        shutil.copy(scenario, local_scen)
+        with open(scenario) as f:
+            write_atomic(local_scen, f.read(), "copy the scenario to", keep=False)
     if not args.remote_pyvfio:
         # one sdist for every worker (each would build the same one at the same time)
         from ..deploy import build_dist
@@ -116,7 +116,7 @@ def _spawn(place, addr, scenario, out, args):
             cmd += [f"--{opt.replace('_', '-')}", str(getattr(args, opt))]
     if args.model:
         cmd.append("--model")
-    log = open(os.path.join(folder, "worker.log"), "wb")
+    log = open_log(os.path.join(folder, "worker.log"))
     try:
         # its own session: a Ctrl-C at the terminal reaches fleet run, which stops the
         # workers in order (each releases its place) rather than all at once

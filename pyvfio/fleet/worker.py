@@ -19,14 +19,16 @@ finish, no result), 130 when interrupted (SIGTERM from fleet run, Ctrl-C).
 import argparse
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 from ..errors import PyvfioError
 from ..report import cells as C
-from ..results import write_json
+from ..results import write_atomic, write_json
 from . import places
 
 EXIT_OK, EXIT_MISMATCH, EXIT_PLACE, EXIT_MACHINE, EXIT_INTERRUPTED = 0, 1, 4, 5, 130
@@ -156,8 +158,7 @@ class Worker:
                       f"--json {shlex.quote(remote_json)} 2>&1", timeout=a.timeout)
         self.stop_remote = self.partial = None
         self.step("repro_s", t0)
-        with open(os.path.join(a.out, "repro.log"), "w") as f:
-            f.write(out)
+        write_atomic(os.path.join(a.out, "repro.log"), out, "write the log to", keep=False)
         try:
             self._fetch(ssh, remote_json, local)
         except Exception as exc:
@@ -171,8 +172,16 @@ class Worker:
     def _fetch(self, ssh, remote_json, local):
         """The repro's JSON, checked, as this place's result (an interrupted repro
         writes the cells it measured before it stopped)."""
-        ssh.get(remote_json, local)
-        C.load(local)
+        # fetched into a folder of ours, then written as every result file is
+        # (pyvfio/results.py): scp would write through a link planted at `local`
+        tmp = tempfile.mkdtemp(prefix=".pyvfio-fetch-", dir=self.a.out)
+        try:
+            ssh.get(remote_json, os.path.join(tmp, RESULT))
+            C.load(os.path.join(tmp, RESULT))
+            with open(os.path.join(tmp, RESULT)) as f:
+                write_atomic(local, f.read(), "write the fetched result to")
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
         self.state["result"] = RESULT
 
     def _ssh_run(self, ssh, cmd, timeout):
