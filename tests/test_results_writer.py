@@ -213,3 +213,31 @@ def test_a_full_disk_at_the_end_of_report_keeps_the_page(report_copy, tmp_path):
             assert "<html" in f.read()
     finally:
         subprocess.run(["umount", str(disk)], check=True)
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--json", "{out}", "--hgrm", "{out}"], ("--hgrm", "is also the --json output")),
+    (["--json", ""], ("empty path",)),
+    (["--hgrm", "/dev/null"], ("character device",)),
+    (["--json", "-", "--hgrm", "-"], ("both name -",)),
+])
+def test_run_refuses_bad_outputs_before_the_card_is_touched(tmp_path, args, words):
+    out = str(tmp_path / "x")
+    r = pyvfio("run", "0000:00:00.0", "-l", "1", "-q", *[a.format(out=out) for a in args])
+    one_line_error(r, *words)
+    assert listing(tmp_path) == []
+
+
+def test_a_log_is_never_opened_through_a_link_or_on_a_fifo(tmp_path, victim):
+    os.symlink(victim, tmp_path / "link.log")
+    os.mkfifo(tmp_path / "fifo.log")
+    for name, why in (("link.log", "symbolic link"), ("fifo.log", "FIFO")):
+        with pytest.raises(UsageError, match=why):
+            results.open_log(str(tmp_path / name))
+    assert victim.read_text() == "precious\n"
+    (tmp_path / "old.log").write_text("old\n")
+    with results.open_log(str(tmp_path / "old.log"), append=True) as f:
+        f.write(b"new\n")
+    with results.open_log(str(tmp_path / "fresh.log")) as f:
+        f.write(b"x")
+    assert (tmp_path / "old.log").read_text() == "old\nnew\n" and (tmp_path / "fresh.log").read_text() == "x"
