@@ -48,15 +48,13 @@ def open_folder(folder, what="take the card lock"):
     folder = os.path.abspath(folder)
     made = False
     try:
-        try:
-            os.mkdir(folder, 0o755)
-            made = True
-        except FileExistsError:
-            pass
-        except FileNotFoundError:
+        if not os.path.lexists(folder):
             os.makedirs(os.path.dirname(folder), exist_ok=True)
-            os.mkdir(folder, 0o755)
-            made = True
+            try:
+                os.mkdir(folder, 0o755)
+                made = True
+            except FileExistsError:  # made meanwhile by another pyvfio: checked below
+                pass
         fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | _NOFOLLOW)
     except OSError as exc:
         if exc.errno in (errno.ELOOP, errno.ENOTDIR) and os.path.islink(folder):

@@ -53,7 +53,8 @@ class Slow(FakeKernel):
 
 # --- two at once ----------------------------------------------------------------------
 
-def test_two_binds_of_one_card_at_once_one_wins_the_other_refuses(host):
+@pytest.mark.parametrize("attempt", range(3))   # a race: a few tries, each from nothing
+def test_two_binds_of_one_card_at_once_one_wins_the_other_refuses(host, attempt):
     plans = [bind.plan_bind(CARD, root=host.root) for _ in range(2)]
     start = threading.Barrier(2)
     results = [None, None]
@@ -63,7 +64,7 @@ def test_two_binds_of_one_card_at_once_one_wins_the_other_refuses(host):
         try:
             bind.bind(plans[i], root=host.root, kernel=Slow(host))
             results[i] = "bound"
-        except RefusedError as exc:
+        except Exception as exc:  # anything but a RefusedError fails below, by name
             results[i] = exc
     threads = [threading.Thread(target=go, args=(i,)) for i in range(2)]
     for t in threads:
