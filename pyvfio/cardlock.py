@@ -49,7 +49,8 @@ def open_folder(folder, what="take the card lock"):
     made = False
     try:
         if not os.path.lexists(folder):
-            os.makedirs(os.path.dirname(folder), exist_ok=True)
+            if not os.path.lexists(os.path.dirname(folder)):
+                os.makedirs(os.path.dirname(folder), exist_ok=True)
             try:
                 os.mkdir(folder, 0o755)
                 made = True
