@@ -32,6 +32,14 @@ _HINTS = {errno.EACCES: _ROOT_HINT, errno.EPERM: _ROOT_HINT,
           errno.EROFS: "the file system is read-only: make /run writable, or set "
                        "PYVFIO_LOCK_DIR to a writable folder every pyvfio user shares"}
 _NOFOLLOW = os.O_NOFOLLOW | os.O_CLOEXEC
+CARD = "take the card lock"
+
+
+def _hint(exc, what):
+    """PYVFIO_LOCK_DIR moves the card locks only (not bind's record): said for them."""
+    if exc.errno == errno.EROFS and what != CARD:
+        return None
+    return _HINTS.get(exc.errno)
 
 
 def lock_dir():
@@ -42,7 +50,7 @@ def _trusted(st):
     return st.st_uid in (0, os.geteuid())
 
 
-def open_folder(folder, what="take the card lock"):
+def open_folder(folder, what=CARD):
     """An fd of `folder` (made 0755 when missing), checked: a real folder, not a
     link, owned by root or us, not group/other-writable unless sticky."""
     folder = os.path.abspath(folder)
@@ -61,7 +69,7 @@ def open_folder(folder, what="take the card lock"):
         if exc.errno in (errno.ELOOP, errno.ENOTDIR) and os.path.islink(folder):
             raise RefusedError(f"cannot {what} in {folder}: it is a symbolic link",
                                "make PYVFIO_LOCK_DIR a real folder owned by root") from None
-        raise os_error(what, folder, exc, _HINTS.get(exc.errno)) from None
+        raise os_error(what, folder, exc, _hint(exc, what)) from None
     st = os.fstat(fd)
     why = None
     if not _trusted(st):
@@ -79,7 +87,7 @@ def open_folder(folder, what="take the card lock"):
     return fd
 
 
-def open_lock_file(dir_fd, folder, name, what="take the card lock"):
+def open_lock_file(dir_fd, folder, name, what=CARD):
     """(fd, ours) for `name` in the checked folder: made with O_EXCL (ours), or an
     existing regular file with one link owned by root or us (ours if ours by uid)."""
     path = os.path.join(folder, name)
@@ -92,7 +100,7 @@ def open_lock_file(dir_fd, folder, name, what="take the card lock"):
         pass
     except OSError as exc:
         if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
-            raise os_error(what, path, exc, _HINTS.get(exc.errno)) from None
+            raise os_error(what, path, exc, _hint(exc, what)) from None
         # A user in group vfio cannot create files in root's /run/pyvfio, but flock
         # needs no write access to the file `pyvfio bind` made (prepare).
         create_error = exc
@@ -101,14 +109,14 @@ def open_lock_file(dir_fd, folder, name, what="take the card lock"):
         st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
     except FileNotFoundError:
         exc = create_error or FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT))
-        raise os_error(what, path, exc, _HINTS.get(exc.errno)) from None
+        raise os_error(what, path, exc, _hint(exc, what)) from None
     except OSError as exc:
-        raise os_error(what, path, exc, _HINTS.get(exc.errno)) from None
+        raise os_error(what, path, exc, _hint(exc, what)) from None
     _refuse_untrusted(st, path, what)
     try:
         fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK | _NOFOLLOW, dir_fd=dir_fd)
     except OSError as exc:
-        raise os_error(what, path, exc, _HINTS.get(exc.errno)) from None
+        raise os_error(what, path, exc, _hint(exc, what)) from None
     now = os.fstat(fd)
     if (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino):  # swapped meanwhile
         os.close(fd)
@@ -134,7 +142,7 @@ def _refuse_untrusted(st, path, what):
 
 
 @contextlib.contextmanager
-def locked(folder, name, busy, what="take the card lock"):
+def locked(folder, name, busy, what=CARD):
     """Hold flock on folder/name; `busy(holder)` is the RefusedError raised when
     another process holds it (holder: its pid as it wrote it, or "another process")."""
     dir_fd = open_folder(folder, what)
