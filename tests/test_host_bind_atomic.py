@@ -103,12 +103,13 @@ def test_bind_through_the_cli_while_another_holds_the_lock_is_one_line(host, mon
 
 # --- signals ----------------------------------------------------------------------------
 
-def test_ctrl_c_between_two_sysfs_writes_waits_for_the_sequence(host, monkeypatch, capsys):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_between_two_sysfs_writes_waits_for_the_sequence(host, monkeypatch, capsys, signum):
     class CtrlC(FakeKernel):
         def write(self, path, value):
             super().write(path, value)
             if path.endswith("driver_override"):
-                os.kill(os.getpid(), signal.SIGINT)
+                os.kill(os.getpid(), signum)
     monkeypatch.setenv("PYVFIO_SYSROOT", host.root)
     monkeypatch.setattr(bind, "Kernel", lambda: CtrlC(host))
     assert cli.main(["bind", CARD]) == 130
