@@ -1,0 +1,41 @@
+"""Results where kernel engineers look: KTAP, JUnit XML, KCIDB v5.3 and LAVA, all
+written from one model (model.py) of the checked result files (report/cells.py).
+
+    results = from_path(FILE|DIR) | from_report(report)
+    render(results, fmt) -> str          # fmt in FORMATS
+    exit_code(results, fmt) -> int       # KTAP: kselftest's 0 pass, 1 fail, 4 skip;
+                                         # the others: 0 (the verdicts are in the data)
+    emit(results, fmt, out=None)         # stdout ("-" or None) or a file, atomically
+
+docs/formats.md describes each format.
+"""
+
+import sys
+
+from .model import from_path, from_report   # noqa: F401
+
+FORMATS = ("ktap", "junit", "kcidb", "lava")
+
+
+def _module(fmt):
+    from . import junit, kcidb, ktap, lava
+    return {"ktap": ktap, "junit": junit, "kcidb": kcidb, "lava": lava}[fmt]
+
+
+def render(results, fmt):
+    return _module(fmt).render(results)
+
+
+def exit_code(results, fmt):
+    return _module(fmt).exit_code(results) if fmt == "ktap" else 0
+
+
+def emit(results, fmt, out=None):
+    text = render(results, fmt)
+    if out in (None, "-"):
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    else:
+        from ...results import write_atomic
+        write_atomic(out, text, f"write the {fmt} results to")
+    return exit_code(results, fmt)
