@@ -10,6 +10,7 @@ from ..engine import ENGINES, HISTOGRAMS, SOURCES, Run, RunConfig, pin_and_prior
 from ..engine.run import GUESTS, IRQCHIPS
 from ..errors import EXIT_REMOVED, UsageError
 from ..intx import IRQ_KINDS, UNMASK_MODES
+from ..report.formats import FORMATS
 from ..results import check_writable, envelope, write_atomic, write_json
 from ..vfio.device import IOMMU_CHOICES, IOMMU_HELP
 
@@ -30,6 +31,9 @@ def add_arguments(p):
     p.add_argument("-p", "--priority", type=int, metavar="PRIO", help="SCHED_FIFO priority (1-99)")
     p.add_argument("-q", "--quiet", action="store_true", help="no live status line, summary only")
     p.add_argument("--json", metavar="FILE", help="write the full result as JSON (atomically)")
+    p.add_argument("--format", choices=FORMATS,
+                   help="print the result as KTAP, JUnit XML, KCIDB v5.3 JSON or lava-test-case lines "
+                        "instead of the summary (docs/formats.md); ktap exits as kselftest: 0, 1 fail, 4 skip")
     p.add_argument("--hgrm", metavar="FILE", help="write the round-trip histogram (with --source external the service "
                         "one) in HdrHistogram's .hgrm format")
     p.add_argument("--profile", metavar="NAME|FILE.toml",
@@ -206,9 +210,21 @@ def run(args):
         write_json(args.json, result)
     if args.hgrm:
         write_atomic(args.hgrm, r.hists[1 if r.external else 2].hgrm())
-    for line in summary_lines(result):
-        print(line)
-    if request.requested:
+    fmt_exit = None
+    if args.format:   # a format kernel CI reads, on stdout instead of the summary
+        from ..report import cells, formats
+        fmt_exit = formats.emit(formats.from_report(cells.check(result), bdf), args.format)
+    else:
+        for line in summary_lines(result):
+            print(line)
+    code = _exit(args, r, result, request.requested, bdf)
+    if args.format == "ktap" and code not in (EXIT_REMOVED, 130):
+        return fmt_exit or (1 if code else 0)   # kselftest's: a stall, DMA or threshold fails
+    return code
+
+
+def _exit(args, r, result, requested, bdf):
+    if requested:
         print(f"pyvfio: error: the kernel asked for {bdf} back mid-run (hot-unplug or a driver unbind): "
               f"the run stopped{', partial results in ' + args.json if args.json else ''}", file=sys.stderr)
         return EXIT_REMOVED

@@ -9,13 +9,16 @@ Each backend returns cells ({"key", "verdict", "outcome", ...Run.to_json()}); ev
 cell is then judged against the scenario's [[expect]] (a real cell without one
 expects what the model host predicts), and the report (envelope "repro" with
 `cells`) is printed as the summary table, written as JSON and drawn as SVG.  Exit
-0 when every cell matches, 1 when one does not (or a lab boot failed).
+0 when every cell matches, 1 when one does not (or a lab boot failed); with
+`--format ktap`, kselftest's (pyvfio/report/formats/ktap.py).
 """
 
+import os
 import sys
 
 from .. import verdict
 from ..errors import EXIT_INTERRUPTED, UsageError
+from ..report.cells import check as cells_check
 from ..results import check_writable, envelope, write_json
 from ..signals import held
 from . import predict
@@ -120,8 +123,13 @@ def run(args):
         report = envelope("repro", backend=backend, scenario=plan.path, loops=plan.loops, cells=cells, **extra)
         if args.json:
             write_json(args.json, report)
-        from ..report import summary
-        print(summary.table(report))
+        fmt_exit = None
+        if args.format:   # a format kernel CI reads, on stdout instead of the table
+            from ..report import formats
+            fmt_exit = formats.emit(formats.from_report(cells_check(report), os.path.basename(plan.path)), args.format)
+        else:
+            from ..report import summary
+            print(summary.table(report))
         if args.svg:
             from ..report import svg
             svg.write(report, args.svg)
@@ -142,6 +150,8 @@ def run(args):
         print(f"pyvfio: interrupted after the last cell: {len(cells)} cells measured"
               f"{', saved in ' + args.json if args.json else ''}", file=sys.stderr)
         return EXIT_INTERRUPTED
+    if args.format == "ktap":   # kselftest's exit: a stall fails, whatever was expected
+        return fmt_exit
     return 1 if bad or extra.get("failures") else 0
 
 

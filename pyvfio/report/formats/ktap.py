@@ -54,6 +54,8 @@ def _case_lines(i, case):
     if case.why:
         out.append(_diag(f"{case.name}: {case.why}"))
     figs = _figures(case)
+    if case.status == "pass" and case.verdict != "ok":   # "ok, 1.00 spurious/irq"
+        figs = "; ".join(p for p in (case.verdict, figs) if p)
     if figs:
         out.append(_diag(f"{case.name}: {figs}"))
     if case.status == "skip":
@@ -72,8 +74,8 @@ def _machine_result(m):
 
 
 def render(results):
-    out = ["KTAP version 1", _diag(f"pyvfio {results.version or ''} {results.kind or ''} "
-                                   f"{results.backend or ''} {results.source}"),
+    where = f" on the {results.backend} backend" if results.backend else ""
+    out = ["KTAP version 1", _diag(f"pyvfio {results.version or ''}: {results.kind}{where} ({results.source})"),
            f"1..{len(results.machines)}"]
     for i, m in enumerate(results.machines, 1):
         name = _name(m.name)
