@@ -165,3 +165,19 @@ def test_the_formats_dir_of_a_folder(model_json, tmp_path, capsys):
     (d / "b.json").write_text(json.dumps(cells.check(run_result("unlazy"))))
     res = F.from_path(str(d))
     assert len(res.machines) == 5 and formats_check.check_all(res, tmp_path)
+
+
+def test_the_lava_definition_installs_binds_runs_and_reports():
+    """docs/lava/pyvfio-intx.yaml: a LAVA test definition whose run steps bind the
+    job's card, run a scenario with --format lava and execute its lines."""
+    import yaml
+
+    with open("docs/lava/pyvfio-intx.yaml") as f:
+        d = yaml.safe_load(f)
+    assert d["metadata"]["format"] == "Lava-Test Test Definition 1.0"
+    assert set(d["params"]) == {"CARD_BDF", "SCENARIO", "PYVFIO"}
+    steps = "\n".join(d["run"]["steps"])
+    order = [steps.index(s) for s in ("pip install \"$PYVFIO\"", "pyvfio bind \"$CARD_BDF\"",
+                                      "--scenario \"$SCENARIO\"", "--format lava > /tmp/pyvfio-cases.sh",
+                                      "sh -e /tmp/pyvfio-cases.sh", "pyvfio unbind \"$CARD_BDF\"")]
+    assert order == sorted(order)
