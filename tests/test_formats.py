@@ -104,6 +104,8 @@ def test_run_result_in_every_format(tmp_path):
     seen = formats_check.check_all(res, tmp_path)
     (case,) = res.cases
     assert case.name == "intx.edu.xive.lazy.ioctl" and case.status == "fail"
+    assert res.machines[0].name == "Linux 6.12.95+deb12-powerpc64le ppc64le"
+    assert res.machines[0].facts["kernel"] == "6.12.95+deb12-powerpc64le"
     assert seen["kcidb"]["tests"][0]["path"] == "pyvfio.intx.edu.xive.lazy.ioctl"
     ok = F.from_report(cells.check(run_result("unlazy")), "run")
     assert ok.cases[0].status == "pass" and F.exit_code(ok, "ktap") == 0

@@ -159,6 +159,8 @@ def from_report(report, source="input"):
     ms = M.split(report)
     key_of = _run_key(report) if report.get("kind") == "run" else None
     out = [_machine(m, key_of) for m in ms]
+    if key_of is not None:   # a run's one machine is the host it ran on
+        out[0].name = C.host_line(report)
     for f in report.get("failures") or ():   # a lab boot that gave no cells
         out.append(Machine(name=f.get("boot", "boot"), facts={}, cases=[], error=f.get("error")))
     return Results(source=source, kind=report.get("kind"), backend=report.get("backend"),
