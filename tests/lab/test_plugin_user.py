@@ -19,7 +19,9 @@ def test_twenty_round_trips(intx):
     assert all(causes), causes
 
 
-@pytest.mark.vfio_card(profile="edu", nointxmask=0)   # DisINTx masking: ok on every kernel
+# every batch boot's kernel delivers them all with its own masking policy (6.12 has
+# the unlazy fix; 6.1's IO-APIC re-delivers); a batch skips nothing, so no
+# nointxmask= here: the marker's skip was seen by hand in a nointxmask=1 boot
 def test_the_c_engine_delivers_every_interrupt(measure):
     result = measure(loops=200, engine="c")
     assert result["verdict"] == "ok" and result["counts"]["delivered"] == 200
