@@ -2,7 +2,11 @@
 own tools/testing/kunit/kunit_parser.py, KCIDB by kcidb-io's v5.3 schema, JUnit by
 junitparser, LAVA lines by the shape lava-test-case takes.  Used by tests/test_formats.py
 on model and run results, and by the lab's seed end to end (tests/test_repro_lab.py)
-on a real lab result: seconds, no boot of its own."""
+on a real lab result: seconds, no boot of its own.
+
+The parser comes out of linux-source-6.12's .deb in the lab cache (the one the lab's
+--vfio prefix build uses, 153 MB): measured cold, download and unpack, 23 s; warm,
+nothing."""
 
 import importlib.util
 import io

@@ -159,6 +159,13 @@ def test_report_format_bad_input_is_one_line(model_json, capsys, argv, message):
     assert len(err) == 1 and err[0].startswith("pyvfio: error: ") and message in err[0], err
 
 
+def test_repro_trace_and_format_are_one_or_the_other(capsys):
+    assert main(["repro", "--trace", "--ic", "xive", "--card", "non-2.3", "--policy", "lazy",
+                 "--unmask", "ioctl", "--format", "ktap"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.startswith("pyvfio: error: --trace prints one cell's steps")
+
+
 def test_the_formats_dir_of_a_folder(model_json, tmp_path, capsys):
     """A folder of results (as a fleet's --out holds): every file's machines."""
     d = tmp_path / "many"

@@ -99,6 +99,9 @@ def backend_of(args):
 
 def run(args):
     backend = backend_of(args)
+    if args.format and args.trace:   # the trace's lines would break the format on stdout
+        raise UsageError("--trace prints one cell's steps on stdout; --format prints the results there",
+                         "use one of them (repro --json FILE, then pyvfio report FILE --format ...)")
     plan = plan_from(args, backend)
     check_writable(args.json)  # before any cell runs, not after the last one
     check_writable(args.svg, "write the picture to")
