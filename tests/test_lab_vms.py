@@ -22,7 +22,10 @@ pytestmark = pytest.mark.labhost
 CHECKOUT = pathlib.Path(__file__).resolve().parents[1]
 # pci-serial's chardev is fed by the host (lab/feeder.py): tests/lab/test_external.py.
 ALL_CARDS = ["--card", "edu", "--card", "e1000", "--card", "rtl8139", "--card", "pci-serial"]
-GUEST_BATCH = ["python", "-m", "pytest", "-m", "lab", "tests/lab", "-q", "-rs", "-p", "no:cacheprovider"]
+# -p pyvfio.pytest_plugin: the guest runs pyvfio from its source, without the
+# installed entry point that loads the plugin (tests/lab/test_plugin_user.py uses it)
+GUEST_BATCH = ["python", "-m", "pytest", "-m", "lab", "tests/lab", "-q", "-rs", "-p", "no:cacheprovider",
+               "-p", "pyvfio.pytest_plugin"]
 
 # A host-driven e1000 on the first card's INTx line: the shared-line tests raise its
 # interface, the others leave it down (its driver holds the line only while it is up).

@@ -15,6 +15,8 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
+import formats_check
+from pyvfio.report import formats
 from test_lab_vms import BATCH_VMS, CHECKOUT, need_lab
 
 pytestmark = pytest.mark.labhost
@@ -85,6 +87,10 @@ def test_seed_reproduces_and_the_model_agrees(arch, tmp_path):
             assert c["host_interrupts"] == c["counts"]["delivered"], c["key"]
         assert not any(c["key"]["unmask"] == "resample" for c in cells if c["key"]["guest"] == "toy")
     ET.parse(svg)  # the picture is well-formed
+    # the lab result in every format, read by the kernel's kunit_parser, kcidb-io and
+    # junitparser (seconds): what KernelCI, LAVA and CI servers would take from it
+    lab_formats = formats_check.check_all(formats.from_path(str(out)), tmp_path)
+    assert lab_formats["ktap"].counts.failed == sum(c["outcome"]["state"] == "stall" for c in cells)
 
     # the model host, the same scenario, the same pipeline
     mout, msvg = tmp_path / "model.json", tmp_path / "model.svg"

@@ -3,13 +3,17 @@ summary table of a result file, and the pictures people look at.  `--html` write
 one static page (pyvfio/report/html.py: the verdict grid machine x cell, each
 cell's histogram, the machines' facts, the comparison across machines and with the
 baseline); a DIR is the --out of `pyvfio fleet run`, or a folder of result files.
-`--svg` draws one result file as `repro --svg` does."""
+`--svg` draws one result file as `repro --svg` does.  `--format ktap|junit|kcidb|lava`
+prints (or with `-o OUT` writes, atomically) the results in a format kernel CI
+reads instead of the table (pyvfio/report/formats, docs/formats.md); with ktap the
+exit is kselftest's (0 pass, 1 fail, 4 skip)."""
 
 import os
 import sys
 
 from ..errors import UsageError
 from ..report import cells, html, machines, summary, svg
+from ..report.formats import FORMATS
 from ..results import STDOUT, check_outputs, write_outputs
 
 
@@ -19,15 +23,28 @@ def add_arguments(p):
     p.add_argument("--html", metavar="OUT", help="write the static HTML page here")
     p.add_argument("--svg", metavar="OUT", help="draw the result file's picture here (a FILE only)")
     p.add_argument("--baseline", metavar="FILE", help="a result to compare every machine with")
+    p.add_argument("--format", choices=FORMATS,
+                   help="print the results as KTAP, JUnit XML, KCIDB v5.3 JSON or lava-test-case lines "
+                        "instead of the table (docs/formats.md)")
+    p.add_argument("-o", "--output", metavar="OUT",
+                   help="--format: write it here (atomically) instead of stdout (- is stdout)")
 
 
 def run(args):
-    to_stderr = check_outputs([("--html", args.html), ("--svg", args.svg)],
+    if args.output is not None and not args.format:
+        raise UsageError("-o writes a --format", "add --format ktap|junit|kcidb|lava, or use --html/--svg")
+    to_stderr = check_outputs([("--html", args.html), ("--svg", args.svg),
+                               ("-o", (args.output or STDOUT) if args.format else None)],
                               [("the result file", args.path), ("the --baseline", args.baseline)])
     out = sys.stderr if to_stderr else sys.stdout
     if not os.path.exists(args.path):
         raise UsageError(f"{args.path}: no such file or folder",
                          "give a result of pyvfio repro --json or the --out folder of pyvfio fleet run")
+    if args.format:
+        if args.html or args.svg or args.baseline:
+            raise UsageError("--format prints one format", "run --html, --svg or --baseline without it")
+        from ..report import formats
+        return formats.emit(formats.from_path(args.path), args.format, args.output)
     if args.svg and os.path.isdir(args.path):
         raise UsageError("--svg draws one result file", "use --html for a folder (a fleet's --out)")
     ms, base, bname, fleet = html.load(args.path, args.baseline)

@@ -13,6 +13,7 @@ match its expectation.
 """
 
 from ..intx import UNMASK_MODES
+from ..report.formats import FORMATS
 from ..repro import pipeline
 from ..sim.host import CARDS, CONTROLLERS
 from ..sim.xics import VARIANTS as XICS_VARIANTS
@@ -39,6 +40,9 @@ def add_arguments(p):
                         "--model's default is model")
     p.add_argument("--svg", metavar="FILE", help="draw the verdict grid and latency histograms")
     p.add_argument("--json", metavar="FILE", help="write the results as JSON (atomically)")
+    p.add_argument("--format", choices=FORMATS,
+                   help="print the results as KTAP, JUnit XML, KCIDB v5.3 JSON or lava-test-case lines "
+                        "instead of the table (docs/formats.md); ktap exits as kselftest: 0, 1 fail, 4 skip")
     p.add_argument("--timeout", type=float, default=900, metavar="S",
                    help="--lab: seconds per VM boot before it is killed (default 900)")
     p.add_argument("-l", "--loops", type=int, metavar="N",

@@ -12,7 +12,8 @@ from ..engine import ENGINES, HISTOGRAMS, SOURCES, Run, RunConfig, pin_and_prior
 from ..engine.run import GUESTS, IRQCHIPS
 from ..errors import EXIT_REMOVED, UsageError
 from ..intx import IRQ_KINDS, UNMASK_MODES
-from ..results import check_outputs, envelope, write_outputs
+from ..report.formats import FORMATS
+from ..results import STDOUT, check_outputs, envelope, write_outputs
 from ..vfio.device import IOMMU_CHOICES, IOMMU_HELP
 
 EXIT_THRESHOLD = 3   # p99 above --threshold
@@ -32,6 +33,9 @@ def add_arguments(p):
     p.add_argument("-p", "--priority", type=int, metavar="PRIO", help="SCHED_FIFO priority (1-99)")
     p.add_argument("-q", "--quiet", action="store_true", help="no live status line, summary only")
     p.add_argument("--json", metavar="FILE", help="write the full result as JSON (atomically)")
+    p.add_argument("--format", choices=FORMATS,
+                   help="print the result as KTAP, JUnit XML, KCIDB v5.3 JSON or lava-test-case lines "
+                        "instead of the summary (docs/formats.md); ktap exits as kselftest: 0, 1 fail, 4 skip")
     p.add_argument("--hgrm", metavar="FILE", help="write the round-trip histogram (with --source external the service "
                         "one) in HdrHistogram's .hgrm format")
     p.add_argument("--profile", metavar="NAME|FILE.toml",
@@ -167,7 +171,8 @@ def run(args):
         raise UsageError(f"threshold {args.threshold} us must be positive")
     # before the card is touched, not after the run
     profile_file = [("--profile", args.profile)] if args.profile and os.path.isfile(args.profile) else []
-    to_stderr = check_outputs([("--json", args.json), ("--hgrm", args.hgrm)], profile_file)
+    to_stderr = check_outputs([("--json", args.json), ("--hgrm", args.hgrm),
+                               ("--format", STDOUT if args.format else None)], profile_file)
     warnings = pin_and_prioritise(args.affinity, args.priority)
     from ..cardlock import card_lock
     from ..host.pci import require
@@ -205,12 +210,24 @@ def run(args):
                           modes={**config.__dict__, "policy": args.policy or "kernel",
                                  "iommu": dev.iommu},
                           started_unix=started, **r.to_json(), device_request=request.requested)
-    for line in summary_lines(result):  # said first: a failed write below loses nothing
-        print(line, file=sys.stderr if to_stderr else sys.stdout)
+    fmt_exit = None
+    if args.format:   # a format kernel CI reads, on stdout instead of the summary
+        from ..report import cells, formats
+        fmt_exit = formats.emit(formats.from_report(cells.check(result), bdf), args.format)
+    else:
+        for line in summary_lines(result):  # said first: a failed write below loses nothing
+            print(line, file=sys.stderr if to_stderr else sys.stdout)
     sys.stdout.flush()
     write_outputs([(args.json, lambda: json.dumps(result, indent=2) + "\n", "write results to"),
                    (args.hgrm, lambda: r.hists[1 if r.external else 2].hgrm(), "write the histogram to")])
-    if request.requested:
+    code = _exit(args, r, result, request.requested, bdf)
+    if args.format == "ktap" and code not in (EXIT_REMOVED, 130):
+        return fmt_exit or (1 if code else 0)   # kselftest's: a stall, DMA or threshold fails
+    return code
+
+
+def _exit(args, r, result, requested, bdf):
+    if requested:
         print(f"pyvfio: error: the kernel asked for {bdf} back mid-run (hot-unplug or a driver unbind): "
               f"the run stopped{', partial results in ' + args.json if args.json else ''}", file=sys.stderr)
         return EXIT_REMOVED

@@ -192,8 +192,8 @@ def source(cfg, cache_root, kernel_info):
     return folder, version
 
 
-def _unpack(deb, out, step):
-    """SOURCE_PATHS out of the package's linux-source-X.tar.xz, streamed (never the
+def _unpack(deb, out, step, paths=SOURCE_PATHS):
+    """`paths` out of the package's linux-source-X.tar.xz, streamed (never the
     1.5 GB tree): a directory's members are contiguous, so stop once past the last."""
     feed = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(deb)], stdout=subprocess.PIPE)
     n, seen, left = 0, set(), set()
@@ -205,11 +205,11 @@ def _unpack(deb, out, step):
                 with tarfile.open(fileobj=outer.extractfile(member), mode="r|xz") as inner:
                     for m in inner:
                         rel = m.name.split("/", 1)[1] if "/" in m.name else ""   # linux-source-X.Y/...
-                        want = next((p for p in SOURCE_PATHS
+                        want = next((p for p in paths
                                      if rel == p.rstrip("/") or (p.endswith("/") and rel.startswith(p))), None)
                         if want is None:
                             left |= seen
-                            if left == set(SOURCE_PATHS):
+                            if left == set(paths):
                                 break
                             continue
                         seen.add(want)
@@ -221,7 +221,7 @@ def _unpack(deb, out, step):
     finally:
         feed.kill()
         feed.wait()
-    missing = [p for p in SOURCE_PATHS if p not in seen]
+    missing = [p for p in paths if p not in seen]
     if missing:
         raise LabError(step, f"{pathlib.Path(deb).name} has no {missing[0]}")
     return n

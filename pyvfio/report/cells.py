@@ -143,7 +143,7 @@ def _get(d, *path):
 
 def metrics(cell):
     """The numbers reports show: verdict, raised, delivered, lost, p50_us, p99_us,
-    throughput_per_s (None where the cell has no such field)."""
+    max_us, throughput_per_s (None where the cell has no such field)."""
     rt = _get(cell, "latency", "round_trip") or {}
     return {"verdict": cell.get("verdict"), "expected": text(cell.get("expected")),
             "match": cell.get("match"),
@@ -152,6 +152,7 @@ def metrics(cell):
             "lost": _get(cell, "counts", "lost"),
             "p50_us": rt.get("p50_us") if rt.get("count") != 0 else None,
             "p99_us": rt.get("p99_us") if rt.get("count") != 0 else None,
+            "max_us": rt.get("max_us") if rt.get("count") != 0 else None,
             "throughput_per_s": cell.get("throughput_per_s")}
 
 

@@ -9,15 +9,18 @@ Each backend returns cells ({"key", "verdict", "outcome", ...Run.to_json()}); ev
 cell is then judged against the scenario's [[expect]] (a real cell without one
 expects what the model host predicts), and the report (envelope "repro" with
 `cells`) is printed as the summary table, written as JSON and drawn as SVG.  Exit
-0 when every cell matches, 1 when one does not (or a lab boot failed).
+0 when every cell matches, 1 when one does not (or a lab boot failed); with
+`--format ktap`, kselftest's (pyvfio/report/formats/ktap.py).
 """
 
 import json
+import os
 import sys
 
 from .. import verdict
 from ..errors import EXIT_INTERRUPTED, UsageError
-from ..results import check_outputs, envelope, write_outputs
+from ..report.cells import check as cells_check
+from ..results import STDOUT, check_outputs, envelope, write_outputs
 from ..signals import held
 from . import predict
 from .scenario import Plan, load
@@ -97,9 +100,13 @@ def backend_of(args):
 
 def run(args):
     backend = backend_of(args)
+    if args.format and args.trace:   # the trace's lines would break the format on stdout
+        raise UsageError("--trace prints one cell's steps on stdout; --format prints the results there",
+                         "use one of them (repro --json FILE, then pyvfio report FILE --format ...)")
     plan = plan_from(args, backend)
     # before any cell runs, not after the last one
-    to_stderr = check_outputs([("--json", args.json), ("--svg", args.svg)], [("the scenario", plan.path)])
+    to_stderr = check_outputs([("--json", args.json), ("--svg", args.svg),
+                               ("--format", STDOUT if args.format else None)], [("the scenario", plan.path)])
     extra, trace = {}, None
     if backend == "lab":
         from .lab import run_lab
@@ -119,9 +126,16 @@ def run(args):
     with held() as late:   # what was measured is judged and saved before a signal acts
         judge(plan, cells, with_model=backend != "model")  # (--lab judges the guests' cells again here)
         report = envelope("repro", backend=backend, scenario=plan.path, loops=plan.loops, cells=cells, **extra)
-        from ..report import summary, svg
-        print(summary.table(report), file=sys.stderr if to_stderr else sys.stdout)
+        fmt_exit = None
+        if args.format:   # a format kernel CI reads, on stdout instead of the table
+            from ..report import formats
+            fmt_exit = formats.emit(formats.from_report(cells_check(report), os.path.basename(plan.path)),
+                                    args.format)
+        else:
+            from ..report import summary
+            print(summary.table(report), file=sys.stderr if to_stderr else sys.stdout)
         sys.stdout.flush()  # the summary first: a failed write below says where the cells are kept
+        from ..report import svg
         write_outputs([(args.json, lambda: json.dumps(report, indent=2) + "\n", "write results to"),
                        (args.svg, lambda: svg.render(report), "write the picture to")])
     for f in extra.get("failures") or ():
@@ -140,6 +154,8 @@ def run(args):
         print(f"pyvfio: interrupted after the last cell: {len(cells)} cells measured"
               f"{', saved in ' + args.json if args.json else ''}", file=sys.stderr)
         return EXIT_INTERRUPTED
+    if args.format == "ktap":   # kselftest's exit: a stall fails, whatever was expected
+        return fmt_exit
     return 1 if bad or extra.get("failures") else 0
 
 

@@ -4,6 +4,8 @@ kernel, interrupt controller, nointxmask, the bound cards and their BDFs) come
 from pyvfio.lab.guest.facts(); tests are parametrized over the cards actually bound,
 so a VM run has nothing to skip; the shared-line tests are collected only in a boot
 with a host card."""
+import os
+
 import pytest
 
 from pyvfio.lab import guest
@@ -25,6 +27,13 @@ if FACTS and (not FED or not XIVE_LAZY):
 # iommufd and DMA run on edu (its DMA engine)
 if FACTS and not any(b["card"] == "edu" for b in FACTS["bound"]):
     collect_ignore.append("test_iommufd_dma.py")
+# The pytest plugin's user file (test_plugin_user.py) takes its card as a user's CI
+# job gives it: PYVFIO_BDF, here the boot's edu.
+EDU = next((b["bdf"] for b in FACTS["bound"] if b["card"] == "edu"), None) if FACTS else None
+if EDU:
+    os.environ.setdefault("PYVFIO_BDF", EDU)
+elif FACTS:
+    collect_ignore.append("test_plugin_user.py")
 # MSI is indifferent to nointxmask and the masking policy (both INTx's): its tests run
 # once per controller on 6.12, in the nointxmask=0 boots (CI's budget).
 if FACTS and (FACTS["kernel"] != "6.12" or FACTS["nointxmask"] != 0):

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import xml.etree.ElementTree as ET
 
 import pytest
 
@@ -139,10 +140,14 @@ def test_second_run_refused_then_sigterm_tears_down_and_keeps_results(one_card, 
 
 
 def test_threshold_exit_status_and_files(card, tmp_path):
-    p = pyvfio("run", card["bdf"], "-l", "500", "-q", "--threshold", "0.001",
+    # --format junit: the result as CI servers read it on stdout, run's own exit kept
+    p = pyvfio("run", card["bdf"], "-l", "500", "-q", "--threshold", "0.001", "--format", "junit",
                "--json", str(tmp_path / "r.json"), "--hgrm", str(tmp_path / "r.hgrm"))
     out, err = p.communicate(timeout=120)
     assert p.returncode == 3 and "exceeds the threshold" in err
+    (case,) = ET.fromstring(out).iter("testcase")
+    props = {q.get("name"): q.get("value") for q in case.iter("property")}
+    assert props["verdict"] == "ok" and props["delivered"] == "500" and float(props["p99_us"]) > 0
     res = json.loads((tmp_path / "r.json").read_text())
     assert res["version"] and res["host"]["kernel"] == os.uname().release
     with open_device(card["bdf"]) as dev:
