@@ -169,6 +169,7 @@ class CardProfile:
                                    QEMU's models synchronously, before it returns).
     ack() -> int                 : reads the pending cause and acknowledges it; after
                                    it the card no longer asserts INTx.  0: nothing.
+    cause() -> int               : the ack's read alone (checks that the ack cleared).
     quiesce()                    : disables the card's interrupts and clears pending
                                    ones; the card does not assert INTx afterwards.
     """
@@ -253,6 +254,16 @@ class CardProfile:
 
     def quiesce(self):
         self.program("quiesce")()
+
+    def cause(self):
+        """The cause the ack program's read sees now, without acknowledging it (its
+        first read alone): after a batch every raise of which was serviced it is 0,
+        unless the ack does not clear what it reads.  None: the ack reads nothing."""
+        if "peek" not in self._programs:
+            reads = [op for op in self.ack_ops if op.kind == READ][:1]
+            self._programs["peek"] = Program(reads, self.bars) if reads else None
+        peek = self._programs["peek"]
+        return None if peek is None else peek()
 
     def check_irq(self, irq):
         """The profile says its programs serve this interrupt kind (its irqs)."""
