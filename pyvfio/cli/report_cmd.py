@@ -3,7 +3,10 @@ summary table of a result file, and the pictures people look at.  `--html` write
 one static page (pyvfio/report/html.py: the verdict grid machine x cell, each
 cell's histogram, the machines' facts, the comparison across machines and with the
 baseline); a DIR is the --out of `pyvfio fleet run`, or a folder of result files.
-`--svg` draws one result file as `repro --svg` does."""
+`--svg` draws one result file as `repro --svg` does.  With `--baseline` it is a gate,
+as `pyvfio compare` is: exit 1 when a machine's verdict changed against the
+baseline, a cell is on one side only (unless --allow-missing), or the baseline has
+no cell of a machine."""
 
 import os
 
@@ -17,7 +20,10 @@ def add_arguments(p):
                    help="a result of pyvfio run/repro --json, or the --out folder of pyvfio fleet run")
     p.add_argument("--html", metavar="OUT", help="write the static HTML page here")
     p.add_argument("--svg", metavar="OUT", help="draw the result file's picture here (a FILE only)")
-    p.add_argument("--baseline", metavar="FILE", help="a result to compare every machine with")
+    p.add_argument("--baseline", metavar="FILE",
+                   help="a result to compare every machine with (exit 1 when one differs)")
+    p.add_argument("--allow-missing", action="store_true",
+                   help="with --baseline: a cell on one side only is not a difference")
 
 
 def run(args):
@@ -38,8 +44,24 @@ def run(args):
         print(summary.table(cells.load(args.path)))
     if args.svg:
         svg.write(cells.load(args.path), args.svg)
+    gate = _against_baseline(ms, base, bname, args.allow_missing) if base is not None else 0
     if args.html:
         from ..results import write_atomic
         write_atomic(args.html, html.render(ms, base, bname, fleet), "write the page to")
         print(f"wrote {args.html}")
-    return 0
+    return gate
+
+
+def _against_baseline(ms, base, bname, allow_missing):
+    """One line per machine (pyvfio.report.compare's summary); 1 when one differs."""
+    from ..report import compare
+    failed = False
+    for m in ms:
+        r = machines.against(m, base, bname or "baseline", allow_missing=allow_missing)
+        if r is None:
+            print(f"against the baseline, {m.name}: DIFFERENT (the baseline has no cell of this machine)")
+            failed = True
+            continue
+        print(f"against the baseline, {m.name}: " + compare.summary_line(r).removeprefix("summary: "))
+        failed |= r["changed"]
+    return 1 if failed else 0
