@@ -184,3 +184,36 @@ def test_repro_model_stops_on_ctrl_c_with_the_cells_measured(tmp_path):
     assert 1 <= len(report["cells"]) < 18
     assert all(c["interrupted"] is False for c in report["cells"])   # no short cell among them
     assert f"{len(report['cells'])} of 18 cells measured, saved in {out}" in stderr
+
+
+def test_repro_lab_keeps_the_boots_that_finished_on_ctrl_c(monkeypatch, tmp_path):
+    """repro --lab: Ctrl-C while the second boot runs ends it (its stop is set) and
+    starts no other; the first boot's cells come back with `stopped` (they used to
+    be dropped with the exception)."""
+    import json
+    import signal
+    import threading
+
+    from pyvfio.lab.errors import LabError
+    from pyvfio.repro import lab
+
+    plan = load("seed")
+    started = []
+    monkeypatch.setattr(lab.session, "CHECKOUT", tmp_path)
+    monkeypatch.setattr(lab.session, "vm_slots", lambda: 1)
+
+    def boot(cfg, stop=None, echo=None):
+        started.append(cfg)
+        out = cfg.command[cfg.command.index("--json") + 1]
+        if len(started) == 1:
+            with open(out, "w") as f:
+                json.dump({"cells": [{"key": {"policy": "lazy"}, "verdict": "ok"}], "lab": {}}, f)
+            return 0, None
+        threading.Timer(0.1, os.kill, (os.getpid(), signal.SIGINT)).start()
+        assert stop.wait(5), "the stop was not set"
+        raise LabError("guest", "stopped: the run was interrupted, QEMU was ended")
+    monkeypatch.setattr(lab.session, "run", boot)
+    cells, boots, failures, stopped = lab.run_lab(plan, "x86_64", echo=lambda line: None)
+    assert len(started) == 2 < len(list(lab.boots(plan, "x86_64")))   # no boot after the stop
+    assert len(cells) == 1 and len(boots) == 1 and failures == []
+    assert stopped["why"] == "interrupted" and stopped["exit"] == 130 and "x86_64" in stopped["during"]

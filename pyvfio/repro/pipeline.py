@@ -102,8 +102,8 @@ def run(args):
     extra, trace = {}, None
     if backend == "lab":
         from .lab import run_lab
-        cells, boots, failures = run_lab(plan, args.lab, timeout=args.timeout, kernel=args.kernel)
-        extra = {"boots": boots, "failures": failures}
+        cells, boots, failures, stopped = run_lab(plan, args.lab, timeout=args.timeout, kernel=args.kernel)
+        extra = {"boots": boots, "failures": failures, **({"stopped": stopped} if stopped else {})}
     elif backend == "vfio":
         from .cells import run_here
         vfio = args.vfio or "shipped"
