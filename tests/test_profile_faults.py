@@ -106,7 +106,7 @@ def host():
 
 
 def run(host, path, engine, tmp_path, monkeypatch, loops=5):
-    """`pyvfio run` on the memfd card: (exit status, the result JSON, stderr lines)."""
+    """`pyvfio run` on the memfd card: (exit status, the result JSON or None)."""
     import pyvfio.cardlock
     import pyvfio.host.pci
     import pyvfio.profiles
@@ -134,7 +134,7 @@ def run(host, path, engine, tmp_path, monkeypatch, loops=5):
     out = tmp_path / f"{engine}.json"
     code = main(["run", host.bdf, "-l", str(loops), "-q", "--watchdog", "100", "--unmask", "eventfd",
                  "--engine", engine, "--profile", str(path), "--json", str(out)])
-    return code, json.loads(out.read_text())
+    return code, json.loads(out.read_text()) if out.exists() else None
 
 
 ENGINES = ["python", "c"]
@@ -197,3 +197,34 @@ def test_the_rule_over_a_files_counts(counts, text, fails):
 def test_a_stall_stays_the_kernels():
     v = verdict.judge([(1, False)], raised=3, delivered=1)
     assert v.text == "stall after 1" and not verdict.failure(v)
+
+
+def test_a_card_left_in_another_mode_is_named_with_the_way_back(host, tmp_path, monkeypatch, capsys):
+    """Identification that fails says it may be this card in another mode, and how
+    to bring it back; a profile's recover program does, and the run goes on."""
+    host._set(ID, 0xFFFFFFFF)           # an earlier run left another register bank selected
+    code, result = run(host, BUILTIN / "edu.toml", "python", tmp_path, monkeypatch)
+    assert code == 2 and result is None      # refused before anything was measured
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "ID reads 0xffffffff, profile edu expects 0xed" in err[0]
+    assert "or the card left in another mode by an earlier run" in err[0]
+    assert "give the profile a recover program" in err[0] and f"{host.bdf}/reset" in err[0]
+
+    text = (BUILTIN / "edu.toml").read_text().replace(
+        "[programs]\n", '[programs]\nrecover = [{ write = "ID", value = 0x010000ed }]\n')
+    mine = tmp_path / "edu-recover.toml"
+    mine.write_text(text)
+    code, result = run(host, mine, "c", tmp_path, monkeypatch)
+    assert (code, result["verdict"]) == (0, "ok")
+    assert result["card"]["recovered"] == "ID read 0xffffffff; after the recover program 0x10000ed"
+
+
+def test_recover_without_identify_is_refused(tmp_path):
+    from pyvfio.profiles.format import ProfileInvalid
+    text = (BUILTIN / "edu.toml").read_text()
+    text = text.replace('identify = { reg = "ID", mask = 0x000000ff, value = 0x000000ed, byteswap = true }\n', "")
+    text = text.replace("[programs]\n", '[programs]\nrecover = [{ write = "ID", value = 1 }]\n')
+    path = tmp_path / "p.toml"
+    path.write_text(text)
+    with pytest.raises(ProfileInvalid, match="recover without identify"):
+        load_file(path, "file")
