@@ -70,14 +70,18 @@ def test_two_cells_one_axis_apart_name_the_axis(full, tmp_path, capsys):
     assert code == 0 and "4 matched, 0 unmatched" in out
 
 
-def test_a_changed_verdict_is_counted(full, tmp_path, capsys):
-    def ok_instead_of_stall(d):
+@pytest.mark.parametrize("outcome", [{"state": "ok"}, {"state": "profile", "fault": "uncleared"}])
+def test_a_changed_verdict_is_counted(full, tmp_path, capsys, outcome):
+    from pyvfio.verdict import Verdict
+
+    def replaced(d):
         c = d["cells"][0]
-        c["outcome"] = {"state": "ok"}
-        c["verdict"] = "ok"
-    changed = variant(full, tmp_path, "changed", ok_instead_of_stall)
+        c["outcome"] = outcome
+        c["verdict"] = Verdict.from_json(outcome).text
+    changed = variant(full, tmp_path, "changed", replaced)
     code, out = compare(capsys, full, changed)
     assert code == 1 and "summary: 4 matched, 0 unmatched, 1 changed: DIFFERENT (1 verdict(s) changed)" in out
+    assert f"stall after 1 -> {Verdict.from_json(outcome).text}" in out
 
 
 def test_report_against_a_baseline_is_a_gate(full, tmp_path, capsys):

@@ -191,7 +191,7 @@ def test_the_rule_over_a_files_counts(counts, text, fails):
     v = verdict.of_run_json({"stalls": [], "counts": counts})
     assert v.text == text and verdict.failure(v) == fails
     assert verdict.Verdict.from_json(v.to_json()) == v            # the JSON carries the fault
-    assert verdict.expectation(text).essence() == v.essence() or text.startswith("lost")
+    assert verdict.expectation(text).essence() == v.essence()   # a scenario can expect it
 
 
 def test_a_stall_stays_the_kernels():
