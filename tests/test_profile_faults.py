@@ -33,8 +33,10 @@ class EduHost(threading.Thread):
     """The host ("vfio", so the C engine takes it) and the card behind it."""
     name, bdf, iommu = "vfio", "0000:00:04.0", "memfd"
 
-    def __init__(self):
+    def __init__(self, edge=False):
         super().__init__(daemon=True)
+        self.edge = edge     # fire on a rising status only: a level held up is not re-presented
+        self.rose = False    # a raise set the status from 0
         self.fd = os.memfd_create("pyvfio-test-edu")
         os.ftruncate(self.fd, BAR_SIZE)
         self.mm = mmap.mmap(self.fd, BAR_SIZE)
@@ -63,9 +65,11 @@ class EduHost(threading.Thread):
                 self._set(STATUS, self._reg(STATUS) & ~acked)
             if raised:
                 self._set(RAISE, 0)
+                self.rose |= not self._reg(STATUS)
                 self._set(STATUS, self._reg(STATUS) | raised)
             trigger = self.trigger
-            if trigger is not None and self._reg(STATUS) and not self.masked:
+            if trigger is not None and self._reg(STATUS) and not self.masked and (self.rose or not self.edge):
+                self.rose = False
                 self.masked = True       # vfio-pci's automask, then the eventfd
                 self.fired += 1
                 trigger.signal()
@@ -97,9 +101,9 @@ class EduHost(threading.Thread):
             self.join(5)
 
 
-@pytest.fixture
-def host():
-    h = EduHost()
+@pytest.fixture(params=["level"])
+def host(request):
+    h = EduHost(edge=request.param == "edge")
     h.start()
     yield h
     h.close()
@@ -140,6 +144,7 @@ def run(host, path, engine, tmp_path, monkeypatch, loops=5):
 ENGINES = ["python", "c"]
 
 
+@pytest.mark.parametrize("host", ["level", "edge"], indirect=True)
 @pytest.mark.parametrize("engine", ENGINES)
 def test_the_right_profile_is_ok_on_the_memfd_card(host, engine, tmp_path, monkeypatch, capsys):
     code, result = run(host, BUILTIN / "edu.toml", engine, tmp_path, monkeypatch, loops=20)
@@ -147,9 +152,13 @@ def test_the_right_profile_is_ok_on_the_memfd_card(host, engine, tmp_path, monke
     assert result["counts"]["delivered"] == 20 and result["counts"]["lost"] == 0
 
 
+@pytest.mark.parametrize("host", ["level", "edge"], indirect=True)
 @pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("fault", sorted(broken_profiles.EDITS))
 def test_a_broken_profile_is_named_with_exit_8(host, engine, fault, tmp_path, monkeypatch, capsys):
+    """"edge": a line the ack leaves up is not re-presented after the unmask (as XIVE
+    in the lab): the watchdog fires with the cause pending, and the stall is checked
+    against the ack before the kernel is blamed."""
     path = broken_profiles.write(fault, tmp_path)
     t0 = time.monotonic()
     code, result = run(host, path, engine, tmp_path, monkeypatch)
@@ -162,8 +171,9 @@ def test_a_broken_profile_is_named_with_exit_8(host, engine, fault, tmp_path, mo
     assert "stall" not in result["verdict"] and not result["stalls"]
     assert took < 5          # a storm of spurious triggers does not run for ever
     c = result["counts"]
-    if fault == "uncleared":   # stopped after the first batch, the cause still set
-        assert c["uncleared_cause"] == 1 and c["delivered"] == c["raised"]
+    if fault == "uncleared":   # stopped after the first batch (or at the watchdog), the cause still set
+        assert c["uncleared_cause"] == 1
+        assert c["delivered"] == c["raised"] if not host.edge else c["delivered"] == c["raised"] - 1 == 1
     else:
         assert c["delivered"] == 0 and c["lost"] == c["raised"] == 5
         assert (c["spurious_triggers"] > 0) == (fault == "spurious")

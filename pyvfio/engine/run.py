@@ -210,6 +210,8 @@ class Run:
             if not cause:
                 self.counts.lost += 1
                 return True  # nothing pending: a lost raise, not a stalled line; go on
+            if self._still_set(cause):
+                return False  # the ack does not clear it: the profile's fault, not a stall
         stall = Stall(self.counts.delivered, state, cause)
         self.stalls.append(stall)
         self.counts.polled += 1
@@ -231,9 +233,16 @@ class Run:
         (read again, later, before the cause is called uncleared)."""
         if not b.raised or b.delivered < b.raised:
             return False
+        return self._still_set(b.last_cause)
+
+    def _still_set(self, cause):
+        """Are bits of `cause`, which the ack serviced, still set on the card?  Also
+        asked at a stall before the kernel is blamed: a line held up by an uncleared
+        cause and never re-presented (XIVE's level interrupts after the unmask) would
+        otherwise look like the kernel's stall."""
         for wait in (0, 0.01, 0.1):   # a card may take a moment to drop what was acked
             time.sleep(wait)
-            self.uncleared = (self.profile.cause() or 0) & b.last_cause
+            self.uncleared = (self.profile.cause() or 0) & cause
             if not self.uncleared:
                 return False
         return True
