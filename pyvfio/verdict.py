@@ -121,7 +121,8 @@ def judge(stalls, lost=0, raised=0, delivered=0, spurious=0, uncleared=False):
     """THE rule.  `stalls`: [(delivered before it, recovered)] in order; `lost`: raises
     with no trigger and nothing pending on the card; `raised`, `delivered`,
     `spurious` (triggers that found no cause): the run's counts; `uncleared`: the
-    ack's cause read still set after a batch every raise of which was delivered.
+    ack's cause read still set after a batch every raise of which was delivered, or
+    after the ack at a stall.
     The profile's faults come first: what looks like a stall or a loss there is the
     profile's doing (see the module doc)."""
     if uncleared:
