@@ -211,9 +211,9 @@ int pyvfio_intx_loop(const struct pyvfio_loop_cfg *cfg, struct pyvfio_loop_resul
             break;
         }
         res->raised++;
-        for (;;) {  /* wait until a trigger finds a cause on the card */
-            int n = epoll_wait(ep, got, 2, cfg->watchdog_ms);
-            if (n == 0) {
+        for (int spurious = 0;; spurious++) {  /* wait until a trigger finds a cause */
+            int n = spurious < PYVFIO_MAX_SPURIOUS ? epoll_wait(ep, got, 2, cfg->watchdog_ms) : 0;
+            if (n == 0) {  /* the watchdog, or a storm of triggers without a cause */
                 res->reason = PYVFIO_TIMEOUT;
                 goto out;
             }

@@ -10,6 +10,10 @@ enum { PYVFIO_DONE = 0, PYVFIO_TIMEOUT = 1, PYVFIO_SIGNAL = 2, PYVFIO_ERROR = 3 
 #define PYVFIO_MAX_OPS 8
 #define PYVFIO_MAX_BARS 2
 #define PYVFIO_MAX_STEPS 4
+/* Triggers in a row with no cause on the card, for one raise, before the loop gives
+ * up on it as on a watchdog timeout: a line the ack never clears while it reads no
+ * cause (a profile reading the wrong register) re-fires for ever otherwise. */
+#define PYVFIO_MAX_SPURIOUS 1000
 
 struct pyvfio_reg_op {
     int kind, bar, width;

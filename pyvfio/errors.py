@@ -6,6 +6,7 @@ import os
 
 # Exit statuses more than one command gives (a PyvfioError carries its own).
 EXIT_REMOVED = 7        # the kernel asked for the card back mid-run (hot-unplug, unbind)
+EXIT_PROFILE = 8        # the profile or the card at fault (pyvfio.verdict FAULTS), or a raise lost
 EXIT_INTERRUPTED = 130  # Ctrl-C or SIGTERM: torn down, partial results kept
 
 

@@ -8,7 +8,16 @@ compare).
     stall after N, recovered Kx   the same, and every one of the K stalls was
                                   re-armed and the run went on
     lost N                        N raises with no trigger and nothing pending either
+    profile: ...                  the card's profile (or the card) is wrong, not the
+                                  kernel: FAULTS below, each named by what was seen
     error: ...                    the cell could not run
+
+A profile fault is never ok and never a stall (the kernel's word).  "stall" needs a
+cause the card showed pending while no trigger came; a raise whose cause never
+showed (every raise lost, nothing delivered) is the profile's raise program or the
+card, and so is a cause that was still set after the ack, and a run whose every
+trigger found no cause (the ack reads the wrong register or bit).  pyvfio run exits
+8 (pyvfio.errors.EXIT_PROFILE) for these and for any lost raise.
 
 "Recovered" only when EVERY stall was recovered.  A run whose last stall was not
 recovered ended on a dead line, exactly as if recovery had never been tried:
@@ -24,16 +33,24 @@ counting them in /proc/interrupts.  It is a measurement shown with an ok verdict
 
 from dataclasses import asdict, dataclass, replace
 
-STATES = ("ok", "stall", "lost", "error")
+STATES = ("ok", "stall", "lost", "profile", "error")
+
+# A profile fault: its key in the JSON ("fault") and the words every reader shows.
+FAULTS = {
+    "uncleared": "profile: cause not cleared by ack",
+    "spurious": "profile: every trigger spurious (cause never read as set)",
+    "unraised": "profile: raise never asserted the cause",
+}
 
 # What each verdict class looks like in every picture (the SVG, the HTML page): one
 # palette, so a stall is the same red wherever a person sees it.  "unknown": a cell
 # whose file holds nothing to judge it by.
 COLOURS = {"ok": "#9ad0a0", "stall": "#e57373", "recovered": "#ffc870", "lost": "#c79bd6",
-           "error": "#9e9e9e", "unknown": "#dddddd"}
+           "profile": "#64b5f6", "error": "#9e9e9e", "unknown": "#dddddd"}
 MISMATCH = "#c2185b"     # the frame of a cell whose verdict is not the one expected
 LEGEND = (("ok", "ok"), ("stall", "stall"), ("recovered", "stall, recovered"), ("lost", "lost"),
-          ("error", "could not run"))
+          ("profile", "profile at fault"), ("error", "could not run"))
+OPTIONAL = ("lost", "profile", "error")   # legend entries shown only where present
 
 
 @dataclass(frozen=True)
@@ -44,6 +61,7 @@ class Verdict:
     recovered: int = 0                  # stalls re-armed, the run going on
     lost: int = 0
     error: str | None = None
+    fault: str | None = None            # profile: a key of FAULTS
     spurious_per_irq: float | None = None   # a model host's count (see the module doc)
 
     @property
@@ -62,6 +80,8 @@ class Verdict:
             return t + (f", recovered {self.recovered}x" if self.all_recovered else "")
         if self.state == "lost":
             return f"lost {self.lost}"
+        if self.state == "profile":
+            return FAULTS.get(self.fault, "profile: at fault")
         if self.state == "error":
             return f"error: {self.error}" if self.error else "error"
         if self.spurious_per_irq:
@@ -76,6 +96,8 @@ class Verdict:
             return ("stall", self.stalled_after)
         if self.state == "lost":
             return ("lost", self.lost)
+        if self.state == "profile":
+            return ("profile", self.fault)
         return (self.state,)
 
     def matches(self, expected):
@@ -90,13 +112,26 @@ class Verdict:
 
     @classmethod
     def from_json(cls, d):
-        return cls(**{k: d.get(k) for k in ("state", "stalled_after", "error", "spurious_per_irq")},
+        return cls(**{k: d.get(k) for k in ("state", "stalled_after", "error", "fault",
+                                            "spurious_per_irq")},
                    **{k: d.get(k) or 0 for k in ("stalls", "recovered", "lost")})
 
 
-def judge(stalls, lost=0):
+def judge(stalls, lost=0, raised=0, delivered=0, spurious=0, uncleared=False):
     """THE rule.  `stalls`: [(delivered before it, recovered)] in order; `lost`: raises
-    with no trigger and nothing pending on the card."""
+    with no trigger and nothing pending on the card; `raised`, `delivered`,
+    `spurious` (triggers that found no cause): the run's counts; `uncleared`: the
+    ack's cause read still set after a batch every raise of which was delivered, or
+    after the ack at a stall.
+    The profile's faults come first: what looks like a stall or a loss there is the
+    profile's doing (see the module doc)."""
+    if uncleared:
+        return Verdict("profile", fault="uncleared", lost=lost)
+    if raised and not delivered and not stalls:
+        if spurious:
+            return Verdict("profile", fault="spurious", lost=lost)
+        if lost:
+            return Verdict("profile", fault="unraised", lost=lost)
     if stalls:
         return Verdict("stall", stalled_after=stalls[0][0], stalls=len(stalls),
                        recovered=sum(1 for _, r in stalls if r), lost=lost)
@@ -107,7 +142,9 @@ def judge(stalls, lost=0):
 
 def of_run(run):
     """The verdict of an engine Run."""
-    return judge([(s.after_delivered, s.recovered) for s in run.stalls], run.counts.lost)
+    c = run.counts
+    return judge([(s.after_delivered, s.recovered) for s in run.stalls], c.lost, c.raised,
+                 c.delivered, c.spurious, getattr(run, "uncleared", False))
 
 
 def of_run_json(d):
@@ -122,16 +159,27 @@ def of_run_json(d):
     if not isinstance(stalls, list) or not isinstance(counts, dict):
         return None
     return judge([(s.get("after_delivered"), bool(s.get("recovered"))) for s in stalls],
-                 counts.get("lost") or 0)
+                 counts.get("lost") or 0, counts.get("raised") or 0, counts.get("delivered") or 0,
+                 counts.get("spurious_triggers") or 0)
 
 
 def failed(message):
     return Verdict("error", error=str(message))
 
 
+def failure(v):
+    """Is this verdict a failed run that is not the kernel's (a lost raise, a profile
+    fault)?  pyvfio run's exit 8 (pyvfio.errors.EXIT_PROFILE)."""
+    return v.state == "profile" or v.lost > 0
+
+
 def expectation(text):
     """An expected verdict as a scenario file writes it: "ok", "stall after N",
-    "lost N" or "error".  ValueError for anything else."""
+    "lost N", "error" or one of the profile faults' texts (FAULTS).  ValueError for
+    anything else."""
+    for fault, words in FAULTS.items():
+        if text == words:
+            return Verdict("profile", fault=fault)
     words = text.split() if isinstance(text, str) else []
     if words == ["ok"]:
         return Verdict("ok")
@@ -141,4 +189,5 @@ def expectation(text):
         return Verdict("stall", stalled_after=int(words[2]), stalls=1)
     if len(words) == 2 and words[0] == "lost" and words[1].isdigit():
         return Verdict("lost", lost=int(words[1]))
-    raise ValueError(f"{text!r} is not a verdict: use \"ok\", \"stall after N\", \"lost N\" or \"error\"")
+    raise ValueError(f"{text!r} is not a verdict: use \"ok\", \"stall after N\", \"lost N\", \"error\" "
+                     "or a profile fault (\"profile: cause not cleared by ack\", ...)")

@@ -315,7 +315,11 @@ def test_the_model_run_of_the_seed_compares_with_the_real_lab_report(tmp_path, c
     assert main(["repro", "--model", "--scenario", "seed", "-l", "20", "--json", str(model)]) == 0
     capsys.readouterr()
     out = tmp_path / "cmp.json"
-    assert main(["compare", LAB_PPC, str(model), "--ignore", "kernel", "--json", str(out)]) == 0
+    # the model has cells the lab report lacks: a difference, unless allowed
+    assert main(["compare", LAB_PPC, str(model), "--ignore", "kernel"]) == 1
+    assert "49 cell(s) on one side only (--allow-missing to accept)" in capsys.readouterr().out
+    assert main(["compare", LAB_PPC, str(model), "--ignore", "kernel", "--allow-missing",
+                 "--json", str(out)]) == 0
     r = json.loads(out.read_text())
     assert r["matched_without"] == ["engine", "kernel"] and len(r["cells"]) == 16 and not r["only_a"]
     # only the model has the x86 machines, and the prefix cells (a file from before the vfio axis)

@@ -71,7 +71,7 @@ def parse(text):
 def test_page_grid_colours_and_frame(results, tmp_path, capsys):
     out = tmp_path / "page.html"
     assert main(["report", str(results / "wrong.json"), "--html", str(out),
-                 "--baseline", str(results / "seed.json")]) == 0
+                 "--baseline", str(results / "seed.json"), "--allow-missing"]) == 0
     text = out.read_text()
     p = parse(text)
     assert len(p.cells) == 4                                  # 2 machines x 2 cells
@@ -164,7 +164,7 @@ def rgb(hexcolour):
 def test_chromium_offline_dom_and_screenshot(results, tmp_path):
     page = tmp_path / "page.html"
     assert main(["report", str(results / "wrong.json"), "--html", str(page),
-                 "--baseline", str(results / "seed.json")]) == 0
+                 "--baseline", str(results / "seed.json"), "--allow-missing"]) == 0
     dom = browse(str(page), "--dump-dom", "--virtual-time-budget=2000")
     p = parse(dom)
     # the DOM after the script ran: it counted the grid and marked the page ready
@@ -205,7 +205,7 @@ def test_real_lab_report_page_has_each_cells_histogram(results, tmp_path):
     has its round-trip histogram drawn, and against the model's seed no verdict changed."""
     lab = os.path.join(os.path.dirname(__file__), "fixtures", "reports", "lab-ppc64le-seed.json")
     out = tmp_path / "lab.html"
-    assert main(["report", lab, "--html", str(out), "--baseline", str(results / "seed.json")]) == 0
+    assert main(["report", lab, "--html", str(out), "--baseline", str(results / "seed.json"), "--allow-missing"]) == 0
     text = out.read_text()
     figs = [a for a in parse_figures(text)]
     data = json.load(open(lab))

@@ -107,7 +107,9 @@ def test_seed_reproduces_and_the_model_agrees(arch, tmp_path):
         mc = mcells[tuple(same_machine(c["key"]).items())]
         assert (mc["outcome"]["state"], mc["outcome"]["stalled_after"]) == \
             (c["outcome"]["state"], c["outcome"]["stalled_after"]), c["key"]
-    cmp = subprocess.run([sys.executable, "-m", "pyvfio", "compare", str(out), str(mout)], cwd=CHECKOUT,
+    # the model's seed has both architectures' machines, this lab run one
+    cmp = subprocess.run([sys.executable, "-m", "pyvfio", "compare", str(out), str(mout), "--allow-missing"],
+                         cwd=CHECKOUT,
                          capture_output=True, text=True, timeout=60)
     assert cmp.returncode == 0 and "verdict changes: none" in cmp.stdout, cmp.stdout + cmp.stderr
     ET.parse(msvg)

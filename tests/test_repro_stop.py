@@ -142,3 +142,78 @@ def test_a_signal_during_the_restoring_reload_waits_for_it_and_keeps_every_cell(
     results, facts = C.run_cells("0000:00:03.0", host["plan"])
     assert len(results) == 4 and host["reloads"] == [1, 0] and host["loaded"] is False
     assert facts["stopped"] == {"why": "interrupted", "exit": 130, "during": None, "planned": 4}
+
+
+def _cpu_s(pid):
+    """The process's user + system CPU time so far (/proc/PID/stat)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_repro_model_stops_on_ctrl_c_with_the_cells_measured(tmp_path):
+    """Ctrl-C mid-run ends `repro --model` (it used to end the current cell only and
+    carry on to exit 0): exit 130 within a second, the cells measured before it in
+    the JSON with `stopped`, the cell it cut short dropped."""
+    import json
+    import signal
+    import sys
+    import time
+
+    out = tmp_path / "partial.json"
+    p = subprocess.Popen([sys.executable, "-m", "pyvfio", "repro", "--model", "-l", "5000", "--json", str(out)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        # under way: past the imports (~0.4 s of CPU) and into the cells, whatever the load
+        deadline = time.monotonic() + 30
+        while _cpu_s(p.pid) < 0.9 and p.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert p.poll() is None, "the run ended before the signal: raise -l"
+        p.send_signal(signal.SIGINT)
+        t0 = time.monotonic()
+        stdout, stderr = p.communicate(timeout=10)
+        took = time.monotonic() - t0
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 130 and took < 1.0, (p.returncode, took, stderr)
+    assert "Traceback" not in stderr
+    report = json.loads(out.read_text())
+    assert report["stopped"]["why"] == "interrupted" and report["stopped"]["planned"] == 18
+    assert 1 <= len(report["cells"]) < 18
+    assert all(c["interrupted"] is False for c in report["cells"])   # no short cell among them
+    assert f"{len(report['cells'])} of 18 cells measured, saved in {out}" in stderr
+
+
+def test_repro_lab_keeps_the_boots_that_finished_on_ctrl_c(monkeypatch, tmp_path):
+    """repro --lab: Ctrl-C while the second boot runs ends it (its stop is set) and
+    starts no other; the first boot's cells come back with `stopped` (they used to
+    be dropped with the exception)."""
+    import json
+    import signal
+    import threading
+
+    from pyvfio.lab.errors import LabError
+    from pyvfio.repro import lab
+
+    plan = load("seed")
+    started = []
+    monkeypatch.setattr(lab.session, "CHECKOUT", tmp_path)
+    monkeypatch.setattr(lab.session, "vm_slots", lambda: 1)
+
+    def boot(cfg, stop=None, echo=None):
+        started.append(cfg)
+        out = cfg.command[cfg.command.index("--json") + 1]
+        if len(started) == 1:
+            with open(out, "w") as f:
+                json.dump({"cells": [{"key": {"policy": "lazy"}, "verdict": "ok"}], "lab": {}}, f)
+            return 0, None
+        threading.Timer(0.1, os.kill, (os.getpid(), signal.SIGINT)).start()
+        assert stop.wait(5), "the stop was not set"
+        raise LabError("guest", "stopped: the run was interrupted, QEMU was ended")
+    monkeypatch.setattr(lab.session, "run", boot)
+    cells, boots, failures, stopped = lab.run_lab(plan, "x86_64", echo=lambda line: None)
+    assert len(started) == 2 < len(list(lab.boots(plan, "x86_64")))   # no boot after the stop
+    assert len(cells) == 1 and len(boots) == 1 and failures == []
+    assert stopped["why"] == "interrupted" and stopped["exit"] == 130 and "x86_64" in stopped["during"]

@@ -60,8 +60,8 @@ def test_the_whole_matrix_has_exactly_the_expected_verdicts():
     from pyvfio.repro.scenario import load
     plan = load("model")
     plan.loops = 20
-    cells = model.run_plan(model.planned(plan), plan)
-    assert len(cells) == 18
+    cells, stopped = model.run_plan(model.planned(plan), plan)
+    assert len(cells) == 18 and stopped is None
     for c in cells:
         k = c["key"]
         if k["card"] == "non-2.3" and k["policy"] == "lazy":

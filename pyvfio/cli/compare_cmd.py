@@ -2,8 +2,10 @@
 (`pyvfio run --json` or `pyvfio repro --json`; two kernels, machines or policies),
 cell by cell; `pyvfio compare R.json --split vfio=shipped,prefix`: one report's cells
 of one axis value against another's (the kernel's shipped vfio-pci against the
-prefix, each on the same kernel and machine).  Exit 0 when no verdict changed, 1 when one did; a file that is not a
-pyvfio run/repro result is a one-line error (exit 2)."""
+prefix, each on the same kernel and machine).  Exit 0 when the two agree; 1 when a
+verdict changed, a cell is on one side only (unless --allow-missing) or one side has
+no cell while the other has some; a file that is not a pyvfio run/repro result is a
+one-line error (exit 2)."""
 
 import sys
 
@@ -22,6 +24,9 @@ def add_arguments(parser):
     parser.add_argument("--ignore", action="append", default=[], metavar="AXIS",
                         help="leave this key axis out when matching cells (repeatable); axes that "
                              "differ only between the two files are left out anyway")
+    parser.add_argument("--allow-missing", action="store_true",
+                        help="a cell in one file only is not a difference (a narrower run against "
+                             "a full matrix); an empty file against a full one still is")
 
 
 def run(args):
@@ -40,7 +45,7 @@ def run(args):
             raise UsageError("compare needs two files (or one with --split AXIS=A,B)")
         a, b = cells.load(args.a), cells.load(args.b)
         names = (args.a, args.b)
-    result = compare.compare(a, b, *names, ignore)
+    result = compare.compare(a, b, *names, ignore, allow_missing=args.allow_missing)
     print(compare.render(result), file=sys.stderr if to_stderr else sys.stdout)
     sys.stdout.flush()
     if args.json:

@@ -3,10 +3,13 @@ summary table of a result file, and the pictures people look at.  `--html` write
 one static page (pyvfio/report/html.py: the verdict grid machine x cell, each
 cell's histogram, the machines' facts, the comparison across machines and with the
 baseline); a DIR is the --out of `pyvfio fleet run`, or a folder of result files.
-`--svg` draws one result file as `repro --svg` does.  `--format ktap|junit|kcidb|lava`
-prints (or with `-o OUT` writes, atomically) the results in a format kernel CI
-reads instead of the table (pyvfio/report/formats, docs/formats.md); with ktap the
-exit is kselftest's (0 pass, 1 fail, 4 skip)."""
+`--svg` draws one result file as `repro --svg` does.  With `--baseline` it is a gate,
+as `pyvfio compare` is: exit 1 when a machine's verdict changed against the
+baseline, a cell is on one side only (unless --allow-missing), or the baseline has
+no cell of a machine.  `--format ktap|junit|kcidb|lava` prints (or with `-o OUT`
+writes, atomically) the results in a format kernel CI reads instead of the table
+(pyvfio/report/formats, docs/formats.md); with ktap the exit is kselftest's (0 pass,
+1 fail, 4 skip)."""
 
 import os
 import sys
@@ -22,7 +25,10 @@ def add_arguments(p):
                    help="a result of pyvfio run/repro --json, or the --out folder of pyvfio fleet run")
     p.add_argument("--html", metavar="OUT", help="write the static HTML page here")
     p.add_argument("--svg", metavar="OUT", help="draw the result file's picture here (a FILE only)")
-    p.add_argument("--baseline", metavar="FILE", help="a result to compare every machine with")
+    p.add_argument("--baseline", metavar="FILE",
+                   help="a result to compare every machine with (exit 1 when one differs)")
+    p.add_argument("--allow-missing", action="store_true",
+                   help="with --baseline: a cell on one side only is not a difference")
     p.add_argument("--format", choices=FORMATS,
                    help="print the results as KTAP, JUnit XML, KCIDB v5.3 JSON or lava-test-case lines "
                         "instead of the table (docs/formats.md)")
@@ -56,9 +62,26 @@ def run(args):
         print(f"together: {comb['cells']} cell(s), {comb['mismatched']} not as expected", file=out)
     else:
         print(summary.table(cells.load(args.path)), file=out)
+    gate = _against_baseline(ms, base, bname, args.allow_missing, out) if base is not None else 0
     out.flush()
     write_outputs([(args.svg, lambda: svg.render(cells.load(args.path)), "write the picture to"),
                    (args.html, lambda: html.render(ms, base, bname, fleet), "write the page to")])
     if args.html and args.html != STDOUT:
         print(f"wrote {args.html}", file=out)
-    return 0
+    return gate
+
+
+def _against_baseline(ms, base, bname, allow_missing, out):
+    """One line per machine (pyvfio.report.compare's summary); 1 when one differs."""
+    from ..report import compare
+    failed = False
+    for m in ms:
+        r = machines.against(m, base, bname or "baseline", allow_missing=allow_missing)
+        if r is None:
+            print(f"against the baseline, {m.name}: DIFFERENT (the baseline has no cell of this machine)",
+                  file=out)
+            failed = True
+            continue
+        print(f"against the baseline, {m.name}: " + compare.summary_line(r).removeprefix("summary: "), file=out)
+        failed |= r["changed"]
+    return 1 if failed else 0

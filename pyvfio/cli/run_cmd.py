@@ -10,7 +10,7 @@ from .. import verdict
 from ..host import interrupts
 from ..engine import ENGINES, HISTOGRAMS, SOURCES, Run, RunConfig, pin_and_prioritise
 from ..engine.run import GUESTS, IRQCHIPS
-from ..errors import EXIT_REMOVED, UsageError
+from ..errors import EXIT_PROFILE, EXIT_REMOVED, UsageError
 from ..intx import IRQ_KINDS, UNMASK_MODES
 from ..report.formats import FORMATS
 from ..results import STDOUT, check_outputs, envelope, write_outputs
@@ -19,6 +19,7 @@ from ..vfio.device import IOMMU_CHOICES, IOMMU_HELP
 EXIT_THRESHOLD = 3   # p99 above --threshold
 EXIT_STALL = 5       # the watchdog saw a stall that was not recovered
 EXIT_DMA = 6         # --source dma: the bytes the card moved did not arrive
+# EXIT_PROFILE (8, pyvfio.errors): the profile or the card at fault, or a raise lost
 
 
 def add_arguments(p):
@@ -234,8 +235,13 @@ def _exit(args, r, result, requested, bdf):
     if r.interrupted:
         print(f"pyvfio: interrupted{': partial results in ' + args.json if args.json else ''}", file=sys.stderr)
         return 130
-    if verdict.of_run(r).cls == "stall":  # a stall not every time recovered
+    judged = verdict.of_run(r)
+    if judged.cls == "stall":  # a stall not every time recovered
         return EXIT_STALL
+    if verdict.failure(judged):  # the profile or the card, not the kernel
+        print(f"pyvfio: error: {judged.text}: see pyvfio/profiles/README.md (what each verdict "
+              "means when the profile is wrong)", file=sys.stderr)
+        return EXIT_PROFILE
     if r.dma is not None and not r.dma.arrived:
         return EXIT_DMA
     p99 = result["latency"]["service" if r.external else "round_trip"].get("p99_us")

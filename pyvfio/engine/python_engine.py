@@ -11,6 +11,7 @@ from .._binding import lib
 from .batch import DONE, TIMEOUT, Batch
 
 now_ns = time.monotonic_ns
+MAX_SPURIOUS = lib.PYVFIO_MAX_SPURIOUS   # csrc/loop.h: one bound for both engines
 
 
 class PythonLoop:
@@ -67,8 +68,9 @@ def run_batch(ctx, n, hists, deadline_ns=0, b=None):
             break
         raise_irq(profile.raised + b.raised)
         b.raised += 1
-        while True:
-            count = trigger.wait(timeout)
+        for spurious in range(MAX_SPURIOUS + 1):
+            # a storm of triggers without a cause ends as a watchdog timeout does
+            count = trigger.wait(timeout) if spurious < MAX_SPURIOUS else 0
             if not count:
                 b.reason = TIMEOUT
                 return b

@@ -29,7 +29,7 @@ from ..histogram import Histogram
 from ..intx import UNMASK_MODES, Intx, check_kind
 from ..verdict import of_run
 from . import python_engine
-from .batch import SIGNAL, TIMEOUT
+from .batch import DONE, SIGNAL, TIMEOUT
 from .dma_source import DmaSource
 
 ENGINES = ("c", "python")
@@ -180,6 +180,7 @@ class Run:
         self.hists = (Histogram(), Histogram(), Histogram())  # HISTOGRAMS[config.source]
         self.counts = Counts()
         self.stalls = []
+        self.uncleared = 0            # a cause the ack left set (the profile's fault), or 0
         self.interrupted = False
         self.last_arrival_ns = 0      # external: the last trigger's time, across batches
         self.elapsed_s = 0.0          # the whole run, set-up and teardown included
@@ -209,6 +210,8 @@ class Run:
             if not cause:
                 self.counts.lost += 1
                 return True  # nothing pending: a lost raise, not a stalled line; go on
+            if self._still_set(cause):
+                return False  # the ack does not clear it: the profile's fault, not a stall
         stall = Stall(self.counts.delivered, state, cause)
         self.stalls.append(stall)
         self.counts.polled += 1
@@ -219,6 +222,29 @@ class Run:
             self.after_enable(self)
         self._engine.update_fds()
         stall.recovered = True
+        return True
+
+    def _uncleared(self, b):
+        """After a batch whose every raise was serviced nothing is pending, unless
+        the ack does not clear the cause it reads: then every later trigger finds
+        the old cause and "delivered" means nothing (verdict: the profile's fault).
+        Only the bits the ack serviced count, so a second cause a card sets late
+        is not taken for one.  One register read per batch, outside the timing
+        (read again, later, before the cause is called uncleared)."""
+        if not b.raised or b.delivered < b.raised:
+            return False
+        return self._still_set(b.last_cause)
+
+    def _still_set(self, cause):
+        """Are bits of `cause`, which the ack serviced, still set on the card?  Also
+        asked at a stall before the kernel is blamed: a line held up by an uncleared
+        cause and never re-presented (XIVE's level interrupts after the unmask) would
+        otherwise look like the kernel's stall."""
+        for wait in (0, 0.01, 0.1):   # a card may take a moment to drop what was acked
+            time.sleep(wait)
+            self.uncleared = (self.profile.cause() or 0) & cause
+            if not self.uncleared:
+                return False
         return True
 
     def execute(self):
@@ -266,6 +292,8 @@ class Run:
                 if b.reason == SIGNAL:
                     raise KeyboardInterrupt
                 if b.reason == TIMEOUT and not self._stall():
+                    break
+                if b.reason == DONE and not self.external and self._uncleared(b):
                     break
                 if b.reason != TIMEOUT and (b.delivered if self.external else b.raised) < n:
                     break  # deadline reached inside the batch
@@ -364,7 +392,8 @@ class Run:
             "irq": self.config.irq,
             "counts": {"raised": c.raised, "delivered": c.delivered, "stalled": len(self.stalls),
                        "recovered": sum(s.recovered for s in self.stalls), "polled": c.polled,
-                       "lost": c.lost, "spurious_triggers": c.spurious, "extra_signals": c.extra_signals},
+                       "lost": c.lost, "spurious_triggers": c.spurious, "extra_signals": c.extra_signals,
+                       "uncleared_cause": self.uncleared},
             "host_interrupts": delta,
             "host_per_delivered": (delta / c.delivered) if delta is not None and c.delivered else None,
             "elapsed_s": self.elapsed_s,

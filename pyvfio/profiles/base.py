@@ -169,6 +169,7 @@ class CardProfile:
                                    QEMU's models synchronously, before it returns).
     ack() -> int                 : reads the pending cause and acknowledges it; after
                                    it the card no longer asserts INTx.  0: nothing.
+    cause() -> int               : the ack's read alone (checks that the ack cleared).
     quiesce()                    : disables the card's interrupts and clears pending
                                    ones; the card does not assert INTx afterwards.
     """
@@ -204,6 +205,7 @@ class CardProfile:
                                  "choose another --profile")
             self.bars[bar.name] = region
             self.bar_index[bar.name] = index
+        self.recovered = None         # what the recover program brought back, if it ran
         self.swapped = self._identify()
         fix = Op.swapped if self.swapped else (lambda op: op)
         for name, ops in spec.programs.items():
@@ -217,14 +219,31 @@ class CardProfile:
         if ident is None:
             return None
         op = ident.op
-        raw = self.bars[op.bar].read(op.offset, op.width)
-        if raw & op.mask == op.value:
-            return False
-        if ident.byteswap and bswap(raw, op.width) & op.mask == op.value:
-            return True
+
+        def swapped():
+            raw = self.bars[op.bar].read(op.offset, op.width)
+            if raw & op.mask == op.value:
+                return raw, False
+            if ident.byteswap and bswap(raw, op.width) & op.mask == op.value:
+                return raw, True
+            return raw, None
+
+        raw, how = swapped()
+        if how is None and "recover" in self.spec.programs:
+            # the IDs matched: this may be the card, left in another mode by an earlier run
+            first = raw
+            Program(self.spec.programs["recover"], self.bars)()
+            raw, how = swapped()
+            self.recovered = f"{op.reg} read {first:#x}; after the recover program {raw:#x}"
+        if how is not None:
+            return how
+        recover = ("its recover program did not bring it back" if self.recovered else
+                   "give the profile a recover program (pyvfio/profiles/README.md)")
         raise UsageError(f"{self.host.bdf}: {op.reg} reads {raw:#x}, profile {self.name} expects "
-                         f"{op.value:#x} under mask {op.mask:#x}", "this is not the card the profile "
-                         "expects; choose another --profile")
+                         f"{op.value:#x} under mask {op.mask:#x}: not the card the profile expects, "
+                         "or the card left in another mode by an earlier run",
+                         f"another card: choose another --profile; left in another mode: {recover}, or "
+                         f"reset the card (echo 1 > /sys/bus/pci/devices/{self.host.bdf}/reset)")
 
     def program(self, name):
         """A compiled program (raise, ack, ...), compiled on first use."""
@@ -254,6 +273,16 @@ class CardProfile:
     def quiesce(self):
         self.program("quiesce")()
 
+    def cause(self):
+        """The cause the ack program's read sees now, without acknowledging it (its
+        first read alone): after a batch every raise of which was serviced it is 0,
+        unless the ack does not clear what it reads.  None: the ack reads nothing."""
+        if "peek" not in self._programs:
+            reads = [op for op in self.ack_ops if op.kind == READ][:1]
+            self._programs["peek"] = Program(reads, self.bars) if reads else None
+        peek = self._programs["peek"]
+        return None if peek is None else peek()
+
     def check_irq(self, irq):
         """The profile says its programs serve this interrupt kind (its irqs)."""
         if irq not in self.spec.irqs:
@@ -268,6 +297,8 @@ class CardProfile:
                         for n, r in self.bars.items()}}
         if self.swapped is not None:
             out["byte_swapped"] = self.swapped
+        if self.recovered:
+            out["recovered"] = self.recovered
         return out
 
 

@@ -27,7 +27,9 @@
     # then a raise_dma program, whose write values may be "dma.src" (the IOVA the
     # card reads from), "dma.dst" (the IOVA it writes to), "dma.buffer", "dma.size";
     # and, for a card whose transfers outlive raise_dma, dma_idle: what waits (a poll)
-    # until none is in flight, run at teardown before the pages are unmapped
+    # until none is in flight, run at teardown before the pages are unmapped;
+    # recover (optional, with identify): run when identification fails, to bring
+    # back a card an earlier run left in another mode (a bank select, a reset)
 
 Ops (the key naming the kind names the register): write (value; rotate, stride),
 read (mask, invert), write_cause, delay_us, poll (mask, value, timeout_us), rmw
@@ -50,7 +52,7 @@ WIDTHS = (1, 2, 4, 8)
 # pread/pwrite through vfio-pci and I/O ports move at most 4 bytes at a time.
 RW_WIDTHS = (1, 2, 4)
 PROGRAMS = ("init", "raise", "ack", "quiesce", "init_external", "ack_external", "raise_dma",
-            "dma_idle")
+            "dma_idle", "recover")
 REQUIRED_PROGRAMS = PROGRAMS[:4]
 HOT_PROGRAMS = ("raise", "ack", "ack_external", "raise_dma")   # run by the C loop, per interrupt
 # The values a raise_dma write may name, filled in when the run has mapped its pages.
@@ -482,6 +484,9 @@ class _Checker:
         if "dma_idle" in value and "raise_dma" not in value:
             self.bad(("programs", "dma_idle"), "dma_idle without raise_dma",
                      "dma_idle waits for the transfers raise_dma starts: give raise_dma and [dma], or drop it")
+        if "recover" in value and p.identify is None:
+            self.bad(("programs", "recover"), "recover without identify",
+                     "recover runs when identification fails: give [match] identify, or drop it")
         if ("init_external" in value) != ("ack_external" in value):
             self.bad(("programs",), "init_external and ack_external come as a pair",
                      "give both (enable a receive cause; service it) or neither")

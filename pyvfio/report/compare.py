@@ -14,15 +14,24 @@ cell, matched by key.
                 "delta": {"delivered", "lost", "p50_us", "p99_us", "throughput_per_s":
                           {"abs", "pct"} or null}}],  # verdict changes first
      "only_a": [{"key", "label", "verdict"}], "only_b": [...],
-     "changed": bool}                                 # a verdict changed
+     "axis_hints": [{"axis", "pairs"}],               # only-A/only-B cells one axis apart
+     "summary": {"matched", "unmatched", "changed"},  # cells: matched, on one side, verdict changed
+     "empty": "A" | "B" | None,                       # a side with no cell while the other has some
+     "changed": bool}                                 # the gate: see below
 
 Cells match when their keys are equal, leaving out the axes that are constant on
 each side but differ between them (two lab reports of kernels 6.1 and 6.12 match
 cell by cell, the kernel reported as a host change) and any axes the caller ignores.
 A verdict change is judged on what a real run can observe (Verdict.essence: the
 state and where it stalled; "ok, 1.00 spurious/irq" from the model is "ok", a
-recovered stall is the stall).  Cells only on one side are listed, not counted as
-changes.  `split` makes two sides of one report by an axis (vfio=shipped,prefix).
+recovered stall is the stall).  `split` makes two sides of one report by an axis
+(vfio=shipped,prefix).
+
+As a gate (`changed`): a verdict change, a cell only on one side (unless
+`allow_missing`: a narrower run against a full matrix), and an empty side against
+a full one (always: nothing was compared) each fail.  Two unmatched cells whose
+keys differ in one axis only are named with that axis (`axis_hints`), so the user
+can match them with `--ignore AXIS`.
 """
 
 from ..errors import UsageError
@@ -94,9 +103,25 @@ def split(report, axis, a_value, b_value):
     return sides
 
 
-def compare(a, b, a_name="A", b_name="B", ignore=()):
+def axis_hints(only_a, only_b):
+    """[{"axis", "pairs"}]: for each axis, how many (only-A, only-B) cell pairs have
+    keys that differ in that axis alone, most first."""
+    count = {}
+    for x in only_a:
+        for y in only_b:
+            ka, kb = x["key"], y["key"]
+            if set(ka) != set(kb):
+                continue
+            diff = [k for k in ka if C.key_id({k: ka[k]}) != C.key_id({k: kb[k]})]
+            if len(diff) == 1:
+                count[diff[0]] = count.get(diff[0], 0) + 1
+    return [{"axis": k, "pairs": n} for k, n in sorted(count.items(), key=lambda kv: (-kv[1], kv[0]))]
+
+
+def compare(a, b, a_name="A", b_name="B", ignore=(), allow_missing=False):
     """The comparison (see the module doc).  `ignore`: key axes to leave out when
-    matching cells, on top of those that differ only between the sides."""
+    matching cells, on top of those that differ only between the sides;
+    `allow_missing`: cells on one side only do not fail the gate."""
     if a.get("kind") != b.get("kind"):
         raise UsageError(f"cannot compare a {a.get('kind')} result ({a_name}) with a "
                          f"{b.get('kind')} result ({b_name})", "compare two runs or two repro reports")
@@ -128,13 +153,18 @@ def compare(a, b, a_name="A", b_name="B", ignore=()):
     matched.sort(key=lambda r: not r["verdict_changed"])     # stable: A's order otherwise
     vchanges = [{"key": r["key"], "label": r["label"], "a": r["a"]["verdict"], "b": r["b"]["verdict"]}
                 for r in matched if r["verdict_changed"]]
+    empty = "A" if cb and not ca else "B" if ca and not cb else None
+    unmatched = len(only_a) + len(only_b)
     return {"kind": "compare",
             "a": {"name": a_name, "kind": a.get("kind"), "host": C.host_line(a)},
             "b": {"name": b_name, "kind": b.get("kind"), "host": C.host_line(b)},
             "host_changes": axis_changes + host_changes(a, b), "matched_without": split + list(ignore),
             "verdict_changes": vchanges,
             "cells": matched, "only_a": only_a, "only_b": only_b,
-            "changed": bool(vchanges)}
+            "axis_hints": axis_hints(only_a, only_b),
+            "summary": {"matched": len(matched), "unmatched": unmatched, "changed": len(vchanges)},
+            "empty": empty, "allow_missing": bool(allow_missing),
+            "changed": bool(vchanges or empty or (unmatched and not allow_missing))}
 
 
 def _fmt(v, spec="{:.1f}"):
@@ -183,4 +213,23 @@ def render(result):
     for side, items in (("A", result["only_a"]), ("B", result["only_b"])):
         if items:
             out.append(f"only in {side}: " + "; ".join(f"{i['label']} ({i['verdict']})" for i in items))
+    for h in result.get("axis_hints", ()):
+        out.append(f"{h['pairs']} cell(s) only in A and only in B differ only by {h['axis']}: "
+                   f"to match them, --ignore {h['axis']}")
+    out.append(summary_line(result))
     return "\n".join(out)
+
+
+def summary_line(result):
+    """One line: the counts, and why the gate failed (or that it passed)."""
+    n = result["summary"]
+    why = []
+    if result.get("empty"):
+        other = "B" if result["empty"] == "A" else "A"
+        why.append(f"{result['empty']} has no cell, {other} has some")
+    if n["changed"]:
+        why.append(f"{n['changed']} verdict(s) changed")
+    if n["unmatched"] and not result.get("allow_missing"):
+        why.append(f"{n['unmatched']} cell(s) on one side only (--allow-missing to accept)")
+    return (f"summary: {n['matched']} matched, {n['unmatched']} unmatched, {n['changed']} changed: "
+            + ("DIFFERENT (" + "; ".join(why) + ")" if why else "same"))

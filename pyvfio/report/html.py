@@ -182,7 +182,7 @@ def _grid(machines):
 def _legend(machines):
     present = {C.verdict_class(c) for m in machines for c in m.cells}
     parts = [f'<span><i style="background:{V.COLOURS[cls]}"></i>{_e(name)}</span>'
-             for cls, name in V.LEGEND if cls not in ("lost", "error") or cls in present]
+             for cls, name in V.LEGEND if cls not in V.OPTIONAL or cls in present]
     parts.append(f'<span><i style="background:white;border:3px solid {V.MISMATCH}"></i>not as expected</span>')
     return '<div class="legend">' + "".join(parts) + "</div>"
 

@@ -136,10 +136,11 @@ def baseline_part(machine, baseline):
     return dict(baseline, cells=out)
 
 
-def against(machine, baseline, baseline_name="baseline"):
+def against(machine, baseline, baseline_name="baseline", allow_missing=False):
     """compare.compare(baseline's same machine, this machine's cells), matching cells
     by cell_id; None when the baseline has no cell of this machine."""
     part = baseline_part(machine, baseline)
     if not C.cells(part):
         return None
-    return compare.compare(part, machine.report, baseline_name, machine.name, ignore=MACHINE_AXES)
+    return compare.compare(part, machine.report, baseline_name, machine.name, ignore=MACHINE_AXES,
+                           allow_missing=allow_missing)

@@ -24,7 +24,7 @@ from xml.sax.saxutils import escape, quoteattr
 
 from ..histogram import bucket_range
 from ..results import write_atomic
-from ..verdict import COLOURS, LEGEND, MISMATCH  # noqa: F401 (one palette: pyvfio.verdict)
+from ..verdict import COLOURS, LEGEND, MISMATCH, OPTIONAL  # noqa: F401 (one palette: pyvfio.verdict)
 from . import cells as C
 
 FONT = "DejaVu Sans, Helvetica, Arial, sans-serif"
@@ -190,7 +190,7 @@ def _draw_grid(cv, report, x0, y0, rows=None, cols=None):
     ly, lx = y0 + height + 14, x0
     present = {C.verdict_class(c) for c in cl}
     for cls, name in LEGEND:
-        if cls in ("lost", "error") and cls not in present:
+        if cls in OPTIONAL and cls not in present:
             continue
         cv.rect(lx, ly, 14, 14, COLOURS[cls], "#777", 0.5)
         cv.text(lx + 19, ly + 11, name, 11)

@@ -14,7 +14,7 @@ import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
-from ..errors import PyvfioError, UsageError
+from ..errors import EXIT_INTERRUPTED, PyvfioError, UsageError
 from ..lab import session
 from ..lab.config import LabConfig
 from ..lab.errors import LabError
@@ -41,7 +41,10 @@ def boots(plan, arch, kernel=None):
 
 
 def run_lab(plan, arch, timeout=900, echo=print, kernel=None):
-    """All boots; returns (cells, per-boot facts, failures)."""
+    """All boots; returns (cells, per-boot facts, failures, stopped).  Ctrl-C or
+    SIGTERM ends the running boots (QEMU ended) and starts no other: the cells of
+    the boots that had finished are returned with `stopped` (why, the boots cut
+    short, how many cells were planned: as a card's run_cells), else None."""
     planned = list(boots(plan, arch, kernel))  # a scenario without [lab] machines stops here
     # in the checkout, which every guest shares read-write (a PYVFIO_CACHE elsewhere is not)
     work = session.CHECKOUT / ".cache" / "repro" / uuid.uuid4().hex[:10]
@@ -79,10 +82,22 @@ def run_lab(plan, arch, timeout=900, echo=print, kernel=None):
 
     # as many boots at once as the machine's lab VM slots allow (PYVFIO_LAB_VMS)
     pool = ThreadPoolExecutor(max_workers=session.vm_slots())
+    stopped = None
+    futures = []
     try:
         futures = [pool.submit(boot, n, *b) for n, b in enumerate(planned)]
         results = [f.result() for f in futures]
-    except BaseException:  # Ctrl-C, SIGTERM: end the running boots, start no other
+    except KeyboardInterrupt:  # Ctrl-C, SIGTERM: end the running boots, start no other
+        stop.set()
+        pool.shutdown(cancel_futures=True)   # the running ones end with their QEMU
+        finished = [f for f in futures if f.done() and not f.cancelled() and f.exception() is None]
+        results = [f.result() for f in finished]
+        cut = [r[0]["boot"] for r in results if r[0]]
+        results = [r for r in results if not r[0]]     # a boot the stop cut short is no failure
+        stopped = {"why": "interrupted", "exit": EXIT_INTERRUPTED, "during": ", ".join(cut) or None,
+                   "planned": sum(len(plan.cells(m.masks_at_device, m.unlazy_fix, m.x86))
+                                  for m in plan.lab.get(arch) or ())}
+    except BaseException:
         stop.set()
         raise
     finally:
@@ -94,4 +109,4 @@ def run_lab(plan, arch, timeout=900, echo=print, kernel=None):
     boots_done = [done[1] for _, done in results if done]
     if not cells and failures:
         raise PyvfioError(f"no lab boot produced results ({failures[0]['boot']}: {failures[0]['error']})")
-    return cells, boots_done, failures
+    return cells, boots_done, failures, stopped

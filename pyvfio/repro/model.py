@@ -16,7 +16,7 @@ card or a lab boot writes (Run.to_json() and its key), minus what would mislead:
 
 from dataclasses import replace
 
-from ..errors import UsageError
+from ..errors import EXIT_INTERRUPTED, UsageError
 from ..intx import UNMASK_MODES
 from ..sim import matrix
 from ..sim.host import CARDS, CONTROLLERS
@@ -89,6 +89,20 @@ def run_cell(machine, cell, key, plan, trace=None):
 
 
 def run_plan(cells, plan):
-    """The cells of `planned()`, run."""
-    return [run_cell(m, c, k, plan)[0] for m, c, k in cells]
+    """The cells of `planned()`, run: (cells, None), or on Ctrl-C or SIGTERM the cells
+    before it and `stopped` (as a card's run_cells gives it: the pipeline judges and
+    saves what was measured and exits 130).  The cell the signal cut short (its Run
+    took the signal and tore down) is dropped, not reported as a short cell."""
+    out, cell = [], None
+    try:
+        for m, c, k in cells:
+            cell = c
+            got, o = run_cell(m, c, k, plan)
+            if o.run.interrupted:
+                raise KeyboardInterrupt
+            out.append(got)
+    except KeyboardInterrupt:
+        return out, {"why": "interrupted", "exit": EXIT_INTERRUPTED, "during": str(cell),
+                     "planned": len(cells)}
+    return out, None
 

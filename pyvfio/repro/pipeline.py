@@ -110,8 +110,8 @@ def run(args):
     extra, trace = {}, None
     if backend == "lab":
         from .lab import run_lab
-        cells, boots, failures = run_lab(plan, args.lab, timeout=args.timeout, kernel=args.kernel)
-        extra = {"boots": boots, "failures": failures}
+        cells, boots, failures, stopped = run_lab(plan, args.lab, timeout=args.timeout, kernel=args.kernel)
+        extra = {"boots": boots, "failures": failures, **({"stopped": stopped} if stopped else {})}
     elif backend == "vfio":
         from .cells import run_here
         vfio = args.vfio or "shipped"
@@ -120,9 +120,11 @@ def run(args):
                              f"use one of {', '.join(plan.axes['vfio'])}")
         cells, extra = run_here(plan, args.bdf, here=args.here, force=args.force, vfio=vfio)
     else:
-        cells, trace = _model(plan, args)
+        cells, trace, stopped = _model(plan, args)
         if trace is not None:
             extra = {"trace": trace.as_json()}
+        if stopped:
+            extra = {"stopped": stopped}
     with held() as late:   # what was measured is judged and saved before a signal acts
         judge(plan, cells, with_model=backend != "model")  # (--lab judges the guests' cells again here)
         report = envelope("repro", backend=backend, scenario=plan.path, loops=plan.loops, cells=cells, **extra)
@@ -160,7 +162,8 @@ def run(args):
 
 
 def _model(plan, args):
-    """The model backend's cells (and with --trace, the one cell's event trace)."""
+    """The model backend's (cells, --trace's event trace of its one cell or None,
+    `stopped` or None)."""
     from . import model
     select = {a: _values(getattr(args, a)) for a in model.SELECT if getattr(args, a)}
     knobs = {"xics_variant": args.xics_variant,
@@ -168,7 +171,8 @@ def _model(plan, args):
     model.check_selection(select, knobs)
     planned = model.planned(plan, select, knobs)
     if not args.trace:
-        return model.run_plan(planned, plan), None
+        cells, stopped = model.run_plan(planned, plan)
+        return cells, None, stopped
     if len(planned) != 1:
         names = "; ".join(_label(k) for _, _, k in planned[:3]) + ("; ..." if len(planned) > 3 else "")
         raise UsageError(f"--trace shows one cell; the selection has {len(planned)} ({names})",
@@ -177,6 +181,8 @@ def _model(plan, args):
     trace = Trace()
     m, c, k = planned[0]
     cell, o = model.run_cell(m, c, k, plan, trace=trace)
+    if o.run.interrupted:   # the one cell cut short: nothing to show
+        raise KeyboardInterrupt
     print(f"cell {_label(k)}, {plan.loops} interrupt(s), model host")
     print(trace.format())
     print(f"verdict: {o.judged.text}  (delivered {o.delivered}/{plan.loops}, "
@@ -186,7 +192,7 @@ def _model(plan, args):
         print("host state at the stall: " + ", ".join(
             f"{k}={v}" for k, v in at_stall.items() if k not in ("irq", "chip")))
     print()
-    return [cell], trace
+    return [cell], trace, None
 
 
 def _values(opt):

@@ -61,3 +61,30 @@ def test_run_takes_a_profile_file(tmp_path):
     res = json.loads(out.read_text())
     assert res["card"]["profile"] == "myedu" and res["card"]["source"] == str(mine)
     assert res["counts"]["delivered"] == 200
+
+
+@pytest.mark.parametrize("fault", ["uncleared", "unraised", "spurious"])
+def test_a_broken_profile_gets_its_verdict_and_exit_8(fault, facts, tmp_path, capsys):
+    """The three broken edu profiles (broken_profiles.py), each a `pyvfio run` on the
+    real edu (in-process: no interpreter start-up in the guest): its verdict, never
+    ok or stall, and exit 8.  Where the lab's lazy policy stalls the line (XIVE,
+    nointxmask=1) the run asks for unlazy, so that the profile's fault shows, not the
+    kernel's."""
+    from pyvfio.cli import main
+
+    from .broken_profiles import verdict_of, write
+
+    bad = write(fault, tmp_path)
+    out = tmp_path / "r.json"
+    args = ["run", guest.bdf_of("edu"), "-l", "3", "-q", "--watchdog", "200", "--profile", str(bad),
+            "--json", str(out)]
+    if facts["ic"] == "xive" and facts["nointxmask"] == 1 and facts["policy"] == "lazy":
+        args += ["--policy", "unlazy"]
+    code = main(args)
+    printed = capsys.readouterr()
+    result = json.loads(out.read_text())
+    line = next(x for x in printed.out.splitlines() if x.startswith("verdict: "))
+    print(f"lab verdict ({fault}): {line!r}, exit {code}", file=sys.stderr)   # quoted in the batch log
+    assert line == f"verdict: {verdict_of(fault)}" and code == 8, printed.out + printed.err
+    assert result["outcome"] == {**result["outcome"], "state": "profile", "fault": fault}
+    assert not result["stalls"]
