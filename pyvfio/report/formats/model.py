@@ -14,8 +14,9 @@ A case's status, the same in every format (docs/formats.md):
 
     pass    the verdict is ok: every raise was delivered
     fail    a stall (recovered or not; the kernel is at fault), raises lost (nothing
-            was pending: the card, or its profile's raise program), or a p99 over
-            the scenario's threshold
+            was pending: the card, or its profile's raise program), a profile fault
+            (pyvfio.verdict.FAULTS: the profile or the card), or a p99 over the
+            scenario's threshold
     error   the cell could not run
     skip    the file holds nothing to judge the cell by
 
@@ -95,6 +96,8 @@ def status_of(cell):
     if v.state == "lost":
         return "fail", (f"{v.text}: raises with no trigger and nothing pending on the card "
                         "(the card, or its profile's raise program)")
+    if v.state == "profile":
+        return "fail", f"{v.text}: the card's profile (or the card) is at fault, not the kernel"
     if cell.get("threshold_exceeded"):
         p99 = C.metrics(cell)["p99_us"]
         return "fail", f"p99 {p99} us is over the scenario's threshold (the host's latency)"
