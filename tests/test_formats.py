@@ -149,7 +149,7 @@ def test_report_format_output_and_exit_codes(model_json, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--format", "junit", "-o", "/nonexistent/x.xml"], "cannot write the junit results to /nonexistent/x.xml"),
+    (["--format", "junit", "-o", "/nonexistent/x.xml"], "cannot write -o to /nonexistent/x.xml"),
     (["-o", "x.xml"], "-o writes a --format"),
     (["--format", "ktap", "--html", "x.html"], "--format prints one format"),
 ])
