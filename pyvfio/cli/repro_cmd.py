@@ -12,6 +12,7 @@ cells, expectations, summary table, JSON and SVG, and exit 1 when a cell does no
 match its expectation.
 """
 
+from .. import limits
 from ..intx import UNMASK_MODES
 from ..repro import pipeline
 from ..sim.host import CARDS, CONTROLLERS
@@ -39,9 +40,9 @@ def add_arguments(p):
                         "--model's default is model")
     p.add_argument("--svg", metavar="FILE", help="draw the verdict grid and latency histograms")
     p.add_argument("--json", metavar="FILE", help="write the results as JSON (atomically)")
-    p.add_argument("--timeout", type=float, default=900, metavar="S",
+    p.add_argument("--timeout", type=limits.arg("timeout_s"), default=900, metavar="S",
                    help="--lab: seconds per VM boot before it is killed (default 900)")
-    p.add_argument("-l", "--loops", type=int, metavar="N",
+    p.add_argument("-l", "--loops", type=limits.arg("loops"), metavar="N",
                    help=f"interrupts per cell (default: the scenario's; {pipeline.TRACE_LOOPS} with --trace)")
     p.add_argument("--recover", action="store_true",
                    help="after a stall, poll the card and disable/re-enable INTx, then go on")

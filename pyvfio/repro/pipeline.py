@@ -14,14 +14,13 @@ expects what the model host predicts), and the report (envelope "repro" with
 
 import sys
 
-from .. import verdict
+from .. import limits, verdict
 from ..errors import EXIT_INTERRUPTED, UsageError
 from ..results import check_writable, envelope, write_json
 from ..signals import held
 from . import predict
 from .scenario import Plan, load
 
-MAX_LOOPS = 10**7
 TRACE_LOOPS = 2       # --trace without -l: a stall shows after two interrupts
 
 
@@ -33,8 +32,7 @@ def plan_from(args, backend):
         plan = Plan("(default matrix)")
     loops = args.loops if args.loops is not None else (TRACE_LOOPS if args.trace else None)
     if loops is not None:
-        if not 1 <= loops <= MAX_LOOPS:
-            raise UsageError(f"loop count {loops} is out of range", f"use 1 to {MAX_LOOPS}")
+        limits.check("loops", loops)
         plan.loops = loops
     if args.recover:
         plan.run["recover"] = True

@@ -1,0 +1,100 @@
+"""The entry point's one handler (pyvfio.cli.main): whatever a user types or does,
+one line on stderr and an exit status, never a traceback."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from pyvfio import cli
+from pyvfio.cli import main
+
+PYVFIO = os.path.join(os.path.dirname(sys.executable), "pyvfio")
+
+
+def call(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_line(err):
+    return len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["run", "0000:00:00.0", "-a", "99999999999999999999"], "CPU 99999999999999999999 is out of range"),
+    (["run", "0000:00:00.0", "-a", "-1"], "CPU -1 is out of range"),
+    (["run", "0000:00:00.0", "-p", "100"], "SCHED_FIFO priority 100 is out of range: use 1 to 99"),
+    (["run", "0000:00:00.0", "-p", "0"], "SCHED_FIFO priority 0 is out of range"),
+    (["run", "0000:00:00.0", "-l", "99999999999999999999"], "loop count 99999999999999999999 is out of range"),
+    (["run", "0000:00:00.0", "-D", "nan"], "duration nan s is out of range: use a finite number"),
+    (["run", "0000:00:00.0", "-D", "inf"], "duration inf s is out of range"),
+    (["run", "0000:00:00.0", "-D", "-1"], "duration -1 s is out of range"),
+    (["run", "0000:00:00.0", "--threshold", "nan"], "threshold nan us is out of range"),
+    (["run", "0000:00:00.0", "--threshold", "0"], "use more than 0 to"),
+    (["run", "0000:00:00.0", "--watchdog", "1e3"], "'1e3' is not a whole number"),
+    (["run", "0000:00:00.0", "--watchdog", "600001"], "watchdog 600001 ms is out of range"),
+    (["repro", "--model", "--timeout=-inf"], "timeout -inf s is out of range"),
+    (["lab", "x86_64", "--timeout", "nan"], "timeout nan s is out of range"),
+    (["fleet", "run", "--timeout", "inf"], "timeout inf s is out of range"),
+])
+def test_numbers_beyond_the_kernels_are_usage_errors(capsys, tmp_path, monkeypatch, argv, needle):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = call(capsys, *argv)
+    assert code == 2 and needle in err and one_line(err), err
+    assert err.startswith("pyvfio: error: ") and "see pyvfio" in err and out == ""
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("argv", [[], ["bogus"], ["run"], ["profile"], ["report", "a", "b"],
+                                  ["lab", "machine", "start"], ["compare", "--nope"]])
+def test_argparse_usage_errors_are_one_line_and_exit_2(capsys, argv):
+    code, out, err = call(capsys, *argv)
+    assert code == 2 and one_line(err) and err.rstrip().endswith("--help"), err
+
+
+def test_an_unexpected_exception_is_one_line_and_exit_70(capsys, monkeypatch):
+    from pyvfio.cli import list_cmd
+
+    def boom(args):
+        raise TypeError("a bug\nover two lines")
+    monkeypatch.setattr(list_cmd, "run", boom)
+    monkeypatch.delenv("PYVFIO_DEBUG", raising=False)
+    code, _, err = call(capsys, "list")
+    assert code == cli.EXIT_BUG and one_line(err)
+    assert "TypeError: a bug over two lines: this is a bug" in err and "PYVFIO_DEBUG=1" in err
+    monkeypatch.setenv("PYVFIO_DEBUG", "1")
+    code, _, err = call(capsys, "list")
+    assert code == cli.EXIT_BUG and "Traceback" in err    # for the one who reports it
+
+
+def test_a_full_stdout_is_one_line_and_no_traceback_at_exit():
+    # Before: a traceback from the interpreter's last flush, and exit 120.
+    with open("/dev/full", "w") as full:
+        p = subprocess.run([PYVFIO, "repro", "--model", "--ic", "xive"], stdout=full,
+                           stderr=subprocess.PIPE, text=True, timeout=120)
+    assert p.returncode == cli.EXIT_IO and one_line(p.stderr), p.stderr
+    assert "cannot write to standard output: No space left on device (ENOSPC)" in p.stderr
+
+
+def test_a_closed_pipe_is_quiet_and_not_success():
+    p = subprocess.Popen([PYVFIO, "repro", "--model"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p.stdout.close()       # the reader went away (`| head` after its lines)
+    err = p.stderr.read().decode()
+    assert p.wait(timeout=120) == cli.EXIT_IO and "Traceback" not in err and err == "", err
+
+
+@pytest.mark.parametrize("delay", [0.1, 0.3])
+def test_ctrl_c_soon_after_start_is_one_line_and_130(delay):
+    # 0.1 s: pyvfio's own imports; 0.3 s: the model run.  (Before the entry point
+    # sets anything up, the interpreter's own start-up is beyond any handler.)
+    p = subprocess.Popen([PYVFIO, "repro", "--model"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    time.sleep(delay)
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 130 and err == "pyvfio: interrupted\n", (p.returncode, err)
