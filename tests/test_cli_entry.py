@@ -88,10 +88,20 @@ def test_a_closed_pipe_is_quiet_and_not_success():
     assert p.wait(timeout=120) == cli.EXIT_IO and "Traceback" not in err and err == "", err
 
 
-@pytest.mark.parametrize("delay", [0.1, 0.3])
-def test_ctrl_c_soon_after_start_is_one_line_and_130(delay):
-    # 0.1 s: pyvfio's own imports; 0.3 s: the model run.  (Before the entry point
-    # sets anything up, the interpreter's own start-up is beyond any handler.)
+def test_ctrl_c_during_the_imports_is_one_line_and_130(capsys, monkeypatch):
+    import importlib
+
+    def interrupted(name):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(importlib, "import_module", interrupted)
+    code, out, err = call(capsys, "repro", "--model")
+    assert code == 130 and err == "pyvfio: interrupted\n" and out == ""
+
+
+def test_ctrl_c_soon_after_start_is_one_line_and_130():
+    # 0.1 s after the start: pyvfio's own imports, or the first cells.  (Before the
+    # entry point's first line, the interpreter's own start-up is beyond any handler.)
+    delay = 0.1
     p = subprocess.Popen([PYVFIO, "repro", "--model"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          text=True)
     time.sleep(delay)

@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 
 from .._binding import lib
 from ..errors import UsageError
+from ..inputs import read_text
 from .base import DELAY, DRAIN, POLL, READ, RMW, WRITE, WRITE_CAUSE, Op
 from .tomlpos import key_lines, line_of
 
@@ -607,11 +608,7 @@ def check_text(path, text):
 
 def load_file(path, source="builtin"):
     """A valid Profile from `path`, or ProfileInvalid naming its first problem."""
-    try:
-        with open(path, "rb") as f:
-            text = f.read().decode(errors="replace")
-    except OSError as exc:
-        raise UsageError(f"cannot read profile {path}: {exc.strerror}", "check the path") from None
+    text = read_text(path, "profile")
     p, problems = check_text(str(path), text)
     if problems:
         raise ProfileInvalid(str(path), problems)

@@ -47,6 +47,7 @@ from dataclasses import asdict, dataclass, field
 
 from .. import verdict
 from ..errors import UsageError
+from ..inputs import read_text
 from ..intx import IRQ_KINDS, UNMASK_MODES
 from . import machines
 
@@ -198,12 +199,7 @@ def load(path, read_patches=True):
     and the host checked the patch; a copy of the scenario may sit elsewhere)."""
     from . import named_scenario
     path = named_scenario(path)
-    try:
-        with open(path, "rb") as f:
-            raw = f.read()
-    except OSError as exc:
-        raise UsageError(f"cannot read scenario file {path}: {exc.strerror}") from None
-    text = raw.decode(errors="replace")
+    text = read_text(path, "scenario file")
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
