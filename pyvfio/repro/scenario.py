@@ -41,14 +41,14 @@ model now runs the [lab] machines themselves.
 """
 
 import itertools
-import re
 import tomllib
 from dataclasses import asdict, dataclass, field
 
-from .. import verdict
+from .. import limits, verdict
 from ..errors import UsageError
 from ..inputs import read_text
 from ..intx import IRQ_KINDS, UNMASK_MODES
+from ..profiles.tomlpos import key_lines
 from . import machines
 
 POLICIES = ("kernel", "lazy", "unlazy")
@@ -64,6 +64,8 @@ DEFAULT_AXES = {"nointxmask": [0, 1], "policy": ["kernel"], "unmask": ["ioctl", 
                 "engine": ["c"], "access": ["mmap"], "vfio": [SHIPPED], "irq": ["intx"],
                 "guest": ["toy"]}
 RUN_KEYS = {"profile": str, "watchdog_ms": int, "recover": bool, "threshold_p99_us": (int, float)}
+# the [run] numbers, bounded as `pyvfio run`'s options are (pyvfio/limits.py)
+RUN_LIMITS = {"watchdog_ms": "watchdog_ms", "threshold_p99_us": "threshold_us"}
 LAB_ARCHES = ("x86_64", "ppc64le")
 MODEL_KEYS = {"ic": list, "card": list, "kernel": str, "xics_variant": str,
               "xive_set_pq00_retriggers": bool, "threaded": bool}
@@ -151,8 +153,11 @@ class Plan:
 
 
 def _line_of(text, key):
-    m = re.search(rf"^\s*{re.escape(key)}\s*=", text, re.M) or re.search(rf"^\s*\[+\s*{re.escape(key)}\b", text, re.M)
-    return text.count("\n", 0, m.start()) + 1 if m else None
+    """The first line where `key` is set or its table opens (found by the profiles'
+    TOML locator, which knows strings, escapes and multi-line values)."""
+    hits = [line for p, line in key_lines(text).items()
+            if p and (p[-1] == key or isinstance(p[-1], int) and p[-2:-1] == (key,))]   # [[key]]
+    return min(hits) if hits else None
 
 
 def _err(path, text, key, msg, hint=None):
@@ -211,8 +216,9 @@ def load(path, read_patches=True):
         if key == "expect" and not (isinstance(value, list) and all(isinstance(e, dict) for e in value)):
             raise _err(path, text, key, "expect must be [[expect]] tables")
         if key == "loops":
-            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 10**7:
-                raise _err(path, text, key, f"loops must be a whole number from 1 to 10000000, not {value!r}")
+            why = limits.problem("loops", value)
+            if why:
+                raise _err(path, text, key, f"loops must be a whole number in range, not {value!r}", why)
             plan.loops = value
         elif key == "run":
             for k, v in value.items():
@@ -220,6 +226,9 @@ def load(path, read_patches=True):
                     raise _err(path, text, k, f"unknown key {k!r} in [run]", f"known: {', '.join(RUN_KEYS)}")
                 if isinstance(v, bool) and RUN_KEYS[k] is not bool or not isinstance(v, RUN_KEYS[k]):
                     raise _err(path, text, k, f"[run] {k} has the wrong type ({v!r})")
+                why = limits.problem(RUN_LIMITS[k], v) if k in RUN_LIMITS else None
+                if why:
+                    raise _err(path, text, k, f"[run] {k} is {v!r}", why)
                 plan.run[k] = v
         elif key == "matrix":
             for k, v in value.items():
@@ -276,7 +285,33 @@ def load(path, read_patches=True):
         else:
             raise _err(path, text, key, f"unknown key {key!r}",
                        "top-level keys: loops, [run], [matrix], [lab], [model], [[expect]]")
+    for n, (when, _) in enumerate(plan.expect, 1):
+        for k, v in when.items():
+            why = _when_problem(plan, k, v)
+            if why:
+                raise _err(path, text, "when", f"[[expect]] #{n}: when {k} = {_toml(v)} matches no cell", why)
     return plan
+
+
+def _toml(v):
+    return ("true" if v else "false") if isinstance(v, bool) else repr(v).replace("'", '"')
+
+
+def _when_problem(plan, k, v):
+    """None when a cell's key can have k = v; else what it can have.  An axis takes
+    the values the matrix lists (policy and unmask also "-", where they collapse);
+    a machine's key its kinds (arch and kernel any name: a card here is anywhere)."""
+    if k in AXES:
+        can = list(plan.axes[k]) + ([NA] if k in ("policy", "unmask") else []) + \
+            ([SHIPPED] if k == "vfio" else []) + ([RESAMPLE] if k == "unmask" and "kvm" in plan.axes["guest"] else [])
+    else:
+        can = {"ic": machines.CONTROLLERS, "card": machines.CARDS, "xics_variant": machines.XICS_VARIANTS,
+               "xive_set_pq00_retriggers": (False, True), "threaded": (False, True)}.get(k)
+    if can is None:        # arch, kernel: a name
+        return None if isinstance(v, str) else "give a name (a string)"
+    if any(v == c and type(v) is type(c) for c in can):
+        return None
+    return f"{k} is one of {', '.join(_toml(c) for c in dict.fromkeys(can))}"
 
 
 def _model(path, text, table):
