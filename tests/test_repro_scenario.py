@@ -289,6 +289,9 @@ def test_old_report_cells_read_as_the_toy_guest():
     ('[run]\nthreshold_p99_us = nan\n', "[run] threshold_p99_us is nan: use a finite number"),
     ('[run]\nthreshold_p99_us = -1.0\n', "[run] threshold_p99_us is -1.0"),
     ('loops = 10000000000\n', "loops must be a whole number in range"),
+    # found by tests/test_properties.py: a TypeError traceback, and a machine with ic = []
+    ('[lab]\ncard = []\n', "unknown lab card []"),
+    ('[lab]\nppc64le = [{ kernel = "6.12", ic = [] }]\n', "[lab] ppc64le: ic = [] is not a name"),
 ])
 def test_values_no_cell_can_have_and_numbers_run_refuses_are_errors(tmp_path, body, needle):
     f = tmp_path / "s.toml"

@@ -240,7 +240,7 @@ def load(path, read_patches=True):
         elif key == "lab":
             if "card" in value:
                 from ..lab.config import CARDS
-                if value["card"] not in CARDS:
+                if not isinstance(value["card"], str) or value["card"] not in CARDS:
                     raise _err(path, text, "card", f"unknown lab card {value['card']!r}", f"use {', '.join(CARDS)}")
                 plan.lab_card = value["card"]
             for k, v in value.items():
@@ -254,6 +254,10 @@ def load(path, read_patches=True):
                         if bad:
                             raise _err(path, text, k, f"[lab] {k}: unknown key(s) {', '.join(sorted(bad))}",
                                        "a machine has kernel and ic")
+                        wrong = [f for f in ("kernel", "ic") if f in m and not isinstance(m[f], str)]
+                        if wrong:
+                            raise _err(path, text, k, f"[lab] {k}: {wrong[0]} = {_toml(m[wrong[0]])} is not a name",
+                                       'e.g. { kernel = "6.12", ic = "xive" }')
                     try:
                         plan.lab[k] = [machines.lab_machine(k, m.get("kernel"), m.get("ic"), plan.lab_card)
                                        for m in v]
