@@ -108,3 +108,32 @@ def test_ctrl_c_soon_after_start_is_one_line_and_130():
     p.send_signal(signal.SIGINT)
     out, err = p.communicate(timeout=60)
     assert p.returncode == 130 and err == "pyvfio: interrupted\n", (p.returncode, err)
+
+
+@pytest.mark.parametrize("argv", [["profile", "check", "{f}"], ["repro", "--model", "--scenario", "{f}"],
+                                  ["compare", "{f}", "{f}"], ["report", "{f}"],
+                                  ["report", "{good}", "--baseline", "{f}"]])
+def test_a_fifo_where_a_file_is_expected_is_refused_never_read(capsys, tmp_path, argv):
+    fifo = tmp_path / "in.toml"
+    os.mkfifo(fifo)      # opened without O_NONBLOCK, a read would wait for a writer forever
+    good = tmp_path / "good.json"
+    assert main(["repro", "--model", "--ic", "xive", "--card", "2.3", "--json", str(good)]) == 0
+    capsys.readouterr()
+    code, out, err = call(capsys, *[a.format(f=fifo, good=good) for a in argv])
+    assert code == 2 and "is a FIFO, not a file" in err and one_line(err), err
+
+
+def test_a_file_a_non_root_user_cannot_read_is_one_line(tmp_path, capsys):
+    if os.geteuid() != 0:
+        pytest.skip("needs root to act as another user")
+    secret = tmp_path / "secret"
+    secret.mkdir(mode=0o700)
+    (secret / "p.toml").write_text("name = 'x'\n")
+    call(capsys, "profile", "check", str(tmp_path / "none.toml"))   # the modules imported as root
+    os.seteuid(65534)     # nobody, for the read only
+    try:
+        code, out, err = call(capsys, "profile", "check", str(secret / "p.toml"))
+    finally:
+        os.seteuid(0)
+    assert code == 2 and one_line(err), err
+    assert "cannot read profile" in err and "Permission denied (EACCES)" in err
