@@ -31,7 +31,8 @@ from pyvfio.repro.scenario import load as load_scenario
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 PROFILES = sorted((ROOT / "pyvfio" / "profiles" / "builtin").glob("*.toml"))
 SCENARIOS = sorted((ROOT / "pyvfio" / "scenarios").glob("*.toml"))
-EXAMPLES = {"profile": 200, "profile_invalid": 150, "scenario_invalid": 100, "profile_cli": 40, "scenario": 120, "json": 80, "json_mutant": 80, "argv": 250}
+EXAMPLES = {"profile": 200, "profile_invalid": 150, "scenario_invalid": 100, "profile_cli": 40, "scenario": 120,
+            "json": 60, "json_mutant": 60, "argv": 200}
 GENERATED = sum(EXAMPLES.values())   # inputs tried per CI run (the issue asks for the count)
 
 
