@@ -81,6 +81,16 @@ def test_a_full_stdout_is_one_line_and_no_traceback_at_exit():
     assert "cannot write to standard output: No space left on device (ENOSPC)" in p.stderr
 
 
+def test_a_closed_stdout_or_stderr_is_one_line_or_silence_not_a_traceback():
+    # `>&-`: Python starts with sys.stdout None; before, AttributeError reached the user
+    p = subprocess.run(["sh", "-c", f"{PYVFIO} repro --model --ic xive >&-"], capture_output=True, text=True,
+                       timeout=120)
+    assert p.returncode == cli.EXIT_IO and one_line(p.stderr), p.stderr
+    assert "cannot write to standard output: Bad file descriptor (EBADF)" in p.stderr
+    p = subprocess.run(["sh", "-c", f"{PYVFIO} bogus 2>&-"], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2 and p.stdout == ""     # the usage error, told to no one
+
+
 def test_a_closed_pipe_is_quiet_and_not_success():
     p = subprocess.Popen([PYVFIO, "repro", "--model"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     p.stdout.close()       # the reader went away (`| head` after its lines)

@@ -11,6 +11,7 @@ ends in one line on stderr and an exit status, never a traceback:
                            (EX_SOFTWARE); PYVFIO_DEBUG=1 prints the traceback too
 """
 
+import errno
 import os
 import signal
 import sys
@@ -37,17 +38,28 @@ class _Guarded:
     def __init__(self, stream, name):
         self._stream, self._name = stream, name
 
+    def _closed(self):
+        # started with the fd closed (`>&-`): Python then has no stream at all
+        return _OutputFailed(self._name, OSError(errno.EBADF, os.strerror(errno.EBADF)))
+
     def write(self, text):
+        if self._stream is None:
+            raise self._closed()
         try:
             return self._stream.write(text)
         except OSError as exc:
             raise _OutputFailed(self._name, exc) from None
 
     def flush(self):
+        if self._stream is None:
+            raise self._closed()
         try:
             self._stream.flush()
         except OSError as exc:
             raise _OutputFailed(self._name, exc) from None
+
+    def isatty(self):
+        return self._stream is not None and self._stream.isatty()
 
     def __getattr__(self, name):
         return getattr(self._stream, name)
@@ -99,11 +111,13 @@ def main(argv=None):
         return 130
     except _OutputFailed as failed:
         from ..errors import os_error
-        if failed.exc.errno == __import__("errno").EPIPE and failed.name == "standard output":
+        if failed.exc.errno == errno.EPIPE and failed.name == "standard output":
             _silence(out)   # a reader that stopped (`| head`) wants no message
             return EXIT_IO
         _silence(out if failed.name == "standard output" else err)
-        _say(f"pyvfio: error: {os_error('write to', failed.name, failed.exc)}")
+        disk = failed.exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS)   # os_error says what to do
+        hint = None if disk else f"check where {failed.name} goes (closed? a terminal gone?)"
+        _say(f"pyvfio: error: {os_error('write to', failed.name, failed.exc, hint)}")
         return EXIT_IO
     except Exception as exc:  # noqa: BLE001 - the last line of defence: no traceback for users
         if os.environ.get("PYVFIO_DEBUG"):
