@@ -147,3 +147,16 @@ def test_a_file_a_non_root_user_cannot_read_is_one_line(tmp_path, capsys):
         os.seteuid(0)
     assert code == 2 and one_line(err), err
     assert "cannot read profile" in err and "Permission denied (EACCES)" in err
+
+
+@pytest.mark.parametrize("argv,needle", [
+    # an empty path was read as "not given": the default scenario ran, exit 0
+    (["repro", "--model", "--scenario", ""], "an empty path where a scenario file is expected"),
+    (["compare", "", ""], "an empty path where a result file is expected"),
+    (["compare", "x.json", "--split", ""], "--split : give one file and AXIS=A,B"),
+    (["profile", "check", ""], "an empty path where a profile is expected"),
+])
+def test_an_empty_path_is_an_error_not_the_default(capsys, tmp_path, monkeypatch, argv, needle):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = call(capsys, *argv)
+    assert code == 2 and needle in err and one_line(err), err

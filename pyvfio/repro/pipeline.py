@@ -25,9 +25,9 @@ TRACE_LOOPS = 2       # --trace without -l: a stall shows after two interrupts
 
 
 def plan_from(args, backend):
-    if args.scenario or backend == "model":
+    if args.scenario is not None or backend == "model":
         # the model's default: its whole matrix; in a lab VM (--here) the boot loaded the variant
-        plan = load(args.scenario or "model", read_patches=not args.here)
+        plan = load("model" if args.scenario is None else args.scenario, read_patches=not args.here)
     else:
         plan = Plan("(default matrix)")
     loops = args.loops if args.loops is not None else (TRACE_LOOPS if args.trace else None)

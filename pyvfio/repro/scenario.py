@@ -203,6 +203,9 @@ def load(path, read_patches=True):
     not read (inside a lab VM, `repro --here`, where the boot has loaded the variant
     and the host checked the patch; a copy of the scenario may sit elsewhere)."""
     from . import named_scenario
+    if str(path) == "":
+        raise UsageError("an empty path where a scenario file is expected",
+                         "name a scenario file, or a shipped one: seed, card, model")
     path = named_scenario(path)
     text = read_text(path, "scenario file")
     try:
