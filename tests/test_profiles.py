@@ -442,3 +442,15 @@ def test_profile_check_refuses_a_float_width(tmp_path, capsys):
     assert main(["profile", "check", str(f)]) == 1
     out, err = capsys.readouterr()
     assert f"{f}:11: access width 4.0 is not 1, 2, 4 or 8" in out and "is valid" not in out
+
+
+def test_key_lines_knows_escapes_multi_line_strings_and_unicode():
+    # issue 22: an escaped quote inside a multi-line string ended it early, and the
+    # scanner then read string text as keys
+    from pyvfio.profiles.tomlpos import key_lines
+    text = ('a = """x\\"""y\nz""""\nb = 1\nc = """q"""""\n'
+            "d = '''lit\\'''\n\"é.k\" = { \"ü\" = \"\\\"}\" }\ne = [\n  \"\\u00e9\",\n  2,\n]\n")
+    import tomllib
+    assert tomllib.loads(text)["é.k"] == {"ü": '"}'}
+    assert key_lines(text) == {("a",): 1, ("b",): 3, ("c",): 4, ("d",): 5, ("é.k",): 6, ("é.k", "ü"): 6,
+                               ("e",): 7, ("e", 0): 8, ("e", 1): 9}
