@@ -126,7 +126,7 @@ def test_a_bar_too_small_for_the_profile():
             return r
 
     host = SmallBar("xive", "2.3", "lazy")
-    with pytest.raises(UsageError, match="BAR0 is 0x40 bytes, profile edu needs 0xa0"):
+    with pytest.raises(UsageError, match="BAR0 is 0x40 bytes, profile edu needs 0x100"):
         probe(host, "rw")
 
 

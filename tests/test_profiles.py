@@ -133,6 +133,18 @@ MISTAKES.update({
                            ("[programs]", DMA.replace("size = 0x800\n", "") + "[programs]")), 19,
                           "[dma] has no size"),
 })
+MISTAKES.update({   # issue 22: validation that says no
+    "a float width": (("widths = [4]", "widths = [4.0]"), 11, "access width 4.0 is not 1, 2, 4 or 8"),
+    "a BAR size not a power of two": (("size = 0x100", "size = 0xa0"), 10, "BAR size 0xa0 is not a power of two"),
+    "a memory BAR under 16 bytes": (("size = 0x100", "size = 8"), 10, "is not a power of two from 16"),
+    "an I/O BAR over 256 bytes": (('kind = "mem"\nsize = 0x100', 'kind = "io"\nsize = 0x200'), 10,
+                                  "is not a power of two from 4 to 256"),
+    "an unknown key in the kind table": (('kind = "mem"', 'kind = { mmap = "mem", dma = "io" }'), 9,
+                                         "kind for unknown access method 'dma'"),
+    "a negative DMA buffer": (((GOOD.splitlines()[-1], GOOD.splitlines()[-1] + "\n" + RAISE_DMA),
+                               ("[programs]", DMA.replace("0x40000", "-1") + "[programs]")), 20,
+                              "DMA buffer -0x1"),
+})
 MISTAKES["byteswap a byte"] = (
     (("widths = [4]", "widths = [1, 4]"), ('ids = ["abcd:0001"]', 'ids = ["abcd:0001"]\nidentify = '
                                           '{ reg = "ID", value = 1, byteswap = true }'),
@@ -420,3 +432,25 @@ def test_no_edit_of_a_builtin_makes_the_checker_crash(name):
     for v in variants:
         spec, probs = check_text("f.toml", v)
         assert all(p.line >= 1 for p in probs)
+
+
+def test_profile_check_refuses_a_float_width(tmp_path, capsys):
+    # issue 22: `widths = [4.0]` was valid (4.0 == 4 in Python)
+    from pyvfio.cli import main
+    f = tmp_path / "float.toml"
+    f.write_text(GOOD.replace("widths = [4]", "widths = [4.0]"))
+    assert main(["profile", "check", str(f)]) == 1
+    out, err = capsys.readouterr()
+    assert f"{f}:11: access width 4.0 is not 1, 2, 4 or 8" in out and "is valid" not in out
+
+
+def test_key_lines_knows_escapes_multi_line_strings_and_unicode():
+    # issue 22: an escaped quote inside a multi-line string ended it early, and the
+    # scanner then read string text as keys
+    from pyvfio.profiles.tomlpos import key_lines
+    text = ('a = """x\\"""y\nz""""\nb = 1\nc = """q"""""\n'
+            "d = '''lit\\'''\n\"é.k\" = { \"ü\" = \"\\\"}\" }\ne = [\n  \"\\u00e9\",\n  2,\n]\n")
+    import tomllib
+    assert tomllib.loads(text)["é.k"] == {"ü": '"}'}
+    assert key_lines(text) == {("a",): 1, ("b",): 3, ("c",): 4, ("d",): 5, ("é.k",): 6, ("é.k", "ü"): 6,
+                               ("e",): 7, ("e", 0): 8, ("e", 1): 9}

@@ -275,3 +275,34 @@ def test_old_report_cells_read_as_the_toy_guest():
     report = {"tool": "pyvfio", "kind": "repro", "cells": [
         {"key": {"nointxmask": 0, "unmask": "ioctl"}, "verdict": "ok"}]}
     assert C.cells(report)[0]["key"]["guest"] == "toy"
+
+
+@pytest.mark.parametrize("body,needle", [
+    # issue 22: each of these was accepted and the expectation silently dropped
+    ('[[expect]]\nwhen = { ic = "xiv" }\nverdict = "ok"\n', 'when ic = "xiv" matches no cell: ic is one of "xive"'),
+    ('[[expect]]\nwhen = { policy = "lazy" }\nverdict = "ok"\n', 'when policy = "lazy" matches no cell'),
+    ('[[expect]]\nwhen = { nointxmask = true }\nverdict = "ok"\n', "when nointxmask = true matches no cell"),
+    ('[[expect]]\nwhen = { nointxmask = 2 }\nverdict = "ok"\n', "when nointxmask = 2 matches no cell"),
+    ('[[expect]]\nwhen = { arch = 1 }\nverdict = "ok"\n', "when arch = 1 matches no cell"),
+    # the bounds run enforces
+    ('[run]\nwatchdog_ms = 600001\n', "[run] watchdog_ms is 600001: use 0 to 600000 ms"),
+    ('[run]\nthreshold_p99_us = nan\n', "[run] threshold_p99_us is nan: use a finite number"),
+    ('[run]\nthreshold_p99_us = -1.0\n', "[run] threshold_p99_us is -1.0"),
+    ('loops = 10000000000\n', "loops must be a whole number in range"),
+    # found by tests/test_properties.py: a TypeError traceback, and a machine with ic = []
+    ('[lab]\ncard = []\n', "unknown lab card []"),
+    ('[lab]\nppc64le = [{ kernel = "6.12", ic = [] }]\n', "[lab] ppc64le: ic = [] is not a name"),
+])
+def test_values_no_cell_can_have_and_numbers_run_refuses_are_errors(tmp_path, body, needle):
+    f = tmp_path / "s.toml"
+    f.write_text(body + '[matrix]\npolicy = ["kernel"]\n[model]\nic = ["xive"]\n')
+    with pytest.raises(UsageError) as exc:
+        load(str(f))
+    assert needle in str(exc.value) and "\n" not in str(exc.value), str(exc.value)
+
+
+def test_the_line_finder_knows_escapes_and_multi_line_strings(tmp_path):
+    f = tmp_path / "s.toml"
+    f.write_text('[run]\nprofile = """a\\"""\n[loops]\nx"""\nwatchdog_ms = -1\n')
+    with pytest.raises(UsageError, match=r"s.toml:5: \[run\] watchdog_ms is -1"):
+        load(str(f))

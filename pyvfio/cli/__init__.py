@@ -1,74 +1,130 @@
-"""The `pyvfio` command.  Each subcommand lives in its own module of this package,
-with `add_arguments(parser)` and `run(args) -> int`; COMMANDS maps names to modules
-so that `pyvfio --help` does not import what it does not run."""
+"""The `pyvfio` command's entry point (the console script's `pyvfio.cli:main`).
 
-import argparse
-import importlib
+Its first line is inside the one handler, and the subcommands (pyvfio.cli.dispatch)
+are imported after it, so that whatever happens, Ctrl-C during the imports included,
+ends in one line on stderr and an exit status, never a traceback:
+
+    a PyvfioError          its message, its exit_code (2 bad input, 4 refusal, ...)
+    Ctrl-C, SIGTERM        "pyvfio: interrupted", 130 (teardown has run on the way out)
+    stdout/stderr failing  "cannot write to standard output: ...", 74 (EX_IOERR)
+    anything else          the exception's type and message, "this is a bug", 70
+                           (EX_SOFTWARE); PYVFIO_DEBUG=1 prints the traceback too
+"""
+
+import errno
+import os
 import signal
 import sys
 
-from .. import __version__
-from ..errors import PyvfioError
-
-COMMANDS = {
-    # name: (module, one-line help)
-    "list": ("pyvfio.cli.list_cmd", "list PCI devices with their INTx facts (lspci's wording)"),
-    "info": ("pyvfio.cli.info_cmd", "show one device: regions, IRQs, config decode, host facts"),
-    "bind": ("pyvfio.cli.bind_cmd", "bind a device (or its whole IOMMU group) to vfio-pci"),
-    "unbind": ("pyvfio.cli.unbind_cmd", "give a device back to the driver it had before bind"),
-    "run": ("pyvfio.cli.run_cmd", "service a card's INTx through VFIO and measure it"),
-    "profile": ("pyvfio.cli.profile_cmd", "list the card profiles, check a profile file (and a card)"),
-    "repro": ("pyvfio.cli.repro_cmd", "run the INTx scenario matrix (model host, lab VM or a card)"),
-    "doctor": ("pyvfio.cli.doctor_cmd", "check this host (and a card) for INTx passthrough, with fixes"),
-    "compare": ("pyvfio.cli.compare_cmd", "compare two result files (run or repro) cell by cell"),
-    "report": ("pyvfio.cli.report_cmd", "the summary of result files, and their HTML page (--html)"),
-    "fleet": ("pyvfio.cli.fleet_cmd", "run a scenario on many lab machines through labgrid (pyvfio[fleet])"),
-    "lab": ("pyvfio.cli.lab_cmd", "boot a lab VM (x86_64 or ppc64le) and run a command inside it"),
-}
-
-
-def _parser(modules):
-    parser = argparse.ArgumentParser(
-        prog="pyvfio", description="Userspace VFIO INTx passthrough for legacy PCI cards.")
-    parser.add_argument("--version", action="version", version=f"pyvfio {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    sub.required = True
-    for name, (modname, helptext) in COMMANDS.items():
-        p = sub.add_parser(name, help=helptext, description=helptext)
-        if name in modules:
-            modules[name].add_arguments(p)
-    return parser
+EXIT_IO = 74      # sysexits' EX_IOERR: standard output or error could not be written
+EXIT_BUG = 70     # sysexits' EX_SOFTWARE: an exception pyvfio did not expect
 
 
 def _terminate(signum, frame):
     raise KeyboardInterrupt  # SIGTERM tears down exactly like Ctrl-C
 
 
-def main(argv=None):
-    argv = sys.argv[1:] if argv is None else argv
-    signal.signal(signal.SIGTERM, _terminate)
-    # `lab machine ...` has its own actions; `lab ARCH ...` cannot parse them.
-    machine = argv[:2] == ["lab", "machine"]
-    # Import only the chosen command's module.
-    modules = {}
-    chosen = next((a for a in argv if not a.startswith("-")), None)
-    if chosen in COMMANDS:
-        modules[chosen] = importlib.import_module(COMMANDS[chosen][0])
-    if not machine:
-        args = _parser(modules).parse_args(argv)
-    try:
-        if machine:
-            from . import machine_cmd
+class _OutputFailed(Exception):
+    def __init__(self, name, exc):
+        super().__init__(name, exc)
+        self.name, self.exc = name, exc
 
-            args = machine_cmd.parse(argv[2:])
-            args.command = "machine"
-            modules["machine"] = machine_cmd
-        return modules[args.command].run(args) or 0
-    except PyvfioError as exc:
-        print(f"pyvfio: error: {exc}", file=sys.stderr)
-        return exc.exit_code
+
+class _Guarded:
+    """A standard stream whose write or flush failing (EPIPE, ENOSPC, EIO, ...)
+    raises _OutputFailed: the handler then tells a lost output from a bug, even
+    where a command catches OSError for its own files."""
+
+    def __init__(self, stream, name):
+        self._stream, self._name = stream, name
+
+    def _closed(self):
+        # started with the fd closed (`>&-`): Python then has no stream at all
+        return _OutputFailed(self._name, OSError(errno.EBADF, os.strerror(errno.EBADF)))
+
+    def write(self, text):
+        if self._stream is None:
+            raise self._closed()
+        try:
+            return self._stream.write(text)
+        except OSError as exc:
+            raise _OutputFailed(self._name, exc) from None
+
+    def flush(self):
+        if self._stream is None:
+            raise self._closed()
+        try:
+            self._stream.flush()
+        except OSError as exc:
+            raise _OutputFailed(self._name, exc) from None
+
+    def isatty(self):
+        return self._stream is not None and self._stream.isatty()
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+def _one_line(text):
+    return " ".join(str(text).split())
+
+
+def _say(line):
+    """The one line on stderr; if stderr itself is gone there is no one to tell."""
+    try:
+        sys.stderr.write(_one_line(line) + "\n")
+        sys.stderr.flush()
+    except (OSError, _OutputFailed):
+        _silence(sys.stderr)
+
+
+def _silence(stream):
+    """Point a failed standard stream's fd at /dev/null, so that what is still
+    buffered does not fail again, with a traceback, at the interpreter's exit (the
+    Python docs' advice for EPIPE)."""
+    stream = getattr(stream, "_stream", stream)
+    try:
+        fd = stream.fileno()
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, fd)
+        os.close(null)
+    except (OSError, ValueError, AttributeError):
+        pass   # not a real fd (captured in tests): nothing will flush it at exit
+
+
+def main(argv=None):
+    out, err = sys.stdout, sys.stderr
+    try:
+        signal.signal(signal.SIGTERM, _terminate)
+        sys.stdout, sys.stderr = _Guarded(out, "standard output"), _Guarded(err, "standard error")
+        from ..errors import PyvfioError
+        try:
+            from . import dispatch
+            code = dispatch.run(sys.argv[1:] if argv is None else list(argv))
+            sys.stdout.flush()
+            return code
+        except PyvfioError as exc:
+            _say(f"pyvfio: error: {exc}")
+            return exc.exit_code
     except KeyboardInterrupt:
-        print("pyvfio: interrupted", file=sys.stderr)
+        _say("pyvfio: interrupted")
         return 130
-    except BrokenPipeError:
-        return 0
+    except _OutputFailed as failed:
+        from ..errors import os_error
+        if failed.exc.errno == errno.EPIPE and failed.name == "standard output":
+            _silence(out)   # a reader that stopped (`| head`) wants no message
+            return EXIT_IO
+        _silence(out if failed.name == "standard output" else err)
+        disk = failed.exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS)   # os_error says what to do
+        hint = None if disk else f"check where {failed.name} goes (closed? a terminal gone?)"
+        _say(f"pyvfio: error: {os_error('write to', failed.name, failed.exc, hint)}")
+        return EXIT_IO
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: no traceback for users
+        if os.environ.get("PYVFIO_DEBUG"):
+            import traceback
+            traceback.print_exc()
+        _say(f"pyvfio: error: {type(exc).__name__}: {exc}: this is a bug: please report it, "
+             "PYVFIO_DEBUG=1 shows the traceback")
+        return EXIT_BUG
+    finally:
+        sys.stdout, sys.stderr = out, err

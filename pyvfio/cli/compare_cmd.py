@@ -32,16 +32,16 @@ def add_arguments(parser):
 def run(args):
     ignore = [x.strip() for item in args.ignore for x in item.split(",") if x.strip()]
     to_stderr = check_outputs([("--json", args.json)], [("A", args.a), ("B", args.b)])
-    if args.split:
+    if args.split is not None:
         axis, _, values = args.split.partition("=")
         values = [v.strip() for v in values.split(",")]
-        if args.b or not axis or len(values) != 2 or not all(values):
+        if args.b is not None or not axis or len(values) != 2 or not all(values):
             raise UsageError(f"--split {args.split}: give one file and AXIS=A,B",
                              "e.g. pyvfio compare seed.json --split vfio=shipped,prefix")
         a, b = compare.split(cells.load(args.a), axis, *values)
         names = (f"{args.a} [{axis}={values[0]}]", f"{args.a} [{axis}={values[1]}]")
     else:
-        if not args.b:
+        if args.b is None:
             raise UsageError("compare needs two files (or one with --split AXIS=A,B)")
         a, b = cells.load(args.a), cells.load(args.b)
         names = (args.a, args.b)

@@ -8,6 +8,7 @@ labgrid coordinator (pip install 'pyvfio[fleet]'; pyvfio/fleet/README.md).
 Exit (run): 0 every cell everywhere as expected, 1 one was not, 4 a place could not
 be had, 5 a machine failed; 130 interrupted (places released all the same)."""
 
+from .. import limits
 from ..errors import UsageError
 
 
@@ -26,11 +27,11 @@ def add_arguments(p):
     r.add_argument("--scenario", required=True, metavar="FILE", help="a scenario file or a shipped name (seed)")
     r.add_argument("--out", required=True, metavar="DIR", help="fleet.json and one folder per place")
     r.add_argument("--baseline", metavar="FILE", help="a result to compare every machine with")
-    r.add_argument("--timeout", type=float, default=1800, metavar="S",
+    r.add_argument("--timeout", type=limits.arg("timeout_s"), default=1800, metavar="S",
                    help="seconds for the scenario on each machine (default 1800)")
-    r.add_argument("--acquire-wait", type=float, default=60, metavar="S",
+    r.add_argument("--acquire-wait", type=limits.arg("timeout_s"), default=60, metavar="S",
                    help="seconds to wait in labgrid's queue for a place held by another (default 60)")
-    r.add_argument("--connect-timeout", type=float, default=30, metavar="S",
+    r.add_argument("--connect-timeout", type=limits.arg("timeout_s"), default=30, metavar="S",
                    help="seconds for a machine's SSH to answer (default 30)")
     r.add_argument("--card", metavar="NAME", help="which of a place's cards (name, profile or kind); "
                                                   "default: the scenario's [lab] card")

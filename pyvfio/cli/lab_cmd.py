@@ -7,6 +7,7 @@ pyvfio/lab/README.md)."""
 
 import sys
 
+from .. import limits
 from ..errors import UsageError
 from ..lab import config as labconfig
 
@@ -35,7 +36,7 @@ def add_arguments(p):
                    help="x86_64 6.12: load iommufd.ko and a vfio with its device cdev, rebuilt from "
                         "linux-source (Debian builds neither), beside the container; see "
                         "pyvfio/lab/vfio_build.py")
-    p.add_argument("--timeout", type=float, default=300.0, metavar="S",
+    p.add_argument("--timeout", type=limits.arg("timeout_s"), default=300.0, metavar="S",
                    help="kill the VM after S seconds (default 300)")
     p.add_argument("--prepare-only", action="store_true",
                    help="download and build what the VM needs, then stop")

@@ -1,17 +1,17 @@
 """pyvfio lab machine start|ssh|copy|list|stop: Debian lab machines over SSH
 (pyvfio/lab/machine.py).  `pyvfio lab machine ...` is routed here by the cli."""
 
-import argparse
 import json
 import os
 import sys
 
 from ..errors import UsageError
+from .parser import Parser
 
 
 def _parser():
-    p = argparse.ArgumentParser(prog="pyvfio lab machine",
-                                description="Debian lab machines in QEMU, reached over SSH on 127.0.0.1")
+    p = Parser(prog="pyvfio lab machine",
+               description="Debian lab machines in QEMU, reached over SSH on 127.0.0.1")
     sub = p.add_subparsers(dest="action", metavar="ACTION")
     sub.required = True
     s = sub.add_parser("start", help="boot a machine and wait for its sshd")

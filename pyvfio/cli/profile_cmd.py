@@ -5,7 +5,7 @@ card bound to vfio-pci (IDs, BARs, identification, one raise/ack cycle)."""
 import json
 import sys
 
-from ..errors import PyvfioError, UsageError
+from ..errors import PyvfioError
 from ..vfio.device import IOMMU_CHOICES, IOMMU_HELP
 
 EXIT_PROBLEMS = 1    # the file or the card does not hold what the profile says
@@ -53,11 +53,9 @@ def _list(args):
 def _check(args):
     from ..profiles.format import check_text
 
-    try:
-        with open(args.file, "rb") as f:
-            text = f.read().decode(errors="replace")
-    except OSError as exc:
-        raise UsageError(f"cannot read profile {args.file}: {exc.strerror}", "check the path") from None
+    from ..inputs import read_text
+
+    text = read_text(args.file, "profile")
     spec, problems = check_text(args.file, text)
     for pr in problems:
         print(pr.text(args.file))

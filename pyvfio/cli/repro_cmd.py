@@ -12,6 +12,7 @@ cells, expectations, summary table, JSON and SVG, and exit 1 when a cell does no
 match its expectation.
 """
 
+from .. import limits
 from ..intx import UNMASK_MODES
 from ..report.formats import FORMATS
 from ..repro import pipeline
@@ -43,9 +44,9 @@ def add_arguments(p):
     p.add_argument("--format", choices=FORMATS,
                    help="print the results as KTAP, JUnit XML, KCIDB v5.3 JSON or lava-test-case lines "
                         "instead of the table (docs/formats.md); ktap exits as kselftest: 0, 1 fail, 4 skip")
-    p.add_argument("--timeout", type=float, default=900, metavar="S",
+    p.add_argument("--timeout", type=limits.arg("timeout_s"), default=900, metavar="S",
                    help="--lab: seconds per VM boot before it is killed (default 900)")
-    p.add_argument("-l", "--loops", type=int, metavar="N",
+    p.add_argument("-l", "--loops", type=limits.arg("loops"), metavar="N",
                    help=f"interrupts per cell (default: the scenario's; {pipeline.TRACE_LOOPS} with --trace)")
     p.add_argument("--recover", action="store_true",
                    help="after a stall, poll the card and disable/re-enable INTx, then go on")

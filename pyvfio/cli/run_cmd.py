@@ -6,7 +6,7 @@ import os
 import sys
 import time
 
-from .. import verdict
+from .. import limits, verdict
 from ..host import interrupts
 from ..engine import ENGINES, HISTOGRAMS, SOURCES, Run, RunConfig, pin_and_prioritise
 from ..engine.run import GUESTS, IRQCHIPS
@@ -24,14 +24,14 @@ EXIT_DMA = 6         # --source dma: the bytes the card moved did not arrive
 
 def add_arguments(p):
     p.add_argument("bdf", help="PCI address of a card bound to vfio-pci (DDDD:BB:DD.F)")
-    p.add_argument("-l", "--loops", type=int, default=10000,
+    p.add_argument("-l", "--loops", type=limits.arg("loops"), default=10000,
                    help="interrupts to raise, or with --source external to service (default 10000)")
-    p.add_argument("-i", "--interval", type=int, default=0, metavar="US",
+    p.add_argument("-i", "--interval", type=limits.arg("interval_us"), default=0, metavar="US",
                    help="time between raises in microseconds (default 0: closed loop)")
-    p.add_argument("-D", "--duration", type=float, default=0, metavar="S",
+    p.add_argument("-D", "--duration", type=limits.arg("duration_s"), default=0, metavar="S",
                    help="run for S seconds instead of a loop count")
-    p.add_argument("-a", "--affinity", type=int, metavar="CPU", help="pin the measuring thread to CPU")
-    p.add_argument("-p", "--priority", type=int, metavar="PRIO", help="SCHED_FIFO priority (1-99)")
+    p.add_argument("-a", "--affinity", type=limits.arg("affinity"), metavar="CPU", help="pin the measuring thread to CPU")
+    p.add_argument("-p", "--priority", type=limits.arg("priority"), metavar="PRIO", help="SCHED_FIFO priority (1-99)")
     p.add_argument("-q", "--quiet", action="store_true", help="no live status line, summary only")
     p.add_argument("--json", metavar="FILE", help="write the full result as JSON (atomically)")
     p.add_argument("--format", choices=FORMATS,
@@ -66,7 +66,7 @@ def add_arguments(p):
     p.add_argument("--access", choices=("mmap", "rw"), default="mmap",
                    help="register access by mmap or pread/pwrite (default mmap)")
     p.add_argument("--engine", choices=ENGINES, default="c", help="hot loop in C (default) or Python")
-    p.add_argument("--watchdog", type=int, default=1000, metavar="MS",
+    p.add_argument("--watchdog", type=limits.arg("watchdog_ms"), default=1000, metavar="MS",
                    help="a raise with no trigger within MS milliseconds is a stall (default 1000)")
     p.add_argument("--recover", action="store_true",
                    help="after a stall, service the card by polling and disable/re-enable INTx")
@@ -75,7 +75,7 @@ def add_arguments(p):
     p.add_argument("--policy", choices=("lazy", "unlazy"),
                    help="switch the host IRQ's masking policy through the pyvfio_policy module "
                         "after every INTx enable (default: leave the kernel's)")
-    p.add_argument("--threshold", type=float, metavar="US",
+    p.add_argument("--threshold", type=limits.arg("threshold_us"), metavar="US",
                    help="exit 3 when the round-trip p99 (external: the service p99) exceeds US")
     p.add_argument("--iommu", choices=IOMMU_CHOICES, default="auto", help=IOMMU_HELP)
 
@@ -168,8 +168,6 @@ def run(args):
     if args.policy and args.irq != "intx":
         raise UsageError(f"--policy sets the INTx line's masking policy; --irq {args.irq} has no line",
                          "drop --policy, or use --irq intx")
-    if args.threshold is not None and args.threshold <= 0:
-        raise UsageError(f"threshold {args.threshold} us must be positive")
     # before the card is touched, not after the run
     profile_file = [("--profile", args.profile)] if args.profile and os.path.isfile(args.profile) else []
     to_stderr = check_outputs([("--json", args.json), ("--hgrm", args.hgrm),

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import psutil
 
+from .. import limits
 from ..errors import UsageError
 from ..histogram import Histogram
 from ..intx import UNMASK_MODES, Intx, check_kind
@@ -36,7 +37,7 @@ ENGINES = ("c", "python")
 SOURCES = ("raise", "external", "dma")
 GUESTS = ("toy", "kvm")      # toy: pyvfio's userspace guest; kvm: a real vCPU (pyvfio/kvm)
 IRQCHIPS = ("pic", "ioapic")  # the KVM guest's interrupt controller (in KVM)
-MAX_LOOPS = 10**9
+MAX_LOOPS = limits.LIMITS["loops"].high
 # What the three histograms of a run hold, by source (the items one counts, not ns).
 HISTOGRAMS = {"raise": ("wakeup", "service", "round_trip"),
               "external": ("inter_arrival", "service", "items"),
@@ -69,14 +70,8 @@ class RunConfig:
         return self.unmask
 
     def check(self):
-        if not 1 <= self.loops <= MAX_LOOPS:
-            raise UsageError(f"loop count {self.loops} is out of range", f"use 1 to {MAX_LOOPS}")
-        if not 0 <= self.interval_us <= 10_000_000:
-            raise UsageError(f"interval {self.interval_us} us is out of range", "use 0 to 10000000 us")
-        if self.duration_s < 0:
-            raise UsageError(f"duration {self.duration_s} s is negative", "use a positive duration or 0")
-        if not 0 <= self.watchdog_ms <= 600_000:
-            raise UsageError(f"watchdog {self.watchdog_ms} ms is out of range", "use 0 to 600000 ms")
+        for name in ("loops", "interval_us", "duration_s", "watchdog_ms"):
+            limits.check(name, getattr(self, name))
         if self.guest not in GUESTS:
             raise UsageError(f"unknown guest {self.guest!r}", f"use one of: {', '.join(GUESTS)}")
         if self.guest == "kvm":

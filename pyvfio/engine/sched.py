@@ -2,6 +2,7 @@
 
 import os
 
+from .. import limits
 from ..errors import UsageError
 
 
@@ -11,11 +12,10 @@ def pin_and_prioritise(cpu=None, priority=None):
     if cpu is not None:
         try:
             os.sched_setaffinity(0, {cpu})
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, OverflowError) as exc:
             raise UsageError(f"cannot pin to CPU {cpu}: {exc}", f"use a CPU in {sorted(os.sched_getaffinity(0))}")
     if priority is not None:
-        if not 1 <= priority <= 99:
-            raise UsageError(f"SCHED_FIFO priority {priority} is out of range", "use 1 to 99")
+        limits.check("priority", priority)
         try:
             os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
         except PermissionError:

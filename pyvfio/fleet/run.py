@@ -161,15 +161,15 @@ def _stop(workers):
 
 
 def _collect(doc, workers, out):
-    import json
     for p in doc["places"]:
         entry = doc["places"][p]
         state_file = os.path.join(out, p, STATE)
         w = workers.get(p)
         try:
-            with open(state_file) as f:
-                st = json.load(f)
-        except (OSError, ValueError):
+            st = C.load_json(state_file, "worker state")
+        except UsageError:
+            st = None
+        if not isinstance(st, dict):
             st = None
         if st is not None and st.get("exit") is not None:
             entry.update({k: st.get(k) for k in ("tags", "card", "kernel", "exit", "error", "user", "steps",
@@ -298,8 +298,7 @@ def status(args):
     ps, reservations = places.snapshot(addr)
     last = {}
     if args.out and os.path.exists(os.path.join(args.out, FLEET_FILE)):
-        with open(os.path.join(args.out, FLEET_FILE)) as f:
-            last = json.load(f)
+        last = C.load_fleet(os.path.join(args.out, FLEET_FILE))
     rows = []
     for p, info in ps.items():
         cards = [f"{n} {r['params'].get('bdf')} ({r['params'].get('profile')})"

@@ -119,10 +119,8 @@ def parse(text, read=True):
         raise UsageError(f"vfio-pci variant {text!r} names no patch file", SYNTAX)
     if not read:
         return Variant(base, path)
-    try:
-        data = pathlib.Path(path).read_bytes()
-    except OSError as exc:
-        raise UsageError(f"cannot read the patch {path}: {exc.strerror}") from None
+    from ..inputs import read_bytes
+    data = read_bytes(path, "the patch")
     targets = patched_files(data.decode(errors="replace"))
     if not targets:
         raise UsageError(f"{path} is not a unified diff (no ---/+++ file lines)",

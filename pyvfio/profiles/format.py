@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 
 from .._binding import lib
 from ..errors import UsageError
+from ..inputs import read_text
 from .base import DELAY, DRAIN, POLL, READ, RMW, WRITE, WRITE_CAUSE, Op
 from .tomlpos import key_lines, line_of
 
@@ -60,6 +61,10 @@ DMA_SYMBOLS = ("dma.src", "dma.dst", "dma.buffer", "dma.size")
 MAX_DELAY_US = 1_000_000
 MAX_POLL_US = 10_000_000
 MAX_DRAIN = 4096
+# PCI BAR sizes are powers of two: a memory BAR at least 16 bytes (and at most what
+# a 64-bit BAR decodes), an I/O BAR 4 to 256 bytes (PCI Local Bus 3.0, 6.2.5.1).
+BAR_SIZES = {"mem": (16, 1 << 63), "io": (4, 256)}
+MAX_DMA_BUFFER = (1 << 64) - 1
 
 TOP_KEYS = {"name": str, "description": str, "irqs": list, "match": dict, "bars": dict,
             "registers": dict, "programs": dict, "dma": dict}
@@ -275,7 +280,9 @@ class _Checker:
             self.bad(("dma", "descriptor"), "a descriptor without written_back",
                      "say what the card writes back into it when done")
             return
-        if not 0 < t["size"] <= 1 << 20:
+        if not 0 <= t.get("buffer", 0) <= MAX_DMA_BUFFER:
+            self.bad(("dma", "buffer"), f"DMA buffer {t['buffer']:#x}", "give an address the card decodes: 0 to 2^64 - 1")
+        elif not 0 < t["size"] <= 1 << 20:
             self.bad(("dma", "size"), f"DMA size {t['size']:#x}", "use 1 byte to 1 MiB")
         elif t["mask"] < t["size"] or t["mask"] & (t["mask"] + 1):
             self.bad(("dma", "mask"), f"DMA mask {t['mask']:#x} is not 2^n - 1 above the size",
@@ -363,6 +370,10 @@ class _Checker:
                          "a BAR needs index (0-5), kind (mem or io) and size (bytes)")
             kind = t.get("kind", "mem")
             kinds = kind if isinstance(kind, dict) else None
+            for a in (kinds or {}):
+                if a not in ACCESS:
+                    self.bad(where + ("kind", a), f"kind for unknown access method {a!r}",
+                             "key the kinds by mmap and rw")
             for k in (kinds.values() if kinds else [kind]):
                 if k not in BAR_KINDS:
                     self.bad(where + ("kind",), f"unknown BAR kind {k!r}", "use mem (memory) or io (I/O ports)")
@@ -396,13 +407,20 @@ class _Checker:
                 self.bad(where + ("index",), f"BAR index {bad_index[0]!r} is not 0 to 5", "PCI has BAR0 to BAR5")
                 index = {a: 0 for a in index}
             size = t.get("size", 0)
-            if "size" in t and size <= 0:
-                self.bad(where + ("size",), f"BAR size {size} is not positive",
-                         "give the least size in bytes the card must have")
+            if "size" in t:
+                for k in sorted(set(kind.values())):
+                    low, high = BAR_SIZES[k]
+                    if not low <= size <= high or size & (size - 1):
+                        self.bad(where + ("size",), f"BAR size {size:#x} is not a power of two from {low} to "
+                                 f"{high if k == 'io' else '2^63'}",
+                                 f"a{' memory' if k == 'mem' else 'n I/O'} BAR's size is a power of two: give the "
+                                 "least the card must have, rounded up (the registers must fit)")
+                        size = 0
+                        break
             widths = []
             narrow = "rw" in access or "io" in kind.values()
             for i, w in enumerate(t.get("widths", list(RW_WIDTHS) if narrow else list(WIDTHS))):
-                if w not in WIDTHS or isinstance(w, bool):
+                if not _is(w, int) or w not in WIDTHS:
                     self.bad(where + ("widths", i), f"access width {w!r} is not 1, 2, 4 or 8", "widths are bytes")
                 elif w not in RW_WIDTHS and narrow:
                     self.bad(where + ("widths", i), f"{w}-byte accesses by pread/pwrite or I/O port",
@@ -612,11 +630,7 @@ def check_text(path, text):
 
 def load_file(path, source="builtin"):
     """A valid Profile from `path`, or ProfileInvalid naming its first problem."""
-    try:
-        with open(path, "rb") as f:
-            text = f.read().decode(errors="replace")
-    except OSError as exc:
-        raise UsageError(f"cannot read profile {path}: {exc.strerror}", "check the path") from None
+    text = read_text(path, "profile")
     p, problems = check_text(str(path), text)
     if problems:
         raise ProfileInvalid(str(path), problems)

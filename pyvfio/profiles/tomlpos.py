@@ -44,10 +44,13 @@ class _Scanner:
         t = self.t
         for q in ('"""', "'''"):
             if self.peek(q):
-                end = t.find(q, self.i + 3)
-                while t.startswith(q[0], end + 3):  # up to two quotes may close it
-                    end += 1
-                self.i = end + 3
+                j = self.i + 3
+                while not t.startswith(q, j):
+                    j += 2 if q == '"""' and t[j] == "\\" else 1   # \" inside a basic one
+                extra = 0
+                while extra < 2 and t.startswith(q[0], j + 3 + extra):  # up to two quotes may close it
+                    extra += 1
+                self.i = j + 3 + extra
                 return ""  # never a key
         q = t[self.i]
         j = self.i + 1
@@ -142,7 +145,14 @@ class _Scanner:
 
 
 def key_lines(text):
-    return _Scanner(text).document()
+    """{path: line} for a valid TOML text.  Should the scanner meet what it does not
+    know, it returns what it located so far: a line is a help, never a failure
+    (an unlocated key is reported at its table's line, or line 1)."""
+    s = _Scanner(text)
+    try:
+        return s.document()
+    except (IndexError, AttributeError, ValueError, RecursionError):
+        return s.lines
 
 
 def line_of(lines, path):

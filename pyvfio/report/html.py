@@ -24,7 +24,6 @@ wrote (fleet.json and one result per place), or any folder of result files.
 """
 
 import html
-import json
 import os
 
 from .. import verdict as V
@@ -78,13 +77,9 @@ def load(path, baseline=None):
 
 
 def _fleet(fpath):
-    try:
-        with open(fpath) as f:
-            data = json.load(f)
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"cannot read {fpath}: {exc}", "is it what pyvfio fleet run wrote?") from None
-    if not isinstance(data, dict) or data.get("kind") != "fleet" or not isinstance(data.get("places"), dict):
-        raise UsageError(f"{fpath} is not a pyvfio fleet file", "give the --out folder of pyvfio fleet run")
+    data = C.load_fleet(fpath)
+    if not isinstance(data.get("places"), dict):
+        raise UsageError(f"{fpath} is not a pyvfio fleet file (no places)", "give the --out folder of pyvfio fleet run")
     return data
 
 

@@ -17,7 +17,7 @@ import json
 import os
 import sys
 
-from .. import verdict
+from .. import limits, verdict
 from ..errors import EXIT_INTERRUPTED, UsageError
 from ..report.cells import check as cells_check
 from ..results import STDOUT, check_outputs, envelope, write_outputs
@@ -25,20 +25,18 @@ from ..signals import held
 from . import predict
 from .scenario import Plan, load
 
-MAX_LOOPS = 10**7
 TRACE_LOOPS = 2       # --trace without -l: a stall shows after two interrupts
 
 
 def plan_from(args, backend):
-    if args.scenario or backend == "model":
+    if args.scenario is not None or backend == "model":
         # the model's default: its whole matrix; in a lab VM (--here) the boot loaded the variant
-        plan = load(args.scenario or "model", read_patches=not args.here)
+        plan = load("model" if args.scenario is None else args.scenario, read_patches=not args.here)
     else:
         plan = Plan("(default matrix)")
     loops = args.loops if args.loops is not None else (TRACE_LOOPS if args.trace else None)
     if loops is not None:
-        if not 1 <= loops <= MAX_LOOPS:
-            raise UsageError(f"loop count {loops} is out of range", f"use 1 to {MAX_LOOPS}")
+        limits.check("loops", loops)
         plan.loops = loops
     if args.recover:
         plan.run["recover"] = True

@@ -41,13 +41,14 @@ model now runs the [lab] machines themselves.
 """
 
 import itertools
-import re
 import tomllib
 from dataclasses import asdict, dataclass, field
 
-from .. import verdict
+from .. import limits, verdict
 from ..errors import UsageError
+from ..inputs import read_text
 from ..intx import IRQ_KINDS, UNMASK_MODES
+from ..profiles.tomlpos import key_lines
 from . import machines
 
 POLICIES = ("kernel", "lazy", "unlazy")
@@ -63,6 +64,8 @@ DEFAULT_AXES = {"nointxmask": [0, 1], "policy": ["kernel"], "unmask": ["ioctl", 
                 "engine": ["c"], "access": ["mmap"], "vfio": [SHIPPED], "irq": ["intx"],
                 "guest": ["toy"]}
 RUN_KEYS = {"profile": str, "watchdog_ms": int, "recover": bool, "threshold_p99_us": (int, float)}
+# the [run] numbers, bounded as `pyvfio run`'s options are (pyvfio/limits.py)
+RUN_LIMITS = {"watchdog_ms": "watchdog_ms", "threshold_p99_us": "threshold_us"}
 LAB_ARCHES = ("x86_64", "ppc64le")
 MODEL_KEYS = {"ic": list, "card": list, "kernel": str, "xics_variant": str,
               "xive_set_pq00_retriggers": bool, "threaded": bool}
@@ -150,8 +153,11 @@ class Plan:
 
 
 def _line_of(text, key):
-    m = re.search(rf"^\s*{re.escape(key)}\s*=", text, re.M) or re.search(rf"^\s*\[+\s*{re.escape(key)}\b", text, re.M)
-    return text.count("\n", 0, m.start()) + 1 if m else None
+    """The first line where `key` is set or its table opens (found by the profiles'
+    TOML locator, which knows strings, escapes and multi-line values)."""
+    hits = [line for p, line in key_lines(text).items()
+            if p and (p[-1] == key or isinstance(p[-1], int) and p[-2:-1] == (key,))]   # [[key]]
+    return min(hits) if hits else None
 
 
 def _err(path, text, key, msg, hint=None):
@@ -197,13 +203,11 @@ def load(path, read_patches=True):
     not read (inside a lab VM, `repro --here`, where the boot has loaded the variant
     and the host checked the patch; a copy of the scenario may sit elsewhere)."""
     from . import named_scenario
+    if str(path) == "":
+        raise UsageError("an empty path where a scenario file is expected",
+                         "name a scenario file, or a shipped one: seed, card, model")
     path = named_scenario(path)
-    try:
-        with open(path, "rb") as f:
-            raw = f.read()
-    except OSError as exc:
-        raise UsageError(f"cannot read scenario file {path}: {exc.strerror}") from None
-    text = raw.decode(errors="replace")
+    text = read_text(path, "scenario file")
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -215,8 +219,9 @@ def load(path, read_patches=True):
         if key == "expect" and not (isinstance(value, list) and all(isinstance(e, dict) for e in value)):
             raise _err(path, text, key, "expect must be [[expect]] tables")
         if key == "loops":
-            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 10**7:
-                raise _err(path, text, key, f"loops must be a whole number from 1 to 10000000, not {value!r}")
+            why = limits.problem("loops", value)
+            if why:
+                raise _err(path, text, key, f"loops must be a whole number in range, not {value!r}", why)
             plan.loops = value
         elif key == "run":
             for k, v in value.items():
@@ -224,6 +229,9 @@ def load(path, read_patches=True):
                     raise _err(path, text, k, f"unknown key {k!r} in [run]", f"known: {', '.join(RUN_KEYS)}")
                 if isinstance(v, bool) and RUN_KEYS[k] is not bool or not isinstance(v, RUN_KEYS[k]):
                     raise _err(path, text, k, f"[run] {k} has the wrong type ({v!r})")
+                why = limits.problem(RUN_LIMITS[k], v) if k in RUN_LIMITS else None
+                if why:
+                    raise _err(path, text, k, f"[run] {k} is {v!r}", why)
                 plan.run[k] = v
         elif key == "matrix":
             for k, v in value.items():
@@ -235,7 +243,7 @@ def load(path, read_patches=True):
         elif key == "lab":
             if "card" in value:
                 from ..lab.config import CARDS
-                if value["card"] not in CARDS:
+                if not isinstance(value["card"], str) or value["card"] not in CARDS:
                     raise _err(path, text, "card", f"unknown lab card {value['card']!r}", f"use {', '.join(CARDS)}")
                 plan.lab_card = value["card"]
             for k, v in value.items():
@@ -249,6 +257,10 @@ def load(path, read_patches=True):
                         if bad:
                             raise _err(path, text, k, f"[lab] {k}: unknown key(s) {', '.join(sorted(bad))}",
                                        "a machine has kernel and ic")
+                        wrong = [f for f in ("kernel", "ic") if f in m and not isinstance(m[f], str)]
+                        if wrong:
+                            raise _err(path, text, k, f"[lab] {k}: {wrong[0]} = {_toml(m[wrong[0]])} is not a name",
+                                       'e.g. { kernel = "6.12", ic = "xive" }')
                     try:
                         plan.lab[k] = [machines.lab_machine(k, m.get("kernel"), m.get("ic"), plan.lab_card)
                                        for m in v]
@@ -280,7 +292,33 @@ def load(path, read_patches=True):
         else:
             raise _err(path, text, key, f"unknown key {key!r}",
                        "top-level keys: loops, [run], [matrix], [lab], [model], [[expect]]")
+    for n, (when, _) in enumerate(plan.expect, 1):
+        for k, v in when.items():
+            why = _when_problem(plan, k, v)
+            if why:
+                raise _err(path, text, "when", f"[[expect]] #{n}: when {k} = {_toml(v)} matches no cell", why)
     return plan
+
+
+def _toml(v):
+    return ("true" if v else "false") if isinstance(v, bool) else repr(v).replace("'", '"')
+
+
+def _when_problem(plan, k, v):
+    """None when a cell's key can have k = v; else what it can have.  An axis takes
+    the values the matrix lists (policy and unmask also "-", where they collapse);
+    a machine's key its kinds (arch and kernel any name: a card here is anywhere)."""
+    if k in AXES:
+        can = list(plan.axes[k]) + ([NA] if k in ("policy", "unmask") else []) + \
+            ([SHIPPED] if k == "vfio" else []) + ([RESAMPLE] if k == "unmask" and "kvm" in plan.axes["guest"] else [])
+    else:
+        can = {"ic": machines.CONTROLLERS, "card": machines.CARDS, "xics_variant": machines.XICS_VARIANTS,
+               "xive_set_pq00_retriggers": (False, True), "threaded": (False, True)}.get(k)
+    if can is None:        # arch, kernel: a name
+        return None if isinstance(v, str) else "give a name (a string)"
+    if any(v == c and type(v) is type(c) for c in can):
+        return None
+    return f"{k} is one of {', '.join(_toml(c) for c in dict.fromkeys(can))}"
 
 
 def _model(path, text, table):
