@@ -7,6 +7,8 @@ import os
 # Exit statuses more than one command gives (a PyvfioError carries its own).
 EXIT_REMOVED = 7        # the kernel asked for the card back mid-run (hot-unplug, unbind)
 EXIT_PROFILE = 8        # the profile or the card at fault (pyvfio.verdict FAULTS), or a raise lost
+EXIT_BUG = 70           # sysexits' EX_SOFTWARE: an exception pyvfio did not expect
+EXIT_IO = 74            # sysexits' EX_IOERR: an output (stdout, a result file) failed to write
 EXIT_INTERRUPTED = 130  # Ctrl-C or SIGTERM: torn down, partial results kept
 
 
@@ -22,6 +24,17 @@ class PyvfioError(Exception):
 
     def __str__(self):
         return f"{self.message}: {self.hint}" if self.hint else self.message
+
+
+class StreamError(Exception):
+    """A standard stream (`name`: "standard output" or "standard error") failed to
+    write with the OSError `exc`.  Raised by the command line's guarded streams, and
+    not an OSError, so that a command catching OSError for its own files cannot take
+    a lost stdout for one of them; a writer of `-` (results.write_atomic) catches it."""
+
+    def __init__(self, name, exc):
+        super().__init__(name, exc)
+        self.name, self.exc = name, exc
 
 
 class UsageError(PyvfioError):
@@ -50,6 +63,13 @@ class AccessError(VfioError):
 
     def __init__(self, op, message, hint=None):
         super().__init__(op, _errno.EINVAL, message, hint)
+
+
+class OutputError(PyvfioError):
+    """An output that failed while it was written (a full disk, stdout gone), after
+    the checks a command makes before it starts: EX_IOERR, not bad input."""
+
+    exit_code = EXIT_IO
 
 
 class RefusedError(PyvfioError):

@@ -17,7 +17,7 @@ import tempfile
 import time
 
 from . import __version__
-from .errors import PyvfioError, UsageError, os_error
+from .errors import OutputError, PyvfioError, StreamError, UsageError, os_error
 
 STDOUT = "-"
 _KINDS = ((stat.S_ISLNK, "a symbolic link"), (stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"),
@@ -122,7 +122,7 @@ def _keep(path, text):
 
 def _failed(what, path, text, exc, keep):
     shown = "standard output" if path == STDOUT else path
-    err = os_error(what, shown, exc) if isinstance(exc, OSError) else exc
+    err = os_error(what, shown, exc, cls=OutputError) if isinstance(exc, OSError) else exc
     if keep:
         kept = _keep(path, text)
         where = f"what was measured is kept in {kept}" if kept else "and it could not be kept anywhere else"
@@ -141,7 +141,8 @@ def write_atomic(path, text, what="write", keep=True):
         try:
             sys.stdout.write(text)
             sys.stdout.flush()
-        except OSError as exc:
+        except (OSError, StreamError) as exc:
+            exc = getattr(exc, "exc", exc)   # the command line's guarded stdout says why
             # What stdout still buffers would fail again at exit, a second message:
             # it goes to /dev/null from now on.
             try:

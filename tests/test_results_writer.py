@@ -179,7 +179,7 @@ def test_repro_json_dash_is_standard_output_and_the_summary_goes_to_stderr(tmp_p
 def test_repro_json_to_a_full_stdout_keeps_the_cells(tmp_path):
     with open("/dev/full", "w") as full:
         r = pyvfio(*MODEL_CELL, "--json", "-", stdout=full, env={"TMPDIR": str(tmp_path)})
-    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.returncode == 74 and "Traceback" not in r.stderr
     lines = r.stderr.strip().splitlines()
     assert "1 cell(s)" in lines[-2]                  # the summary, on stderr as stdout is the JSON
     line = lines[-1]

@@ -16,23 +16,16 @@ import os
 import signal
 import sys
 
-EXIT_IO = 74      # sysexits' EX_IOERR: standard output or error could not be written
-EXIT_BUG = 70     # sysexits' EX_SOFTWARE: an exception pyvfio did not expect
+from ..errors import EXIT_BUG, EXIT_IO, StreamError   # stdlib only: nothing to be interrupted in
 
 
 def _terminate(signum, frame):
     raise KeyboardInterrupt  # SIGTERM tears down exactly like Ctrl-C
 
 
-class _OutputFailed(Exception):
-    def __init__(self, name, exc):
-        super().__init__(name, exc)
-        self.name, self.exc = name, exc
-
-
 class _Guarded:
     """A standard stream whose write or flush failing (EPIPE, ENOSPC, EIO, ...)
-    raises _OutputFailed: the handler then tells a lost output from a bug, even
+    raises StreamError: the handler then tells a lost output from a bug, even
     where a command catches OSError for its own files."""
 
     def __init__(self, stream, name):
@@ -40,7 +33,7 @@ class _Guarded:
 
     def _closed(self):
         # started with the fd closed (`>&-`): Python then has no stream at all
-        return _OutputFailed(self._name, OSError(errno.EBADF, os.strerror(errno.EBADF)))
+        return StreamError(self._name, OSError(errno.EBADF, os.strerror(errno.EBADF)))
 
     def write(self, text):
         if self._stream is None:
@@ -48,7 +41,7 @@ class _Guarded:
         try:
             return self._stream.write(text)
         except OSError as exc:
-            raise _OutputFailed(self._name, exc) from None
+            raise StreamError(self._name, exc) from None
 
     def flush(self):
         if self._stream is None:
@@ -56,7 +49,7 @@ class _Guarded:
         try:
             self._stream.flush()
         except OSError as exc:
-            raise _OutputFailed(self._name, exc) from None
+            raise StreamError(self._name, exc) from None
 
     def isatty(self):
         return self._stream is not None and self._stream.isatty()
@@ -74,7 +67,7 @@ def _say(line):
     try:
         sys.stderr.write(_one_line(line) + "\n")
         sys.stderr.flush()
-    except (OSError, _OutputFailed):
+    except (OSError, StreamError):
         _silence(sys.stderr)
 
 
@@ -109,7 +102,7 @@ def main(argv=None):
     except KeyboardInterrupt:
         _say("pyvfio: interrupted")
         return 130
-    except _OutputFailed as failed:
+    except StreamError as failed:
         from ..errors import os_error
         if failed.exc.errno == errno.EPIPE and failed.name == "standard output":
             _silence(out)   # a reader that stopped (`| head`) wants no message
