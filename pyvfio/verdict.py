@@ -100,6 +100,14 @@ class Verdict:
             return ("profile", self.fault)
         return (self.state,)
 
+    def gate(self):
+        """What two results of one cell are compared on (compare, report across
+        machines and against a baseline): the essence, and for a stall whether every
+        one was recovered.  A run that re-armed its line (run exits 0) and one left on
+        a dead line (exit 5) are different results, though both match an expected
+        "stall after N"."""
+        return self.essence() + (("recovered",) if self.cls == "recovered" else ())
+
     def matches(self, expected):
         """True/False, or None when there is no expectation."""
         return None if expected is None else self.essence() == expected.essence()

@@ -92,3 +92,82 @@ def test_report_against_a_baseline_is_a_gate(full, tmp_path, capsys):
     assert "1 unmatched, 0 changed: DIFFERENT" in capsys.readouterr().out
     assert main(["report", str(fewer), "--baseline", str(full), "--allow-missing"]) == 0
     capsys.readouterr()
+
+
+def refused(capsys, *args):
+    code = main(["compare", *map(str, args)])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+def _stall_cell(cell, recovered):
+    """`cell` as one stall after 1, every stall re-armed (recovered) or none."""
+    from pyvfio.verdict import Verdict
+    v = Verdict("stall", stalled_after=1, stalls=1, recovered=1 if recovered else 0)
+    cell["outcome"], cell["verdict"] = v.to_json(), v.text
+
+
+def test_a_duplicate_cell_key_on_either_side_is_refused(full, tmp_path, capsys):
+    # B holds cell 0 twice, once stalled and once ok: matched by key, the last copy
+    # hid the other (exit 0 whichever order the copies came in)
+    def doubled(d):
+        twin = copy.deepcopy(d["cells"][2])                        # unlazy/ioctl: ok
+        d["cells"].insert(2, copy.deepcopy(twin))
+        _stall_cell(d["cells"][2], recovered=False)
+    dup = variant(full, tmp_path, "dup", doubled)
+    for a, b, side in ((full, dup, "B"), (dup, full, "A")):
+        code, out, err = refused(capsys, a, b)
+        assert code == 2 and not out and err.count("\n") == 1 and "2 cells" in err, (side, err)
+    assert main(["report", str(dup), "--baseline", str(full)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "2 cells" in err and "policy=unlazy" in err, err
+
+
+def test_an_ignore_that_merges_cells_is_refused(full, capsys):
+    # --ignore policy leaves lazy/ioctl and unlazy/ioctl one key: the same file
+    # against itself was "2 verdict(s) changed" (each matched with the other)
+    code, out, err = refused(capsys, full, full, "--ignore", "policy")
+    assert code == 2 and not out
+    assert err.count("\n") == 1 and "once policy is left out" in err and "--ignore fewer" in err, err
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--ignore", "nonesuch"], "--ignore nonesuch"),                 # was exit 0: a typo ignored
+    (["--ignore", ""], "--ignore ''"),
+])
+def test_an_ignore_naming_no_axis_is_refused(full, capsys, args, words):
+    code, out, err = refused(capsys, full, full, *args)
+    assert code == 2 and not out and err.count("\n") == 1 and words in err, err
+
+
+def test_split_on_one_value_twice_is_refused(full, capsys):
+    code, out, err = refused(capsys, full, "--split", "policy=lazy,lazy")   # was exit 0: cells against themselves
+    assert code == 2 and not out and err.count("\n") == 1 and "--split" in err, err
+
+
+def test_a_recovery_lost_is_a_verdict_change(full, tmp_path, capsys):
+    # every stall re-armed (run exits 0) against a line left dead (exit 5): the same
+    # essence, "stall after 1", and compare said "same"
+    recovered = variant(full, tmp_path, "rec", lambda d: _stall_cell(d["cells"][0], recovered=True))
+    for a, b in ((recovered, full), (full, recovered)):
+        code, out = compare(capsys, a, b)
+        assert code == 1 and "1 changed" in out, out
+    assert "stall after 1, recovered 1x -> stall after 1" in compare(capsys, recovered, full)[1]
+    assert main(["report", str(full), "--baseline", str(recovered)]) == 1
+    capsys.readouterr()
+
+
+def test_report_fails_on_a_baseline_machine_no_result_has(full, tmp_path, capsys):
+    # the baseline holds xive and xics; the result xive only: the xics machine was
+    # never compared, and report said "same" (exit 0), for a FILE and a DIR alike
+    def two_machines(d):
+        d["cells"] += [dict(copy.deepcopy(c), key=dict(c["key"], ic="xics")) for c in d["cells"]]
+    base = variant(full, tmp_path, "base", two_machines)
+    folder = tmp_path / "dir"
+    folder.mkdir()
+    (folder / "xive.json").write_text(full.read_text())
+    for path in (full, folder):
+        assert main(["report", str(path), "--baseline", str(base)]) == 1
+        out = capsys.readouterr().out
+        assert "against the baseline, xics: DIFFERENT (no result has this machine" in out, out
+        assert main(["report", str(path), "--baseline", str(base), "--allow-missing"]) == 0
+        assert "against the baseline, xics: missing (--allow-missing)" in capsys.readouterr().out

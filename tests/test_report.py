@@ -156,11 +156,15 @@ def test_the_first_model_reports_are_refused_in_one_line(tmp_path, capsys):
     assert "first format (scenarios, no cells)" in err and "re-run it" in err and err.count("\n") == 1
 
 
-def test_a_recovered_stall_is_the_stall_and_a_knob_note_is_detail():
+def test_a_recovered_stall_against_a_dead_line_is_a_change():
+    # both "stall after 1" in essence (either matches that expectation), but run exits
+    # 0 for the one whose every stall was re-armed and 5 for the other: as a gate,
+    # compare must not call them the same (it did)
     a = report("k", [cell("xive", "lazy", "stall after 1")])
     b = report("k", [dict(cell("xive", "lazy", "stall after 1"), outcome=V.judge([(1, True)] * 4).to_json())])
     r = compare.compare(a, b)
-    assert r["changed"] is False
+    assert r["changed"] is True and r["summary"]["changed"] == 1
+    assert V.judge([(1, True)] * 4).matches(V.expectation("stall after 1"))   # the expectation still matches
     assert C_class(b) == "recovered" and C_class(a) == "stall"
 
 

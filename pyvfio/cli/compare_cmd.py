@@ -29,14 +29,26 @@ def add_arguments(parser):
                              "a full matrix); an empty file against a full one still is")
 
 
+def _ignored(args, a, b):
+    """The --ignore axes, each one an axis of a cell of A or B (a typo would
+    silently match nothing)."""
+    ignore = [x.strip() for item in args.ignore for x in item.split(",")]
+    axes = {k for side in (a, b) for c in cells.cells(side) for k in c.get("key", {})}
+    for x in ignore:
+        if x not in axes:
+            named = repr(x) if not x else x
+            raise UsageError(f"--ignore {named}: no cell of either file has that axis",
+                             f"name one of: {', '.join(sorted(axes)) or '(the cells have no axes)'}")
+    return ignore
+
+
 def run(args):
-    ignore = [x.strip() for item in args.ignore for x in item.split(",") if x.strip()]
     to_stderr = check_outputs([("--json", args.json)], [("A", args.a), ("B", args.b)])
     if args.split is not None:
         axis, _, values = args.split.partition("=")
         values = [v.strip() for v in values.split(",")]
-        if args.b is not None or not axis or len(values) != 2 or not all(values):
-            raise UsageError(f"--split {args.split}: give one file and AXIS=A,B",
+        if args.b is not None or not axis or len(values) != 2 or not all(values) or values[0] == values[1]:
+            raise UsageError(f"--split {args.split}: give one file and AXIS=A,B (two values)",
                              "e.g. pyvfio compare seed.json --split vfio=shipped,prefix")
         a, b = compare.split(cells.load(args.a), axis, *values)
         names = (f"{args.a} [{axis}={values[0]}]", f"{args.a} [{axis}={values[1]}]")
@@ -45,7 +57,7 @@ def run(args):
             raise UsageError("compare needs two files (or one with --split AXIS=A,B)")
         a, b = cells.load(args.a), cells.load(args.b)
         names = (args.a, args.b)
-    result = compare.compare(a, b, *names, ignore, allow_missing=args.allow_missing)
+    result = compare.compare(a, b, *names, _ignored(args, a, b), allow_missing=args.allow_missing)
     print(compare.render(result), file=sys.stderr if to_stderr else sys.stdout)
     sys.stdout.flush()
     if args.json:

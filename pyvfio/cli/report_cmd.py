@@ -5,8 +5,9 @@ cell's histogram, the machines' facts, the comparison across machines and with t
 baseline); a DIR is the --out of `pyvfio fleet run`, or a folder of result files.
 `--svg` draws one result file as `repro --svg` does.  With `--baseline` it is a gate,
 as `pyvfio compare` is: exit 1 when a machine's verdict changed against the
-baseline, a cell is on one side only (unless --allow-missing), or the baseline has
-no cell of a machine.  `--format ktap|junit|kcidb|lava` prints (or with `-o OUT`
+baseline, a cell is on one side only (unless --allow-missing), the baseline has
+no cell of a machine, or no result has a machine of the baseline (unless
+--allow-missing).  `--format ktap|junit|kcidb|lava` prints (or with `-o OUT`
 writes, atomically) the results in a format kernel CI reads instead of the table
 (pyvfio/report/formats, docs/formats.md); with ktap the exit is kselftest's (0 pass,
 1 fail, 4 skip)."""
@@ -84,4 +85,11 @@ def _against_baseline(ms, base, bname, allow_missing, out):
             continue
         print(f"against the baseline, {m.name}: " + compare.summary_line(r).removeprefix("summary: "), file=out)
         failed |= r["changed"]
+    for b in machines.missing(ms, base):
+        if allow_missing:
+            print(f"against the baseline, {b.name}: missing (--allow-missing)", file=out)
+        else:
+            print(f"against the baseline, {b.name}: DIFFERENT (no result has this machine of the "
+                  "baseline; --allow-missing to accept)", file=out)
+            failed = True
     return 1 if failed else 0

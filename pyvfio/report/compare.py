@@ -22,9 +22,12 @@ cell, matched by key.
 Cells match when their keys are equal, leaving out the axes that are constant on
 each side but differ between them (two lab reports of kernels 6.1 and 6.12 match
 cell by cell, the kernel reported as a host change) and any axes the caller ignores.
-A verdict change is judged on what a real run can observe (Verdict.essence: the
-state and where it stalled; "ok, 1.00 spurious/irq" from the model is "ok", a
-recovered stall is the stall).  `split` makes two sides of one report by an axis
+A verdict change is judged on what a real run can observe (Verdict.gate: the
+state and where it stalled; "ok, 1.00 spurious/irq" from the model is "ok"; a stall
+every one of whose stalls was recovered is not the same as one left dead).  A cell
+the other side has must be on each side once: two cells of its key in a file, or
+made one key by the axes left out, are refused in one line (matching one of them
+would hide the other).  `split` makes two sides of one report by an axis
 (vfio=shipped,prefix).
 
 As a gate (`changed`): a verdict change, a cell only on one side (unless
@@ -87,7 +90,31 @@ def _without(cell_list, axes):
 
 def _essence(cell):
     v = C.verdict(cell)
-    return v.essence() if v else ("unknown", C.metrics(cell)["verdict"])
+    return v.gate() if v else ("unknown", C.metrics(cell)["verdict"])
+
+
+def _key_words(key):
+    return " ".join(f"{k}={C.plain(v)}" for k, v in key.items()) or "(no key)"
+
+
+def _once(side, name, other, left_out):
+    """UsageError when two cells of `side` (before and after leaving `left_out` out:
+    [(original, matched)]) share a key that `other` has too: matching one of them
+    would hide the other (keys on one side only are listed, each, as unmatched)."""
+    first = {}
+    for orig, c in side:
+        k = C.key_id(c.get("key"))
+        if k not in other:
+            continue
+        if k not in first:
+            first[k] = orig
+            continue
+        if C.key_id(first[k].get("key")) == C.key_id(orig.get("key")):
+            raise UsageError(f"{name} holds 2 cells of the key {_key_words(orig.get('key', {}))}",
+                             "a result holds each cell once: is it two results joined?")
+        raise UsageError(f"{name}: 2 cells have the key {_key_words(c['key'])} once "
+                         f"{', '.join(left_out)} is left out",
+                         "one of them would hide the other: --ignore fewer axes")
 
 
 def split(report, axis, a_value, b_value):
@@ -130,7 +157,11 @@ def compare(a, b, a_name="A", b_name="B", ignore=(), allow_missing=False):
     _, const_a = C.axes_of(ca)
     _, const_b = C.axes_of(cb)
     axis_changes = [{"field": f"cell {x}", "a": const_a[x], "b": const_b[x]} for x in split]
-    ca, cb = _without(ca, set(split) | set(ignore)), _without(cb, set(split) | set(ignore))
+    left_out = [x for x in dict.fromkeys([*split, *ignore]) if any(x in c.get("key", {}) for c in ca + cb)]
+    pa, pb = list(zip(ca, _without(ca, left_out))), list(zip(cb, _without(cb, left_out)))
+    ca, cb = [c for _, c in pa], [c for _, c in pb]
+    _once(pa, a_name, {C.key_id(c.get("key")) for c in cb}, left_out)
+    _once(pb, b_name, {C.key_id(c.get("key")) for c in ca}, left_out)
     varying, _ = C.axes_of(ca + cb)
     label = lambda key: C.key_label(key, varying or None)
     by_b = {C.key_id(c["key"]): c for c in cb}

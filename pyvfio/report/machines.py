@@ -10,6 +10,7 @@ or one of the machines a lab or model report holds (its cells' arch, kernel and 
     across(machines) -> [{cell, label, verdicts {machine: text}}]   # cells whose verdict differs
     combined(machines) -> {"cells", "matched", "mismatched", "unjudged", "ok"}
     against(machine, baseline, name) -> compare.compare() of the baseline's same machine
+    missing(machines, baseline) -> [Machine]   # the baseline's machines no result has
 
 Machine axes: a lab or model report names its machine in each cell's key (arch,
 kernel as a lab series "6.12", ic); a card report (`pyvfio repro BDF`) names the
@@ -98,7 +99,7 @@ def facts(m):
 
 def across(machines):
     """Cells (by cell_id) that ran on more than one machine with different verdicts
-    (Verdict.essence: what a real run can observe)."""
+    (Verdict.gate: what a real run can observe, and whether its stalls were recovered)."""
     seen, order = {}, []
     for m in machines:
         for c in m.cells:
@@ -107,7 +108,7 @@ def across(machines):
                 seen[cid] = (cell_id(c), {})
                 order.append(cid)
             v = C.verdict(c)
-            seen[cid][1][m.name] = (v.essence() if v else ("unknown",), c.get("verdict"))
+            seen[cid][1][m.name] = (v.gate() if v else ("unknown",), c.get("verdict"))
     varying, _ = C.axes_of([{"key": seen[cid][0]} for cid in order])
     out = []
     for cid in order:
@@ -134,6 +135,14 @@ def baseline_part(machine, baseline):
     fits = lambda b, x: all(p is None or q is None or p == q for p, q in zip(b, x))  # noqa: E731
     out = [c for c in C.cells(baseline) if any(fits(ident(c), x) for x in mine)]
     return dict(baseline, cells=out)
+
+
+def missing(machines, baseline):
+    """The baseline's machines (split) none of whose cells any of `machines` is
+    compared with: a machine no result has, which against() never sees."""
+    mark = lambda c: (ident(c), C.key_id(c.get("key")))   # noqa: E731
+    covered = {mark(c) for m in machines for c in C.cells(baseline_part(m, baseline))}
+    return [b for b in split(baseline) if b.cells and not any(mark(c) in covered for c in b.cells)]
 
 
 def against(machine, baseline, baseline_name="baseline", allow_missing=False):
