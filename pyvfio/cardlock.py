@@ -177,6 +177,38 @@ def locked(folder, name, busy, what=CARD):
         os.close(fd)
 
 
+def open_shared(path, what="take the lock"):
+    """An fd to flock for a lock file in a folder others may write (the lab's cache,
+    which PYVFIO_CACHE may name; /tmp): made or opened without following a link,
+    without blocking on a FIFO and without truncating anything, and refused in one
+    line unless it is a regular file.  Nothing is ever written into it."""
+    path = os.fspath(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_NONBLOCK | _NOFOLLOW, 0o644)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise RefusedError(f"cannot {what}: {path} is a symbolic link, not made by pyvfio",
+                               "remove it (someone may have planted it) and check who can write its folder") from None
+        raise os_error(what, path, exc) from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise RefusedError(f"cannot {what}: {path} is not a regular file, not made by pyvfio",
+                           "remove it (someone may have planted it) and check who can write its folder")
+    return fd
+
+
+@contextlib.contextmanager
+def waiting(path, what="take the lock"):
+    """Hold flock on `path` (open_shared), waiting for its holder: preparers of one
+    lab cache take turns."""
+    fd = open_shared(path, what)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield fd
+    finally:
+        os.close(fd)
+
+
 @contextlib.contextmanager
 def card_lock(bdf, folder=None):
     def busy(holder):
@@ -206,4 +238,4 @@ def prepare(bdf, folder=None):
         os.close(dir_fd)
 
 
-__all__ = ["card_lock", "lock_dir", "locked", "open_folder", "prepare"]
+__all__ = ["card_lock", "lock_dir", "locked", "open_folder", "open_shared", "prepare", "waiting"]

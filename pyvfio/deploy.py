@@ -9,7 +9,6 @@ Any transport works: `run(cmd) -> (rc, stdout)` and `put(local, remote)` are
 callables (the lab machines' SSH, labgrid's SSHDriver in the fleet).  An install
 with the same stamp (a hash of the sdist's sources) is left as it is.
 """
-import fcntl
 import hashlib
 import pathlib
 import shlex
@@ -18,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 
+from .cardlock import waiting
 from .errors import PyvfioError
 
 CHECKOUT = pathlib.Path(__file__).resolve().parents[1]
@@ -61,8 +61,7 @@ def build_dist(dest=None):
     stamp = source_stamp(files)
     root = pathlib.Path(dest or _dist_cache())
     root.mkdir(parents=True, exist_ok=True)
-    with open(root / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with waiting(root / ".lock", "lock the dist cache"):
         return _sdist(files, root / stamp), wheelhouse(), stamp
 
 

@@ -182,3 +182,42 @@ def test_a_read_only_folder_says_what_to_do(folder, monkeypatch):
     with pytest.raises(PyvfioError, match="EROFS.*PYVFIO_LOCK_DIR") as exc:
         take(folder)
     one_line(exc.value)
+
+
+# -- the lab's shared locks: its cache (PYVFIO_CACHE may name a shared folder) and
+# the VM slots in /tmp; opened "w" or "a" they followed a planted link as root, and
+# "w" truncated its target
+
+def test_a_link_planted_as_the_lab_cache_lock_is_refused_and_its_target_untouched(tmp_path, victim, monkeypatch):
+    from pyvfio.lab import session
+    monkeypatch.setattr(session, "require_root", lambda: None)
+    monkeypatch.setattr(session, "_prepare", lambda cfg, root: "prepared")   # nothing downloaded
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / ".lock").symlink_to(victim)
+    with pytest.raises(RefusedError) as exc:
+        session.prepare(None, cache)
+    assert "symbolic link" in one_line(exc.value)
+    assert victim.read_text() == "precious\n"
+    (cache / ".lock").unlink()
+    assert session.prepare(None, cache) == "prepared"          # the lock made afresh
+    assert (cache / ".lock").is_file() and not (cache / ".lock").is_symlink()
+
+
+def test_a_link_or_fifo_planted_as_a_vm_slot_is_refused_without_hanging(tmp_path, victim, monkeypatch):
+    from pyvfio.lab import session
+    slot = tmp_path / "pyvfio-lab-vm.lock"
+    monkeypatch.setattr(session, "VM_LOCK", str(slot))
+    slot.symlink_to(victim)
+    with pytest.raises(RefusedError) as exc:
+        session.acquire_slot()
+    assert "symbolic link" in one_line(exc.value) and victim.read_text() == "precious\n"
+    slot.unlink()
+    os.mkfifo(slot)
+    with pytest.raises(RefusedError) as exc:
+        session.acquire_slot()
+    assert "not a regular file" in one_line(exc.value)
+    slot.unlink()
+    lock = session.acquire_slot()                              # a slot of its own
+    lock.close()
+    assert slot.is_file()

@@ -11,7 +11,6 @@ an owner (a test session) dies with it (PR_SET_PDEATHSIG) and, should it not,
 """
 import ctypes
 import dataclasses
-import fcntl
 import json
 import os
 import pathlib
@@ -22,6 +21,7 @@ import socket
 import subprocess
 import time
 
+from ..cardlock import waiting
 from ..errors import UsageError
 from ..results import write_atomic
 from . import cache, image, machine_keys, progress, qemu, session, sshmux
@@ -197,12 +197,10 @@ def prepare(arch, cache_root=None):
     session.require_root()
     cache_root = pathlib.Path(cache_root or cache.root()).resolve()
     cache_root.mkdir(parents=True, exist_ok=True)
-    with open(cache_root / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with waiting(cache_root / ".lock", "lock the lab cache"):
         key, pub = machine_keys.ensure(cache_root)
         kpkgs = image.kernel_packages(arch, cache_root)   # the lab's kernel artefacts
-    with open(cache_root / f".lock-image-{arch}", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with waiting(cache_root / f".lock-image-{arch}", "lock the lab cache"):
         folder, info = image.prepare(arch, cache_root, pub, kpkgs)
     return key, folder, info
 
@@ -232,8 +230,7 @@ def start(arch, cards=("edu",), kernel=None, ic=None, name=None, bridge=False, o
     # starter about to start one, so `list` anywhere can judge it.
     slot = session.acquire_slot()
     try:
-        with open(cache_root / ".lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+        with waiting(cache_root / ".lock", "lock the lab cache"):
             if name is not None and _name_taken(name, cache_root):
                 raise UsageError(f"a machine named {name} exists",
                                  f"stop it first: pyvfio lab machine stop {name}")

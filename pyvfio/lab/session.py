@@ -11,6 +11,7 @@ import time
 import uuid
 
 from . import cache, crossbuild, feeder, initramfs, kernels, modules, progress, qemu, userspace, vm
+from ..cardlock import open_shared, waiting
 from ..errors import UsageError
 from .errors import LabError, LabUnavailable
 
@@ -31,8 +32,7 @@ def prepare(cfg, cache_root=None):
     cache_root = pathlib.Path(cache_root or cache.root()).resolve()
     cache_root.mkdir(parents=True, exist_ok=True)
     # One preparer at a time per cache (several lab runs may start together).
-    with open(cache_root / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with waiting(cache_root / ".lock", "lock the lab cache"):
         return _prepare(cfg, cache_root)
 
 
@@ -223,7 +223,7 @@ def acquire_slot(stop=None):
 def _free_slot(slots):
     """The first free slot's locked file, or None."""
     for path in slots:
-        lock = open(path, "a")
+        lock = os.fdopen(open_shared(path, "take a lab VM slot"), "rb")   # /tmp: anyone's
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
             return lock
