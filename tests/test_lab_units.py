@@ -288,3 +288,21 @@ def test_uapi_headers_prints_nothing_where_the_hosts_have_it(monkeypatch, capsys
 
     monkeypatch.setattr(uapi_headers, "_compiles", lambda cc, flags: True)
     assert uapi_headers.main() == 0 and capsys.readouterr().out == ""
+
+
+@pytest.mark.parametrize("value", ["file", "/proc/pyvfio-nonexist", "/dev/null"])
+def test_a_pyvfio_cache_that_cannot_be_a_folder_is_one_line(tmp_path, monkeypatch, capsys, value):
+    # lab machine start with PYVFIO_CACHE naming a file was NotADirectoryError, exit 70
+    # ('this is a bug'); lab machine list said nothing and exited 0
+    from pyvfio.cli import main
+    from pyvfio.errors import UsageError
+    from pyvfio.lab import cache
+    if value == "file":
+        value = str(tmp_path / "file")
+        (tmp_path / "file").write_text("")
+    monkeypatch.setenv("PYVFIO_CACHE", value)
+    with pytest.raises(UsageError, match="PYVFIO_CACHE"):
+        cache.root()
+    assert main(["lab", "machine", "list"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"PYVFIO_CACHE={value}" in err and "point PYVFIO_CACHE at a folder" in err

@@ -14,6 +14,7 @@ import pathlib
 import shutil
 import time
 
+from ..errors import UsageError, os_error
 from . import progress
 
 MANIFEST = ".pyvfio-manifest.json"
@@ -22,7 +23,14 @@ MANIFEST = ".pyvfio-manifest.json"
 def root():
     env = os.environ.get("PYVFIO_CACHE")
     if env:
-        return pathlib.Path(env).resolve() / "lab"
+        lab = pathlib.Path(env).resolve() / "lab"
+        try:   # made here, where the variable is read: a file or /proc is one line, not a bug
+            lab.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise os_error("use the lab cache", f"PYVFIO_CACHE={env}", exc,
+                           "point PYVFIO_CACHE at a folder (the lab's download cache), or unset it",
+                           cls=UsageError) from None
+        return lab
     checkout = pathlib.Path(__file__).resolve().parents[2]
     return checkout / ".cache" / "lab"
 
