@@ -101,3 +101,38 @@ def test_bad_arch_is_one_line_before_anything_is_built(tmp_path):
         assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr
         assert p.stderr.strip() == "pyvfio: error: unknown lab architecture 'sparc': choose one of x86_64, ppc64le"
         assert not any(tmp_path.iterdir())   # nothing made in the cache
+
+
+def _copying_machine(monkeypatch, payload=b"fetched\n"):
+    """A Machine whose scp writes `payload` into its destination as scp does: in
+    place, through a link."""
+    from pyvfio.lab.machine import Machine
+    m = Machine("m", "x86_64", "6.12", "r", "ioapic", "127.0.0.1", 1, "root", "k", [], 1, "mon")
+
+    def scp(src, dst, recursive=False):
+        with open(dst, "wb") as f:
+            f.write(payload)
+    monkeypatch.setattr(m, "_scp", scp)
+    return m
+
+
+def test_copy_from_a_machine_never_writes_through_a_link(tmp_path, monkeypatch):
+    # scp straight to DST wrote through a link planted there (root's copy truncated
+    # the link's target); a FIFO there hung it
+    import pytest as _pytest
+    from pyvfio.errors import PyvfioError
+    m = _copying_machine(monkeypatch)
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    (tmp_path / "out").symlink_to(victim)
+    with _pytest.raises(PyvfioError, match="symbolic link"):
+        m.get_file("/root/result.json", tmp_path / "out")
+    assert victim.read_text() == "precious\n"
+    os.mkfifo(tmp_path / "fifo")
+    with _pytest.raises(PyvfioError, match="FIFO"):
+        m.get_file("/root/result.json", tmp_path / "fifo")
+    m.get_file("/root/result.json", tmp_path / "new.json")          # a new file
+    assert (tmp_path / "new.json").read_bytes() == b"fetched\n"
+    m.get_file("/root/result.json", tmp_path)                       # into a folder, as scp
+    assert (tmp_path / "result.json").read_bytes() == b"fetched\n"
+    assert not [p for p in os.listdir(tmp_path) if p.startswith(".pyvfio-")]   # nothing left behind

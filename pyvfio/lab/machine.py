@@ -19,11 +19,12 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 
 from ..cardlock import waiting
-from ..errors import UsageError
-from ..results import write_atomic
+from ..errors import UsageError, os_error
+from ..results import check_writable, write_atomic
 from . import cache, image, machine_keys, progress, qemu, session, sshmux
 from .config import CARDS, PROFILES, LabConfig
 from .errors import LabError
@@ -103,7 +104,23 @@ class Machine:
         self._scp(str(local), f"{self.user}@{self.ssh_host}:{remote}", recursive=os.path.isdir(local))
 
     def get_file(self, remote, local):
-        self._scp(f"{self.user}@{self.ssh_host}:{remote}", str(local), recursive=True)
+        """Copy a file or folder from the machine to `local` (a new or regular file, or
+        a folder to copy into, as scp).  scp writes its destination in place and
+        through a link: it writes into a temporary folder beside it instead, and the
+        copy is renamed into place after the one writer's checks (a link, FIFO,
+        device or folder there is refused, never written through)."""
+        local = str(local)
+        if os.path.isdir(local) and not os.path.islink(local):
+            local = os.path.join(local, os.path.basename(remote.rstrip("/")) or "copy")
+        check_writable(local, "copy to")
+        tmp = tempfile.mkdtemp(prefix=".pyvfio-copy-", dir=os.path.dirname(os.path.abspath(local)))
+        try:
+            self._scp(f"{self.user}@{self.ssh_host}:{remote}", os.path.join(tmp, "copy"), recursive=True)
+            os.replace(os.path.join(tmp, "copy"), local)
+        except OSError as exc:
+            raise os_error("copy to", local, exc) from None
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
 
     def monitor(self, cmd, timeout=10):
         """One QEMU human-monitor command (e.g. `device_del card1`); its output."""
