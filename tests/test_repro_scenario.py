@@ -306,3 +306,28 @@ def test_the_line_finder_knows_escapes_and_multi_line_strings(tmp_path):
     f.write_text('[run]\nprofile = """a\\"""\n[loops]\nx"""\nwatchdog_ms = -1\n')
     with pytest.raises(UsageError, match=r"s.toml:5: \[run\] watchdog_ms is -1"):
         load(str(f))
+
+
+@pytest.mark.parametrize("edit, words", [
+    (("policy = [\"kernel\", \"lazy\", \"unlazy\"]", "policy = [\"lazy\", \"kernel\", \"lazy\"]"),
+     ':23: policy lists "lazy" twice'),
+    (("nointxmask = [0, 1]", "nointxmask = [1, 1]"), ":22: nointxmask lists 1 twice"),
+    (("vfio = [\"shipped\", \"prefix\"]", "vfio = [\"shipped\", \"shipped\"]"), ':27: vfio lists "shipped" twice'),
+    (('{ kernel = "6.12", ic = "xics" }', '{ kernel = "6.12", ic = "xive" }'),
+     ':32: [lab] ppc64le lists the machine { kernel = "6.12", ic = "xive" } twice'),
+])
+def test_a_value_or_machine_listed_twice_is_refused(tmp_path, edit, words):
+    # each was accepted (exit 0), and every cell of it ran twice: two cells of one
+    # key in the result, which compare and report --baseline refuse
+    text = (pathlib.Path(__file__).parents[1] / "pyvfio/scenarios/seed.toml").read_text()
+    assert edit[0] in text
+    path = write(tmp_path, text.replace(edit[0], edit[1]))
+    with pytest.raises(UsageError, match="list each value once") as exc:
+        load(path)
+    assert words in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_a_model_controller_listed_twice_is_refused(tmp_path):
+    path = write(tmp_path, '[model]\nic = ["xive", "xics", "xive"]\ncard = ["2.3"]\n')
+    with pytest.raises(UsageError, match=r':2: \[model\] ic lists "xive" twice'):
+        load(path)

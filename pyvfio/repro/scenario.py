@@ -183,7 +183,18 @@ def _vfio_values(path, text, vals, plan, read_patches=True):
         plan.vfio_specs[v] = spec
     if not vals:
         raise _err(path, text, "vfio", "vfio lists no value")
+    _once(path, text, "vfio", "vfio", vals)
     return vals
+
+
+def _once(path, text, key, what, vals, shown=None):
+    """Each value once: a value listed twice makes every cell of it twice, two cells
+    of one key in the result (which compare refuses)."""
+    seen = []
+    for v in vals:
+        if v in seen:
+            raise _err(path, text, key, f"{what} lists {(shown or _toml)(v)} twice", "list each value once")
+        seen.append(v)
 
 
 def _values(path, text, axis, value):
@@ -195,6 +206,7 @@ def _values(path, text, axis, value):
                        f"use {', '.join(map(str, allowed))}")
     if not vals:
         raise _err(path, text, axis, f"{axis} lists no value")
+    _once(path, text, axis, axis, vals)
     return vals
 
 
@@ -266,6 +278,8 @@ def load(path, read_patches=True):
                                        for m in v]
                     except UsageError as exc:
                         raise _err(path, text, k, f"[lab] {k}: {exc.message}", exc.hint) from None
+                    _once(path, text, k, f"[lab] {k}", plan.lab[k],
+                          lambda m: f"the machine {{ kernel = {_toml(m.kernel)}, ic = {_toml(m.ic)} }}")
                 else:
                     raise _err(path, text, k, f"unknown key {k!r} in [lab]", f"use card, {', '.join(LAB_ARCHES)}")
         elif key == "model":
@@ -332,6 +346,8 @@ def _model(path, text, table):
                 or (want is not list and not isinstance(v, want)):
             raise _err(path, text, k, f"[model] {k} has the wrong type ({v!r})")
     as_list = lambda v: v if isinstance(v, list) else [v]  # noqa: E731
+    for k in ("ic", "card"):
+        _once(path, text, k, f"[model] {k}", as_list(table.get(k, [])))
     try:
         return machines.model_machines(
             as_list(table.get("ic", list(machines.CONTROLLERS))), as_list(table.get("card", list(machines.CARDS))),
