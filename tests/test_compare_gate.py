@@ -171,3 +171,10 @@ def test_report_fails_on_a_baseline_machine_no_result_has(full, tmp_path, capsys
         assert "against the baseline, xics: DIFFERENT (no result has this machine" in out, out
         assert main(["report", str(path), "--baseline", str(base), "--allow-missing"]) == 0
         assert "against the baseline, xics: missing (--allow-missing)" in capsys.readouterr().out
+
+
+def test_report_allow_missing_without_a_baseline_is_refused(full, capsys):
+    # it was ignored, exit 0: a gate the user thought was relaxed, or meant to set
+    assert main(["report", str(full), "--allow-missing"]) == 2
+    out, err = capsys.readouterr()
+    assert not out and err.count("\n") == 1 and "--allow-missing" in err and "--baseline" in err

@@ -91,6 +91,8 @@ def test_trace_needs_exactly_one_cell(capsys):
     (["--xics-variant", "p10"], "unknown XICS variant"),
     (["0000:00:04.0", "--policy", "lazy"], "--policy select and trace the model host's cells"),
     (["--model", "--lab", "x86_64"], "--model runs the model host"),
+    (["--model", "--force"], "--force reloads vfio-pci"),          # was ignored: exit 0
+    (["--lab", "x86_64", "--force"], "--force reloads vfio-pci"),  # refused before a boot
 ])
 def test_bad_options_are_one_line_errors(capsys, argv, needle):
     code, out, err = run(capsys, *argv)

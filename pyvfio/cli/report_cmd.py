@@ -38,6 +38,8 @@ def add_arguments(p):
 
 
 def run(args):
+    if args.allow_missing and not args.baseline:
+        raise UsageError("--allow-missing is about the --baseline's cells", "add --baseline FILE, or drop it")
     if args.output is not None and not args.format:
         raise UsageError("-o writes a --format", "add --format ktap|junit|kcidb|lava, or use --html/--svg")
     to_stderr = check_outputs([("--html", args.html), ("--svg", args.svg),

@@ -70,6 +70,9 @@ def judge(plan, cells, with_model=True):
 
 
 def backend_of(args):
+    if getattr(args, "force", False) and not (args.bdf or args.here):
+        raise UsageError("--force reloads vfio-pci on this machine's card, where other devices are bound to it",
+                         "use it with a BDF; the model host and the lab's VMs reload nothing of yours")
     if args.bdf or args.lab or args.here:
         if args.model:
             raise UsageError("--model runs the model host; it excludes a BDF, --lab and --here",
