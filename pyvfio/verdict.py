@@ -148,9 +148,17 @@ def judge(stalls, lost=0, raised=0, delivered=0, spurious=0, uncleared=False):
     return Verdict("ok")
 
 
+NOTHING = "nothing measured: the run ended before its first raise"
+
+
 def of_run(run):
-    """The verdict of an engine Run."""
+    """The verdict of an engine Run.  A run that raised nothing (a -D shorter than
+    its set-up) measured nothing: an error, never ok (an external source's silence
+    is only a quiet period, and a stopped run says so itself)."""
     c = run.counts
+    if not c.raised and not run.stalls and not getattr(run, "external", False) \
+            and not getattr(run, "interrupted", False):
+        return failed(NOTHING)
     return judge([(s.after_delivered, s.recovered) for s in run.stalls], c.lost, c.raised,
                  c.delivered, c.spurious, getattr(run, "uncleared", False))
 

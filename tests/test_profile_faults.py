@@ -238,3 +238,18 @@ def test_recover_without_identify_is_refused(tmp_path):
     path.write_text(text)
     with pytest.raises(ProfileInvalid, match="recover without identify"):
         load_file(path, "file")
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_run_that_raised_nothing_is_not_ok(host, engine, tmp_path, monkeypatch, capsys):
+    """-D shorter than the set-up: the deadline passed before the first raise.  It was
+    "verdict: ok", raised 0 delivered 0, exit 0: a pass that measured nothing."""
+    import test_profile_faults as me
+    real = me.main
+    monkeypatch.setattr(me, "main", lambda argv: real(
+        [*argv[:argv.index("-l")], "-D", "0.000000001", *argv[argv.index("-l") + 2:]]))
+    code, result = run(host, BUILTIN / "edu.toml", engine, tmp_path, monkeypatch)
+    err = capsys.readouterr().err
+    assert code == 2 and result["counts"]["raised"] == 0
+    assert result["outcome"]["state"] == "error" and result["verdict"] != "ok"
+    assert "pyvfio: error: nothing measured: the run ended before its first raise: give a longer -D" in err

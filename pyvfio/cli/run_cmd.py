@@ -234,6 +234,10 @@ def _exit(args, r, result, requested, bdf):
         print(f"pyvfio: interrupted{': partial results in ' + args.json if args.json else ''}", file=sys.stderr)
         return 130
     judged = verdict.of_run(r)
+    if judged.error == verdict.NOTHING:
+        print(f"pyvfio: error: {judged.error}: give a longer -D (setting up the card takes part of it) "
+              "or -l N", file=sys.stderr)
+        return 2
     if judged.cls == "stall":  # a stall not every time recovered
         return EXIT_STALL
     if verdict.failure(judged):  # the profile or the card, not the kernel
