@@ -202,9 +202,9 @@ def test_the_lava_definition_installs_binds_runs_and_reports():
     assert d["metadata"]["format"] == "Lava-Test Test Definition 1.0"
     assert set(d["params"]) == {"CARD_BDF", "SCENARIO", "PYVFIO"}
     steps = "\n".join(d["run"]["steps"])
-    order = [steps.index(s) for s in ("pip install \"$PYVFIO\"", "pyvfio bind \"$CARD_BDF\"",
-                                      "--scenario \"$SCENARIO\"", "--format lava > /tmp/pyvfio-cases.sh",
-                                      "sh -e /tmp/pyvfio-cases.sh", "pyvfio unbind \"$CARD_BDF\"")]
+    order = [steps.rindex(s) for s in ("pip install \"$PYVFIO\"", "pyvfio bind \"$CARD_BDF\"",
+                                       "--scenario \"$SCENARIO\"", "--format lava > /tmp/pyvfio-cases.sh",
+                                       "sh -e /tmp/pyvfio-cases.sh", "pyvfio unbind \"$CARD_BDF\"")]
     assert order == sorted(order)
 
 
@@ -347,3 +347,49 @@ def test_kcidb_build_names_a_cards_rebuilt_vfio_pci_and_its_srcversion(tmp_path)
                                                                  "taint": "O"}}
     doc = F._module("kcidb").document(F.from_path(str(lab_variant(tmp_path, "card", card))))
     assert {b["misc"]["vfio_srcversion"] for b in doc["builds"]} == {"FEDCBA9876543210FEDCBA9"}
+
+
+def lava_shell(tmp_path, repro_exit, repro_out):
+    """docs/lava/pyvfio-intx.yaml's run steps as lava-test-shell runs them: one
+    script, `set -e`, the params exported first; pyvfio, pip, python3 and LAVA's
+    helpers are stubs that log their arguments.  Returns (exit, the log's lines)."""
+    import subprocess
+
+    import yaml
+
+    d = yaml.safe_load(open("docs/lava/pyvfio-intx.yaml"))
+    log, bin_, venv = tmp_path / "log", tmp_path / "bin", tmp_path / "opt" / "venv" / "bin"
+    bin_.mkdir()
+    venv.mkdir(parents=True)
+    stub = '#!/bin/sh\necho "$(basename "$0") $*" >> {log}\n{body}\n'
+    shell = f'if [ "$2" = --shell ]; then n=$1; shift 2; "$@" && r=pass || r=fail; echo "$n: $r" >> {log}; fi'
+    for name, body in {"lava-test-case": shell, "lava-test-raise": "exit 1", "python3": "", "pip": "",
+                       "pyvfio": f'case "$1" in repro) printf "{repro_out}"; exit {repro_exit};; esac'}.items():
+        path = (venv if name in ("pip", "pyvfio") else bin_) / name
+        path.write_text(stub.format(log=log, body=body))
+        path.chmod(0o755)
+    params = {**d["params"], "CARD_BDF": "0000:01:00.0"}
+    script = "set -e\n" + "".join(f"export {k}='{v}'\n" for k, v in params.items()) + \
+        "\n".join(d["run"]["steps"]).replace("/opt/pyvfio/venv/bin", str(venv)) + "\n"
+    script = script.replace("/tmp/pyvfio-", f"{tmp_path}/pyvfio-")
+    p = subprocess.run(["sh", "-c", script], env={"PATH": f"{bin_}:/usr/bin:/bin"}, capture_output=True,
+                       text=True, timeout=30)
+    return p.returncode, log.read_text().splitlines()
+
+
+def test_the_lava_definition_reports_and_unbinds_when_a_cell_fails(tmp_path):
+    """repro exits 1 (a cell not as expected): under lava-test-shell's `set -e` the
+    cells are still reported, as-expected fails, and the card is unbound."""
+    code, log = lava_shell(tmp_path, 1, "lava-test-case intx.edu.ioapic.na.ioctl --result fail\\n")
+    assert code == 0, log
+    assert "lava-test-case intx.edu.ioapic.na.ioctl --result fail" in log
+    assert "lava-test-case as-expected --result fail" in log
+    assert log.index("pyvfio bind 0000:01:00.0") < log.index("pyvfio unbind 0000:01:00.0")
+    assert log.count("pyvfio unbind 0000:01:00.0") == 1 and "unbind: pass" in log
+
+
+def test_the_lava_definition_unbinds_when_a_step_aborts(tmp_path):
+    """A step that fails under `set -e` (here the lines pyvfio printed are not
+    lava-test-case's) ends the shell: the card is unbound on the way out."""
+    code, log = lava_shell(tmp_path, 2, "garbage\\n")
+    assert code != 0 and log.count("pyvfio unbind 0000:01:00.0") == 1, log
