@@ -5,9 +5,11 @@ verdicts and metrics) and from report/machines.py's split of a report into
 machines, so KTAP, JUnit, KCIDB and LAVA say the same thing as the table and the
 HTML page.
 
-    Results(source, kind, backend, version, started, machines)
+    Results(source, kind, backend, version, started, machines, digest)
     Machine(name, facts, cases, error)   # facts: arch, kernel, series, ic, controller,
-                                         #        unlazy_fix, backend
+                                         #        unlazy_fix, backend; status: a machine
+                                         #        with no cells is an error (a failed
+                                         #        boot or place) or a skip (none in the file)
     Case(name, key, status, verdict, why, figures, vfio)
 
 A case's status, the same in every format (docs/formats.md):
