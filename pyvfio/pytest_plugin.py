@@ -73,6 +73,20 @@ class ArmedIntx:
         return cause
 
 
+# what each marker argument may be (pyvfio.intx.UNMASK_MODES, profiles.format.ACCESS),
+# written here so that loading the plugin imports nothing of pyvfio's
+WANT = {"profile": "a profile's name or file", "nointxmask": "0 or 1 (None: either)",
+        "unmask": "'ioctl' or 'eventfd'", "access": "'mmap' or 'rw'"}
+
+
+def _valid(k, v):
+    if k == "profile":
+        return v is None or isinstance(v, str)
+    if k == "nointxmask":
+        return v is None or (isinstance(v, int) and v in (0, 1))    # True and False too
+    return v in (("ioctl", "eventfd") if k == "unmask" else ("mmap", "rw"))
+
+
 def _options(request):
     marker = request.node.get_closest_marker("vfio_card")
     opts = {"profile": None, "nointxmask": None, "unmask": "ioctl", "access": "mmap"}
@@ -81,6 +95,9 @@ def _options(request):
         if unknown or marker.args:
             pytest.fail(f"@pytest.mark.vfio_card takes {', '.join(opts)} as keywords, "
                         f"not {', '.join(sorted(unknown)) or marker.args}", pytrace=False)
+        for k, v in marker.kwargs.items():
+            if not _valid(k, v):
+                pytest.fail(f"@pytest.mark.vfio_card({k}={v!r}): {k} is {WANT[k]}", pytrace=False)
         opts.update(marker.kwargs)
     return opts
 
@@ -151,11 +168,25 @@ def measure(vfio_card, request, record_property):
 
     def run(**options):
         from .engine import Run, RunConfig
+        from .errors import UsageError
         from .results import envelope
 
         options.setdefault("access", vfio_card.options["access"])
         options.setdefault("unmask", vfio_card.options["unmask"])
+        # before the card is touched: a mistyped option is the test's error, in one line
+        fields = RunConfig.__dataclass_fields__
+        unknown = sorted(set(options) - set(fields))
+        if unknown:
+            pytest.fail(f"measure() takes {', '.join(fields)} as keywords, not {', '.join(unknown)}",
+                        pytrace=False)
         config = RunConfig(**options)
+        why = None
+        try:
+            config.check()
+        except UsageError as exc:
+            why = f"measure(): {exc}"
+        if why:   # outside the except: no "during handling of the above exception"
+            pytest.fail(why, pytrace=False)
         r = Run(vfio_card.device, vfio_card.profile, config).execute()
         result = envelope("run", bdf=vfio_card.bdf, card=vfio_card.profile.describe(),
                           modes=dict(config.__dict__), **r.to_json())

@@ -47,6 +47,64 @@ def parse_ktap(text):
     return kp.parse_run_tests(text.splitlines())
 
 
+VERSION, PLAN = re.compile(r"KTAP version 1$"), re.compile(r"1\.\.(\d+)$")
+RESULT = re.compile(r"(ok|not ok) (\d+)( [^#]*?)?( # (SKIP|ERROR|TODO|XFAIL|TIMEOUT)?( .*)?)?$")
+
+
+def ktap_spec_errors(text):
+    """What breaks Documentation/dev-tools/ktap.rst's rules, which the kernel's parser
+    (lenient by design: any indentation, a plan anywhere) lets pass: the version
+    line first, its plan next (a `# Subtest:` header between), two spaces per level
+    of nesting, results numbered 1.. at each level and as many as the plan says,
+    test names without '#', a parent's result right after its subtests."""
+    errors, stack = [], []          # stack: [planned, seen] per open level
+    lines = text.splitlines()
+    if not lines or lines[0] != "KTAP version 1":
+        errors.append("1: not the version line")
+    for n, raw in enumerate(lines, 1):
+        body = raw.lstrip(" ")
+        depth, odd = divmod(len(raw) - len(body), 2)
+        level = len(stack) - 1      # where a line of the innermost open level sits
+        if odd:
+            errors.append(f"{n}: indented by an odd number of spaces")
+        if VERSION.match(body):
+            if depth != level + 1:
+                errors.append(f"{n}: a version line at depth {depth}, expected {level + 1}")
+            k = n
+            while k < len(lines) and lines[k].strip().startswith("# Subtest:"):
+                k += 1
+            if k >= len(lines) or not PLAN.match(lines[k].strip()):
+                errors.append(f"{n}: the version line is not followed by its plan")
+            stack.append([None, 0])
+        elif PLAN.match(body):
+            if not stack or stack[-1][0] is not None or depth != level:
+                errors.append(f"{n}: a plan out of place")
+            else:
+                stack[-1][0] = int(PLAN.match(body).group(1))
+        elif RESULT.match(body):
+            m = RESULT.match(body)
+            if depth == level - 1 and stack:       # a parent's result closes its subtests
+                planned, seen = stack.pop()
+                if planned != seen:
+                    errors.append(f"{n}: {seen} result(s) for a plan of {planned}")
+                level -= 1
+            if depth != level or not stack:
+                errors.append(f"{n}: a result at depth {depth}, expected {level}")
+                continue
+            stack[-1][1] += 1
+            if int(m.group(2)) != stack[-1][1]:
+                errors.append(f"{n}: test number {m.group(2)}, expected {stack[-1][1]}")
+        elif body.startswith(("ok ", "not ok ")):
+            errors.append(f"{n}: a result line ktap.rst does not allow: {body!r}")
+        elif not body.startswith("#"):
+            errors.append(f"{n}: not a KTAP line: {body!r}")
+        elif depth != level:
+            errors.append(f"{n}: a diagnostic line at depth {depth}, expected {level}")
+    if len(stack) != 1 or stack[0][0] != stack[0][1]:
+        errors.append(f"the end: {stack} (open levels: [planned, seen])")
+    return errors
+
+
 LAVA_LINE = re.compile(r"lava-test-case [-_.A-Za-z0-9]+ --result (pass|fail|skip)"
                        r"( --measurement -?\d+(\.\d+)? --units \S+)?$")
 
@@ -57,12 +115,15 @@ def check_all(results, tmp_path):
     from kcidb_io.schema import V5_3
 
     seen = {}
-    test = parse_ktap(F.render(results, "ktap"))
-    assert test.counts.errors == 0, F.render(results, "ktap")
-    cases = results.cases
-    assert test.counts.passed == sum(c.status == "pass" for c in cases)
-    assert test.counts.failed == sum(c.status in ("fail", "error") for c in cases)
-    assert test.counts.skipped == sum(c.status == "skip" for c in cases)
+    ktap = F.render(results, "ktap")
+    assert ktap_spec_errors(ktap) == [], ktap
+    test = parse_ktap(ktap)
+    assert test.counts.errors == 0, ktap
+    # a machine without cells is a test of its own: ERROR (not ok) or SKIP
+    statuses = [c.status for c in results.cases] + [m.status for m in results.machines if m.status]
+    assert test.counts.passed == statuses.count("pass")
+    assert test.counts.failed == statuses.count("fail") + statuses.count("error")
+    assert test.counts.skipped == statuses.count("skip")
     seen["ktap"] = test
 
     doc = F._module("kcidb").document(results)
@@ -75,6 +136,11 @@ def check_all(results, tmp_path):
     suites = list(xml)
     assert [s.name for s in suites] == [m.name for m in results.machines]
     assert sum(s.tests for s in suites) == sum(max(1, len(m.cases)) for m in results.machines)
+    for suite, m in zip(suites, results.machines):   # the verdicts where a CI reads them
+        got = [("skip" if any(r._tag == "skipped" for r in tc.result) else
+                "error" if any(r._tag == "error" for r in tc.result) else
+                "fail" if tc.result else "pass") for tc in suite]
+        assert got == ([c.status for c in m.cases] or [m.status]), (m.name, got)
     seen["junit"] = suites
 
     lines = F._module("lava").lines(results)

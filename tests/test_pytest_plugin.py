@@ -108,3 +108,48 @@ def test_typo(vfio_card):
     r.assert_outcomes(errors=1)
     assert "@pytest.mark.vfio_card takes profile, nointxmask, unmask, access as keywords, not profil" \
         in r.stdout.str()
+
+
+@pytest.mark.parametrize("marker, message", [
+    ('unmask="evenfd"', "@pytest.mark.vfio_card(unmask='evenfd'): unmask is 'ioctl' or 'eventfd'"),
+    ('nointxmask="yes"', "@pytest.mark.vfio_card(nointxmask='yes'): nointxmask is 0 or 1 (None: either)"),
+])
+def test_a_marker_value_it_cannot_take_is_one_error(pytester, no_card_env, marker, message):
+    """Caught before the card is looked for: the same error with or without one."""
+    pytester.makepyfile(f"""
+import pytest
+@pytest.mark.vfio_card({marker})
+def test_typo(vfio_card):
+    pass
+""")
+    r = run(pytester)
+    r.assert_outcomes(errors=1)
+    out = r.stdout.str()
+    assert message in out and "Traceback" not in out and "def _options" not in out, out
+
+
+MEASURE_TEST = """
+import types
+import pytest
+
+@pytest.fixture
+def vfio_card():   # a card that is never touched: measure must refuse before it runs
+    return types.SimpleNamespace(bdf="0000:00:04.0", device=None, profile=None,
+                                 options={"access": "mmap", "unmask": "ioctl"})
+
+def test_unknown_option(measure):
+    measure(loops=10, engin="c")
+
+def test_bad_value(measure):
+    measure(loops=0)
+"""
+
+
+def test_measure_refuses_a_mistyped_option_in_one_line(pytester, no_card_env):
+    pytester.makepyfile(MEASURE_TEST)
+    r = run(pytester)
+    r.assert_outcomes(failed=2)
+    out = r.stdout.str()
+    assert "measure() takes loops, interval_us" in out and "as keywords, not engin" in out, out
+    assert "measure(): loop count 0 is out of range" in out, out
+    assert "unexpected keyword" not in out and "During handling" not in out, out

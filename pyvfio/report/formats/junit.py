@@ -3,7 +3,12 @@ machine, one testcase per cell; the verdict's text in `failure` (a stall, lost
 raises), `error` (the cell could not run) or `skipped`; properties for the
 machine's facts, the cell's key and its figures."""
 
+import re
 import xml.etree.ElementTree as ET
+
+# What XML 1.0 cannot carry at all, even escaped (ElementTree writes it raw, and no
+# parser reads the file then): a control character from a guest's output, say.
+NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 def _props(parent, items):
@@ -21,21 +26,29 @@ def _counts(cases):
 
 
 def render(results):
-    root = ET.Element("testsuites", name=f"pyvfio {results.kind or ''} {results.source}".strip(),
-                      **_counts(results.cases))
+    counts = _counts(results.cases)
+    for m in results.machines:
+        if m.status:
+            counts["tests"] = str(int(counts["tests"]) + 1)
+            key = "errors" if m.status == "error" else "skipped"
+            counts[key] = str(int(counts[key]) + 1)
+    root = ET.Element("testsuites", name=f"pyvfio {results.kind or ''} {results.source}".strip(), **counts)
     for m in results.machines:
         cases = m.cases
         attrs = {"name": m.name, **_counts(cases)}
-        if not cases:   # a machine that gave no cells: one errored case says why
-            attrs.update(tests="1", errors="1")
+        if m.status:   # a machine that gave no cells: one case of its own
+            attrs.update(tests="1", **{"errors" if m.status == "error" else "skipped": "1"})
         if results.started:
             attrs["timestamp"] = results.started.rstrip("Z")
         suite = ET.SubElement(root, "testsuite", **attrs)
         _props(suite, [(k, v) for k, v in m.facts.items() if k != "cells"] +
                [("pyvfio", results.version)])
-        if not cases:
+        if m.status == "error":   # a machine that gave no cells: one case says why
             tc = ET.SubElement(suite, "testcase", classname=f"pyvfio.{m.name}", name="machine")
-            ET.SubElement(tc, "error", message=m.error or "no cells").text = m.error
+            ET.SubElement(tc, "error", message=m.error).text = m.error
+        elif m.status == "skip":
+            tc = ET.SubElement(suite, "testcase", classname=f"pyvfio.{m.name}", name="machine")
+            ET.SubElement(tc, "skipped", message="no cells in the result")
         for c in cases:
             tc = ET.SubElement(suite, "testcase", classname=f"pyvfio.{m.name}", name=c.name)
             _props(tc, [(f"key.{a}", v) for a, v in c.key.items()] +
@@ -49,4 +62,5 @@ def render(results):
             elif c.status == "skip":
                 ET.SubElement(tc, "skipped", message=c.why or "skipped")
     ET.indent(root)
-    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+    text = NOT_XML.sub("\ufffd", ET.tostring(root, encoding="unicode"))
+    return '<?xml version="1.0" encoding="utf-8"?>\n' + text + "\n"

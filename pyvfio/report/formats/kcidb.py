@@ -10,8 +10,9 @@
                "<path>.<figure>" carrying `number` (latency in s with the metric
                prefix: KCIDB shows 48 µs; throughput in 1/s)
 
-Ids are "pyvfio:" and a hash of the result's start time and what they name, so
-the same result gives the same ids and two runs never collide.
+Ids are "pyvfio:" and a hash of the result's content and what they name, so the
+same result file gives the same ids however often it is written out, and two runs
+(even of the same second, on twin hosts) never share one.
 """
 
 import hashlib
@@ -40,13 +41,25 @@ def _plain(d):
     return {k: v for k, v in d.items() if v is not None and v != []}
 
 
+def _module(vfio):
+    """The build's vfio-pci: what the lab built (source, patch, srcversion), or what
+    /sys/module showed of the one loaded on a card (srcversion, taint)."""
+    loaded = vfio.get("loaded") if isinstance(vfio.get("loaded"), dict) else {}
+    out = {f"vfio_{k}": v for k, v in vfio.items()
+           if k in ("srcversion", "source", "patch", "patch_sha256", "rebuilt")}
+    for k in ("module", "srcversion", "taint"):
+        if loaded.get(k) and not out.get(f"vfio_{k}"):
+            out[f"vfio_{k}"] = loaded[k]
+    return out
+
+
 def document(results):
     """The KCIDB v5.3 document (a dict)."""
     started = _time(results.started)
     checkouts, builds, tests = {}, {}, []
     for m in results.machines:
         kernel = m.facts.get("kernel") or m.facts.get("series") or "unknown"
-        co = _id(results.started, "checkout", kernel, m.facts.get("backend"))
+        co = _id(results.digest, "checkout", kernel, m.facts.get("backend"))
         checkouts.setdefault(co, _plain({
             "id": co, "origin": ORIGIN, "tree_name": "pyvfio-" + (results.backend or "card"),
             "comment": (f"Linux {kernel}" + (" (pyvfio's model host)" if results.backend == "model" else "")),
@@ -59,26 +72,27 @@ def document(results):
         if not m.cases:
             groups["shipped"] = []
         for variant, cases in groups.items():
-            vfio = next((c.vfio for c in cases if c.vfio.get("srcversion")), cases[0].vfio if cases else {})
-            b = _id(results.started, "build", m.name, variant)
+            vfio = next((c.vfio for c in cases if _module(c.vfio).get("vfio_srcversion")),
+                        cases[0].vfio if cases else {})
+            b = _id(results.digest, "build", m.name, variant)
             builds[b] = _plain({
                 "id": b, "checkout_id": co, "origin": ORIGIN, "architecture": _arch(m.facts.get("arch")) or None,
                 "config_name": f"vfio-pci-{variant}", "start_time": started,
                 "comment": f"{m.name}, vfio-pci {variant}", "status": "PASS" if not m.error else "ERROR",
                 "misc": _plain({"machine": m.name, "controller": m.facts.get("controller"), "ic": m.facts.get("ic"),
                                 "unlazy_fix": m.facts.get("unlazy_fix"), "vfio": variant,
-                                **{f"vfio_{k}": v for k, v in vfio.items()
-                                   if k in ("srcversion", "source", "patch", "patch_sha256", "rebuilt")}})})
+                                **_module(vfio)})})
             if not cases:
-                tests.append(_plain({"id": _id(results.started, "test", m.name, "machine"), "build_id": b,
-                                     "origin": ORIGIN, "path": "pyvfio", "status": "ERROR",
-                                     "comment": "the machine gave no cells", "log_excerpt": m.error,
-                                     "start_time": started}))
+                tests.append(_plain({"id": _id(results.digest, "test", m.name, "machine"), "build_id": b,
+                                     "origin": ORIGIN, "path": "pyvfio", "status": STATUS[m.status],
+                                     "comment": ("the machine gave no cells" if m.error
+                                                 else "the result holds no cells"),
+                                     "log_excerpt": m.error, "start_time": started}))
             for c in cases:
                 path = "pyvfio." + c.name
                 env = {"comment": m.name, "misc": {"key": c.key}}
                 tests.append(_plain({
-                    "id": _id(results.started, "test", m.name, c.name), "build_id": b, "origin": ORIGIN,
+                    "id": _id(results.digest, "test", m.name, c.name), "build_id": b, "origin": ORIGIN,
                     "path": path, "status": STATUS[c.status], "comment": c.verdict, "log_excerpt": c.why,
                     "start_time": started, "environment": env,
                     "misc": _plain({"expected": c.expected, "match": c.match, **c.figures})}))
@@ -87,7 +101,7 @@ def document(results):
                     if v is None:
                         continue
                     tests.append({
-                        "id": _id(results.started, "test", m.name, c.name, label), "build_id": b,
+                        "id": _id(results.digest, "test", m.name, c.name, label), "build_id": b,
                         "origin": ORIGIN, "path": f"{path}.{label}", "status": "DONE",
                         "number": {"value": v * scale, "unit": unit, "prefix": "metric"},
                         "environment": env, **({"start_time": started} if started else {})})

@@ -25,8 +25,8 @@ def lines(results):
     many = len(results.machines) > 1
     for m in results.machines:
         prefix = _word(m.name) + "." if many else ""
-        if not m.cases:
-            out.append(f"lava-test-case {prefix}machine --result fail")
+        if m.status:   # a machine that gave no cells: failed (an error) or skipped (none in the file)
+            out.append(f"lava-test-case {prefix}machine --result {RESULT[m.status]}")
         for c in m.cases:
             name = prefix + _word(c.name)
             out.append(f"lava-test-case {name} --result {RESULT[c.status]}")

@@ -5,9 +5,11 @@ verdicts and metrics) and from report/machines.py's split of a report into
 machines, so KTAP, JUnit, KCIDB and LAVA say the same thing as the table and the
 HTML page.
 
-    Results(source, kind, backend, version, started, machines)
+    Results(source, kind, backend, version, started, machines, digest)
     Machine(name, facts, cases, error)   # facts: arch, kernel, series, ic, controller,
-                                         #        unlazy_fix, backend
+                                         #        unlazy_fix, backend; status: a machine
+                                         #        with no cells is an error (a failed
+                                         #        boot or place) or a skip (none in the file)
     Case(name, key, status, verdict, why, figures, vfio)
 
 A case's status, the same in every format (docs/formats.md):
@@ -25,6 +27,8 @@ The name is a dotted path: irq, card, controller, policy, unmask (the issue's
 each other axis that varies between the machine's cells as AXIS_VALUE.
 """
 
+import hashlib
+import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -56,7 +60,13 @@ class Machine:
     name: str
     facts: dict
     cases: list
-    error: str | None = None    # a lab boot or a fleet place that gave no cells
+    error: str | None = None    # a lab boot or a fleet place that gave no cells, or a run
+                                # stopped before its first; no cells and no error: skipped
+
+    @property
+    def status(self):
+        """The machine's own result when it has no cells: error or skip (None: it has)."""
+        return None if self.cases else ("error" if self.error else "skip")
 
 
 @dataclass
@@ -67,6 +77,7 @@ class Results:
     version: str | None
     started: str | None
     machines: list
+    digest: str = ""            # of the result's content: KCIDB's ids (the same file, the same ids)
 
     @property
     def cases(self):
@@ -102,6 +113,12 @@ def status_of(cell):
         p99 = C.metrics(cell)["p99_us"]
         return "fail", f"p99 {p99} us is over the scenario's threshold (the host's latency)"
     return "pass", None
+
+
+def loaded_variant(loaded):
+    """"rebuilt" or "shipped": the vfio-pci /sys/module shows (a rebuilt module has a
+    srcversion or taint O, pyvfio/unlazy_fix.py; the distribution's has neither)."""
+    return "rebuilt" if loaded.get("srcversion") or "O" in (loaded.get("taint") or "") else "shipped"
 
 
 def _figures(cell):
@@ -147,14 +164,22 @@ def _machine(m, key_of=None):
         if n:
             c.name += f".{n + 1}"
     facts = M.facts(m)
-    error = (m.extra or {}).get("error") if not cases else None
-    return Machine(name=m.name, facts=facts, cases=cases,
-                   error=error or (None if cases else "no cells"))
+    error = None
+    if not cases:
+        stopped = m.report.get("stopped")
+        error = (m.extra or {}).get("error") or (
+            f"{stopped.get('why') or 'stopped'} before its first cell" if isinstance(stopped, dict) else None)
+    return Machine(name=m.name, facts=facts, cases=cases, error=error)
 
 
 def _extra_axes(machines):
     varying, _ = C.axes_of([c for m in machines for c in m.cells])
     return [a for a in varying if a not in FIXED and a not in M.MACHINE_AXES]
+
+
+def _digest(reports):
+    text = json.dumps(list(reports), sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def from_report(report, source="input"):
@@ -164,10 +189,16 @@ def from_report(report, source="input"):
     out = [_machine(m, key_of) for m in ms]
     if key_of is not None:   # a run's one machine is the host it ran on
         out[0].name = C.host_line(report)
+        loaded = C.host_facts(report).get("vfio_pci_core")
+        for c in out[0].cases if isinstance(loaded, dict) and loaded else ():
+            c.vfio = {"variant": loaded_variant(loaded), "loaded": loaded}
+    if report.get("failures") and not out[0].cases:
+        out = []             # every boot failed: the failures are the machines, not an empty one
     for f in report.get("failures") or ():   # a lab boot that gave no cells
-        out.append(Machine(name=f.get("boot", "boot"), facts={}, cases=[], error=f.get("error")))
+        out.append(Machine(name=f.get("boot", "boot"), facts={}, cases=[], error=f.get("error") or "failed"))
     return Results(source=source, kind=report.get("kind"), backend=report.get("backend"),
-                   version=report.get("version"), started=report.get("started"), machines=out)
+                   version=report.get("version"), started=report.get("started"), machines=out,
+                   digest=_digest([report]))
 
 
 def from_path(path):
@@ -179,4 +210,5 @@ def from_path(path):
     first = next((m.report for m in ms if m.cells), {})
     return Results(source=os.path.basename(os.path.normpath(path)), kind="repro",
                    backend=first.get("backend"), version=first.get("version"),
-                   started=first.get("started"), machines=[_machine(m) for m in ms])
+                   started=first.get("started"), machines=[_machine(m) for m in ms],
+                   digest=_digest([m.name, m.report, m.extra] for m in ms))
