@@ -182,7 +182,7 @@ def command(cfg, qemu_bin, vmlinux, initrd, overlay, port, monitor_path, console
     append = ["root=/dev/vda", "rw", "quiet", "fsck.mode=skip", "panic=-1",
               "systemd.show_status=0", "console=ttyS0" if x86 else "console=hvc0"]
     if x86:
-        append.append("intel_iommu=on")
+        append += ["intel_iommu=on", qemu.X86_TIMER]
     # The disk and NIC sit on the default bus; on pseries that keeps them off the
     # cards' PHB (and so out of the cards' IOMMU group).
     bus = "" if x86 else ",bus=pci.0"

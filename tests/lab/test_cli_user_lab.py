@@ -75,7 +75,7 @@ def test_unwritable_results_refused_before_the_run(one_card, target, code, tmp_p
         subprocess.run(["umount", str(ro)], check=True)
     assert p.returncode == 2
     line = one_line(p)
-    assert line.startswith("pyvfio: error: cannot write results to") and code in line, line
+    assert line.startswith("pyvfio: error: cannot write --json to") and code in line, line
     assert "delivered" not in p.stdout  # refused before anything ran (the card is then
     # used by the next test: a card left armed or locked would fail it)
 
