@@ -87,6 +87,7 @@ def _silence(stream):
 
 def main(argv=None):
     out, err = sys.stdout, sys.stderr
+    term = signal.getsignal(signal.SIGTERM)   # given back at the end: main() called in-process
     try:
         signal.signal(signal.SIGTERM, _terminate)
         sys.stdout, sys.stderr = _Guarded(out, "standard output"), _Guarded(err, "standard error")
@@ -121,3 +122,5 @@ def main(argv=None):
         return EXIT_BUG
     finally:
         sys.stdout, sys.stderr = out, err
+        if term is not None:
+            signal.signal(signal.SIGTERM, term)
