@@ -178,3 +178,22 @@ def test_report_allow_missing_without_a_baseline_is_refused(full, capsys):
     assert main(["report", str(full), "--allow-missing"]) == 2
     out, err = capsys.readouterr()
     assert not out and err.count("\n") == 1 and "--allow-missing" in err and "--baseline" in err
+
+
+def test_a_fleet_folders_own_baseline_shows_but_does_not_gate(full, tmp_path, capsys):
+    """A fleet's --out names the baseline the fleet ran against (fleet.json): `report
+    DIR` shows it on the page, and gates on it only when the user asks (--baseline).
+    (CI's fleet test: report on the seed's folder exited 1 against the model's whole seed.)"""
+    out = tmp_path / "fleet"
+    out.mkdir()
+    (out / "p1.json").write_text(full.read_text())
+    wider = variant(full, tmp_path, "wider", lambda d: d["cells"].append(
+        {**d["cells"][0], "key": {**d["cells"][0]["key"], "card": "2.3"}}))
+    (out / "fleet.json").write_text(json.dumps({
+        "tool": "pyvfio", "kind": "fleet", "scenario": "seed.toml", "baseline": str(wider),
+        "places": {"p1": {"result": "p1.json", "exit": 0}}}))
+    page = tmp_path / "page.html"
+    assert main(["report", str(out), "--html", str(page)]) == 0 and page.exists()
+    assert "against the baseline" not in capsys.readouterr().out
+    assert main(["report", str(out), "--baseline", str(wider)]) == 1
+    assert "1 unmatched" in capsys.readouterr().out
