@@ -16,6 +16,7 @@ import pytest
 
 from pyvfio import results
 from pyvfio.errors import PyvfioError, UsageError
+from test_host_cli import one_line_error   # one wording of "one line, no traceback"
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REPORT = os.path.join(REPO, "tests", "fixtures", "reports", "lab-ppc64le-seed.json")
@@ -26,16 +27,6 @@ MODEL_CELL = ["repro", "--model", "--ic", "xive", "--card", "non-2.3", "--policy
 def pyvfio(*args, stdout=subprocess.PIPE, env=None):
     return subprocess.run([sys.executable, "-m", "pyvfio", *args], stdout=stdout, stderr=subprocess.PIPE,
                           text=True, timeout=60, cwd=REPO, env={**os.environ, **(env or {})})
-
-
-def one_line_error(r, *words):
-    assert r.returncode not in (0, None), r
-    assert "Traceback" not in r.stderr
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("pyvfio: error: "), r.stderr
-    for w in words:
-        assert w in lines[0], (w, lines[0])
-    return lines[0]
 
 
 def listing(folder):
