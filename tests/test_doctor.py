@@ -354,7 +354,7 @@ def _debs():
 
 @pytest.mark.labhost
 def test_real_debian_modules_6_1_lacks_and_6_12_carries_the_fix(tmp_path):
-    """LAB.md: 6.1's vfio-pci-core.ko does not use irq_modify_status; 6.12's does."""
+    """docs/lab.md, "Kernels": 6.1's vfio-pci-core.ko does not use irq_modify_status; 6.12's does."""
     from test_lab_vms import need_lab
     need_lab("x86_64")   # fetches the kernels (or skips, with the reason, where the lab cannot run)
     need_lab("ppc64le")

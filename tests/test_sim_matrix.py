@@ -1,4 +1,4 @@
-"""The matrix verdicts (MODEL.md §7), each from the model run through the INTx engine."""
+"""The matrix verdicts (docs/model.md, "One cycle, by controller"), each from the model run through the INTx engine."""
 
 import pytest
 
@@ -88,7 +88,7 @@ def test_xics_seed_hypothesis_variant_stalls_like_xive_when_lazy():
 
 
 def test_recover_rearms_but_lazy_stalls_again_after_one_more():
-    """LAB.md: the re-arm is a one-shot kick under a policy that stays lazy."""
+    """docs/lab.md, "What the lab has seen": the re-arm is a one-shot kick under a policy that stays lazy."""
     o = run_model(Scenario.make("xive", "non-2.3", "lazy", "ioctl"), 10, recover=True)
     assert o.stalled_after == 1
     assert o.stalls == o.recovered == 5 and o.delivered == 5

@@ -73,7 +73,7 @@ def test_rearm_with_the_fix_stays_healthy():
 
 
 def test_set_pq00_does_not_replay_an_asserted_lsi_unless_knob():
-    # UNMASK before the ack (MODEL.md §7): QEMU's XIVE does nothing at SET_PQ_00.
+    # UNMASK before the ack (docs/model.md, "One cycle, by controller"): QEMU's XIVE does nothing at SET_PQ_00.
     for knob, want in ((False, 0), (True, 1)):
         h = ModelHost("xive", "non-2.3", "unlazy", xive_set_pq00_retriggers=knob)
         with Intx(h) as ix:

@@ -2,7 +2,7 @@
 (check.py).  The host layer (pyvfio.host) does all the reading of sysfs, procfs and
 /dev; these modules only decide, one per thing checked.
 
-What decides whether INTx passthrough of a card works (ARCHITECTURE.md):
+What decides whether INTx passthrough of a card works (docs/model.md):
 - vfio-pci masks at the card (PCI 2.3 DisINTx, line may be shared) or, for a card
   without DisINTx or under nointxmask=1, at the interrupt controller with
   disable_irq_nosync() on an exclusive line (a shared line: request_irq -> EBUSY);

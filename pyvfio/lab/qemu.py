@@ -1,4 +1,4 @@
-"""The QEMU command line for a lab guest (facts in LAB.md: why each option)."""
+"""The QEMU command line for a lab guest (docs/lab.md, "The machines QEMU emulates": why each option)."""
 
 # The default PHB's group holds the 9p devices; pseries cards go on a second PHB so
 # their IOMMU group holds nothing bound to a host driver.

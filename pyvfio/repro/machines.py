@@ -37,7 +37,7 @@ class Machine:
     unlazy_fix: bool | None     # what policy "kernel" means (None: no such kernel named)
     arch: str | None = None     # a [lab] machine: its arch and lab kernel
     kernel: str | None = None
-    xics_variant: str = "qemu"  # the model's knobs for unverified hardware (MODEL.md)
+    xics_variant: str = "qemu"  # the model's knobs for unverified hardware (docs/model.md)
     xive_set_pq00_retriggers: bool = False
     threaded: bool = False      # forced irq threading (PREEMPT_RT)
 

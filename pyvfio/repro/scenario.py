@@ -28,7 +28,7 @@ card here, lab VMs, the model host).
     ic = ["xive", "xics", "ioapic"]  # each a value or a list: every ic x card
     card = ["2.3", "non-2.3"]
     kernel = "6.12"                  # optional: what policy "kernel" means (a lab kernel)
-    xics_variant = "qemu"            # optional model knobs (MODEL.md)
+    xics_variant = "qemu"            # optional model knobs (docs/model.md)
     xive_set_pq00_retriggers = false
     threaded = false                 # forced irq threading, as PREEMPT_RT runs (6.12-rt: always)
     [[expect]]                       # first match wins; a card or lab cell without one

@@ -9,7 +9,7 @@ genirq's handle_fasteoi_irq (genirq.py), which runs vfio-pci's INTx handler
 /dev/vfio device drive this one.  matrix.py runs the scenario matrix.
 
 Every step can be recorded (trace.py) as the kernel or hardware function it
-mirrors; MODEL.md (the project's specification) cites the sources.
+mirrors; docs/model.md cites the sources.
 """
 
 from .host import ModelHost, CONTROLLERS, CARDS, POLICIES

@@ -5,7 +5,7 @@ liveness (reads the inverse of what was written), 0x24 interrupt status, 0x60
 raise (ORs the value into the status: edu_raise_irq), 0x64 acknowledge (clears
 those bits: edu_lower_irq).  The card's internal interrupt is `status != 0`.
 
-PCI 2.3 or not (MODEL.md §6; QEMU hw/pci/pci.c pci_irq_handler,
+PCI 2.3 or not (docs/model.md, "The card"; QEMU hw/pci/pci.c pci_irq_handler,
 pci_update_irq_status, pci_update_irq_disabled):
 - a 2.3 card reports the internal interrupt in STATUS.INTERRUPT whatever
   COMMAND.INTX_DISABLE says, and drives its pin only while DisINTx is clear, so

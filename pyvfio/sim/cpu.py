@@ -1,4 +1,4 @@
-"""The CPU that takes the controller's notifications (MODEL.md §1, "CPU rule").
+"""The CPU that takes the controller's notifications (docs/model.md, "The CPU rule").
 
 Hard interrupts are off while a handler runs and while the kernel holds an
 irqsave lock (desc->lock, vdev->irqlock), so a notification raised then (an EOI

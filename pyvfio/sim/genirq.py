@@ -13,7 +13,7 @@ the handler disabled the IRQ.  The thread runs right after the hard interrupt.
 `chip` is the Linux irq_chip driver of the controller: it must have irq_mask,
 irq_unmask and irq_eoi, and may have irq_startup, irq_shutdown, irq_enable,
 irq_disable (None when absent).  None of the chips modelled here has
-irq_disable/irq_enable or IRQCHIP_EOI_IF_HANDLED (MODEL.md §1, "Chip facts"), so
+irq_disable/irq_enable or IRQCHIP_EOI_IF_HANDLED (docs/model.md, "Chip facts"), so
 lazy disable never touches the controller and the disabled path always EOIs.
 """
 

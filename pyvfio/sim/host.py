@@ -98,7 +98,7 @@ def _describe_set_irqs(index, flags, start, count, data):
 
 
 class ModelHost:
-    """A model host for one legacy card.  See MODEL.md for each mechanism."""
+    """A model host for one legacy card.  See docs/model.md for each mechanism."""
 
     name = "model"
     bdf = "0000:00:04.0"

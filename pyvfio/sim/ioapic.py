@@ -1,6 +1,6 @@
 """x86 IO-APIC, one level-triggered pin: QEMU's hw/intc/ioapic.c (irr, RTE mask,
 Remote IRR) and Linux's ioapic_ir_chip (arch/x86/kernel/apic/io_apic.c,
-"IR-IO-APIC", interrupt remapping) (MODEL.md §4).
+"IR-IO-APIC", interrupt remapping) (docs/model.md, "IO-APIC").
 
 Remote IRR is set when a level interrupt is delivered and cleared by the EOI; a
 pin whose line is still high is re-delivered at once at the EOI, and at unmask.

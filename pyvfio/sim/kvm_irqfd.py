@@ -1,5 +1,5 @@
 """KVM's resample irqfd (virt/kvm/eventfd.c) on the model host: vfio's unmask done
-in the kernel on the guest's EOI (MODEL.md §5).
+in the kernel on the guest's EOI (docs/model.md, "KVM's resampler").
 
 A VMM hands KVM vfio's trigger eventfd as an irqfd (KVM_IRQFD) with vfio's unmask
 eventfd as its resamplefd (KVM_IRQFD_FLAG_RESAMPLE).  When the guest EOIs the level

@@ -1,5 +1,5 @@
 """vfio-pci's INTx path: drivers/vfio/pci/vfio_pci_intrs.c and the virqfd of
-drivers/vfio/virqfd.c (MODEL.md §5), on the model card and genirq descriptor.
+drivers/vfio/virqfd.c (docs/model.md, "vfio-pci INTx"), on the model card and genirq descriptor.
 
 `fix_unlazy` says whether this "kernel" has 8b9f128947dd ("vfio/pci: Fix INTx
 handling on legacy non-PCI 2.3 devices"): vfio_intx_enable then sets

@@ -1,6 +1,6 @@
 """POWER XICS: QEMU's hw/intc/xics.c and xics_spapr.c (ICS source + ICP
 presenter) for one LSI, and Linux's ics-rtas irq chip with icp-hv EOI
-(MODEL.md §3).
+(docs/model.md, "XICS").
 
 QEMU re-presents an LSI that is still asserted whenever its "sent" flag is
 clear: at EOI (ics_eoi + icp_resend) and at unmask (rtas_int_on/set-xive).

@@ -1,5 +1,5 @@
 """POWER XIVE, an LSI source: QEMU's hw/intc/xive.c source model (the PQ bits)
-and Linux's arch/powerpc/sysdev/xive/common.c irq chip (MODEL.md §2).
+and Linux's arch/powerpc/sysdev/xive/common.c irq chip (docs/model.md, "XIVE").
 
 PQ: P (0x2) "an event was forwarded and not yet EOId", Q (0x1) "another event
 came meanwhile" (LSIs never set Q).  00 reset, 10 pending, 01 off (masked).
@@ -31,7 +31,7 @@ class XiveSource:
         self.cpu = cpu
         self.deliver = None         # set by the host: the CPU's path into genirq
         self.trace = trace
-        # Silicon question (MODEL.md §2 [U]): does SET_PQ_00 on an asserted LSI
+        # Silicon question (docs/model.md, "XIVE": not verified): does SET_PQ_00 on an asserted LSI
         # trigger?  QEMU: no.
         self.set_pq00_retriggers = set_pq00_retriggers
 
@@ -98,7 +98,7 @@ class XiveSource:
 
 class XiveChip:
     """Linux's xive_irq_chip for an LSI (struct xive_irq_data: saved_p, stale_p).
-    No irq_disable/irq_enable, no EOI_IF_HANDLED: MODEL.md §1."""
+    No irq_disable/irq_enable, no EOI_IF_HANDLED: docs/model.md, "Chip facts"."""
 
     name = "XIVE-IRQ"
     irq_disable = irq_enable = None

@@ -65,7 +65,7 @@ def test_mask_holds_back_the_interrupt(card, device, facts):
         got = intx.trigger.wait(1.0)
         if facts["ic"] == "xive" and facts["nointxmask"] == 1:
             # The controller was masked (unlazy): XIVE's SET_PQ_00 at unmask does not
-            # replay a line still asserted (QEMU; MODEL.md section 7), so it is lost.
+            # replay a line still asserted (QEMU; docs/model.md, "One cycle, by controller"), so it is lost.
             assert got == 0
         else:
             # 2.3 masking re-sends a pending interrupt at unmask; IO-APIC and XICS

@@ -1,6 +1,6 @@
 """The masking-policy module (tools/policy) on a real kernel: lazy disable on
 POWER9 XIVE with controller masking (nointxmask=1) stalls after exactly one
-interrupt; unlazy does not; elsewhere neither stalls (LAB.md's table)."""
+interrupt; unlazy does not; elsewhere neither stalls (docs/lab.md, "What the lab has seen")."""
 import pytest
 
 from pyvfio import profiles
