@@ -16,7 +16,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 OUTSIDE = re.compile(r"(?<![\w/.-])(?:" + "|".join(["MODEL", "LAB", "ARCHITECTURE", "STYLE"]) + r")\.md\b"
                      + r"|\.\./" + "shared" + r"\b|/work/" + "shared" + r"\b")
 CITED = re.compile(r"(?<![\w/.-])(docs/[A-Za-z0-9_./-]*[A-Za-z0-9_])")
-# a section named right after the page: docs/x.md, "Name" or docs/x.md ("Name")
+# a section named right after the page: PAGE, "Name" or PAGE ("Name")
 SECTION = re.compile(r"(?<![\w/.-])(docs/[A-Za-z0-9_./-]*\.md)(?:, | \()\"([^\"\n]+)\"")
 MD_LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
 SKIP_DIRS = {".git", ".venv", ".cache", "build", "dist", "__pycache__"}
