@@ -50,7 +50,8 @@ def read_bytes(path, what="file", limit=MAX_BYTES):
             chunks.append(chunk)
             total += len(chunk)
             if total > limit:
-                raise UsageError(f"{what} {path} grew past {limit >> 20} MiB while read", "give a file that holds still")
+                raise UsageError(f"{what} {path} grew past {limit >> 20} MiB while read",
+                                 "give a file that holds still")
         return b"".join(chunks)
     except OSError as exc:
         raise _failed(path, what, exc) from None

@@ -379,7 +379,8 @@ class EncodingHost:
 
 def _decode(step):
     hdr = ffi.cast("struct vfio_irq_set *", ffi.from_buffer(step.buf))
-    fds = struct.unpack_from(f"<{hdr.count if hdr.flags & uapi.VFIO_IRQ_SET_DATA_EVENTFD else 0}i", step.buf, ffi.sizeof(hdr[0]))
+    nfds = hdr.count if hdr.flags & uapi.VFIO_IRQ_SET_DATA_EVENTFD else 0
+    fds = struct.unpack_from(f"<{nfds}i", step.buf, ffi.sizeof(hdr[0]))
     return hdr.argsz, hdr.flags, hdr.index, hdr.start, hdr.count, fds
 
 

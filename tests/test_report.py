@@ -181,7 +181,7 @@ def test_summary_table():
     assert "all cells: card=non-2.3, nointxmask=1" in text
     header = lines[2].split()
     assert header[:2] == ["controller", "policy"] and "p50" in header and "p99" in header
-    row = next(l for l in lines if l.startswith("xive") and "lazy " in l)
+    row = next(line for line in lines if line.startswith("xive") and "lazy " in line)
     assert "NO" in row and "100/100" in row and "9.0" in row and "18.0" in row
     assert lines[-1] == "4 cell(s): 4 ok; 1 not as expected"
 

@@ -29,7 +29,7 @@ def test_the_whole_matrix_is_the_default(capsys):
     assert lines[1] == "all cells: nointxmask=0, engine=python, access=mmap, vfio=shipped, irq=intx, guest=toy"
     head = cols(lines[2])
     assert head[:5] == ["ic", "card", "policy", "unmask", "verdict"]
-    body = [cols(l) for l in lines[4:-1]]
+    body = [cols(line) for line in lines[4:-1]]
     assert len(body) == 18                       # 3 ics x (2.3 x 2 unmask + non-2.3 x 2 policies x 2)
     by = {tuple(r[:4]): r for r in body}
     assert by[("xive", "non-2.3", "lazy", "ioctl")][4:7] == ["stall after 1", "stall after 1", "yes"]
@@ -42,7 +42,7 @@ def test_the_whole_matrix_is_the_default(capsys):
 def test_selection(capsys):
     code, out, _ = run(capsys, "--model", "--controller", "xics,ioapic", "--card", "non-2.3",
                        "--policy", "unlazy", "-l", "5")
-    body = [cols(l) for l in out.splitlines()[4:-1]]
+    body = [cols(line) for line in out.splitlines()[4:-1]]
     assert code == 0 and len(body) == 4 and all(r[3] == "ok" for r in body)  # (ic, unmask vary)
 
 
@@ -103,7 +103,7 @@ def test_bad_options_are_one_line_errors(capsys, argv, needle):
 def test_a_23_card_with_nointxmask_is_masked_at_the_controller(capsys):
     code, out, _ = run(capsys, "--card", "2.3", "--policy", "unlazy,lazy", "--nointxmask",
                        "--controller", "xive", "-l", "5")
-    body = {tuple(cols(l)[:2]): cols(l)[2:5] for l in out.splitlines()[4:-1]}
+    body = {tuple(cols(line)[:2]): cols(line)[2:5] for line in out.splitlines()[4:-1]}
     assert code == 0 and "nointxmask=1" in out.splitlines()[1]
     assert body[("lazy", "ioctl")] == body[("lazy", "eventfd")] == ["stall after 1", "stall after 1", "yes"]
     assert body[("unlazy", "ioctl")] == ["ok", "ok", "yes"]

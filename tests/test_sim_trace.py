@@ -88,4 +88,4 @@ def test_trace_lines_format():
     tr, _ = trace_of("xive", "non-2.3", "lazy", loops=1)
     lines = tr.format().splitlines()
     assert lines[0].split()[0] == "1"
-    assert any(" xive " in l and "PQ 00->10" in l for l in lines)
+    assert any(" xive " in line and "PQ 00->10" in line for line in lines)

@@ -46,8 +46,10 @@ def test_extra_unmask_does_not_recover_the_stall():
     with Intx(h) as ix:
         assert cycle(h, ix) == 1
         assert cycle(h, ix) == 0                  # stalled
-        ix.unmask(); ix.unmask()                  # vfio ctx.masked is 0: nothing happens
-        ix.mask(); ix.unmask()                    # lazy: depth only, no ESB access
+        ix.unmask()                               # vfio ctx.masked is 0: nothing happens
+        ix.unmask()
+        ix.mask()                                 # lazy: depth only, no ESB access
+        ix.unmask()
         assert h.host_state()["pq"] == "10"
         assert cycle(h, ix) == 0
 

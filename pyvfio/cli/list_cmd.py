@@ -1,6 +1,7 @@
-"""`pyvfio list`: one line per PCI function, in lspci's words.
+"""`pyvfio list`: one line per PCI function, in lspci's words (wrapped here):
 
-    0000:00:03.0 Ethernet controller [0200]: Intel Corporation 82540EM Gigabit Ethernet Controller [8086:100e] (rev 03) DisINTx- masking:unknown; pin A routed to IRQ 22; IOMMU group: 5; driver: e1000
+    0000:00:03.0 Ethernet controller [0200]: Intel Corporation 82540EM Gigabit Ethernet Controller [8086:100e]
+        (rev 03) DisINTx- masking:unknown; pin A routed to IRQ 22; IOMMU group: 5; driver: e1000
 
 The head is lspci -nn's (names from pci.ids when installed, "Device [vvvv:dddd]" without).
 

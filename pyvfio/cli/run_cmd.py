@@ -30,7 +30,8 @@ def add_arguments(p):
                    help="time between raises in microseconds (default 0: closed loop)")
     p.add_argument("-D", "--duration", type=limits.arg("duration_s"), default=0, metavar="S",
                    help="run for S seconds instead of a loop count")
-    p.add_argument("-a", "--affinity", type=limits.arg("affinity"), metavar="CPU", help="pin the measuring thread to CPU")
+    p.add_argument("-a", "--affinity", type=limits.arg("affinity"), metavar="CPU",
+                   help="pin the measuring thread to CPU")
     p.add_argument("-p", "--priority", type=limits.arg("priority"), metavar="PRIO", help="SCHED_FIFO priority (1-99)")
     p.add_argument("-q", "--quiet", action="store_true", help="no live status line, summary only")
     p.add_argument("--json", metavar="FILE", help="write the full result as JSON (atomically)")

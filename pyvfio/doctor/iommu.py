@@ -44,7 +44,7 @@ def _iommufd(s, root):
 
 def _remapping(lines, root):
     """type1's SET_IOMMU refuses (EPERM) without interrupt remapping unless allowed."""
-    ir = sorted({l.chip for l in lines.values() if (l.chip or "").startswith("IR-")})
+    ir = sorted({line.chip for line in lines.values() if (line.chip or "").startswith("IR-")})
     if ir:
         return Check("interrupt_remapping", OK, "interrupt remapping is on",
                      f"/proc/interrupts chips {', '.join(ir)}")

@@ -29,7 +29,7 @@ import time
 
 from .. import uapi
 from .._binding import ffi
-from ..errors import KvmError, UsageError
+from ..errors import KvmError
 from ..engine.batch import DONE, TIMEOUT, Batch
 from . import guest
 from .memory import Ram

@@ -115,9 +115,9 @@ class Pic:
         """ICW1-4 to both chips (vector bases 0x20/0x28, slave on IRQ2, 8086 mode),
         every line masked but this one (and the cascade), then its ELCR bit (ports
         0x4d0/0x4d1; arch/x86/kvm/i8259.c keeps IRQ 0-2 edge whatever is written)."""
-        for cmd, data, base, cascade in ((0x20, 0x21, 0x20, 0x04), (0xA0, 0xA1, 0x28, 0x02)):
+        for cmd, data, vector_base, cascade in ((0x20, 0x21, 0x20, 0x04), (0xA0, 0xA1, 0x28, 0x02)):
             a.out_imm8(cmd, 0x11)
-            a.out_imm8(data, base)
+            a.out_imm8(data, vector_base)
             a.out_imm8(data, cascade)
             a.out_imm8(data, 0x01)
         bit = 1 << (self.irq & 7)

@@ -69,8 +69,8 @@ class Apt:
         if p.returncode != 0:
             tail = (p.stderr or p.stdout).strip().splitlines()[-6:]
             hint = _network_hint(p.stderr)
-            raise (LabUnavailable if hint else LabError)(step, f"{tool} {' '.join(args[:3])} failed (exit {p.returncode})",
-                           "\n".join(tail), hint=hint)
+            raise (LabUnavailable if hint else LabError)(
+                step, f"{tool} {' '.join(args[:3])} failed (exit {p.returncode})", "\n".join(tail), hint=hint)
         return p.stdout
 
     def update(self, force=False):

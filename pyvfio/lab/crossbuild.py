@@ -4,8 +4,9 @@ The whole `ffibuilder` of csrc/build.py is emitted as C by the cffi version the
 guest's backend has (Debian bookworm: 1.15.1; generated C must match its backend),
 then compiled with powerpc64le-linux-gnu-gcc against the ppc64el Python headers and
 Debian's 6.12 uapi headers (uapi_headers.py: <linux/iommufd.h>, which the 6.1 cross
-headers lack, so that the guest's extension declares what the host's does).  The result is keyed by the csrc stamp that pyvfio checks
-at import, and copied into the checkout as
+headers lack, so that the guest's extension declares what the host's does).  The
+result is keyed by the csrc stamp that pyvfio checks at import, and copied into the
+checkout as
 pyvfio/_ffi.cpython-311-powerpc64le-linux-gnu.so (the x86 Python never loads it).
 """
 import os

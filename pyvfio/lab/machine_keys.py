@@ -15,7 +15,7 @@ def ensure(cache_root):
             raise LabUnavailable("machine key", "ssh-keygen is not installed",
                                  hint="install openssh-client (tools/setup)")
         folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f"id_ed25519.tmp"
+        tmp = folder / "id_ed25519.tmp"
         for p in (tmp, tmp.with_suffix(".tmp.pub")):
             p.unlink(missing_ok=True)
         p = subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "pyvfio-lab",

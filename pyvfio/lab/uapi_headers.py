@@ -17,7 +17,6 @@ iommufd, else the -isystem flags; when neither is possible it says why on stderr
 in one line, and exits 1 (the extension is then built without iommufd)."""
 import os
 import pathlib
-import re
 import shlex
 import subprocess
 import sys

@@ -281,7 +281,8 @@ class _Checker:
                      "say what the card writes back into it when done")
             return
         if not 0 <= t.get("buffer", 0) <= MAX_DMA_BUFFER:
-            self.bad(("dma", "buffer"), f"DMA buffer {t['buffer']:#x}", "give an address the card decodes: 0 to 2^64 - 1")
+            self.bad(("dma", "buffer"), f"DMA buffer {t['buffer']:#x}",
+                     "give an address the card decodes: 0 to 2^64 - 1")
         elif not 0 < t["size"] <= 1 << 20:
             self.bad(("dma", "size"), f"DMA size {t['size']:#x}", "use 1 byte to 1 MiB")
         elif t["mask"] < t["size"] or t["mask"] & (t["mask"] + 1):
@@ -554,7 +555,8 @@ class _Checker:
         takes, needs = OP_KEYS[kind]
         for k, v in o.items():
             if k != kind and k not in takes:
-                self.bad(where + (k,), f"{kind} takes no {k!r}", f"{kind} takes {', '.join(sorted(takes)) or 'nothing else'}")
+                self.bad(where + (k,), f"{kind} takes no {k!r}",
+                         f"{kind} takes {', '.join(sorted(takes)) or 'nothing else'}")
                 return None
             if k == "value" and kind == WRITE and isinstance(v, str):
                 if v not in DMA_SYMBOLS:

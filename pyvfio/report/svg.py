@@ -303,7 +303,8 @@ def _draw_cell_histograms(cv, report, x0, y0, per_row=HIST_PER_ROW, w=300, h=172
         label = C.key_label(c["key"], varying or None)
         sub = c.get("verdict") or "?"
         if hist:
-            sub += f" · p50 {_fmt_us(hist.get('p50_us'))} µs · p99 {_fmt_us(hist.get('p99_us'))} µs · n={hist.get('count')}"
+            sub += (f" · p50 {_fmt_us(hist.get('p50_us'))} µs · p99 {_fmt_us(hist.get('p99_us'))} µs"
+                    f" · n={hist.get('count')}")
         _draw_histogram(cv, x, y, w, h, label, sub, hist, lo, hi, C.key_label(c["key"]))
     rows = max(1, math.ceil(len(cl) / per_row))
     return min(len(cl), per_row) * (w + 10), rows * (h + 10)

@@ -115,8 +115,9 @@ class Plan:
         KVM_CAP_IRQFD_RESAMPLE on XIVE), so on a ppc64le machine kvm cells are dropped.
         It drives the INTx line only (no MSI), and its engine is the vCPU: the engine
         axis collapses to its first value, which names the cell (so a lab and a
-        model report still differ in engine alone and compare cell by cell).  The unmask axis is KVM's --unmask for a kvm cell; resample, the
-        kernel's resampler, is a kvm cell's only (a toy guest has none)."""
+        model report still differ in engine alone and compare cell by cell).  The
+        unmask axis is KVM's --unmask for a kvm cell; resample, the kernel's
+        resampler, is a kvm cell's only (a toy guest has none)."""
         out = []
         for nim, pol, um, eng, acc, vfio, irq, guest in itertools.product(*(self.axes[a] for a in AXES)):
             if um == RESAMPLE and guest != "kvm" or guest == "kvm" and (not x86 or irq != "intx"):

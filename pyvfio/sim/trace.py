@@ -37,4 +37,4 @@ class Trace:
         return [e for e in self.events if needle in e[2] and (layer is None or e[1] == layer)]
 
     def as_json(self):
-        return [{"seq": s, "layer": l, "text": t} for s, l, t in self.events]
+        return [{"seq": s, "layer": layer, "text": t} for s, layer, t in self.events]

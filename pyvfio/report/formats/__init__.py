@@ -10,8 +10,6 @@ written from one model (model.py) of the checked result files (report/cells.py).
 docs/formats.md describes each format.
 """
 
-import sys
-
 FORMATS = ("ktap", "junit", "kcidb", "lava")   # cheap to import: the CLI's choices
 
 
