@@ -73,7 +73,7 @@ static void sleep_us(uint32_t us)
         ;
 }
 
-/* One register program (the op kinds: pyvfio/profiles/base.py Op).  Offsets and
+/* One register program (the op kinds: pyvfio/profiles/ops.py, base.py Op).  Offsets and
  * widths were checked against each region by the Python side.  *cause is the
  * last read's (raw ^ invert) & mask; *items (may be NULL) counts the drains'
  * loads.  -1 with errno set on a failed access or a poll timeout (ETIMEDOUT). */
