@@ -104,6 +104,12 @@ static int run_ops(const struct pyvfio_loop_cfg *cfg, const struct pyvfio_reg_op
         case PYVFIO_OP_DELAY:
             sleep_us(op->count);
             break;
+        case PYVFIO_OP_SPIN: {  /* busy: the CPU stays with the handler */
+            uint64_t until = pyvfio_now_ns() + (uint64_t)op->count * 1000;
+            while (pyvfio_now_ns() < until)
+                ;
+            break;
+        }
         case PYVFIO_OP_POLL: {
             uint64_t deadline = pyvfio_now_ns() + (uint64_t)op->count * 1000;
             for (;;) {

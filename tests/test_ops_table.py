@@ -33,7 +33,7 @@ from pyvfio.errors import PyvfioError, UsageError
 from pyvfio.kvm import guest
 from pyvfio.kvm.asm import EAX, Asm
 from pyvfio.profiles import ops
-from pyvfio.profiles.base import (DELAY, DRAIN, POLL, READ, RMW, WRITE, WRITE_CAUSE, Op,
+from pyvfio.profiles.base import (DELAY, DRAIN, POLL, READ, RMW, SPIN, WRITE, WRITE_CAUSE, Op,
                                   PollTimeout, Program)
 from pyvfio.profiles.format import OP_KEYS, check_text
 from pyvfio.vfio.region import Region
@@ -112,6 +112,8 @@ ROWS = [
     Row("poll times out", (w(0x10, 7), poll(0x37, 0x10, 0x00, us=500), w(0x14, 9)),
         before={0x34: 0x1C << 24}, cause=TIMEOUT, after={0x10: 7}),
     Row("two delays", (Op(DELAY, count=300), w(0x10, 1), Op(DELAY, count=300)), after={0x10: 1},
+        at_least_us=600),
+    Row("two spins", (Op(SPIN, count=300), r(0x24, 0xFF), Op(SPIN, count=300)), before={0x24: 9}, cause=9,
         at_least_us=600),
 ]
 
@@ -323,16 +325,17 @@ ack = [
     { poll = "S", mask = 1, value = 0, timeout_us = 10 },
     { rmw = "S", mask = 3, value = 1 },
     { drain = "L", while = "L", mask = 1, max = 4 },
+    { spin_us = 50 },
 ]
 """
     p, problems = check_text("t.toml", text)
     assert problems == []
-    assert [op.kind for op in p.programs["ack"]] == [READ, WRITE_CAUSE, DELAY, POLL, RMW, DRAIN]
-    assert p.programs["ack"][2].count == 5
-    too_long = ops.BY_NAME[DELAY].max_us + 1
-    _, problems = check_text("t.toml", text.replace("delay_us = 5", f"delay_us = {too_long}"))
+    assert [op.kind for op in p.programs["ack"]] == [READ, WRITE_CAUSE, DELAY, POLL, RMW, DRAIN, SPIN]
+    assert p.programs["ack"][-1].count == 50
+    too_long = ops.BY_NAME[SPIN].max_us + 1
+    _, problems = check_text("t.toml", text.replace("spin_us = 50", f"spin_us = {too_long}"))
     assert [pr.text("t.toml") for pr in problems] == [
-        f"t.toml:19: delay {too_long} us: use 1 to {ops.BY_NAME[DELAY].max_us} microseconds"]
+        f"t.toml:23: spin {too_long} us: use 1 to {ops.BY_NAME[SPIN].max_us} microseconds"]
 
 
 def test_the_guide_holds_the_tables_rows():

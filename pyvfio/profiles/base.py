@@ -14,8 +14,8 @@ from ..errors import AccessError, PyvfioError, UsageError
 from . import ops
 
 # The op kinds (ops.KINDS is their one definition), by name.
-WRITE, READ, WRITE_CAUSE, DELAY, POLL, RMW, DRAIN = (
-    "write", "read", "write_cause", "delay", "poll", "rmw", "drain")
+WRITE, READ, WRITE_CAUSE, DELAY, POLL, RMW, DRAIN, SPIN = (
+    "write", "read", "write_cause", "delay", "poll", "rmw", "drain", "spin")
 KINDS = tuple(k.name for k in ops.KINDS)
 
 
@@ -28,6 +28,7 @@ class Op:
                  0 when they mean "pending", as a 16550's IIR bit 0);
     write_cause: store the raw value the last read loaded (write-1-to-clear);
     delay:       sleep `count` microseconds;
+    spin:        busy-wait `count` microseconds (the CPU kept: an injected delay);
     poll:        load until (raw & `mask`) == `value`, at most `count` microseconds;
     rmw:         load, then store (raw & ~`mask`) | `value`;
     drain:       while (status & `mask`) == `value` load the register, at most `count`
@@ -125,6 +126,8 @@ class Program:
                 steps.append((DRAIN, (acc(False), status), op, 0))
             elif op.kind == POLL:
                 steps.append((POLL, acc(False), op, 0))
+            elif op.kind == SPIN:
+                steps.append((SPIN, None, op.count * 1000, 0))
             elif op.kind == DELAY:
                 steps.append((DELAY, None, op.count / 1e6, 0))
             else:
@@ -153,6 +156,10 @@ class Program:
                     items += 1
             elif kind is POLL:
                 _poll(a, fn)
+            elif kind is SPIN:
+                end = time.monotonic_ns() + a
+                while time.monotonic_ns() < end:
+                    pass
             else:
                 time.sleep(a)
         return cause, items

@@ -65,6 +65,11 @@ KINDS = (
            syntax="`{ drain = R, while = S, mask = M, max = N }`",
            does="load R while S & M == M (or `value`), at most N times per drain op; the loads are "
                 "counted (a UART's bytes while LSR.DR is set)"),
+    OpKind("spin", "spin_us", 7, frozenset(), frozenset(),
+           kvm="the guest has no clock calibrated when its program is compiled", max_us=100_000,
+           syntax="`{ spin_us = T }`",
+           does="busy-wait T microseconds on the monotonic clock, the CPU kept (a handler made "
+                "slower by a known amount: an injected delay)"),
 )
 
 BY_NAME = {k.name: k for k in KINDS}
