@@ -19,7 +19,20 @@ import cffi
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import uapi_decls  # noqa: E402
-from stamp import source_stamp  # noqa: E402
+from stamp import OP_TABLE, source_stamp  # noqa: E402
+
+
+def _op_table():
+    """pyvfio/profiles/ops.py, loaded by path: the op kinds' one definition, from
+    which the C loop's PYVFIO_OP_* codes are compiled in."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("_pyvfio_op_table", HERE.parent / OP_TABLE)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+OPS = _op_table()
 
 # Concatenated into one translation unit (local #includes dropped), so a
 # cross-build needs nothing but the emitted C file.
@@ -33,13 +46,6 @@ LOOP_CDEF = """
 #define PYVFIO_MAX_SPURIOUS ...
 #define PYVFIO_STEP_IOCTL ...
 #define PYVFIO_STEP_WRITE ...
-#define PYVFIO_OP_WRITE ...
-#define PYVFIO_OP_READ ...
-#define PYVFIO_OP_WRITE_CAUSE ...
-#define PYVFIO_OP_DELAY ...
-#define PYVFIO_OP_POLL ...
-#define PYVFIO_OP_RMW ...
-#define PYVFIO_OP_DRAIN ...
 #define PYVFIO_DONE ...
 #define PYVFIO_TIMEOUT ...
 #define PYVFIO_SIGNAL ...
@@ -118,8 +124,8 @@ def build_ffi(module="pyvfio._ffi"):
         uint64_t pyvfio_mmio_read(const void *base, size_t off, int width);
         void pyvfio_mmio_write(void *base, size_t off, int width, uint64_t v);
     """)
-    ffi.cdef(LOOP_CDEF)
-    extra_src = []
+    ffi.cdef(LOOP_CDEF + "".join(f"#define PYVFIO_OP_{k.name.upper()} ...\n" for k in OPS.KINDS))
+    extra_src = [OPS.c_enum()]   # before loop.h: run_ops switches on these
     for name in C_FILES:
         extra_src.append(_c_source(name))
     ffi.set_source(

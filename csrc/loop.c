@@ -10,6 +10,9 @@
  * timeout (Python records the stall and may recover), on a signal (Python's
  * wakeup fd is in the epoll set), on an error, or when done.
  *
+ * Both loops share their set-up and teardown (loop_start, loop_end), the wait for
+ * the trigger (wait_trigger) and the handler (handle: ack program, EOI).
+ *
  * pyvfio_external_loop is the same handler for interrupts raised from outside
  * (--source external): no raise, the wait bounded by the watchdog and the
  * deadline, the ack program draining the card (its items counted), the EOI, then
@@ -73,7 +76,7 @@ static void sleep_us(uint32_t us)
         ;
 }
 
-/* One register program (the op kinds: pyvfio/profiles/base.py Op).  Offsets and
+/* One register program (the op kinds: pyvfio/profiles/ops.py, base.py Op).  Offsets and
  * widths were checked against each region by the Python side.  *cause is the
  * last read's (raw ^ invert) & mask; *items (may be NULL) counts the drains'
  * loads.  -1 with errno set on a failed access or a poll timeout (ETIMEDOUT). */
@@ -104,6 +107,12 @@ static int run_ops(const struct pyvfio_loop_cfg *cfg, const struct pyvfio_reg_op
         case PYVFIO_OP_DELAY:
             sleep_us(op->count);
             break;
+        case PYVFIO_OP_SPIN: {  /* busy: the CPU stays with the handler */
+            uint64_t until = pyvfio_now_ns() + (uint64_t)op->count * 1000;
+            while (pyvfio_now_ns() < until)
+                ;
+            break;
+        }
         case PYVFIO_OP_POLL: {
             uint64_t deadline = pyvfio_now_ns() + (uint64_t)op->count * 1000;
             for (;;) {
@@ -164,10 +173,12 @@ static int run_steps(const struct pyvfio_step *steps, int n, struct pyvfio_loop_
     return 0;
 }
 
-/* The epoll set of a loop: the trigger eventfd, and Python's wakeup fd if any. */
-static int loop_epoll(const struct pyvfio_loop_cfg *cfg, struct pyvfio_loop_result *res)
+/* A loop's start, shared by both: reason DONE, and its epoll set: the trigger
+ * eventfd, and Python's wakeup fd if any.  -1 (res failed) when it cannot. */
+static int loop_start(const struct pyvfio_loop_cfg *cfg, struct pyvfio_loop_result *res)
 {
     struct epoll_event ev = {.events = EPOLLIN};
+    res->reason = PYVFIO_DONE;
     int ep = epoll_create1(EPOLL_CLOEXEC);
     if (ep < 0)
         return fail(res, "epoll_create1");
@@ -182,19 +193,70 @@ static int loop_epoll(const struct pyvfio_loop_cfg *cfg, struct pyvfio_loop_resu
     return -1;
 }
 
+static int loop_end(int ep, const struct pyvfio_loop_result *res)
+{
+    close(ep);
+    return res->reason == PYVFIO_ERROR ? -1 : 0;
+}
+
+/* What one wait for the trigger found. */
+enum { TRIGGER_FIRED, TRIGGER_QUIET, TRIGGER_AGAIN, TRIGGER_END };
+
+/* Both loops' wait: epoll (at most timeout_ms), then the trigger eventfd read.
+ * FIRED: it fired (signals beyond the first counted as extra); QUIET: the timeout
+ * passed; AGAIN: nothing to read after all (wait again); END: a signal (Python's
+ * wakeup fd, or EINTR) or an error, res->reason says which. */
+static inline int wait_trigger(int ep, const struct pyvfio_loop_cfg *cfg,
+                               struct pyvfio_loop_result *res, int timeout_ms)
+{
+    struct epoll_event got[2];
+    uint64_t count;
+    int n = epoll_wait(ep, got, 2, timeout_ms);
+    if (n == 0)
+        return TRIGGER_QUIET;
+    if (n < 0) {
+        if (errno == EINTR)
+            res->reason = PYVFIO_SIGNAL;
+        else
+            fail(res, "epoll_wait");
+        return TRIGGER_END;
+    }
+    for (int k = 0; k < n; k++)
+        if (got[k].data.fd == cfg->wakeup_fd) {
+            res->reason = PYVFIO_SIGNAL;
+            return TRIGGER_END;
+        }
+    if (read(cfg->trigger_fd, &count, 8) != 8) {
+        if (errno == EAGAIN)
+            return TRIGGER_AGAIN;
+        fail(res, "read trigger eventfd");
+        return TRIGGER_END;
+    }
+    if (count > 1)
+        res->extra_signals += count - 1;
+    return TRIGGER_FIRED;
+}
+
+/* Both loops' handler: the ack program (`what` names it in an error), then the EOI. */
+static inline int handle(const struct pyvfio_loop_cfg *cfg, struct pyvfio_loop_result *res,
+                         const char *what, uint64_t *cause, uint64_t *items)
+{
+    if (run_ops(cfg, cfg->ack_ops, cfg->n_ack, 0, cause, items))
+        return fail(res, what);
+    return run_steps(cfg->eoi, cfg->n_eoi, res);
+}
+
 int pyvfio_intx_loop(const struct pyvfio_loop_cfg *cfg, struct pyvfio_loop_result *res,
                      struct pyvfio_hist *wakeup, struct pyvfio_hist *service,
                      struct pyvfio_hist *rtt)
 {
-    struct epoll_event got[2];
     uint64_t next = 0;
     int ep;
 
-    res->reason = PYVFIO_DONE;
-    if ((ep = loop_epoll(cfg, res)) < 0)
+    if ((ep = loop_start(cfg, res)) < 0)
         return -1;
     for (uint64_t i = 0; i < cfg->loops; i++) {
-        uint64_t cause = 0, count, t0, t1, t2;
+        uint64_t cause = 0, t0, t1, t2;
         if (cfg->interval_ns) {
             uint64_t now = pyvfio_now_ns();
             if (next > now) {
@@ -212,38 +274,17 @@ int pyvfio_intx_loop(const struct pyvfio_loop_cfg *cfg, struct pyvfio_loop_resul
         }
         res->raised++;
         for (int spurious = 0;; spurious++) {  /* wait until a trigger finds a cause */
-            int n = spurious < PYVFIO_MAX_SPURIOUS ? epoll_wait(ep, got, 2, cfg->watchdog_ms) : 0;
-            if (n == 0) {  /* the watchdog, or a storm of triggers without a cause */
+            /* the watchdog, or a storm of triggers without a cause: a timeout */
+            int got = spurious < PYVFIO_MAX_SPURIOUS ? wait_trigger(ep, cfg, res, cfg->watchdog_ms)
+                                                     : TRIGGER_QUIET;
+            if (got == TRIGGER_QUIET)
                 res->reason = PYVFIO_TIMEOUT;
+            if (got == TRIGGER_QUIET || got == TRIGGER_END)
                 goto out;
-            }
-            if (n < 0) {
-                if (errno == EINTR) {
-                    res->reason = PYVFIO_SIGNAL;
-                    goto out;
-                }
-                fail(res, "epoll_wait");
-                goto out;
-            }
-            for (int k = 0; k < n; k++)
-                if (got[k].data.fd == cfg->wakeup_fd) {
-                    res->reason = PYVFIO_SIGNAL;
-                    goto out;
-                }
-            if (read(cfg->trigger_fd, &count, 8) != 8) {
-                if (errno == EAGAIN)
-                    continue;
-                fail(res, "read trigger eventfd");
-                goto out;
-            }
+            if (got == TRIGGER_AGAIN)
+                continue;
             t1 = pyvfio_now_ns();
-            if (count > 1)
-                res->extra_signals += count - 1;
-            if (run_ops(cfg, cfg->ack_ops, cfg->n_ack, 0, &cause, NULL)) {
-                fail(res, "ack (card register access)");
-                goto out;
-            }
-            if (run_steps(cfg->eoi, cfg->n_eoi, res))
+            if (handle(cfg, res, "ack (card register access)", &cause, NULL))
                 goto out;
             t2 = pyvfio_now_ns();
             if (cause)
@@ -257,24 +298,21 @@ int pyvfio_intx_loop(const struct pyvfio_loop_cfg *cfg, struct pyvfio_loop_resul
         pyvfio_hist_record(rtt, t2 - t0);
     }
 out:
-    close(ep);
-    return res->reason == PYVFIO_ERROR ? -1 : 0;
+    return loop_end(ep, res);
 }
 
 int pyvfio_external_loop(const struct pyvfio_loop_cfg *cfg, struct pyvfio_loop_result *res,
                          struct pyvfio_hist *arrival, struct pyvfio_hist *service,
                          struct pyvfio_hist *items)
 {
-    struct epoll_event got[2];
     uint64_t last = cfg->last_arrival_ns;
     int ep;
 
-    res->reason = PYVFIO_DONE;
     res->last_arrival_ns = last;
-    if ((ep = loop_epoll(cfg, res)) < 0)
+    if ((ep = loop_start(cfg, res)) < 0)
         return -1;
     while (res->delivered < cfg->loops) {
-        uint64_t cause = 0, drained = 0, count, t1, t2;
+        uint64_t cause = 0, drained = 0, t1, t2;
         int timeout = cfg->watchdog_ms;
         if (cfg->deadline_ns) {
             uint64_t now = pyvfio_now_ns();
@@ -284,41 +322,18 @@ int pyvfio_external_loop(const struct pyvfio_loop_cfg *cfg, struct pyvfio_loop_r
             if (left_ms < (uint64_t)timeout)
                 timeout = (int)left_ms;
         }
-        int n = epoll_wait(ep, got, 2, timeout);
-        if (n == 0) {
-            if (cfg->deadline_ns && pyvfio_now_ns() >= cfg->deadline_ns)
-                break;
-            res->reason = PYVFIO_TIMEOUT;
+        int got = wait_trigger(ep, cfg, res, timeout);
+        if (got == TRIGGER_QUIET) {
+            if (!cfg->deadline_ns || pyvfio_now_ns() < cfg->deadline_ns)
+                res->reason = PYVFIO_TIMEOUT;
             break;
         }
-        if (n < 0) {
-            if (errno == EINTR)
-                res->reason = PYVFIO_SIGNAL;
-            else
-                fail(res, "epoll_wait");
+        if (got == TRIGGER_END)
             break;
-        }
-        int signalled = 0;
-        for (int k = 0; k < n; k++)
-            signalled |= got[k].data.fd == cfg->wakeup_fd;
-        if (signalled) {
-            res->reason = PYVFIO_SIGNAL;
-            break;
-        }
-        if (read(cfg->trigger_fd, &count, 8) != 8) {
-            if (errno == EAGAIN)
-                continue;
-            fail(res, "read trigger eventfd");
-            break;
-        }
+        if (got == TRIGGER_AGAIN)
+            continue;
         t1 = pyvfio_now_ns();
-        if (count > 1)
-            res->extra_signals += count - 1;
-        if (run_ops(cfg, cfg->ack_ops, cfg->n_ack, 0, &cause, &drained)) {
-            fail(res, "ack_external (card register access)");
-            break;
-        }
-        if (run_steps(cfg->eoi, cfg->n_eoi, res))
+        if (handle(cfg, res, "ack_external (card register access)", &cause, &drained))
             break;
         t2 = pyvfio_now_ns();
         res->items += drained;
@@ -334,6 +349,5 @@ int pyvfio_external_loop(const struct pyvfio_loop_cfg *cfg, struct pyvfio_loop_r
         res->last_cause = cause;
         res->delivered++;
     }
-    close(ep);
-    return res->reason == PYVFIO_ERROR ? -1 : 0;
+    return loop_end(ep, res);
 }

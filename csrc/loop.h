@@ -2,9 +2,8 @@
 #include <stdint.h>
 #include "hist.h"
 
-/* The op kinds of a register program (pyvfio/profiles/base.py Op documents each). */
-enum { PYVFIO_OP_WRITE = 0, PYVFIO_OP_READ = 1, PYVFIO_OP_WRITE_CAUSE = 2, PYVFIO_OP_DELAY = 3,
-       PYVFIO_OP_POLL = 4, PYVFIO_OP_RMW = 5, PYVFIO_OP_DRAIN = 6 };
+/* The op kinds of a register program, PYVFIO_OP_<KIND>: build.py compiles their enum
+ * in ahead of this file from pyvfio/profiles/ops.py, their one definition. */
 enum { PYVFIO_STEP_IOCTL = 0, PYVFIO_STEP_WRITE = 1 };
 enum { PYVFIO_DONE = 0, PYVFIO_TIMEOUT = 1, PYVFIO_SIGNAL = 2, PYVFIO_ERROR = 3 };
 #define PYVFIO_MAX_OPS 8
@@ -21,7 +20,7 @@ struct pyvfio_reg_op {
     uint64_t value;         /* write, rmw: stored; poll, drain: what (reg & mask) must equal */
     uint64_t mask;          /* read: the cause bits; rmw: the bits changed; poll, drain: tested */
     uint64_t invert;        /* read: bits that read 0 when pending: cause = (raw ^ invert) & mask */
-    uint32_t count;         /* delay: us; poll: timeout in us; drain: at most this many loads */
+    uint32_t count;         /* a timed kind: us; poll: timeout in us; drain: at most this many loads */
     int status_bar, status_width;
     uint32_t status_offset; /* drain: the status register */
 };

@@ -21,7 +21,7 @@ from pyvfio.errors import UsageError
 from pyvfio.eventfd import EventFd
 from pyvfio.histogram import Histogram
 from pyvfio.intx import EventfdWrite, Intx, SetIrqs
-from pyvfio.profiles.base import DELAY, DRAIN, POLL, READ, RMW, WRITE, WRITE_CAUSE, Op
+from pyvfio.profiles.base import READ, WRITE, WRITE_CAUSE, Op
 from pyvfio.vfio.device import Device
 from pyvfio.vfio.region import Region
 
@@ -121,14 +121,6 @@ class Loop:
         cfg.n_ack = fill_ops(cfg.ack_ops, ack_ops, self.slots)
         cfg.n_eoi = fill_steps(cfg.eoi, eoi, self.keep)
         self.hists = [Histogram() for _ in range(3)]
-
-    def run_ops(self, ops, seq=0):
-        """One program through the loop's run_ops: (rc, errno, cause, items)."""
-        arr = ffi.new("struct pyvfio_reg_op[]", max(1, len(ops)))
-        n = fill_ops(arr, ops, self.slots)
-        cause, items = ffi.new("uint64_t *"), ffi.new("uint64_t *")
-        rc = lib.pyvfio_run_ops(self.cfg, arr, n, seq, cause, items)
-        return rc, ffi.errno if rc else 0, cause[0], items[0]
 
     def run(self, n, deadline_ns=0):
         self.cfg.loops, self.cfg.deadline_ns = n, deadline_ns
@@ -273,70 +265,7 @@ def test_error_on_a_bar_that_cannot_be_written(efds):
     assert ffi.string(res.errop).decode() == "raise (card register write)" and res.raised == 0
 
 
-# --- the op kinds, through the loop's own run_ops (pyvfio_run_ops) ----------------------
-
-@pytest.fixture(params=["mmap", "rw"])
-def bar_loop(request, efds):
-    """A Loop on an idle card's memfd BAR (no card thread: the registers are set
-    by hand), reached by mmap or by pread/pwrite."""
-    trigger, _ = efds
-    card = Card(trigger)
-    yield card, Loop(card, trigger, [], request.param)
-    card.close()
-
-
-def byte(card, off):
-    return card.mm[off]
-
-
-def test_read_with_invert_decodes_a_pending_bit_that_reads_0(bar_loop):
-    card, loop = bar_loop
-    iir = [Op(READ, "bar", 0x12, 1, mask=0x0F, invert=0x01)]
-    card.mm[0x12] = 0xC2  # FIFOs on, THR empty pending: bit 0 reads 0
-    assert loop.run_ops(iir) == (0, 0, 0x03, 0)
-    card.mm[0x12] = 0xC1  # nothing pending
-    assert loop.run_ops(iir) == (0, 0, 0, 0)
-
-
-def test_rmw_changes_only_its_mask_and_write_cause_stores_the_raw_value(bar_loop):
-    card, loop = bar_loop
-    card.mm[0x20], card.mm[0x24] = 0xA3, 0xC2
-    rc = loop.run_ops([Op(RMW, "bar", 0x20, 1, mask=0x0F, value=0x05),
-                       Op(READ, "bar", 0x24, 1, mask=0x0F, invert=0x01), Op(WRITE_CAUSE, "bar", 0x28, 1)])
-    assert rc == (0, 0, 0x03, 0)
-    assert (byte(card, 0x20), byte(card, 0x28)) == (0xA5, 0xC2)  # the raw read, not the cause
-
-
-def test_drain_counts_its_loads_and_stops_at_max(bar_loop):
-    card, loop = bar_loop
-    drain = [Op(DRAIN, "bar", 0x30, 1, mask=0x01, value=0x01, count=5, status_bar="bar",
-                status_offset=0x35, status_width=1)]
-    card.mm[0x35] = 0x61  # LSR: THR empty, data ready, and it never runs dry
-    assert loop.run_ops(drain) == (0, 0, 0, 5)
-    card.mm[0x35] = 0x60  # no data
-    assert loop.run_ops(drain) == (0, 0, 0, 0)
-
-
-def test_poll_returns_on_its_value_and_times_out_with_etimedout(bar_loop):
-    card, loop = bar_loop
-    poll = [Op(POLL, "bar", 0x37, 1, mask=0x10, value=0x00, count=2000)]
-    card.mm[0x37] = 0x0C
-    assert loop.run_ops(poll)[:2] == (0, 0)
-    card.mm[0x37] = 0x1C  # the reset bit never clears
-    assert loop.run_ops(poll)[:2] == (-1, errno.ETIMEDOUT)
-
-
-def test_delay_then_rotating_writes(bar_loop):
-    card, loop = bar_loop
-    ops = [Op(DELAY, count=100), Op(WRITE, "bar", 0x40, 4, value=0x11, rotate=4, stride=4)]
-    hit = []
-    for seq in range(6):
-        for k in range(4):
-            card.set(0x40 + 4 * k, 0)
-        assert loop.run_ops(ops, seq)[:2] == (0, 0)
-        hit.append([k for k in range(4) if card.reg(0x40 + 4 * k) == 0x11])
-    assert hit == [[0], [1], [2], [3], [0], [1]]
-
+# --- the op kinds: tests/test_ops_table.py runs each through run_ops, Python and KVM ---
 
 def test_the_hot_loop_acks_a_cause_that_reads_inverted(efds):
     """A 16550-style status: pending is a 0 in bit 0.  The loop finds the cause and

@@ -1,7 +1,7 @@
 """Profile files: the one loader and validator (every mistake one FILE:LINE line),
-where profiles come from, the Python program for each op kind, and the model host
-driven through the edu profile file.  The C loop's op kinds: tests/test_cloop.py;
-the card check: tests/lab/test_profiles_lab.py."""
+where profiles come from, and the model host driven through the edu profile file.
+The op kinds, through Python, C and KVM: tests/test_ops_table.py; the card check:
+tests/lab/test_profiles_lab.py."""
 
 import json
 import subprocess
@@ -11,8 +11,8 @@ import pytest
 
 from pyvfio import profiles
 from pyvfio.engine import Run, RunConfig
-from pyvfio.errors import PyvfioError, UsageError
-from pyvfio.profiles.base import DELAY, DRAIN, POLL, READ, RMW, WRITE, WRITE_CAUSE, Op, Program
+from pyvfio.errors import UsageError
+from pyvfio.profiles.base import READ, WRITE_CAUSE, Op
 from pyvfio.profiles.format import ProfileInvalid, check_text
 from pyvfio.profiles.tomlpos import key_lines
 from pyvfio.sim import ModelHost
@@ -270,72 +270,6 @@ def test_profile_by_file_and_by_name(tmp_path):
     assert profiles.named("rtl8139").ids == ((0x10EC, 0x8139),)
     with pytest.raises(UsageError, match="unknown profile 'ne2000'"):
         profiles.named("ne2000")
-
-
-# --- the Python program, op by op ------------------------------------------------------
-
-class Regs:
-    """A BAR as a dict of registers; records every access."""
-
-    def __init__(self, **values):
-        self.values, self.log = dict(values), []
-
-    def read(self, offset, width):
-        v = self.values.get(offset, 0)
-        if callable(v):
-            v = v()
-        self.log.append(("r", offset))
-        return v
-
-    def write(self, offset, width, value):
-        self.log.append(("w", offset, value))
-        self.values[offset] = value
-
-
-def test_read_with_invert_decodes_a_pending_bit_that_reads_0():
-    regs = Regs()
-    iir = Program([Op(READ, "b", 2, 1, mask=0x0F, invert=0x01)], {"b": regs})
-    regs.values[2] = 0xC2   # FIFOs on, THR empty pending (bit 0 = 0)
-    assert iir() == 0x03
-    regs.values[2] = 0xC1   # nothing pending
-    assert iir() == 0
-
-
-def test_rmw_changes_only_its_mask_and_write_cause_stores_the_raw_read():
-    regs = Regs(**{"0": 0})
-    regs.values = {0: 0xA3, 4: 0x81}
-    Program([Op(RMW, "b", 0, 1, mask=0x0F, value=0x05), Op(READ, "b", 4, 1, mask=0x01),
-             Op(WRITE_CAUSE, "b", 8, 1)], {"b": regs})()
-    assert regs.values[0] == 0xA5 and regs.values[8] == 0x81
-
-
-def test_drain_counts_its_items_and_stops_at_max():
-    fifo = [1, 2, 3]
-    regs = Regs()
-    regs.values = {0: lambda: fifo.pop(0), 5: lambda: 1 if fifo else 0}
-    drain = Op(DRAIN, "b", 0, 1, mask=1, value=1, count=64, status_bar="b", status_offset=5, status_width=1)
-    assert Program([drain], {"b": regs}).counted() == (0, 3)
-    regs.values[5] = 1  # a status that always says more: bounded
-    regs.values[0] = 0
-    assert Program([drain], {"b": regs}).counted() == (0, 64)
-
-
-def test_poll_waits_for_its_value_and_times_out_with_one_line():
-    reads = iter([0x10, 0x10, 0x00])
-    regs = Regs()
-    regs.values = {0x37: lambda: next(reads)}
-    Program([Op(POLL, "b", 0x37, 1, mask=0x10, value=0, count=1_000_000, reg="CMD")], {"b": regs})()
-    regs.values[0x37] = 0x10
-    with pytest.raises(PyvfioError, match=r"CMD at b\+0x37 read 0x10, not 0x0 under mask 0x10, for 100 us"):
-        Program([Op(POLL, "b", 0x37, 1, mask=0x10, value=0, count=100, reg="CMD")], {"b": regs})()
-
-
-def test_rotating_write_and_delay():
-    regs = Regs()
-    p = Program([Op(DELAY, count=1), Op(WRITE, "b", 0x10, 4, value=0, rotate=4, stride=4)], {"b": regs})
-    for n in range(5):
-        p(n)
-    assert [e[1] for e in regs.log] == [0x10, 0x14, 0x18, 0x1C, 0x10]
 
 
 # --- profiles bound to a card: the model host ------------------------------------------

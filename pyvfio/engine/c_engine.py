@@ -6,11 +6,12 @@ import signal
 
 from .._binding import ffi, lib
 from ..errors import UsageError, VfioError
-from ..profiles import base
+from ..profiles import ops
 from .batch import DONE, ERROR, SIGNAL, TIMEOUT, Batch
 from .python_engine import service_external, trigger_pending
 
-_KIND = {kind: getattr(lib, f"PYVFIO_OP_{kind.upper()}") for kind in base.KINDS}
+# the C loop's op codes: the op table's, which csrc/build.py compiles in
+_KIND = {k.name: k.code for k in ops.KINDS}
 _STEP = {"ioctl": lib.PYVFIO_STEP_IOCTL, "write": lib.PYVFIO_STEP_WRITE}
 _REASON = {lib.PYVFIO_DONE: DONE, lib.PYVFIO_TIMEOUT: TIMEOUT, lib.PYVFIO_SIGNAL: SIGNAL,
            lib.PYVFIO_ERROR: ERROR}

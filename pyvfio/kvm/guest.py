@@ -33,7 +33,7 @@ With --eoi-first the EOI comes before the ack (build()).
 from dataclasses import dataclass
 
 from ..errors import UsageError
-from ..profiles import base
+from ..profiles import base, ops
 from .asm import EAX, ECX, Asm
 
 RAM_SIZE = 0x40000
@@ -184,7 +184,9 @@ class ProgramCompiler:
     """Profile ops (profiles/base.Op) -> guest instructions, with the semantics the
     C loop gives them (csrc/loop.c run_ops): the raw value of the last read is kept
     in ECX for write_cause; its (raw ^ invert) & mask is the program's cause, stored
-    at `cause_at`.  Ops the guest cannot express are refused, in one line."""
+    at `cause_at`.  Ops the guest cannot express are refused, in one line: the kinds
+    whose row in profiles/ops.py says why, and forms of the others (a rotating write,
+    an 8-byte access)."""
 
     def __init__(self, profile, windows):
         self.profile = profile
@@ -195,11 +197,12 @@ class ProgramCompiler:
                          f"cannot run in the KVM guest: {why}",
                          "use --guest toy for this profile (the C and Python engines run every op)")
 
-    def compile(self, a, ops, cause_at):
+    def compile(self, a, program, cause_at):
         a.mov_mem_imm(cause_at, 0)
-        for op in ops:
-            if op.kind in (base.DELAY, base.POLL, base.DRAIN):
-                self.refuse(op, "the guest compiler has no timed or repeated accesses")
+        for op in program:
+            why = ops.BY_NAME[op.kind].kvm    # the kinds the guest runs: ops.KVM_KINDS
+            if why:
+                self.refuse(op, why)
             if op.rotate > 1:
                 self.refuse(op, "rotating writes need the raise count, which the guest does not track")
             if op.width not in (1, 2, 4):

@@ -4,18 +4,19 @@ card (after the kernel's tools/testing/selftests/vfio driver ops).
 A profile's register programs are data (pyvfio/profiles/format.py loads them):
 tuples of `Op` that the Python engine runs compiled as a `Program` and the C loop
 (csrc/loop.c run_ops) runs from a copy the C engine makes, so both engines do
-exactly the same accesses.
+exactly the same accesses.  The op kinds are defined once, in ops.py.
 """
 
 import time
 from dataclasses import dataclass, replace
 
 from ..errors import AccessError, PyvfioError, UsageError
+from . import ops
 
-# The op kinds; csrc/loop.h has one PYVFIO_OP_* for each.
-WRITE, READ, WRITE_CAUSE, DELAY, POLL, RMW, DRAIN = (
-    "write", "read", "write_cause", "delay", "poll", "rmw", "drain")
-KINDS = (WRITE, READ, WRITE_CAUSE, DELAY, POLL, RMW, DRAIN)
+# The op kinds (ops.KINDS is their one definition), by name.
+WRITE, READ, WRITE_CAUSE, DELAY, POLL, RMW, DRAIN, SPIN = (
+    "write", "read", "write_cause", "delay", "poll", "rmw", "drain", "spin")
+KINDS = tuple(k.name for k in ops.KINDS)
 
 
 @dataclass(frozen=True)
@@ -26,11 +27,13 @@ class Op:
     read:        load; the cause is (raw ^ `invert`) & `mask` (`invert`: bits that read
                  0 when they mean "pending", as a 16550's IIR bit 0);
     write_cause: store the raw value the last read loaded (write-1-to-clear);
-    delay:       wait `count` microseconds;
+    delay:       sleep `count` microseconds;
+    spin:        busy-wait `count` microseconds (the CPU kept: an injected delay);
     poll:        load until (raw & `mask`) == `value`, at most `count` microseconds;
     rmw:         load, then store (raw & ~`mask`) | `value`;
     drain:       while (status & `mask`) == `value` load the register, at most `count`
-                 times; the loads are the program's items (a UART's bytes).
+                 times for this op (two drain ops: up to twice `count`); the loads
+                 are the program's items (a UART's bytes).
                  The status register is (`status_bar`, `status_offset`, `status_width`)."""
     kind: str
     bar: str = None
@@ -50,7 +53,7 @@ class Op:
 
     def offsets(self):
         """(bar, offset, width, write) of every access the op can make."""
-        if self.kind == DELAY:
+        if ops.BY_NAME[self.kind].timed:   # a wait: no register
             return []
         write = self.kind in (WRITE, WRITE_CAUSE, RMW)
         out = [(self.bar, self.offset + self.stride * k, self.width, write) for k in range(self.rotate)]
@@ -123,8 +126,13 @@ class Program:
                 steps.append((DRAIN, (acc(False), status), op, 0))
             elif op.kind == POLL:
                 steps.append((POLL, acc(False), op, 0))
-            else:
+            elif op.kind == SPIN:
+                steps.append((SPIN, None, op.count * 1000, 0))
+            elif op.kind == DELAY:
                 steps.append((DELAY, None, op.count / 1e6, 0))
+            else:
+                raise UsageError(f"op kind {op.kind!r} unknown to the Python engine",
+                                 f"use one of {', '.join(KINDS)}")
         self.steps = tuple(steps)
 
     def counted(self, n=0):
@@ -139,13 +147,19 @@ class Program:
                 fn(raw)
             elif kind is RMW:
                 fn[1]((fn[0]() & ~b) | a)
-            elif kind is DRAIN:
+            elif kind is DRAIN:   # `count` bounds each drain op, not the program
                 data, status = fn
-                while items < a.count and status() & a.mask == a.value:
+                for _ in range(a.count):
+                    if status() & a.mask != a.value:
+                        break
                     data()
                     items += 1
             elif kind is POLL:
                 _poll(a, fn)
+            elif kind is SPIN:
+                end = time.monotonic_ns() + a
+                while time.monotonic_ns() < end:
+                    pass
             else:
                 time.sleep(a)
         return cause, items

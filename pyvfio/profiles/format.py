@@ -31,10 +31,9 @@
     # recover (optional, with identify): run when identification fails, to bring
     # back a card an earlier run left in another mode (a bank select, a reset)
 
-Ops (the key naming the kind names the register): write (value; rotate, stride),
-read (mask, invert), write_cause, delay_us, poll (mask, value, timeout_us), rmw
-(mask, value), drain (while, mask, value, max).  pyvfio/profiles/README.md is the
-guide.  Every problem is reported as FILE:LINE: what is wrong: what to do.
+Ops (the key naming the kind names the register, or, `*_us`, a time) are
+the kinds of ops.py, with the keys each takes there.  pyvfio/profiles/README.md is
+the guide.  Every problem is reported as FILE:LINE: what is wrong: what to do.
 """
 
 import re
@@ -44,7 +43,8 @@ from dataclasses import dataclass, field
 from .._binding import lib
 from ..errors import UsageError
 from ..inputs import read_text
-from .base import DELAY, DRAIN, POLL, READ, RMW, WRITE, WRITE_CAUSE, Op
+from . import ops
+from .base import DRAIN, POLL, READ, RMW, WRITE, WRITE_CAUSE, Op
 from .tomlpos import key_lines, line_of
 
 ACCESS = ("mmap", "rw")
@@ -58,7 +58,6 @@ REQUIRED_PROGRAMS = PROGRAMS[:4]
 HOT_PROGRAMS = ("raise", "ack", "ack_external", "raise_dma")   # run by the C loop, per interrupt
 # The values a raise_dma write may name, filled in when the run has mapped its pages.
 DMA_SYMBOLS = ("dma.src", "dma.dst", "dma.buffer", "dma.size")
-MAX_DELAY_US = 1_000_000
 MAX_POLL_US = 10_000_000
 MAX_DRAIN = 4096
 # PCI BAR sizes are powers of two: a memory BAR at least 16 bytes (and at most what
@@ -78,16 +77,9 @@ MATCH_KEYS = {"ids": list, "class": int, "identify": dict}
 IDENT_KEYS = {"reg": str, "mask": int, "value": int, "byteswap": bool}
 BAR_KEYS = {"index": (int, dict), "kind": (str, dict), "size": int, "access": list, "widths": list}
 REG_KEYS = {"bar": str, "offset": int, "width": int}
-# op kind -> (the keys it takes, the keys it needs); the kind's own key names the register
-OP_KEYS = {
-    WRITE: ({"value", "rotate", "stride"}, {"value"}),
-    READ: ({"mask", "invert"}, set()),
-    WRITE_CAUSE: (set(), set()),
-    "delay_us": (set(), set()),
-    POLL: ({"mask", "value", "timeout_us"}, {"mask", "value", "timeout_us"}),
-    RMW: ({"mask", "value"}, {"mask", "value"}),
-    DRAIN: ({"while", "mask", "value", "max"}, {"while", "mask", "max"}),
-}
+# an op's key -> (the keys it takes, the keys it needs): ops.KINDS; the kind's own key
+# names the register (or, for a timed kind, gives microseconds)
+OP_KEYS = {k.key: (k.takes, k.needs) for k in ops.KINDS}
 _NAME = re.compile(r"[a-z0-9][a-z0-9_.-]*")
 _ID = re.compile(r"([0-9a-fA-F]{4}):([0-9a-fA-F]{4})")
 
@@ -569,12 +561,13 @@ class _Checker:
         for k in sorted(needs - set(o)):
             self.bad(where, f"{kind} has no {k}", f"add {k} = ...")
             return None
-        if kind == "delay_us":
+        spec = ops.BY_KEY[kind]
+        if spec.timed:
             us = o[kind]
-            if not _is(us, int) or not 0 < us <= MAX_DELAY_US:
-                self.bad(where + (kind,), f"delay {us!r} us", f"use 1 to {MAX_DELAY_US} microseconds")
+            if not _is(us, int) or not 0 < us <= spec.max_us:
+                self.bad(where + (kind,), f"{spec.name} {us!r} us", f"use 1 to {spec.max_us} microseconds")
                 return None
-            return Op(DELAY, count=us)
+            return Op(spec.name, count=us)
         reg = self.reg_ref(where + (kind,), o[kind], regs)
         if reg is None:
             return None
