@@ -474,7 +474,8 @@ def cdf_panel(hist, base, lo, hi, w=300, h=150, cell="", base_name="baseline"):
     for f in (0.5, 0.99, 1.0):
         yy = py + ph - f * ph
         cv.line(px - 3, yy, px + pw, yy, "#eee")
-        cv.text(px - 5, yy + 3, f"{f:g}", 8, "end", fill="#444")
+        if f != 0.99:   # a grid line only: its label would overlap 1's
+            cv.text(px - 5, yy + 3, f"{f:g}", 8, "end", fill="#444")
     for data, colour, dash in ((base, "#888", "5 3"), (hist, "#4a78b5", None)):
         if not data:
             continue
