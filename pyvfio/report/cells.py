@@ -59,8 +59,8 @@ CELL = {"key": ("map", SCALAR), "verdict": "str", "outcome": ("null", VERDICT),
         "match": ("null", "bool"), "error": ("null", "str"), "interrupted": "bool",
         "source": "str", "irq": "str", "counts": ("map", COUNT), "host_interrupts": ("null", COUNT),
         "host_per_delivered": ("null", "number"), "throughput_per_s": ("null", "number"),
-        "latency": ("map", HISTOGRAM), "series": ("map", ("list", WINDOW)), "stalls": ("list", STALL), "card": ("null", "object"),
-        "host_state": ("null", "object")}
+        "latency": ("map", HISTOGRAM), "series": ("map", ("list", WINDOW)), "stalls": ("list", STALL),
+        "card": ("null", "object"), "host_state": ("null", "object")}
 ENVELOPE = {"tool": "str", "version": "str", "kind": "str", "command": ("list", "str"), "started": "str"}
 RUN = {**ENVELOPE, **CELL, "bdf": "str", "host": ("null", "object"), "modes": ("null", "object")}
 REPRO = {**ENVELOPE, "backend": "str", "scenario": "str", "loops": COUNT,

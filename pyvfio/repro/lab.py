@@ -53,7 +53,7 @@ def run_lab(plan, arch, timeout=900, echo=print, kernel=None):
     shutil.copyfile(plan.path, scenario)
     stop = threading.Event()
     # cells done out of the total, said as each boot returns its cells
-    sizes = [len([c for c in plan.cells(m.masks_at_device, m.unlazy_fix, m.x86) if (c.nointxmask, c.vfio) == (nim, vfio)])
+    sizes = [sum(1 for c in plan.cells(m.masks_at_device, m.unlazy_fix, m.x86) if (c.nointxmask, c.vfio) == (nim, vfio))
              for m, nim, vfio, _ in planned]
     tracker = progress.Tracker(f"repro --lab {arch}", sum(sizes), parallel=min(session.vm_slots(), len(planned)))
     progress.say(f"repro --lab {arch}: {sum(sizes)} cell(s) in {len(planned)} boot(s)")

@@ -39,5 +39,6 @@ def test_run_finds_the_builtin_profile_by_id_and_delivers_every_interrupt(brough
     res = json.loads(out.read_text())
     print(f"lab {brought['card']}: {res['counts']}", file=sys.stderr)   # quoted in the batch log
     assert code == 0, printed.out + printed.err
-    assert res["card"]["profile"] == _builtin_for(brought).name and res["card"]["source"] == str(_builtin_for(brought).path)
+    spec = _builtin_for(brought)
+    assert res["card"]["profile"] == spec.name and res["card"]["source"] == str(spec.path)
     assert res["counts"]["delivered"] == 100
