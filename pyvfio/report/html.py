@@ -171,7 +171,7 @@ def _grid(machines):
             else:
                 sub = ""
             spur = C.spurious(c)
-            if spur:   # an ok, but not a clean one: hatched, and said
+            if spur and "spurious" not in (c.get("verdict") or ""):   # not a clean ok: hatched, and said
                 sub = "with spurious interrupts" + (f"; {sub}" if sub else "")
             text = f'<b>{_e(c.get("verdict") or "?")}</b><br><span class="sub">{_e(sub)}</span>'
             if C.round_trip(c):   # only a cell with samples has a panel to go to
