@@ -427,7 +427,7 @@ def strip_panel(points, stalls, lo, hi, w=300, h=120, cell=""):
     xs = lambda t: px + t / t_end * pw                                            # noqa: E731
     ys = lambda us: py + ph - (min(max(math.log10(max(us, 1e-3)), lo), hi) - lo) / (hi - lo) * ph  # noqa: E731
     cv.text(px, py + ph + 13, "0 s", 9, "middle", fill="#444")
-    cv.text(px + pw, py + ph + 13, f"{t_end:.3g} s", 9, "middle", fill="#444")
+    cv.text(px + pw, py + ph + 13, f"{t_end:.3g} s", 9, "end", fill="#444")   # inside the panel
     medians = sorted(p["p50_us"] for p in points)
     outlier = 10 * medians[len(medians) // 2]
     for p in points:
