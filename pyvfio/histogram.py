@@ -93,3 +93,32 @@ class Histogram:
             lines.append(f"#[Max     = {self.c.max / unit_ns:12.3f}, Total count    = {total:12d}]")
             lines.append(f"#[Buckets = {lib.PYVFIO_HIST_LEN // HALF:12d}, SubBuckets     = {2 * HALF:12d}]")
         return "\n".join(lines) + "\n"
+
+
+class Window:
+    """What one histogram gained between two moments (a batch): its sample count,
+    p50 and max in ns, at bucket precision.  A copy of the bucket array (a memcpy)
+    at the start; the difference, read once, at the end."""
+
+    def __init__(self, hist):
+        self.hist = hist
+        self.before = bytes(ffi.buffer(hist.c.buckets))
+        self.count0 = hist.c.count
+
+    def close(self):
+        """(n, p50_ns, max_ns), or (0, None, None) when nothing was recorded."""
+        n = self.hist.c.count - self.count0
+        if n <= 0:
+            return 0, None, None
+        now = ffi.cast("uint64_t *", self.hist.c.buckets)
+        old = ffi.from_buffer("uint64_t[]", self.before)
+        want, seen, p50, top = max(1, math.ceil(n / 2)), 0, None, None
+        for i in range(lib.PYVFIO_HIST_LEN):
+            d = now[i] - old[i]
+            if d:
+                seen += d
+                top = i
+                if p50 is None and seen >= want:
+                    p50 = i
+        cap = self.hist.c.max
+        return n, min(bucket_range(p50)[1], cap), min(bucket_range(top)[1], cap)

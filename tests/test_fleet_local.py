@@ -10,6 +10,7 @@ listens: a dead machine."""
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -69,6 +70,10 @@ def test_two_places_in_parallel_by_tag(lab, baseline, tmp_path, capsys):
     t0 = time.monotonic()
     assert fleet(addr, sshd, tmp_path, "--tag", "lab=local", "--baseline", baseline) == 0
     took = time.monotonic() - t0
+    # progress as each place ended: places done of the total, the cells so far, time left
+    err = capsys.readouterr().err
+    assert re.search(r"fleet: 1/2 place\(s\) done \(65 cell\(s\) so far\), \S+ in; about \S+ left", err), err
+    assert "fleet: 2/2 place(s) done (130 cell(s) so far)" in err, err
     doc = json.loads((tmp_path / "fleet.json").read_text())
     assert doc["kind"] == "fleet" and doc["state"] == "done" and doc["exit"] == 0
     assert sorted(doc["places"]) == ["local-a", "local-b"]

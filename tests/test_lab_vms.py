@@ -34,9 +34,10 @@ SHARED_LINE = ["--host-card", "e1000"]
 # One boot each.  Every configuration loads the policy module (--policy lazy) so
 # the policy tests run everywhere with their expectation for that configuration.
 CONFIGS = {
-    # e1000e for its MSI-X (tests/lab/test_msi.py only: a message-only card, conftest.py)
+    # e1000e for its MSI-X (tests/lab/test_msi.py only: a message-only card, conftest.py);
+    # sdhci-pci as a user brings a card (tests/lab/test_qemu_cards.py), here and on ppc64le
     "x86_64-6.12-nointxmask0": ["x86_64", "--kernel", "6.12", "--nointxmask", "0", *ALL_CARDS, *SHARED_LINE,
-                                "--card", "e1000e"],
+                                "--card", "e1000e", "--card", "qemu:sdhci-pci"],
     # nointxmask=1 changes the host's side (the line masked at the IO-APIC, held
     # exclusively: the shared-line tests), not the cards': in CI with edu and the
     # DisINTx- 16550; every card runs nointxmask=1 on ppc64le XIVE, and here opt-in
@@ -49,7 +50,8 @@ CONFIGS = {
     # e1000 and rtl8139 run on ppc64le in the nointxmask=1 boot (CI's budget)
     "ppc64le-xive-nointxmask0": ["ppc64le", "--ic", "xive", "--nointxmask", "0", "--card", "edu",
                                  "--card", "pci-serial"],
-    "ppc64le-xive-nointxmask1": ["ppc64le", "--ic", "xive", "--nointxmask", "1", *ALL_CARDS],
+    "ppc64le-xive-nointxmask1": ["ppc64le", "--ic", "xive", "--nointxmask", "1", *ALL_CARDS,
+                                 "--card", "qemu:sdhci-pci"],
     "ppc64le-xics-nointxmask1": ["ppc64le", "--ic", "xics", "--nointxmask", "1", "--card", "edu"],
     # Debian's PREEMPT_RT and 64 KiB-page kernels: in CI with edu (and on 64K the 16550,
     # whose I/O BAR vfio-pci will not mmap: the pread/pwrite path), every card opt-in

@@ -6,6 +6,7 @@ the pixels of a screenshot (the verdict colours and the mismatch frame)."""
 import html.parser
 import json
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -84,7 +85,8 @@ def test_page_grid_colours_and_frame(results, tmp_path, capsys):
     assert all(f"background:{V.COLOURS['ok']}" in c["style"] for c in p.cells if c is not stall)
     assert f"outline: 4px solid {V.MISMATCH}" in text          # the frame's colour is the SVG's
     assert p.attrs_of["combined"]["data-ok"] == "0" and p.attrs_of["combined"]["data-mismatched"] == "1"
-    assert text.count('<figure class="histogram"') == 4
+    # a model run has no latency: no panel at all (nothing empty drawn), one line says why
+    assert "<figure" not in text and "no-latency" in p.attrs_of
     # the comparison with the baseline (the seed, same machines): lazy on XIVE stalls in
     # both, so no verdict changed; the machines' facts name controller and fix
     assert 'data-verdict-changes="0"' in text and "XIVE-IRQ" in text
@@ -209,9 +211,11 @@ def test_real_lab_report_page_has_each_cells_histogram(results, tmp_path):
     text = out.read_text()
     figs = [a for a in parse_figures(text)]
     data = json.load(open(lab))
-    assert len(figs) == len(data["cells"])
-    with_samples = [f for f in figs if int(f["data-samples"]) > 0]
-    assert with_samples and all('<rect' in text for _ in with_samples)
+    sampled = [c for c in data["cells"] if (c.get("latency") or {}).get("round_trip", {}).get("buckets")]
+    assert sampled and len(figs) == len(sampled)                 # a cell without samples: no panel
+    assert all(int(f["data-samples"]) > 0 for f in figs)
+    # this file predates the series: no strip; the seed (a model run) has no latency: no baseline CDF
+    assert {f["data-strip"] for f in figs} == {"no"} and {f["data-baseline"] for f in figs} == {"no"}
     assert text.count('data-verdict-changes="0"') == 2           # XIVE and XICS machines
 
 
@@ -227,3 +231,65 @@ def parse_figures(text):
     f = F()
     f.feed(text)
     return f.figs
+
+
+# -- per-cell panels: the numbers, the run over time, the CDF against the baseline -----
+
+def _run_file(path, **kw):
+    """A `run` result from the engine on the model host (real latency, a real series)."""
+    from pyvfio.results import envelope
+
+    from test_engine import run
+    _, r = run(**kw)
+    data = envelope("run", bdf="0000:00:04.0", **r.to_json())
+    path.write_text(json.dumps(data))
+    return data
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    d = tmp_path_factory.mktemp("runs")
+    (d / "here").mkdir()
+    _run_file(d / "here" / "recovered.json", controller="xive", loops=10, recover=True)
+    _run_file(d / "here" / "clean.json", controller="ioapic", card="2.3", policy="unlazy", loops=3000)
+    spur = _run_file(d / "here" / "spurious.json", controller="ioapic", card="2.3", policy="unlazy", loops=3000)
+    spur["counts"]["spurious_triggers"] = 7     # an ok whose acks found no cause 7 times
+    (d / "here" / "spurious.json").write_text(json.dumps(spur))
+    _run_file(d / "base.json", controller="xics", card="2.3", policy="unlazy", loops=2000)
+    return d
+
+
+def test_each_cell_has_its_tail_numbers_its_run_over_time_and_its_cdf_against_the_baseline(runs, tmp_path):
+    page = tmp_path / "panels.html"
+    # recovered differs from the baseline's ok: the page is written, the gate says 1
+    assert main(["report", str(runs / "here"), "--html", str(page), "--baseline", str(runs / "base.json")]) == 1
+    dom = browse(str(page), "--dump-dom", "--virtual-time-budget=2000")
+    assert 'data-ready="1"' in dom
+    figs = {f["data-machine"]: f for f in parse_figures(dom)}
+    assert sorted(figs) == ["clean", "recovered", "spurious"]
+    assert all(f["data-strip"] == "yes" and f["data-baseline"] == "yes" for f in figs.values())
+    # the tail beside the middle, per cell
+    for stat in ("p50", "p99", "p99.9", "max"):
+        assert dom.count(f'data-stat="{stat}"') == 3, stat
+    # the stalls in sequence: the recovered run's five, on its strip
+    strips = re.findall(r'<g class="strip" data-cell="[^"]*" data-points="(\d+)" data-stalls="(\d+)"', dom)
+    assert sorted(int(s) for _, s in strips) == [0, 0, 5] and all(int(n) >= 1 for n, _ in strips)
+    assert dom.count('<g class="cdf"') == 3 and dom.count('data-baseline="yes"') >= 3
+    # ok with spurious interrupts is not a clean ok
+    p = parse(dom)
+    by = {c["data-machine"]: c for c in p.cells}
+    assert by["spurious"]["data-spurious"] == "yes" and "spurious" in by["spurious"]["class"].split()
+    assert by["clean"]["data-spurious"] == "no" and "spurious" not in by["clean"]["class"].split()
+    assert "with spurious interrupts" in dom and "ok, with spurious interrupts" in dom   # cell and legend
+    shot = tmp_path / "panels.png"
+    browse(str(page), f"--screenshot={shot}", "--window-size=1200,2000")
+    w, h, rows = png_pixels(shot)
+    # the hatching: the spurious cell shows the ok colour and, darker, its stripes
+    ok = rgb(V.COLOURS["ok"])
+    ok_rows = [row for row in rows if row.count(ok) > 50]
+    assert ok_rows, "no ok cell drawn"
+    blue = sum(row.count(rgb("#4a78b5")) for row in rows)
+    assert blue > 1000, blue                                   # the bars, ticks and curves
+    keep = os.environ.get("PYVFIO_SCREENSHOT")
+    if keep:   # PYVFIO_SCREENSHOT=FILE: this page beside the grid's, as FILE-panels.png
+        shutil.copy(shot, os.path.splitext(keep)[0] + "-panels.png")

@@ -9,6 +9,7 @@ cannot run here."""
 
 import json
 import os
+import re
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -39,6 +40,10 @@ def test_seed_reproduces_and_the_model_agrees(arch, tmp_path):
     cells = report["cells"]
     assert report["kind"] == "repro" and report["backend"] == "lab" and not report["failures"]
     assert all(c["match"] and c["model_agrees"] for c in cells), p.stdout
+    # progress as each boot ended: cells done out of the total, the last one all of them
+    said = re.findall(rf"repro --lab {arch}: (\d+)/(\d+) cell\(s\) done", p.stderr)
+    assert len(said) == len(report["boots"]) and said[-1] == (str(len(cells)), str(len(cells))), p.stderr
+    assert "left" in p.stderr or len(said) == 1
     # each guest judged its own cells as the host then did: `repro --here` (and `repro
     # BDF` on a machine) names a card's cells by arch and ic, as the scenario does
     assert [b["status"] for b in report["boots"]] == [0] * len(report["boots"]), report["boots"]

@@ -17,7 +17,8 @@ def add_arguments(p):
     p.add_argument("--kernel", help="Debian kernel series: 6.1 or 6.12 on x86_64 (default 6.12), "
                                     "6.12 on ppc64le")
     p.add_argument("--card", action="append", dest="cards", metavar="CARD",
-                   help="emulated card to bind to vfio-pci: edu, e1000 or rtl8139 "
+                   help="emulated card to bind to vfio-pci: one of pyvfio's (" + ", ".join(labconfig.CARDS) + "), "
+                        "or any PCI device QEMU models as qemu:DEVICE[,PROP=V...] (e.g. qemu:sdhci-pci) "
                         "(repeat for several; default edu)")
     p.add_argument("--host-card", action="append", dest="host_cards", metavar="CARD",
                    help="emulated card left on its guest driver (e1000), on the INTx line of the "

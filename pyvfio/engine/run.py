@@ -26,7 +26,8 @@ import psutil
 
 from .. import limits
 from ..errors import UsageError
-from ..histogram import Histogram
+from ..histogram import Histogram, Window
+from ..series import Series
 from ..intx import UNMASK_MODES, Intx, check_kind
 from ..verdict import of_run
 from . import python_engine
@@ -173,6 +174,7 @@ class Run:
         self.ready = ready            # called once the card is initialised, before the first batch
         self.intx = Intx(host, config.intx_mode, config.rearm_each, config.irq)
         self.hists = (Histogram(), Histogram(), Histogram())  # HISTOGRAMS[config.source]
+        self.series = Series()        # the round trip, window by window (a batch each)
         self.counts = Counts()
         self.stalls = []
         self.uncleared = 0            # a cause the ack left set (the profile's fault), or 0
@@ -182,6 +184,10 @@ class Run:
         self.loop_s = 0.0             # the measured loop: first batch start to last batch end
         self.host_before = self.host_after = None
         self.cpu = {}
+
+    @property
+    def _timed_round_trip(self):
+        return HISTOGRAMS[self.config.source][2] == "round_trip"
 
     @property
     def external(self):
@@ -281,8 +287,11 @@ class Run:
                     break
                 t = time.monotonic_ns()
                 n = min(batch_n, remaining)
+                window = Window(self.hists[2]) if self._timed_round_trip else None
                 b = self._engine.run_batch(n, self.hists, deadline)
                 self._account(b)
+                if window is not None:
+                    self.series.add((time.monotonic_ns() - loop0) / 1e9, self.counts.delivered, *window.close())
                 remaining -= b.delivered if self.external else b.raised
                 if b.reason == SIGNAL:
                     raise KeyboardInterrupt
@@ -398,6 +407,7 @@ class Run:
             "throughput_per_s": c.delivered / self.loop_s if self.loop_s else None,
             "cpu": {**self.cpu, "cpu_us_per_interrupt": per_irq * 1e6 if per_irq is not None else None},
             "latency": self._latency_json(),
+            "series": {"round_trip": self.series.to_json()} if self._timed_round_trip else {},
             "stalls": [s.to_json() for s in self.stalls],
             "host_state": {"before": self.host_before, "after": self.host_after},
         }

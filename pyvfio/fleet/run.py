@@ -27,6 +27,7 @@ import sys
 import time
 
 from ..errors import UsageError
+from ..lab import progress
 from ..report import cells as C
 from ..report import machines as M
 from ..results import check_outputs, envelope, open_log, write_atomic, write_json
@@ -82,7 +83,7 @@ def run(args):
         for p in chosen:
             workers[p] = _spawn(p, addr, local_scen, out, args)
         print(f"fleet: {len(chosen)} place(s): {', '.join(chosen)}", file=sys.stderr)
-        _wait(workers, deadline)
+        _wait(workers, deadline, out)
     except KeyboardInterrupt:
         _stop(workers)
         doc["state"] = "interrupted"
@@ -126,13 +127,30 @@ def _spawn(place, addr, scenario, out, args):
         log.close()
 
 
-def _wait(workers, deadline):
+def _cells_of(out, p):
+    """How many cells place p's worker brought back (0 without a result)."""
+    try:
+        st = C.load_json(os.path.join(out, p, STATE), "worker state")
+        return len(C.cells(C.load(os.path.join(out, p, st["result"])))) if st.get("result") else 0
+    except (UsageError, AttributeError, TypeError, KeyError):
+        return 0
+
+
+def _wait(workers, deadline, out):
     pending = dict(workers)
+    # places done out of the total, the cells they brought, and the time left: at the
+    # pace so far (the workers run at once), never past the run's own deadline
+    tracker = progress.Tracker("fleet", len(workers), unit="place(s)", parallel=len(workers),
+                               out=lambda line: print(line, file=sys.stderr))
+    cells = 0
     while pending:
         for p, proc in list(pending.items()):
             if proc.poll() is not None:
                 print(f"fleet: {p}: worker exited {proc.returncode}", file=sys.stderr)
                 del pending[p]
+                cells += _cells_of(out, p)
+                tracker.advance(1, note=f"{cells} cell(s) so far",
+                                bound=max(0.0, deadline - time.monotonic()))
         if pending and time.monotonic() > deadline:
             print(f"fleet: out of time; stopping {', '.join(pending)}", file=sys.stderr)
             _stop(pending)

@@ -85,6 +85,8 @@ class LabConfig:
     timeout: float = 300.0
     command: tuple = ()
     verbose: bool = False
+    # vendor:device of each qemu: card, asked of QEMU before the boot (lab/qdevice.py)
+    qemu_ids: dict = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
         if self.arch not in ARCHES:
@@ -96,9 +98,13 @@ class LabConfig:
             raise UsageError(f"no {self.kernel} kernel for the {self.arch} lab",
                              f"choose --kernel {' or '.join(a['kernels'])}")
         self.cards = tuple(self.cards) or ("edu",)
+        from . import qdevice
         for c in self.cards:
-            if c not in CARDS:
-                raise UsageError(f"unknown card '{c}'", f"choose from {', '.join(CARDS)}")
+            if qdevice.is_qemu_card(c):
+                qdevice.check_syntax(c)
+            elif c not in CARDS:
+                raise UsageError(f"unknown card '{c}'",
+                                 f"choose from {', '.join(CARDS)}, or bring one: qemu:DEVICE[,PROP=V...]")
         self.host_cards = tuple(self.host_cards)
         for c in self.host_cards:
             if c not in HOST_DRIVERS:
@@ -124,6 +130,10 @@ class LabConfig:
             raise UsageError(vfio_build.iommufd_refusal(self), "use --kernel 6.12 on x86_64")
         if not self.timeout or self.timeout <= 0:
             raise UsageError("--timeout must be a positive number of seconds")
+
+    def pci_id(self, card):
+        """The vendor:device the guest's init binds for this card."""
+        return self.qemu_ids[card] if card in self.qemu_ids else CARDS[card][1]
 
     @property
     def spec(self):

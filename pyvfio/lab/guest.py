@@ -1,7 +1,7 @@
 """Inside a lab guest: the facts of this run, for the in-guest tests.
 
 The host writes lab.json (arch, kernel, ic, nointxmask, policy, cards asked for);
-the guest's init adds cards.txt (name, BDF, IOMMU group of each bound card) and
+the guest's init adds cards.txt (name, BDF, IOMMU group, vendor:device of each bound card) and
 guest.txt (kernel release, vfio-pci's nointxmask as loaded), all in the run share
 named by $PYVFIO_LAB_DIR.
 """
@@ -22,8 +22,9 @@ def facts():
     f = json.loads((run / "lab.json").read_text())
     f["bound"] = []
     for line in (run / "cards.txt").read_text().splitlines():
-        name, bdf, group = line.split()
-        f["bound"].append({"card": name, "bdf": bdf, "group": int(group)})
+        name, bdf, group, *pci_id = line.split()
+        f["bound"].append({"card": name, "bdf": bdf, "group": int(group),
+                           "id": pci_id[0] if pci_id else None})
     for line in (run / "guest.txt").read_text().splitlines():
         key, _, value = line.partition(" ")
         f[f"guest_{key}"] = value

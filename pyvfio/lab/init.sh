@@ -78,11 +78,12 @@ mkdir -p "/newroot$LAB_SRC" "/newroot$LAB_RUN" 2>/dev/null
 mount -t 9p -o $OPTS,cache=$LAB_SRC_CACHE labsrc "/newroot$LAB_SRC" || fail mount "cannot mount the checkout at $LAB_SRC"
 mount -o bind /labrun "/newroot$LAB_RUN" || fail mount "cannot bind the run share at $LAB_RUN"
 
-# Bind each requested card (name=vendor:device), first unused match in bus order.
+# Bind each requested card (vendor:device=name: a qemu: card's name may hold '='),
+# first unused match in bus order.
 taken=" "
 : > /labrun/cards.txt
 for want in $LAB_CARDS; do
-    name=${want%%=*}; id=${want#*=}; found=
+    id=${want%%=*}; name=${want#*=}; found=
     for d in /sys/bus/pci/devices/*; do
         bdf=${d##*/}
         case "$taken" in *" $bdf "*) continue ;; esac
@@ -97,7 +98,8 @@ for want in $LAB_CARDS; do
     drv=$(readlink $d/driver)
     [ "${drv##*/}" = vfio-pci ] || fail bind "$name at $found did not bind to vfio-pci"
     taken="$taken$found "
-    echo "$name $found $(basename $(readlink $d/iommu_group))" >> /labrun/cards.txt
+    echo "$name $found $(basename $(readlink $d/iommu_group)) $id" >> /labrun/cards.txt
+    say "bound $name at $found"
 done
 # Host cards (driver=BDF): their guest driver, loaded once the vfio cards are bound
 # (driver_override keeps it off those); their interfaces stay down until a test

@@ -131,8 +131,11 @@ def _chardev(card, i, run_dir):
 
 
 def _qdev(card, i=None):
+    from . import qdevice
     from .config import CARDS, FED_CARDS
 
+    if qdevice.is_qemu_card(card):   # the user's own: bus, addr and id stay ours
+        return qdevice.qdev(card)
     qdev = CARDS[card][0]
     if card in FED_CARDS and i is not None:
         qdev += f",{FED_CARDS[card]}=card{i}"

@@ -91,13 +91,13 @@ def _write_run_dir(cfg, prep, run_dir):
              "kernel_package": prep["kernel"]["package"],
              "unlazy_fix": fix, "vfio": vfio, "iommufd": cfg.iommufd, "ic": cfg.ic,
              "nointxmask": cfg.nointxmask, "policy": cfg.policy, "cards": list(cfg.cards),
+             "card_ids": {c: cfg.pci_id(c) for c in cfg.cards},
              "policy_module": prep["policy_ko"] is not None,
              "host_cards": _host_cards(cfg), "kvm": bool(prep["kvm_modules"])}
     (run_dir / "lab.json").write_text(json.dumps(facts, indent=1))
-    from .config import CARDS
-
     env = {"LAB_SRC": src, "LAB_RUN": str(run_dir), "LAB_NOINTXMASK": str(cfg.nointxmask),
-           "LAB_CARDS": " ".join(f"{c}={CARDS[c][1]}" for c in cfg.cards),
+           # id first: a qemu: card's name may hold '=' (its properties)
+           "LAB_CARDS": " ".join(f"{cfg.pci_id(c)}={c}" for c in cfg.cards),
            "LAB_HOST_CARDS": " ".join(f"{h['driver']}={h['bdf']}" for h in facts["host_cards"]),
            "LAB_SRC_CACHE": src_cache(prep["kernel"]["kver"])}
     (run_dir / "lab.env").write_text("".join(f"{k}={shlex.quote(v)}\n" for k, v in env.items()))
@@ -149,6 +149,7 @@ def run(cfg, cache_root=None, echo=vm.echo_stdout, stop=None):
         raise UsageError("no command to run in the guest", "give one after --, e.g. -- python -c 'import pyvfio'")
     vm_slots()  # bad PYVFIO_LAB_VMS says so before minutes of preparing
     t0 = time.monotonic()
+    qemu_ids(cfg, qemu_bin, cache_root)
     prep = prepare(cfg, cache_root)
     runs = prep["cache"] / "runs"
     _remove_orphan_runs(runs, prep["root"])
@@ -177,6 +178,15 @@ def run(cfg, cache_root=None, echo=vm.echo_stdout, stop=None):
     finally:
         if os.environ.get("PYVFIO_LAB_KEEP") != "1":
             _remove_run(run_dir, prep["root"])
+
+
+def qemu_ids(cfg, qemu_bin, cache_root=None):
+    """cfg's qemu: cards asked of QEMU (lab/qdevice.py): a device it does not know or
+    that is not PCI is one line here, before minutes of preparing."""
+    from . import qdevice
+
+    root = pathlib.Path(cache_root or cache.root()).resolve()
+    cfg.qemu_ids = qdevice.resolve(cfg, qemu_bin, root)
 
 
 VM_LOCK = "/tmp/pyvfio-lab-vm.lock"

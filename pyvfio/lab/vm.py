@@ -8,6 +8,8 @@ import sys
 import threading
 import time
 
+from . import progress
+
 MARK = "@@pyvfio-lab: "
 
 
@@ -68,6 +70,8 @@ def run(cmd, timeout, echo=None, stop=None):
                     out.command_ended = True
                 elif msg.startswith("init-failed "):
                     out.init_failed = msg[len("init-failed "):]
+                elif msg.startswith("bound "):   # where each card is: the BDF a command names
+                    progress.say(msg)
                 continue
             if out.command_started and not out.command_ended:
                 out.output.append(line)

@@ -267,6 +267,10 @@ class _Checker:
                 return
             if not self._dma_field(where, w["offset"], w["width"]):
                 return
+            if not 0 < w["mask"] < 1 << (8 * w["width"]):
+                self.bad(where + ("mask",), f"written_back mask {w['mask']:#x}",
+                         f"name status bits within the field's {w['width']} byte(s), at least one")
+                return
             done = (w["offset"], w["width"], w["mask"])
         elif fields:
             self.bad(("dma", "descriptor"), "a descriptor without written_back",
@@ -277,8 +281,8 @@ class _Checker:
                      "give an address the card decodes: 0 to 2^64 - 1")
         elif not 0 < t["size"] <= 1 << 20:
             self.bad(("dma", "size"), f"DMA size {t['size']:#x}", "use 1 byte to 1 MiB")
-        elif t["mask"] < t["size"] or t["mask"] & (t["mask"] + 1):
-            self.bad(("dma", "mask"), f"DMA mask {t['mask']:#x} is not 2^n - 1 above the size",
+        elif t["mask"] < t["size"] or t["mask"] & (t["mask"] + 1) or t["mask"] > MAX_DMA_BUFFER:
+            self.bad(("dma", "mask"), f"DMA mask {t['mask']:#x} is not 2^n - 1 above the size, 64 bits at most",
                      "give the card's DMA mask, e.g. 0x0fffffff for 28 address bits")
         else:
             p.dma = DmaEngine(t.get("buffer", 0), t["size"], t["mask"], tuple(fields), done)

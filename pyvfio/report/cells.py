@@ -50,6 +50,8 @@ VERDICT = {"text": "str", "class": "str", "state": "str", "stalled_after": ("nul
 HISTOGRAM = {"count": COUNT, "min_us": ("null", "number"), "avg_us": ("null", "number"),
              "p50_us": ("null", "number"), "p99_us": ("null", "number"), "p99.9_us": ("null", "number"),
              "max_us": ("null", "number"), "buckets": ("map", COUNT)}
+# a point of a latency series (pyvfio/series.py): one window of the run
+WINDOW = {"t_s": "number", "delivered": COUNT, "n": COUNT, "p50_us": "number", "max_us": "number"}
 STALL = {"after_delivered": ("null", COUNT), "recovered": "bool", "card_pending": "bool",
          "host_state": ("null", "object")}
 CELL = {"key": ("map", SCALAR), "verdict": "str", "outcome": ("null", VERDICT),
@@ -57,8 +59,8 @@ CELL = {"key": ("map", SCALAR), "verdict": "str", "outcome": ("null", VERDICT),
         "match": ("null", "bool"), "error": ("null", "str"), "interrupted": "bool",
         "source": "str", "irq": "str", "counts": ("map", COUNT), "host_interrupts": ("null", COUNT),
         "host_per_delivered": ("null", "number"), "throughput_per_s": ("null", "number"),
-        "latency": ("map", HISTOGRAM), "stalls": ("list", STALL), "card": ("null", "object"),
-        "host_state": ("null", "object")}
+        "latency": ("map", HISTOGRAM), "series": ("map", ("list", WINDOW)), "stalls": ("list", STALL),
+        "card": ("null", "object"), "host_state": ("null", "object")}
 ENVELOPE = {"tool": "str", "version": "str", "kind": "str", "command": ("list", "str"), "started": "str"}
 RUN = {**ENVELOPE, **CELL, "bdf": "str", "host": ("null", "object"), "modes": ("null", "object")}
 REPRO = {**ENVELOPE, "backend": "str", "scenario": "str", "loops": COUNT,
@@ -382,6 +384,21 @@ def round_trip(cell):
     if not isinstance(rt, dict) or not rt.get("buckets"):
         return None
     return rt
+
+
+def series(cell):
+    """The round trip window by window (a list of WINDOW points), or None."""
+    pts = _get(cell, "series", "round_trip")
+    return pts if isinstance(pts, list) and pts else None
+
+
+def spurious(cell):
+    """An ok that came with spurious interrupts: triggers whose ack found no cause (a
+    card), or controller deliveries beyond the interrupts (the model's count)."""
+    if verdict_class(cell) != "ok":
+        return False
+    per_irq = _get(cell, "outcome", "spurious_per_irq")
+    return bool(per_irq) or bool(_get(cell, "counts", "spurious_triggers"))
 
 
 def host_facts(report):

@@ -15,8 +15,12 @@ opens from a file with no server and no network.  Sections:
   fleet the place's tags, card and exit);
 - cells whose verdict differs across machines, and each machine against the
   baseline (pyvfio.report.compare, through report.machines);
-- every cell's round-trip histogram (svg.histogram_panel, one decade axis shared by
-  the page).
+- per cell with latency samples: p50, p99, p99.9 and max, the round-trip
+  histogram (svg.histogram_panel, one decade axis shared by the page), the round
+  trip over the run where the result carries its series (svg.strip_panel: stalls
+  and outliers in sequence) and its CDF against the baseline's same cell
+  (svg.cdf_panel); a cell with no samples (a model run) has no panel at all;
+- an ok with spurious interrupts is hatched (class "spurious", data-spurious).
 
 A FILE is a run or repro result (a lab or model report holding several machines
 is split by its cells' arch, kernel and ic); a DIR is what `pyvfio fleet run --out`
@@ -106,6 +110,13 @@ table.facts td, table.facts th, table.cmp td, table.cmp th { font-size: 12px; pa
 .hists { display: flex; flex-wrap: wrap; gap: 10px; }
 figure { margin: 0; }
 .changed { color: %(mismatch)s; font-weight: bold; }
+/* an ok with spurious interrupts: the ok colour, hatched */
+.spurious { background-image: repeating-linear-gradient(135deg, rgba(0,0,0,0.28) 0 3px,
+            transparent 3px 9px) !important; }
+figure.cellpanel { border: 1px solid #ddd; padding: 6px; display: flex; flex-direction: column; gap: 4px; }
+table.stats { border-spacing: 0; font-size: 12px; }
+table.stats th, table.stats td { padding: 1px 8px; text-align: right; }
+table.stats th { font-weight: normal; color: #555; }
 """
 
 SCRIPT = """
@@ -159,15 +170,21 @@ def _grid(machines):
                 sub = "as expected"
             else:
                 sub = ""
-            anchor = f"hist-{mi}-{n}"
-            anchors[(mi, cid)] = anchor
-            n += 1
+            spur = C.spurious(c)
+            if spur and "spurious" not in (c.get("verdict") or ""):   # not a clean ok: hatched, and said
+                sub = "with spurious interrupts" + (f"; {sub}" if sub else "")
+            text = f'<b>{_e(c.get("verdict") or "?")}</b><br><span class="sub">{_e(sub)}</span>'
+            if C.round_trip(c):   # only a cell with samples has a panel to go to
+                anchor = f"hist-{mi}-{n}"
+                anchors[(mi, cid)] = anchor
+                n += 1
+                text = f'<a href="#{anchor}" style="color:inherit;text-decoration:none">{text}</a>'
             out.append(
-                f'<td class="cell v-{cls}{" mismatch" if mism else ""}" style="background:{V.COLOURS[cls]}"'
+                f'<td class="cell v-{cls}{" mismatch" if mism else ""}{" spurious" if spur else ""}"'
+                f' style="background:{V.COLOURS[cls]}"'
                 f' data-machine="{_e(m.name)}" data-cell="{_e(label)}" data-verdict="{cls}"'
-                f' data-match="{match}" title="{_e(C.key_label(c["key"]))}">'
-                f'<a href="#{anchor}" style="color:inherit;text-decoration:none">'
-                f'<b>{_e(c.get("verdict") or "?")}</b><br><span class="sub">{_e(sub)}</span></a></td>')
+                f' data-spurious="{"yes" if spur else "no"}"'
+                f' data-match="{match}" title="{_e(C.key_label(c["key"]))}">{text}</td>')
         out.append("</tr>")
     out.append("</table>")
     const = ", ".join(f"{a}={C.plain(v)}" for a, v in constant.items())
@@ -178,6 +195,9 @@ def _legend(machines):
     present = {C.verdict_class(c) for m in machines for c in m.cells}
     parts = [f'<span><i style="background:{V.COLOURS[cls]}"></i>{_e(name)}</span>'
              for cls, name in V.LEGEND if cls not in V.OPTIONAL or cls in present]
+    if any(C.spurious(c) for m in machines for c in m.cells):
+        parts.append(f'<span><i class="spurious" style="background:{V.COLOURS["ok"]}"></i>'
+                     'ok, with spurious interrupts</span>')
     parts.append(f'<span><i style="background:white;border:3px solid {V.MISMATCH}"></i>not as expected</span>')
     return '<div class="legend">' + "".join(parts) + "</div>"
 
@@ -258,30 +278,62 @@ def _baseline(machines, baseline, name):
     return "\n".join(out)
 
 
-def _histograms(machines, anchors, cols):
+STATS = (("p50", "p50_us"), ("p99", "p99_us"), ("p99.9", "p99.9_us"), ("max", "max_us"))
+
+
+def _stats(hist):
+    """p50, p99, p99.9 and max side by side (µs): the tail beside the middle."""
+    head = "".join(f"<th>{name}</th>" for name, _ in STATS)
+    row = "".join(f'<td data-stat="{name}">{_num(hist.get(k))}</td>' for name, k in STATS)
+    return f'<table class="stats"><tr><th>µs</th>{head}</tr><tr><th>round trip</th>{row}</tr></table>'
+
+
+def _baseline_cells(m, baseline):
+    """The baseline's cell for each of this machine's cells, by cell id."""
+    if baseline is None:
+        return {}
+    out = {}
+    for b in C.cells(M.baseline_part(m, baseline)):
+        out.setdefault(C.key_id(M.cell_id(b)), b)
+    return out
+
+
+def _panels(machines, anchors, cols, baseline=None, baseline_name=None):
+    """Per cell with latency samples: its numbers, histogram, strip over time and
+    CDF against the baseline.  A cell without samples (a model run) gets no panel:
+    nothing empty is drawn."""
     hists = [C.round_trip(c) for m in machines for c in m.cells]
-    lo, hi = svg.decade_range([h for h in hists if h])
+    if not any(hists):
+        return ('<p id="no-latency">No latency samples in these results (model verdicts only): '
+                'no latency panels.</p>')
+    bases = {mi: _baseline_cells(m, baseline) for mi, m in enumerate(machines)}
+    every = [h for h in hists if h] + [C.round_trip(b) for bc in bases.values() for b in bc.values()
+                                       if C.round_trip(b)]
+    lo, hi = svg.decade_range(every)
     labels = dict(cols)
     out = []
     for mi, m in enumerate(machines):
-        if not m.cells:
+        drawn = [c for c in m.cells if C.round_trip(c)]
+        if not drawn:
             continue
         out.append(f'<h3>{_e(m.name)}</h3><div class="hists">')
-        for c in m.cells:
+        for c in drawn:
             cid = C.key_id(M.cell_id(c))
             hist = C.round_trip(c)
-            sub = c.get("verdict") or "?"
-            if hist:
-                sub += (f" · p50 {_num(hist.get('p50_us'))} µs · p99 {_num(hist.get('p99_us'))} µs"
-                        f" · n={hist.get('count')}")
             label = labels.get(cid, "run")
-            out.append(f'<figure class="histogram" id="{anchors.get((mi, cid), "")}" data-machine="{_e(m.name)}"'
-                       f' data-cell="{_e(label)}" data-samples="{(hist or {}).get("count", 0)}">'
-                       + svg.histogram_panel(hist, label, sub, lo, hi, cell=C.key_label(c["key"]))
-                       + "</figure>")
+            sub = f"{c.get('verdict') or '?'} · n={hist.get('count')}"
+            parts = [_stats(hist),
+                     svg.histogram_panel(hist, label, sub, lo, hi, cell=C.key_label(c["key"]))]
+            pts = C.series(c)
+            if pts:
+                parts.append(svg.strip_panel(pts, c.get("stalls") or [], lo, hi, cell=label))
+            base = C.round_trip(bases[mi].get(cid) or {})
+            parts.append(svg.cdf_panel(hist, base, lo, hi, cell=label, base_name=baseline_name or "baseline"))
+            out.append(f'<figure class="histogram cellpanel" id="{anchors.get((mi, cid), "")}"'
+                       f' data-machine="{_e(m.name)}" data-cell="{_e(label)}"'
+                       f' data-samples="{hist.get("count", 0)}" data-strip="{"yes" if pts else "no"}"'
+                       f' data-baseline="{"yes" if base else "no"}">' + "".join(parts) + "</figure>")
         out.append("</div>")
-    if not any(hists):
-        out.insert(0, "<p>No latency samples in these results (model verdicts only).</p>")
     return "\n".join(out)
 
 
@@ -320,8 +372,9 @@ def render(machines, baseline=None, baseline_name=None, fleet=None, title=None):
         "<h2>Across machines</h2>", _across(machines),
         "<h2>Against the baseline</h2>", _baseline(machines, baseline, baseline_name),
         "<h2>Round-trip latency per cell</h2>",
-        "<p>log scale, one axis shared by every panel; p50 and p99 marked</p>",
-        _histograms(machines, anchors, cols),
+        "<p>log scale, one axis shared by every panel; p50 and p99 marked; over the run, a stall "
+        "is a red dashed line and a window whose max is ten times the median a red tick</p>",
+        _panels(machines, anchors, cols, baseline, baseline_name),
         f"<script>{SCRIPT}</script>", "</body></html>"]
     return "\n".join(parts) + "\n"
 

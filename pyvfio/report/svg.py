@@ -399,3 +399,91 @@ def histogram_panel(hist, title, subtitle, lo, hi, w=300, h=172, cell=""):
     cv = Canvas()
     _draw_histogram(cv, 0, 0, w, h, title, subtitle, hist, lo, hi, cell)
     return cv.svg(w, h)
+
+
+# -- latency over time, and the CDF against a baseline ----------------------------------
+
+def _log_axis_y(cv, px, py, ph, lo, hi):
+    """A vertical log axis of microseconds, decades lo..hi, bottom to top."""
+    cv.line(px, py, px, py + ph)
+    for d in range(lo, hi + 1):
+        yy = py + ph - (d - lo) / (hi - lo) * ph
+        cv.line(px - 3, yy, px, yy)
+        cv.text(px - 5, yy + 3, _us_label(d), 8, "end", fill="#444")
+
+
+def strip_panel(points, stalls, lo, hi, w=300, h=120, cell=""):
+    """The round trip over the run (series points: t_s, n, p50_us, max_us): each
+    window's max as a tick (red where it stands out: above ten times the run's
+    median), its p50 as a line, and each stall as a red dashed line where it came (by
+    the interrupts delivered before it).  Log-y, the page's decades."""
+    cv = Canvas()
+    cv.open("strip", cell=cell, points=len(points), stalls=len(stalls))
+    cv.rect(0, 0, w, h, "white", "#ccc", 1)
+    cv.text(6, 13, "round trip over the run (max per window, p50 line)", 10, fill="#444")
+    px, py, pw, ph = 40, 20, w - 50, h - 40
+    _log_axis_y(cv, px, py, ph, lo, hi)
+    cv.line(px, py + ph, px + pw, py + ph)
+    t_end = max(p["t_s"] for p in points) or 1.0
+    xs = lambda t: px + t / t_end * pw                                            # noqa: E731
+    ys = lambda us: py + ph - (min(max(math.log10(max(us, 1e-3)), lo), hi) - lo) / (hi - lo) * ph  # noqa: E731
+    cv.text(px, py + ph + 13, "0 s", 9, "middle", fill="#444")
+    cv.text(px + pw, py + ph + 13, f"{t_end:.3g} s", 9, "end", fill="#444")   # inside the panel
+    medians = sorted(p["p50_us"] for p in points)
+    outlier = 10 * medians[len(medians) // 2]
+    for p in points:
+        x = xs(p["t_s"])
+        colour = "#c62828" if p["max_us"] > outlier else "#4a78b5"
+        cv.line(x, ys(p["p50_us"]), x, ys(p["max_us"]), colour, 1.5)
+    path = " ".join(f"{'M' if i == 0 else 'L'}{xs(p['t_s']):.1f},{ys(p['p50_us']):.1f}"
+                    for i, p in enumerate(points))
+    cv.add(f'<path d="{path}" fill="none" stroke="#2e7d32" stroke-width="1.2"/>')
+    for s in stalls:
+        after = s.get("after_delivered") or 0
+        t = next((p["t_s"] for p in points if p["delivered"] >= after), t_end)
+        cv.line(xs(t), py, xs(t), py + ph, "#c62828", 1.5, "4 2")
+        cv.text(xs(t) + 2, py + 9, "stall" + (", recovered" if s.get("recovered") else ""), 9, fill="#c62828")
+    cv.close()
+    return cv.svg(w, h)
+
+
+def _cdf(hist):
+    """[(us, fraction at or below)] from a histogram dict's buckets."""
+    pts = sorted((bucket_range(int(i))[1] / 1000.0, n) for i, n in (hist.get("buckets") or {}).items())
+    total = sum(n for _, n in pts) or 1
+    out, seen = [], 0
+    for us, n in pts:
+        seen += n
+        out.append((max(us, 1e-3), seen / total))
+    return out
+
+
+def cdf_panel(hist, base, lo, hi, w=300, h=150, cell="", base_name="baseline"):
+    """The round trip's CDF (log-x, the page's decades) and, where the baseline has
+    this cell with samples, the baseline's beside it (grey, dashed)."""
+    cv = Canvas()
+    cv.open("cdf", cell=cell, baseline="yes" if base else "no")
+    cv.rect(0, 0, w, h, "white", "#ccc", 1)
+    cv.text(6, 13, "round trip CDF" + (f" against {base_name} (dashed)" if base else " (no baseline cell)"),
+            10, fill="#444")
+    px, py, pw, ph = 36, 20, w - 50, h - 44
+    cv.line(px, py + ph, px + pw, py + ph)
+    cv.line(px, py, px, py + ph)
+    xs = lambda us: px + (min(max(math.log10(us), lo), hi) - lo) / (hi - lo) * pw   # noqa: E731
+    for d in range(lo, hi + 1):
+        cv.text(xs(10.0 ** d), py + ph + 13, _us_label(d), 9, "middle", fill="#444")
+    for f in (0.5, 0.99, 1.0):
+        yy = py + ph - f * ph
+        cv.line(px - 3, yy, px + pw, yy, "#eee")
+        if f != 0.99:   # a grid line only: its label would overlap 1's
+            cv.text(px - 5, yy + 3, f"{f:g}", 8, "end", fill="#444")
+    for data, colour, dash in ((base, "#888", "5 3"), (hist, "#4a78b5", None)):
+        if not data:
+            continue
+        pts = _cdf(data)
+        d = f"M{xs(pts[0][0]):.1f},{py + ph:.1f} " + " ".join(
+            f"L{xs(us):.1f},{py + ph - frac * ph:.1f}" for us, frac in pts)
+        dash_attr = f' stroke-dasharray="{dash}"' if dash else ""
+        cv.add(f'<path d="{d}" fill="none" stroke="{colour}" stroke-width="1.5"{dash_attr}/>')
+    cv.close()
+    return cv.svg(w, h)

@@ -15,7 +15,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 from ..errors import EXIT_INTERRUPTED, PyvfioError, UsageError
-from ..lab import session
+from ..lab import progress, session
 from ..lab.config import LabConfig
 from ..lab.errors import LabError
 
@@ -52,8 +52,19 @@ def run_lab(plan, arch, timeout=900, echo=print, kernel=None):
     scenario = work / "scenario.toml"
     shutil.copyfile(plan.path, scenario)
     stop = threading.Event()
+    # cells done out of the total, said as each boot returns its cells
+    sizes = [sum(1 for c in plan.cells(m.masks_at_device, m.unlazy_fix, m.x86) if (c.nointxmask, c.vfio) == (nim, vfio))
+             for m, nim, vfio, _ in planned]
+    tracker = progress.Tracker(f"repro --lab {arch}", sum(sizes), parallel=min(session.vm_slots(), len(planned)))
+    progress.say(f"repro --lab {arch}: {sum(sizes)} cell(s) in {len(planned)} boot(s)")
 
     def boot(n, m, nim, vfio, module):
+        try:
+            return _boot(n, m, nim, vfio, module)
+        finally:
+            tracker.advance(sizes[n], note=f"boot {n + 1} of {len(planned)} ended")
+
+    def _boot(n, m, nim, vfio, module):
         out = work / f"boot{n}.json"
         cfg = LabConfig(arch=arch, kernel=m.kernel, ic=m.ic, cards=(plan.lab_card,),
                         nointxmask=nim, policy="lazy" if module else "default",

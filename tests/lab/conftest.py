@@ -40,17 +40,21 @@ if FACTS and (FACTS["kernel"] != "6.12" or FACTS["nointxmask"] != 0):
     collect_ignore.append("test_msi.py")
 
 
-def _message_kinds(card):
-    """The MSI kinds the builtin profile of a lab card serves (by its IDs, before any
-    device is opened: the tests then check the kernel agrees)."""
+def _message_kinds(bound):
+    """The MSI kinds the builtin profile of a bound card serves (by the IDs the guest
+    read, before any device is opened: the tests then check the kernel agrees)."""
     from pyvfio import profiles
-    from pyvfio.lab.config import CARDS
-    vendor, device = (int(x, 16) for x in CARDS[card][1].split(":"))
+    vendor, device = (int(x, 16) for x in bound["id"].split(":"))
     spec = next((p for p in profiles.available().values() if p.accepts(vendor, device)), None)
     return [k for k in (spec.irqs if spec else ()) if k != "intx"]
 
 
-MSI = [dict(b, kinds=_message_kinds(b["card"])) for b in FACTS["bound"]] if FACTS else []
+# Cards the user brings (--card qemu:DEVICE): only their profile's own checks
+# (test_qemu_cards.py); the per-card suite knows each of pyvfio's cards' registers.
+BROUGHT = [b for b in FACTS["bound"] if b["card"].startswith("qemu:")] if FACTS else []
+if FACTS and not BROUGHT:
+    collect_ignore.append("test_qemu_cards.py")
+MSI = [dict(b, kinds=_message_kinds(b)) for b in FACTS["bound"] if b not in BROUGHT] if FACTS else []
 # Cards in the lab for their MSI-X alone: the per-card suite (`card`) leaves them out
 # (e1000e's run of it took ~130 s a boot, and it passed), test_msi.py's msi_card has them.
 MESSAGE_ONLY = ("e1000e",)
@@ -72,9 +76,12 @@ def pytest_collection_modifyitems(config, items):
 
 def pytest_generate_tests(metafunc):
     if "card" in metafunc.fixturenames:
-        bound = [b for b in FACTS["bound"] if b["card"] not in MESSAGE_ONLY] if FACTS \
-            else [{"card": "edu", "bdf": "none"}]
+        bound = [b for b in FACTS["bound"] if b["card"] not in MESSAGE_ONLY and b not in BROUGHT] \
+            if FACTS else [{"card": "edu", "bdf": "none"}]
         metafunc.parametrize("card", bound, ids=[b["card"] for b in bound])
+    if "brought" in metafunc.fixturenames:
+        cards = BROUGHT or [{"card": "qemu:sdhci-pci", "bdf": "none", "id": "1b36:0007"}]
+        metafunc.parametrize("brought", cards, ids=[b["card"] for b in cards])
     if "msi_card" in metafunc.fixturenames:  # the bound cards that have MSI or MSI-X
         cards = [b for b in MSI if b["kinds"]] or [{"card": "edu", "bdf": "none", "kinds": ["msi"]}]
         metafunc.parametrize("msi_card", cards, ids=[b["card"] for b in cards])
