@@ -28,6 +28,8 @@ from dataclasses import dataclass
 
 import pytest
 
+from .vocabulary import VFIO_UNMASK, Access, words
+
 ENV = ("PYVFIO_BDF", "VFIO_SELFTESTS_BDF")
 MARKER = ("vfio_card(profile=None, nointxmask=None, unmask='ioctl', access='mmap'): the card "
           "profile and vfio-pci nointxmask the test needs (it skips otherwise), and how `intx` unmasks")
@@ -84,7 +86,7 @@ def _valid(k, v):
         return v is None or isinstance(v, str)
     if k == "nointxmask":
         return v is None or (isinstance(v, int) and v in (0, 1))    # True and False too
-    return v in (("ioctl", "eventfd") if k == "unmask" else ("mmap", "rw"))
+    return v in words(VFIO_UNMASK if k == "unmask" else Access)
 
 
 def _options(request):

@@ -9,7 +9,7 @@ one-line error (exit 2)."""
 
 import sys
 
-from ..errors import UsageError
+from ..errors import EXIT_NOT_AS_EXPECTED, EXIT_OK, UsageError
 from ..report import cells, compare
 from ..results import check_outputs, envelope, write_json
 
@@ -64,4 +64,4 @@ def run(args):
         body = {k: v for k, v in result.items() if k != "kind"}
         write_json(args.json, envelope("compare", **body))
     sys.stdout.flush()
-    return 1 if result["changed"] else 0
+    return EXIT_NOT_AS_EXPECTED if result["changed"] else EXIT_OK

@@ -6,6 +6,7 @@ by the entry point (pyvfio.cli.main)."""
 import importlib
 
 from .. import __version__
+from ..errors import EXIT_OK
 from .parser import Parser
 
 COMMANDS = {
@@ -45,11 +46,11 @@ def run(argv):
     if argv[:2] == ["lab", "machine"]:
         from . import machine_cmd
 
-        return machine_cmd.run(machine_cmd.parse(argv[2:])) or 0
+        return machine_cmd.run(machine_cmd.parse(argv[2:])) or EXIT_OK
     # Import only the chosen command's module.
     modules = {}
     chosen = next((a for a in argv if not a.startswith("-")), None)
     if chosen in COMMANDS:
         modules[chosen] = importlib.import_module(COMMANDS[chosen][0])
     args = _parser(modules).parse_args(argv)
-    return modules[args.command].run(args) or 0
+    return modules[args.command].run(args) or EXIT_OK

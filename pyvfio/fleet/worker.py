@@ -26,12 +26,14 @@ import sys
 import tempfile
 import time
 
-from ..errors import PyvfioError
+from ..errors import (EXIT_INTERRUPTED, EXIT_MACHINE, EXIT_NOT_AS_EXPECTED, EXIT_OK, EXIT_REFUSED,  # noqa: F401
+                      PyvfioError)
 from ..report import cells as C
 from ..results import write_atomic, write_json
 from . import places
 
-EXIT_OK, EXIT_MISMATCH, EXIT_PLACE, EXIT_MACHINE, EXIT_INTERRUPTED = 0, 1, 4, 5, 130
+# the worker's status, one of the command line's (pyvfio.errors.EXITS)
+EXIT_MISMATCH, EXIT_PLACE = EXIT_NOT_AS_EXPECTED, EXIT_REFUSED
 RESULT = "result.json"
 STATE = "worker.json"
 
@@ -138,7 +140,7 @@ class Worker:
             if card is None:
                 names = ", ".join(f"{c.name} ({c.profile}, {c.bdf})" for c in cards) or "none"
                 raise MachineError(f"{a.place}: no single card fits {a.card or 'the scenario'} (cards: {names})",
-                                   "name one with --card, or describe the place's cards (fleet README)")
+                                   "name one with --place-card, or describe the place's cards (fleet README)")
             self.state["card"] = card.describe()
             where = shlex.quote(card.bdf)
             t0 = time.monotonic()

@@ -3,6 +3,7 @@ import dataclasses
 import shutil
 
 from ..errors import UsageError
+from ..vocabulary import Policy, words
 from .errors import LabUnavailable
 
 # Cards QEMU emulates that pyvfio has profiles for: QEMU device, vendor:device.
@@ -68,7 +69,7 @@ ARCHES = {
     },
 }
 
-POLICIES = ("default", "lazy", "unlazy")
+POLICIES = words(Policy)
 
 
 @dataclasses.dataclass
@@ -79,7 +80,7 @@ class LabConfig:
     host_cards: tuple = ()      # host_cards[i] shares the INTx line of cards[i]
     ic: str = None
     nointxmask: int = 0
-    policy: str = "default"
+    policy: str = Policy.KERNEL
     vfio: str = "shipped"       # vfio-pci: shipped, prefix, patch:FILE (lab/vfio_build.py)
     iommufd: bool = False       # iommufd.ko + vfio with its device cdev, rebuilt (lab/vfio_build.py)
     timeout: float = 300.0

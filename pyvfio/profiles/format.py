@@ -44,10 +44,11 @@ from dataclasses import dataclass, field
 from .._binding import lib
 from ..errors import UsageError
 from ..inputs import read_text
+from ..vocabulary import Access, Irq, words
 from .base import DELAY, DRAIN, POLL, READ, RMW, WRITE, WRITE_CAUSE, Op
 from .tomlpos import key_lines, line_of
 
-ACCESS = ("mmap", "rw")
+ACCESS = words(Access)
 BAR_KINDS = ("mem", "io")
 WIDTHS = (1, 2, 4, 8)
 # pread/pwrite through vfio-pci and I/O ports move at most 4 bytes at a time.
@@ -69,7 +70,7 @@ MAX_DMA_BUFFER = (1 << 64) - 1
 TOP_KEYS = {"name": str, "description": str, "irqs": list, "match": dict, "bars": dict,
             "registers": dict, "programs": dict, "dma": dict}
 # the interrupt kinds a profile can say its programs serve (pyvfio.intx.IRQ_KINDS)
-IRQS = ("intx", "msi", "msix")
+IRQS = words(Irq)
 DMA_KEYS = {"buffer": int, "size": int, "mask": int, "descriptor": list, "written_back": dict}
 DMA_FIELD_KEYS = {"offset": int, "width": int, "value": (int, str)}
 DMA_DONE_KEYS = {"offset": int, "width": int, "mask": int}
