@@ -340,13 +340,13 @@ OPTIONS = {
             "--guest", "--irqchip", "--eoi-first", "--access", "--engine", "--watchdog", "--recover",
             "--rearm-each", "--policy", "--threshold", "--iommu"],
     "repro": ["--model", "--lab", "--here", "--kernel", "--vfio", "--force", "--scenario", "--timeout", "-l",
-              "--recover", "--nointxmask", "--ic", "--card", "--policy", "--unmask", "--xics-variant",
+              "--recover", "--nointxmask", "--ic", "--card-kind", "--card", "--policy", "--unmask", "--xics-variant",
               "--xive-set-pq00-retriggers", "--trace"],
     "compare": ["--json", "--ignore", "--split"],
     "report": ["--html", "--svg", "--baseline"],
     "profile": ["list", "check", "--json", "--access", "--iommu"],
     "bind": ["--group", "--force", "--dry-run"], "unbind": [], "info": ["--json"], "list": ["--all", "--json"],
-    "doctor": [], "fleet": ["run", "status", "release", "--timeout", "--acquire-wait", "--connect-timeout"],
+    "doctor": ["--json"], "fleet": ["run", "status", "release", "--place-card", "--timeout", "--acquire-wait", "--connect-timeout"],
     "lab": ["machine", "start", "ssh", "stop", "--timeout", "--nointxmask", "--card", "--"],
 }
 WORDS = st.one_of(

@@ -67,7 +67,7 @@ def test_json_cells_and_svg_as_a_lab_run_writes_them(tmp_path, capsys):
 
 def test_trace_of_one_cell(capsys, tmp_path):
     path = tmp_path / "t.json"
-    code, out, _ = run(capsys, "--trace", "--ic", "xive", "--card", "non-2.3",
+    code, out, _ = run(capsys, "--trace", "--ic", "xive", "--card-kind", "non-2.3",
                        "--policy", "lazy", "--unmask", "ioctl", "--json", str(path))
     assert code == 0
     assert out.startswith("cell ic=xive card=non-2.3 nointxmask=0 policy=lazy unmask=ioctl")
@@ -83,10 +83,10 @@ def test_trace_needs_exactly_one_cell(capsys):
 
 
 @pytest.mark.parametrize("argv,needle", [
-    (["--controller", "gic"], "unknown ic 'gic'"),
-    (["--policy", "eager"], "unknown policy 'eager'"),
-    (["--unmask", "poll"], "unknown unmask 'poll'"),
-    (["--card", "2.3", "--policy", "unlazy"], "no cell of"),
+    (["--controller", "gic"], "argument --ic/--controller: invalid choice: 'gic' (choose from xive, xics, ioapic)"),
+    (["--policy", "eager"], "argument --policy: invalid choice: 'eager'"),
+    (["--unmask", "poll"], "argument --unmask: invalid choice: 'poll'"),
+    (["--card-kind", "2.3", "--policy", "unlazy"], "no cell of"),
     (["--loops", "0"], "loop count 0 is out of range"),
     (["--xics-variant", "p10"], "unknown XICS variant"),
     (["0000:00:04.0", "--policy", "lazy"], "--policy select and trace the model host's cells"),

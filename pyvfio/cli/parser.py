@@ -129,10 +129,13 @@ def vocabulary_type(vocabulary, old=None, repeatable=False):
 
 
 def add_choice(p, option, vocabulary, help, repeatable=False, old=None, **kwargs):
-    """An option whose values are the words of an enum of pyvfio.vocabulary, the same
-    in every command; `repeatable`: repeatable and comma-separated (a selection)."""
+    """An option (a name, or a tuple of its names) whose values are the words of an
+    enum of pyvfio.vocabulary, the same in every command; `repeatable`: repeatable
+    and comma-separated (a selection)."""
+    names = (option,) if isinstance(option, str) else option
+    option = names[0]
     kind = vocabulary_type(vocabulary, old, repeatable)
-    action = p.add_argument(option, type=kind, metavar=vocabulary.__name__.upper(),
+    action = p.add_argument(*names, type=kind, metavar=vocabulary.__name__.upper(),
                             action="append" if repeatable else "store", help=help, **kwargs)
     kind.option = option
     return action
