@@ -78,12 +78,12 @@ def test_trace_of_one_cell(capsys, tmp_path):
 
 
 def test_trace_needs_exactly_one_cell(capsys):
-    code, _, err = run(capsys, "--trace", "--controller", "xive")
+    code, _, err = run(capsys, "--trace", "--ic", "xive")
     assert code == 2 and "--trace shows one cell; the selection has 6" in err and len(err.splitlines()) == 1
 
 
 @pytest.mark.parametrize("argv,needle", [
-    (["--controller", "gic"], "argument --ic/--controller: invalid choice: 'gic' (choose from xive, xics, ioapic)"),
+    (["--ic", "gic"], "argument --ic: invalid choice: 'gic' (choose from xive, xics, ioapic)"),
     (["--policy", "eager"], "argument --policy: invalid choice: 'eager'"),
     (["--unmask", "poll"], "argument --unmask: invalid choice: 'poll'"),
     (["--card-kind", "2.3", "--policy", "unlazy"], "no cell of"),

@@ -39,6 +39,12 @@ def _parser(modules):
     return parser
 
 
+def full_parser():
+    """The parser with every command's options (completion, the man page, the
+    vocabulary test); `lab machine` has its own (pyvfio.cli.machine_cmd)."""
+    return _parser({name: importlib.import_module(mod) for name, (mod, _) in COMMANDS.items()})
+
+
 def run(argv):
     """The exit status of the command `argv` names; raises PyvfioError and the rest
     for the entry point to report."""

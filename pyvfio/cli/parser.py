@@ -124,6 +124,7 @@ def vocabulary_type(vocabulary, old=None, repeatable=False):
 
     parse.__name__ = vocabulary.__name__.lower()
     parse.vocabulary = allowed
+    parse.old = old
     parse.option = None
     return parse
 

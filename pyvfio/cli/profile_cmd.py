@@ -48,7 +48,7 @@ def _list(args):
                                        invalid=[str(e) for e in problems]))
     for e in problems:
         print(f"pyvfio: warning: skipped {e}", file=sys.stderr)
-    return EXIT_NOT_AS_EXPECTED if problems else 0
+    return EXIT_NOT_AS_EXPECTED if problems else EXIT_OK
 
 
 def _check(args):

@@ -24,8 +24,8 @@ from ..results import STDOUT, check_outputs, write_outputs
 def add_arguments(p):
     p.add_argument("path", metavar="FILE|DIR",
                    help="a result of pyvfio run/repro --json, or the --out folder of pyvfio fleet run")
-    p.add_argument("--html", metavar="OUT", help="write the static HTML page here")
-    p.add_argument("--svg", metavar="OUT", help="draw the result file's picture here (a FILE only)")
+    p.add_argument("--html", metavar="FILE", help="write the static HTML page here")
+    p.add_argument("--svg", metavar="FILE", help="draw the result file's picture here (of a result file only)")
     p.add_argument("--baseline", metavar="FILE",
                    help="a result to compare every machine with (exit 1 when one differs)")
     p.add_argument("--allow-missing", action="store_true",
@@ -33,7 +33,7 @@ def add_arguments(p):
     p.add_argument("--format", choices=FORMATS,
                    help="print the results as KTAP, JUnit XML, KCIDB v5.3 JSON or lava-test-case lines "
                         "instead of the table (docs/formats.md)")
-    p.add_argument("-o", "--output", metavar="OUT",
+    p.add_argument("-o", "--output", metavar="FILE",
                    help="--format: write it here (atomically) instead of stdout (- is stdout)")
 
 

@@ -53,8 +53,8 @@ def add_arguments(p):
                    help="only the cells with vfio-pci loaded with this nointxmask (with 1 a 2.3 card "
                         "is masked at the controller; default: both)")
     sel = p.add_argument_group("the model host's cells (each repeatable or comma-separated; default: all)")
-    add_choice(sel, ("--ic", "--controller"), Controller, repeatable=True, dest="ic",
-               help="interrupt controller: xive, xics or ioapic")
+    add_choice(sel, "--ic", Controller, repeatable=True, help="interrupt controller: xive, xics or ioapic")
+    renamed(sel, "--controller", "--ic", dest="ic", repeatable=True)   # lab's word is --ic
     add_choice(sel, "--card-kind", CardKind, repeatable=True, dest="card",
                help="2.3: DisINTx masking at the card, or non-2.3: masking at the controller")
     renamed(sel, "--card", "--card-kind", dest="card", repeatable=True)
