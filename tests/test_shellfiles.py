@@ -68,3 +68,12 @@ def test_pip_installs_share_where_the_tools_look():
         folder, name = path.rsplit("/", 1)
         assert f'"{folder}": "{name}"' in setup, path
     assert "graft share" in (ROOT / "MANIFEST.in").read_text()
+
+
+def test_version():
+    import subprocess
+    import sys
+
+    from pyvfio import __version__
+    p = subprocess.run([sys.executable, "-m", "pyvfio", "--version"], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0 and p.stdout == f"pyvfio {__version__}\n"
