@@ -30,6 +30,7 @@ from ..errors import (EXIT_INTERRUPTED, EXIT_MACHINE, EXIT_NOT_AS_EXPECTED, EXIT
                       PyvfioError)
 from ..report import cells as C
 from ..results import write_atomic, write_json
+from ..vocabulary import SWITCHED
 from . import places
 
 # the worker's status, one of the command line's (pyvfio.errors.EXITS)
@@ -234,7 +235,7 @@ class Worker:
         the README's "On your lab machines" says, from the sdist pyvfio.deploy left on
         the machine, against its own headers, and insmod it (rmmod at the end)."""
         from ..repro.scenario import load
-        if not {"lazy", "unlazy"} & set(load(self.a.scenario).axes.get("policy", ())):
+        if not set(SWITCHED) & set(load(self.a.scenario).axes.get("policy", ())):
             return
         rc, _ = run("test -d /sys/module/pyvfio_policy")
         if rc == 0:

@@ -31,7 +31,7 @@ from .. import uapi
 from .._binding import ffi
 from ..errors import KvmError, UsageError
 from ..engine.batch import DONE, TIMEOUT, Batch
-from ..vocabulary import Unmask, words
+from ..vocabulary import VFIO_UNMASK, Unmask, words
 from . import guest
 from .memory import Ram
 from .system import CAPS, RESAMPLE, Kvm
@@ -53,7 +53,7 @@ class KvmLoop:
     def __init__(self, ctx):
         self.ctx = ctx
         self.unmask = ctx.config.unmask
-        self.userspace_eoi = self.unmask in ("ioctl", "eventfd")
+        self.userspace_eoi = self.unmask in VFIO_UNMASK
         self.unmask_calls = 0
         self.exits = {"batch": 0, "eoi": 0, "io": 0, "mmio": 0}
         self.tsc_hz = None

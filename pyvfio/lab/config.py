@@ -3,7 +3,7 @@ import dataclasses
 import shutil
 
 from ..errors import UsageError
-from ..vocabulary import Policy, words
+from ..vocabulary import Controller, Policy, words
 from .errors import LabUnavailable
 
 # Cards QEMU emulates that pyvfio has profiles for: QEMU device, vendor:device.
@@ -46,7 +46,7 @@ ARCHES = {
             "6.12-rt": r"linux-image-6\.12\.\d+\+deb12-rt-amd64-unsigned",
         },
         "default_kernel": "6.12",
-        "ics": ("ioapic",),
+        "ics": (Controller.IOAPIC.value,),
         # No iommufd as shipped: Debian's 6.12 (amd64 and ppc64el) has CONFIG_IOMMUFD
         # unset and so no iommufd.ko, /dev/iommu or vfio device cdev (--iommufd builds
         # them: vfio_build.py); 6.1 predates both.
@@ -63,7 +63,7 @@ ARCHES = {
                     # 64 KiB pages (what RHEL and Fedora on POWER run)
                     "6.12-64k": r"linux-image-6\.12\.\d+\+deb12-powerpc64le-64k"},
         "default_kernel": "6.12",
-        "ics": ("xive", "xics"),
+        "ics": (Controller.XIVE.value, Controller.XICS.value),
         "modules": ["9p", "9pnet_virtio", "virtio_pci", "vfio_pci", "vfio_iommu_spapr_tce"],
         "busybox": "deb",
     },

@@ -379,7 +379,7 @@ class _Checker:
                 if k not in BAR_KINDS:
                     self.bad(where + ("kind",), f"unknown BAR kind {k!r}", "use mem (memory) or io (I/O ports)")
             first = kind if isinstance(kind, str) and kind in BAR_KINDS else "mem"
-            access = tuple(t.get("access", ["rw"] if first == "io" else ["mmap", "rw"]))
+            access = tuple(t.get("access", [Access.RW.value] if first == "io" else ACCESS))
             for i, a in enumerate(access):
                 if a not in ACCESS:
                     self.bad(where + ("access", i), f"unknown access method {a!r}", "use mmap or rw")
