@@ -12,6 +12,7 @@ import sys
 from ..errors import EXIT_NOT_AS_EXPECTED, EXIT_OK, UsageError
 from ..report import cells, compare
 from ..results import check_outputs, envelope, write_json
+from .parser import add_json
 
 
 def add_arguments(parser):
@@ -20,7 +21,7 @@ def add_arguments(parser):
     parser.add_argument("--split", metavar="AXIS=A,B",
                         help="compare one file's cells with AXIS=A against those with AXIS=B "
                              "(e.g. vfio=shipped,prefix)")
-    parser.add_argument("--json", metavar="FILE", help="write the comparison as JSON (atomically)")
+    add_json(parser, "the comparison")
     parser.add_argument("--ignore", action="append", default=[], metavar="AXIS",
                         help="leave this key axis out when matching cells (repeatable); axes that "
                              "differ only between the two files are left out anyway")

@@ -12,7 +12,7 @@ fetch the JSON, and release the place and cancel the reservation whatever happen
 It writes DIR/P/worker.json (atomically): exit, error, card, kernel, tags, result.
 
 Exit: 0 or 1 as `pyvfio repro` (every cell as expected, or not), 4 when the place
-could not be had, 5 when the machine failed (no SSH, install, a repro that did not
+could not be had, 9 when the machine failed (no SSH, install, a repro that did not
 finish, no result), 130 when interrupted (SIGTERM from fleet run, Ctrl-C).
 """
 
