@@ -370,7 +370,7 @@ def argv(draw):
     for _ in range(draw(st.integers(0, 6))):
         words.append(draw(st.one_of(st.sampled_from(OPTIONS[cmd] or ["--bogus"]), WORDS)))
     if cmd == "repro" and "--trace" not in words:
-        words += ["--ic", "xive", "--card", "2.3", "--unmask", "ioctl", "-l", "2"]   # one cell: fast
+        words += ["--ic", "xive", "--card-kind", "2.3", "--unmask", "ioctl", "-l", "2"]   # one cell: fast
     return words
 
 
