@@ -203,7 +203,7 @@ def run(args):
         if live:
             sys.stderr.write("\n")
         result = envelope("run", bdf=dev.bdf, host=_host_facts(dev.bdf), card=profile.describe(),
-                          modes={**config.__dict__, "policy": args.policy or "kernel",
+                          modes={**config.__dict__, "policy": args.policy or Policy.KERNEL.value,
                                  "iommu": dev.iommu},
                           started_unix=started, **r.to_json(), device_request=request.requested)
     fmt_exit = None
