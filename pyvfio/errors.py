@@ -3,19 +3,61 @@ wrong and what to do; the command line prints it without a traceback."""
 
 import errno as _errno
 import os
+from typing import NamedTuple
 
-# Exit statuses more than one command gives (a PyvfioError carries its own).
-EXIT_REMOVED = 7        # the kernel asked for the card back mid-run (hot-unplug, unbind)
-EXIT_PROFILE = 8        # the profile or the card at fault (pyvfio.verdict FAULTS), or a raise lost
-EXIT_BUG = 70           # sysexits' EX_SOFTWARE: an exception pyvfio did not expect
-EXIT_IO = 74            # sysexits' EX_IOERR: an output (stdout, a result file) failed to write
-EXIT_INTERRUPTED = 130  # Ctrl-C or SIGTERM: torn down, partial results kept
+
+class Exit(NamedTuple):
+    name: str
+    code: int
+    meaning: str
+
+
+# The one table of exit statuses: every command exits with one of these, each with one
+# meaning (docs/exit-codes.md is checked against it by tests/test_vocabulary.py).
+# `pyvfio lab ARCH -- COMMAND` exits with COMMAND's status, and `--format ktap` with
+# kselftest's (0 pass, 1 fail, 4 skip): those are the other programs' codes.
+EXITS = (
+    Exit("OK", 0, "done: every check passed, every cell and comparison as expected"),
+    Exit("NOT_AS_EXPECTED", 1, "the command ran and the answer is no: a cell not as expected, "
+                               "a comparison that changed, a failed doctor check, a profile problem"),
+    Exit("USAGE", 2, "bad input (arguments, files, addresses): nothing was touched"),
+    Exit("THRESHOLD", 3, "run: the round-trip p99 exceeded --threshold"),
+    Exit("REFUSED", 4, "what was asked for is someone else's: a device the host uses (--force "
+                       "overrides) or a fleet place another holds"),
+    Exit("STALL", 5, "run: the kernel stalled the line (a stall not recovered)"),
+    Exit("DMA", 6, "run --source dma: the bytes the card moved did not arrive"),
+    Exit("REMOVED", 7, "the kernel asked for the card back mid-run (hot-unplug, unbind)"),
+    Exit("PROFILE", 8, "the profile or the card at fault (a lost raise, no cause), not the kernel"),
+    Exit("MACHINE", 9, "a lab VM or a fleet machine failed (boot, build, SSH, crash)"),
+    Exit("BUG", 70, "an exception pyvfio did not expect (sysexits' EX_SOFTWARE): please report it"),
+    Exit("IO", 74, "an output (stdout, a result file) failed to write (sysexits' EX_IOERR); "
+                   "what was measured is kept in $TMPDIR"),
+    Exit("UNAVAILABLE", 77, "the lab cannot run on this machine (not root, no QEMU, no network): "
+                            "test harnesses read it as skipped"),
+    Exit("INTERRUPTED", 130, "Ctrl-C or SIGTERM: torn down, partial results kept"),
+)
+EXIT = {e.name: e.code for e in EXITS}
+
+EXIT_OK = EXIT["OK"]
+EXIT_NOT_AS_EXPECTED = EXIT["NOT_AS_EXPECTED"]
+EXIT_USAGE = EXIT["USAGE"]
+EXIT_THRESHOLD = EXIT["THRESHOLD"]
+EXIT_REFUSED = EXIT["REFUSED"]
+EXIT_STALL = EXIT["STALL"]
+EXIT_DMA = EXIT["DMA"]
+EXIT_REMOVED = EXIT["REMOVED"]
+EXIT_PROFILE = EXIT["PROFILE"]
+EXIT_MACHINE = EXIT["MACHINE"]
+EXIT_BUG = EXIT["BUG"]
+EXIT_IO = EXIT["IO"]
+EXIT_UNAVAILABLE = EXIT["UNAVAILABLE"]
+EXIT_INTERRUPTED = EXIT["INTERRUPTED"]
 
 
 class PyvfioError(Exception):
     """A failure to report to the user in one line; `exit_code` is the CLI status."""
 
-    exit_code = 2
+    exit_code = EXIT_USAGE
 
     def __init__(self, message, hint=None):
         super().__init__(message)
@@ -75,7 +117,7 @@ class OutputError(PyvfioError):
 class RefusedError(PyvfioError):
     """A safety refusal (device in use by the host, ...) that --force overrides."""
 
-    exit_code = 4
+    exit_code = EXIT_REFUSED
 
 
 # What to do about a failed file operation, by errno (one wording for every caller).

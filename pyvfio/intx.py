@@ -46,10 +46,12 @@ import errno
 from . import uapi
 from .errors import UsageError, VfioError
 from .eventfd import EventFd
+from .vocabulary import VFIO_UNMASK, Irq, words
 
 INTX = uapi.VFIO_PCI_INTX_IRQ_INDEX
 # --irq: the kind -> its VFIO_PCI_*_IRQ_INDEX
-IRQ_KINDS = {"intx": INTX, "msi": uapi.VFIO_PCI_MSI_IRQ_INDEX, "msix": uapi.VFIO_PCI_MSIX_IRQ_INDEX}
+IRQ_KINDS = {Irq.INTX.value: INTX, Irq.MSI.value: uapi.VFIO_PCI_MSI_IRQ_INDEX,
+             Irq.MSIX.value: uapi.VFIO_PCI_MSIX_IRQ_INDEX}
 _KIND_NAMES = {"intx": "INTx", "msi": "MSI", "msix": "MSI-X"}
 _TRIGGER_EVENTFD = uapi.VFIO_IRQ_SET_ACTION_TRIGGER | uapi.VFIO_IRQ_SET_DATA_EVENTFD
 _TRIGGER_NONE = uapi.VFIO_IRQ_SET_ACTION_TRIGGER | uapi.VFIO_IRQ_SET_DATA_NONE
@@ -57,7 +59,7 @@ _UNMASK_NONE = uapi.VFIO_IRQ_SET_ACTION_UNMASK | uapi.VFIO_IRQ_SET_DATA_NONE
 _UNMASK_EVENTFD = uapi.VFIO_IRQ_SET_ACTION_UNMASK | uapi.VFIO_IRQ_SET_DATA_EVENTFD
 _MASK_NONE = uapi.VFIO_IRQ_SET_ACTION_MASK | uapi.VFIO_IRQ_SET_DATA_NONE
 
-UNMASK_MODES = ("ioctl", "eventfd")
+UNMASK_MODES = words(VFIO_UNMASK)
 
 
 @dataclass(frozen=True, eq=False)

@@ -84,7 +84,8 @@ def _valid(k, v):
         return v is None or isinstance(v, str)
     if k == "nointxmask":
         return v is None or (isinstance(v, int) and v in (0, 1))    # True and False too
-    return v in (("ioctl", "eventfd") if k == "unmask" else ("mmap", "rw"))
+    from .vocabulary import VFIO_UNMASK, Access, words   # the plugin imports nothing of pyvfio at load
+    return v in words(VFIO_UNMASK if k == "unmask" else Access)
 
 
 def _options(request):

@@ -153,7 +153,7 @@ def test_a_fifo_where_a_file_is_expected_is_refused_never_read(capsys, tmp_path,
     fifo = tmp_path / "in.toml"
     os.mkfifo(fifo)      # opened without O_NONBLOCK, a read would wait for a writer forever
     good = tmp_path / "good.json"
-    assert main(["repro", "--model", "--ic", "xive", "--card", "2.3", "--json", str(good)]) == 0
+    assert main(["repro", "--model", "--ic", "xive", "--card-kind", "2.3", "--json", str(good)]) == 0
     capsys.readouterr()
     code, out, err = call(capsys, *[a.format(f=fifo, good=good) for a in argv])
     assert code == 2 and "is a FIFO, not a file" in err and one_line(err), err

@@ -14,7 +14,7 @@ from pyvfio.cli import main
 def full(tmp_path_factory):
     d = tmp_path_factory.mktemp("gate")
     path = d / "full.json"
-    assert main(["repro", "--model", "--ic", "xive", "--card", "non-2.3", "--json", str(path)]) == 0
+    assert main(["repro", "--model", "--ic", "xive", "--card-kind", "non-2.3", "--json", str(path)]) == 0
     return path
 
 

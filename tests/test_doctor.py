@@ -264,7 +264,7 @@ def test_json_is_checks_as_data(tmp_path, monkeypatch, capsys):
     import json
     h = host(tmp_path, "6.18.44", vfio=False)
     monkeypatch.setenv("PYVFIO_SYSROOT", h.root)
-    assert main(["doctor", "--json"]) == 1
+    assert main(["doctor", "--json", "-"]) == 1
     data = json.loads(capsys.readouterr().out)
     assert data["kind"] == "doctor" and data["status"] == "fail"
     for c in data["checks"]:

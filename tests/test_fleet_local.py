@@ -20,6 +20,7 @@ import psutil
 import pytest
 
 from pyvfio.cli import main
+from pyvfio.errors import EXIT_MACHINE
 from pyvfio.fleet import local, places
 from pyvfio.fleet.local import free_port
 
@@ -100,11 +101,11 @@ def test_two_places_in_parallel_by_tag(lab, baseline, tmp_path, capsys):
 
 def test_down_machine_is_exit_5_and_the_other_kept(lab, tmp_path):
     addr, sshd, _ = lab
-    assert fleet(addr, sshd, tmp_path, "--place", "local-a", "--place", "down") == 5
+    assert fleet(addr, sshd, tmp_path, "--place", "local-a", "--place", "down") == EXIT_MACHINE
     doc = json.loads((tmp_path / "fleet.json").read_text())
     a, down = doc["places"]["local-a"], doc["places"]["down"]
     assert a["exit"] == 0 and (tmp_path / a["result"]).exists()
-    assert down["exit"] == 5 and down["result"] is None and "does not answer on SSH" in down["error"]
+    assert down["exit"] == EXIT_MACHINE and down["result"] is None and "does not answer on SSH" in down["error"]
     assert nothing_held(addr)
 
 
@@ -160,7 +161,7 @@ def test_status_shows_places_holders_and_last_results(lab, tmp_path, capsys):
     addr, sshd, _ = lab
     # the last run's folder: one place run, one never started
     (tmp_path / "fleet.json").write_text(json.dumps({"kind": "fleet", "places": {"local-a": {"exit": 0}}}))
-    assert main(["fleet", "status", "--coordinator", addr, "--out", str(tmp_path), "--json"]) == 0
+    assert main(["fleet", "status", "--coordinator", addr, "--out", str(tmp_path), "--json", "-"]) == 0
     st = json.loads(capsys.readouterr().out)
     by = {r["place"]: r for r in st["places"]}
     assert by["local-a"]["last"]["exit"] == 0 and by["local-b"]["last"] is None

@@ -176,7 +176,7 @@ def test_a_result_the_validator_refuses_is_one_line_in_every_format(tmp_path, ca
 
 
 def test_repro_trace_and_format_are_one_or_the_other(capsys):
-    assert main(["repro", "--trace", "--ic", "xive", "--card", "non-2.3", "--policy", "lazy",
+    assert main(["repro", "--trace", "--ic", "xive", "--card-kind", "non-2.3", "--policy", "lazy",
                  "--unmask", "ioctl", "--format", "ktap"]) == 2
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err.startswith("pyvfio: error: --trace prints one cell's steps")

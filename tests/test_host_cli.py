@@ -76,8 +76,8 @@ def test_list_hides_bridges_and_speaks_lspci(host):
 
 
 def test_list_json_keys_are_stable(host):
-    r = pyvfio("list", "--all", "--json", root=host.root)
-    data = json.loads(r.stdout)
+    r = pyvfio("list", "--all", "--json", "-", root=host.root)
+    data = json.loads(r.stdout)["devices"]
     assert [d["bdf"] for d in data] == [BRIDGE, CARD, OTHER, THIRD]
     assert set(data[1]) == {"bdf", "vendor", "device", "subsystem_vendor", "subsystem_device",
                             "class", "class_name", "revision", "driver", "driver_override",
@@ -105,9 +105,9 @@ def test_list_on_this_machine_matches_sysfs():
     base = "/sys/bus/pci/devices"
     if not os.path.isdir(base) or not os.listdir(base):
         pytest.skip("no PCI devices here")
-    r = pyvfio("list", "--all", "--json")
+    r = pyvfio("list", "--all", "--json", "-")
     assert r.returncode == 0, r.stderr
-    got = {d["bdf"]: d for d in json.loads(r.stdout)}
+    got = {d["bdf"]: d for d in json.loads(r.stdout)["devices"]}
     assert set(got) == set(os.listdir(base))
     for bdf, d in got.items():
         with open(os.path.join(base, bdf, "vendor")) as f:
@@ -135,8 +135,9 @@ def test_info_shows_config_irq_controller_and_why_vfio_is_missing(host):
 
 
 def test_info_json(host):
-    data = json.loads(pyvfio("info", CARD, "--json", root=host.root).stdout)
-    assert set(data) == {"device", "config", "host", "vfio"}
+    data = json.loads(pyvfio("info", CARD, "--json", "-", root=host.root).stdout)
+    assert set(data) == {"tool", "version", "kind", "command", "started", "device", "config", "host", "vfio"}
+    assert data["kind"] == "info"
     assert data["host"]["irq_line"]["chip"] == "IR-IO-APIC"
     assert data["host"]["irq_shared_with"] == ["ehci_hcd:usb1"]
     assert data["host"]["exclusive_needed"] is True
@@ -207,7 +208,7 @@ def test_bind_dry_run_prints_the_steps_and_changes_nothing(host):
     assert f"echo vfio-pci > {host.dev(OTHER, 'driver_override')}" in r.stdout
     assert f"echo {OTHER} > {host.p('sys/bus/pci/drivers/e1000/unbind')}" in r.stdout
     assert host.driver_of(OTHER) == "e1000" and not os.path.exists(bind.state_path(host.root))
-    plan = json.loads(pyvfio("bind", OTHER, "--dry-run", "--json", root=host.root).stdout)
+    plan = json.loads(pyvfio("bind", OTHER, "--dry-run", "--json", "-", root=host.root).stdout)
     assert plan["done"] is False and len(plan["steps"]) == 3
 
 
@@ -217,7 +218,7 @@ def test_bind_then_unbind_through_the_cli(host, monkeypatch, capsys):
     assert cli.main(["bind", OTHER]) == 0
     assert host.driver_of(OTHER) == "vfio-pci"
     assert f"done: `pyvfio unbind {OTHER}` gives it back" in capsys.readouterr().out
-    assert cli.main(["unbind", OTHER, "--json"]) == 0
+    assert cli.main(["unbind", OTHER, "--json", "-"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["targets"][0]["restore_to"] == "e1000" and data["not_restored"] == {}
     assert host.driver_of(OTHER) == "e1000"
@@ -329,7 +330,7 @@ def test_info_shows_regions_and_irqs_when_vfio_opens_the_device(host, monkeypatc
     assert "\tregion 7 config: size 0x100" in out
     assert "\tirq 0 INTx: count 1, automasked|eventfd|maskable" in out
     assert "VFIO (opened through type1v2):" in out
-    assert cli.main(["info", CARD, "--json"]) == 0
+    assert cli.main(["info", CARD, "--json", "-"]) == 0
     vfio = json.loads(capsys.readouterr().out)["vfio"]
     assert vfio["available"] and vfio["blockers"] == [] and len(vfio["irqs"]) == 5
 
@@ -351,7 +352,7 @@ def test_info_on_power9_xive_warns_about_the_lazy_disable_stall(tmp_path):
     h.write("sys/module/vfio_pci/parameters/nointxmask", "N\n")
     h.add_device("0001:00:02.0", 0x8086, 0x10D3, driver="vfio-pci", group=0, irq=23,
                  caps=[(0xE0, 0x10, b"\x01\x00")])                 # PCIe: DisINTx masking
-    r = pyvfio("info", "0001:00:02.0", "--json", root=h.root)
+    r = pyvfio("info", "0001:00:02.0", "--json", "-", root=h.root)
     host = json.loads(r.stdout)["host"]
     assert host["exclusive_needed"] is False and host["notes"] == []
 
@@ -362,6 +363,6 @@ def test_info_leaves_the_devices_own_driver_out_of_the_line_holders(host):
     host.write("proc/interrupts", text)
     host.add_net(OTHER, "eth3", up=False)
     host.write(f"sys/bus/pci/devices/{OTHER}/irq", "10\n")
-    data = json.loads(pyvfio("info", OTHER, "--json", root=host.root).stdout)
+    data = json.loads(pyvfio("info", OTHER, "--json", "-", root=host.root).stdout)
     assert data["host"]["irq_line"]["actions"] == ["eth3", "e1000", "acpi"]
     assert data["host"]["irq_shared_with"] == ["acpi"]

@@ -148,7 +148,7 @@ def test_config_rejects(kw, message):
 
 def test_config_defaults():
     c = LabConfig("ppc64le")
-    assert (c.kernel, c.ic, c.cards, c.nointxmask, c.policy) == ("6.12", "xive", ("edu",), 0, "default")
+    assert (c.kernel, c.ic, c.cards, c.nointxmask, c.policy) == ("6.12", "xive", ("edu",), 0, "kernel")
 
 
 def test_guest_facts(tmp_path, monkeypatch):

@@ -17,6 +17,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from pyvfio.errors import EXIT_MACHINE
+
 pytestmark = pytest.mark.labhost
 
 CHECKOUT = pathlib.Path(__file__).resolve().parents[1]
@@ -276,7 +278,7 @@ def test_ppc64le_runs_pyvfio_itself():
 def test_hanging_guest_is_killed_at_the_timeout():
     need_lab("x86_64")
     p = lab("x86_64", "--timeout", "12", "--", "sleep", "600")
-    assert p.returncode == 3
+    assert p.returncode == EXIT_MACHINE
     assert "no verdict within --timeout 12 s: QEMU was killed" in p.stderr
 
 

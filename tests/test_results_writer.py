@@ -21,7 +21,7 @@ from test_host_cli import one_line_error   # one wording of "one line, no traceb
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REPORT = os.path.join(REPO, "tests", "fixtures", "reports", "lab-ppc64le-seed.json")
 OTHER_REPORT = os.path.join(REPO, "tests", "fixtures", "reports", "lab-ppc64le-seed-vfio.json")
-MODEL_CELL = ["repro", "--model", "--ic", "xive", "--card", "non-2.3", "--policy", "lazy", "--unmask", "ioctl"]
+MODEL_CELL = ["repro", "--model", "--ic", "xive", "--card-kind", "non-2.3", "--policy", "lazy", "--unmask", "ioctl"]
 
 
 def pyvfio(*args, stdout=subprocess.PIPE, env=None):

@@ -16,7 +16,7 @@ import os
 import signal
 import sys
 
-from ..errors import EXIT_BUG, EXIT_IO, StreamError   # stdlib only: nothing to be interrupted in
+from ..errors import EXIT_BUG, EXIT_INTERRUPTED, EXIT_IO, StreamError   # stdlib only: nothing to be interrupted in
 
 
 def _terminate(signum, frame):
@@ -102,7 +102,7 @@ def main(argv=None):
             return exc.exit_code
     except KeyboardInterrupt:
         _say("pyvfio: interrupted")
-        return 130
+        return EXIT_INTERRUPTED
     except StreamError as failed:
         from ..errors import os_error
         if failed.exc.errno == errno.EPIPE and failed.name == "standard output":

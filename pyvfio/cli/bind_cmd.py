@@ -1,16 +1,18 @@
-"""`pyvfio bind BDF [--group] [--force] [--dry-run] [--json]`: hand a device (or its
+"""`pyvfio bind BDF [--group] [--force] [--dry-run] [--json FILE]`: hand a device (or its
 whole IOMMU group) to vfio-pci, remembering the driver it had.
 
-Refuses, with exit status 4, a device the host is using (an interface that is up
+Refuses, with exit status 4 (REFUSED), a device the host is using (an interface that is up
 or routed, a mounted disk, the console) unless --force.  --dry-run prints the
-sysfs writes without making them.  --json prints pyvfio.host.bind.Plan.to_json
-plus "done" (false for a dry run).
+sysfs writes without making them.  --json FILE writes envelope("bind") with
+pyvfio.host.bind.Plan.to_json plus "done" (false for a dry run).
 """
 
-import json
 import sys
 
+from ..errors import EXIT_OK
 from ..host import bind, paths
+from ..results import check_outputs, envelope, write_json
+from .parser import add_json
 
 
 def add_arguments(parser):
@@ -19,7 +21,7 @@ def add_arguments(parser):
                         help="bind every device of its IOMMU group (bridges are left alone)")
     parser.add_argument("--force", action="store_true", help="bind even if the host is using it")
     parser.add_argument("--dry-run", action="store_true", help="print the steps, change nothing")
-    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    add_json(parser, "the plan", was_flag=True)
 
 
 def report(plan, dry_run, out=None):
@@ -46,6 +48,7 @@ def report(plan, dry_run, out=None):
 
 
 def run(args):
+    out = sys.stderr if check_outputs([("--json", args.json)]) else sys.stdout
     root = paths.host_root()
     plan = bind.plan_bind(args.bdf, group=args.group, force=args.force, root=root)
     if not args.dry_run and plan.targets:
@@ -55,13 +58,13 @@ def run(args):
 
             for t in plan.targets:
                 cardlock.prepare(t["bdf"])
-    if args.json:
-        print(json.dumps({**plan.to_json(), "done": not args.dry_run}, indent=2))
-        return 0
-    report(plan, args.dry_run)
+    report(plan, args.dry_run, out)
     if not plan.targets:
-        print("nothing to do")
+        print("nothing to do", file=out)
     elif not args.dry_run:
         print(f"done: `pyvfio unbind {plan.bdf}` gives "
-              f"{'them' if len(plan.targets) > 1 else 'it'} back")
-    return 0
+              f"{'them' if len(plan.targets) > 1 else 'it'} back", file=out)
+    if args.json:
+        out.flush()
+        write_json(args.json, envelope("bind", **plan.to_json(), done=not args.dry_run))
+    return EXIT_OK

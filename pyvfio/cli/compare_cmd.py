@@ -9,9 +9,10 @@ one-line error (exit 2)."""
 
 import sys
 
-from ..errors import UsageError
+from ..errors import EXIT_NOT_AS_EXPECTED, EXIT_OK, UsageError
 from ..report import cells, compare
 from ..results import check_outputs, envelope, write_json
+from .parser import add_json
 
 
 def add_arguments(parser):
@@ -20,7 +21,7 @@ def add_arguments(parser):
     parser.add_argument("--split", metavar="AXIS=A,B",
                         help="compare one file's cells with AXIS=A against those with AXIS=B "
                              "(e.g. vfio=shipped,prefix)")
-    parser.add_argument("--json", metavar="FILE", help="write the comparison as JSON (atomically)")
+    add_json(parser, "the comparison")
     parser.add_argument("--ignore", action="append", default=[], metavar="AXIS",
                         help="leave this key axis out when matching cells (repeatable); axes that "
                              "differ only between the two files are left out anyway")
@@ -64,4 +65,4 @@ def run(args):
         body = {k: v for k, v in result.items() if k != "kind"}
         write_json(args.json, envelope("compare", **body))
     sys.stdout.flush()
-    return 1 if result["changed"] else 0
+    return EXIT_NOT_AS_EXPECTED if result["changed"] else EXIT_OK

@@ -6,6 +6,7 @@ by the entry point (pyvfio.cli.main)."""
 import importlib
 
 from .. import __version__
+from ..errors import EXIT_OK
 from .parser import Parser
 
 COMMANDS = {
@@ -38,6 +39,12 @@ def _parser(modules):
     return parser
 
 
+def full_parser():
+    """The parser with every command's options (completion, the man page, the
+    vocabulary test); `lab machine` has its own (pyvfio.cli.machine_cmd)."""
+    return _parser({name: importlib.import_module(mod) for name, (mod, _) in COMMANDS.items()})
+
+
 def run(argv):
     """The exit status of the command `argv` names; raises PyvfioError and the rest
     for the entry point to report."""
@@ -45,11 +52,11 @@ def run(argv):
     if argv[:2] == ["lab", "machine"]:
         from . import machine_cmd
 
-        return machine_cmd.run(machine_cmd.parse(argv[2:])) or 0
+        return machine_cmd.run(machine_cmd.parse(argv[2:])) or EXIT_OK
     # Import only the chosen command's module.
     modules = {}
     chosen = next((a for a in argv if not a.startswith("-")), None)
     if chosen in COMMANDS:
         modules[chosen] = importlib.import_module(COMMANDS[chosen][0])
     args = _parser(modules).parse_args(argv)
-    return modules[args.command].run(args) or 0
+    return modules[args.command].run(args) or EXIT_OK

@@ -5,11 +5,13 @@ labgrid coordinator (pip install 'pyvfio[fleet]'; pyvfio/fleet/README.md).
     pyvfio fleet status --coordinator ... [--out f/]
     pyvfio fleet release --coordinator ... [--place P]
 
-Exit (run): 0 every cell everywhere as expected, 1 one was not, 4 a place could not
-be had, 5 a machine failed; 130 interrupted (places released all the same)."""
+Exit (run; pyvfio.errors.EXITS): 0 every cell everywhere as expected, 1 one was not,
+4 a place another holds, 9 a machine failed; 130 interrupted (places released all
+the same)."""
 
 from .. import limits
 from ..errors import UsageError
+from .parser import add_json, renamed
 
 
 def add_arguments(p):
@@ -33,8 +35,9 @@ def add_arguments(p):
                    help="seconds to wait in labgrid's queue for a place held by another (default 60)")
     r.add_argument("--connect-timeout", type=limits.arg("timeout_s"), default=30, metavar="S",
                    help="seconds for a machine's SSH to answer (default 30)")
-    r.add_argument("--card", metavar="NAME", help="which of a place's cards (name, profile or kind); "
-                                                  "default: the scenario's [lab] card")
+    r.add_argument("--place-card", metavar="NAME", dest="card",
+                   help="which of a place's cards (name, profile or kind); default: the scenario's [lab] card")
+    renamed(r, "--card", "--place-card", dest="card")
     r.add_argument("--model", action="store_true",
                    help="run the scenario on each machine's model host (no card touched)")
     r.add_argument("--remote-pyvfio", metavar="PATH",
@@ -42,7 +45,7 @@ def add_arguments(p):
     r.add_argument("--key", metavar="FILE", help="SSH private key for the machines")
     r.add_argument("--workdir", metavar="DIR", help="folder on the machines (default /tmp/pyvfio-fleet)")
     s.add_argument("--out", metavar="DIR", help="a fleet run's folder: show its results per place")
-    s.add_argument("--json", action="store_true", help="as JSON")
+    add_json(s, "the places and results", was_flag=True)
 
 
 def run(args):

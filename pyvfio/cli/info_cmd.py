@@ -1,4 +1,4 @@
-"""`pyvfio info BDF [--json] [--require-vfio]`: one device, everything we know.
+"""`pyvfio info BDF [--json FILE] [--require-vfio]`: one device, everything we know.
 
 Config decode in lspci -vv's words (from the physical config space in sysfs),
 the INTx masking decision and its evidence, the host facts that shape INTx
@@ -10,7 +10,7 @@ vfio-pci and VFIO works here, its regions and IRQs as VFIO reports them.
 When VFIO is not available, says why and what would make it so; with
 --require-vfio that is an error (exit != 0) instead.
 
---json keys: device (PciDevice.to_json), config (Config.to_json), host
+--json FILE: envelope("info") with device (PciDevice.to_json), config (Config.to_json), host
 {system (System.to_json), irq_route (RoutedIrq.to_json: the IRQ INTx will
 really get and how we know; null without a pin), intx_probe (intx_probe.Probe.to_json:
 what vfio-pci did when info enabled INTx a moment, or null), irq_line (IrqLine.to_json of
@@ -24,12 +24,14 @@ irqs [{index, name, count, flags: [str]}], iommu (how it was opened: "iommufd" o
 container's IOMMU type)}.
 """
 
-import json
+import sys
 
 from .. import uapi
-from ..errors import PyvfioError
+from ..errors import EXIT_OK, PyvfioError
 from ..host import disintx_probe, interrupts, intx_probe, inuse, irq_route, names, paths, pci, system
 from ..host.classes import class_label
+from ..results import check_outputs, envelope, write_json
+from .parser import add_json
 
 REGION_NAMES = {0: "BAR0", 1: "BAR1", 2: "BAR2", 3: "BAR3", 4: "BAR4", 5: "BAR5",
                 6: "ROM", 7: "config", 8: "VGA"}
@@ -38,7 +40,7 @@ IRQ_NAMES = {0: "INTx", 1: "MSI", 2: "MSI-X", 3: "ERR", 4: "REQ"}
 
 def add_arguments(parser):
     parser.add_argument("bdf", metavar="BDF", help="PCI address, e.g. 0000:00:03.0")
-    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    add_json(parser, "everything shown", was_flag=True)
     parser.add_argument("--require-vfio", action="store_true",
                         help="fail unless the device can be opened through VFIO")
 
@@ -232,9 +234,9 @@ def render(info, dev):
 
 
 def run(args):
+    out = sys.stderr if check_outputs([("--json", args.json)]) else sys.stdout
     info, dev = gather(args.bdf, paths.host_root(), args.require_vfio)
+    print(render(info, dev), file=out, flush=True)
     if args.json:
-        print(json.dumps(info, indent=2))
-    else:
-        print(render(info, dev))
-    return 0
+        write_json(args.json, envelope("info", **info))
+    return EXIT_OK

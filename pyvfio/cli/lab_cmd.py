@@ -8,13 +8,15 @@ pyvfio/lab/README.md)."""
 import sys
 
 from .. import limits
-from ..errors import UsageError
+from ..errors import EXIT_OK, UsageError
 from ..lab import config as labconfig
+from ..vocabulary import Controller, Policy
+from .parser import add_choice, add_nointxmask, add_policy
 
 
 def add_arguments(p):
     p.add_argument("arch", metavar="ARCH", help="x86_64 or ppc64le")
-    p.add_argument("--kernel", help="Debian kernel series: 6.1 or 6.12 on x86_64 (default 6.12), "
+    p.add_argument("--kernel", metavar="SERIES", help="Debian kernel series: 6.1 or 6.12 on x86_64 (default 6.12), "
                                     "6.12 on ppc64le")
     p.add_argument("--card", action="append", dest="cards", metavar="CARD",
                    help="emulated card to bind to vfio-pci: one of pyvfio's (" + ", ".join(labconfig.CARDS) + "), "
@@ -23,12 +25,12 @@ def add_arguments(p):
     p.add_argument("--host-card", action="append", dest="host_cards", metavar="CARD",
                    help="emulated card left on its guest driver (e1000), on the INTx line of the "
                         "--card in the same position (x86_64; its interface starts down)")
-    p.add_argument("--ic", help="interrupt controller on ppc64le: xive (default) or xics")
-    p.add_argument("--nointxmask", type=int, default=0, choices=(0, 1),
+    add_choice(p, "--ic", Controller, help="interrupt controller on ppc64le: xive (default) or xics")
+    add_nointxmask(p, default=0,
                    help="load vfio-pci with nointxmask=0 (DisINTx masking) or 1 (controller masking)")
-    p.add_argument("--policy", default="default", choices=labconfig.POLICIES,
-                   help="masking policy: default (kernel as shipped) or lazy/unlazy, which loads "
-                        "the policy module (tools/policy) for in-guest code to apply")
+    add_policy(p, default=Policy.KERNEL.value,
+               help="masking policy: kernel (as shipped, the default) or lazy/unlazy, which loads "
+                    "the policy module (tools/policy) for in-guest code to apply")
     p.add_argument("--vfio", default="shipped", metavar="VARIANT",
                    help="vfio-pci: shipped (the distribution's), prefix (rebuilt from linux-source with "
                         "8b9f128947dd reverted), patch:FILE or prefix+patch:FILE (rebuilt with FILE, a "
@@ -76,7 +78,7 @@ def run(args):
     if args.prepare_only:
         cfg.qemu_binary()
         session.prepare(cfg)
-        return 0
+        return EXIT_OK
     if not command:
         raise UsageError("no command to run in the guest",
                          "give one after --, e.g. pyvfio lab x86_64 -- python -c 'import pyvfio'")

@@ -13,20 +13,23 @@ the first enable sysfs shows the firmware's line, which `list` says as "IRQ N fr
 firmware" (host/irq_route.py; `pyvfio doctor BDF` learns the routed one).  `list`
 never opens a device.
 
---json prints a list of objects with the keys of pyvfio.host.pci.PciDevice.to_json
-plus "name" (pci.ids vendor and device name, or null) and "intx_route"
+--json FILE writes envelope("list") with `devices`: objects with the keys of
+pyvfio.host.pci.PciDevice.to_json plus "name" (pci.ids vendor and device name, or null) and "intx_route"
 (RoutedIrq.to_json: irq, basis, firmware_line, evidence; null without a pin).
 """
 
-import json
+import sys
 
+from ..errors import EXIT_OK
 from ..host import interrupts, irq_route, names, paths, pci
 from ..host.classes import class_label
+from ..results import check_outputs, envelope, write_json
+from .parser import add_json
 
 
 def add_arguments(parser):
     parser.add_argument("--all", action="store_true", help="include bridges (hidden by default)")
-    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    add_json(parser, "the devices", was_flag=True)
 
 
 def _route(dev, root, lines):
@@ -56,19 +59,20 @@ def line(dev, root="/", lines=None):
 
 
 def run(args):
+    out = sys.stderr if check_outputs([("--json", args.json)]) else sys.stdout
     root = paths.host_root()
     devs = [d for d in pci.devices(root) if args.all or not d.is_bridge]
     lines = interrupts.read(root)
+    for dev in devs:
+        print(line(dev, root, lines), file=out)
+    if not devs:
+        print("no PCI devices" + ("" if args.all else " (other than bridges: try --all)"), file=out)
     if args.json:
-        out = []
+        found = []
         for d in devs:
             route = _route(d, root, lines)
-            out.append({**d.to_json(), "name": names.device_name(d.vendor, d.device, root),
-                        "intx_route": route.to_json() if route else None})
-        print(json.dumps(out, indent=2))
-        return 0
-    for dev in devs:
-        print(line(dev, root, lines))
-    if not devs:
-        print("no PCI devices" + ("" if args.all else " (other than bridges: try --all)"))
-    return 0
+            found.append({**d.to_json(), "name": names.device_name(d.vendor, d.device, root),
+                          "intx_route": route.to_json() if route else None})
+        out.flush()
+        write_json(args.json, envelope("list", devices=found))
+    return EXIT_OK

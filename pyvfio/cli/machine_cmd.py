@@ -1,12 +1,13 @@
 """pyvfio lab machine start|ssh|copy|list|stop: Debian lab machines over SSH
 (pyvfio/lab/machine.py).  `pyvfio lab machine ...` is routed here by the cli."""
 
-import json
 import os
 import sys
 
-from ..errors import UsageError
-from .parser import Parser
+from ..errors import EXIT_OK, UsageError
+from ..results import check_outputs, envelope, write_json
+from ..vocabulary import Controller
+from .parser import Parser, add_choice, add_json
 
 
 def _parser():
@@ -18,14 +19,14 @@ def _parser():
     s.add_argument("arch", metavar="ARCH", help="x86_64 or ppc64le")
     s.add_argument("--card", action="append", dest="cards", metavar="CARD",
                    help="emulated card, left on its host driver (repeat; default edu)")
-    s.add_argument("--kernel", help="Debian kernel series: 6.1 or 6.12 on x86_64 (default 6.12), 6.12 on ppc64le")
-    s.add_argument("--ic", help="interrupt controller on ppc64le: xive (default) or xics")
+    s.add_argument("--kernel", metavar="SERIES", help="Debian kernel series: 6.1 or 6.12 on x86_64 (default 6.12), 6.12 on ppc64le")
+    add_choice(s, "--ic", Controller, help="interrupt controller on ppc64le: xive (default) or xics")
     s.add_argument("--bridge", action="store_true",
                    help="two more edu cards behind a conventional PCI bridge (one IOMMU group, a shared line)")
     s.add_argument("--name", help="the machine's name (default ARCH-N)")
     s.add_argument("--deploy", action="store_true",
                    help="install pyvfio from this checkout (sdist + pip, as README 'On your lab machines' says)")
-    s.add_argument("--json", action="store_true", help="print the machine as JSON")
+    add_json(s, "the machine", was_flag=True)
     s.add_argument("--prepare-only", action="store_true",
                    help="build what the machine needs (its image, keys; with --deploy the sdist), then stop")
     s = sub.add_parser("ssh", help="run a command on a machine (or a shell)")
@@ -37,7 +38,7 @@ def _parser():
     s.add_argument("src")
     s.add_argument("dst")
     s = sub.add_parser("list", help="list the running machines")
-    s.add_argument("--json", action="store_true")
+    add_json(s, "the machines", was_flag=True)
     s = sub.add_parser("stop", help="stop a machine (or --all)")
     s.add_argument("name", nargs="?", metavar="NAME")
     s.add_argument("--all", action="store_true")
@@ -62,6 +63,7 @@ def parse(argv):
 def run(args):
     from ..lab import machine
 
+    out = sys.stderr if check_outputs([("--json", getattr(args, "json", None))]) else sys.stdout
     if args.action == "start":
         if args.prepare_only:
             _, folder, _ = machine.prepare(args.arch)
@@ -70,18 +72,18 @@ def run(args):
 
                 deploy.build_dist()
             print(f"prepared {folder}")
-            return 0
+            return EXIT_OK
         m = machine.start(args.arch, cards=tuple(args.cards or ("edu",)), kernel=args.kernel, ic=args.ic,
                           name=args.name, bridge=args.bridge)
         if args.deploy:
             from .. import deploy
 
             deploy.deploy_machine(m)
+        _describe(m, out)
         if args.json:
-            print(json.dumps(m.to_json(), indent=1))
-        else:
-            _describe(m)
-        return 0
+            out.flush()
+            write_json(args.json, envelope("machine", machine=m.to_json()))
+        return EXIT_OK
     if args.action == "ssh":
         m = machine.get(args.name)
         remote = list(args.remote)
@@ -99,31 +101,32 @@ def run(args):
             m.get_file(args.src[1:], args.dst)
         else:
             m.put(args.src, args.dst[1:])
-        return 0
+        return EXIT_OK
     if args.action == "list":
         ms = machine.list_machines()
-        if args.json:
-            print(json.dumps([m.to_json() for m in ms], indent=1))
-        elif not ms:
-            print("no lab machines running")
-        for m in ([] if args.json else ms):
+        if not ms:
+            print("no lab machines running", file=out)
+        for m in ms:
             cards = ", ".join(f"{c['card']} {c['bdf']} ({c['driver'] or 'no driver'})" for c in m.cards)
-            print(f"{m.name:12} {m.arch:8} {m.release:24} ic {m.ic:6} ssh -p {m.ssh_port}  {cards}")
-        return 0
+            print(f"{m.name:12} {m.arch:8} {m.release:24} ic {m.ic:6} ssh -p {m.ssh_port}  {cards}", file=out)
+        if args.json:
+            out.flush()
+            write_json(args.json, envelope("machines", machines=[m.to_json() for m in ms]))
+        return EXIT_OK
     if args.action == "stop":
         if args.all == bool(args.name):
             raise UsageError("stop takes a machine NAME or --all")
         names = machine.stop_all() if args.all else [machine.stop(args.name).name]
         print(f"stopped {', '.join(names) or 'nothing: no machines were running'}")
-        return 0
+        return EXIT_OK
     raise UsageError(f"unknown action {args.action}")
 
 
-def _describe(m):
-    print(f"machine {m.name}: {m.arch} {m.release} (ic {m.ic}), sshd up after {m.boot_seconds} s")
+def _describe(m, out):
+    print(f"machine {m.name}: {m.arch} {m.release} (ic {m.ic}), sshd up after {m.boot_seconds} s", file=out)
     for c in m.cards:
         print(f"  {c['card']:8} {c['bdf']}  driver {c['driver'] or '(none)'}"
-              f"{'  behind the PCI bridge' if c['bridge'] else ''}")
-    print(f"reach it: pyvfio lab machine ssh {m.name} -- CMD")
+              f"{'  behind the PCI bridge' if c['bridge'] else ''}", file=out)
+    print(f"reach it: pyvfio lab machine ssh {m.name} -- CMD", file=out)
     print(f"      or: ssh -i {m.key} -p {m.ssh_port} -o StrictHostKeyChecking=no "
-          f"-o UserKnownHostsFile=/dev/null {m.user}@{m.ssh_host}")
+          f"-o UserKnownHostsFile=/dev/null {m.user}@{m.ssh_host}", file=out)

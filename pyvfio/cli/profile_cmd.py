@@ -2,13 +2,14 @@
 checked on its own (every problem as FILE:LINE: what: what to do) or against a
 card bound to vfio-pci (IDs, BARs, identification, one raise/ack cycle)."""
 
-import json
 import sys
 
-from ..errors import PyvfioError
+from ..errors import EXIT_NOT_AS_EXPECTED, EXIT_OK, PyvfioError
+from ..results import check_outputs, envelope, write_json
 from ..vfio.device import IOMMU_CHOICES, IOMMU_HELP
+from ..vocabulary import Access
+from .parser import add_choice, add_json
 
-EXIT_PROBLEMS = 1    # the file or the card does not hold what the profile says
 SETTLE_S = 0.1       # how long a cleared cause must stay quiet after the unmask
 
 
@@ -16,12 +17,12 @@ def add_arguments(p):
     sub = p.add_subparsers(dest="action", metavar="ACTION")
     sub.required = True
     ls = sub.add_parser("list", help="the profiles found (builtin, PYVFIO_PROFILE_PATH, ~/.config)")
-    ls.add_argument("--json", action="store_true", help="as JSON")
+    add_json(ls, "the profiles", was_flag=True)
     ck = sub.add_parser("check", help="validate a profile file; with BDF also against the card")
     ck.add_argument("file", help="the profile file (.toml)")
     ck.add_argument("bdf", nargs="?", help="a card bound to vfio-pci to check the profile against")
-    ck.add_argument("--access", choices=("mmap", "rw"), default="mmap",
-                    help="register access for the card check (default mmap, where the BAR allows it)")
+    add_choice(ck, "--access", Access, default=Access.MMAP.value,
+               help="register access for the card check (default mmap, where the BAR allows it)")
     ck.add_argument("--iommu", choices=IOMMU_CHOICES, default="auto", help=IOMMU_HELP)
 
 
@@ -32,22 +33,22 @@ def run(args):
 def _list(args):
     from ..profiles import available, search_path
 
+    out = sys.stderr if check_outputs([("--json", args.json)]) else sys.stdout
     problems = []
     profiles = available(problems)
     rows = [{"name": p.name, "ids": p.ids_text(), "class": None if p.class_code is None else f"{p.class_code:06x}",
              "description": p.description, "source": p.source, "file": str(p.path), "shadows": p.shadows}
             for p in profiles.values()]
+    for r in rows:
+        print(f"{r['name']:<12} {' '.join(r['ids']):<32} {r['description']}", file=out)
+        print(f"{'':<12} {r['file']}" + (f"  (replaces {r['shadows']})" if r["shadows"] else ""), file=out)
     if args.json:
-        json.dump({"profiles": rows, "search_path": [str(d) for d, _ in search_path()],
-                   "invalid": [str(e) for e in problems]}, sys.stdout, indent=2)
-        print()
-    else:
-        for r in rows:
-            print(f"{r['name']:<12} {' '.join(r['ids']):<32} {r['description']}")
-            print(f"{'':<12} {r['file']}" + (f"  (replaces {r['shadows']})" if r["shadows"] else ""))
+        out.flush()
+        write_json(args.json, envelope("profiles", profiles=rows, search_path=[str(d) for d, _ in search_path()],
+                                       invalid=[str(e) for e in problems]))
     for e in problems:
         print(f"pyvfio: warning: skipped {e}", file=sys.stderr)
-    return EXIT_PROBLEMS if problems else 0
+    return EXIT_NOT_AS_EXPECTED if problems else EXIT_OK
 
 
 def _check(args):
@@ -61,17 +62,17 @@ def _check(args):
         print(pr.text(args.file))
     if problems:
         print(f"{args.file}: {len(problems)} problem(s)", file=sys.stderr)
-        return EXIT_PROBLEMS
+        return EXIT_NOT_AS_EXPECTED
     print(f"{args.file}: profile {spec.name} is valid ({', '.join(spec.ids_text())}; "
           f"programs {', '.join(spec.programs)})")
     if args.bdf is None:
-        return 0
+        return EXIT_OK
     spec.source = "file"
     if _check_card(spec, args.bdf, args.access, args.iommu):
         print(f"{args.file}: holds on {args.bdf}")
-        return 0
+        return EXIT_OK
     print(f"{args.file}: does not hold on {args.bdf}", file=sys.stderr)
-    return EXIT_PROBLEMS
+    return EXIT_NOT_AS_EXPECTED
 
 
 def _say(ok, what):

@@ -15,7 +15,7 @@ writes, atomically) the results in a format kernel CI reads instead of the table
 import os
 import sys
 
-from ..errors import UsageError
+from ..errors import EXIT_NOT_AS_EXPECTED, EXIT_OK, UsageError
 from ..report import cells, html, machines, summary, svg
 from ..report.formats import FORMATS
 from ..results import STDOUT, check_outputs, write_outputs
@@ -24,8 +24,8 @@ from ..results import STDOUT, check_outputs, write_outputs
 def add_arguments(p):
     p.add_argument("path", metavar="FILE|DIR",
                    help="a result of pyvfio run/repro --json, or the --out folder of pyvfio fleet run")
-    p.add_argument("--html", metavar="OUT", help="write the static HTML page here")
-    p.add_argument("--svg", metavar="OUT", help="draw the result file's picture here (a FILE only)")
+    p.add_argument("--html", metavar="FILE", help="write the static HTML page here")
+    p.add_argument("--svg", metavar="FILE", help="draw the result file's picture here (of a result file only)")
     p.add_argument("--baseline", metavar="FILE",
                    help="a result to compare every machine with (exit 1 when one differs)")
     p.add_argument("--allow-missing", action="store_true",
@@ -33,7 +33,7 @@ def add_arguments(p):
     p.add_argument("--format", choices=FORMATS,
                    help="print the results as KTAP, JUnit XML, KCIDB v5.3 JSON or lava-test-case lines "
                         "instead of the table (docs/formats.md)")
-    p.add_argument("-o", "--output", metavar="OUT",
+    p.add_argument("-o", "--output", metavar="FILE",
                    help="--format: write it here (atomically) instead of stdout (- is stdout)")
 
 
@@ -66,7 +66,7 @@ def run(args):
     else:
         print(summary.table(cells.load(args.path)), file=out)
     # a gate when the user named a baseline; a fleet folder's own (the model) only shows on the page
-    gate = _against_baseline(ms, base, bname, args.allow_missing, out) if args.baseline else 0
+    gate = _against_baseline(ms, base, bname, args.allow_missing, out) if args.baseline else EXIT_OK
     out.flush()
     write_outputs([(args.svg, lambda: svg.render(cells.load(args.path)), "write the picture to"),
                    (args.html, lambda: html.render(ms, base, bname, fleet), "write the page to")])
@@ -95,4 +95,4 @@ def _against_baseline(ms, base, bname, allow_missing, out):
             print(f"against the baseline, {b.name}: DIFFERENT (no result has this machine of the "
                   "baseline; --allow-missing to accept)", file=out)
             failed = True
-    return 1 if failed else 0
+    return EXIT_NOT_AS_EXPECTED if failed else EXIT_OK

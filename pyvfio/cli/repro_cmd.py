@@ -3,7 +3,7 @@ recovered), on the model host, on a card here or in lab VMs.
 
     pyvfio repro                      # the model host's whole matrix (scenarios/model.toml)
     pyvfio repro --model --scenario seed --json m.json --svg m.svg
-    pyvfio repro --trace --ic xive --card non-2.3 --policy lazy --unmask ioctl
+    pyvfio repro --trace --ic xive --card-kind non-2.3 --policy lazy --unmask ioctl
     pyvfio repro 0000:01:00.0 --scenario card
     pyvfio repro --lab ppc64le --scenario seed
 
@@ -13,19 +13,18 @@ match its expectation.
 """
 
 from .. import limits
-from ..intx import UNMASK_MODES
 from ..report.formats import FORMATS
 from ..repro import pipeline
-from ..sim.host import CARDS, CONTROLLERS
 from ..sim.xics import VARIANTS as XICS_VARIANTS
+from ..vocabulary import Arch, CardKind, Controller, Unmask
+from .parser import add_choice, add_json, add_nointxmask, add_policy, renamed
 
 
 def add_arguments(p):
     p.add_argument("bdf", nargs="?", help="run the scenario's matrix on this card (bound to vfio-pci)")
     p.add_argument("--model", action="store_true",
                    help="run on the model host (the default when no device is given)")
-    p.add_argument("--lab", metavar="ARCH", choices=("x86_64", "ppc64le"),
-                   help="run the scenario's matrix in lab VMs (x86_64 or ppc64le)")
+    add_choice(p, "--lab", Arch, help="run the scenario's matrix in lab VMs (x86_64 or ppc64le)")
     p.add_argument("--here", action="store_true",
                    help="keep vfio-pci as loaded: run only the cells of its nointxmask (used in lab VMs)")
     p.add_argument("--kernel", metavar="SERIES",
@@ -40,7 +39,7 @@ def add_arguments(p):
                    help="a scenario file, or the name of a shipped one (seed, card, model); "
                         "--model's default is model")
     p.add_argument("--svg", metavar="FILE", help="draw the verdict grid and latency histograms")
-    p.add_argument("--json", metavar="FILE", help="write the results as JSON (atomically)")
+    add_json(p, "the results")
     p.add_argument("--format", choices=FORMATS,
                    help="print the results as KTAP, JUnit XML, KCIDB v5.3 JSON or lava-test-case lines "
                         "instead of the table (docs/formats.md); ktap exits as kselftest: 0, 1 fail, 4 skip")
@@ -50,19 +49,20 @@ def add_arguments(p):
                    help=f"interrupts per cell (default: the scenario's; {pipeline.TRACE_LOOPS} with --trace)")
     p.add_argument("--recover", action="store_true",
                    help="after a stall, poll the card and disable/re-enable INTx, then go on")
-    p.add_argument("--nointxmask", action="store_true",
-                   help="only cells with vfio-pci loaded with nointxmask=1 (a 2.3 card is then "
-                        "masked at the controller)")
+    add_nointxmask(p, was_flag=True,
+                   help="only the cells with vfio-pci loaded with this nointxmask (with 1 a 2.3 card "
+                        "is masked at the controller; default: both)")
     sel = p.add_argument_group("the model host's cells (each repeatable or comma-separated; default: all)")
-    sel.add_argument("--ic", "--controller", dest="ic", action="append", metavar="NAME",
-                     help=f"interrupt controller: {', '.join(CONTROLLERS)}")
-    sel.add_argument("--card", action="append", metavar="KIND",
-                     help=f"{' or '.join(CARDS)}: DisINTx masking at the card, or masking at the controller")
-    sel.add_argument("--policy", action="append", metavar="NAME",
-                     help="genirq disable: lazy (no 8b9f128947dd), unlazy (IRQ_DISABLE_UNLAZY) or kernel; "
-                          "applies only where vfio masks at the controller")
-    sel.add_argument("--unmask", action="append", metavar="MODE",
-                     help=f"per-interrupt unmask: {' or '.join(UNMASK_MODES)}")
+    add_choice(sel, "--ic", Controller, repeatable=True, help="interrupt controller: xive, xics or ioapic")
+    renamed(sel, "--controller", "--ic", dest="ic", repeatable=True)   # lab's word is --ic
+    add_choice(sel, "--card-kind", CardKind, repeatable=True, dest="card",
+               help="2.3: DisINTx masking at the card, or non-2.3: masking at the controller")
+    renamed(sel, "--card", "--card-kind", dest="card", repeatable=True)
+    add_policy(sel, repeatable=True,
+               help="genirq disable: lazy (no 8b9f128947dd), unlazy (IRQ_DISABLE_UNLAZY) or kernel; "
+                    "applies only where vfio masks at the controller")
+    add_choice(sel, "--unmask", Unmask, repeatable=True,
+               help="per-interrupt unmask: ioctl or eventfd (resample: a KVM guest's cells)")
     sel.add_argument("--xics-variant", metavar="NAME",
                      help=f"XICS behaviour: {', '.join(XICS_VARIANTS)} (default qemu)")
     sel.add_argument("--xive-set-pq00-retriggers", action="store_true",

@@ -8,23 +8,19 @@ import time
 
 from .. import limits, verdict
 from ..host import interrupts
-from ..engine import ENGINES, HISTOGRAMS, SOURCES, Run, RunConfig, pin_and_prioritise
-from ..engine.run import GUESTS, IRQCHIPS
-from ..errors import EXIT_PROFILE, EXIT_REMOVED, UsageError
-from ..intx import IRQ_KINDS, UNMASK_MODES
+from ..engine import HISTOGRAMS, Run, RunConfig, pin_and_prioritise
+from ..errors import (EXIT_DMA, EXIT_INTERRUPTED, EXIT_NOT_AS_EXPECTED, EXIT_OK, EXIT_PROFILE, EXIT_REMOVED,
+                      EXIT_STALL, EXIT_THRESHOLD, EXIT_USAGE, UsageError)
 from ..report.formats import FORMATS
 from ..results import STDOUT, check_outputs, envelope, write_outputs
 from ..vfio.device import IOMMU_CHOICES, IOMMU_HELP
-
-EXIT_THRESHOLD = 3   # p99 above --threshold
-EXIT_STALL = 5       # the watchdog saw a stall that was not recovered
-EXIT_DMA = 6         # --source dma: the bytes the card moved did not arrive
-# EXIT_PROFILE (8, pyvfio.errors): the profile or the card at fault, or a raise lost
+from ..vocabulary import Access, Engine, Guest, Irq, Irqchip, Policy, Source, Unmask
+from .parser import add_choice, add_json, add_policy
 
 
 def add_arguments(p):
     p.add_argument("bdf", help="PCI address of a card bound to vfio-pci (DDDD:BB:DD.F)")
-    p.add_argument("-l", "--loops", type=limits.arg("loops"), default=10000,
+    p.add_argument("-l", "--loops", type=limits.arg("loops"), default=10000, metavar="N",
                    help="interrupts to raise, or with --source external to service (default 10000)")
     p.add_argument("-i", "--interval", type=limits.arg("interval_us"), default=0, metavar="US",
                    help="time between raises in microseconds (default 0: closed loop)")
@@ -34,7 +30,7 @@ def add_arguments(p):
                    help="pin the measuring thread to CPU")
     p.add_argument("-p", "--priority", type=limits.arg("priority"), metavar="PRIO", help="SCHED_FIFO priority (1-99)")
     p.add_argument("-q", "--quiet", action="store_true", help="no live status line, summary only")
-    p.add_argument("--json", metavar="FILE", help="write the full result as JSON (atomically)")
+    add_json(p, "the full result")
     p.add_argument("--format", choices=FORMATS,
                    help="print the result as KTAP, JUnit XML, KCIDB v5.3 JSON or lava-test-case lines "
                         "instead of the summary (docs/formats.md); ktap exits as kselftest: 0, 1 fail, 4 skip")
@@ -42,42 +38,41 @@ def add_arguments(p):
                         "one) in HdrHistogram's .hgrm format")
     p.add_argument("--profile", metavar="NAME|FILE.toml",
                    help="card profile by name (pyvfio profile list) or file (default: probe the card's IDs)")
-    p.add_argument("--source", choices=SOURCES, default="raise",
+    add_choice(p, "--source", Source, default=Source.RAISE.value,
                    help="raise: pyvfio raises each interrupt on the card (default); external: "
                         "interrupts come from outside (bytes into a serial port), pyvfio only "
                         "services them with the profile's init_external/ack_external programs; "
                         "dma: the card's DMA engine moves bytes between pages mapped for it and "
                         "interrupts when done (the profile's raise_dma; checked byte for byte)")
-    p.add_argument("--irq", choices=IRQ_KINDS, default="intx",
+    add_choice(p, "--irq", Irq, default=Irq.INTX.value,
                    help="the interrupt to drive: the INTx line (default), or vector 0 of the "
                         "card's MSI or MSI-X (an edge: no unmask step)")
-    p.add_argument("--unmask", choices=UNMASK_MODES + ("resample", "none"),
+    add_choice(p, "--unmask", Unmask,
                    help="unmask per interrupt by SET_IRQS ioctl or by the unmask eventfd (default "
                         "ioctl); --guest kvm: resample (KVM's resample irqfd, the default), ioctl or "
                         "eventfd (an irqfd without resampler, pyvfio unmasks after the guest's EOI), "
                         "none (a negative control: nobody unmasks)")
-    p.add_argument("--guest", choices=GUESTS, default="toy",
+    add_choice(p, "--guest", Guest, default=Guest.TOY.value,
                    help="toy: pyvfio's userspace guest (default); kvm: a real vCPU with KVM's "
                         "in-kernel irqchip (x86_64, /dev/kvm)")
-    p.add_argument("--irqchip", choices=IRQCHIPS, default="pic",
+    add_choice(p, "--irqchip", Irqchip, default=Irqchip.PIC.value,
                    help="--guest kvm: the interrupt controller the guest programs (default pic)")
     p.add_argument("--eoi-first", action="store_true",
                    help="--guest kvm: the guest EOIs before it acks the card (a negative control: "
                         "each interrupt is re-triggered once and counted spurious)")
-    p.add_argument("--access", choices=("mmap", "rw"), default="mmap",
+    add_choice(p, "--access", Access, default=Access.MMAP.value,
                    help="register access by mmap or pread/pwrite (default mmap)")
-    p.add_argument("--engine", choices=ENGINES, default="c", help="hot loop in C (default) or Python")
+    add_choice(p, "--engine", Engine, default=Engine.C.value, help="hot loop in C (default) or Python")
     p.add_argument("--watchdog", type=limits.arg("watchdog_ms"), default=1000, metavar="MS",
                    help="a raise with no trigger within MS milliseconds is a stall (default 1000)")
     p.add_argument("--recover", action="store_true",
                    help="after a stall, service the card by polling and disable/re-enable INTx")
     p.add_argument("--rearm-each", action="store_true",
                    help="disable and re-enable INTx after every interrupt instead of unmasking")
-    p.add_argument("--policy", choices=("lazy", "unlazy"),
-                   help="switch the host IRQ's masking policy through the pyvfio_policy module "
-                        "after every INTx enable (default: leave the kernel's)")
+    add_policy(p, help="lazy or unlazy: switch the host IRQ's masking policy through the pyvfio_policy "
+                       "module after every INTx enable; kernel (the default): leave the kernel's")
     p.add_argument("--threshold", type=limits.arg("threshold_us"), metavar="US",
-                   help="exit 3 when the round-trip p99 (external: the service p99) exceeds US")
+                   help=f"exit {EXIT_THRESHOLD} when the round-trip p99 (external: the service p99) exceeds US")
     p.add_argument("--iommu", choices=IOMMU_CHOICES, default="auto", help=IOMMU_HELP)
 
 
@@ -166,6 +161,8 @@ def run(args):
                        watchdog_ms=args.watchdog, recover=args.recover, rearm_each=args.rearm_each,
                        source=args.source, irq=args.irq)
     config.check()
+    if args.policy == Policy.KERNEL:
+        args.policy = None    # nothing to switch
     if args.policy and args.irq != "intx":
         raise UsageError(f"--policy sets the INTx line's masking policy; --irq {args.irq} has no line",
                          "drop --policy, or use --irq intx")
@@ -207,7 +204,7 @@ def run(args):
         if live:
             sys.stderr.write("\n")
         result = envelope("run", bdf=dev.bdf, host=_host_facts(dev.bdf), card=profile.describe(),
-                          modes={**config.__dict__, "policy": args.policy or "kernel",
+                          modes={**config.__dict__, "policy": args.policy or Policy.KERNEL.value,
                                  "iommu": dev.iommu},
                           started_unix=started, **r.to_json(), device_request=request.requested)
     fmt_exit = None
@@ -221,8 +218,9 @@ def run(args):
     write_outputs([(args.json, lambda: json.dumps(result, indent=2) + "\n", "write results to"),
                    (args.hgrm, lambda: r.hists[1 if r.external else 2].hgrm(), "write the histogram to")])
     code = _exit(args, r, result, request.requested, bdf)
-    if args.format == "ktap" and code not in (EXIT_REMOVED, 130):
-        return fmt_exit or (1 if code else 0)   # kselftest's: a stall, DMA or threshold fails
+    if args.format == "ktap" and code not in (EXIT_REMOVED, EXIT_INTERRUPTED):
+        # kselftest's: a stall, DMA or threshold fails
+        return fmt_exit or (EXIT_NOT_AS_EXPECTED if code else EXIT_OK)
     return code
 
 
@@ -233,12 +231,12 @@ def _exit(args, r, result, requested, bdf):
         return EXIT_REMOVED
     if r.interrupted:
         print(f"pyvfio: interrupted{': partial results in ' + args.json if args.json else ''}", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     judged = verdict.of_run(r)
     if judged.error == verdict.NOTHING:
         print(f"pyvfio: error: {judged.error}: give a longer -D (setting up the card takes part of it) "
               "or -l N", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     if judged.cls == "stall":  # a stall not every time recovered
         return EXIT_STALL
     if verdict.failure(judged):  # the profile or the card, not the kernel
@@ -251,4 +249,4 @@ def _exit(args, r, result, requested, bdf):
     if args.threshold is not None and p99 is not None and p99 > args.threshold:
         print(f"p99 {p99:.2f} us exceeds the threshold {args.threshold} us", file=sys.stderr)
         return EXIT_THRESHOLD
-    return 0
+    return EXIT_OK

@@ -30,14 +30,15 @@ from ..histogram import Histogram, Window
 from ..series import Series
 from ..intx import UNMASK_MODES, Intx, check_kind
 from ..verdict import of_run
+from ..vocabulary import Access, Engine, Guest, Irqchip, Source, words
 from . import python_engine
 from .batch import DONE, SIGNAL, TIMEOUT
 from .dma_source import DmaSource
 
-ENGINES = ("c", "python")
-SOURCES = ("raise", "external", "dma")
-GUESTS = ("toy", "kvm")      # toy: pyvfio's userspace guest; kvm: a real vCPU (pyvfio/kvm)
-IRQCHIPS = ("pic", "ioapic")  # the KVM guest's interrupt controller (in KVM)
+ENGINES = words(Engine)
+SOURCES = words(Source)
+GUESTS = words(Guest)      # toy: pyvfio's userspace guest; kvm: a real vCPU (pyvfio/kvm)
+IRQCHIPS = words(Irqchip)  # the KVM guest's interrupt controller (in KVM)
 MAX_LOOPS = limits.LIMITS["loops"].high
 # What the three histograms of a run hold, by source (the items one counts, not ns).
 HISTOGRAMS = {"raise": ("wakeup", "service", "round_trip"),
@@ -87,7 +88,7 @@ class RunConfig:
                              "the toy guest's EOI always follows its ack")
         if self.engine not in ENGINES:
             raise UsageError(f"unknown engine {self.engine!r}", "use c or python")
-        if self.access not in ("mmap", "rw"):
+        if self.access not in words(Access):
             raise UsageError(f"unknown access mode {self.access!r}", "use mmap or rw")
         if self.source not in SOURCES:
             raise UsageError(f"unknown interrupt source {self.source!r}", "use raise, external or dma")

@@ -16,14 +16,14 @@ import socket
 import subprocess
 import sys
 
-from ..errors import PyvfioError, UsageError
+from ..errors import EXIT_REFUSED, PyvfioError, UsageError
 
 CLIENT_TIMEOUT = 60
 
 
 class PlaceError(PyvfioError):
-    """A place that could not be had (exit 4)."""
-    exit_code = 4
+    """A place that could not be had (another holds it)."""
+    exit_code = EXIT_REFUSED
 
 
 def who():

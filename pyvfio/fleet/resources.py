@@ -17,7 +17,9 @@ import attr
 from labgrid.factory import target_factory
 from labgrid.resource.common import Resource
 
-KINDS = ("2.3", "non-2.3")
+from ..vocabulary import CardKind, words
+
+KINDS = words(CardKind)
 
 
 @target_factory.reg_resource

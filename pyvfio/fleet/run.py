@@ -30,7 +30,7 @@ from ..errors import UsageError
 from ..lab import progress
 from ..report import cells as C
 from ..report import machines as M
-from ..results import check_outputs, envelope, open_log, write_atomic, write_json
+from ..results import STDOUT, check_outputs, envelope, open_log, write_atomic, write_json
 from . import places
 from .worker import EXIT_INTERRUPTED, EXIT_MACHINE, EXIT_MISMATCH, EXIT_PLACE, RESULT, STATE
 
@@ -311,7 +311,7 @@ def release(args):
 
 
 def status(args):
-    import json
+    check_outputs([("--json", args.json)])
     addr = coordinator_of(args)
     ps, reservations = places.snapshot(addr)
     last = {}
@@ -329,17 +329,18 @@ def status(args):
                      if ssh else None,
                      "last": None if le is None else {"exit": le.get("exit"), "error": le.get("error"),
                                                       "result": le.get("result"), "started": last.get("started")}})
-    if args.json:
-        print(json.dumps({"places": rows, "reservations": reservations}, indent=2))
-        return 0
+    out = sys.stderr if args.json == STDOUT else sys.stdout
     for r in rows:
         tags = " ".join(f"{k}={v}" for k, v in r["tags"].items()) or "-"
         last_s = "-" if r["last"] is None else f"exit {r['last']['exit']}" + (
             f" ({r['last']['error']})" if r["last"]["error"] else "")
         print(f"{r['place']}: {'held by ' + r['acquired'] if r['acquired'] else 'free'}; tags {tags}; "
-              f"ssh {r['ssh'] or '-'}; cards {', '.join(r['cards']) or '-'}; last run {last_s}")
+              f"ssh {r['ssh'] or '-'}; cards {', '.join(r['cards']) or '-'}; last run {last_s}", file=out)
     for r in reservations:
-        print(f"reservation {r['token']} by {r['owner']}: {r['state']} {r['filters'].get('main')}")
+        print(f"reservation {r['token']} by {r['owner']}: {r['state']} {r['filters'].get('main')}", file=out)
     if not rows:
-        print(f"no places on the coordinator at {addr}")
+        print(f"no places on the coordinator at {addr}", file=out)
+    if args.json:
+        out.flush()
+        write_json(args.json, envelope("fleet-status", places=rows, reservations=reservations))
     return 0

@@ -12,7 +12,7 @@ fetch the JSON, and release the place and cancel the reservation whatever happen
 It writes DIR/P/worker.json (atomically): exit, error, card, kernel, tags, result.
 
 Exit: 0 or 1 as `pyvfio repro` (every cell as expected, or not), 4 when the place
-could not be had, 5 when the machine failed (no SSH, install, a repro that did not
+could not be had, 9 when the machine failed (no SSH, install, a repro that did not
 finish, no result), 130 when interrupted (SIGTERM from fleet run, Ctrl-C).
 """
 
@@ -26,12 +26,15 @@ import sys
 import tempfile
 import time
 
-from ..errors import PyvfioError
+from ..errors import (EXIT_INTERRUPTED, EXIT_MACHINE, EXIT_NOT_AS_EXPECTED, EXIT_OK, EXIT_REFUSED,  # noqa: F401
+                      PyvfioError)
 from ..report import cells as C
 from ..results import write_atomic, write_json
+from ..vocabulary import SWITCHED
 from . import places
 
-EXIT_OK, EXIT_MISMATCH, EXIT_PLACE, EXIT_MACHINE, EXIT_INTERRUPTED = 0, 1, 4, 5, 130
+# the worker's status, one of the command line's (pyvfio.errors.EXITS)
+EXIT_MISMATCH, EXIT_PLACE = EXIT_NOT_AS_EXPECTED, EXIT_REFUSED
 RESULT = "result.json"
 STATE = "worker.json"
 
@@ -138,7 +141,7 @@ class Worker:
             if card is None:
                 names = ", ".join(f"{c.name} ({c.profile}, {c.bdf})" for c in cards) or "none"
                 raise MachineError(f"{a.place}: no single card fits {a.card or 'the scenario'} (cards: {names})",
-                                   "name one with --card, or describe the place's cards (fleet README)")
+                                   "name one with --place-card, or describe the place's cards (fleet README)")
             self.state["card"] = card.describe()
             where = shlex.quote(card.bdf)
             t0 = time.monotonic()
@@ -232,7 +235,7 @@ class Worker:
         the README's "On your lab machines" says, from the sdist pyvfio.deploy left on
         the machine, against its own headers, and insmod it (rmmod at the end)."""
         from ..repro.scenario import load
-        if not {"lazy", "unlazy"} & set(load(self.a.scenario).axes.get("policy", ())):
+        if not set(SWITCHED) & set(load(self.a.scenario).axes.get("policy", ())):
             return
         rc, _ = run("test -d /sys/module/pyvfio_policy")
         if rc == 0:

@@ -31,6 +31,7 @@ from .. import uapi
 from .._binding import ffi
 from ..errors import KvmError
 from ..engine.batch import DONE, TIMEOUT, Batch
+from ..vocabulary import VFIO_UNMASK, Unmask, words
 from . import guest
 from .memory import Ram
 from .system import CAPS, RESAMPLE, Kvm
@@ -38,7 +39,7 @@ from .system import CAPS, RESAMPLE, Kvm
 GSI = 5                           # the guest's IRQ (PIC line 5, IOAPIC pin 5)
 KICK = signal.SIGUSR1
 CALIBRATION_S = 0.05
-KVM_UNMASK = ("resample", "ioctl", "eventfd", "none")
+KVM_UNMASK = words(Unmask)
 
 
 def intx_mode(unmask):
@@ -52,7 +53,7 @@ class KvmLoop:
     def __init__(self, ctx):
         self.ctx = ctx
         self.unmask = ctx.config.unmask
-        self.userspace_eoi = self.unmask in ("ioctl", "eventfd")
+        self.userspace_eoi = self.unmask in VFIO_UNMASK
         self.unmask_calls = 0
         self.exits = {"batch": 0, "eoi": 0, "io": 0, "mmio": 0}
         self.tsc_hz = None

@@ -3,6 +3,7 @@ import dataclasses
 import shutil
 
 from ..errors import UsageError
+from ..vocabulary import Controller, Policy, words
 from .errors import LabUnavailable
 
 # Cards QEMU emulates that pyvfio has profiles for: QEMU device, vendor:device.
@@ -45,7 +46,7 @@ ARCHES = {
             "6.12-rt": r"linux-image-6\.12\.\d+\+deb12-rt-amd64-unsigned",
         },
         "default_kernel": "6.12",
-        "ics": ("ioapic",),
+        "ics": (Controller.IOAPIC.value,),
         # No iommufd as shipped: Debian's 6.12 (amd64 and ppc64el) has CONFIG_IOMMUFD
         # unset and so no iommufd.ko, /dev/iommu or vfio device cdev (--iommufd builds
         # them: vfio_build.py); 6.1 predates both.
@@ -62,13 +63,13 @@ ARCHES = {
                     # 64 KiB pages (what RHEL and Fedora on POWER run)
                     "6.12-64k": r"linux-image-6\.12\.\d+\+deb12-powerpc64le-64k"},
         "default_kernel": "6.12",
-        "ics": ("xive", "xics"),
+        "ics": (Controller.XIVE.value, Controller.XICS.value),
         "modules": ["9p", "9pnet_virtio", "virtio_pci", "vfio_pci", "vfio_iommu_spapr_tce"],
         "busybox": "deb",
     },
 }
 
-POLICIES = ("default", "lazy", "unlazy")
+POLICIES = words(Policy)
 
 
 @dataclasses.dataclass
@@ -79,7 +80,7 @@ class LabConfig:
     host_cards: tuple = ()      # host_cards[i] shares the INTx line of cards[i]
     ic: str = None
     nointxmask: int = 0
-    policy: str = "default"
+    policy: str = Policy.KERNEL
     vfio: str = "shipped"       # vfio-pci: shipped, prefix, patch:FILE (lab/vfio_build.py)
     iommufd: bool = False       # iommufd.ko + vfio with its device cdev, rebuilt (lab/vfio_build.py)
     timeout: float = 300.0

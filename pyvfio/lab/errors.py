@@ -1,11 +1,11 @@
 """Lab failures: which step failed, what it printed, and what to do."""
-from ..errors import PyvfioError
+from ..errors import EXIT_MACHINE, EXIT_UNAVAILABLE, PyvfioError
 
 
 class LabError(PyvfioError):
     """A lab step failed.  `detail` (a console or tool tail) is printed below the line."""
 
-    exit_code = 3
+    exit_code = EXIT_MACHINE
 
     def __init__(self, step, message, detail="", hint=None):
         super().__init__(f"lab: {step}: {message}", hint)
@@ -19,4 +19,4 @@ class LabUnavailable(LabError):
     Exit 77, the status test harnesses read as "skipped"; the lab tests skip on it
     and print the reason."""
 
-    exit_code = 77
+    exit_code = EXIT_UNAVAILABLE

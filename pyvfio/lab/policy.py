@@ -11,8 +11,9 @@ import os
 from ..errors import PyvfioError
 from ..host import interrupts, paths, writes
 from ..host.policy_module import KNOB, available, states  # the knob's one reader
+from ..vocabulary import SWITCHED, words
 
-POLICIES = ("lazy", "unlazy")
+POLICIES = words(SWITCHED)
 _HINT = "load the module: make -C tools/policy && insmod tools/policy/pyvfio_policy.ko"
 
 

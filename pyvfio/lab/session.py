@@ -13,6 +13,7 @@ import uuid
 from . import cache, crossbuild, feeder, initramfs, kernels, modules, progress, qemu, userspace, vm
 from ..cardlock import open_shared, waiting
 from ..errors import UsageError
+from ..vocabulary import Policy
 from .errors import LabError, LabUnavailable
 
 CHECKOUT = pathlib.Path(__file__).resolve().parents[2]
@@ -54,7 +55,7 @@ def _prepare(cfg, cache_root):
         root, uinfo = userspace.prepare(cache_root)
         crossbuild.prepare(cache_root, uinfo["cffi_backend"])
         prep["root"], prep["python_bin"], prep["python"] = root, "/usr/local/bin", "/usr/local/bin/python"
-    if cfg.policy != "default":
+    if cfg.policy != Policy.KERNEL:
         from . import policy_build
 
         prep["policy_ko"] = policy_build.prepare(cfg, cache_root, kinfo)

@@ -43,11 +43,12 @@ from dataclasses import dataclass, field
 from .._binding import lib
 from ..errors import UsageError
 from ..inputs import read_text
+from ..vocabulary import Access, Irq, words
 from . import ops
 from .base import DRAIN, POLL, READ, RMW, WRITE, WRITE_CAUSE, Op
 from .tomlpos import key_lines, line_of
 
-ACCESS = ("mmap", "rw")
+ACCESS = words(Access)
 BAR_KINDS = ("mem", "io")
 WIDTHS = (1, 2, 4, 8)
 # pread/pwrite through vfio-pci and I/O ports move at most 4 bytes at a time.
@@ -68,7 +69,7 @@ MAX_DMA_BUFFER = (1 << 64) - 1
 TOP_KEYS = {"name": str, "description": str, "irqs": list, "match": dict, "bars": dict,
             "registers": dict, "programs": dict, "dma": dict}
 # the interrupt kinds a profile can say its programs serve (pyvfio.intx.IRQ_KINDS)
-IRQS = ("intx", "msi", "msix")
+IRQS = words(Irq)
 DMA_KEYS = {"buffer": int, "size": int, "mask": int, "descriptor": list, "written_back": dict}
 DMA_FIELD_KEYS = {"offset": int, "width": int, "value": (int, str)}
 DMA_DONE_KEYS = {"offset": int, "width": int, "mask": int}
@@ -375,7 +376,7 @@ class _Checker:
                 if k not in BAR_KINDS:
                     self.bad(where + ("kind",), f"unknown BAR kind {k!r}", "use mem (memory) or io (I/O ports)")
             first = kind if isinstance(kind, str) and kind in BAR_KINDS else "mem"
-            access = tuple(t.get("access", ["rw"] if first == "io" else ["mmap", "rw"]))
+            access = tuple(t.get("access", [Access.RW.value] if first == "io" else ACCESS))
             for i, a in enumerate(access):
                 if a not in ACCESS:
                     self.bad(where + ("access", i), f"unknown access method {a!r}", "use mmap or rw")

@@ -32,6 +32,7 @@ import json
 from .. import verdict as V
 from ..errors import UsageError
 from ..inputs import read_bytes
+from ..vocabulary import Irq
 
 KINDS = ("run", "repro")
 MAX_DEPTH = 32        # pyvfio writes 5 levels; deeper is not a result (and would recurse)
@@ -283,7 +284,7 @@ def cells(report):
         if "nointxmask" in c.get("key", {}) and "vfio" not in c["key"]:
             c["key"] = {**c["key"], "vfio": "shipped"}
         if c.get("key") and "irq" not in c["key"]:
-            c["key"] = {**c["key"], "irq": "intx"}
+            c["key"] = {**c["key"], "irq": Irq.INTX.value}
         if c.get("key") and "guest" not in c["key"]:
             c["key"] = {**c["key"], "guest": "toy"}
     return out

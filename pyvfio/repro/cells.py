@@ -28,6 +28,7 @@ from ..profiles import probe
 from ..signals import held
 from ..vfio import open_device
 from ..vfio.request import DeviceRequest
+from ..vocabulary import SWITCHED
 from .scenario import NA
 
 VFIO_PCI = "sys/bus/pci/drivers/vfio-pci"
@@ -74,7 +75,7 @@ def run_cell(bdf, cell, plan, status=None):
                     watchdog_ms=plan.run["watchdog_ms"], recover=plan.run["recover"], irq=cell.irq,
                     guest=cell.guest, irqchip="ioapic" if kvm else "pic")
     after_enable = None
-    if cell.policy in ("lazy", "unlazy"):
+    if cell.policy in SWITCHED:
         from ..lab import policy
         after_enable = lambda run: policy.set_policy(bdf, cell.policy)  # noqa: E731
     try:
@@ -142,7 +143,7 @@ def run_cells(bdf, plan, here=False, force=False, echo=print, vfio="shipped"):
     loaded = sysfacts.nointxmask
     if here:
         cells = [c for c in cells if c.nointxmask == int(bool(loaded))]
-    if any(c.policy in ("lazy", "unlazy") for c in cells):
+    if any(c.policy in SWITCHED for c in cells):
         from ..lab import policy
         policy.ensure_module()
     line = interrupts.intx_line(bdf)

@@ -18,6 +18,7 @@ from ..errors import EXIT_INTERRUPTED, PyvfioError, UsageError
 from ..lab import progress, session
 from ..lab.config import LabConfig
 from ..lab.errors import LabError
+from ..vocabulary import SWITCHED, Policy
 
 
 def boots(plan, arch, kernel=None):
@@ -35,7 +36,7 @@ def boots(plan, arch, kernel=None):
     for m in machines:
         cells = plan.cells(m.masks_at_device, m.unlazy_fix, m.x86)
         for nim, vfio in dict.fromkeys((c.nointxmask, c.vfio) for c in cells):
-            module = any(c.policy in ("lazy", "unlazy") for c in cells
+            module = any(c.policy in SWITCHED for c in cells
                          if (c.nointxmask, c.vfio) == (nim, vfio))
             yield m, nim, vfio, module
 
@@ -67,7 +68,7 @@ def run_lab(plan, arch, timeout=900, echo=print, kernel=None):
     def _boot(n, m, nim, vfio, module):
         out = work / f"boot{n}.json"
         cfg = LabConfig(arch=arch, kernel=m.kernel, ic=m.ic, cards=(plan.lab_card,),
-                        nointxmask=nim, policy="lazy" if module else "default",
+                        nointxmask=nim, policy=Policy.LAZY if module else Policy.KERNEL,
                         vfio=plan.vfio_specs[vfio], timeout=timeout,
                         command=("python", "-m", "pyvfio", "repro", "--here", "--scenario", str(scenario),
                                  "--vfio", vfio, "--json", str(out)))

@@ -24,9 +24,10 @@ from ..sim.xics import VARIANTS as XICS_VARIANTS
 from . import predict
 from .machines import unlazy_fix_with
 from .scenario import NA, RESAMPLE
+from ..vocabulary import Policy, words
 
-# The selection options (--ic, --card, --policy, --unmask): the allowed values.
-SELECT = {"ic": CONTROLLERS, "card": CARDS, "policy": ("kernel", "lazy", "unlazy", NA),
+# The selection options (--ic, --card-kind, --policy, --unmask): the allowed values.
+SELECT = {"ic": CONTROLLERS, "card": CARDS, "policy": words(Policy) + (NA,),
           "unmask": UNMASK_MODES + (RESAMPLE,)}
 _TIMING = ("latency", "throughput_per_s", "elapsed_s", "cpu")
 
@@ -68,7 +69,7 @@ def planned(plan, select=None, knobs=None):
         hint = "widen the selection"
         if select and "policy" in select:
             hint = ("the policy applies only where vfio masks at the controller: a non-2.3 card, "
-                    "or nointxmask=1 (--nointxmask)")
+                    "or nointxmask=1 (--nointxmask 1)")
         raise UsageError(f"no cell of {plan.path} matches the selection", hint)
     return out
 

@@ -18,7 +18,7 @@ import os
 import sys
 
 from .. import limits, verdict
-from ..errors import EXIT_INTERRUPTED, UsageError
+from ..errors import EXIT_INTERRUPTED, EXIT_NOT_AS_EXPECTED, EXIT_OK, UsageError
 from ..report.cells import check as cells_check
 from ..results import STDOUT, check_outputs, envelope, write_outputs
 from ..signals import held
@@ -40,8 +40,8 @@ def plan_from(args, backend):
         plan.loops = loops
     if args.recover:
         plan.run["recover"] = True
-    if args.nointxmask:
-        plan.axes["nointxmask"] = [1]
+    if args.nointxmask is not None:
+        plan.axes["nointxmask"] = [args.nointxmask]
     return plan
 
 
@@ -77,8 +77,8 @@ def backend_of(args):
         if args.model:
             raise UsageError("--model runs the model host; it excludes a BDF, --lab and --here",
                              "drop --model to run on a real kernel")
-        given = [f"--{a.replace('_', '-')}" for a in ("ic", "card", "policy", "unmask", "xics_variant",
-                                                       "xive_set_pq00_retriggers", "trace")
+        given = [f"--{'card-kind' if a == 'card' else a.replace('_', '-')}"
+                 for a in ("ic", "card", "policy", "unmask", "xics_variant", "xive_set_pq00_retriggers", "trace")
                  if getattr(args, a)]
         if given:
             raise UsageError(f"{', '.join(given)} select and trace the model host's cells",
@@ -159,7 +159,7 @@ def run(args):
         return EXIT_INTERRUPTED
     if args.format == "ktap":   # kselftest's exit: a stall fails, whatever was expected
         return fmt_exit
-    return 1 if bad or extra.get("failures") else 0
+    return EXIT_NOT_AS_EXPECTED if bad or extra.get("failures") else EXIT_OK
 
 
 def _model(plan, args):
@@ -177,7 +177,7 @@ def _model(plan, args):
     if len(planned) != 1:
         names = "; ".join(_label(k) for _, _, k in planned[:3]) + ("; ..." if len(planned) > 3 else "")
         raise UsageError(f"--trace shows one cell; the selection has {len(planned)} ({names})",
-                         "choose one value each of --ic, --card, --policy, --unmask")
+                         "choose one value each of --ic, --card-kind, --policy, --unmask")
     from ..sim.trace import Trace
     trace = Trace()
     m, c, k = planned[0]

@@ -49,16 +49,17 @@ from ..errors import UsageError
 from ..inputs import read_text
 from ..intx import IRQ_KINDS, UNMASK_MODES
 from ..profiles.tomlpos import key_lines
+from ..vocabulary import SWITCHED, Access, Arch, Engine, Guest, Policy, Unmask, words
 from . import machines
 
-POLICIES = ("kernel", "lazy", "unlazy")
+POLICIES = words(Policy)
 NA = "-"
-GUESTS = ("toy", "kvm")      # pyvfio.engine.run.GUESTS, without importing the engine here
-RESAMPLE = "resample"        # an unmask value only a kvm cell has (pyvfio.kvm.engine.KVM_UNMASK)
+GUESTS = words(Guest)
+RESAMPLE = Unmask.RESAMPLE.value   # an unmask value only a kvm cell has (pyvfio.kvm.engine.KVM_UNMASK)
 SHIPPED = "shipped"
 # vfio's values are vfio-pci variants (pyvfio/lab/vfio_build.py), checked by its parser.
 AXES = {"nointxmask": (0, 1), "policy": POLICIES, "unmask": UNMASK_MODES + (RESAMPLE,),
-        "engine": ("c", "python"), "access": ("mmap", "rw"), "vfio": None, "irq": tuple(IRQ_KINDS),
+        "engine": words(Engine), "access": words(Access), "vfio": None, "irq": tuple(IRQ_KINDS),
         "guest": GUESTS}
 DEFAULT_AXES = {"nointxmask": [0, 1], "policy": ["kernel"], "unmask": ["ioctl", "eventfd"],
                 "engine": ["c"], "access": ["mmap"], "vfio": [SHIPPED], "irq": ["intx"],
@@ -66,7 +67,7 @@ DEFAULT_AXES = {"nointxmask": [0, 1], "policy": ["kernel"], "unmask": ["ioctl", 
 RUN_KEYS = {"profile": str, "watchdog_ms": int, "recover": bool, "threshold_p99_us": (int, float)}
 # the [run] numbers, bounded as `pyvfio run`'s options are (pyvfio/limits.py)
 RUN_LIMITS = {"watchdog_ms": "watchdog_ms", "threshold_p99_us": "threshold_us"}
-LAB_ARCHES = ("x86_64", "ppc64le")
+LAB_ARCHES = words(Arch)
 MODEL_KEYS = {"ic": list, "card": list, "kernel": str, "xics_variant": str,
               "xive_set_pq00_retriggers": bool, "threaded": bool}
 KEY_WORDS = ("arch", "kernel", "ic", "card", "xics_variant", "xive_set_pq00_retriggers",
@@ -131,7 +132,7 @@ class Plan:
                 um = NA
             if vfio == "prefix" and kernel_fix is False:
                 vfio = SHIPPED
-            if vfio != SHIPPED and pol in ("lazy", "unlazy"):
+            if vfio != SHIPPED and pol in SWITCHED:
                 continue
             c = Cell(nim, pol, um, eng, acc, vfio, irq, guest)
             if c not in out:
@@ -150,7 +151,7 @@ class Plan:
         return None
 
     def needs_policy_module(self):
-        return any(p in ("lazy", "unlazy") for p in self.axes["policy"])
+        return any(p in SWITCHED for p in self.axes["policy"])
 
 
 def _line_of(text, key):

@@ -13,6 +13,7 @@ import errno
 
 from .. import uapi
 from ..errors import AccessError, UsageError, VfioError
+from ..vocabulary import SWITCHED, Access, CardKind, Controller, words
 from . import card as card_mod
 from .cpu import Cpu
 from .genirq import IrqDesc
@@ -24,9 +25,9 @@ from .vfio_intx import (DATA_BOOL, DATA_EVENTFD, DATA_NONE, INTX, SetIrqsError, 
 from .xics import VARIANTS as XICS_VARIANTS, Ics, IcsRtasChip
 from .xive import XiveChip, XiveSource
 
-CONTROLLERS = ("xive", "xics", "ioapic")
-CARDS = ("2.3", "non-2.3")
-POLICIES = ("lazy", "unlazy")
+CONTROLLERS = words(Controller)
+CARDS = words(CardKind)
+POLICIES = words(SWITCHED)   # the model's irq has one of the two; "kernel" is picked for it
 
 _IRQ_BY_CONTROLLER = {"xive": 48, "xics": 4625, "ioapic": 11}   # plausible Linux IRQs
 _R = uapi.VFIO_REGION_INFO_FLAG_READ | uapi.VFIO_REGION_INFO_FLAG_WRITE
@@ -232,7 +233,7 @@ class ModelHost:
         return None
 
     def region(self, index, access="rw"):
-        if access not in ("mmap", "rw"):
+        if access not in words(Access):
             raise UsageError(f"unknown access mode {access!r}", "use mmap or rw")
         try:
             r = self._regions[index]

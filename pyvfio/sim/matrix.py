@@ -59,7 +59,7 @@ class Scenario:
             raise UsageError(
                 f"policy 'unlazy' does not apply to a PCI 2.3 card ({controller}/{card}): vfio-pci "
                 "masks it with DisINTx and never disables the host IRQ",
-                "drop --policy, or use --card non-2.3 (or --nointxmask) to mask at the controller")
+                "drop --policy, or use --card-kind non-2.3 (or --nointxmask 1) to mask at the controller")
         return probe
 
     def host_kwargs(self):

@@ -13,9 +13,10 @@ from functools import partial
 from .. import uapi
 from .._binding import ffi, lib
 from ..errors import AccessError, VfioError
+from ..vocabulary import Access, words
 
 WIDTHS = (1, 2, 4, 8)
-ACCESS_MODES = ("mmap", "rw")
+ACCESS_MODES = words(Access)
 REGION_NAMES = {uapi.VFIO_PCI_CONFIG_REGION_INDEX: "config", uapi.VFIO_PCI_ROM_REGION_INDEX: "ROM",
                 uapi.VFIO_PCI_VGA_REGION_INDEX: "VGA",
                 **{uapi.VFIO_PCI_BAR0_REGION_INDEX + i: f"BAR{i}" for i in range(6)}}

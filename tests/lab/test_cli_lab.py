@@ -20,9 +20,9 @@ def pyvfio(*args):
 @pytest.fixture(scope="module")
 def listing():
     """One `pyvfio list` for every card (a process costs seconds in a TCG guest)."""
-    p = pyvfio("list", "--json")
+    p = pyvfio("list", "--json", "-")
     assert p.returncode == 0, p.stderr
-    return json.loads(p.stdout)
+    return json.loads(p.stdout)["devices"]
 
 
 def test_list_shows_the_card_bound_to_vfio_pci(card, listing):
@@ -32,7 +32,7 @@ def test_list_shows_the_card_bound_to_vfio_pci(card, listing):
 
 
 def test_info_reads_regions_and_irqs_through_vfio(card):
-    p = pyvfio("info", card["bdf"], "--json", "--require-vfio")
+    p = pyvfio("info", card["bdf"], "--json", "-", "--require-vfio")
     assert p.returncode == 0, p.stderr
     v = json.loads(p.stdout)["vfio"]
     assert v["available"] and not v["error"]
@@ -54,7 +54,7 @@ def test_doctors_predictions_hold(card, facts):
 
     from . import cycles
 
-    d = json.loads(pyvfio("doctor", card["bdf"], "--json").stdout)
+    d = json.loads(pyvfio("doctor", card["bdf"], "--json", "-").stdout)
     checks = {c["name"]: c for c in d["checks"]}
     want = {"xive": "xive", "xics": "xics", "ioapic": "io-apic"}[facts["ic"]]
     assert want in json.dumps(checks["irq_controller"]).lower()

@@ -57,7 +57,7 @@ def _holders(ifname):
 def test_doctor_sees_the_line_the_kernel_will_route(shared, facts):
     card, host, ifname = shared
     (nic_line,) = _holders(ifname)            # e1000 requests its IRQ when the interface goes up
-    p = pyvfio("doctor", card["bdf"], "--json")
+    p = pyvfio("doctor", card["bdf"], "--json", "-")
     d = json.loads(p.stdout)
     checks = {c["name"]: c for c in d["checks"]}
     assert d["facts"]["irq_route"]["irq"] == nic_line.irq, checks["irq_route"]
@@ -73,7 +73,7 @@ def test_doctor_sees_the_line_the_kernel_will_route(shared, facts):
     # list and info show the routed IRQ too
     (listed,) = [x for x in pyvfio("list").stdout.splitlines() if x.startswith(card["bdf"] + " ")]
     assert f"pin A routed to IRQ {nic_line.irq};" in listed, listed
-    info = json.loads(pyvfio("info", card["bdf"], "--json").stdout)["host"]
+    info = json.loads(pyvfio("info", card["bdf"], "--json", "-").stdout)["host"]
     assert info["irq_route"]["irq"] == nic_line.irq and info["irq_shared_with"] == [ifname]
 
 

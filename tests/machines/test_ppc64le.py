@@ -24,7 +24,7 @@ def test_installed_doctor_sees_xive(machine_ppc):
     assert re.search(r"^pyvfio-0\.1\.0-cp311-cp311-linux_ppc64le\.whl$", p.stdout, re.M), p.stdout
     edu = m.cards[0]["bdf"]
     assert edu.startswith("0001:") and m.cards[0]["driver"] is None
-    d = json.loads(sh(m, f"pyvfio doctor --json {edu}").stdout)
+    d = json.loads(sh(m, f"pyvfio doctor --json - {edu}").stdout)
     checks = {c["name"]: c for c in d["checks"]}
     assert "XIVE" in checks["irq_controller"]["summary"]
     assert checks["unlazy_fix"]["evidence"].startswith(f"/lib/modules/{m.release}/kernel/drivers/vfio/pci/")
@@ -74,7 +74,7 @@ def test_the_bridge_pair_bind_group_run_unbind(machine_ppc):
     pseries the PHB's), bound together, a run on one while the others idle."""
     m = machine_ppc
     a, b = [c["bdf"] for c in m.cards if c["bridge"]]
-    devs = {d["bdf"]: d for d in json.loads(sh(m, "pyvfio list --all --json").stdout)}
+    devs = {d["bdf"]: d for d in json.loads(sh(m, "pyvfio list --all --json -").stdout)["devices"]}
     assert devs[a]["iommu_group"] == devs[b]["iommu_group"] == devs[m.cards[0]["bdf"]]["iommu_group"]
     assert devs[a]["intx_route"]["irq"] == devs[b]["intx_route"]["irq"]
     p = sh(m, f"pyvfio bind --group {a}")

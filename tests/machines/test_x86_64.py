@@ -50,7 +50,7 @@ def test_a_second_deploy_keeps_the_install(machine_x86):
 def test_doctor_reads_the_modules_under_lib_modules(machine_x86):
     m = machine_x86
     edu = m.cards[EDU]["bdf"]
-    p = sh(m, f"pyvfio doctor --json {edu}")
+    p = sh(m, f"pyvfio doctor --json - {edu}")
     d = json.loads(p.stdout)
     checks = {c["name"]: c for c in d["checks"]}
     # on a fresh machine vfio-pci is not loaded and the card has no driver
@@ -149,7 +149,7 @@ def test_the_machine_cli_lists_reaches_and_copies(machine_x86, tmp_path):
         return subprocess.run([sys.executable, "-m", "pyvfio", "lab", "machine", *args],
                               capture_output=True, text=True, timeout=120)
 
-    listed = {x["name"]: x for x in json.loads(cli("list", "--json").stdout)}
+    listed = {x["name"]: x for x in json.loads(cli("list", "--json", "-").stdout)["machines"]}
     assert listed[m.name]["ssh_port"] == m.ssh_port and listed[m.name]["ssh_host"] == "127.0.0.1"
     assert cli("ssh", m.name, "--", "uname", "-r").stdout.strip() == m.release
     assert cli("ssh", m.name, "--user", "lab", "--", "id -nG").stdout.split() == ["lab", "vfio"]

@@ -30,7 +30,7 @@ def _vfio_intx_irq(m, bdf):
 def test_the_bridge_pair_shares_a_group_and_a_line(machine_x86):
     m = machine_x86
     a, b = _pair(m)
-    devs = {d["bdf"]: d for d in json.loads(sh(m, "pyvfio list --all --json").stdout)}
+    devs = {d["bdf"]: d for d in json.loads(sh(m, "pyvfio list --all --json -").stdout)["devices"]}
     assert devs[a]["iommu_group"] == devs[b]["iommu_group"] is not None
     group = devs[a]["iommu_group"]
     members = [d for d in devs.values() if d["iommu_group"] == group]
@@ -51,7 +51,7 @@ def test_bind_group_then_unbind_restores_every_member(machine_x86):
         drivers = {x: sh(m, f"basename $(readlink /sys/bus/pci/devices/{x}/driver)").stdout.strip() for x in (a, b)}
         assert drivers == {a: "vfio-pci", b: "vfio-pci"}
         # doctor: the routed line of a (learned by enabling the idle card) is b's line too
-        d = json.loads(sh(m, f"pyvfio doctor --json {a}").stdout)
+        d = json.loads(sh(m, f"pyvfio doctor --json - {a}").stdout)
         checks = {c["name"]: c for c in d["checks"]}
         assert checks["iommu_group"]["status"] == "ok"
         route = checks["irq_route"]
