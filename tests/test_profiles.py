@@ -235,7 +235,8 @@ def test_a_user_profile_with_a_builtins_name_wins_and_list_says_so(user_dirs):
     found = profiles.available()
     assert found["mycard"].source == "PYVFIO_PROFILE_PATH"
     assert found["edu"].source == "XDG_CONFIG_HOME" and found["edu"].shadows.endswith("builtin/edu.toml")
-    p = subprocess.run([sys.executable, "-m", "pyvfio", "profile", "list", "--json", "-"], capture_output=True, text=True)
+    p = subprocess.run([sys.executable, "-m", "pyvfio", "profile", "list", "--json", "-"],
+                       capture_output=True, text=True)
     rows = {r["name"]: r for r in json.loads(p.stdout)["profiles"]}
     assert p.returncode == 0 and rows["edu"]["shadows"].endswith("builtin/edu.toml")
     assert rows["edu"]["file"] == str(xdg / "edu.toml") and rows["mycard"]["ids"] == ["abcd:0001"]

@@ -353,7 +353,8 @@ OPTIONS = {
     "report": ["--html", "--svg", "--baseline"],
     "profile": ["list", "check", "--json", "--access", "--iommu"],
     "bind": ["--group", "--force", "--dry-run"], "unbind": [], "info": ["--json"], "list": ["--all", "--json"],
-    "doctor": ["--json"], "fleet": ["run", "status", "release", "--place-card", "--timeout", "--acquire-wait", "--connect-timeout"],
+    "doctor": ["--json"],
+    "fleet": ["run", "status", "release", "--place-card", "--timeout", "--acquire-wait", "--connect-timeout"],
     "lab": ["machine", "start", "ssh", "stop", "--timeout", "--nointxmask", "--card", "--"],
 }
 WORDS = st.one_of(

@@ -19,7 +19,8 @@ def _parser():
     s.add_argument("arch", metavar="ARCH", help="x86_64 or ppc64le")
     s.add_argument("--card", action="append", dest="cards", metavar="CARD",
                    help="emulated card, left on its host driver (repeat; default edu)")
-    s.add_argument("--kernel", metavar="SERIES", help="Debian kernel series: 6.1 or 6.12 on x86_64 (default 6.12), 6.12 on ppc64le")
+    s.add_argument("--kernel", metavar="SERIES",
+                   help="Debian kernel series: 6.1 or 6.12 on x86_64 (default 6.12), 6.12 on ppc64le")
     add_choice(s, "--ic", Controller, help="interrupt controller on ppc64le: xive (default) or xics")
     s.add_argument("--bridge", action="store_true",
                    help="two more edu cards behind a conventional PCI bridge (one IOMMU group, a shared line)")

@@ -222,8 +222,8 @@ class CardProfile:
         self.recovered = None         # what the recover program brought back, if it ran
         self.swapped = self._identify()
         fix = Op.swapped if self.swapped else (lambda op: op)
-        for name, ops in spec.programs.items():
-            setattr(self, f"{name}_ops", tuple(fix(op) for op in ops))
+        for name, steps in spec.programs.items():
+            setattr(self, f"{name}_ops", tuple(fix(op) for op in steps))
         self._programs = {}
 
     def _identify(self):

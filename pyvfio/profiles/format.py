@@ -506,20 +506,20 @@ class _Checker:
         if ("init_external" in value) != ("ack_external" in value):
             self.bad(("programs",), "init_external and ack_external come as a pair",
                      "give both (enable a receive cause; service it) or neither")
-        for name, ops in value.items():
+        for name, steps in value.items():
             where = ("programs", name)
             if name not in PROGRAMS:
                 self.bad(where, f"unknown program {name!r}", f"use {', '.join(PROGRAMS)}")
                 continue
-            if not isinstance(ops, list):
+            if not isinstance(steps, list):
                 self.bad(where, f"program {name} is not a list", f"write {name} = [ {{ write = ... }}, ... ]")
                 continue
-            compiled = [op for i, o in enumerate(ops) if (op := self.op(where + (i,), o, regs)) is not None]
-            if name in HOT_PROGRAMS and len(ops) > lib.PYVFIO_MAX_OPS:
-                self.bad(where, f"{name} has {len(ops)} ops; the C loop runs at most {lib.PYVFIO_MAX_OPS} "
+            compiled = [op for i, o in enumerate(steps) if (op := self.op(where + (i,), o, regs)) is not None]
+            if name in HOT_PROGRAMS and len(steps) > lib.PYVFIO_MAX_OPS:
+                self.bad(where, f"{name} has {len(steps)} steps; the C loop runs at most {lib.PYVFIO_MAX_OPS} "
                          "per interrupt", "shorten it (init can do the set-up)")
             if name in ("ack", "ack_external") and not any(o.kind == READ and o.mask for o in compiled) \
-                    and len(compiled) == len(ops):
+                    and len(compiled) == len(steps):
                 self.bad(where, f"{name} reads no cause", "add { read = REG, mask = BITS }: without a cause "
                          "every interrupt counts as spurious")
             for i, o in enumerate(compiled):
