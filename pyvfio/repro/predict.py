@@ -14,6 +14,7 @@ model backend (model.py) runs its cells through the same mapping.
 
 from ..doctor import controller_of
 from ..errors import UsageError
+from ..host.masking import DEVICE, masked_at
 from ..sim import matrix
 from .scenario import NA, RESAMPLE
 
@@ -35,13 +36,14 @@ def model_scenario(key, masks_at_device, unlazy_fix, chip=None, **knobs):
     nim = bool(key["nointxmask"])
     if not nim and masks_at_device is None:
         return None
+    # the model's card kind: with nointxmask=1 any card is masked at the controller
     card = "2.3" if (masks_at_device or nim) else "non-2.3"
     policy = key["policy"]
     if policy == "kernel":
         if unlazy_fix is None:
             return None
         policy = "unlazy" if unlazy_fix else "lazy"
-    if card == "2.3" and not nim:
+    if masked_at(nim, masks_at_device) == DEVICE:
         policy = NA
     try:
         return matrix.Scenario.make(controller, card, policy, unmask, nointxmask=nim, **knobs)

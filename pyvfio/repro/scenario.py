@@ -46,6 +46,7 @@ from dataclasses import asdict, dataclass, field
 
 from .. import limits, verdict
 from ..errors import UsageError
+from ..host.masking import DEVICE, masked_at
 from ..inputs import read_text
 from ..intx import IRQ_KINDS, UNMASK_MODES
 from ..profiles.tomlpos import key_lines
@@ -123,7 +124,7 @@ class Plan:
                 continue
             if guest == "kvm":
                 eng = self.axes["engine"][0]
-            if masks_at_device and nim == 0 or irq != "intx":
+            if masked_at(nim, masks_at_device) == DEVICE or irq != "intx":
                 pol = NA
                 vfio = SHIPPED if vfio == "prefix" else vfio
             if irq != "intx":

@@ -1,0 +1,80 @@
+"""One home per fact: each fact below is decided in one module, and these tests run
+every caller through the same table, so a second home that drifts fails here."""
+
+import itertools
+import types
+
+import pytest
+
+from pyvfio.host import masking
+from pyvfio.host.config import IntxMaskSupport
+from pyvfio.host.intx_probe import Probe
+from pyvfio.host.irq_route import LEARNED, RoutedIrq
+
+from fixtures.fakehost import FakeHost
+
+# what vfio-pci does: nointxmask, what config space / the write probe says, what the
+# kernel did when INTx was enabled and masked ("ebusy": it refused, None: not probed)
+# -> where it masks (None: unknown)
+MASKING = [
+    (nim, supported, seen, masking.CONTROLLER if nim else
+     {"device": masking.DEVICE, "controller": masking.CONTROLLER}.get(seen) or
+     {True: masking.DEVICE, False: masking.CONTROLLER, None: None}[supported])
+    for nim, supported, seen in itertools.product((0, 1), (True, False, None),
+                                                   (None, "device", "controller", "ebusy"))]
+
+
+def _probe(seen):
+    if seen is None:
+        return None
+    route = RoutedIrq(22, LEARNED, 11, "sysfs irq read 22 while enabled")
+    return Probe(route, None if seen == "ebusy" else seen, "EBUSY" if seen == "ebusy" else None, "seen")
+
+
+@pytest.mark.parametrize("nim,supported,seen,where", MASKING)
+def test_the_masking_rule(nim, supported, seen, where):
+    support = IntxMaskSupport(supported, "how")
+    assert masking.masked_at(nim, masking.pci_2_3(support, _probe(seen))) == where
+    assert masking.exclusive(where) == (None if where is None else where == masking.CONTROLLER)
+
+
+@pytest.mark.parametrize("nim,supported,seen,where", MASKING)
+def test_doctor_masks_where_the_rule_says(nim, supported, seen, where):
+    from pyvfio.doctor.masking import decide
+    got, why, check = decide(IntxMaskSupport(supported, "how"), types.SimpleNamespace(nointxmask=nim),
+                             _probe(seen))
+    assert got == (where or masking.CONTROLLER)     # doctor treats unknown as DisINTx-
+    assert check.name == "disintx" and why
+
+
+@pytest.mark.parametrize("nim,supported,seen,where", MASKING)
+def test_info_exclusive_is_the_rule(tmp_path, monkeypatch, nim, supported, seen, where):
+    from pyvfio.cli import info_cmd
+    from pyvfio.host import disintx_probe, intx_probe
+    h = FakeHost(tmp_path)
+    h.add_driver("vfio-pci")
+    h.write("sys/module/vfio_pci/parameters/nointxmask", "YN"[not nim] + "\n")
+    h.add_device("0000:00:10.0", 0x1234, 0x11E8, 0x00FF00, driver="vfio-pci", group=4, irq=11, line=11)
+    monkeypatch.setattr(disintx_probe, "support", lambda dev, root: IntxMaskSupport(supported, "how"))
+    monkeypatch.setattr(intx_probe, "needed", lambda *a: True)
+    monkeypatch.setattr(intx_probe, "probe", lambda dev, root: (_probe(seen), None))
+    got, _ = info_cmd.gather("0000:00:10.0", h.root)
+    assert got["host"]["exclusive_needed"] == masking.exclusive(where)
+
+
+@pytest.mark.parametrize("nim,card", itertools.product((0, 1), (True, False, None)))
+def test_repro_collapses_policy_where_the_rule_masks_at_the_card(nim, card):
+    """A cell whose card vfio-pci masks with DisINTx has no policy: the scenario's
+    cells and the model's prediction both say so, from the one rule."""
+    from pyvfio.repro import predict
+    from pyvfio.repro.scenario import NA, Plan
+    at_card = masking.masked_at(nim, card) == masking.DEVICE
+    plan = Plan("s.toml")
+    plan.axes.update(nointxmask=[nim], policy=["lazy"], unmask=["ioctl"])
+    cell, = plan.cells(card)
+    assert (cell.policy == NA) == at_card
+    s = predict.model_scenario({"ic": "xive", **cell.key()}, card, True)
+    if s is not None:
+        assert (s.policy == NA) == at_card
+    else:
+        assert card is None and not nim     # the model cannot tell an unknown card
