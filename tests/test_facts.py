@@ -2,10 +2,12 @@
 every caller through the same table, so a second home that drifts fails here."""
 
 import itertools
+import pathlib
 import types
 
 import pytest
 
+from pyvfio import unlazy_fix
 from pyvfio.host import masking
 from pyvfio.host.config import IntxMaskSupport
 from pyvfio.host.intx_probe import Probe
@@ -78,3 +80,35 @@ def test_repro_collapses_policy_where_the_rule_masks_at_the_card(nim, card):
         assert (s.policy == NA) == at_card
     else:
         assert card is None and not nim     # the model cannot tell an unknown card
+
+
+# -- whether vfio-pci carries the unlazy fix (8b9f128947dd): pyvfio/unlazy_fix.py ----
+
+PYVFIO = pathlib.Path(unlazy_fix.__file__).parent
+
+
+def test_the_lab_kernels_fix_is_the_version_rules():
+    """What the model assumes of a lab kernel is the host's version rule, not a table."""
+    from pyvfio.lab.config import ARCHES
+    from pyvfio.repro import machines
+    kernels = {k for a in ARCHES.values() for k in a["kernels"]}
+    assert {k: machines.unlazy_fix_of(k) for k in kernels} == {k: unlazy_fix.of_series(k) for k in kernels}
+    assert machines.unlazy_fix_of("6.1") is False and machines.unlazy_fix_of("6.12-rt") is True
+    assert unlazy_fix.of_series("6.18") is True and unlazy_fix.of_series("5.10") is None
+
+
+def test_a_defined_symbol_is_not_the_fix():
+    """The lab's kernel packages and the host's module files are read by one test: a
+    module that names irq_modify_status without importing it lacks the fix (a byte
+    search said it had it)."""
+    from test_doctor import elf
+    defined = elf([("irq_modify_status", True), ("request_threaded_irq", False)])
+    assert b"irq_modify_status" in defined and not unlazy_fix.elf_imports(defined)
+    assert unlazy_fix.elf_imports(elf([("irq_modify_status", False)]))
+    assert not unlazy_fix.elf_imports(b"")      # a kernel package without vfio-pci-core
+
+
+def test_only_unlazy_fix_reads_the_symbol():
+    code = [p.relative_to(PYVFIO).as_posix() for p in PYVFIO.rglob("*.py")
+            if unlazy_fix.SYMBOL in p.read_text() and p.name != "unlazy_fix.py"]
+    assert code == []
