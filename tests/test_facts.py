@@ -112,3 +112,38 @@ def test_only_unlazy_fix_reads_the_symbol():
     code = [p.relative_to(PYVFIO).as_posix() for p in PYVFIO.rglob("*.py")
             if unlazy_fix.SYMBOL in p.read_text() and p.name != "unlazy_fix.py"]
     assert code == []
+
+
+# -- FILE:LINE in scenarios: the profiles' TOML locator (pyvfio/profiles/tomlpos.py) ----
+
+SCENARIO = """\
+loops = 10
+[lab]
+card = "edu"
+x86_64 = [{ kernel = "6.1" }]
+[model]
+ic = "xive"
+card = ["2.3", "2.3"]
+"""
+TWO_EXPECTS = """\
+[[expect]]
+when = { ic = "xive" }
+verdict = "ok"
+[[expect]]
+when = { ic = "xive", nointxmask = 1 }
+verdict = "stall after many"
+"""
+
+
+@pytest.mark.parametrize("text,msg", [
+    (SCENARIO, r"s.toml:7: \[model\] card lists \"2.3\" twice"),    # [lab]'s card is line 3
+    (TWO_EXPECTS, r"s.toml:6: \[\[expect\]\] #2: "),                  # the first verdict is line 3
+    (TWO_EXPECTS.replace("many", "1").replace("nointxmask = 1", "nointxmask = 7"), r"s.toml:5: \[\[expect\]\] #2: when nointxmask"),
+])
+def test_a_scenario_error_names_its_own_line(tmp_path, text, msg):
+    from pyvfio.errors import UsageError
+    from pyvfio.repro import scenario
+    f = tmp_path / "s.toml"
+    f.write_text(text)
+    with pytest.raises(UsageError, match=msg):
+        scenario.load(str(f))
