@@ -3,6 +3,7 @@ every caller through the same table, so a second home that drifts fails here."""
 
 import itertools
 import pathlib
+import re
 import types
 
 import pytest
@@ -147,3 +148,18 @@ def test_a_scenario_error_names_its_own_line(tmp_path, text, msg):
     f.write_text(text)
     with pytest.raises(UsageError, match=msg):
         scenario.load(str(f))
+
+
+# -- the checkout's root: pyvfio/checkout.py -----------------------------------------
+
+ROOT_BY_HAND = re.compile(r"__file__\)?(\.resolve\(\))?\.parents\[|__file__\)\.resolve\(\)\.parent\.parent"
+                          r"|dirname\(os\.path\.dirname\(os\.path\.(abspath|realpath)\(__file__")
+
+
+def test_the_checkout_root_is_computed_once():
+    from pyvfio.checkout import CHECKOUT
+    assert (CHECKOUT / "csrc").is_dir() and (CHECKOUT / "pyvfio" / "checkout.py").is_file()
+    found = [p.relative_to(CHECKOUT).as_posix()
+             for top in ("pyvfio", "tests", "tools") for p in (CHECKOUT / top).rglob("*.py")
+             if ROOT_BY_HAND.search(p.read_text()) and p.name != "checkout.py"]
+    assert found == []

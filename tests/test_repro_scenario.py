@@ -4,6 +4,7 @@ import pathlib
 
 import pytest
 
+from pyvfio.checkout import CHECKOUT
 from pyvfio import verdict
 from pyvfio.errors import UsageError
 from pyvfio.repro import machines, predict
@@ -319,7 +320,7 @@ def test_the_line_finder_knows_escapes_and_multi_line_strings(tmp_path):
 def test_a_value_or_machine_listed_twice_is_refused(tmp_path, edit, words):
     # each was accepted (exit 0), and every cell of it ran twice: two cells of one
     # key in the result, which compare and report --baseline refuse
-    text = (pathlib.Path(__file__).parents[1] / "pyvfio/scenarios/seed.toml").read_text()
+    text = (CHECKOUT / "pyvfio/scenarios/seed.toml").read_text()
     assert edit[0] in text
     path = write(tmp_path, text.replace(edit[0], edit[1]))
     with pytest.raises(UsageError, match="list each value once") as exc:
