@@ -163,3 +163,34 @@ def test_the_checkout_root_is_computed_once():
              for top in ("pyvfio", "tests", "tools") for p in (CHECKOUT / top).rglob("*.py")
              if ROOT_BY_HAND.search(p.read_text()) and p.name != "checkout.py"]
     assert found == []
+
+
+# -- the result format's words: pyvfio/results.py --------------------------------------
+
+def test_an_old_cell_reads_as_a_new_cell_of_the_axes_defaults():
+    """A cell from before the vfio, irq and guest axes is read with the values a
+    scenario's cells take by default: one table (results.KEY_DEFAULTS) for both."""
+    import dataclasses
+
+    from pyvfio.report import cells as C
+    from pyvfio.repro.scenario import Cell
+    from pyvfio.results import KEY_DEFAULTS, axis
+    defaults = {f.name: f.default for f in dataclasses.fields(Cell) if f.default is not dataclasses.MISSING}
+    assert defaults == KEY_DEFAULTS
+    old = {"kind": "repro", "cells": [{"key": {"ic": "xive", "nointxmask": 1, "policy": "lazy"}, "verdict": "ok"}]}
+    cell, = C.cells(old)
+    assert cell["key"] == {"ic": "xive", "nointxmask": 1, "policy": "lazy", **defaults}
+    assert axis({}, "guest") == "toy" and axis({"irq": "msi"}, "irq") == "msi"
+
+
+def test_one_name_for_not_applicable_and_the_fleet_file():
+    from pyvfio import results
+    from pyvfio.fleet import run as fleet_run
+    from pyvfio.report import html
+    from pyvfio.repro import scenario
+    from pyvfio.sim import matrix
+    assert matrix.NA is scenario.NA is results.NA
+    assert fleet_run.FLEET_FILE is html.FLEET_FILE is results.FLEET_FILE
+    again = [p.relative_to(PYVFIO).as_posix() for p in PYVFIO.rglob("*.py") if p.name != "results.py"
+             and re.search(r'^\s*NA = |"fleet\.json"', p.read_text(), re.M)]
+    assert again == []

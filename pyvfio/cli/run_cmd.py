@@ -13,7 +13,7 @@ from ..engine.run import GUESTS, IRQCHIPS
 from ..errors import EXIT_PROFILE, EXIT_REMOVED, UsageError
 from ..intx import IRQ_KINDS, UNMASK_MODES
 from ..report.formats import FORMATS
-from ..results import STDOUT, check_outputs, envelope, write_outputs
+from ..results import STDOUT, axis, check_outputs, envelope, write_outputs
 from ..vfio.device import IOMMU_CHOICES, IOMMU_HELP
 
 EXIT_THRESHOLD = 3   # p99 above --threshold
@@ -146,7 +146,7 @@ def summary_lines(result):
                    f"TSC {k['tsc_hz'] / 1e9:.3f} GHz (calibrated against CLOCK_MONOTONIC)")
     hi = result.get("host_interrupts")
     if hi is not None:
-        irq = result.get("irq", "intx")
+        irq = axis(result, "irq")
         name = interrupts.vfio_intx_name(result["bdf"]) if irq == "intx" else \
             interrupts.vfio_msi_name(result["bdf"], irq)
         out.append(f"host interrupts (/proc/interrupts {name}) {hi}  "

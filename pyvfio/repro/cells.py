@@ -28,7 +28,7 @@ from ..profiles import probe
 from ..signals import held
 from ..vfio import open_device
 from ..vfio.request import DeviceRequest
-from .scenario import NA
+from ..results import NA
 
 VFIO_PCI = "sys/bus/pci/drivers/vfio-pci"
 

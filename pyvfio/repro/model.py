@@ -23,7 +23,8 @@ from ..sim.host import CARDS, CONTROLLERS
 from ..sim.xics import VARIANTS as XICS_VARIANTS
 from . import predict
 from .machines import unlazy_fix_with
-from .scenario import NA, RESAMPLE
+from ..results import NA
+from .scenario import RESAMPLE
 
 # The selection options (--ic, --card, --policy, --unmask): the allowed values.
 SELECT = {"ic": CONTROLLERS, "card": CARDS, "policy": ("kernel", "lazy", "unlazy", NA),

@@ -16,18 +16,19 @@ from ..doctor import controller_of
 from ..errors import UsageError
 from ..host.masking import DEVICE, masked_at
 from ..sim import matrix
-from .scenario import NA, RESAMPLE
+from ..results import NA, axis
+from .scenario import RESAMPLE
 
 
 def model_scenario(key, masks_at_device, unlazy_fix, chip=None, **knobs):
     """The model Scenario for a cell key, or None when the model cannot tell (an
     MSI among them: the model host has INTx only)."""
-    if key.get("irq", "intx") != "intx":
+    if axis(key, "irq") != "intx":
         return None
     controller = key.get("ic") or controller_of(chip)[0]
     if controller not in matrix.AXES["controller"]:
         return None
-    kvm = key.get("guest", "toy") == "kvm"
+    kvm = axis(key, "guest") == "kvm"
     if kvm and controller != "ioapic":
         return None     # pyvfio's KVM guest is x86's
     unmask = key["unmask"]

@@ -50,13 +50,13 @@ from ..host.masking import DEVICE, masked_at
 from ..inputs import read_text
 from ..intx import IRQ_KINDS, UNMASK_MODES
 from ..profiles.tomlpos import key_lines, line_of
+from ..results import KEY_DEFAULTS, NA
 from . import machines
 
 POLICIES = ("kernel", "lazy", "unlazy")
-NA = "-"
 GUESTS = ("toy", "kvm")      # pyvfio.engine.run.GUESTS, without importing the engine here
 RESAMPLE = "resample"        # an unmask value only a kvm cell has (pyvfio.kvm.engine.KVM_UNMASK)
-SHIPPED = "shipped"
+SHIPPED = KEY_DEFAULTS["vfio"]
 # vfio's values are vfio-pci variants (pyvfio/lab/vfio_build.py), checked by its parser.
 AXES = {"nointxmask": (0, 1), "policy": POLICIES, "unmask": UNMASK_MODES + (RESAMPLE,),
         "engine": ("c", "python"), "access": ("mmap", "rw"), "vfio": None, "irq": tuple(IRQ_KINDS),
@@ -82,9 +82,9 @@ class Cell:
     unmask: str
     engine: str
     access: str
-    vfio: str = SHIPPED     # the vfio-pci variant, as the scenario spells it
-    irq: str = "intx"
-    guest: str = "toy"      # toy: pyvfio's userspace guest; kvm: a real vCPU on KVM's irqchip
+    vfio: str = KEY_DEFAULTS["vfio"]      # the vfio-pci variant, as the scenario spells it
+    irq: str = KEY_DEFAULTS["irq"]
+    guest: str = KEY_DEFAULTS["guest"]    # toy: pyvfio's userspace guest; kvm: a real vCPU on KVM's irqchip
 
     def key(self, **machine):
         return {**machine, **asdict(self)}
