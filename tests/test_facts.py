@@ -194,3 +194,23 @@ def test_one_name_for_not_applicable_and_the_fleet_file():
     again = [p.relative_to(PYVFIO).as_posix() for p in PYVFIO.rglob("*.py") if p.name != "results.py"
              and re.search(r'^\s*NA = |"fleet\.json"', p.read_text(), re.M)]
     assert again == []
+
+
+# -- scenario axes by name ----------------------------------------------------------------
+
+def test_scenario_axes_are_cell_fields_by_name():
+    """A cell is made from its axes by name, whatever their order: reordering the
+    axes table changes the cells' order, never a cell."""
+    import dataclasses
+
+    from pyvfio.repro import scenario
+    assert set(scenario.AXES) == {f.name for f in dataclasses.fields(scenario.Cell)}
+    plan = scenario.Plan("s.toml")
+    plan.axes.update(policy=["kernel", "lazy"], irq=["intx", "msi"], guest=["toy", "kvm"])
+    cells = plan.cells(False)
+    assert any(c.irq == "msi" and c.policy == scenario.NA and c.unmask == scenario.NA for c in cells)
+    assert all(c.guest == "toy" or c.irq == "intx" for c in cells)
+    reordered = dict(reversed(scenario.AXES.items()))
+    import unittest.mock
+    with unittest.mock.patch.object(scenario, "AXES", reordered):
+        assert sorted(plan.cells(False), key=repr) == sorted(cells, key=repr)

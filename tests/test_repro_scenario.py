@@ -41,7 +41,7 @@ def test_the_model_knows_every_lab_kernel_and_card():
 def test_policy_collapses_where_vfio_masks_at_the_card():
     plan = load("seed")
     cells = plan.cells(masks_at_device=True, x86=False)    # POWER: no kvm cell
-    assert Cell(0, NA, "ioctl", "c", "mmap") in cells
+    assert Cell(nointxmask=0, policy=NA, unmask="ioctl", engine="c", access="mmap") in cells
     assert not any(c.nointxmask == 0 and c.policy != NA for c in cells)
     assert len(cells) == 2 + 6 + 2      # + the prefix, with the kernel's own policy
     assert len(plan.cells(masks_at_device=False, x86=False)) == 12 + 4  # DisINTx-: every policy counts
@@ -179,8 +179,9 @@ def test_the_irq_scenario_runs_intx_and_msi_on_one_card_in_one_boot():
     assert plan.lab_card == "edu" and sorted(plan.lab) == ["ppc64le", "x86_64"]
     assert plan.axes["nointxmask"] == [0]       # one boot per machine
     # an MSI cell has no line: no policy, no unmask
-    assert plan.cells(masks_at_device=True) == [Cell(0, NA, "ioctl", "c", "mmap", irq="intx"),
-                                                Cell(0, NA, NA, "c", "mmap", irq="msi")]
+    assert plan.cells(masks_at_device=True) == [
+        Cell(nointxmask=0, policy=NA, unmask="ioctl", engine="c", access="mmap", irq="intx"),
+        Cell(nointxmask=0, policy=NA, unmask=NA, engine="c", access="mmap", irq="msi")]
 
 
 def test_the_irq_axis_defaults_to_intx_and_is_checked(tmp_path):

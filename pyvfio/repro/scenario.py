@@ -119,23 +119,25 @@ class Plan:
         model report still differ in engine alone and compare cell by cell).  The unmask axis is KVM's --unmask for a kvm cell; resample, the
         kernel's resampler, is a kvm cell's only (a toy guest has none)."""
         out = []
-        for nim, pol, um, eng, acc, vfio, irq, guest in itertools.product(*(self.axes[a] for a in AXES)):
-            if um == RESAMPLE and guest != "kvm" or guest == "kvm" and (not x86 or irq != "intx"):
+        for values in itertools.product(*(self.axes[a] for a in AXES)):
+            c = dict(zip(AXES, values))        # each axis by its name: Cell's fields
+            kvm, intx = c["guest"] == "kvm", c["irq"] == "intx"
+            if c["unmask"] == RESAMPLE and not kvm or kvm and (not x86 or not intx):
                 continue
-            if guest == "kvm":
-                eng = self.axes["engine"][0]
-            if masked_at(nim, masks_at_device) == DEVICE or irq != "intx":
-                pol = NA
-                vfio = SHIPPED if vfio == "prefix" else vfio
-            if irq != "intx":
-                um = NA
-            if vfio == "prefix" and kernel_fix is False:
-                vfio = SHIPPED
-            if vfio != SHIPPED and pol in ("lazy", "unlazy"):
+            if kvm:
+                c["engine"] = self.axes["engine"][0]
+            if masked_at(c["nointxmask"], masks_at_device) == DEVICE or not intx:
+                c["policy"] = NA
+                c["vfio"] = SHIPPED if c["vfio"] == "prefix" else c["vfio"]
+            if not intx:
+                c["unmask"] = NA
+            if c["vfio"] == "prefix" and kernel_fix is False:
+                c["vfio"] = SHIPPED
+            if c["vfio"] != SHIPPED and c["policy"] in ("lazy", "unlazy"):
                 continue
-            c = Cell(nim, pol, um, eng, acc, vfio, irq, guest)
-            if c not in out:
-                out.append(c)
+            cell = Cell(**c)
+            if cell not in out:
+                out.append(cell)
         return out
 
     def machines(self):
