@@ -223,16 +223,12 @@ def test_the_table_sets_each_msi_cell_against_intx_on_the_same_machine():
 
 def test_reload_is_refused_while_another_device_uses_vfio_pci(tmp_path):
     """A running VM's passthrough device would be torn away: refused before any write."""
-    import os
-
+    from fixtures.fakehost import FakeHost
     from pyvfio.errors import RefusedError
     from pyvfio.repro.cells import reload_vfio_pci
-    drv = tmp_path / "sys/bus/pci/drivers/vfio-pci"
+    h = FakeHost(tmp_path)
     for bdf in ("0000:01:00.0", "0000:02:00.0"):
-        dev = tmp_path / "sys/bus/pci/devices" / bdf
-        dev.mkdir(parents=True)
-        drv.mkdir(parents=True, exist_ok=True)
-        os.symlink(dev, drv / bdf)
+        h.add_device(bdf, driver="vfio-pci")
     with pytest.raises(RefusedError, match="would tear 0000:02:00.0 away.*--force"):
         reload_vfio_pci("0000:01:00.0", 1, root=str(tmp_path))
 
