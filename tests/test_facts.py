@@ -214,3 +214,30 @@ def test_scenario_axes_are_cell_fields_by_name():
     import unittest.mock
     with unittest.mock.patch.object(scenario, "AXES", reordered):
         assert sorted(plan.cells(False), key=repr) == sorted(cells, key=repr)
+
+
+# -- the stall prediction: doctor asks the model (pyvfio/sim/ask.py) ---------------------
+
+def _stall_check(tmp_path, family, present):
+    from pyvfio.doctor import stall
+    dev = types.SimpleNamespace(bdf="0000:00:10.0")
+    fix = unlazy_fix.Finding(present, "kernel-version", "by version")
+    return stall.check(dev, 22, None, family, family.upper(), masking.CONTROLLER, "DisINTx-", fix, str(tmp_path))
+
+
+@pytest.mark.parametrize("family,present", itertools.product(("xive", "xics", "ioapic"), (True, False, None)))
+def test_doctor_predicts_the_models_stall(tmp_path, family, present):
+    from pyvfio.sim import ask
+    c = _stall_check(tmp_path, family, present)
+    after = ask.stalls_after(family, lazy=present is not True)
+    assert (c.status == "fail") == (after is not None and present is False)
+    assert ("may stall" in c.summary) == (after is not None and present is None)
+    assert (after is not None) == (family == "xive" and present is not True)   # the model's answer today
+
+
+def test_doctor_takes_the_stall_from_the_model(tmp_path, monkeypatch):
+    from pyvfio.doctor import stall
+    monkeypatch.setattr(stall, "stalls_after", lambda family, lazy: 2 if family == "ioapic" else None)
+    c = _stall_check(tmp_path, "ioapic", False)
+    assert c.status == "fail" and c.summary.startswith("INTx will stall after 2 interrupts")
+    assert _stall_check(tmp_path, "xive", False).status != "fail"
