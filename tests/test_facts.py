@@ -65,7 +65,7 @@ def test_info_exclusive_is_the_rule(tmp_path, monkeypatch, nim, supported, seen,
     assert got["host"]["exclusive_needed"] == masking.exclusive(where)
 
 
-@pytest.mark.parametrize("nim,card", itertools.product((0, 1), (True, False, None)))
+@pytest.mark.parametrize("nim,card", list(itertools.product((0, 1), (True, False, None))))
 def test_repro_collapses_policy_where_the_rule_masks_at_the_card(nim, card):
     """A cell whose card vfio-pci masks with DisINTx has no policy: the scenario's
     cells and the model's prediction both say so, from the one rule."""
@@ -225,7 +225,7 @@ def _stall_check(tmp_path, family, present):
     return stall.check(dev, 22, None, family, family.upper(), masking.CONTROLLER, "DisINTx-", fix, str(tmp_path))
 
 
-@pytest.mark.parametrize("family,present", itertools.product(("xive", "xics", "ioapic"), (True, False, None)))
+@pytest.mark.parametrize("family,present", list(itertools.product(("xive", "xics", "ioapic"), (True, False, None))))
 def test_doctor_predicts_the_models_stall(tmp_path, family, present):
     from pyvfio.sim import ask
     c = _stall_check(tmp_path, family, present)
