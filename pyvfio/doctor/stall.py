@@ -11,7 +11,7 @@ from .check import FAIL, OK, WARN, Check
 from .masking import DEVICE
 
 KNOB = policy_module.KNOB
-# why the model's stall happens, per controller family (docs/: the host model)
+# why the model's stall happens, in the words of each controller family
 STALL_WHY = {"xive": "lazy disable on XIVE leaves the source at PQ=10"}
 
 
