@@ -139,7 +139,8 @@ verdict = "stall after many"
 @pytest.mark.parametrize("text,msg", [
     (SCENARIO, r"s.toml:7: \[model\] card lists \"2.3\" twice"),    # [lab]'s card is line 3
     (TWO_EXPECTS, r"s.toml:6: \[\[expect\]\] #2: "),                  # the first verdict is line 3
-    (TWO_EXPECTS.replace("many", "1").replace("nointxmask = 1", "nointxmask = 7"), r"s.toml:5: \[\[expect\]\] #2: when nointxmask"),
+    (TWO_EXPECTS.replace("many", "1").replace("nointxmask = 1", "nointxmask = 7"),
+     r"s.toml:5: \[\[expect\]\] #2: when nointxmask"),
 ])
 def test_a_scenario_error_names_its_own_line(tmp_path, text, msg):
     from pyvfio.errors import UsageError

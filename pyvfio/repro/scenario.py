@@ -158,7 +158,8 @@ class Plan:
 def _err(path, text, at, msg, hint=None):
     """The error at key path `at` (("model", "card"), ("expect", 0, "when")), as
     FILE:LINE by the one TOML locator profiles use."""
-    line = line_of(key_lines(text), at)
+    lines = key_lines(text)
+    line = line_of(lines, at) or line_of(lines, (*at, 0))      # or its first [[table]]
     where = f"{path}:{line}" if line else path
     return UsageError(f"{where}: {msg}", hint)
 
@@ -253,7 +254,8 @@ def load(path, read_patches=True):
             if "card" in value:
                 from ..lab.config import CARDS
                 if not isinstance(value["card"], str) or value["card"] not in CARDS:
-                    raise _err(path, text, ("lab", "card"), f"unknown lab card {value['card']!r}", f"use {', '.join(CARDS)}")
+                    raise _err(path, text, ("lab", "card"),
+                               f"unknown lab card {value['card']!r}", f"use {', '.join(CARDS)}")
                 plan.lab_card = value["card"]
             for k, v in value.items():
                 if k == "card":
@@ -268,7 +270,8 @@ def load(path, read_patches=True):
                                        "a machine has kernel and ic")
                         wrong = [f for f in ("kernel", "ic") if f in m and not isinstance(m[f], str)]
                         if wrong:
-                            raise _err(path, text, ("lab", k), f"[lab] {k}: {wrong[0]} = {_toml(m[wrong[0]])} is not a name",
+                            raise _err(path, text, ("lab", k),
+                                       f"[lab] {k}: {wrong[0]} = {_toml(m[wrong[0]])} is not a name",
                                        'e.g. { kernel = "6.12", ic = "xive" }')
                     try:
                         plan.lab[k] = [machines.lab_machine(k, m.get("kernel"), m.get("ic"), plan.lab_card)
@@ -278,7 +281,8 @@ def load(path, read_patches=True):
                     _once(path, text, ("lab", k), f"[lab] {k}", plan.lab[k],
                           lambda m: f"the machine {{ kernel = {_toml(m.kernel)}, ic = {_toml(m.ic)} }}")
                 else:
-                    raise _err(path, text, ("lab", k), f"unknown key {k!r} in [lab]", f"use card, {', '.join(LAB_ARCHES)}")
+                    raise _err(path, text, ("lab", k),
+                               f"unknown key {k!r} in [lab]", f"use card, {', '.join(LAB_ARCHES)}")
         elif key == "model":
             plan.model = _model(path, text, value)
         elif key == "expect":
@@ -289,7 +293,8 @@ def load(path, read_patches=True):
                                "an optional when = { axis = value }")
                 for k in e.get("when", {}):
                     if k not in KEY_WORDS:
-                        raise _err(path, text, ("expect", n - 1, "when", k), f"[[expect]] #{n}: unknown key {k!r} in when",
+                        raise _err(path, text, ("expect", n - 1, "when", k),
+                                   f"[[expect]] #{n}: unknown key {k!r} in when",
                                    f"use {', '.join(KEY_WORDS)}")
                 try:
                     expected = verdict.expectation(e["verdict"])
@@ -307,7 +312,8 @@ def load(path, read_patches=True):
         for k, v in when.items():
             why = _when_problem(plan, k, v)
             if why:
-                raise _err(path, text, ("expect", n - 1, "when", k), f"[[expect]] #{n}: when {k} = {_toml(v)} matches no cell", why)
+                raise _err(path, text, ("expect", n - 1, "when", k),
+                           f"[[expect]] #{n}: when {k} = {_toml(v)} matches no cell", why)
     return plan
 
 
