@@ -1,7 +1,6 @@
 """Loads the compiled extension and refuses a missing or stale one, loudly."""
 
-import pathlib
-
+from .checkout import CHECKOUT
 from .errors import PyvfioError
 
 _REBUILD = "run: pip install -e . (in the pyvfio checkout) to rebuild the extension"
@@ -17,7 +16,7 @@ lib = _mod.lib
 
 def _source_stamp():
     """The stamp of csrc/ when running from a checkout, else None (installed wheel)."""
-    csrc = pathlib.Path(__file__).resolve().parent.parent / "csrc"
+    csrc = CHECKOUT / "csrc"
     if not (csrc / "stamp.py").is_file():
         return None
     import importlib.util

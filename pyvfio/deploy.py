@@ -18,9 +18,9 @@ import sys
 import tempfile
 
 from .cardlock import waiting
+from .checkout import CHECKOUT
 from .errors import PyvfioError
 
-CHECKOUT = pathlib.Path(__file__).resolve().parents[1]
 DEFAULT_WORKDIR = "/opt/pyvfio"
 # Pure-Python wheels from PyPI that the machine's Debian does not ship.
 WHEELS = ["ioctl-opt>=1.3"]

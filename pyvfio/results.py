@@ -20,9 +20,21 @@ from . import __version__
 from .errors import OutputError, PyvfioError, StreamError, UsageError, os_error
 
 STDOUT = "-"
+# The result format's words, one name each.
+FLEET_FILE = "fleet.json"       # `pyvfio fleet run`'s summary, in its --out folder
+NA = "-"                        # a cell's axis that does not apply to it (an MSI's policy...)
+# What a cell key from before an axis existed means: the distribution's vfio-pci, on
+# INTx, with the toy guest (the axes' defaults in a scenario, pyvfio/repro/scenario.py).
+KEY_DEFAULTS = {"vfio": "shipped", "irq": "intx", "guest": "toy"}
 _KINDS = ((stat.S_ISLNK, "a symbolic link"), (stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"),
           (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
           (stat.S_ISSOCK, "a socket"))
+
+
+def axis(key, name):
+    """A cell key's (or a run's modes') value of axis `name`; an older file's default
+    where it has none."""
+    return key.get(name, KEY_DEFAULTS.get(name))
 
 
 def envelope(kind, **body):

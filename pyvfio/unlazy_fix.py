@@ -149,10 +149,15 @@ def undefined_symbols(elf):
 
 
 def _imports(path):
-    """True/False: the module imports SYMBOL.  Parses the ELF symbol table; a module
-    too odd to parse falls back to looking for the name as a NUL-terminated string
-    (it appears there, and in __versions, only when imported)."""
-    elf = _decompress(path)
+    """True/False: the module file imports SYMBOL."""
+    return elf_imports(_decompress(path))
+
+
+def elf_imports(elf):
+    """True/False: the module's ELF bytes import SYMBOL (the one test of the fix, for
+    a host's module file and a lab kernel's package alike).  Parses the ELF symbol
+    table; a module too odd to parse falls back to looking for the name as a
+    NUL-terminated string (it appears there, and in __versions, only when imported)."""
     try:
         return SYMBOL in undefined_symbols(elf)
     except (ValueError, struct.error, IndexError):
@@ -187,6 +192,18 @@ def by_version(release):
     return Finding(None, "kernel-version",
                    f"Linux {release} predates v6.18 and no backport is known for "
                    f"{series[0]}.{series[1]}.{v[2]}: the kernel version cannot tell")
+
+
+def of_series(series):
+    """True/False/None: does the newest build of a kernel series ("6.12", "6.12-rt",
+    "6.1") carry the fix, by the version rule above?  What the lab's Debian kernels
+    carry (a lab boot takes the series' newest build, and reads the module itself)."""
+    v = parse_release(series)
+    if v is None:
+        return None
+    if v[:2] >= UPSTREAM or v[:2] in KNOWN_BACKPORTS:
+        return True
+    return False if v[:2] in SEEN_WITHOUT else None
 
 
 def modinfo(elf):

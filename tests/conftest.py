@@ -14,10 +14,10 @@ import shutil
 import pytest
 
 import prefetch
+from pyvfio.checkout import CHECKOUT
 from pyvfio.lab import guest
 
 collect_ignore = [] if guest.in_lab() else ["lab"]
-CHECKOUT = pathlib.Path(__file__).resolve().parent.parent
 
 
 def _tier(item):

@@ -8,13 +8,14 @@ import sys
 
 import pytest
 
+from pyvfio.checkout import CHECKOUT
 from pyvfio import cardlock
 from pyvfio.errors import PyvfioError, RefusedError
 
 BDF = "0000:02:05.0"
 NAME = f"card-{BDF}.lock"
 NOBODY = 65534
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = str(CHECKOUT)
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ import subprocess
 
 import pytest
 
+from pyvfio.checkout import CHECKOUT
 from pyvfio import doctor, unlazy_fix
 from pyvfio.cli import main
 from pyvfio.host import system
@@ -344,7 +345,7 @@ def test_a_card_without_an_irq_yet_is_a_warning_not_a_guess(tmp_path):
 
 # -- the real Debian modules, when the lab has fetched the kernels -------------------------
 
-LAB_DEBS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".cache", "lab", "apt")
+LAB_DEBS = str(CHECKOUT / ".cache" / "lab" / "apt")
 
 
 def _debs():

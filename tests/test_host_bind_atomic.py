@@ -13,13 +13,14 @@ import time
 import pytest
 
 from fixtures.fakehost import FakeHost, FakeKernel
+from pyvfio.checkout import CHECKOUT
 from pyvfio import cli
 from pyvfio.errors import PyvfioError, RefusedError
 from pyvfio.host import bind
 
 CARD = "0000:02:05.0"
 TESTS = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(TESTS)
+REPO = str(CHECKOUT)
 
 
 @pytest.fixture

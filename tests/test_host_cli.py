@@ -11,6 +11,7 @@ import sys
 import pytest
 
 from fixtures.fakehost import FakeHost, FakeKernel
+from pyvfio.checkout import CHECKOUT
 from pyvfio import cli
 from pyvfio.host import bind
 
@@ -19,7 +20,7 @@ OTHER = "0000:02:06.0"
 BRIDGE = "0000:00:1e.0"
 THIRD = "0000:02:07.0"
 FIX = os.path.join(os.path.dirname(__file__), "fixtures")
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = str(CHECKOUT)
 
 
 def pyvfio(*args, root=None):

@@ -16,11 +16,9 @@ from test_vfio_errors import fake_device
 
 def tree(tmp_path, kernel="6.12.0-test", machine="x86_64", dev_iommu=False, cdev=False):
     bdf = fake_device(tmp_path)
-    (tmp_path / "proc/sys/kernel").mkdir(parents=True)
     (tmp_path / "proc/sys/kernel/osrelease").write_text(kernel + "\n")
     (tmp_path / "proc/sys/kernel/arch").write_text(machine + "\n")
     if dev_iommu:
-        (tmp_path / "dev").mkdir(exist_ok=True)
         (tmp_path / "dev/iommu").write_text("")
     # vfio names every device vfio-dev/vfioN; only a cdev has a dev_t (the `dev` file)
     (tmp_path / "sys/bus/pci/devices" / bdf / "vfio-dev/vfio3").mkdir(parents=True)

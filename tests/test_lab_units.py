@@ -13,6 +13,8 @@ from pyvfio.errors import PyvfioError, UsageError
 from pyvfio.lab import cache, cpio, guest, modules, policy, qemu, vmlinux
 from pyvfio.lab.config import LabConfig
 
+from fixtures.fakehost import FakeHost
+
 
 def _parse_newc(data):
     out, pos = {}, 0
@@ -166,9 +168,8 @@ def test_guest_facts(tmp_path, monkeypatch):
 
 
 def test_policy_helper_on_a_fabricated_tree(tmp_path):
-    (tmp_path / "proc").mkdir()
-    (tmp_path / "proc/interrupts").write_text(
-        "           CPU0\n 23:         40  XIVE-IRQ 4101 Level     vfio-intx(0001:00:01.0)\n")
+    FakeHost(tmp_path).write(
+        "proc/interrupts", "           CPU0\n 23:         40  XIVE-IRQ 4101 Level     vfio-intx(0001:00:01.0)\n")
     with pytest.raises(PyvfioError, match="pyvfio_policy is not loaded"):
         policy.set_policy("0001:00:01.0", "lazy", root=str(tmp_path))
     knob = tmp_path / policy.KNOB.lstrip("/")

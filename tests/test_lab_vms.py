@@ -8,7 +8,6 @@ when QEMU truly cannot run here: not root, QEMU not installed, or no network to
 fetch the Debian packages on the first run."""
 import json
 import os
-import pathlib
 import re
 import shutil
 import subprocess
@@ -18,10 +17,10 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from pyvfio.errors import EXIT_MACHINE
+from pyvfio.checkout import CHECKOUT
 
 pytestmark = pytest.mark.labhost
 
-CHECKOUT = pathlib.Path(__file__).resolve().parents[1]
 # pci-serial's chardev is fed by the host (lab/feeder.py): tests/lab/test_external.py.
 ALL_CARDS = ["--card", "edu", "--card", "e1000", "--card", "rtl8139", "--card", "pci-serial"]
 # -p pyvfio.pytest_plugin: the guest runs pyvfio from its source, without the

@@ -23,12 +23,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pyvfio.checkout import CHECKOUT
 from pyvfio.cli import EXIT_BUG, main
 from pyvfio.errors import UsageError
 from pyvfio.profiles.format import check_text
 from pyvfio.repro.scenario import load as load_scenario
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+ROOT = CHECKOUT
 PROFILES = sorted((ROOT / "pyvfio" / "profiles" / "builtin").glob("*.toml"))
 SCENARIOS = sorted((ROOT / "pyvfio" / "scenarios").glob("*.toml"))
 EXAMPLES = {"profile": 200, "profile_invalid": 150, "scenario_invalid": 100, "profile_cli": 40, "scenario": 120,

@@ -4,6 +4,7 @@ import pathlib
 
 import pytest
 
+from pyvfio.checkout import CHECKOUT
 from pyvfio import verdict
 from pyvfio.errors import UsageError
 from pyvfio.repro import machines, predict
@@ -40,7 +41,7 @@ def test_the_model_knows_every_lab_kernel_and_card():
 def test_policy_collapses_where_vfio_masks_at_the_card():
     plan = load("seed")
     cells = plan.cells(masks_at_device=True, x86=False)    # POWER: no kvm cell
-    assert Cell(0, NA, "ioctl", "c", "mmap") in cells
+    assert Cell(nointxmask=0, policy=NA, unmask="ioctl", engine="c", access="mmap") in cells
     assert not any(c.nointxmask == 0 and c.policy != NA for c in cells)
     assert len(cells) == 2 + 6 + 2      # + the prefix, with the kernel's own policy
     assert len(plan.cells(masks_at_device=False, x86=False)) == 12 + 4  # DisINTx-: every policy counts
@@ -178,8 +179,9 @@ def test_the_irq_scenario_runs_intx_and_msi_on_one_card_in_one_boot():
     assert plan.lab_card == "edu" and sorted(plan.lab) == ["ppc64le", "x86_64"]
     assert plan.axes["nointxmask"] == [0]       # one boot per machine
     # an MSI cell has no line: no policy, no unmask
-    assert plan.cells(masks_at_device=True) == [Cell(0, NA, "ioctl", "c", "mmap", irq="intx"),
-                                                Cell(0, NA, NA, "c", "mmap", irq="msi")]
+    assert plan.cells(masks_at_device=True) == [
+        Cell(nointxmask=0, policy=NA, unmask="ioctl", engine="c", access="mmap", irq="intx"),
+        Cell(nointxmask=0, policy=NA, unmask=NA, engine="c", access="mmap", irq="msi")]
 
 
 def test_the_irq_axis_defaults_to_intx_and_is_checked(tmp_path):
@@ -221,16 +223,12 @@ def test_the_table_sets_each_msi_cell_against_intx_on_the_same_machine():
 
 def test_reload_is_refused_while_another_device_uses_vfio_pci(tmp_path):
     """A running VM's passthrough device would be torn away: refused before any write."""
-    import os
-
+    from fixtures.fakehost import FakeHost
     from pyvfio.errors import RefusedError
     from pyvfio.repro.cells import reload_vfio_pci
-    drv = tmp_path / "sys/bus/pci/drivers/vfio-pci"
+    h = FakeHost(tmp_path)
     for bdf in ("0000:01:00.0", "0000:02:00.0"):
-        dev = tmp_path / "sys/bus/pci/devices" / bdf
-        dev.mkdir(parents=True)
-        drv.mkdir(parents=True, exist_ok=True)
-        os.symlink(dev, drv / bdf)
+        h.add_device(bdf, driver="vfio-pci")
     with pytest.raises(RefusedError, match="would tear 0000:02:00.0 away.*--force"):
         reload_vfio_pci("0000:01:00.0", 1, root=str(tmp_path))
 
@@ -319,7 +317,7 @@ def test_the_line_finder_knows_escapes_and_multi_line_strings(tmp_path):
 def test_a_value_or_machine_listed_twice_is_refused(tmp_path, edit, words):
     # each was accepted (exit 0), and every cell of it ran twice: two cells of one
     # key in the result, which compare and report --baseline refuse
-    text = (pathlib.Path(__file__).parents[1] / "pyvfio/scenarios/seed.toml").read_text()
+    text = (CHECKOUT / "pyvfio/scenarios/seed.toml").read_text()
     assert edit[0] in text
     path = write(tmp_path, text.replace(edit[0], edit[1]))
     with pytest.raises(UsageError, match="list each value once") as exc:

@@ -3,15 +3,15 @@ JSON Schema (docs/result.schema.json) agree; every reader uses the validator."""
 
 import json
 import os
-import pathlib
 
 import jsonschema
 import pytest
 
+from pyvfio.checkout import CHECKOUT
 from pyvfio.cli import main
 from pyvfio.report import cells as C
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+ROOT = CHECKOUT
 SCHEMA = ROOT / "docs" / "result.schema.json"
 FIXTURES = ROOT / "tests" / "fixtures" / "reports"
 

@@ -14,11 +14,12 @@ import tempfile
 
 import pytest
 
+from pyvfio.checkout import CHECKOUT
 from pyvfio import results
 from pyvfio.errors import PyvfioError, UsageError
 from test_host_cli import one_line_error   # one wording of "one line, no traceback"
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = str(CHECKOUT)
 REPORT = os.path.join(REPO, "tests", "fixtures", "reports", "lab-ppc64le-seed.json")
 OTHER_REPORT = os.path.join(REPO, "tests", "fixtures", "reports", "lab-ppc64le-seed-vfio.json")
 MODEL_CELL = ["repro", "--model", "--ic", "xive", "--card-kind", "non-2.3", "--policy", "lazy", "--unmask", "ioctl"]

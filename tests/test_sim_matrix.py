@@ -13,45 +13,56 @@ def run(controller, card, policy, unmask, loops=LOOPS, **knobs):
     return run_model(Scenario.make(controller, card, policy, unmask, **knobs), loops)
 
 
+STALL, SPURIOUS, OK = "stall after 1", "ok, 1.00 spurious/irq", "ok"
+IC = ("xive", "xics", "ioapic")
+# The model's verdicts, the one table of them (each row runs with every unmask mode):
+# (controller, card, policy, knobs, verdict).  XIVE's lazy disable strands the source
+# at PQ=10; XICS and the IO-APIC re-deliver the asserted line at EOI, which genirq
+# masks uncounted; unlazy masks at the controller; a 2.3 card is masked with DisINTx
+# (no policy), unless nointxmask=1; forced threading (IRQF_ONESHOT) masks before EOI.
+VERDICTS = [
+    ("xive", "non-2.3", "lazy", {}, STALL),
+    ("xics", "non-2.3", "lazy", {}, SPURIOUS),
+    ("ioapic", "non-2.3", "lazy", {}, SPURIOUS),
+    *((ic, "non-2.3", "unlazy", {}, OK) for ic in IC),
+    *((ic, "2.3", None, {}, OK) for ic in IC),
+    # the lab's way to get a DisINTx- card: QEMU's cards all do DisINTx
+    ("xive", "2.3", "lazy", {"nointxmask": True}, STALL),
+    ("xive", "2.3", "unlazy", {"nointxmask": True}, OK),
+    ("ioapic", "2.3", "lazy", {"nointxmask": True}, SPURIOUS),
+    ("xics", "non-2.3", "lazy", {"xics_variant": "seed-hypothesis"}, STALL),
+    ("xics", "non-2.3", "unlazy", {"xics_variant": "seed-hypothesis"}, OK),
+    *((ic, "non-2.3", pol, {"threaded": True}, OK) for ic in IC for pol in ("lazy", "unlazy")),
+]
+
+
+def expected(controller, card, policy, **knobs):
+    """The table's verdict for a cell."""
+    want, = [v for c, k, p, kn, v in VERDICTS if (c, k, p, kn) == (controller, card, policy, knobs)]
+    return want
+
+
 @pytest.mark.parametrize("unmask", UNMASKS)
-def test_xive_non23_lazy_stalls_after_exactly_one(unmask):
-    o = run("xive", "non-2.3", "lazy", unmask)
-    assert o.stalled_after == 1
-    assert o.delivered == 1
-    assert o.irq_count == 1 and o.controller_deliveries == 1
-    assert o.verdict == "stall after 1"
-    # the state the lab saw at the stall: PQ stuck at 10, genirq enabled and unmasked
-    st = o.detail["host_at_stall"]
+@pytest.mark.parametrize("controller,card,policy,knobs,want", VERDICTS)
+def test_the_model_verdict(controller, card, policy, knobs, want, unmask):
+    o = run(controller, card, policy, unmask, **knobs)
+    assert o.verdict == want
+    assert o.scenario.policy == (matrix.NA if card == "2.3" and not knobs.get("nointxmask") else policy)
+    if want == STALL:
+        assert o.stalled_after == 1 and o.delivered == 1
+        assert o.irq_count == 1 and o.controller_deliveries == 1
+    else:
+        assert o.stalled_after is None and o.delivered == LOOPS
+        assert o.irq_count == LOOPS                     # /proc/interrupts: one per interrupt
+        spurious = LOOPS if want == SPURIOUS else 0     # the controller: one more each
+        assert o.controller_deliveries == LOOPS + spurious and o.spurious == spurious
+
+
+@pytest.mark.parametrize("unmask", UNMASKS)
+def test_the_xive_stall_is_the_state_the_lab_saw(unmask):
+    """PQ stuck at 10, genirq enabled and unmasked."""
+    st = run("xive", "non-2.3", "lazy", unmask).detail["host_at_stall"]
     assert (st["pq"], st["disabled"], st["masked"], st["depth"]) == ("10", False, False, 0)
-
-
-@pytest.mark.parametrize("unmask", UNMASKS)
-@pytest.mark.parametrize("controller", ("xics", "ioapic"))
-def test_xics_ioapic_non23_lazy_one_uncounted_delivery_per_interrupt(controller, unmask):
-    o = run(controller, "non-2.3", "lazy", unmask)
-    assert o.stalled_after is None and o.delivered == LOOPS
-    assert o.irq_count == LOOPS                       # /proc/interrupts: one per interrupt
-    assert o.controller_deliveries == 2 * LOOPS       # the controller: two
-    assert o.spurious == LOOPS and o.spurious_ratio == 1.0
-    assert o.verdict == "ok, 1.00 spurious/irq"
-
-
-@pytest.mark.parametrize("unmask", UNMASKS)
-@pytest.mark.parametrize("controller", ("xive", "xics", "ioapic"))
-def test_unlazy_delivers_all_without_spurious(controller, unmask):
-    o = run(controller, "non-2.3", "unlazy", unmask)
-    assert o.delivered == LOOPS and o.stalled_after is None
-    assert o.irq_count == o.controller_deliveries == LOOPS
-    assert o.verdict == "ok"
-
-
-@pytest.mark.parametrize("unmask", UNMASKS)
-@pytest.mark.parametrize("controller", ("xive", "xics", "ioapic"))
-def test_pci23_card_delivers_all_without_spurious(controller, unmask):
-    o = run(controller, "2.3", None, unmask)
-    assert o.scenario.policy == matrix.NA
-    assert o.delivered == LOOPS and o.irq_count == o.controller_deliveries == LOOPS
-    assert o.verdict == "ok"
 
 
 def test_the_whole_matrix_has_exactly_the_expected_verdicts():
@@ -64,27 +75,9 @@ def test_the_whole_matrix_has_exactly_the_expected_verdicts():
     assert len(cells) == 18 and stopped is None
     for c in cells:
         k = c["key"]
-        if k["card"] == "non-2.3" and k["policy"] == "lazy":
-            want = "stall after 1" if k["ic"] == "xive" else "ok, 1.00 spurious/irq"
-        else:
-            want = "ok"
+        want = expected(k["ic"], k["card"], None if k["card"] == "2.3" else k["policy"])
         assert c["verdict"] == want == c["outcome"]["text"], k
         assert k["policy"] == (matrix.NA if k["card"] == "2.3" else k["policy"])
-
-
-def test_nointxmask_makes_a_23_card_behave_like_non23():
-    # The lab's way to get a DisINTx- card: QEMU's cards all do DisINTx.
-    o = run("xive", "2.3", "lazy", "ioctl", nointxmask=True)
-    assert o.scenario.policy == "lazy" and o.verdict == "stall after 1"
-    assert run("xive", "2.3", "unlazy", "ioctl", nointxmask=True).verdict == "ok"
-    o = run("ioapic", "2.3", "lazy", "eventfd", nointxmask=True)
-    assert o.spurious == LOOPS
-
-
-def test_xics_seed_hypothesis_variant_stalls_like_xive_when_lazy():
-    assert run("xics", "non-2.3", "lazy", "ioctl", xics_variant="seed-hypothesis").verdict \
-        == "stall after 1"
-    assert run("xics", "non-2.3", "unlazy", "ioctl", xics_variant="seed-hypothesis").verdict == "ok"
 
 
 def test_recover_rearms_but_lazy_stalls_again_after_one_more():

@@ -1,27 +1,10 @@
 """The model host under forced irq threading (PREEMPT_RT; docs/preempt-rt.md):
 IRQF_ONESHOT masks the line before its EOI, so the lazy disable never strands an
 XIVE source, and no controller re-delivers an asserted line."""
-import pytest
-
 from pyvfio.sim import matrix
 from pyvfio.sim.trace import Trace
 
-N = 30
-
-
-@pytest.mark.parametrize("ic", ["xive", "xics", "ioapic"])
-@pytest.mark.parametrize("policy", ["lazy", "unlazy"])
-def test_forced_threading_delivers_every_interrupt_with_no_spurious_one(ic, policy):
-    o = matrix.run_model(matrix.Scenario.make(ic, "non-2.3", policy, "ioctl", threaded=True), N)
-    assert o.verdict == "ok" and o.delivered == N
-    assert o.irq_count == N and o.controller_deliveries == N, (o.irq_count, o.controller_deliveries)
-
-
-def test_the_same_cell_without_threading_is_the_seed():
-    assert matrix.run_model(matrix.Scenario.make("xive", "non-2.3", "lazy", "ioctl"), N).verdict \
-        == "stall after 1"
-    xics = matrix.run_model(matrix.Scenario.make("xics", "non-2.3", "lazy", "ioctl"), N)
-    assert xics.controller_deliveries == 2 * N      # a spurious re-delivery per interrupt
+# Its verdicts (every interrupt, no spurious one) are rows of tests/test_sim_matrix.py's table.
 
 
 def test_the_thread_runs_the_handler_after_the_oneshot_mask_and_the_eoi():

@@ -2,10 +2,11 @@
 every module that imports pyvfio._binding: a stale build makes that import refuse
 (by design), and this test must still run and say so by name."""
 
-import pathlib
 import sys
 
-CSRC = pathlib.Path(__file__).resolve().parents[1] / "csrc"
+from pyvfio.checkout import CHECKOUT
+
+CSRC = CHECKOUT / "csrc"
 
 
 def test_extension_was_built_from_these_sources():

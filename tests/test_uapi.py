@@ -1,17 +1,17 @@
 """The kernel interface: constants and layouts from <linux/vfio.h>, ioctl numbers."""
 
-import pathlib
 import shutil
 import subprocess
 import sys
 
 import pytest
 
+from pyvfio.checkout import CHECKOUT
 from pyvfio import _binding, uapi
 from pyvfio._binding import ffi
 from pyvfio.errors import PyvfioError
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "csrc"))
+sys.path.insert(0, str(CHECKOUT / "csrc"))
 import uapi_decls  # noqa: E402
 
 

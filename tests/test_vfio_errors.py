@@ -11,18 +11,11 @@ from pyvfio.errors import UsageError, VfioError
 from pyvfio.vfio import open_device
 from pyvfio.vfio.container import Container
 
+from fixtures.fakehost import FakeHost
+
 
 def fake_device(root, bdf="0000:00:04.0", driver="vfio-pci", group=5):
-    dev = root / "sys/bus/pci/devices" / bdf
-    dev.mkdir(parents=True)
-    (dev / "config").write_bytes(bytes(64))
-    drv = root / "sys/bus/pci/drivers" / driver
-    drv.mkdir(parents=True, exist_ok=True)
-    os.symlink(drv, dev / "driver")
-    if group is not None:
-        g = root / "sys/kernel/iommu_groups" / str(group)
-        g.mkdir(parents=True)
-        os.symlink(g, dev / "iommu_group")
+    FakeHost(root).add_device(bdf, driver=driver, group=group)
     return bdf
 
 

@@ -28,7 +28,7 @@ import sys
 
 from .. import uapi
 from ..errors import EXIT_OK, PyvfioError
-from ..host import disintx_probe, interrupts, intx_probe, inuse, irq_route, names, paths, pci, system
+from ..host import disintx_probe, interrupts, intx_probe, inuse, irq_route, masking, names, paths, pci, system
 from ..host.classes import class_label
 from ..results import check_outputs, envelope, write_json
 from .parser import add_json
@@ -97,19 +97,13 @@ def gather(text, root="/", require_vfio=False):
     if cfg and cfg.interrupt_pin:
         route = irq_route.route(dev, root, lines)
         support = disintx_probe.support(dev, root)
-        masking = support.supported
         if intx_probe.needed(dev, route, sysinfo, support):
             probe = intx_probe.probe(dev, root)[0]    # ask the kernel: an idle vfio-pci card
         if probe is not None:
             route = probe.route
         line = interrupts.intx_line(dev.bdf, route.irq, root, lines)
-        # vfio-pci requests the line shared only when it can mask at the device.
-        if sysinfo.nointxmask or masking is False:
-            exclusive = True
-        elif probe is not None and probe.masking:
-            exclusive = probe.masking == "controller"
-        elif masking is True:
-            exclusive = False       # unless vfio-pci is reloaded with nointxmask=1
+        # at the card: shared, unless vfio-pci is reloaded with nointxmask=1
+        exclusive = masking.exclusive(masking.masked_at(sysinfo.nointxmask, masking.pci_2_3(support, probe)))
     members = []
     for bdf in pci.group_members(dev.iommu_group, root):
         if bdf != dev.bdf and pci.exists(bdf, root):

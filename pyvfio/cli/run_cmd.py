@@ -12,7 +12,7 @@ from ..engine import HISTOGRAMS, Run, RunConfig, pin_and_prioritise
 from ..errors import (EXIT_DMA, EXIT_INTERRUPTED, EXIT_NOT_AS_EXPECTED, EXIT_OK, EXIT_PROFILE, EXIT_REMOVED,
                       EXIT_STALL, EXIT_THRESHOLD, EXIT_USAGE, UsageError)
 from ..report.formats import FORMATS
-from ..results import STDOUT, check_outputs, envelope, write_outputs
+from ..results import STDOUT, axis, check_outputs, envelope, write_outputs
 from ..vfio.device import IOMMU_CHOICES, IOMMU_HELP
 from ..vocabulary import Access, Engine, Guest, Irq, Irqchip, Policy, Source, Unmask
 from .parser import add_choice, add_json, add_policy
@@ -142,7 +142,7 @@ def summary_lines(result):
                    f"TSC {k['tsc_hz'] / 1e9:.3f} GHz (calibrated against CLOCK_MONOTONIC)")
     hi = result.get("host_interrupts")
     if hi is not None:
-        irq = result.get("irq", "intx")
+        irq = axis(result, "irq")
         name = interrupts.vfio_intx_name(result["bdf"]) if irq == "intx" else \
             interrupts.vfio_msi_name(result["bdf"], irq)
         out.append(f"host interrupts (/proc/interrupts {name}) {hi}  "

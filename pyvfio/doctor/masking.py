@@ -1,9 +1,11 @@
-"""Where vfio-pci will mask the card's INTx: at the card (PCI 2.3 DisINTx) or at the
-interrupt controller (DisINTx-, or nointxmask=1), which needs the line exclusively."""
+"""Where vfio-pci will mask the card's INTx, in doctor's words: the rule itself is
+host/masking.py's (at the card with PCI 2.3 DisINTx, else at the interrupt
+controller, which needs the line exclusively); this keeps the wording and evidence."""
 
+from ..host.masking import CONTROLLER, DEVICE, masked_at, pci_2_3
 from .check import OK, WARN, Check
 
-DEVICE, CONTROLLER = "device", "controller"
+__all__ = ["CONTROLLER", "DEVICE", "decide"]
 
 
 def decide(support, s, probe=None):
@@ -11,14 +13,17 @@ def decide(support, s, probe=None):
     what config space or the write probe (host/disintx_probe.py) says; `probe`
     (host/intx_probe.Probe) is what vfio-pci did when pyvfio enabled and masked INTx:
     the kernel's own decision, which wins."""
-    if probe is not None and probe.masking and not s.nointxmask:
-        if probe.masking == DEVICE:
+    observed = probe is not None and probe.masking is not None
+    # an unknown card is treated as DisINTx- (vfio-pci's own probe decides at bind)
+    where = masked_at(s.nointxmask, pci_2_3(support, probe)) or CONTROLLER
+    if observed and not s.nointxmask:
+        if where == DEVICE:
             check = Check("disintx", OK, "PCI 2.3 INTx masking (DisINTx) supported: vfio-pci "
                           "masked the card itself", probe.evidence)
         else:
             check = Check("disintx", WARN, "no PCI 2.3 INTx masking: vfio-pci masked at the "
                           "controller (DisINTx-)", probe.evidence)
-        return probe.masking, f"observed: vfio-pci masked at the {probe.masking}", check
+        return where, f"observed: vfio-pci masked at the {where}", check
     if support.supported:
         check = Check("disintx", OK, f"PCI 2.3 INTx masking (DisINTx) supported: {support.word}",
                       support.how)
@@ -29,9 +34,11 @@ def decide(support, s, probe=None):
         check = Check("disintx", WARN, "DisINTx support unknown: vfio-pci will probably mask at "
                       "the controller (treat as DisINTx-)", support.how)
     if s.nointxmask:
-        return CONTROLLER, "vfio-pci is loaded with nointxmask=1", check
-    if support.supported:
-        return DEVICE, "DisINTx supported and nointxmask=0", check
-    if support.supported is False:
-        return CONTROLLER, "DisINTx not implemented (write probe)", check
-    return CONTROLLER, "no evidence of DisINTx support (vfio-pci's probe decides)", check
+        why = "vfio-pci is loaded with nointxmask=1"
+    elif support.supported:
+        why = "DisINTx supported and nointxmask=0"
+    elif support.supported is False:
+        why = "DisINTx not implemented (write probe)"
+    else:
+        why = "no evidence of DisINTx support (vfio-pci's probe decides)"
+    return where, why, check

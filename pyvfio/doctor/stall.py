@@ -1,14 +1,18 @@
-"""Will controller-masked INTx stall?  Lazy disable (no 8b9f128947dd) on XIVE stalls
-after one interrupt; on an IO-APIC it costs a spurious interrupt per cycle.  The
+"""Will controller-masked INTx stall?  The model host answers (pyvfio/sim/ask.py:
+lazy disable, no 8b9f128947dd, on XIVE stalls after one interrupt; on an IO-APIC
+it costs a spurious interrupt per cycle); this module keeps the words.  The
 masking-policy module's live flag, when it speaks for the next run, beats the
 kernel's version."""
 
 from .. import unlazy_fix
 from ..host import interrupts, policy_module
+from ..sim.ask import CONTROLLERS, stalls_after
 from .check import FAIL, OK, WARN, Check
 from .masking import DEVICE
 
 KNOB = policy_module.KNOB
+# why the model's stall happens, in the words of each controller family
+STALL_WHY = {"xive": "lazy disable on XIVE leaves the source at PQ=10"}
 
 
 def module_check(root):
@@ -35,17 +39,22 @@ def check(dev, irq, line, family, cname, masking, why, fix, root):
         fix = unlazy_fix.Finding(not lazy, "policy-module",
                                  f"pyvfio_policy reads IRQ {irq} {live} (the live flag)")
     how = fix.evidence if fix.basis == "policy-module" else f"by {fix.basis}"
-    if family == "xive" and lazy:
-        return Check("stall_prediction", FAIL, "INTx will stall after one interrupt: "
-                     "lazy disable on XIVE leaves the source at PQ=10",
-                     f"controller masking ({why}), XIVE, unlazy fix absent ({how})",
+    # the model host decides (pyvfio/sim/ask.py); this keeps the words
+    if lazy is not False and family in CONTROLLERS:
+        after = stalls_after(family, lazy=True)
+    else:
+        after = None
+    if after is not None and lazy:
+        return Check("stall_prediction", FAIL, f"INTx will stall after {_times(after)}: "
+                     + STALL_WHY.get(family, f"lazy disable on {cname}"),
+                     f"controller masking ({why}), {family.upper()}, unlazy fix absent ({how})",
                      f"echo {irq} unlazy > {KNOB}" if fix.basis == "policy-module" else
                      "boot a kernel with 8b9f128947dd (v6.18+, Debian 6.12.95+), or apply "
                      "IRQ_DISABLE_UNLAZY with tools/policy; pyvfio run --recover survives it")
-    if family == "xive" and lazy is None:
-        return Check("stall_prediction", WARN, "INTx may stall after one interrupt (XIVE, "
+    if after is not None:
+        return Check("stall_prediction", WARN, f"INTx may stall after {_times(after)} ({family.upper()}, "
                      "unlazy fix unknown)", f"controller masking ({why})",
-                     "run `pyvfio run BDF -l 100 --watchdog 500` and look for 'stall after 1'")
+                     f"run `pyvfio run BDF -l 100 --watchdog 500` and look for 'stall after {after}'")
     if lazy is False:
         return Check("stall_prediction", OK, "expected to deliver: unlazy disable masks and "
                      f"unmasks at {cname}", f"controller masking ({why}), unlazy fix present ({how})")
@@ -61,3 +70,7 @@ def check(dev, irq, line, family, cname, masking, why, fix, root):
                      "run `pyvfio run BDF -l 100 --watchdog 500` to see")
     return Check("stall_prediction", WARN, f"no prediction for controller {cname}",
                  f"controller masking ({why})")
+
+
+def _times(n):
+    return "one interrupt" if n == 1 else f"{n} interrupts"

@@ -30,11 +30,10 @@ from ..errors import UsageError
 from ..lab import progress
 from ..report import cells as C
 from ..report import machines as M
-from ..results import STDOUT, check_outputs, envelope, open_log, write_atomic, write_json
+from ..results import FLEET_FILE, STDOUT, check_outputs, envelope, open_log, write_atomic, write_json
 from . import places
 from .worker import EXIT_INTERRUPTED, EXIT_MACHINE, EXIT_MISMATCH, EXIT_PLACE, RESULT, STATE
 
-FLEET_FILE = "fleet.json"
 STOP_GRACE_S = 60
 MARGIN_S = 300
 

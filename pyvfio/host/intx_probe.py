@@ -25,7 +25,7 @@ exclusive: EBUSY).  INTx is disabled and the device closed before returning.
 import errno
 from dataclasses import dataclass
 
-from . import irq_route, pci
+from . import irq_route, masking, pci
 from .config import PCI_COMMAND, PCI_COMMAND_INTX_DISABLE
 
 
@@ -52,7 +52,9 @@ def needed(dev, route, system, mask_support=None):
     if dev.config is None:
         return not route.known
     support = mask_support or dev.config.intx_mask_support()
-    return not route.known or (not system.nointxmask and support.supported is not True)
+    # a write probe's DisINTx- is asked again: the kernel's quirks may differ from it
+    settled = system.nointxmask or masking.masked_at(0, support.supported) == masking.DEVICE
+    return not route.known or not settled
 
 
 def _disintx(bdf, root):
@@ -94,8 +96,7 @@ def probe(dev, root="/"):
                 intx.close()
     except (PyvfioError, OSError, ImportError) as exc:
         return None, f"not probed: enabling {dev.bdf} through VFIO failed ({exc})"
-    masking = "device" if on_card else "controller"
-    return Probe(route, masking, None, f"pyvfio enabled INTx (request_irq({irq}) succeeded) and "
+    return Probe(route, masking.masked_at(0, on_card), None, f"pyvfio enabled INTx (request_irq({irq}) succeeded) and "
                  "masked it: DisINTx " + ("set on the card: vfio-pci masks at the card (pci_2_3)"
                                           if on_card else "left clear: vfio-pci masks at the "
                                           "controller (disable_irq_nosync)")), None

@@ -14,6 +14,7 @@ import pathlib
 import shutil
 import time
 
+from ..checkout import CHECKOUT
 from ..errors import UsageError, os_error
 from . import progress
 
@@ -31,8 +32,7 @@ def root():
                            "point PYVFIO_CACHE at a folder (the lab's download cache), or unset it",
                            cls=UsageError) from None
         return lab
-    checkout = pathlib.Path(__file__).resolve().parents[2]
-    return checkout / ".cache" / "lab"
+    return CHECKOUT / ".cache" / "lab"
 
 
 def _sha256(path):

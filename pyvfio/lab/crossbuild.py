@@ -16,11 +16,11 @@ import shutil
 import subprocess
 import sys
 
+from ..checkout import CHECKOUT
 from . import cache, debs, uapi_headers
 from .apt import Apt
 from .errors import LabError, LabUnavailable
 
-CHECKOUT = pathlib.Path(__file__).resolve().parents[2]
 TARGET_NAME = "_ffi.cpython-311-powerpc64le-linux-gnu.so"
 CC = "powerpc64le-linux-gnu-gcc"
 

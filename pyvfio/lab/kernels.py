@@ -2,6 +2,7 @@
 import pathlib
 import tempfile
 
+from .. import unlazy_fix
 from . import cache, debs, modules, vmlinux
 from .apt import Apt
 from .errors import LabError
@@ -54,9 +55,8 @@ def prepare(cfg, cache_root):
             for name in order:
                 (out / "modules" / f"{name}.ko").write_bytes(blobs[name])
             core = blobs.get("vfio_pci_core") or b""
-        # The upstream fix (8b9f128947dd) makes vfio-pci call irq_modify_status().
         return {"package": pkg, "kver": kver, "modules": order,
-                "unlazy_fix": b"irq_modify_status" in core}
+                "unlazy_fix": unlazy_fix.elf_imports(core)}
 
     folder = cache.ensure(pathlib.Path(cache_root) / f"kernel-{arch}-{series}", step, build,
                           hashed=("vmlinux",))

@@ -8,6 +8,7 @@ applied earlier is overwritten, and a disable/enable of INTx (a re-arm) resets i
 """
 import os
 
+from ..checkout import CHECKOUT
 from ..errors import PyvfioError
 from ..host import interrupts, paths, writes
 from ..host.policy_module import KNOB, available, states  # the knob's one reader
@@ -43,8 +44,7 @@ def set_policy(bdf, policy, root="/"):
     return set_irq_policy(irq_of(bdf, root), policy, root)
 
 
-MODULE_SRC = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                          "tools", "policy")
+MODULE_SRC = str(CHECKOUT / "tools" / "policy")
 
 
 def ensure_module(release=None):

@@ -5,9 +5,10 @@ import pathlib
 import shutil
 import tempfile
 
+from ..checkout import CHECKOUT
 from . import cache, kbuild
 
-SOURCE = pathlib.Path(__file__).resolve().parents[2] / "tools" / "policy"
+SOURCE = CHECKOUT / "tools" / "policy"
 
 
 def build_module(kdir, arch, outdir):

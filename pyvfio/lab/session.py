@@ -12,11 +12,11 @@ import uuid
 
 from . import cache, crossbuild, feeder, initramfs, kernels, modules, progress, qemu, userspace, vm
 from ..cardlock import open_shared, waiting
+from ..checkout import CHECKOUT
 from ..errors import UsageError
 from ..vocabulary import Policy
 from .errors import LabError, LabUnavailable
 
-CHECKOUT = pathlib.Path(__file__).resolve().parents[2]
 
 
 def require_root():

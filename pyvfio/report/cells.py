@@ -32,7 +32,7 @@ import json
 from .. import verdict as V
 from ..errors import UsageError
 from ..inputs import read_bytes
-from ..vocabulary import Irq
+from ..results import KEY_DEFAULTS, NA
 
 KINDS = ("run", "repro")
 MAX_DEPTH = 32        # pyvfio writes 5 levels; deeper is not a result (and would recurse)
@@ -279,14 +279,11 @@ def cells(report):
         return [cell]
     out = [c for c in report["cells"] if isinstance(c, dict) and "verdict" in c]
     for c in out:
-        # reports from before the vfio, irq and guest axes ran the distribution's
-        # vfio-pci, on INTx, with the toy guest
-        if "nointxmask" in c.get("key", {}) and "vfio" not in c["key"]:
-            c["key"] = {**c["key"], "vfio": "shipped"}
-        if c.get("key") and "irq" not in c["key"]:
-            c["key"] = {**c["key"], "irq": Irq.INTX.value}
-        if c.get("key") and "guest" not in c["key"]:
-            c["key"] = {**c["key"], "guest": "toy"}
+        # reports from before the vfio, irq and guest axes (vfio: a repro cell's only)
+        key = c.get("key")
+        if key:
+            c["key"] = {**key, **{a: v for a, v in KEY_DEFAULTS.items()
+                                  if a not in key and (a != "vfio" or "nointxmask" in key)}}
     return out
 
 
@@ -309,7 +306,7 @@ def plain(value):
 def value_label(axis, value):
     """An axis value that must read on its own (a cell label, a grid header): numbers,
     booleans and "-" get their axis name ("nointxmask=1", "policy=-"); names do not."""
-    if isinstance(value, (bool, int, float)) or value is None or str(value) in ("-", ""):
+    if isinstance(value, (bool, int, float)) or value is None or str(value) in (NA, ""):
         return f"{axis}={_text(value)}"
     return str(value)
 

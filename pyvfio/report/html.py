@@ -32,12 +32,11 @@ import os
 
 from .. import verdict as V
 from ..errors import UsageError
-from ..results import write_atomic
+from ..results import FLEET_FILE, write_atomic
 from . import cells as C
 from . import machines as M
 from . import svg
 
-FLEET_FILE = "fleet.json"
 _e = html.escape
 
 

@@ -9,6 +9,7 @@ deliveries (when a model host counted them), and the model host's prediction
 MSI cell against the INTx cells of the same machine and axes (p50, p99, per s).
 """
 
+from ..results import axis
 from . import cells as C
 
 
@@ -96,9 +97,9 @@ def irq_differences(cl):
     rest = [a for a in varying if a not in _INTX_ONLY]
     same = lambda c: tuple(C.plain(c["key"].get(a)) for a in rest)  # noqa: E731
     out = []
-    for msg in (c for c in cl if c["key"].get("irq", "intx") != "intx"):
+    for msg in (c for c in cl if axis(c["key"], "irq") != "intx"):
         m = C.metrics(msg)
-        for line in (c for c in cl if c["key"].get("irq", "intx") == "intx" and same(c) == same(msg)):
+        for line in (c for c in cl if axis(c["key"], "irq") == "intx" and same(c) == same(msg)):
             i = C.metrics(line)
             where = C.key_label(msg["key"], rest)
             how = C.key_label(line["key"], [a for a in ("policy", "unmask") if a in varying])

@@ -4,7 +4,7 @@ the model host (model.py), with the model's prediction of real cells (predict.py
 
 import pathlib
 
-SCENARIOS = pathlib.Path(__file__).resolve().parent.parent / "scenarios"
+SCENARIOS = pathlib.Path(__file__).resolve().parent.with_name("scenarios")    # package data: pyvfio/scenarios
 
 
 def named_scenario(name):

@@ -28,8 +28,8 @@ from ..profiles import probe
 from ..signals import held
 from ..vfio import open_device
 from ..vfio.request import DeviceRequest
+from ..results import NA
 from ..vocabulary import SWITCHED
-from .scenario import NA
 
 VFIO_PCI = "sys/bus/pci/drivers/vfio-pci"
 

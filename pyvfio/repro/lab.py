@@ -14,6 +14,7 @@ import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
+from ..checkout import CHECKOUT
 from ..errors import EXIT_INTERRUPTED, PyvfioError, UsageError
 from ..lab import progress, session
 from ..lab.config import LabConfig
@@ -48,7 +49,7 @@ def run_lab(plan, arch, timeout=900, echo=print, kernel=None):
     short, how many cells were planned: as a card's run_cells), else None."""
     planned = list(boots(plan, arch, kernel))  # a scenario without [lab] machines stops here
     # in the checkout, which every guest shares read-write (a PYVFIO_CACHE elsewhere is not)
-    work = session.CHECKOUT / ".cache" / "repro" / uuid.uuid4().hex[:10]
+    work = CHECKOUT / ".cache" / "repro" / uuid.uuid4().hex[:10]
     work.mkdir(parents=True)
     scenario = work / "scenario.toml"
     shutil.copyfile(plan.path, scenario)

@@ -11,15 +11,18 @@ What a boot measures and the model must be told is here and only here.
 import itertools
 from dataclasses import dataclass, replace
 
+from .. import unlazy_fix
 from ..errors import UsageError
+from ..lab.config import ARCHES
 from ..sim.host import CARDS, CONTROLLERS
 from ..sim.xics import VARIANTS as XICS_VARIANTS
 
 # Does the lab kernel's vfio-pci carry the unlazy fix (8b9f128947dd), i.e. what policy
-# "kernel" means there: Debian bookworm's 6.1 does not, its 6.12 (6.12.95+) does.  A
-# boot reads it from vfio-pci's imports (pyvfio.lab.kernels), every lab cell carries
-# what it read, and tests/test_repro_lab.py checks both kernels.
-LAB_UNLAZY_FIX = {"6.1": False, "6.12": True, "6.12-rt": True, "6.12-64k": True}
+# "kernel" means there: the version rule's answer (pyvfio.unlazy_fix: Debian bookworm's
+# 6.1 does not, its 6.12 does).  A boot reads it from vfio-pci's imports
+# (pyvfio.lab.kernels), every lab cell carries what it read, and
+# tests/test_repro_lab.py checks both kernels.
+LAB_UNLAZY_FIX = {k: unlazy_fix.of_series(k) for a in ARCHES.values() for k in a["kernels"]}
 # Lab kernels that force irq threading (PREEMPT_RT): the model's `threaded` knob.  A
 # real cell carries what its kernel says (/sys/kernel/realtime: host/system.py).
 LAB_THREADED = {"6.12-rt"}

@@ -23,8 +23,9 @@ from ..sim.host import CARDS, CONTROLLERS
 from ..sim.xics import VARIANTS as XICS_VARIANTS
 from . import predict
 from .machines import unlazy_fix_with
-from .scenario import NA, RESAMPLE
+from ..results import NA
 from ..vocabulary import Policy, words
+from .scenario import RESAMPLE
 
 # The selection options (--ic, --card-kind, --policy, --unmask): the allowed values.
 SELECT = {"ic": CONTROLLERS, "card": CARDS, "policy": words(Policy) + (NA,),

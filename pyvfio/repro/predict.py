@@ -14,19 +14,21 @@ model backend (model.py) runs its cells through the same mapping.
 
 from ..doctor import controller_of
 from ..errors import UsageError
+from ..host.masking import DEVICE, masked_at
 from ..sim import matrix
-from .scenario import NA, RESAMPLE
+from ..results import NA, axis
+from .scenario import RESAMPLE
 
 
 def model_scenario(key, masks_at_device, unlazy_fix, chip=None, **knobs):
     """The model Scenario for a cell key, or None when the model cannot tell (an
     MSI among them: the model host has INTx only)."""
-    if key.get("irq", "intx") != "intx":
+    if axis(key, "irq") != "intx":
         return None
     controller = key.get("ic") or controller_of(chip)[0]
     if controller not in matrix.AXES["controller"]:
         return None
-    kvm = key.get("guest", "toy") == "kvm"
+    kvm = axis(key, "guest") == "kvm"
     if kvm and controller != "ioapic":
         return None     # pyvfio's KVM guest is x86's
     unmask = key["unmask"]
@@ -35,13 +37,14 @@ def model_scenario(key, masks_at_device, unlazy_fix, chip=None, **knobs):
     nim = bool(key["nointxmask"])
     if not nim and masks_at_device is None:
         return None
+    # the model's card kind: with nointxmask=1 any card is masked at the controller
     card = "2.3" if (masks_at_device or nim) else "non-2.3"
     policy = key["policy"]
     if policy == "kernel":
         if unlazy_fix is None:
             return None
         policy = "unlazy" if unlazy_fix else "lazy"
-    if card == "2.3" and not nim:
+    if masked_at(nim, masks_at_device) == DEVICE:
         policy = NA
     try:
         return matrix.Scenario.make(controller, card, policy, unmask, nointxmask=nim, **knobs)

@@ -46,17 +46,18 @@ from dataclasses import asdict, dataclass, field
 
 from .. import limits, verdict
 from ..errors import UsageError
+from ..host.masking import DEVICE, masked_at
 from ..inputs import read_text
 from ..intx import IRQ_KINDS, UNMASK_MODES
-from ..profiles.tomlpos import key_lines
+from ..profiles.tomlpos import key_lines, line_of
+from ..results import KEY_DEFAULTS, NA
 from ..vocabulary import SWITCHED, Access, Arch, Engine, Guest, Policy, Unmask, words
 from . import machines
 
 POLICIES = words(Policy)
-NA = "-"
 GUESTS = words(Guest)
 RESAMPLE = Unmask.RESAMPLE.value   # an unmask value only a kvm cell has (pyvfio.kvm.engine.KVM_UNMASK)
-SHIPPED = "shipped"
+SHIPPED = KEY_DEFAULTS["vfio"]
 # vfio's values are vfio-pci variants (pyvfio/lab/vfio_build.py), checked by its parser.
 AXES = {"nointxmask": (0, 1), "policy": POLICIES, "unmask": UNMASK_MODES + (RESAMPLE,),
         "engine": words(Engine), "access": words(Access), "vfio": None, "irq": tuple(IRQ_KINDS),
@@ -82,9 +83,9 @@ class Cell:
     unmask: str
     engine: str
     access: str
-    vfio: str = SHIPPED     # the vfio-pci variant, as the scenario spells it
-    irq: str = "intx"
-    guest: str = "toy"      # toy: pyvfio's userspace guest; kvm: a real vCPU on KVM's irqchip
+    vfio: str = KEY_DEFAULTS["vfio"]      # the vfio-pci variant, as the scenario spells it
+    irq: str = KEY_DEFAULTS["irq"]
+    guest: str = KEY_DEFAULTS["guest"]    # toy: pyvfio's userspace guest; kvm: a real vCPU on KVM's irqchip
 
     def key(self, **machine):
         return {**machine, **asdict(self)}
@@ -120,23 +121,25 @@ class Plan:
         unmask axis is KVM's --unmask for a kvm cell; resample, the kernel's
         resampler, is a kvm cell's only (a toy guest has none)."""
         out = []
-        for nim, pol, um, eng, acc, vfio, irq, guest in itertools.product(*(self.axes[a] for a in AXES)):
-            if um == RESAMPLE and guest != "kvm" or guest == "kvm" and (not x86 or irq != "intx"):
+        for values in itertools.product(*(self.axes[a] for a in AXES)):
+            c = dict(zip(AXES, values))        # each axis by its name: Cell's fields
+            kvm, intx = c["guest"] == "kvm", c["irq"] == "intx"
+            if c["unmask"] == RESAMPLE and not kvm or kvm and (not x86 or not intx):
                 continue
-            if guest == "kvm":
-                eng = self.axes["engine"][0]
-            if masks_at_device and nim == 0 or irq != "intx":
-                pol = NA
-                vfio = SHIPPED if vfio == "prefix" else vfio
-            if irq != "intx":
-                um = NA
-            if vfio == "prefix" and kernel_fix is False:
-                vfio = SHIPPED
-            if vfio != SHIPPED and pol in SWITCHED:
+            if kvm:
+                c["engine"] = self.axes["engine"][0]
+            if masked_at(c["nointxmask"], masks_at_device) == DEVICE or not intx:
+                c["policy"] = NA
+                c["vfio"] = SHIPPED if c["vfio"] == "prefix" else c["vfio"]
+            if not intx:
+                c["unmask"] = NA
+            if c["vfio"] == "prefix" and kernel_fix is False:
+                c["vfio"] = SHIPPED
+            if c["vfio"] != SHIPPED and c["policy"] in SWITCHED:
                 continue
-            c = Cell(nim, pol, um, eng, acc, vfio, irq, guest)
-            if c not in out:
-                out.append(c)
+            cell = Cell(**c)
+            if cell not in out:
+                out.append(cell)
         return out
 
     def machines(self):
@@ -154,16 +157,11 @@ class Plan:
         return any(p in SWITCHED for p in self.axes["policy"])
 
 
-def _line_of(text, key):
-    """The first line where `key` is set or its table opens (found by the profiles'
-    TOML locator, which knows strings, escapes and multi-line values)."""
-    hits = [line for p, line in key_lines(text).items()
-            if p and (p[-1] == key or isinstance(p[-1], int) and p[-2:-1] == (key,))]   # [[key]]
-    return min(hits) if hits else None
-
-
-def _err(path, text, key, msg, hint=None):
-    line = _line_of(text, key)
+def _err(path, text, at, msg, hint=None):
+    """The error at key path `at` (("model", "card"), ("expect", 0, "when")), as
+    FILE:LINE by the one TOML locator profiles use."""
+    lines = key_lines(text)
+    line = line_of(lines, at) or line_of(lines, (*at, 0))      # or its first [[table]]
     where = f"{path}:{line}" if line else path
     return UsageError(f"{where}: {msg}", hint)
 
@@ -175,27 +173,27 @@ def _vfio_values(path, text, vals, plan, read_patches=True):
     from ..lab import vfio_build
     for v in vals:
         if not isinstance(v, str):
-            raise _err(path, text, "vfio", f"unknown vfio value {v!r}", vfio_build.SYNTAX)
+            raise _err(path, text, ("matrix", "vfio"), f"unknown vfio value {v!r}", vfio_build.SYNTAX)
         base, sep, patch = v.partition("patch:")
         spec = base + sep + os.path.join(os.path.dirname(os.path.abspath(path)), patch) if sep else v
         try:
             vfio_build.parse(spec, read=read_patches)
         except UsageError as exc:
-            raise _err(path, text, "vfio", exc.message, exc.hint) from None
+            raise _err(path, text, ("matrix", "vfio"), exc.message, exc.hint) from None
         plan.vfio_specs[v] = spec
     if not vals:
-        raise _err(path, text, "vfio", "vfio lists no value")
-    _once(path, text, "vfio", "vfio", vals)
+        raise _err(path, text, ("matrix", "vfio"), "vfio lists no value")
+    _once(path, text, ("matrix", "vfio"), "vfio", vals)
     return vals
 
 
-def _once(path, text, key, what, vals, shown=None):
+def _once(path, text, at, what, vals, shown=None):
     """Each value once: a value listed twice makes every cell of it twice, two cells
     of one key in the result (which compare refuses)."""
     seen = []
     for v in vals:
         if v in seen:
-            raise _err(path, text, key, f"{what} lists {(shown or _toml)(v)} twice", "list each value once")
+            raise _err(path, text, at, f"{what} lists {(shown or _toml)(v)} twice", "list each value once")
         seen.append(v)
 
 
@@ -204,11 +202,11 @@ def _values(path, text, axis, value):
     allowed = AXES[axis]
     for v in vals:
         if isinstance(v, bool) or v not in allowed:
-            raise _err(path, text, axis, f"unknown {axis} value {v!r}",
+            raise _err(path, text, ("matrix", axis), f"unknown {axis} value {v!r}",
                        f"use {', '.join(map(str, allowed))}")
     if not vals:
-        raise _err(path, text, axis, f"{axis} lists no value")
-    _once(path, text, axis, axis, vals)
+        raise _err(path, text, ("matrix", axis), f"{axis} lists no value")
+    _once(path, text, ("matrix", axis), axis, vals)
     return vals
 
 
@@ -229,28 +227,28 @@ def load(path, read_patches=True):
     plan = Plan(str(path))
     for key, value in doc.items():
         if key in ("run", "matrix", "lab", "model") and not isinstance(value, dict):
-            raise _err(path, text, key, f"{key} must be a table ([{key}])")
+            raise _err(path, text, (key,), f"{key} must be a table ([{key}])")
         if key == "expect" and not (isinstance(value, list) and all(isinstance(e, dict) for e in value)):
-            raise _err(path, text, key, "expect must be [[expect]] tables")
+            raise _err(path, text, (key,), "expect must be [[expect]] tables")
         if key == "loops":
             why = limits.problem("loops", value)
             if why:
-                raise _err(path, text, key, f"loops must be a whole number in range, not {value!r}", why)
+                raise _err(path, text, (key,), f"loops must be a whole number in range, not {value!r}", why)
             plan.loops = value
         elif key == "run":
             for k, v in value.items():
                 if k not in RUN_KEYS:
-                    raise _err(path, text, k, f"unknown key {k!r} in [run]", f"known: {', '.join(RUN_KEYS)}")
+                    raise _err(path, text, ("run", k), f"unknown key {k!r} in [run]", f"known: {', '.join(RUN_KEYS)}")
                 if isinstance(v, bool) and RUN_KEYS[k] is not bool or not isinstance(v, RUN_KEYS[k]):
-                    raise _err(path, text, k, f"[run] {k} has the wrong type ({v!r})")
+                    raise _err(path, text, ("run", k), f"[run] {k} has the wrong type ({v!r})")
                 why = limits.problem(RUN_LIMITS[k], v) if k in RUN_LIMITS else None
                 if why:
-                    raise _err(path, text, k, f"[run] {k} is {v!r}", why)
+                    raise _err(path, text, ("run", k), f"[run] {k} is {v!r}", why)
                 plan.run[k] = v
         elif key == "matrix":
             for k, v in value.items():
                 if k not in AXES:
-                    raise _err(path, text, k, f"unknown axis {k!r} in [matrix]", f"axes: {', '.join(AXES)}")
+                    raise _err(path, text, ("matrix", k), f"unknown axis {k!r} in [matrix]", f"axes: {', '.join(AXES)}")
                 plan.axes[k] = _vfio_values(path, text, v if isinstance(v, list) else [v], plan,
                                             read_patches) \
                     if k == "vfio" else _values(path, text, k, v)
@@ -258,61 +256,66 @@ def load(path, read_patches=True):
             if "card" in value:
                 from ..lab.config import CARDS
                 if not isinstance(value["card"], str) or value["card"] not in CARDS:
-                    raise _err(path, text, "card", f"unknown lab card {value['card']!r}", f"use {', '.join(CARDS)}")
+                    raise _err(path, text, ("lab", "card"),
+                               f"unknown lab card {value['card']!r}", f"use {', '.join(CARDS)}")
                 plan.lab_card = value["card"]
             for k, v in value.items():
                 if k == "card":
                     continue
                 if k in LAB_ARCHES:
                     if not isinstance(v, list) or not all(isinstance(m, dict) for m in v):
-                        raise _err(path, text, k, f"[lab] {k} must be a list of {{ kernel = ..., ic = ... }}")
+                        raise _err(path, text, ("lab", k), f"[lab] {k} must be a list of {{ kernel = ..., ic = ... }}")
                     for m in v:
                         bad = set(m) - {"kernel", "ic"}
                         if bad:
-                            raise _err(path, text, k, f"[lab] {k}: unknown key(s) {', '.join(sorted(bad))}",
+                            raise _err(path, text, ("lab", k), f"[lab] {k}: unknown key(s) {', '.join(sorted(bad))}",
                                        "a machine has kernel and ic")
                         wrong = [f for f in ("kernel", "ic") if f in m and not isinstance(m[f], str)]
                         if wrong:
-                            raise _err(path, text, k, f"[lab] {k}: {wrong[0]} = {_toml(m[wrong[0]])} is not a name",
+                            raise _err(path, text, ("lab", k),
+                                       f"[lab] {k}: {wrong[0]} = {_toml(m[wrong[0]])} is not a name",
                                        'e.g. { kernel = "6.12", ic = "xive" }')
                     try:
                         plan.lab[k] = [machines.lab_machine(k, m.get("kernel"), m.get("ic"), plan.lab_card)
                                        for m in v]
                     except UsageError as exc:
-                        raise _err(path, text, k, f"[lab] {k}: {exc.message}", exc.hint) from None
-                    _once(path, text, k, f"[lab] {k}", plan.lab[k],
+                        raise _err(path, text, ("lab", k), f"[lab] {k}: {exc.message}", exc.hint) from None
+                    _once(path, text, ("lab", k), f"[lab] {k}", plan.lab[k],
                           lambda m: f"the machine {{ kernel = {_toml(m.kernel)}, ic = {_toml(m.ic)} }}")
                 else:
-                    raise _err(path, text, k, f"unknown key {k!r} in [lab]", f"use card, {', '.join(LAB_ARCHES)}")
+                    raise _err(path, text, ("lab", k),
+                               f"unknown key {k!r} in [lab]", f"use card, {', '.join(LAB_ARCHES)}")
         elif key == "model":
             plan.model = _model(path, text, value)
         elif key == "expect":
             for n, e in enumerate(value, 1):
                 bad = set(e) - {"when", "verdict"}
                 if bad or "verdict" not in e or not isinstance(e.get("when", {}), dict):
-                    raise _err(path, text, "expect", f"[[expect]] #{n} needs verdict = \"...\" and "
+                    raise _err(path, text, ("expect", n - 1), f"[[expect]] #{n} needs verdict = \"...\" and "
                                "an optional when = { axis = value }")
                 for k in e.get("when", {}):
                     if k not in KEY_WORDS:
-                        raise _err(path, text, "when", f"[[expect]] #{n}: unknown key {k!r} in when",
+                        raise _err(path, text, ("expect", n - 1, "when", k),
+                                   f"[[expect]] #{n}: unknown key {k!r} in when",
                                    f"use {', '.join(KEY_WORDS)}")
                 try:
                     expected = verdict.expectation(e["verdict"])
                 except ValueError as exc:
-                    raise _err(path, text, "verdict", f"[[expect]] #{n}: {exc}") from None
+                    raise _err(path, text, ("expect", n - 1, "verdict"), f"[[expect]] #{n}: {exc}") from None
                 plan.expect.append((e.get("when", {}), expected))
         elif key == "scenario":
-            raise _err(path, text, key, "[[scenario]] tables are no longer read: the model host runs "
+            raise _err(path, text, (key,), "[[scenario]] tables are no longer read: the model host runs "
                        "the [lab] machines and the [model] ones",
                        "replace them with [model] ic = [...], card = [...] (see pyvfio/repro/scenario.py)")
         else:
-            raise _err(path, text, key, f"unknown key {key!r}",
+            raise _err(path, text, (key,), f"unknown key {key!r}",
                        "top-level keys: loops, [run], [matrix], [lab], [model], [[expect]]")
     for n, (when, _) in enumerate(plan.expect, 1):
         for k, v in when.items():
             why = _when_problem(plan, k, v)
             if why:
-                raise _err(path, text, "when", f"[[expect]] #{n}: when {k} = {_toml(v)} matches no cell", why)
+                raise _err(path, text, ("expect", n - 1, "when", k),
+                           f"[[expect]] #{n}: when {k} = {_toml(v)} matches no cell", why)
     return plan
 
 
@@ -341,15 +344,15 @@ def _model(path, text, table):
     for k, v in table.items():
         want = MODEL_KEYS.get(k)
         if want is None:
-            raise _err(path, text, k, f"unknown key {k!r} in [model]", f"known: {', '.join(MODEL_KEYS)}")
+            raise _err(path, text, ("model", k), f"unknown key {k!r} in [model]", f"known: {', '.join(MODEL_KEYS)}")
         if want is list and isinstance(v, str):
             continue
         if (want is list and not (isinstance(v, list) and v and all(isinstance(x, str) for x in v))) \
                 or (want is not list and not isinstance(v, want)):
-            raise _err(path, text, k, f"[model] {k} has the wrong type ({v!r})")
+            raise _err(path, text, ("model", k), f"[model] {k} has the wrong type ({v!r})")
     as_list = lambda v: v if isinstance(v, list) else [v]  # noqa: E731
     for k in ("ic", "card"):
-        _once(path, text, k, f"[model] {k}", as_list(table.get(k, [])))
+        _once(path, text, ("model", k), f"[model] {k}", as_list(table.get(k, [])))
     try:
         return machines.model_machines(
             as_list(table.get("ic", list(machines.CONTROLLERS))), as_list(table.get("card", list(machines.CARDS))),
@@ -357,4 +360,4 @@ def _model(path, text, table):
             table.get("threaded", False))
     except UsageError as exc:
         key = next((k for k in ("ic", "card", "kernel", "xics_variant") if k in table and k in exc.message), "model")
-        raise _err(path, text, key, f"[model]: {exc.message}", exc.hint) from None
+        raise _err(path, text, ("model", key), f"[model]: {exc.message}", exc.hint) from None

@@ -12,12 +12,12 @@ from dataclasses import dataclass
 
 from ..errors import UsageError
 from ..intx import UNMASK_MODES
+from ..results import NA
 from ..verdict import of_run
 from .host import CARDS, CONTROLLERS, POLICIES
 from .xics import VARIANTS as XICS_VARIANTS
 
 AXES = {"controller": CONTROLLERS, "card": CARDS, "policy": POLICIES, "unmask": UNMASK_MODES}
-NA = "-"                # the policy of a scenario where it does not apply
 
 
 @dataclass(frozen=True)

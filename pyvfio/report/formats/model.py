@@ -34,6 +34,7 @@ import re
 from dataclasses import dataclass, field
 
 from ...doctor.controllers import controller_of
+from ...results import NA, axis
 from .. import cells as C
 from .. import machines as M
 
@@ -88,7 +89,7 @@ def _component(value):
     """One path component: [A-Za-z0-9_-]+ (KCIDB's test path), "na" for no value."""
     text = C.plain(value)
     text = re.sub(r"[^A-Za-z0-9_-]+", "_", text).strip("_")
-    return "na" if text in ("", "-") else text
+    return "na" if text in ("", NA) else text
 
 
 def status_of(cell):
@@ -131,7 +132,7 @@ def _run_key(report):
     modes = report.get("modes") or {}
     chip = (report.get("host") or {}).get("intx_line") or {}
     ic = controller_of(chip.get("chip") if isinstance(chip, dict) else None)[0]
-    return {"irq": modes.get("irq", "intx"), "card": (report.get("card") or {}).get("profile"),
+    return {"irq": axis(modes, "irq"), "card": (report.get("card") or {}).get("profile"),
             "ic": ic, "policy": modes.get("policy"), "unmask": modes.get("unmask"),
             "engine": modes.get("engine")}
 
@@ -140,9 +141,8 @@ def _case(cell, key, extra_axes):
     card_info = cell.get("card") if isinstance(cell.get("card"), dict) else {}
     card = key.get("card") or card_info.get("profile")
     ic = key.get("ic") or controller_of(cell.get("chip"))[0]
-    parts = [key.get("irq", "intx"), card, ic,
-             key.get("policy") if key.get("irq", "intx") == "intx" else None,
-             key.get("unmask") if key.get("irq", "intx") == "intx" else None]
+    intx = axis(key, "irq") == "intx"
+    parts = [axis(key, "irq"), card, ic, key.get("policy") if intx else None, key.get("unmask") if intx else None]
     name = ".".join([_component(p) for p in parts] +
                     [f"{_component(a)}_{_component(key[a])}" for a in extra_axes if a in key])
     status, why = status_of(cell)
