@@ -7,11 +7,11 @@ anywhere exists, a section named beside it (`docs/model.md, "XIVE"`) is in that
 page, and the relative links between docs/ pages resolve."""
 
 import functools
-import pathlib
 import re
 import subprocess
+from pyvfio.checkout import CHECKOUT
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+ROOT = CHECKOUT
 # Spelt in pieces so that this file does not cite them itself.
 OUTSIDE = re.compile(r"(?<![\w/.-])(?:" + "|".join(["MODEL", "LAB", "ARCHITECTURE", "STYLE"]) + r")\.md\b"
                      + r"|\.\./" + "shared" + r"\b|/work/" + "shared" + r"\b")

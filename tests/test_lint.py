@@ -1,11 +1,11 @@
 """ruff, with the rules in pyproject.toml's [tool.ruff], finds nothing in the tree's
 Python (pyvfio/, tools/, tests/, csrc/).  ruff comes with the `test` extra."""
 
-import pathlib
 import subprocess
 import sys
+from pyvfio.checkout import CHECKOUT
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+ROOT = CHECKOUT
 LINTED = ["pyvfio", "tools", "tests", "csrc"]
 
 

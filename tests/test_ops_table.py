@@ -19,7 +19,6 @@ it: the C codes, the validator's keys, the guide's table."""
 import errno
 import mmap
 import os
-import pathlib
 import struct
 import time
 from dataclasses import dataclass, field
@@ -37,6 +36,7 @@ from pyvfio.profiles.base import (DELAY, DRAIN, POLL, READ, RMW, SPIN, WRITE, WR
                                   PollTimeout, Program)
 from pyvfio.profiles.format import OP_KEYS, check_text
 from pyvfio.vfio.region import Region
+from pyvfio.checkout import CHECKOUT
 
 BAR_SIZE = 0x1000
 RW_FLAGS = uapi.VFIO_REGION_INFO_FLAG_READ | uapi.VFIO_REGION_INFO_FLAG_WRITE
@@ -339,7 +339,7 @@ ack = [
 
 
 def test_the_guide_holds_the_tables_rows():
-    guide = (pathlib.Path(__file__).resolve().parents[1] / "pyvfio/profiles/README.md").read_text()
+    guide = (CHECKOUT / "pyvfio/profiles/README.md").read_text()
     assert ops.guide_table() in guide, "paste profiles.ops.guide_table() into the guide's ops table"
 
 

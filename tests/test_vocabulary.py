@@ -6,7 +6,6 @@ docs/exit-codes.md does not show."""
 import argparse
 import ast
 import json
-import pathlib
 import re
 
 import pytest
@@ -15,8 +14,9 @@ from pyvfio import errors
 from pyvfio.cli import dispatch, machine_cmd, main
 from pyvfio.cli.parser import OldSpelling, Parser, add_choice, add_json, add_nointxmask, add_policy
 from pyvfio.vocabulary import Policy
+from pyvfio.checkout import CHECKOUT
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+ROOT = CHECKOUT
 VOCABULARY_MD = ROOT / "docs" / "vocabulary.md"
 EXIT_CODES_MD = ROOT / "docs" / "exit-codes.md"
 

@@ -11,6 +11,7 @@ import sys
 
 from .. import __version__
 from ..results import write_atomic
+from ..checkout import CHECKOUT
 
 # what each generated file is, where it goes under a prefix
 FILES = {
@@ -18,7 +19,7 @@ FILES = {
     "zsh": "share/zsh/site-functions/_pyvfio",
     "man": "share/man/man1/pyvfio.1",
 }
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = str(CHECKOUT)
 
 
 def render(kind, parser=None):
