@@ -3,7 +3,7 @@ IRQF_ONESHOT masks the line before its EOI, so the lazy disable never strands an
 XIVE source, and no controller re-delivers an asserted line."""
 import pytest
 
-from pyvfio.sim import matrix
+from pyvfio.repro import matrix
 from pyvfio.sim.trace import Trace
 
 N = 30

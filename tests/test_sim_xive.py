@@ -5,7 +5,7 @@ import pytest
 from pyvfio.intx import Intx
 from pyvfio.sim import ModelHost
 from pyvfio.sim import xive
-from pyvfio.sim.matrix import Scenario, run_model
+from pyvfio.repro.matrix import Scenario, run_model
 
 RAISE, ACK, STATUS = 0x60, 0x64, 0x24
 

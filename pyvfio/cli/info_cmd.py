@@ -28,7 +28,8 @@ import json
 
 from .. import uapi
 from ..errors import PyvfioError
-from ..host import disintx_probe, interrupts, intx_probe, inuse, irq_route, names, paths, pci, system
+from ..host import interrupts, inuse, irq_route, names, paths, pci, system
+from ..vfio import disintx_probe, intx_probe
 from ..host.classes import class_label
 
 REGION_NAMES = {0: "BAR0", 1: "BAR1", 2: "BAR2", 3: "BAR3", 4: "BAR4", 5: "BAR5",

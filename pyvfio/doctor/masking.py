@@ -8,8 +8,8 @@ DEVICE, CONTROLLER = "device", "controller"
 
 def decide(support, s, probe=None):
     """(masking, why, the disintx Check).  `support` (host/config.IntxMaskSupport) is
-    what config space or the write probe (host/disintx_probe.py) says; `probe`
-    (host/intx_probe.Probe) is what vfio-pci did when pyvfio enabled and masked INTx:
+    what config space or the write probe (vfio/disintx_probe.py) says; `probe`
+    (vfio/intx_probe.Probe) is what vfio-pci did when pyvfio enabled and masked INTx:
     the kernel's own decision, which wins."""
     if probe is not None and probe.masking and not s.nointxmask:
         if probe.masking == DEVICE:

@@ -65,7 +65,7 @@ class RunConfig:
     def intx_mode(self):
         """How the Intx unmasks: the toy guest's --unmask, or what the KVM one needs."""
         if self.guest == "kvm":
-            from ..kvm.engine import intx_mode
+            from .kvm_engine import intx_mode
             return intx_mode(self.unmask)
         return self.unmask
 
@@ -102,7 +102,7 @@ class RunConfig:
     def _check_kvm(self):
         import platform
 
-        from ..kvm.engine import KVM_UNMASK
+        from .kvm_engine import KVM_UNMASK
         if self.unmask not in KVM_UNMASK:
             raise UsageError(f"unknown unmask mode {self.unmask!r} for the KVM guest",
                              f"use one of: {', '.join(KVM_UNMASK)}")
@@ -262,7 +262,7 @@ class Run:
             if self.external:
                 self.profile.program("init_external")()
             if cfg.guest == "kvm":
-                from ..kvm.engine import KvmLoop
+                from .kvm_engine import KvmLoop
                 self._engine = KvmLoop(self)
             elif cfg.engine == "c":
                 from .c_engine import CLoop

@@ -54,7 +54,7 @@ from . import machines
 POLICIES = ("kernel", "lazy", "unlazy")
 NA = "-"
 GUESTS = ("toy", "kvm")      # pyvfio.engine.run.GUESTS, without importing the engine here
-RESAMPLE = "resample"        # an unmask value only a kvm cell has (pyvfio.kvm.engine.KVM_UNMASK)
+RESAMPLE = "resample"        # an unmask value only a kvm cell has (pyvfio.engine.kvm_engine.KVM_UNMASK)
 SHIPPED = "shipped"
 # vfio's values are vfio-pci variants (pyvfio/lab/vfio_build.py), checked by its parser.
 AXES = {"nointxmask": (0, 1), "policy": POLICIES, "unmask": UNMASK_MODES + (RESAMPLE,),

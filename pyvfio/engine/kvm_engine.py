@@ -30,10 +30,10 @@ import time
 from .. import uapi
 from .._binding import ffi
 from ..errors import KvmError, UsageError
-from ..engine.batch import DONE, TIMEOUT, Batch
-from . import guest
-from .memory import Ram
-from .system import CAPS, RESAMPLE, Kvm
+from ..kvm import guest
+from ..kvm.memory import Ram
+from ..kvm.system import CAPS, RESAMPLE, Kvm
+from .batch import DONE, TIMEOUT, Batch
 
 GSI = 5                           # the guest's IRQ (PIC line 5, IOAPIC pin 5)
 KICK = signal.SIGUSR1
