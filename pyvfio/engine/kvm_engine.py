@@ -49,6 +49,8 @@ def intx_mode(unmask):
 
 
 class KvmLoop:
+    """An engine.run.Engine whose handler is a real vCPU's ISR."""
+
     def __init__(self, ctx):
         self.ctx = ctx
         self.unmask = ctx.config.unmask
@@ -274,7 +276,11 @@ class KvmLoop:
     def trigger_pending(self):
         return False
 
-    def to_json(self):
+    def service_external(self):
+        """Not reached: RunConfig refuses --source external with --guest kvm."""
+        raise UsageError("--source external is not available with --guest kvm", "use --guest toy for it")
+
+    def guest_json(self):
         return {"guest": "kvm", "irqchip": self.pic.name, "gsi": GSI, "unmask": self.unmask,
                 "eoi_first": self.ctx.config.eoi_first,
                 "trigger": "level" if self.pic.level else "edge",

@@ -77,18 +77,19 @@ def run(args):
                    places={p: {"tags": known[p]["tags"], "exit": None, "result": None} for p in chosen})
     write_json(fleet_file, doc)
     workers = {}
+    timed_out = set()           # the places _wait stopped at the deadline
     deadline = time.monotonic() + args.acquire_wait + args.connect_timeout + args.timeout + MARGIN_S
     try:
         for p in chosen:
             workers[p] = _spawn(p, addr, local_scen, out, args)
         print(f"fleet: {len(chosen)} place(s): {', '.join(chosen)}", file=sys.stderr)
-        _wait(workers, deadline)
+        _wait(workers, deadline, timed_out)
     except KeyboardInterrupt:
         _stop(workers)
         doc["state"] = "interrupted"
         raise
     finally:
-        _collect(doc, workers, out)
+        _collect(doc, workers, out, timed_out)
         for p, how in release_ours(addr, chosen):
             print(f"fleet: {p}: {how} (left by its worker)", file=sys.stderr)
         if doc["state"] == "running":
@@ -126,7 +127,9 @@ def _spawn(place, addr, scenario, out, args):
         log.close()
 
 
-def _wait(workers, deadline):
+def _wait(workers, deadline, timed_out):
+    """Until every worker has exited, or the deadline: then those still running are
+    stopped and their places added to `timed_out`."""
     pending = dict(workers)
     while pending:
         for p, proc in list(pending.items()):
@@ -136,8 +139,7 @@ def _wait(workers, deadline):
         if pending and time.monotonic() > deadline:
             print(f"fleet: out of time; stopping {', '.join(pending)}", file=sys.stderr)
             _stop(pending)
-            for p in pending:
-                pending[p].timed_out = True
+            timed_out.update(pending)
             return
         time.sleep(0.2)
 
@@ -160,7 +162,7 @@ def _stop(workers):
             w.wait()
 
 
-def _collect(doc, workers, out):
+def _collect(doc, workers, out, timed_out=frozenset()):
     for p in doc["places"]:
         entry = doc["places"][p]
         state_file = os.path.join(out, p, STATE)
@@ -180,10 +182,10 @@ def _collect(doc, workers, out):
             entry.update(exit=EXIT_INTERRUPTED, error="not started")
         else:
             rc = w.poll()
-            why = ("ran out of time" if getattr(w, "timed_out", False) else
+            why = ("ran out of time" if p in timed_out else
                    f"worker died (exit {rc})" if rc is not None else "worker still running")
             entry.update(exit=EXIT_MACHINE, error=why)
-        if getattr(w, "timed_out", False) and entry["exit"] in (EXIT_INTERRUPTED, None):
+        if p in timed_out and entry["exit"] in (EXIT_INTERRUPTED, None):
             entry.update(exit=EXIT_MACHINE, error="ran out of time (fleet run --timeout)")
 
 
