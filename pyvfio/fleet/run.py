@@ -113,8 +113,9 @@ def _spawn(place, addr, scenario, out, args):
            "--scenario", scenario, "--out", folder, "--timeout", str(args.timeout),
            "--acquire-wait", str(args.acquire_wait), "--connect-timeout", str(args.connect_timeout)]
     for opt in ("card", "remote_pyvfio", "key", "workdir"):
-        if getattr(args, opt, None):
-            cmd += [f"--{opt.replace('_', '-')}", str(getattr(args, opt))]
+        value = vars(args)[opt]
+        if value:
+            cmd += [f"--{opt.replace('_', '-')}", str(value)]
     if args.model:
         cmd.append("--model")
     log = open_log(os.path.join(folder, "worker.log"))

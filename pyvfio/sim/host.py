@@ -121,7 +121,7 @@ class ModelHost:
         if trace is True:
             trace = Trace()
         self.trace = trace or None
-        self.controller, self.card_kind, self.policy = controller, card, policy
+        self.controller, self.policy = controller, policy
         tr = self.trace
         self.cpu = cpu = Cpu(tr)
         if controller == "xive":
