@@ -7,7 +7,7 @@ to this interface, so one copy of the INTx protocol serves both.
 """
 
 from dataclasses import dataclass
-from typing import Protocol, Sequence
+from typing import Callable, Protocol, Sequence
 
 
 @dataclass(frozen=True)
@@ -33,11 +33,30 @@ class Region(Protocol):
     def read(self, offset: int, width: int) -> int: ...
     def write(self, offset: int, width: int, value: int) -> None: ...
 
+    def accessor(self, offset: int, width: int, write: bool) -> Callable:
+        """One register's access, checked here once (the hot path checks nothing):
+        `fn(value)` writes, `fn()` reads.  A region with nothing to gain from that
+        (the model) may return its checked read/write bound to the register."""
+
 
 class IntxHost(Protocol):
-    """What the INTx engine needs from a host."""
+    """What the INTx engine needs from a host: every member a caller uses.  The
+    optional capabilities are attributes that are None on a host without them;
+    callers test them for None, never probe for them."""
     name: str           # "vfio" (real) or "model"
     bdf: str            # PCI address ("0000:00:03.0"; a made-up one for the model)
+    fd: int | None      # the device fd the encoded SET_IRQS steps name; None: the model
+
+    # (index, flags, start, count, data) -> the struct vfio_irq_set bytes the ioctl
+    # takes, which the C loop replays; None: steps stay decoded (through set_irqs)
+    encode_irq_set: Callable[..., bytes] | None
+    # () -> (IRQ, [the line's other holders]) to explain an EBUSY from the trigger
+    line_holders: Callable[[], tuple] | None
+    # () -> the guest's EOI when KVM's resampler serves it (else the guest's EOI is
+    # Intx.eoi, from userspace)
+    guest_eoi: Callable[[], None] | None
+    # () -> the device's DMA mappings (vfio/dma.py), for --source dma
+    dma: Callable[[], object] | None
 
     def irq_info(self, index: int) -> IrqInfo: ...
 

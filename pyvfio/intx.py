@@ -173,7 +173,7 @@ class Intx:
         what = f"VFIO_DEVICE_SET_IRQS ({'' if self.irq == 'intx' else self.name + ' '}{what})"
         # only a real device has fds and buffers to encode; the model host's steps
         # stay decoded (they run through its set_irqs)
-        encode = getattr(self.host, "encode_irq_set", None)
+        encode = self.host.encode_irq_set
         if encode is None:
             return SetIrqs(what, flags, 0, count, data, index=self.index)
         return SetIrqs(what, flags, 0, count, data, self.host.fd, uapi.VFIO_DEVICE_SET_IRQS,
@@ -221,7 +221,7 @@ class Intx:
         """EBUSY from the trigger: vfio-pci asked for an exclusive line (it masks at
         the controller: DisINTx- or nointxmask=1) and request_irq found it shared.
         Name who holds it, as doctor predicts."""
-        holders = getattr(self.host, "line_holders", None)
+        holders = self.host.line_holders
         if exc.errno != errno.EBUSY or holders is None or self.irq != "intx":
             return exc
         irq, others = holders()

@@ -154,7 +154,8 @@ def write_atomic(path, text, what="write", keep=True):
             sys.stdout.write(text)
             sys.stdout.flush()
         except (OSError, StreamError) as exc:
-            exc = getattr(exc, "exc", exc)   # the command line's guarded stdout says why
+            if isinstance(exc, StreamError):
+                exc = exc.exc                # the command line's guarded stdout says why
             # What stdout still buffers would fail again at exit, a second message:
             # it goes to /dev/null from now on.
             try:

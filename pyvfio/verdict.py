@@ -32,6 +32,7 @@ counting them in /proc/interrupts.  It is a measurement shown with an ok verdict
 """
 
 from dataclasses import asdict, dataclass, replace
+from typing import Protocol
 
 STATES = ("ok", "stall", "lost", "profile", "error")
 
@@ -151,16 +152,24 @@ def judge(stalls, lost=0, raised=0, delivered=0, spurious=0, uncleared=False):
 NOTHING = "nothing measured: the run ended before its first raise"
 
 
-def of_run(run):
+class JudgedRun(Protocol):
+    """What of_run reads of a run (pyvfio.engine.Run)."""
+    counts: object        # raised, delivered, spurious, lost (engine.Counts)
+    stalls: list          # each with after_delivered and recovered (engine.Stall)
+    external: bool        # the interrupts came from outside (--source external)
+    interrupted: bool     # a signal stopped the run
+    uncleared: int        # a cause the ack left set (the profile's fault), or 0
+
+
+def of_run(run: JudgedRun):
     """The verdict of an engine Run.  A run that raised nothing (a -D shorter than
     its set-up) measured nothing: an error, never ok (an external source's silence
     is only a quiet period, and a stopped run says so itself)."""
     c = run.counts
-    if not c.raised and not run.stalls and not getattr(run, "external", False) \
-            and not getattr(run, "interrupted", False):
+    if not c.raised and not run.stalls and not run.external and not run.interrupted:
         return failed(NOTHING)
     return judge([(s.after_delivered, s.recovered) for s in run.stalls], c.lost, c.raised,
-                 c.delivered, c.spurious, getattr(run, "uncleared", False))
+                 c.delivered, c.spurious, run.uncleared)
 
 
 def of_run_json(d):

@@ -298,6 +298,7 @@ class EncodingHost:
     its fd is not a vfio device, so the kernel answers ENOTTY to the C loop's ioctls."""
     name, bdf = "vfio", "0000:00:00.0"
     encode_irq_set = staticmethod(Device.encode_irq_set)
+    line_holders = guest_eoi = dma = None
 
     def __init__(self, fd):
         self.fd, self.calls = fd, []

@@ -1,7 +1,8 @@
-"""The DisINTx write probe (host/disintx_probe.py) on files it may write, and its
+"""The DisINTx write probe (vfio/disintx_probe.py) on files it may write, and its
 refusals; the probe against real vfio-pci cards is tests/lab/test_disintx_probe.py."""
 from fixtures.fakehost import FakeHost
-from pyvfio.host import disintx_probe, pci
+from pyvfio.host import pci
+from pyvfio.vfio import disintx_probe
 
 BDF = "0000:00:10.0"
 

@@ -384,7 +384,8 @@ SHARED_GSI = """\
 def kernel_says(irq, masking="controller", request_error=None):
     """A probe_intx standing in for the kernel's answers (the live host's is
     intx_probe.probe, which enables the card through VFIO; the lab tests run it)."""
-    from pyvfio.host import intx_probe, irq_route
+    from pyvfio.host import irq_route
+    from pyvfio.vfio import intx_probe
 
     def probe(dev, root):
         route = irq_route.RoutedIrq(irq, irq_route.LEARNED, 11, f"sysfs irq read {irq} while enabled")

@@ -3,7 +3,8 @@ the first pci_enable_device routes the pin; vfio-pci's handler, the device's
 `enable`, or an irq that differs from config 0x3c say the routed one is known."""
 
 from fixtures.fakehost import FakeHost
-from pyvfio.host import interrupts, intx_probe, irq_route, pci, system
+from pyvfio.host import interrupts, irq_route, pci, system
+from pyvfio.vfio import intx_probe
 
 BDF = "0000:00:10.0"
 HELD = """\

@@ -30,8 +30,7 @@ class _Profile:
         self.name = name
         self.bars = {b: _Region(access if access in bar.access else bar.access[0])
                      for b, bar in self.spec.bars.items()}
-        for prog, ops in self.spec.programs.items():
-            setattr(self, f"{prog}_ops", tuple(ops))
+        self.programs = base.Programs(self.spec.programs, self.bars)
 
 
 def _build(name, access="mmap", level=True, userspace_eoi=False, irqchip="pic"):
@@ -106,7 +105,7 @@ def test_ops_the_guest_cannot_express_are_refused():
         _build("rtl8139", access="rw")
     assert "\n" not in str(exc.value) and "--guest toy" in str(exc.value)
     p = _Profile("edu")
-    p.ack_ops = (base.Op("delay", count=5, reg="settle"),)
+    p.programs = p.programs.replaced({"ack": (base.Op("delay", count=5, reg="settle"),)})
     with pytest.raises(UsageError, match="delay of settle cannot run in the KVM guest"):
         guest.build(p, guest.place_windows(p), guest.Pic(5, True), False)
 

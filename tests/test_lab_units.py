@@ -10,7 +10,8 @@ import re
 import pytest
 
 from pyvfio.errors import PyvfioError, UsageError
-from pyvfio.lab import cache, cpio, guest, modules, policy, qemu, vmlinux
+from pyvfio.host import policy_module as policy
+from pyvfio.lab import cache, cpio, guest, modules, qemu, vmlinux
 from pyvfio.lab.config import LabConfig
 
 from fixtures.fakehost import FakeHost

@@ -32,6 +32,7 @@ INTX_FLAGS = uapi.VFIO_IRQ_INFO_EVENTFD | uapi.VFIO_IRQ_INFO_MASKABLE | uapi.VFI
 class EduHost(threading.Thread):
     """The host ("vfio", so the C engine takes it) and the card behind it."""
     name, bdf, iommu = "vfio", "0000:00:04.0", "memfd"
+    encode_irq_set = line_holders = guest_eoi = dma = None   # backend.IntxHost's optional ones
 
     def __init__(self, edge=False):
         super().__init__(daemon=True)

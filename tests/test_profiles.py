@@ -299,7 +299,7 @@ def test_a_byte_swapped_edu_is_recognised_and_driven():
 
     host = Swapped("ioapic", "2.3", "unlazy")
     prof = profiles.probe(host, "rw")
-    assert prof.swapped is True and prof.raise_ops[0].value == 0x01000000
+    assert prof.swapped is True and prof.programs.ops["raise"][0].value == 0x01000000
     r = Run(host, prof, RunConfig(loops=20, engine="python", watchdog_ms=0)).execute()
     assert r.verdict == "ok" and r.counts.delivered == 20 and host.card.status == 0
 
@@ -312,15 +312,16 @@ def test_raise_dma_values_are_bound_to_the_run_and_swapped_like_every_constant()
 
     class Card(profiles.CardProfile):
         def __init__(self, swapped):
-            self.spec, self.swapped, self._programs = spec, swapped, {}
+            self.spec, self.swapped = spec, swapped
+            self.programs = profiles.Programs(spec.programs, {})
 
     values = {"dma.src": 0x1000, "dma.dst": 0x2000, "dma.buffer": 0x40000, "dma.size": 0x800}
-    plain, swapped = Card(False), Card(True)
-    plain.bind_dma(values)
-    swapped.bind_dma(values)
-    assert [op.value for op in plain.raise_ops] == [0x2000, 0x800]
-    assert [op.value for op in swapped.raise_ops] == [0x00200000, 0x00080000]
-    assert not any(op.symbol for op in plain.raise_ops)
+    unbound = Card(False)
+    plain, swapped = unbound.bind_dma(values), Card(True).bind_dma(values)
+    assert [op.value for op in plain.programs.ops["raise"]] == [0x2000, 0x800]
+    assert [op.value for op in swapped.programs.ops["raise"]] == [0x00200000, 0x00080000]
+    assert not any(op.symbol for op in plain.programs.ops["raise"])
+    assert unbound.programs.ops["raise"] == spec.programs["raise"]   # a new profile, this one kept
 
 
 def test_source_dma_needs_a_profile_with_a_dma_engine_and_a_vfio_card():

@@ -159,7 +159,7 @@ def test_a_run_json_without_outcome_is_judged_by_the_same_rule():
 
 def test_policy_module_without_kernel_headers_is_a_clear_error():
     from pyvfio.errors import PyvfioError
-    from pyvfio.lab import policy
+    from pyvfio.host import policy_module as policy
     if policy.available():
         pytest.skip("pyvfio_policy is loaded on this host")
     with pytest.raises(PyvfioError, match=r"needs the kernel headers of 0\.0-none.*linux-headers-0\.0-none"):

@@ -9,7 +9,7 @@ from pyvfio.intx import Intx
 from pyvfio.repro import predict
 from pyvfio.repro.scenario import NA
 from pyvfio.sim import ModelHost
-from pyvfio.sim.matrix import Scenario, run_model
+from pyvfio.repro.matrix import Scenario, run_model
 from pyvfio.sim.trace import Trace
 
 RAISE, ACK = 0x60, 0x64

@@ -2,8 +2,8 @@
 
 import pytest
 
-from pyvfio.sim import matrix
-from pyvfio.sim.matrix import Scenario, run_model
+from pyvfio.repro import matrix
+from pyvfio.repro.matrix import Scenario, run_model
 
 LOOPS = 50
 UNMASKS = ("ioctl", "eventfd")

@@ -1,7 +1,8 @@
 """The model host under forced irq threading (PREEMPT_RT; docs/preempt-rt.md):
 IRQF_ONESHOT masks the line before its EOI, so the lazy disable never strands an
 XIVE source, and no controller re-delivers an asserted line."""
-from pyvfio.sim import matrix
+
+from pyvfio.repro import matrix
 from pyvfio.sim.trace import Trace
 
 # Its verdicts (every interrupt, no spurious one) are rows of tests/test_sim_matrix.py's table.

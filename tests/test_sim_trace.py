@@ -1,6 +1,6 @@
 """The key steps of each scenario's trace: the story a reader needs."""
 
-from pyvfio.sim.matrix import Scenario, run_model
+from pyvfio.repro.matrix import Scenario, run_model
 from pyvfio.sim.trace import Trace
 
 from test_sim_matrix import expected     # the model's verdicts: one table

@@ -5,7 +5,7 @@ import pytest
 from pyvfio.intx import Intx
 from pyvfio.sim import ModelHost
 from pyvfio.sim import xive
-from pyvfio.sim.matrix import Scenario, run_model
+from pyvfio.repro.matrix import Scenario, run_model
 
 from test_sim_matrix import expected     # the model's verdicts: one table
 

@@ -75,7 +75,8 @@ def _silence(stream):
     """Point a failed standard stream's fd at /dev/null, so that what is still
     buffered does not fail again, with a traceback, at the interpreter's exit (the
     Python docs' advice for EPIPE)."""
-    stream = getattr(stream, "_stream", stream)
+    if isinstance(stream, _Guarded):
+        stream = stream._stream
     try:
         fd = stream.fileno()
         null = os.open(os.devnull, os.O_WRONLY)

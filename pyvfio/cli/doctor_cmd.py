@@ -12,7 +12,7 @@ evidence, fix}].
 
 For a card bound to vfio-pci and idle, doctor may enable it a moment through VFIO
 (open, enable and mask INTx, close) when sysfs cannot say which IRQ INTx will get or
-where vfio-pci will mask it (pyvfio/host/intx_probe.py).  It never touches a device
+where vfio-pci will mask it (pyvfio/vfio/intx_probe.py).  It never touches a device
 it was not given.
 """
 

@@ -28,7 +28,8 @@ import sys
 
 from .. import uapi
 from ..errors import EXIT_OK, PyvfioError
-from ..host import disintx_probe, interrupts, intx_probe, inuse, irq_route, masking, names, paths, pci, system
+from ..host import interrupts, inuse, irq_route, masking, names, paths, pci, system
+from ..vfio import disintx_probe, intx_probe
 from ..host.classes import class_label
 from ..results import check_outputs, envelope, write_json
 from .parser import add_json

@@ -179,9 +179,9 @@ def run(args):
         profile = probe(dev, args.access, args.profile)
         set_policy = None
         if args.policy:
-            from ..lab import policy
-            policy.ensure_module()  # before the run, not at the first enable
-            set_policy = lambda: policy.set_policy(dev.bdf, args.policy)  # noqa: E731
+            from ..host import policy_module
+            policy_module.ensure_module()  # before the run, not at the first enable
+            set_policy = lambda: policy_module.set_policy(dev.bdf, args.policy)  # noqa: E731
 
         def after_enable(run):
             # Warn once INTx is armed (the kernel's refusals, EBUSY among them, come

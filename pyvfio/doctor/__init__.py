@@ -16,11 +16,12 @@ What decides whether INTx passthrough of a card works (docs/model.md):
 import os
 
 from .. import unlazy_fix
-from ..host import disintx_probe, interrupts, intx_probe, irq_route, pci, system
+from ..host import interrupts, irq_route, pci, system
+from ..host.interrupts import controller_of
 from ..host.kvm import irqfd_resample
+from ..vfio import disintx_probe, intx_probe
 from . import controllers, group, iommu, irq_line, kernel, kvm, masking, stall, vfio_pci
 from .check import FAIL, OK, WARN, Check, Diagnosis
-from .controllers import controller_of
 from .render import render
 
 __all__ = ["diagnose", "render", "controller_of", "Check", "Diagnosis", "OK", "WARN", "FAIL"]
@@ -100,7 +101,7 @@ def diagnose(bdf=None, root="/", kvm_probe=irqfd_resample, probe_intx=intx_probe
     fix = unlazy_fix.detect(s.kernel, root, _lab_module(root))
     d = Diagnosis(s, dev.bdf if dev else None)
     d.facts["unlazy_fix"] = fix.to_json()
-    d.facts["controller"] = controller_of(controllers.legacy_chip(lines))[1]
+    d.facts["controller"] = controller_of(interrupts.legacy_chip(lines))[1]
     d.checks = _system_checks(s, root, lines, fix, kvm_probe)
     if dev is not None:
         d.facts["device"] = dev.to_json()

@@ -3,8 +3,8 @@ controller serves it, and who else holds it: vfio-pci requests it exclusively wh
 it masks at the controller, and request_irq() then fails with EBUSY on a shared line."""
 
 from ..host import interrupts, inuse, pci
+from ..host.interrupts import controller_of, legacy_chip
 from .check import FAIL, OK, WARN, Check
-from .controllers import controller_of, legacy_chip
 from .masking import CONTROLLER
 
 

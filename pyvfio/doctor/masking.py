@@ -10,8 +10,8 @@ __all__ = ["CONTROLLER", "DEVICE", "decide"]
 
 def decide(support, s, probe=None):
     """(masking, why, the disintx Check).  `support` (host/config.IntxMaskSupport) is
-    what config space or the write probe (host/disintx_probe.py) says; `probe`
-    (host/intx_probe.Probe) is what vfio-pci did when pyvfio enabled and masked INTx:
+    what config space or the write probe (vfio/disintx_probe.py) says; `probe`
+    (vfio/intx_probe.Probe) is what vfio-pci did when pyvfio enabled and masked INTx:
     the kernel's own decision, which wins."""
     observed = probe is not None and probe.masking is not None
     # an unknown card is treated as DisINTx- (vfio-pci's own probe decides at bind)

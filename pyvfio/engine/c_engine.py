@@ -18,7 +18,8 @@ _REASON = {lib.PYVFIO_DONE: DONE, lib.PYVFIO_TIMEOUT: TIMEOUT, lib.PYVFIO_SIGNAL
 
 
 class CLoop:
-    """The loop's configuration, built once per run (the EOI steps again after a rearm)."""
+    """An engine.run.Engine: the loop's configuration, built once per run (the EOI
+    steps again after a rearm)."""
 
     def __init__(self, ctx):
         self.ctx = ctx
@@ -28,11 +29,11 @@ class CLoop:
         self._bars(ctx.profile)
         if ctx.external:   # no raise; the handler is the ack_external program
             self.loop = lib.pyvfio_external_loop
-            cfg.n_ack = self._ops(cfg.ack_ops, ctx.profile.ack_external_ops)
+            cfg.n_ack = self._ops(cfg.ack_ops, ctx.profile.programs.ops["ack_external"])
         else:
             self.loop = lib.pyvfio_intx_loop
-            cfg.n_raise = self._ops(cfg.raise_ops, ctx.profile.raise_ops)
-            cfg.n_ack = self._ops(cfg.ack_ops, ctx.profile.ack_ops)
+            cfg.n_raise = self._ops(cfg.raise_ops, ctx.profile.programs.ops["raise"])
+            cfg.n_ack = self._ops(cfg.ack_ops, ctx.profile.programs.ops["ack"])
         cfg.watchdog_ms = ctx.config.watchdog_ms
         cfg.interval_ns = ctx.config.interval_us * 1000
         # Python's C signal handler writes to this pipe; the loop polls it too, so
@@ -71,7 +72,6 @@ class CLoop:
         try:
             self.loop(cfg, res, hists[0].c, hists[1].c, hists[2].c)
         finally:
-            self.ctx.last_arrival_ns = res.last_arrival_ns
             signal.set_wakeup_fd(old)
             try:
                 while os.read(self.rfd, 64):
@@ -90,13 +90,16 @@ class CLoop:
         if res is None:
             return None
         return Batch(res.delivered, res.spurious, res.extra_signals, res.raised, res.last_cause,
-                     _REASON[res.reason], res.items)
+                     _REASON[res.reason], res.items, res.last_arrival_ns)
 
     def trigger_pending(self):
         return trigger_pending(self.ctx.intx.trigger)
 
     def service_external(self):
         return service_external(self.ctx)
+
+    def guest_json(self):
+        return None   # the toy guest: nothing beyond the run's own counts
 
     def close(self):
         for fd in (self.rfd, self.wfd):

@@ -51,14 +51,13 @@ class DmaSource:
             self.close()
             raise
         self.written_back = engine.written_back
-        profile.bind_dma(self.values)
 
     @staticmethod
     def check(host, profile):
-        if getattr(profile.spec, "dma", None) is None:
+        if profile.spec.dma is None:
             raise UsageError(f"profile {profile.name} raises no interrupt by DMA (no [dma] and "
                              "raise_dma)", "use --source raise, or describe the card's DMA engine")
-        if not hasattr(host, "dma"):
+        if host.dma is None:
             raise UsageError(f"--source dma needs a card opened through VFIO, not the {host.name} host",
                              "run it on a real card (or in the lab)")
 

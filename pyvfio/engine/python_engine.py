@@ -8,21 +8,21 @@ from functools import partial
 
 from ..guest import Guest
 from .._binding import lib
-from .batch import DONE, TIMEOUT, Batch
+from .batch import DONE, TIMEOUT, Tally
 
 now_ns = time.monotonic_ns
 MAX_SPURIOUS = lib.PYVFIO_MAX_SPURIOUS   # csrc/loop.h: one bound for both engines
 
 
 class PythonLoop:
-    """Same interface as c_engine.CLoop."""
+    """An engine.run.Engine."""
 
     def __init__(self, ctx):
         self.ctx = ctx
         self.pending = None
 
     def run_batch(self, n, hists, deadline_ns=0):
-        self.pending = Batch()
+        self.pending = Tally(last_arrival_ns=self.ctx.last_arrival_ns)
         batch = run_external_batch if self.ctx.external else run_batch
         batch(self.ctx, n, hists, deadline_ns, self.pending)
         return self.collect()
@@ -35,10 +35,13 @@ class PythonLoop:
 
     def collect(self):
         b, self.pending = self.pending, None
-        return b
+        return None if b is None else b.batch()
 
     def update_fds(self):
         pass  # the Python loop reads the Intx's eventfds afresh every batch
+
+    def guest_json(self):
+        return None   # the toy guest: nothing beyond the run's own counts
 
     def close(self):
         pass
@@ -46,8 +49,9 @@ class PythonLoop:
 
 def run_batch(ctx, n, hists, deadline_ns=0, b=None):
     """Up to `n` interrupts: raise, wait for the trigger, run the guest's handler
-    (ack + EOI), record.  Returns a Batch; stops early on a watchdog timeout."""
-    guest = Guest(ctx.intx, ctx.profile, getattr(ctx.host, "guest_eoi", None))
+    (ack + EOI), record, counting into `b` (a Tally, returned); stops early on a
+    watchdog timeout."""
+    guest = Guest(ctx.intx, ctx.profile, ctx.host.guest_eoi)
     trigger = ctx.intx.trigger
     profile = ctx.profile
     timeout = ctx.config.watchdog_ms / 1000.0
@@ -55,7 +59,7 @@ def run_batch(ctx, n, hists, deadline_ns=0, b=None):
     raise_irq = profile.program("raise")
     # one C call per sample, no Python method in between
     wakeup, service, rtt = (partial(lib.pyvfio_hist_record, h.c) for h in hists)
-    b = Batch() if b is None else b  # updated in place: a Ctrl-C keeps what it counted
+    b = Tally() if b is None else b  # updated in place: a Ctrl-C keeps what it counted
     nxt = 0
     for _ in range(n):
         if interval:
@@ -112,8 +116,8 @@ def run_external_batch(ctx, n, hists, deadline_ns=0, b=None):
     ack = profile.program("ack_external").counted
     watchdog = ctx.config.watchdog_ms / 1000.0
     arrival, service, items = (partial(lib.pyvfio_hist_record, h.c) for h in hists)
-    b = Batch() if b is None else b
-    last = ctx.last_arrival_ns
+    b = Tally(last_arrival_ns=ctx.last_arrival_ns) if b is None else b
+    last = b.last_arrival_ns
     while b.delivered < n:
         timeout = watchdog
         if deadline_ns:
@@ -138,7 +142,7 @@ def run_external_batch(ctx, n, hists, deadline_ns=0, b=None):
             continue
         if last:
             arrival(t1 - last)
-        ctx.last_arrival_ns = last = t1
+        b.last_arrival_ns = last = t1
         service(t2 - t1)
         items(drained)
         b.delivered += 1

@@ -21,6 +21,7 @@ Three sources of interrupts (RunConfig.source):
 
 import time
 from dataclasses import dataclass
+from typing import Protocol
 
 import psutil
 
@@ -32,7 +33,7 @@ from ..intx import UNMASK_MODES, Intx, check_kind
 from ..verdict import of_run
 from ..vocabulary import Access, Engine, Guest, Irqchip, Source, words
 from . import python_engine
-from .batch import DONE, SIGNAL, TIMEOUT
+from .batch import DONE, SIGNAL, TIMEOUT, Batch
 from .dma_source import DmaSource
 
 ENGINES = words(Engine)
@@ -67,13 +68,14 @@ class RunConfig:
     def intx_mode(self):
         """How the Intx unmasks: the toy guest's --unmask, or what the KVM one needs."""
         if self.guest == "kvm":
-            from ..kvm.engine import intx_mode
+            from .kvm_engine import intx_mode
             return intx_mode(self.unmask)
         return self.unmask
 
     def check(self):
-        for name in ("loops", "interval_us", "duration_s", "watchdog_ms"):
-            limits.check(name, getattr(self, name))
+        for name, value in (("loops", self.loops), ("interval_us", self.interval_us),
+                            ("duration_s", self.duration_s), ("watchdog_ms", self.watchdog_ms)):
+            limits.check(name, value)
         if self.guest not in GUESTS:
             raise UsageError(f"unknown guest {self.guest!r}", f"use one of: {', '.join(GUESTS)}")
         if self.guest == "kvm":
@@ -104,7 +106,7 @@ class RunConfig:
     def _check_kvm(self):
         import platform
 
-        from ..kvm.engine import KVM_UNMASK
+        from .kvm_engine import KVM_UNMASK
         if self.unmask not in KVM_UNMASK:
             raise UsageError(f"unknown unmask mode {self.unmask!r} for the KVM guest",
                              f"use one of: {', '.join(KVM_UNMASK)}")
@@ -117,6 +119,38 @@ class RunConfig:
                           (self.rearm_each, "--rearm-each"), (self.interval_us, "--interval")):
             if bad:
                 raise UsageError(f"{flag} is not available with --guest kvm", "use --guest toy for it")
+
+
+class Engine(Protocol):
+    """The loop that services the card's interrupts for one Run: the Python
+    reference (python_engine.PythonLoop), the C loop (c_engine.CLoop) or the KVM
+    guest (kvm_engine.KvmLoop).  Built with the Run, an engine reads its config,
+    profile, Intx and last_arrival_ns, records latencies into the histograms it is
+    handed, and writes nothing into the Run: every count comes back as a Batch."""
+
+    def run_batch(self, n: int, hists, deadline_ns: int = 0) -> Batch:
+        """Up to `n` interrupts (source raise: raises; external: deliveries), fewer at
+        a watchdog timeout (reason TIMEOUT), a signal (SIGNAL) or the deadline."""
+
+    def collect(self) -> Batch | None:
+        """Once, after a signal cut run_batch short: what that batch had counted
+        (None: nothing to give, or already given)."""
+
+    def trigger_pending(self) -> bool:
+        """Has a trigger come, unread?  (The watchdog asks before it calls a silence.)"""
+
+    def service_external(self) -> tuple:
+        """Service the card by polling, as the handler would: (cause, items drained)."""
+
+    def update_fds(self) -> None:
+        """After a re-arm: take the Intx's eventfds and EOI steps afresh."""
+
+    def guest_json(self) -> dict | None:
+        """What the guest adds to the run's results (the KVM guest: its irqchip,
+        unmask path, exits), or None."""
+
+    def close(self) -> None:
+        """Release what the engine holds (fds, threads, the VM); once."""
 
 
 @dataclass
@@ -150,14 +184,14 @@ class Counts:
 class Run:
     def __init__(self, host, profile, config, after_enable=None, status=None, ready=None):
         config.check()
-        if config.source == "external" and not getattr(profile, "ack_external_ops", ()):
+        if config.source == "external" and not profile.programs.ops.get("ack_external"):
             raise UsageError(f"profile {profile.name} cannot take interrupts from outside: it has "
                              "no init_external/ack_external programs",
                              "use --source raise, or add them to the profile (enable a receive "
                              "cause; read the cause, drain, acknowledge)")
         if config.source == "dma":
             DmaSource.check(host, profile)
-        if getattr(host, "name", None) != "vfio":   # before INTx is enabled, not after
+        if host.name != "vfio":   # before INTx is enabled, not after
             if config.guest == "kvm":
                 raise UsageError(f"the KVM guest needs a real vfio device, not the {host.name} host",
                                  "use --guest toy with the model host")
@@ -165,6 +199,7 @@ class Run:
                 raise UsageError(f"the C engine needs a real vfio device, not the {host.name} host",
                                  "use --engine python with the model host")
         self.dma = None               # source dma: the pages the card moves bytes between
+        self._engine: Engine | None = None   # set by execute
         self.host = host
         self.profile = profile
         self.config = config
@@ -265,11 +300,12 @@ class Run:
                 self.after_enable(self)
             if cfg.source == "dma":
                 self.dma = DmaSource(self.host, self.profile)
+                self.profile = self.profile.bind_dma(self.dma.values)   # raise_dma, its IOVAs in
             self.profile.init()
             if self.external:
                 self.profile.program("init_external")()
             if cfg.guest == "kvm":
-                from ..kvm.engine import KvmLoop
+                from .kvm_engine import KvmLoop
                 self._engine = KvmLoop(self)
             elif cfg.engine == "c":
                 from .c_engine import CLoop
@@ -332,6 +368,7 @@ class Run:
         c.spurious += b.spurious
         c.extra_signals += b.extra_signals
         c.items += b.items
+        self.last_arrival_ns = b.last_arrival_ns or self.last_arrival_ns
         self.profile.raised += b.raised
 
     def teardown(self):
@@ -421,9 +458,9 @@ class Run:
                                         "buckets": self.hists[2].to_json()["buckets"]}}
         if self.dma is not None:
             out["dma"] = self.dma.to_json()
-        guest = getattr(self._engine, "to_json", None)
+        guest = self._engine.guest_json() if self._engine is not None else None
         if guest is not None:  # the KVM guest: its irqchip, unmask path and counts
-            out["kvm"] = guest()
+            out["kvm"] = guest
         for key in ("controller_deliveries",):  # what only a model host can count
             if self.host_after and key in self.host_after and self.host_before:
                 out[key] = self.host_after[key] - self.host_before.get(key, 0)

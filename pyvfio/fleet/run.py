@@ -77,18 +77,19 @@ def run(args):
                    places={p: {"tags": known[p]["tags"], "exit": None, "result": None} for p in chosen})
     write_json(fleet_file, doc)
     workers = {}
+    timed_out = set()           # the places _wait stopped at the deadline
     deadline = time.monotonic() + args.acquire_wait + args.connect_timeout + args.timeout + MARGIN_S
     try:
         for p in chosen:
             workers[p] = _spawn(p, addr, local_scen, out, args)
         print(f"fleet: {len(chosen)} place(s): {', '.join(chosen)}", file=sys.stderr)
-        _wait(workers, deadline, out)
+        _wait(workers, deadline, out, timed_out)
     except KeyboardInterrupt:
         _stop(workers)
         doc["state"] = "interrupted"
         raise
     finally:
-        _collect(doc, workers, out)
+        _collect(doc, workers, out, timed_out)
         for p, how in release_ours(addr, chosen):
             print(f"fleet: {p}: {how} (left by its worker)", file=sys.stderr)
         if doc["state"] == "running":
@@ -112,8 +113,9 @@ def _spawn(place, addr, scenario, out, args):
            "--scenario", scenario, "--out", folder, "--timeout", str(args.timeout),
            "--acquire-wait", str(args.acquire_wait), "--connect-timeout", str(args.connect_timeout)]
     for opt in ("card", "remote_pyvfio", "key", "workdir"):
-        if getattr(args, opt, None):
-            cmd += [f"--{opt.replace('_', '-')}", str(getattr(args, opt))]
+        value = vars(args)[opt]
+        if value:
+            cmd += [f"--{opt.replace('_', '-')}", str(value)]
     if args.model:
         cmd.append("--model")
     log = open_log(os.path.join(folder, "worker.log"))
@@ -135,7 +137,9 @@ def _cells_of(out, p):
         return 0
 
 
-def _wait(workers, deadline, out):
+def _wait(workers, deadline, out, timed_out):
+    """Until every worker has exited, or the deadline: then those still running are
+    stopped and their places added to `timed_out`."""
     pending = dict(workers)
     # places done out of the total, the cells they brought, and the time left: at the
     # pace so far (the workers run at once), never past the run's own deadline
@@ -153,8 +157,7 @@ def _wait(workers, deadline, out):
         if pending and time.monotonic() > deadline:
             print(f"fleet: out of time; stopping {', '.join(pending)}", file=sys.stderr)
             _stop(pending)
-            for p in pending:
-                pending[p].timed_out = True
+            timed_out.update(pending)
             return
         time.sleep(0.2)
 
@@ -177,7 +180,7 @@ def _stop(workers):
             w.wait()
 
 
-def _collect(doc, workers, out):
+def _collect(doc, workers, out, timed_out=frozenset()):
     for p in doc["places"]:
         entry = doc["places"][p]
         state_file = os.path.join(out, p, STATE)
@@ -197,10 +200,10 @@ def _collect(doc, workers, out):
             entry.update(exit=EXIT_INTERRUPTED, error="not started")
         else:
             rc = w.poll()
-            why = ("ran out of time" if getattr(w, "timed_out", False) else
+            why = ("ran out of time" if p in timed_out else
                    f"worker died (exit {rc})" if rc is not None else "worker still running")
             entry.update(exit=EXIT_MACHINE, error=why)
-        if getattr(w, "timed_out", False) and entry["exit"] in (EXIT_INTERRUPTED, None):
+        if p in timed_out and entry["exit"] in (EXIT_INTERRUPTED, None):
             entry.update(exit=EXIT_MACHINE, error="ran out of time (fleet run --timeout)")
 
 

@@ -80,6 +80,8 @@ class Worker:
         self.token = None
         self.acquired = False
         self.target = None
+        # what cleanup undoes, each set once its step has run (None: nothing to undo)
+        self.stop_remote = self.partial = self.rmmod = self.unbind = None
 
     def save(self):
         write_json(os.path.join(self.a.out, STATE), self.state)
@@ -255,18 +257,18 @@ class Worker:
 
     def cleanup(self):
         a = self.a
-        if getattr(self, "stop_remote", None):
+        if self.stop_remote is not None:
             try:
                 self.stop_remote()
                 self.partial()  # what it measured before it stopped
             except Exception:   # a machine that died mid-run has nothing left running
                 pass
-        if getattr(self, "rmmod", None):
+        if self.rmmod is not None:
             try:
                 self.rmmod()
             except Exception:
                 pass
-        if getattr(self, "unbind", None):
+        if self.unbind is not None:
             try:
                 self.unbind()
             except Exception:   # a machine that died mid-run: nothing to give back

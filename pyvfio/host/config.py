@@ -129,7 +129,7 @@ class Capability:
 @dataclass
 class IntxMaskSupport:
     """Whether the card implements PCI 2.3 INTx masking (COMMAND.INTX_DISABLE), and why
-    we think so.  `supported` is True, False (only from host/disintx_probe.py's write
+    we think so.  `supported` is True, False (only from vfio/disintx_probe.py's write
     probe), or None when nothing could tell."""
     supported: bool | None
     how: str                 # the evidence, in one sentence

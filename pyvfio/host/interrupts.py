@@ -138,3 +138,29 @@ def other_holders(line, bdf, own=()):
     mine = {vfio_intx_name(bdf)}
     return [a for a in line.actions if a not in mine
             and not any(a == n or a.startswith((n + ":", n + "[", n + "-")) for n in own)]
+
+
+def controller_of(chip):
+    """(family, display name) for a /proc/interrupts chip: xive, xics, ioapic, i8259."""
+    c = (chip or "").upper()
+    if c.startswith("XIVE"):
+        return "xive", "XIVE"
+    if c in ("XICS", "ICS") or c.startswith(("XICS", "ICS-")):
+        return "xics", "XICS"
+    if "IO-APIC" in c:
+        return "ioapic", "IR-IO-APIC" if c.startswith("IR-") else "IO-APIC"
+    if c.startswith("XT-PIC"):
+        return "i8259", "XT-PIC (8259)"
+    return None, chip or "unknown"
+
+
+def legacy_chip(lines):
+    """The chip serving the host's legacy (non-MSI, non-IPI) lines, level first."""
+    seen = {}
+    for line in lines.values():
+        chip = line.chip or ""
+        if not chip or "MSI" in chip.upper() or "IPI" in chip.upper():
+            continue
+        weight = 2 if line.trigger == "Level" else 1
+        seen[chip] = seen.get(chip, 0) + weight
+    return max(seen, key=seen.get) if seen else None

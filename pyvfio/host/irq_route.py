@@ -12,7 +12,7 @@ while the device is enabled (sysfs `enable`), or once it differs from config 0x3
 firmware's line.  On powerpc the IRQ is mapped when the device is added
 (pcibios_bus_add_device -> pci_read_irq_line): sysfs `irq` is final from the start.
 
-When sysfs cannot tell, host/intx_probe.py learns it from the kernel by enabling
+When sysfs cannot tell, vfio/intx_probe.py learns it from the kernel by enabling
 the card a moment through VFIO.
 """
 
@@ -24,7 +24,7 @@ from . import interrupts
 REQUESTED = "requested"   # vfio-pci holds it: /proc/interrupts vfio-intx(BDF)
 ENABLED = "enabled"       # the device is enabled now: sysfs irq is the routed one
 ROUTED = "routed"         # sysfs irq differs from config 0x3c: routed at an earlier enable
-LEARNED = "learned"       # read while pyvfio held the device enabled (host/intx_probe.py)
+LEARNED = "learned"       # read while pyvfio held the device enabled (vfio/intx_probe.py)
 FIRMWARE = "firmware"     # sysfs irq equals config 0x3c and the device is not enabled
 KNOWN = (REQUESTED, ENABLED, ROUTED, LEARNED)
 

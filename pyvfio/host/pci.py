@@ -20,11 +20,6 @@ IOMMU_GROUPS = "sys/kernel/iommu_groups"
 
 _BDF = re.compile(r"^(?:([0-9a-f]{1,8}):)?([0-9a-f]{1,2}):([0-9a-f]{1,2})\.([0-7])$")
 
-# sysfs `resource` flags (include/linux/ioport.h): which kind of window a line is.
-IORESOURCE_IO = 0x100
-IORESOURCE_MEM = 0x200
-
-
 # VFIO's group viability, as the kernel decides it (since 5.19).  A driver bound to
 # a device calls iommu_device_use_default_domain() at probe, which counts the group
 # as owned by the kernel (group->owner_cnt), unless the driver sets

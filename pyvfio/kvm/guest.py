@@ -303,7 +303,7 @@ def build(profile, windows, pic, userspace_eoi, eoi_first=False):
     a.label("loop")
     a.rdtsc()
     a.store(c["t0"])
-    comp.compile(a, profile.raise_ops, c["scratch"])
+    comp.compile(a, profile.programs.ops["raise"], c["scratch"])
     a.inc_mem(c["raised"])
     a.label("wait")
     a.cli()
@@ -354,7 +354,7 @@ def build(profile, windows, pic, userspace_eoi, eoi_first=False):
         pic.eoi(a)
         if userspace_eoi:
             a.out_dx(PORT_EOI)
-    comp.compile(a, profile.ack_ops, c["cause"])
+    comp.compile(a, profile.programs.ops["ack"], c["cause"])
     a.cmp_mem_imm8(c["cause"], 0)
     a.jcc("jz", "spurious")
     a.load(c["t_entry"])

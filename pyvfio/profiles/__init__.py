@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 from ..errors import UsageError
-from .base import CardProfile, Op, Program
+from .base import CardProfile, Op, Program, Programs
 from .format import Profile, load_file
 
 BUILTIN = Path(__file__).resolve().parent / "builtin"
@@ -100,5 +100,5 @@ def _probe_order(profiles):
     return sorted(profiles.values(), key=lambda p: -rank.get(str(Path(p.path).parent), 0))
 
 
-__all__ = ["CardProfile", "Op", "Profile", "Program", "available", "card_ids", "named", "probe",
+__all__ = ["CardProfile", "Op", "Profile", "Program", "Programs", "available", "card_ids", "named", "probe",
            "search_path"]

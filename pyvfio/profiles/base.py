@@ -7,8 +7,11 @@ tuples of `Op` that the Python engine runs compiled as a `Program` and the C loo
 exactly the same accesses.  The op kinds are defined once, in ops.py.
 """
 
+import copy
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from types import MappingProxyType
 
 from ..errors import AccessError, PyvfioError, UsageError
 from . import ops
@@ -79,13 +82,8 @@ class PollTimeout(PyvfioError):
 
 
 def _accessor(region, offset, width, write):
-    """A checked-once callable for one register (Region.accessor), or, for a host
-    whose regions have none, the region's own checked access."""
-    make = getattr(region, "accessor", None)
-    if make is not None:
-        return make(offset, width, write)
-    region_call = region.write if write else region.read
-    return lambda *value: region_call(offset, width, *value)
+    """A checked-once callable for one register (backend.Region.accessor)."""
+    return region.accessor(offset, width, write)
 
 
 def _poll(op, read):
@@ -168,6 +166,38 @@ class Program:
         return self.counted(n)[0]
 
 
+class Programs(Mapping):
+    """A profile's register programs by name (raise, ack, init, quiesce, ...), as
+    its card runs them (byte-swapped where its registers read so).  `programs[name]`
+    is the Program the Python engine runs, compiled against the card's regions on
+    first use; `programs.ops[name]` is its op tuple, which the C loop and the KVM
+    guest's compiler take.  Read-only: `replaced` makes a new one."""
+
+    def __init__(self, ops, bars):
+        self.ops = MappingProxyType(dict(ops))
+        self._bars = bars
+        self._compiled = {}
+
+    def __getitem__(self, name):
+        program = self._compiled.get(name)
+        if program is None:
+            program = self._compiled[name] = Program(self.ops[name], self._bars)
+        return program
+
+    def __contains__(self, name):
+        return name in self.ops          # without compiling it
+
+    def __iter__(self):
+        return iter(self.ops)
+
+    def __len__(self):
+        return len(self.ops)
+
+    def replaced(self, ops):
+        """These programs with `ops` ({name: op tuple}) put in or replaced."""
+        return Programs({**self.ops, **ops}, self._bars)
+
+
 class CardProfile:
     """A profile (format.Profile) bound to one card; the ops it provides and what
     each guarantees (the profile file's programs must make them true).
@@ -222,9 +252,9 @@ class CardProfile:
         self.recovered = None         # what the recover program brought back, if it ran
         self.swapped = self._identify()
         fix = Op.swapped if self.swapped else (lambda op: op)
-        for name, steps in spec.programs.items():
-            setattr(self, f"{name}_ops", tuple(fix(op) for op in steps))
-        self._programs = {}
+        self.programs = Programs({name: tuple(fix(op) for op in steps)
+                                  for name, steps in spec.programs.items()}, self.bars)
+        self._peek = None             # cause()'s program, compiled on first use
 
     def _identify(self):
         """None: the profile has no identification register; else whether the card's
@@ -260,10 +290,8 @@ class CardProfile:
                          f"reset the card (echo 1 > /sys/bus/pci/devices/{self.host.bdf}/reset)")
 
     def program(self, name):
-        """A compiled program (raise, ack, ...), compiled on first use."""
-        if name not in self._programs:
-            self._programs[name] = Program(getattr(self, f"{name}_ops"), self.bars)
-        return self._programs[name]
+        """A compiled program (raise, ack, ...): programs[name]."""
+        return self.programs[name]
 
     def init(self):
         self.raised = 0
@@ -273,13 +301,22 @@ class CardProfile:
         self.program("raise")(self.raised)
         self.raised += 1
 
+    def with_ops(self, ops):
+        """A copy of this profile (the same card, regions and counts) whose programs
+        have `ops` ({name: op tuple}) put in or replaced; this one is unchanged."""
+        new = copy.copy(self)
+        new.programs = self.programs.replaced(ops)
+        new._peek = None
+        return new
+
     def bind_dma(self, values):
-        """--source dma: raise_dma, its dma.* values filled in from `values` (the
-        IOVAs the run mapped), becomes the raise program both engines run."""
+        """--source dma: a copy of this profile whose raise program, the one both
+        engines run, is raise_dma with its dma.* values filled in from `values` (the
+        IOVAs the run mapped)."""
         fix = Op.swapped if self.swapped else (lambda op: op)
-        self.raise_ops = tuple(fix(replace(op, value=values[op.symbol], symbol="") if op.symbol else op)
-                               for op in self.spec.programs["raise_dma"])
-        self._programs.pop("raise", None)
+        return self.with_ops({"raise": tuple(
+            fix(replace(op, value=values[op.symbol], symbol="") if op.symbol else op)
+            for op in self.spec.programs["raise_dma"])})
 
     def ack(self):
         return self.program("ack")()
@@ -291,11 +328,12 @@ class CardProfile:
         """The cause the ack program's read sees now, without acknowledging it (its
         first read alone): after a batch every raise of which was serviced it is 0,
         unless the ack does not clear what it reads.  None: the ack reads nothing."""
-        if "peek" not in self._programs:
-            reads = [op for op in self.ack_ops if op.kind == READ][:1]
-            self._programs["peek"] = Program(reads, self.bars) if reads else None
-        peek = self._programs["peek"]
-        return None if peek is None else peek()
+        reads = [op for op in self.programs.ops.get("ack", ()) if op.kind == READ][:1]
+        if not reads:
+            return None
+        if self._peek is None:
+            self._peek = Program(reads, self.bars)
+        return self._peek()
 
     def check_irq(self, irq):
         """The profile says its programs serve this interrupt kind (its irqs)."""

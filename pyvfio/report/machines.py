@@ -20,7 +20,7 @@ controller, so a card's cells compare with the model's or the lab's same machine
 
 from dataclasses import dataclass, field
 
-from ..doctor.controllers import controller_of
+from ..host.interrupts import controller_of
 from . import cells as C
 from . import compare
 

@@ -1,6 +1,7 @@
 """pyvfio repro: scenario files (scenario.py) and their machines (machines.py), run
 by one pipeline (pipeline.py) on a card here (cells.py), in lab VMs (lab.py) or on
-the model host (model.py), with the model's prediction of real cells (predict.py)."""
+the model host (model.py, through matrix.py: one model scenario through the
+engine), with the model's prediction of real cells (predict.py)."""
 
 import pathlib
 

@@ -76,8 +76,8 @@ def run_cell(bdf, cell, plan, status=None):
                     guest=cell.guest, irqchip="ioapic" if kvm else "pic")
     after_enable = None
     if cell.policy in SWITCHED:
-        from ..lab import policy
-        after_enable = lambda run: policy.set_policy(bdf, cell.policy)  # noqa: E731
+        from ..host import policy_module
+        after_enable = lambda run: policy_module.set_policy(bdf, cell.policy)  # noqa: E731
     try:
         with open_device(bdf) as dev:
             profile = probe(dev, cell.access, plan.run["profile"])
@@ -144,8 +144,8 @@ def run_cells(bdf, plan, here=False, force=False, echo=print, vfio="shipped"):
     if here:
         cells = [c for c in cells if c.nointxmask == int(bool(loaded))]
     if any(c.policy in SWITCHED for c in cells):
-        from ..lab import policy
-        policy.ensure_module()
+        from ..host import policy_module
+        policy_module.ensure_module()
     line = interrupts.intx_line(bdf)
     machine = {"kernel": sysfacts.kernel, "machine": sysfacts.machine}
     threaded = sysfacts.irq_threads_forced
@@ -193,7 +193,7 @@ def _facts(machine, at_device, threaded, line, stopped, cell, planned):
 def _where(sysfacts, chip):
     """What a scenario's `when` may name of this machine, as a lab cell's key has it:
     arch, and ic (the controller serving the card's line, from /proc/interrupts)."""
-    from ..doctor import controller_of
+    from ..host.interrupts import controller_of
 
     ic = controller_of(chip)[0]
     return {"arch": sysfacts.machine, **({"ic": ic} if ic in ("ioapic", "xics", "xive") else {})}

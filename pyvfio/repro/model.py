@@ -18,7 +18,7 @@ from dataclasses import replace
 
 from ..errors import EXIT_INTERRUPTED, UsageError
 from ..intx import UNMASK_MODES
-from ..sim import matrix
+from . import matrix
 from ..sim.host import CARDS, CONTROLLERS
 from ..sim.xics import VARIANTS as XICS_VARIANTS
 from . import predict

@@ -70,7 +70,7 @@ def judge(plan, cells, with_model=True):
 
 
 def backend_of(args):
-    if getattr(args, "force", False) and not (args.bdf or args.here):
+    if args.force and not (args.bdf or args.here):
         raise UsageError("--force reloads vfio-pci on this machine's card, where other devices are bound to it",
                          "use it with a BDF; the model host and the lab's VMs reload nothing of yours")
     if args.bdf or args.lab or args.here:
@@ -83,17 +83,17 @@ def backend_of(args):
         if given:
             raise UsageError(f"{', '.join(given)} select and trace the model host's cells",
                              "on a card or in the lab, put the axes in the scenario file ([matrix])")
-        if getattr(args, "kernel", None) and not args.lab:
+        if args.kernel and not args.lab:
             raise UsageError("--kernel boots the scenario's lab machines on another lab kernel",
                              "use it with --lab ARCH")
-        if getattr(args, "vfio", None) and not (args.bdf or args.here):
+        if args.vfio and not (args.bdf or args.here):
             raise UsageError("--vfio names the vfio-pci variant loaded on a card here",
                              "with --lab, put the variants in the scenario ([matrix] vfio = [...])")
         return "lab" if args.lab else "vfio"
-    if getattr(args, "vfio", None):
+    if args.vfio:
         raise UsageError("--vfio names the vfio-pci variant loaded on a card here",
                          "the model host runs the scenario's [matrix] vfio values")
-    if getattr(args, "kernel", None):
+    if args.kernel:
         raise UsageError("--kernel boots the scenario's lab machines on another lab kernel",
                          "use it with --lab ARCH")
     return "model"

@@ -12,11 +12,11 @@ cell with KVM's resampler signalling the unmask eventfd (sim/kvm_irqfd.py).  The
 model backend (model.py) runs its cells through the same mapping.
 """
 
-from ..doctor import controller_of
+from ..host.interrupts import controller_of
 from ..errors import UsageError
 from ..host.masking import DEVICE, masked_at
-from ..sim import matrix
 from ..results import NA, axis
+from . import matrix
 from .scenario import RESAMPLE
 
 

@@ -56,7 +56,7 @@ from . import machines
 
 POLICIES = words(Policy)
 GUESTS = words(Guest)
-RESAMPLE = Unmask.RESAMPLE.value   # an unmask value only a kvm cell has (pyvfio.kvm.engine.KVM_UNMASK)
+RESAMPLE = Unmask.RESAMPLE.value   # an unmask value only a kvm cell has (pyvfio.engine.kvm_engine.KVM_UNMASK)
 SHIPPED = KEY_DEFAULTS["vfio"]
 # vfio's values are vfio-pci variants (pyvfio/lab/vfio_build.py), checked by its parser.
 AXES = {"nointxmask": (0, 1), "policy": POLICIES, "unmask": UNMASK_MODES + (RESAMPLE,),

@@ -18,14 +18,12 @@ from collections import deque
 
 
 class Cpu:
-    __slots__ = ("pending", "work", "depth", "in_irq", "taken", "trace")
+    __slots__ = ("pending", "work", "depth", "trace")
 
     def __init__(self, trace=None):
         self.pending = deque()      # deliver callables, one per notification
         self.work = deque()         # schedule_work() items
         self.depth = 0              # nesting of host entries (irqs considered off)
-        self.in_irq = False
-        self.taken = 0              # notifications taken (all, spurious included)
         self.trace = trace
 
     def notify(self, deliver):
@@ -51,15 +49,11 @@ class Cpu:
             while pending or work:
                 while pending:
                     deliver = pending.popleft()
-                    self.in_irq = True
-                    self.taken += 1
                     deliver()               # ... -> handle_fasteoi_irq
-                    self.in_irq = False
                 if work:
                     fn = work.popleft()
                     if self.trace is not None:
                         self.trace("kworker", f"run deferred work {getattr(fn, '__name__', fn)}")
                     fn()
         finally:
-            self.in_irq = False
             self.depth -= 1

@@ -13,6 +13,7 @@ import errno
 
 from .. import uapi
 from ..errors import AccessError, UsageError, VfioError
+from ..eventfd import EventFd
 from ..vocabulary import SWITCHED, Access, CardKind, Controller, words
 from . import card as card_mod
 from .cpu import Cpu
@@ -85,6 +86,11 @@ class _ModelRegion:
         finally:
             cpu.leave()
 
+    def accessor(self, offset, width, write):
+        """The region's own checked access, bound to one register (backend.Region)."""
+        call = self.write if write else self.read
+        return lambda *value: call(offset, width, *value)
+
 
 def _describe_set_irqs(index, flags, start, count, data):
     from . import vfio_intx as v
@@ -103,6 +109,8 @@ class ModelHost:
 
     name = "model"
     bdf = "0000:00:04.0"
+    # IntxHost's optional capabilities the model has not (guest_eoi: a property below)
+    fd = encode_irq_set = line_holders = dma = None
 
     def __init__(self, controller="xive", card="non-2.3", policy="lazy", *,
                  nointxmask=False, xics_variant="qemu", xive_set_pq00_retriggers=False,
@@ -114,7 +122,7 @@ class ModelHost:
         if trace is True:
             trace = Trace()
         self.trace = trace or None
-        self.controller, self.card_kind, self.policy = controller, card, policy
+        self.controller, self.policy = controller, policy
         tr = self.trace
         self.cpu = cpu = Cpu(tr)
         if controller == "xive":
@@ -225,7 +233,7 @@ class ModelHost:
                         raise SetIrqsError(errno.EBADF, "pass EventFd objects (or -1), "
                                                         "not raw file descriptors")
                     out.append(None)
-                elif hasattr(fd, "signal") and hasattr(fd, "waiters"):
+                elif isinstance(fd, EventFd):
                     out.append(fd)
                 else:
                     raise SetIrqsError(errno.EBADF, f"{fd!r} is not an eventfd")

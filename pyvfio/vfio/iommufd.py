@@ -15,7 +15,7 @@ from .ioctl import vfio_ioctl
 def _new(struct):
     """A zeroed struct with its length field set (iommufd's is `size`, vfio's `argsz`)."""
     s = ffi.new(f"struct {struct} *")
-    if hasattr(s, "size"):
+    if "size" in dict(ffi.typeof(s[0]).fields):
         s.size = ffi.sizeof(s[0])
     else:
         s.argsz = ffi.sizeof(s[0])

@@ -1,9 +1,10 @@
-"""The DisINTx write probe (host/disintx_probe.py) against vfio-pci's own decision:
+"""The DisINTx write probe (vfio/disintx_probe.py) against vfio-pci's own decision:
 with nointxmask=0 vfio-pci masks at the card exactly when pci_intx_mask_supported(),
 which intx_probe observes (DisINTx set on the card once INTx is masked)."""
 import pytest
 
-from pyvfio.host import disintx_probe, intx_probe, pci
+from pyvfio.host import pci
+from pyvfio.vfio import disintx_probe, intx_probe
 
 pytestmark = pytest.mark.lab
 

@@ -16,7 +16,8 @@ import pytest
 from pyvfio import uapi
 from pyvfio.engine import Run, RunConfig
 from pyvfio.host import interrupts
-from pyvfio.lab import guest, policy
+from pyvfio.host import policy_module as policy
+from pyvfio.lab import guest
 from pyvfio.profiles import probe
 from pyvfio.vfio import open_device
 

@@ -190,7 +190,8 @@ def _start_one_transfer(dev):
     card: the four writes before the poll); QEMU runs it 100 ms (virtual) later."""
     prof = probe(dev, "mmap")
     src = DmaSource(dev, prof)
-    Program(prof.raise_ops[:4], prof.bars)()
+    prof = prof.bind_dma(src.values)                  # as Run does
+    Program(prof.programs.ops["raise"][:4], prof.bars)()
     return prof, src
 
 
@@ -215,7 +216,7 @@ def test_a_transfer_that_does_not_finish_is_said_in_one_line_and_unmapped(capsys
     with open_device(EDU) as dev:
         prof, src = _start_one_transfer(dev)
         # a bound the transfer cannot meet (edu needs 100 ms)
-        prof._programs["dma_idle"] = Program((replace(prof.dma_idle_ops[0], count=1000),), prof.bars)
+        src.profile = prof.with_ops({"dma_idle": (replace(prof.programs.ops["dma_idle"][0], count=1000),)})
         src.wait_idle()                          # as a run's teardown does, before close()
         src.close()
         lines = capsys.readouterr().err.strip().splitlines()

@@ -5,7 +5,7 @@ import pytest
 
 from pyvfio import profiles
 from pyvfio.intx import Intx
-from pyvfio.lab import policy
+from pyvfio.host import policy_module as policy
 
 from . import cycles
 

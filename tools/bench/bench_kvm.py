@@ -7,7 +7,7 @@ whole interrupt in the kernel), and with an irqfd without resampler plus the
 userspace unmask (ioctl, eventfd) after the guest's EOI, on the PIC and the IOAPIC.
 Per cell: p50/p99 round trip (toy: raise -> EOI done, CLOCK_MONOTONIC; KVM: the
 guest's TSC from raise to its loop seeing the ISR done, calibrated against
-CLOCK_MONOTONIC, see pyvfio/kvm/engine.py), throughput over the measured loop, and
+CLOCK_MONOTONIC, see pyvfio/engine/kvm_engine.py), throughput over the measured loop, and
 the CPU time (user + system) of pyvfio's process per interrupt: with the KVM guest
 that includes the vCPU thread, i.e. the guest's own execution, which KVM accounts to
 the thread that runs it.

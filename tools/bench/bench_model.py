@@ -22,7 +22,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", ".."))
 
 from pyvfio.intx import Intx                                  # noqa: E402
 from pyvfio.sim import ModelHost                              # noqa: E402
-from pyvfio.sim.matrix import Scenario, run_model             # noqa: E402
+from pyvfio.repro.matrix import Scenario, run_model             # noqa: E402
 
 RAISE, ACK = 0x60, 0x64
 CASES = (("xive", "non-2.3", "unlazy"), ("xics", "non-2.3", "lazy"),

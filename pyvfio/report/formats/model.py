@@ -33,7 +33,7 @@ import os
 import re
 from dataclasses import dataclass, field
 
-from ...doctor.controllers import controller_of
+from ...host.interrupts import controller_of
 from ...results import NA, axis
 from .. import cells as C
 from .. import machines as M

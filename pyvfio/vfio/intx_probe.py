@@ -25,8 +25,12 @@ exclusive: EBUSY).  INTx is disabled and the device closed before returning.
 import errno
 from dataclasses import dataclass
 
-from . import irq_route, masking, pci
-from .config import PCI_COMMAND, PCI_COMMAND_INTX_DISABLE
+from ..cardlock import card_lock
+from ..errors import PyvfioError, VfioError
+from ..host import irq_route, masking, pci
+from ..host.config import PCI_COMMAND, PCI_COMMAND_INTX_DISABLE
+from ..intx import Intx
+from .device import open_device
 
 
 @dataclass
@@ -64,17 +68,12 @@ def _disintx(bdf, root):
 
 def probe(dev, root="/"):
     """(Probe or None, why not) for a PciDevice."""
-    from ..cardlock import card_lock
-    from ..errors import PyvfioError, VfioError
-
     if root != "/":
         return None, f"not probed: {root} is not the live host"
     if dev.driver != "vfio-pci":
         return None, f"not probed: {dev.bdf} is bound to {dev.driver or 'no driver'}, not vfio-pci"
     fw = dev.config.interrupt_line if dev.config else None
     try:
-        from ..intx import Intx
-        from ..vfio import open_device
         with card_lock(dev.bdf), open_device(dev.bdf, root=root) as vdev:
             irq = pci.device(dev.bdf, root).irq
             route = irq_route.RoutedIrq(irq, irq_route.LEARNED, fw, f"sysfs irq read {irq} while "
@@ -94,7 +93,7 @@ def probe(dev, root="/"):
                 on_card = _disintx(dev.bdf, root)
             finally:
                 intx.close()
-    except (PyvfioError, OSError, ImportError) as exc:
+    except (PyvfioError, OSError) as exc:
         return None, f"not probed: enabling {dev.bdf} through VFIO failed ({exc})"
     return Probe(route, masking.masked_at(0, on_card), None, f"pyvfio enabled INTx (request_irq({irq}) succeeded) and "
                  "masked it: DisINTx " + ("set on the card: vfio-pci masks at the card (pci_2_3)"

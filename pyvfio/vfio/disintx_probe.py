@@ -18,8 +18,11 @@ written and the caller keeps what config space says.
 
 import os
 
-from . import pci
-from .config import PCI_COMMAND, PCI_COMMAND_INTX_DISABLE, IntxMaskSupport
+from ..cardlock import card_lock
+from ..errors import PyvfioError
+from ..host import pci
+from ..host.config import PCI_COMMAND, PCI_COMMAND_INTX_DISABLE, IntxMaskSupport
+from .group import Group
 
 BASIS = "probed"
 
@@ -51,10 +54,6 @@ def intx_mask_broken(config_path):
 
 def probe(dev, root="/"):
     """(IntxMaskSupport with basis "probed", None) or (None, why not probed)."""
-    from ..cardlock import card_lock
-    from ..errors import PyvfioError
-    from ..vfio.group import Group
-
     if root != "/":
         return None, f"not probed: {root} is not the live host"
     if dev.driver != "vfio-pci":

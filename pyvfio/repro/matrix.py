@@ -14,8 +14,8 @@ from ..errors import UsageError
 from ..intx import UNMASK_MODES
 from ..results import NA
 from ..verdict import of_run
-from .host import CARDS, CONTROLLERS, POLICIES
-from .xics import VARIANTS as XICS_VARIANTS
+from ..sim.host import CARDS, CONTROLLERS, POLICIES
+from ..sim.xics import VARIANTS as XICS_VARIANTS
 
 AXES = {"controller": CONTROLLERS, "card": CARDS, "policy": POLICIES, "unmask": UNMASK_MODES}
 
@@ -116,7 +116,7 @@ def run_model(scenario, loops, recover=False, trace=None, access="mmap", **host_
     toy guest, profile and protocol as against /dev/vfio)."""
     from ..engine import Run, RunConfig
     from ..profiles import probe
-    from .host import ModelHost
+    from ..sim.host import ModelHost
     host = ModelHost(**scenario.host_kwargs(), trace=trace, **host_knobs)
     profile = probe(host, access)
     # watchdog 0: the model is synchronous, a trigger that is not pending when the

@@ -29,12 +29,12 @@ import time
 
 from .. import uapi
 from .._binding import ffi
-from ..errors import KvmError
-from ..engine.batch import DONE, TIMEOUT, Batch
+from ..errors import KvmError, UsageError
+from ..kvm import guest
+from ..kvm.memory import Ram
+from ..kvm.system import CAPS, RESAMPLE, Kvm
 from ..vocabulary import VFIO_UNMASK, Unmask, words
-from . import guest
-from .memory import Ram
-from .system import CAPS, RESAMPLE, Kvm
+from .batch import DONE, TIMEOUT, Batch
 
 GSI = 5                           # the guest's IRQ (PIC line 5, IOAPIC pin 5)
 KICK = signal.SIGUSR1
@@ -50,6 +50,8 @@ def intx_mode(unmask):
 
 
 class KvmLoop:
+    """An engine.run.Engine whose handler is a real vCPU's ISR."""
+
     def __init__(self, ctx):
         self.ctx = ctx
         self.unmask = ctx.config.unmask
@@ -275,7 +277,11 @@ class KvmLoop:
     def trigger_pending(self):
         return False
 
-    def to_json(self):
+    def service_external(self):
+        """Not reached: RunConfig refuses --source external with --guest kvm."""
+        raise UsageError("--source external is not available with --guest kvm", "use --guest toy for it")
+
+    def guest_json(self):
         return {"guest": "kvm", "irqchip": self.pic.name, "gsi": GSI, "unmask": self.unmask,
                 "eoi_first": self.ctx.config.eoi_first,
                 "trigger": "level" if self.pic.level else "edge",
