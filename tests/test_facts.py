@@ -11,7 +11,7 @@ import pytest
 from pyvfio import unlazy_fix
 from pyvfio.host import masking
 from pyvfio.host.config import IntxMaskSupport
-from pyvfio.host.intx_probe import Probe
+from pyvfio.vfio.intx_probe import Probe
 from pyvfio.host.irq_route import LEARNED, RoutedIrq
 
 from fixtures.fakehost import FakeHost
@@ -53,7 +53,7 @@ def test_doctor_masks_where_the_rule_says(nim, supported, seen, where):
 @pytest.mark.parametrize("nim,supported,seen,where", MASKING)
 def test_info_exclusive_is_the_rule(tmp_path, monkeypatch, nim, supported, seen, where):
     from pyvfio.cli import info_cmd
-    from pyvfio.host import disintx_probe, intx_probe
+    from pyvfio.vfio import disintx_probe, intx_probe
     h = FakeHost(tmp_path)
     h.add_driver("vfio-pci")
     h.write("sys/module/vfio_pci/parameters/nointxmask", "YN"[not nim] + "\n")
@@ -189,7 +189,7 @@ def test_one_name_for_not_applicable_and_the_fleet_file():
     from pyvfio.fleet import run as fleet_run
     from pyvfio.report import html
     from pyvfio.repro import scenario
-    from pyvfio.sim import matrix
+    from pyvfio.repro import matrix
     assert matrix.NA is scenario.NA is results.NA
     assert fleet_run.FLEET_FILE is html.FLEET_FILE is results.FLEET_FILE
     again = [p.relative_to(PYVFIO).as_posix() for p in PYVFIO.rglob("*.py") if p.name != "results.py"

@@ -136,6 +136,11 @@ class Bar:
     def write(self, offset, width, value):
         self.mm[offset:offset + width] = value.to_bytes(width, "little")
 
+    def accessor(self, offset, width, write):
+        """backend.Region's checked-once callable for one register."""
+        call = self.write if write else self.read
+        return lambda *value: call(offset, width, *value)
+
     def changed(self):
         """offset -> dword, of every dword that differs from before."""
         return {off: struct.unpack_from("<I", self.mm, off)[0] for off in range(0, BAR_SIZE, 4)
@@ -198,7 +203,7 @@ def kvm_refuses(row):
 
 
 def run_kvm(row, bar, kvm):
-    from pyvfio.kvm.engine import KvmLoop
+    from pyvfio.engine.kvm_engine import KvmLoop
     from pyvfio.kvm.memory import Ram
 
     code = kvm_code(row.program)

@@ -106,7 +106,9 @@ def probes_in(text, where="<text>"):
         fn, args = node.func.id, node.args
         probe = (fn in ("getattr", "hasattr") and len(args) >= 2
                  and isinstance(args[1], ast.Constant) and args[1].value in names)
-        if probe or fn == "setattr":
+        # argparse's Action protocol stores on its namespace: setattr(namespace, dest, ...)
+        stores = fn == "setattr" and args and isinstance(args[0], ast.Name) and args[0].id == "namespace"
+        if probe or fn == "setattr" and not stores:
             out.append(f"{where}:{node.lineno}: {ast.unparse(node)}")
     return out
 
@@ -123,5 +125,6 @@ def test_the_probe_finder_finds_probes_and_leaves_lookups():
             'b = hasattr(region, "accessor")\n'
             'setattr(profile, "raise_ops", ())\n'
             'c = getattr(uapi, cap)\n'
-            'd = getattr(lib, "PYVFIO_OP_READ")\n')
+            'd = getattr(lib, "PYVFIO_OP_READ")\n'
+            'setattr(namespace, self.dest, values)\n')
     assert [hit.split(":")[1] for hit in probes_in(code)] == ["1", "2", "3"]

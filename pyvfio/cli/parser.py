@@ -54,6 +54,8 @@ class OldSpelling(argparse.Action):
     """A renamed option's old name: does what the new one does, after the notice.
     Hidden from --help; the vocabulary test knows it by this class."""
 
+    append = False          # a repeatable option: renamed(..., repeatable=True)
+
     def __init__(self, option_strings, dest, new, **kwargs):
         self.new = new
         super().__init__(option_strings, dest, help=argparse.SUPPRESS, **kwargs)
@@ -62,7 +64,7 @@ class OldSpelling(argparse.Action):
         notice(option_string, self.new)
         if self.nargs == 0:
             setattr(namespace, self.dest, self.const)
-        elif getattr(self, "append", False):
+        elif self.append:
             setattr(namespace, self.dest, (getattr(namespace, self.dest) or []) + [values])
         else:
             setattr(namespace, self.dest, values)
