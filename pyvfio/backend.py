@@ -53,7 +53,7 @@ class IntxHost(Protocol):
     # () -> (IRQ, [the line's other holders]) to explain an EBUSY from the trigger
     line_holders: Callable[[], tuple] | None
     # () -> the guest's EOI when KVM's resampler serves it (else the guest's EOI is
-    # Intx.eoi, from userspace)
+    # DeviceIrq.eoi, from userspace)
     guest_eoi: Callable[[], None] | None
     # () -> the device's DMA mappings (vfio/dma.py), for --source dma
     dma: Callable[[], object] | None

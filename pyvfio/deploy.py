@@ -152,7 +152,7 @@ def _link(run, exe, link):
 
 
 def deploy_machine(m, **kw):
-    """deploy() onto a lab machine (machine.py's Machine), pyvfio on every user's PATH."""
+    """deploy() onto a lab machine (machine.py's LabMachine), pyvfio on every user's PATH."""
     def run(cmd):
         p = m.run(cmd, timeout=900)
         return p.returncode, p.stdout + p.stderr

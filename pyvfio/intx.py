@@ -24,12 +24,12 @@ MSI and MSI-X (vector 0; vfio_pci_set_msi_trigger):
 - a message is a memory write by the card, which it makes only with Bus Master
   on: enable sets COMMAND.MASTER through vfio's config region (vfio-pci passes
   the bit through; a driver's pci_set_master), disable puts back what was there.
-vfio-pci enables MSI only while INTx is off (and the reverse): one kind per Intx.
+vfio-pci enables MSI only while INTx is off (and the reverse): one kind per DeviceIrq.
 
-Every sequence is data: `Intx.seq` holds lists of steps, each a `SetIrqs` (one
+Every sequence is data: `DeviceIrq.seq` holds lists of steps, each a `SetIrqs` (one
 VFIO_DEVICE_SET_IRQS) or an `EventfdWrite` (an 8-byte write of 1, eventfd_signal),
 built once when INTx is first enabled.  The consumers replay the same steps:
-- Python (`Intx.eoi()/rearm()/...`, the Python engine): `step.run(host)`, which
+- Python (`DeviceIrq.eoi()/rearm()/...`, the Python engine): `step.run(host)`, which
   goes through `host.set_irqs` with the step's decoded form, on any host;
 - the C loop (engine/c_engine.py, csrc/loop.c): the step's encoded form
   (`kind`, `fd`, `req`, `buf`: a ready `struct vfio_irq_set`), which exists only
@@ -101,7 +101,7 @@ class EventfdWrite:
 
 @dataclass(frozen=True)
 class Sequences:
-    """Every SET_IRQS sequence of one Intx, for its eventfds."""
+    """Every SET_IRQS sequence of one DeviceIrq, for its eventfds."""
     enable: list
     disable: list
     eoi: list       # per interrupt: unmask by the chosen mode, or (--rearm-each) rearm; MSI: none
@@ -116,7 +116,7 @@ def run_steps(host, steps):
         step.run(host)
 
 
-class Intx:
+class DeviceIrq:
     """A device's interrupt, driven from the guest side: its INTx line (`irq`
     "intx", the default), or vector 0 of its MSI or MSI-X ("msi", "msix").
 

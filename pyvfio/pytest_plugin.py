@@ -58,7 +58,7 @@ class VfioCard:
 
 @dataclass
 class ArmedIntx:
-    intx: object          # pyvfio.intx.Intx, enabled
+    intx: object          # pyvfio.intx.DeviceIrq, enabled
     profile: object
 
     def roundtrip(self, timeout=1.0):
@@ -153,10 +153,10 @@ def vfio_card(request):
 
 @pytest.fixture
 def intx(vfio_card):
-    from .intx import Intx
+    from .intx import DeviceIrq
 
     vfio_card.profile.init()
-    with Intx(vfio_card.device, unmask_mode=vfio_card.options["unmask"]) as i:
+    with DeviceIrq(vfio_card.device, unmask_mode=vfio_card.options["unmask"]) as i:
         i.check_info()
         i.enable()
         yield ArmedIntx(i, vfio_card.profile)

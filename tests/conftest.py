@@ -15,9 +15,9 @@ import pytest
 
 import prefetch
 from pyvfio.checkout import CHECKOUT
-from pyvfio.lab import guest
+from pyvfio.lab import in_guest
 
-collect_ignore = [] if guest.in_lab() else ["lab"]
+collect_ignore = [] if in_guest.in_lab() else ["lab"]
 
 
 def _tier(item):
@@ -39,7 +39,7 @@ _x86_ahead_after = None   # the node after which the x86_64 machine boots in the
 def pytest_collection_finish(session):
     global _x86_ahead_after
     machines = any(_tier(i) for i in session.items)
-    if machines and not guest.in_lab() and os.geteuid() == 0 and shutil.which("mmdebstrap") \
+    if machines and not in_guest.in_lab() and os.geteuid() == 0 and shutil.which("mmdebstrap") \
             and shutil.which("qemu-system-x86_64"):
         prefetch.start(CHECKOUT)
         # Once the busybox batches are done, the lab's last tests boot one VM at a

@@ -20,7 +20,7 @@ from pyvfio.engine.c_engine import fill_ops, fill_steps
 from pyvfio.errors import UsageError
 from pyvfio.eventfd import EventFd
 from pyvfio.histogram import Histogram
-from pyvfio.intx import EventfdWrite, Intx, SetIrqs
+from pyvfio.intx import EventfdWrite, DeviceIrq, SetIrqs
 from pyvfio.profiles.base import READ, WRITE, WRITE_CAUSE, Op
 from pyvfio.vfio.device import Device
 from pyvfio.vfio.region import Region
@@ -319,7 +319,7 @@ def _decode(step):
 def test_encoded_steps_are_the_decoded_ones(mode, rearm_each):
     with open(os.devnull) as null:
         host = EncodingHost(null.fileno())
-        with Intx(host, mode, rearm_each) as intx:
+        with DeviceIrq(host, mode, rearm_each) as intx:
             for name in ("enable", "disable", "eoi", "rearm", "unmask", "mask", "loopback"):
                 for step in getattr(intx.seq, name):
                     if step.kind == "write":
@@ -335,7 +335,7 @@ def test_rearm_unregisters_the_unmask_eventfd_first_in_python_and_in_c(efds, mod
     trigger, _ = efds
     with open(os.devnull) as null:
         host = EncodingHost(null.fileno())
-        with Intx(host, mode, rearm_each=True) as intx:
+        with DeviceIrq(host, mode, rearm_each=True) as intx:
             host.calls.clear()
             intx.eoi()  # Python runs the steps through host.set_irqs
             python = [(c[1], c[3]) for c in host.calls]
@@ -378,7 +378,7 @@ class ConfigHost(EncodingHost):
 def test_msi_steps_are_encoded_on_their_index_with_no_eoi(irq, index):
     with open(os.devnull) as null:
         host = ConfigHost(null.fileno())
-        with Intx(host, irq=irq) as msi:
+        with DeviceIrq(host, irq=irq) as msi:
             assert msi.seq.eoi == [] and msi.seq.mask is None and msi.seq.unmask is None
             for name in ("enable", "disable", "rearm", "loopback"):
                 for step in getattr(msi.seq, name):
@@ -400,17 +400,17 @@ def test_msi_enable_turns_bus_master_on_and_disable_puts_it_back(before):
     memory = uapi.PCI_COMMAND_MEMORY
     with open(os.devnull) as null:
         host = ConfigHost(null.fileno(), memory | before)
-        with Intx(host, irq="msi"):
+        with DeviceIrq(host, irq="msi"):
             assert host.read(uapi.PCI_COMMAND, 2) == memory | uapi.PCI_COMMAND_MASTER
         assert host.read(uapi.PCI_COMMAND, 2) == memory | before
-        with Intx(host):                      # INTx leaves it alone
+        with DeviceIrq(host):                      # INTx leaves it alone
             assert host.read(uapi.PCI_COMMAND, 2) == memory | before
 
 
 def test_c_loop_delivers_msi_with_no_eoi_steps(efds):
     trigger, _ = efds
     with open(os.devnull) as null:
-        with Intx(ConfigHost(null.fileno()), irq="msi") as msi:
+        with DeviceIrq(ConfigHost(null.fileno()), irq="msi") as msi:
             card = start(Card(trigger))
             try:
                 loop = Loop(card, trigger, msi.seq.eoi)

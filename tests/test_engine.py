@@ -134,7 +134,7 @@ def test_throughput_is_over_the_measured_loop():
 
 @pytest.mark.parametrize("unmask", ["ioctl", "eventfd"])
 def test_the_model_host_sees_the_intx_sequences_as_built(unmask):
-    """The Python path runs Intx's steps through host.set_irqs: the model host's
+    """The Python path runs DeviceIrq's steps through host.set_irqs: the model host's
     trace shows enable, per-interrupt EOI (--rearm-each: disable + enable, the
     unmask eventfd unregistered first) and disable in that order."""
     host = ModelHost("xive", "non-2.3", "lazy", trace=True)

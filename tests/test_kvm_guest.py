@@ -10,7 +10,7 @@ import pytest
 
 from pyvfio.engine import RunConfig
 from pyvfio.errors import KvmError, UsageError
-from pyvfio.kvm import guest
+from pyvfio.kvm import guest_program
 from pyvfio.kvm.asm import EAX, ECX, Asm
 from pyvfio.kvm.system import Kvm
 from pyvfio import profiles
@@ -23,7 +23,7 @@ class _Region:
 
 
 class _Profile:
-    """A bound profile as guest.py sees it: its spec, BARs and programs."""
+    """A bound profile as guest_program.py sees it: its spec, BARs and programs."""
 
     def __init__(self, name, access="mmap"):
         self.spec = profiles.named(name)
@@ -36,8 +36,9 @@ class _Profile:
 def _build(name, access="mmap", level=True, userspace_eoi=False, irqchip="pic"):
     """(code, reset page, IVT) of the guest for builtin profile `name`."""
     p = _Profile(name, access)
-    image = guest.build(p, guest.place_windows(p), guest.IRQCHIPS[irqchip](5, level), userspace_eoi)
-    return image[guest.CODE], image[guest.RAM_SIZE], image[0]
+    image = guest_program.build(p, guest_program.place_windows(p), guest_program.IRQCHIPS[irqchip](5, level),
+                                userspace_eoi)
+    return image[guest_program.CODE], image[guest_program.RAM_SIZE], image[0]
 
 
 def _objdump(code, origin):
@@ -70,26 +71,26 @@ def test_encodings_are_what_objdump_reads():
 def test_edu_compiles_to_a_guest_with_its_isr_in_the_ivt():
     code, reset, ivt = _build("edu")
     isr = int.from_bytes(ivt[4 * 0x25:4 * 0x25 + 2], "little")
-    assert guest.CODE < isr < guest.CODE + len(code)
+    assert guest_program.CODE < isr < guest_program.CODE + len(code)
     assert reset[0xFF0:0xFF5] == b"\xea\x00\x10\x00\x00"     # jmp far 0000:1000
-    text = [" ".join(w) for w in _objdump(code, guest.CODE)]
+    text = [" ".join(w) for w in _objdump(code, guest_program.CODE)]
     assert "mov %eax,%es:0x60" in text                         # raise: IRQ_RAISE
     assert "mov %es:0x24,%eax" in text and "mov %eax,%es:0x64" in text   # ack: status, ack
 
 
 def test_ioapic_guest_reaches_the_ioapic_and_lapic_through_unreal_mode():
     code, _, ivt = _build("edu", irqchip="ioapic")
-    text = " | ".join(" ".join(w) for w in _objdump(code, guest.CODE))
+    text = " | ".join(" ".join(w) for w in _objdump(code, guest_program.CODE))
     assert "lgdtl 0x610" in text and "mov %bx,%gs" in text
     assert "addr32 mov %eax,%gs:0xfec00010" in text      # IOWIN
     assert "addr32 mov %eax,%gs:0xfee000b0" in text      # the LAPIC EOI in the ISR
-    isr = int.from_bytes(ivt[4 * guest.IOAPIC_VECTOR:4 * guest.IOAPIC_VECTOR + 2], "little")
-    assert guest.CODE < isr < guest.CODE + len(code)
+    isr = int.from_bytes(ivt[4 * guest_program.IOAPIC_VECTOR:4 * guest_program.IOAPIC_VECTOR + 2], "little")
+    assert guest_program.CODE < isr < guest_program.CODE + len(code)
 
 
 def test_e1000_compiles():
     code, _, _ = _build("e1000")
-    text = [" ".join(w) for w in _objdump(code, guest.CODE)]
+    text = [" ".join(w) for w in _objdump(code, guest_program.CODE)]
     assert "mov %eax,%es:0xc8" in text and "mov %es:0xc0,%eax" in text
 
 
@@ -97,7 +98,7 @@ def test_userspace_eoi_only_when_asked():
     plain, _, _ = _build("edu")
     with_eoi, _, _ = _build("edu", level=False, userspace_eoi=True)
     assert len(with_eoi) > len(plain)
-    assert "mov $0x511,%dx" in " ".join(" ".join(w) for w in _objdump(with_eoi, guest.CODE))
+    assert "mov $0x511,%dx" in " ".join(" ".join(w) for w in _objdump(with_eoi, guest_program.CODE))
 
 
 def test_ops_the_guest_cannot_express_are_refused():
@@ -107,7 +108,7 @@ def test_ops_the_guest_cannot_express_are_refused():
     p = _Profile("edu")
     p.programs = p.programs.replaced({"ack": (base.Op("delay", count=5, reg="settle"),)})
     with pytest.raises(UsageError, match="delay of settle cannot run in the KVM guest"):
-        guest.build(p, guest.place_windows(p), guest.Pic(5, True), False)
+        guest_program.build(p, guest_program.place_windows(p), guest_program.Pic(5, True), False)
 
 
 @pytest.mark.parametrize("kw, message", [

@@ -1,9 +1,9 @@
 """The host's end of a fed card's chardev (lab/feeder.py) against a real unix socket
-playing QEMU's listening end, and the guest's side of the request (lab/guest.feed)."""
+playing QEMU's listening end, and the guest's side of the request (lab/in_guest.feed)."""
 import socket
 import threading
 
-from pyvfio.lab import feeder, guest, qemu
+from pyvfio.lab import feeder, in_guest, qemu
 from pyvfio.lab.config import LabConfig
 
 
@@ -33,7 +33,7 @@ def test_the_guest_asks_and_the_host_writes_every_byte(tmp_path, monkeypatch):
     cfg = LabConfig(arch="x86_64", cards=("edu", "pci-serial"), command=("true",))
     with feeder.Feeders(cfg, tmp_path) as f:
         assert [x.i for x in f.feeders] == [1]
-        assert guest.feed("0000:00:11.0", 700, chunk=100, timeout=20) == 700
+        assert in_guest.feed("0000:00:11.0", 700, chunk=100, timeout=20) == 700
     t.join(5)
     server.close()
     assert bytes(got) == feeder.pattern(700)
@@ -50,7 +50,7 @@ def test_no_card_listening_is_an_answer_not_a_hang(tmp_path, monkeypatch):
     cfg = LabConfig(arch="x86_64", cards=("pci-serial",), command=("true",))
     with feeder.Feeders(cfg, tmp_path):
         try:
-            guest.feed("0000:00:10.0", 10, timeout=20)
+            in_guest.feed("0000:00:10.0", 10, timeout=20)
         except RuntimeError as exc:
             assert "the host's feeder failed: FileNotFoundError" in str(exc)
         else:

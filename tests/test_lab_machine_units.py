@@ -106,8 +106,8 @@ def test_bad_arch_is_one_line_before_anything_is_built(tmp_path):
 def _copying_machine(monkeypatch, payload=b"fetched\n"):
     """A Machine whose scp writes `payload` into its destination as scp does: in
     place, through a link."""
-    from pyvfio.lab.machine import Machine
-    m = Machine("m", "x86_64", "6.12", "r", "ioapic", "127.0.0.1", 1, "root", "k", [], 1, "mon")
+    from pyvfio.lab.machine import LabMachine
+    m = LabMachine("m", "x86_64", "6.12", "r", "ioapic", "127.0.0.1", 1, "root", "k", [], 1, "mon")
 
     def scp(src, dst, recursive=False):
         with open(dst, "wb") as f:

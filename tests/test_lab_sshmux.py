@@ -9,7 +9,7 @@ import psutil
 import pytest
 
 from pyvfio.lab import sshmux
-from pyvfio.lab.machine import Machine
+from pyvfio.lab.machine import LabMachine
 
 from fleet_sshd import LocalSshd
 
@@ -23,7 +23,7 @@ def sshd(tmp_path_factory):
 
 @pytest.fixture
 def machine(sshd, tmp_path):
-    m = Machine(name="mux", arch="x86_64", kernel="6.12", release="x", ic="ioapic", ssh_host="127.0.0.1",
+    m = LabMachine(name="mux", arch="x86_64", kernel="6.12", release="x", ic="ioapic", ssh_host="127.0.0.1",
                 ssh_port=sshd.port, user="root", key=sshd.key, cards=[], pid=0, monitor_path="",
                 dir=str(tmp_path / "machine"))
     yield m

@@ -11,7 +11,7 @@ import pytest
 
 from pyvfio.errors import PyvfioError, UsageError
 from pyvfio.host import policy_module as policy
-from pyvfio.lab import cache, cpio, guest, modules, qemu, vmlinux
+from pyvfio.lab import cache, cpio, in_guest, modules, qemu, vmlinux
 from pyvfio.lab.config import LabConfig
 
 from fixtures.fakehost import FakeHost
@@ -156,16 +156,16 @@ def test_config_defaults():
 
 def test_guest_facts(tmp_path, monkeypatch):
     monkeypatch.delenv("PYVFIO_LAB", raising=False)
-    assert guest.facts() is None  # outside a lab guest
+    assert in_guest.facts() is None  # outside a lab guest
     (tmp_path / "lab.json").write_text(json.dumps({"arch": "ppc64le", "nointxmask": 1}))
     (tmp_path / "cards.txt").write_text("edu 0001:00:01.0 1 1234:11e8\ne1000 0001:00:02.0 1 8086:100e\n")
     (tmp_path / "guest.txt").write_text("kver 6.12.95+deb12-powerpc64le\nnointxmask Y\n")
     monkeypatch.setenv("PYVFIO_LAB", "1")
     monkeypatch.setenv("PYVFIO_LAB_DIR", str(tmp_path))
-    f = guest.facts()
+    f = in_guest.facts()
     assert f["bound"][1] == {"card": "e1000", "bdf": "0001:00:02.0", "group": 1, "id": "8086:100e"}
     assert f["guest_nointxmask"] == "Y" and f["guest_kver"].startswith("6.12.95")
-    assert guest.bdf_of("e1000", f) == "0001:00:02.0"
+    assert in_guest.bdf_of("e1000", f) == "0001:00:02.0"
 
 
 def test_policy_helper_on_a_fabricated_tree(tmp_path):

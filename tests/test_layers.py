@@ -29,7 +29,7 @@ LAYERS = (
     ("host", {"host", "unlazy_fix"}),
     ("fds", {"vfio", "kvm"}),
     ("model", {"sim"}),
-    ("engines", {"guest", "engine"}),
+    ("engines", {"toy_guest", "engine"}),
     ("lab", {"lab", "deploy"}),
     ("report", {"report"}),
     ("repro", {"repro"}),

@@ -5,7 +5,7 @@ program, on one BAR of 4 KiB in a memfd:
 - Python: profiles.base.Program, on the BAR's bytes;
 - C: csrc/loop.c run_ops (lib.pyvfio_run_ops) on the same memfd, by mmap and by
   pread/pwrite, the ops encoded by the C engine's fill_ops;
-- KVM: kvm/guest.py's ProgramCompiler, the program compiled into real-mode code
+- KVM: kvm/guest_program.py's ProgramCompiler, the program compiled into real-mode code
   that a real vCPU runs in-process (/dev/kvm, x86 hosts: skipped where it cannot be
   opened); the BAR is a trapped window, each access a KVM_EXIT_MMIO served here.
   The kinds the guest does not run (profiles/ops.py `kvm`) and the forms it cannot
@@ -29,7 +29,7 @@ from pyvfio import uapi
 from pyvfio._binding import ffi, lib
 from pyvfio.engine.c_engine import fill_ops
 from pyvfio.errors import PyvfioError, UsageError
-from pyvfio.kvm import guest
+from pyvfio.kvm import guest_program
 from pyvfio.kvm.asm import EAX, Asm
 from pyvfio.profiles import ops
 from pyvfio.profiles.base import (DELAY, DRAIN, POLL, READ, RMW, SPIN, WRITE, WRITE_CAUSE, Op,
@@ -178,20 +178,21 @@ class KvmProfile:
     name = "ops-table"
 
 
-WINDOWS = {"b": guest.Window("b", "mem", guest.WINDOWS, BAR_SIZE, False)}   # trapped: every access exits
+# trapped: every access exits
+WINDOWS = {"b": guest_program.Window("b", "mem", guest_program.WINDOWS, BAR_SIZE, False)}
 
 
 def kvm_code(program):
     """Real-mode code: segments, the program (its cause at CTRL cause), then the
     batch-end OUT: the end."""
-    a = Asm(guest.CODE)
+    a = Asm(guest_program.CODE)
     a.cli()
     a.xor_r32_r32(EAX, EAX)
     for sreg in ("ds", "ss", "es"):
         a.mov_sreg_ax(sreg)
-    a.mov_r16_imm(4, guest.STACK_TOP)
-    guest.ProgramCompiler(KvmProfile(), WINDOWS).compile(a, program, guest.CTRL["cause"])
-    a.out_dx(guest.PORT_BATCH)
+    a.mov_r16_imm(4, guest_program.STACK_TOP)
+    guest_program.ProgramCompiler(KvmProfile(), WINDOWS).compile(a, program, guest_program.CTRL["cause"])
+    a.out_dx(guest_program.PORT_BATCH)
     a.label("end")
     a.hlt()
     a.jmp("end")
@@ -208,23 +209,24 @@ def run_kvm(row, bar, kvm):
 
     code = kvm_code(row.program)
     reset = bytearray(0x1000)
-    reset[0xFF0:0xFF5] = bytes([0xEA]) + guest.CODE.to_bytes(2, "little") + b"\0\0"   # jmp far 0:CODE
-    vm, ram = kvm.create_vm(), Ram(guest.RAM_SIZE + 0x1000)
+    reset[0xFF0:0xFF5] = bytes([0xEA]) + guest_program.CODE.to_bytes(2, "little") + b"\0\0"   # jmp far 0:CODE
+    vm, ram = kvm.create_vm(), Ram(guest_program.RAM_SIZE + 0x1000)
     try:
-        ram.write(guest.CODE, code)
-        ram.write(guest.RAM_SIZE, bytes(reset))
-        vm.add_memslot(0, guest.RAM_SIZE, ram.address(), "RAM")
-        vm.add_memslot(guest.RESET_PAGE, 0x1000, ram.address(guest.RAM_SIZE), "reset page", readonly=True)
+        ram.write(guest_program.CODE, code)
+        ram.write(guest_program.RAM_SIZE, bytes(reset))
+        vm.add_memslot(0, guest_program.RAM_SIZE, ram.address(), "RAM")
+        vm.add_memslot(guest_program.RESET_PAGE, 0x1000, ram.address(guest_program.RAM_SIZE), "reset page",
+                       readonly=True)
         vcpu = vm.create_vcpu(0)
         run = vcpu.run
         for _ in range(10_000):
             reason = vcpu.enter()
-            if reason == uapi.KVM_EXIT_IO and run.io.port == guest.PORT_BATCH:
-                return ram.view[guest.CTRL["cause"] // 4], 0
+            if reason == uapi.KVM_EXIT_IO and run.io.port == guest_program.PORT_BATCH:
+                return ram.view[guest_program.CTRL["cause"] // 4], 0
             assert reason == uapi.KVM_EXIT_MMIO, f"the guest stopped: exit {reason}"
             m = run.mmio
-            assert guest.WINDOWS <= m.phys_addr < guest.WINDOWS + BAR_SIZE
-            KvmLoop._forward(bar, m.phys_addr - guest.WINDOWS, m.len, bool(m.is_write),
+            assert guest_program.WINDOWS <= m.phys_addr < guest_program.WINDOWS + BAR_SIZE
+            KvmLoop._forward(bar, m.phys_addr - guest_program.WINDOWS, m.len, bool(m.is_write),
                              ffi.buffer(m.data, m.len))
         pytest.fail("the guest never reached its end")
     finally:

@@ -5,7 +5,7 @@ with no userspace unmask."""
 import pytest
 
 from pyvfio.errors import UsageError
-from pyvfio.intx import Intx
+from pyvfio.intx import DeviceIrq
 from pyvfio.repro import predict
 from pyvfio.repro.scenario import NA
 from pyvfio.sim import ModelHost
@@ -19,7 +19,7 @@ RAISE, ACK = 0x60, 0x64
 def test_the_guests_eoi_unmasks_through_the_resampler(nointxmask):
     h = ModelHost("ioapic", "2.3", "unlazy", nointxmask=nointxmask, resampler=True)
     bar = h.region(0)
-    with Intx(h, "eventfd") as ix:
+    with DeviceIrq(h, "eventfd") as ix:
         for n in range(1, 4):
             bar.write(RAISE, 4, 1)
             assert ix.trigger.consume() == 1
@@ -31,11 +31,11 @@ def test_the_guests_eoi_unmasks_through_the_resampler(nointxmask):
 
 
 def test_without_a_registered_resamplefd_the_eoi_reaches_nobody():
-    """An irqfd without resample (the Intx unmasks by ioctl: no unmask eventfd):
+    """An irqfd without resample (the DeviceIrq unmasks by ioctl: no unmask eventfd):
     the guest's EOI unmasks nothing and the line stays masked after one interrupt."""
     h = ModelHost("ioapic", "2.3", resampler=True)
     bar = h.region(0)
-    with Intx(h, "ioctl") as ix:
+    with DeviceIrq(h, "ioctl") as ix:
         bar.write(RAISE, 4, 1)
         assert ix.trigger.consume() == 1
         bar.write(ACK, 4, 1)

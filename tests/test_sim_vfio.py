@@ -8,7 +8,7 @@ import pytest
 from pyvfio import uapi
 from pyvfio.errors import AccessError, UsageError, VfioError
 from pyvfio.eventfd import EventFd
-from pyvfio.intx import INTX, Intx
+from pyvfio.intx import INTX, DeviceIrq
 from pyvfio.profiles import probe
 from pyvfio.sim import ModelHost
 
@@ -25,7 +25,7 @@ NONE, BOOL, EFD = (uapi.VFIO_IRQ_SET_DATA_NONE, uapi.VFIO_IRQ_SET_DATA_BOOL,
 def test_pci23_unmask_before_ack_resignals_without_the_controller(controller, unmask):
     h = ModelHost(controller, "2.3")
     bar = h.region(0)
-    with Intx(h, unmask) as ix:
+    with DeviceIrq(h, unmask) as ix:
         bar.write(RAISE, 4, 1)
         assert ix.trigger.consume() == 1
         before = h.host_state()
@@ -50,7 +50,7 @@ def test_pci23_unmask_before_ack_resignals_without_the_controller(controller, un
 def test_non23_unmask_before_ack(controller, policy, want):
     h = ModelHost(controller, "non-2.3", policy)
     bar = h.region(0)
-    with Intx(h) as ix:
+    with DeviceIrq(h) as ix:
         bar.write(RAISE, 4, 1)
         assert ix.trigger.consume() == 1
         ix.eoi()
@@ -76,7 +76,7 @@ def test_ioctl_errors_carry_the_kernels_errno():
     assert err(INTX, T | EFD, 0, 2, [EventFd(), EventFd()]) == errno.EINVAL   # count > 1
     assert err(INTX, T | EFD, 0, 1, [7]) == errno.EBADF        # raw fd
     assert err(INTX, T | M | NONE) == errno.ENOTTY             # two actions
-    with Intx(h, "eventfd") as ix:
+    with DeviceIrq(h, "eventfd") as ix:
         assert err(INTX, M | EFD, 0, 1, [EventFd()]) == errno.ENOTTY   # XXX implement me
         assert err(INTX, U | EFD, 0, 1, [EventFd()]) == errno.EBUSY    # already registered
         assert err(INTX, U | NONE, 0, 2) == errno.EINVAL
@@ -101,7 +101,7 @@ def test_trigger_swap_and_disable():
 
 def test_mask_ioctl_then_unmask_balances_genirq_depth():
     h = ModelHost("ioapic", "non-2.3", "unlazy")
-    with Intx(h) as ix:
+    with DeviceIrq(h) as ix:
         ix.mask()
         assert h.host_state()["depth"] == 1 and h.host_state()["rte_masked"] is True
         ix.mask()                                           # already masked: no-op
@@ -154,7 +154,7 @@ def test_the_edu_profile_probes_the_model_card():
 def test_config_disintx_is_virtual_and_drives_masking():
     h = ModelHost("xive", "2.3")
     cfg, bar = h.region(uapi.VFIO_PCI_CONFIG_REGION_INDEX), h.region(0)
-    with Intx(h) as ix:
+    with DeviceIrq(h) as ix:
         cfg.write(4, 2, cfg.read(4, 2) | 0x400)    # the guest sets DisINTx
         assert cfg.read(4, 2) & 0x400 and h.host_state()["disintx"] is True
         bar.write(RAISE, 4, 1)
@@ -184,7 +184,7 @@ def test_unmask_eventfd_signalled_before_registration_is_not_missed():
     """vfio_virqfd_enable polls the eventfd: an EOI written before the fd was
     registered still unmasks (and the count is left for the next wakeup)."""
     h = ModelHost("ioapic", "non-2.3", "unlazy")
-    with Intx(h) as ix:                     # ioctl mode: no unmask eventfd yet
+    with DeviceIrq(h) as ix:                     # ioctl mode: no unmask eventfd yet
         bar = h.region(0)
         bar.write(RAISE, 4, 1)
         assert ix.trigger.consume() == 1

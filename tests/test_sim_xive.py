@@ -2,7 +2,7 @@
 
 import pytest
 
-from pyvfio.intx import Intx
+from pyvfio.intx import DeviceIrq
 from pyvfio.sim import ModelHost
 from pyvfio.sim import xive
 from pyvfio.repro.matrix import Scenario, run_model
@@ -45,7 +45,7 @@ def test_monkeypatched_xive_irq_eoi_without_the_skip_does_not_stall(monkeypatch)
 
 def test_extra_unmask_does_not_recover_the_stall():
     h = ModelHost("xive", "non-2.3", "lazy")
-    with Intx(h) as ix:
+    with DeviceIrq(h) as ix:
         assert cycle(h, ix) == 1
         assert cycle(h, ix) == 0                  # stalled
         ix.unmask()                               # vfio ctx.masked is 0: nothing happens
@@ -58,7 +58,7 @@ def test_extra_unmask_does_not_recover_the_stall():
 
 def test_trigger_disable_enable_recovers_the_stall_once_under_lazy():
     h = ModelHost("xive", "non-2.3", "lazy")
-    with Intx(h) as ix:
+    with DeviceIrq(h) as ix:
         assert cycle(h, ix) == 1
         assert cycle(h, ix) == 0
         assert h.host_state()["pq"] == "10"
@@ -70,7 +70,7 @@ def test_trigger_disable_enable_recovers_the_stall_once_under_lazy():
 
 def test_rearm_with_the_fix_stays_healthy():
     h = ModelHost("xive", "non-2.3", "unlazy")
-    with Intx(h) as ix:
+    with DeviceIrq(h) as ix:
         ix.rearm()
         assert h.host_state()["unlazy"] is True    # vfio_intx_enable set it again
         assert [cycle(h, ix) for _ in range(5)] == [1] * 5
@@ -80,7 +80,7 @@ def test_set_pq00_does_not_replay_an_asserted_lsi_unless_knob():
     # UNMASK before the ack (docs/model.md, "One cycle, by controller"): QEMU's XIVE does nothing at SET_PQ_00.
     for knob, want in ((False, 0), (True, 1)):
         h = ModelHost("xive", "non-2.3", "unlazy", xive_set_pq00_retriggers=knob)
-        with Intx(h) as ix:
+        with DeviceIrq(h) as ix:
             bar = h.region(0)
             bar.write(RAISE, 4, 1)
             assert ix.trigger.consume() == 1

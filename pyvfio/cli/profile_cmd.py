@@ -84,7 +84,7 @@ def _check_card(spec, bdf, access, iommu):
     """Each check as a line; True when all hold."""
     from ..cardlock import card_lock
     from ..host.pci import require
-    from ..intx import Intx
+    from ..intx import DeviceIrq
     from ..profiles import card_ids
     from ..profiles.base import CardProfile, bar_kind
     from ..vfio import open_device
@@ -118,14 +118,14 @@ def _check_card(spec, bdf, access, iommu):
         if spec.identify is not None:
             _say(True, f"identification {spec.identify.op.reg} matches"
                  + (" (reads byte-swapped)" if profile.swapped else ""))
-        return _cycle(profile, dev, Intx)
+        return _cycle(profile, dev, DeviceIrq)
 
 
-def _cycle(profile, dev, Intx):
+def _cycle(profile, dev, DeviceIrq):
     """One raise/ack with INTx armed: the trigger must come, the ack must find a
     cause, and after the unmask the line must stay quiet (the cause was cleared)."""
     good = True
-    intx = Intx(dev)
+    intx = DeviceIrq(dev)
     intx.check_info()
     with intx:
         try:

@@ -84,8 +84,8 @@ def _device_checks(dev, s, root, lines, fix, probe_intx):
 def _lab_module(root):
     """Inside a lab VM booted with a rebuilt vfio-pci (pyvfio lab --vfio): its file,
     which the guest loaded from the run share; else None."""
-    from ..lab import guest
-    if root != "/" or not guest.in_lab():
+    from ..lab import in_guest
+    if root != "/" or not in_guest.in_lab():
         return None
     ko = os.path.join(os.environ["PYVFIO_LAB_DIR"], "vfio", "vfio_pci_core.ko")
     return ko if os.path.exists(ko) else None

@@ -23,7 +23,7 @@ class CLoop:
 
     def __init__(self, ctx):
         self.ctx = ctx
-        self.keep = []  # what the EOI steps point into (the Intx holds the buffers)
+        self.keep = []  # what the EOI steps point into (the DeviceIrq holds the buffers)
         self.pending = None
         cfg = self.cfg = ffi.new("struct pyvfio_loop_cfg *")
         self._bars(ctx.profile)
@@ -43,7 +43,7 @@ class CLoop:
         self.update_fds()
 
     def update_fds(self):
-        """(Re)bind the trigger eventfd and the EOI steps of the Intx's sequences."""
+        """(Re)bind the trigger eventfd and the EOI steps of the DeviceIrq's sequences."""
         intx, cfg = self.ctx.intx, self.cfg
         cfg.trigger_fd = intx.trigger.fileno()
         cfg.n_eoi = fill_steps(cfg.eoi, intx.seq.eoi, self.keep)

@@ -6,7 +6,7 @@ trigger as an irqfd on the guest's GSI and, with --unmask resample, vfio's unmas
 eventfd as the irqfd's resamplefd, so the whole interrupt (inject, guest ISR, EOI,
 deassert, unmask) stays in the kernel.  With --unmask ioctl|eventfd the irqfd has
 no resampler, the guest's ISR exits to userspace after its EOI, and this engine
-replays the Intx's EOI steps (one SET_IRQS ioctl, or one eventfd write): what a VMM
+replays the DeviceIrq's EOI steps (one SET_IRQS ioctl, or one eventfd write): what a VMM
 without a resampler does.  --unmask none is the negative control: nobody unmasks.
 
 The vCPU runs in its own thread; the thread that called run_batch watches the
@@ -30,7 +30,7 @@ import time
 from .. import uapi
 from .._binding import ffi
 from ..errors import KvmError, UsageError
-from ..kvm import guest
+from ..kvm import guest_program
 from ..kvm.memory import Ram
 from ..kvm.system import CAPS, RESAMPLE, Kvm
 from ..vocabulary import VFIO_UNMASK, Unmask, words
@@ -43,7 +43,7 @@ KVM_UNMASK = words(Unmask)
 
 
 def intx_mode(unmask):
-    """The Intx unmask mode for a KVM --unmask: resample registers vfio's unmask
+    """The DeviceIrq unmask mode for a KVM --unmask: resample registers vfio's unmask
     eventfd (KVM writes it); eventfd writes it from userspace; ioctl and none use
     no eventfd."""
     return "eventfd" if unmask in ("resample", "eventfd") else "ioctl"
@@ -79,19 +79,19 @@ class KvmLoop:
             self.kvm.require(cap, why)
         if self.unmask == "resample":
             self.kvm.require(*RESAMPLE)
-        self.windows = guest.place_windows(ctx.profile)
+        self.windows = guest_program.place_windows(ctx.profile)
         # level for the resampler; a pulse irqfd needs an edge input, which latches it
-        self.pic = guest.IRQCHIPS[ctx.config.irqchip](GSI, level=self.unmask == "resample")
-        image = guest.build(ctx.profile, self.windows, self.pic, self.userspace_eoi,
+        self.pic = guest_program.IRQCHIPS[ctx.config.irqchip](GSI, level=self.unmask == "resample")
+        image = guest_program.build(ctx.profile, self.windows, self.pic, self.userspace_eoi,
                             eoi_first=ctx.config.eoi_first)
         self.vm = vm = self.kvm.create_vm()
         vm.create_irqchip()
         # RAM, and one more page for the reset vector's far jump
-        self.ram = ram = Ram(guest.RAM_SIZE + 0x1000)
+        self.ram = ram = Ram(guest_program.RAM_SIZE + 0x1000)
         for gpa, data in image.items():   # the reset page is the extra page at RAM_SIZE
             ram.write(gpa, data)
-        vm.add_memslot(0, guest.RAM_SIZE, ram.address(), "RAM")
-        vm.add_memslot(guest.RESET_PAGE, 0x1000, ram.address(guest.RAM_SIZE), "reset page",
+        vm.add_memslot(0, guest_program.RAM_SIZE, ram.address(), "RAM")
+        vm.add_memslot(guest_program.RESET_PAGE, 0x1000, ram.address(guest_program.RAM_SIZE), "reset page",
                        readonly=True)
         self.trapped = {}
         for w in self.windows.values():
@@ -136,19 +136,19 @@ class KvmLoop:
             reason = vcpu.enter()
             if reason == uapi.KVM_EXIT_IO:
                 io = run.io
-                if io.port == guest.PORT_BATCH:
+                if io.port == guest_program.PORT_BATCH:
                     now = time.monotonic_ns()
                     self.exits["batch"] += 1
                     v = self.ram.view
-                    c = guest.CTRL
+                    c = guest_program.CTRL
                     return ("batch", v[c["tsc_hi"] // 4] << 32 | v[c["tsc_lo"] // 4], now)
-                if io.port == guest.PORT_EOI:
+                if io.port == guest_program.PORT_EOI:
                     self.exits["eoi"] += 1
                     if self.unmask != "none":
                         self.ctx.intx.eoi()
                         self.unmask_calls += 1
                     continue
-                if io.port == guest.PORT_FAULT:
+                if io.port == guest_program.PORT_FAULT:
                     raise KvmError("KVM_RUN", None, "the guest took an unexpected exception",
                                    "a bug in pyvfio's guest program or its profile compiler: report it")
                 self._trapped_io(io)
@@ -202,7 +202,7 @@ class KvmLoop:
     def _resume(self, n, watch=None):
         """Let the guest run a batch of n raises; its batch-end (tsc, host ns), or
         None when the watchdog had to kick it (`watch`: (seconds, progress()))."""
-        v, c = self.ram.view, guest.CTRL
+        v, c = self.ram.view, guest_program.CTRL
         v[c["n"] // 4], v[c["i"] // 4] = n, 0
         if self.aborted:   # the guest is halted inside the raise the watchdog gave up on
             v[c["abort"] // 4] = 1
@@ -238,7 +238,7 @@ class KvmLoop:
         signal.pthread_kill(self.thread.ident, KICK)
 
     def run_batch(self, n, hists, deadline_ns=0):
-        v, c = self.ram.view, guest.CTRL
+        v, c = self.ram.view, guest_program.CTRL
         before = {k: v[c[k] // 4] for k in ("done", "spurious", "raised")}
         # progress: the ISR's counts too (it may have serviced a raise the loop has not seen)
         watch = (max(self.ctx.config.watchdog_ms, 1) / 1000,
@@ -247,7 +247,7 @@ class KvmLoop:
         while left > 0:
             if deadline_ns and time.monotonic_ns() >= deadline_ns:
                 break
-            k = min(left, guest.BATCH_MAX)
+            k = min(left, guest_program.BATCH_MAX)
             done0 = v[c["done"] // 4]
             ended = self._resume(k, watch)
             self._record(hists, v[c["done"] // 4] - done0)
@@ -263,13 +263,13 @@ class KvmLoop:
     def _record(self, hists, count):
         """The batch's TSC deltas (FS arrays), in ns, into wakeup/service/round trip."""
         v, scale = self.ram.view, 1e9 / self.tsc_hz
-        for hist, arr in zip(hists, (guest.A_WAKEUP, guest.A_SERVICE, guest.A_RTT)):
-            base = (guest.ARRAYS + arr) // 4
+        for hist, arr in zip(hists, (guest_program.A_WAKEUP, guest_program.A_SERVICE, guest_program.A_RTT)):
+            base = (guest_program.ARRAYS + arr) // 4
             for d in v[base:base + count]:
                 hist.record(int(d * scale))
 
     def update_fds(self):
-        """After a re-arm: the Intx keeps its eventfds, so the irqfd stays valid."""
+        """After a re-arm: the DeviceIrq keeps its eventfds, so the irqfd stays valid."""
 
     def collect(self):
         return None  # the guest's counters are read at each batch end; a cut batch is lost
@@ -299,7 +299,7 @@ class KvmLoop:
             self._cmd.put(None)
             self.thread.join(5)
         if self.ram is not None:
-            self.stray = self.ram.view[guest.CTRL["stray"] // 4]
+            self.stray = self.ram.view[guest_program.CTRL["stray"] // 4]
         errors = []
         for obj in (self.vm, self.ram, self.kvm):
             if obj is not None:

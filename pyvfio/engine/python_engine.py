@@ -6,7 +6,7 @@ import select
 import time
 from functools import partial
 
-from ..guest import Guest
+from ..toy_guest import Guest
 from .._binding import lib
 from .batch import DONE, TIMEOUT, Tally
 
@@ -38,7 +38,7 @@ class PythonLoop:
         return None if b is None else b.batch()
 
     def update_fds(self):
-        pass  # the Python loop reads the Intx's eventfds afresh every batch
+        pass  # the Python loop reads the DeviceIrq's eventfds afresh every batch
 
     def guest_json(self):
         return None   # the toy guest: nothing beyond the run's own counts

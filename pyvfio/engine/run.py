@@ -29,7 +29,7 @@ from .. import limits
 from ..errors import UsageError
 from ..histogram import Histogram, Window
 from ..series import Series
-from ..intx import UNMASK_MODES, Intx, check_kind
+from ..intx import UNMASK_MODES, DeviceIrq, check_kind
 from ..verdict import of_run
 from ..vocabulary import Access, Engine, Guest, Irqchip, Source, words
 from . import python_engine
@@ -66,7 +66,7 @@ class RunConfig:
 
     @property
     def intx_mode(self):
-        """How the Intx unmasks: the toy guest's --unmask, or what the KVM one needs."""
+        """How the DeviceIrq unmasks: the toy guest's --unmask, or what the KVM one needs."""
         if self.guest == "kvm":
             from .kvm_engine import intx_mode
             return intx_mode(self.unmask)
@@ -125,7 +125,7 @@ class Engine(Protocol):
     """The loop that services the card's interrupts for one Run: the Python
     reference (python_engine.PythonLoop), the C loop (c_engine.CLoop) or the KVM
     guest (kvm_engine.KvmLoop).  Built with the Run, an engine reads its config,
-    profile, Intx and last_arrival_ns, records latencies into the histograms it is
+    profile, DeviceIrq and last_arrival_ns, records latencies into the histograms it is
     handed, and writes nothing into the Run: every count comes back as a Batch."""
 
     def run_batch(self, n: int, hists, deadline_ns: int = 0) -> Batch:
@@ -143,7 +143,7 @@ class Engine(Protocol):
         """Service the card by polling, as the handler would: (cause, items drained)."""
 
     def update_fds(self) -> None:
-        """After a re-arm: take the Intx's eventfds and EOI steps afresh."""
+        """After a re-arm: take the DeviceIrq's eventfds and EOI steps afresh."""
 
     def guest_json(self) -> dict | None:
         """What the guest adds to the run's results (the KVM guest: its irqchip,
@@ -208,7 +208,7 @@ class Run:
         self.after_enable = after_enable
         self.status = status          # called with the Run between batches (live status line)
         self.ready = ready            # called once the card is initialised, before the first batch
-        self.intx = Intx(host, config.intx_mode, config.rearm_each, config.irq)
+        self.intx = DeviceIrq(host, config.intx_mode, config.rearm_each, config.irq)
         self.hists = (Histogram(), Histogram(), Histogram())  # HISTOGRAMS[config.source]
         self.series = Series()        # the round trip, window by window (a batch each)
         self.counts = Counts()

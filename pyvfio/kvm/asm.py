@@ -1,5 +1,5 @@
 """A tiny assembler for the KVM guest's 16-bit real-mode code: only the
-instructions guest.py emits, each as its Intel SDM encoding (vol. 2), with labels
+instructions guest_program.py emits, each as its Intel SDM encoding (vol. 2), with labels
 and rel16 jumps.  32-bit operands take the operand-size prefix 0x66; memory
 operands are [disp16] (ModRM mod=00 r/m=110) or [bx+disp16] (mod=10 r/m=111) in the
 segment the caller names (DS when none)."""

@@ -42,7 +42,7 @@ def machines_dir(cache_root=None):
 
 
 @dataclasses.dataclass
-class Machine:
+class LabMachine:
     name: str
     arch: str
     kernel: str             # series (6.1, 6.12)
@@ -225,7 +225,7 @@ def prepare(arch, cache_root=None):
 def start(arch, cards=("edu",), kernel=None, ic=None, name=None, bridge=False, owner=None,
           cache_root=None, timeout=None):
     """Boot a machine and wait for its sshd.  owner: a pid whose death stops it
-    (None: it runs until `stop`).  Returns the Machine."""
+    (None: it runs until `stop`).  Returns the LabMachine."""
     session.require_root()
     cfg = LabConfig(arch, kernel=kernel, cards=tuple(cards), ic=ic)
     qemu_bin = cfg.qemu_binary()
@@ -259,7 +259,7 @@ def start(arch, cards=("edu",), kernel=None, ic=None, name=None, bridge=False, o
         raise
     monitor_path = mdir / "monitor.sock"
     console = mdir / "console.log"
-    m = Machine(name=name, arch=arch, kernel=cfg.kernel, release=k["kver"], ic=cfg.ic,
+    m = LabMachine(name=name, arch=arch, kernel=cfg.kernel, release=k["kver"], ic=cfg.ic,
                 ssh_host=SSH_HOST, ssh_port=None, user="root", key=str(key),
                 cards=_card_list(cfg, bridge), pid=None, monitor_path=str(monitor_path),
                 owner=owner, bridge=bridge, dir=str(mdir), console=str(console),
@@ -408,8 +408,8 @@ def _load(mdir):
         data = json.loads((mdir / "machine.json").read_text())
     except (OSError, ValueError):
         return None
-    fields = {f.name for f in dataclasses.fields(Machine)}
-    return Machine(**{k: v for k, v in data.items() if k in fields})
+    fields = {f.name for f in dataclasses.fields(LabMachine)}
+    return LabMachine(**{k: v for k, v in data.items() if k in fields})
 
 
 def _qemu_alive(pid, mdir):

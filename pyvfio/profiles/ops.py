@@ -3,12 +3,12 @@
 Every interpreter of a register program derives what it knows of the kinds from
 `KINDS`: the profile validator (format.py: the TOML key of each kind, the keys it
 takes and needs), the Python engine (base.Program), the C loop (csrc/build.py
-emits its PYVFIO_OP_* codes from `code`), the KVM guest compiler (kvm/guest.py
+emits its PYVFIO_OP_* codes from `code`), the KVM guest compiler (kvm/guest_program.py
 refuses the kinds whose `kvm` says why) and the guide's table of the ops
 (pyvfio/profiles/README.md: `guide_table()`, checked by tests/test_ops_table.py).
 
 Adding a kind: a row here, its step in base.Program, its case in csrc/loop.c
-run_ops (and, if the KVM guest can run it, its instructions in kvm/guest.py;
+run_ops (and, if the KVM guest can run it, its instructions in kvm/guest_program.py;
 else `kvm` says why not), then the row of the guide.
 
 This module imports nothing of pyvfio: csrc/build.py loads it by path.

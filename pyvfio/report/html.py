@@ -57,7 +57,7 @@ def load(path, baseline=None):
                         m.extra = extra
                         machines.append(m)
                 else:
-                    machines.append(M.Machine(name, {"kind": "repro", "cells": []}, extra))
+                    machines.append(M.MachineReport(name, {"kind": "repro", "cells": []}, extra))
             if baseline is None and fleet.get("baseline"):
                 b = fleet["baseline"]
                 baseline = b if os.path.isabs(b) else os.path.join(path, b)

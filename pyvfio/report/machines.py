@@ -4,13 +4,13 @@ across machines and against a baseline.
 A machine is where a set of cells ran: a place of a fleet (one result file each),
 or one of the machines a lab or model report holds (its cells' arch, kernel and ic).
 
-    split(report, name=None) -> [Machine]      # one report, its machines
+    split(report, name=None) -> [MachineReport]      # one report, its machines
     facts(machine) -> dict                     # kernel, arch, controller, fix, nointxmask
     cell_id(cell) -> key without machine axes  # what names "the same cell" on two machines
     across(machines) -> [{cell, label, verdicts {machine: text}}]   # cells whose verdict differs
     combined(machines) -> {"cells", "matched", "mismatched", "unjudged", "ok"}
     against(machine, baseline, name) -> compare.compare() of the baseline's same machine
-    missing(machines, baseline) -> [Machine]   # the baseline's machines no result has
+    missing(machines, baseline) -> [MachineReport]   # the baseline's machines no result has
 
 Machine axes: a lab or model report names its machine in each cell's key (arch,
 kernel as a lab series "6.12", ic); a card report (`pyvfio repro BDF`) names the
@@ -28,7 +28,7 @@ MACHINE_AXES = ("arch", "machine", "kernel", "ic")
 
 
 @dataclass
-class Machine:
+class MachineReport:
     name: str
     report: dict                        # a repro report holding only this machine's cells
     extra: dict = field(default_factory=dict)   # what a fleet knows of it (tags, card, exit)
@@ -75,11 +75,11 @@ def split(report, name=None):
     for c in C.cells(report):
         groups.setdefault(ident(c), []).append(c)
     if not groups:
-        return [Machine(name or "machine", dict(report, cells=[]))]
+        return [MachineReport(name or "machine", dict(report, cells=[]))]
     out = []
     for i, cl in groups.items():
         label = name if name and len(groups) == 1 else (f"{name}: {_label(i)}" if name else _label(i))
-        out.append(Machine(label, dict(report, cells=cl)))
+        out.append(MachineReport(label, dict(report, cells=cl)))
     return out
 
 

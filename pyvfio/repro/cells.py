@@ -21,7 +21,7 @@ import time
 from .. import verdict
 from ..cardlock import card_lock
 from ..engine import Run, RunConfig
-from ..intx import Intx
+from ..intx import DeviceIrq
 from ..errors import EXIT_INTERRUPTED, EXIT_REMOVED, PyvfioError, RefusedError, UsageError
 from ..host import interrupts, pci, system, writes
 from ..profiles import probe
@@ -44,8 +44,8 @@ def masks_at_device(bdf, profile_name=None, access="mmap"):
         return None
     with open_device(bdf) as dev:
         profile = probe(dev, access, profile_name)
-        Intx(dev).check_info()  # a card with no INTx pin or IRQ ends here, in one line
-        with Intx(dev) as intx:
+        DeviceIrq(dev).check_info()  # a card with no INTx pin or IRQ ends here, in one line
+        with DeviceIrq(dev) as intx:
             profile.init()
             profile.raise_irq()
             got = intx.trigger.wait(1.0)
@@ -202,14 +202,14 @@ def _where(sysfacts, chip):
 def run_here(plan, bdf=None, here=False, force=False, vfio="shipped"):
     """pyvfio repro BDF (and --here in a lab guest): the plan's cells on this host's
     card.  Returns (cells, report fields)."""
-    from ..lab import guest
+    from ..lab import in_guest
     from ..unlazy_fix import detect
 
-    facts = guest.facts()
+    facts = in_guest.facts()
     if bdf is None:
         # in a lab guest: the scenario's lab card, or the only card bound
         bound = facts["bound"] if facts else []
-        bdf = guest.bdf_of(plan.lab_card, facts) if facts else None
+        bdf = in_guest.bdf_of(plan.lab_card, facts) if facts else None
         if bdf is None and len(bound) == 1:
             bdf = bound[0]["bdf"]
         if bdf is None:

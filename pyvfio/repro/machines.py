@@ -34,7 +34,7 @@ LAB_CARD_KIND = {"edu": "2.3", "e1000": "2.3", "rtl8139": "2.3", "i82557b": "2.3
 
 
 @dataclass(frozen=True)
-class Machine:
+class ScenarioMachine:
     ic: str                     # the interrupt controller serving the card's line
     card: str                   # "2.3" (vfio-pci masks it with DisINTx) or "non-2.3"
     unlazy_fix: bool | None     # what policy "kernel" means (None: no such kernel named)
@@ -98,7 +98,7 @@ def lab_machine(arch, kernel=None, ic=None, card="edu"):
     """A [lab] machine, with the lab's defaults (pyvfio.lab.config) filled in."""
     from ..lab.config import LabConfig
     cfg = LabConfig(arch=arch, kernel=kernel, ic=ic, cards=(card,))
-    return Machine(ic=cfg.ic, card=LAB_CARD_KIND[card], unlazy_fix=unlazy_fix_of(cfg.kernel),
+    return ScenarioMachine(ic=cfg.ic, card=LAB_CARD_KIND[card], unlazy_fix=unlazy_fix_of(cfg.kernel),
                    arch=arch, kernel=cfg.kernel, threaded=cfg.kernel in LAB_THREADED)
 
 
@@ -114,7 +114,7 @@ def model_machines(ics, cards, kernel=None, xics_variant="qemu", xive_set_pq00_r
     if xics_variant not in XICS_VARIANTS:
         raise UsageError(f"unknown XICS variant {xics_variant!r}", f"use {', '.join(XICS_VARIANTS)}")
     fix = unlazy_fix_of(kernel) if kernel is not None else None
-    return [Machine(ic=ic, card=card, unlazy_fix=fix, kernel=kernel, xics_variant=xics_variant,
+    return [ScenarioMachine(ic=ic, card=card, unlazy_fix=fix, kernel=kernel, xics_variant=xics_variant,
                     xive_set_pq00_retriggers=xive_set_pq00_retriggers,
                     threaded=threaded or kernel in LAB_THREADED)
             for ic, card in itertools.product(ics, cards)]

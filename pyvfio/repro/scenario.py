@@ -98,9 +98,9 @@ class Plan:
     run: dict = field(default_factory=lambda: {"profile": None, "watchdog_ms": 500, "recover": False,
                                                "threshold_p99_us": None})
     axes: dict = field(default_factory=lambda: {k: list(v) for k, v in DEFAULT_AXES.items()})
-    lab: dict = field(default_factory=dict)      # arch -> [Machine]
+    lab: dict = field(default_factory=dict)      # arch -> [ScenarioMachine]
     lab_card: str = "edu"
-    model: list = field(default_factory=list)    # [Machine] only the model runs
+    model: list = field(default_factory=list)    # [ScenarioMachine] only the model runs
     expect: list = field(default_factory=list)   # [(when dict, Verdict)]
     vfio_specs: dict = field(default_factory=lambda: {SHIPPED: SHIPPED})  # axis value -> --vfio
 

@@ -2,7 +2,7 @@
 interrupts does a card's INTx deliver on this controller under this disable policy?
 Doctor's stall prediction is this answer (doctor/stall.py keeps only the wording)."""
 
-from ..intx import Intx
+from ..intx import DeviceIrq
 from .card import EDU_IRQ_ACK, EDU_IRQ_RAISE, EDU_IRQ_STATUS
 from .host import CONTROLLERS, ModelHost
 
@@ -15,7 +15,7 @@ def delivered(controller, policy, card="non-2.3", cycles=CYCLES, **knobs):
     host = ModelHost(controller, card, policy, **knobs)
     bar = host.region(0)
     got = 0
-    with Intx(host) as ix:
+    with DeviceIrq(host) as ix:
         for _ in range(cycles):
             bar.write(EDU_IRQ_RAISE, 4, 1)
             if not ix.trigger.consume():

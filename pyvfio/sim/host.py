@@ -168,7 +168,7 @@ class ModelHost:
     @property
     def guest_eoi(self):
         """The guest's EOI when KVM's resampler serves it (None: the guest forwards
-        its EOI from userspace, Intx.eoi)."""
+        its EOI from userspace, DeviceIrq.eoi)."""
         return self.resampler.irqfd_resampler_ack if self.resampler is not None else None
 
     # -- IntxHost -------------------------------------------------------------

@@ -29,7 +29,7 @@ class Device(FdOwner):
     """An open vfio-pci device fd.  Implements pyvfio.backend.IntxHost."""
 
     name = "vfio"
-    guest_eoi = None      # IntxHost: the guest's EOI is Intx.eoi (no KVM resampler here)
+    guest_eoi = None      # IntxHost: the guest's EOI is DeviceIrq.eoi (no KVM resampler here)
 
     def __init__(self, fd, bdf, group=None, container=None, root="/", iommufd=None):
         self.fd = fd

@@ -29,7 +29,7 @@ from ..cardlock import card_lock
 from ..errors import PyvfioError, VfioError
 from ..host import irq_route, masking, pci
 from ..host.config import PCI_COMMAND, PCI_COMMAND_INTX_DISABLE
-from ..intx import Intx
+from ..intx import DeviceIrq
 from .device import open_device
 
 
@@ -79,7 +79,7 @@ def probe(dev, root="/"):
             route = irq_route.RoutedIrq(irq, irq_route.LEARNED, fw, f"sysfs irq read {irq} while "
                                         f"pyvfio held {dev.bdf} enabled through VFIO "
                                         "(pci_enable_device routes INTx)")
-            intx = Intx(vdev)
+            intx = DeviceIrq(vdev)
             try:
                 intx.enable()
             except VfioError as exc:

@@ -1,17 +1,17 @@
 """In-guest lab tests: they run inside a `pyvfio lab` VM against the real kernel's
 /dev/vfio and skip, with the reason, anywhere else.  The run's facts (arch,
 kernel, interrupt controller, nointxmask, the bound cards and their BDFs) come
-from pyvfio.lab.guest.facts(); tests are parametrized over the cards actually bound,
+from pyvfio.lab.in_guest.facts(); tests are parametrized over the cards actually bound,
 so a VM run has nothing to skip; the shared-line tests are collected only in a boot
 with a host card."""
 import os
 
 import pytest
 
-from pyvfio.lab import guest
+from pyvfio.lab import in_guest
 from pyvfio.lab.config import FED_CARDS
 
-FACTS = guest.facts()
+FACTS = in_guest.facts()
 FED = [b for b in FACTS["bound"] if b["card"] in FED_CARDS] if FACTS else []
 # The shared-line tests need a host card on a vfio card's line (pyvfio lab --host-card),
 # the external-source ones a card the host feeds (pci-serial).

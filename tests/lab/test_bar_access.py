@@ -7,7 +7,7 @@ import mmap
 import pytest
 
 from pyvfio import profiles
-from pyvfio.intx import Intx
+from pyvfio.intx import DeviceIrq
 
 from . import cycles
 
@@ -28,7 +28,7 @@ def test_each_bar_is_mapped_exactly_where_vfio_pci_allows_it(card, device, facts
     if facts["kernel"] == "6.12-64k":
         assert mmap.PAGESIZE == 64 * 1024
     prof.init()
-    with Intx(device) as intx:
+    with DeviceIrq(device) as intx:
         res = cycles.run(prof, intx, 5, timeout=0.5)
     prof.quiesce()
     if not (facts["ic"] == "xive" and facts["nointxmask"] == 1 and not facts["unlazy_fix"]):

@@ -49,7 +49,7 @@ def test_doctors_predictions_hold(card, facts):
     from pyvfio import profiles
     from pyvfio.errors import VfioError
     from pyvfio.host import interrupts, pci
-    from pyvfio.intx import Intx
+    from pyvfio.intx import DeviceIrq
     from pyvfio.vfio import open_device
 
     from . import cycles
@@ -64,7 +64,7 @@ def test_doctors_predictions_hold(card, facts):
     with open_device(card["bdf"]) as dev:
         prof = profiles.probe(dev)
         prof.init()
-        intx = Intx(dev)
+        intx = DeviceIrq(dev)
         try:
             if checks["irq_exclusive"]["status"] == "fail":
                 with pytest.raises(VfioError) as exc:

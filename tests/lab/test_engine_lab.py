@@ -17,7 +17,7 @@ from pyvfio import uapi
 from pyvfio.engine import Run, RunConfig
 from pyvfio.host import interrupts
 from pyvfio.host import policy_module as policy
-from pyvfio.lab import guest
+from pyvfio.lab import in_guest
 from pyvfio.profiles import probe
 from pyvfio.vfio import open_device
 
@@ -52,7 +52,7 @@ def test_c_engine_by_pread_pwrite(card, unmask):
 
 
 # open_device's default (auto) is iommufd where the kernel has it: the container too
-@pytest.mark.parametrize("iommu", guest.iommus())
+@pytest.mark.parametrize("iommu", in_guest.iommus())
 def test_python_engine_same_protocol(card, iommu):
     r = run(card["bdf"], 2000, engine="python", unmask="eventfd", iommu=iommu)
     assert (r.verdict, r.counts.delivered) == ("ok", 2000)

@@ -16,7 +16,7 @@ import time
 import pytest
 
 from pyvfio.host import interrupts
-from pyvfio.lab import guest
+from pyvfio.lab import in_guest
 
 pytestmark = pytest.mark.lab
 
@@ -55,7 +55,7 @@ def test_every_byte_from_the_host_is_serviced(fed_card, tmp_path, engine, unmask
                 break
         else:
             raise AssertionError(f"the run ended before it was armed: {run.communicate()}")
-        sent = guest.feed(bdf, BYTES, chunk=100)
+        sent = in_guest.feed(bdf, BYTES, chunk=100)
         _wait_quiet(bdf)
         run.send_signal(signal.SIGINT)
         stdout, stderr = run.communicate(timeout=60)

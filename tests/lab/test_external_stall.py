@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from pyvfio.lab import guest
+from pyvfio.lab import in_guest
 
 pytestmark = pytest.mark.lab
 
@@ -32,9 +32,9 @@ def test_stuck_or_not_every_byte_from_outside_is_drained(fed_card, tmp_path):
         for line in run.stderr:
             if "armed: waiting for interrupts from outside" in line:
                 break
-        assert guest.feed(bdf, 1) == 1      # the one interrupt that gets through
+        assert in_guest.feed(bdf, 1) == 1      # the one interrupt that gets through
         time.sleep(1.0)
-        assert guest.feed(bdf, 9) == 9      # fits the receive FIFO: pending, no trigger
+        assert in_guest.feed(bdf, 9) == 9      # fits the receive FIFO: pending, no trigger
         stdout, stderr = run.communicate(timeout=120)
     finally:
         if run.poll() is None:

@@ -4,7 +4,7 @@ masks (DisINTx on the card with nointxmask=0, the interrupt controller with 1)."
 import pytest
 
 from pyvfio import profiles
-from pyvfio.intx import Intx
+from pyvfio.intx import DeviceIrq
 
 from . import cycles
 
@@ -22,7 +22,7 @@ def _intx_count(device):
 def test_roundtrip(card, device, access, unmask_mode):
     prof = profiles.probe(device, access=access)
     prof.init()
-    with Intx(device, unmask_mode=unmask_mode) as intx:
+    with DeviceIrq(device, unmask_mode=unmask_mode) as intx:
         intx.check_info()
         before = _intx_count(device)
         res = cycles.run(prof, intx, N)
@@ -38,14 +38,14 @@ def test_skipped_unmask_is_detected_as_lost(card, device):
     """A guest that never unmasks gets one interrupt, then none: the detector sees it."""
     prof = profiles.probe(device)
     prof.init()
-    with Intx(device) as intx:
+    with DeviceIrq(device) as intx:
         res = cycles.run(prof, intx, 5, timeout=0.3, unmask=False)
         prof.quiesce()
     assert res.delivered == 1 and res.lost == 4, str(res)
 
 
 def test_loopback_trigger(card, device):
-    with Intx(device) as intx:
+    with DeviceIrq(device) as intx:
         before = _intx_count(device)
         for _ in range(3):
             intx.loopback()
@@ -57,7 +57,7 @@ def test_loopback_trigger(card, device):
 def test_mask_holds_back_the_interrupt(card, device, facts):
     prof = profiles.probe(device)
     prof.init()
-    with Intx(device) as intx:
+    with DeviceIrq(device) as intx:
         intx.mask()
         prof.raise_irq()
         assert intx.trigger.wait(0.3) == 0, "delivered while masked"
@@ -85,7 +85,7 @@ def test_where_the_kernel_masks(card, device, facts):
     assert facts["guest_nointxmask"] == ("Y" if facts["nointxmask"] else "N")
     prof = profiles.probe(device)
     prof.init()
-    with Intx(device) as intx:
+    with DeviceIrq(device) as intx:
         assert device.host_state()["disintx"] is False
         prof.raise_irq()
         assert intx.trigger.wait(1.0) >= 1

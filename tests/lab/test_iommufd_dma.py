@@ -16,7 +16,7 @@ from pyvfio.errors import UsageError, VfioError
 from pyvfio.intx import bus_master
 from pyvfio.host import iommufd
 from pyvfio.host.system import uname
-from pyvfio.lab import guest
+from pyvfio.lab import in_guest
 from pyvfio.profiles import probe
 from pyvfio.profiles.base import Program, bswap
 from pyvfio.vfio import open_device
@@ -25,12 +25,12 @@ from pyvfio.vfio.dma import PAGE, DmaBuffer  # PAGE: the host's (64 KiB on 6.12-
 pytestmark = pytest.mark.lab
 
 # conftest.py collects this file only in a boot with an edu card
-EDU = guest.bdf_of("edu")
-E1000 = guest.bdf_of("e1000")
+EDU = in_guest.bdf_of("edu")
+E1000 = in_guest.bdf_of("e1000")
 KERNEL, MACHINE = uname()
 IOMMUFD_WHY = iommufd.unavailable(MACHINE, KERNEL)
-IOMMUS = guest.iommus()
-FACTS = guest.facts()
+IOMMUS = in_guest.iommus()
+FACTS = in_guest.facts()
 SPAPR = MACHINE == "ppc64le"
 # what each lab kernel says when asked for iommufd (Debian's 6.12 has CONFIG_IOMMUFD unset)
 REFUSAL = ("iommufd cannot map DMA on POWER" if SPAPR

@@ -23,8 +23,8 @@ from pyvfio.cli.run_cmd import summary_lines
 from pyvfio.engine import Run, RunConfig
 from pyvfio.errors import UsageError, VfioError
 from pyvfio.host import interrupts
-from pyvfio.intx import IRQ_KINDS, Intx
-from pyvfio.lab import guest
+from pyvfio.intx import IRQ_KINDS, DeviceIrq
+from pyvfio.lab import in_guest
 from pyvfio.profiles import probe
 from pyvfio.vfio import open_device
 
@@ -103,7 +103,7 @@ def test_message_trigger_loopback_and_back_to_intx(msi_card):
             prof = probe(dev)
             prof.init()
             command = dev.config.read(uapi.PCI_COMMAND, 2)
-            with Intx(dev, irq=kind) as msi:
+            with DeviceIrq(dev, irq=kind) as msi:
                 assert msi.seq.eoi == []                 # an edge: no EOI step
                 assert dev.config.read(uapi.PCI_COMMAND, 2) & uapi.PCI_COMMAND_MASTER
                 assert interrupts.vfio_line(bdf, kind).total == 0
@@ -112,7 +112,7 @@ def test_message_trigger_loopback_and_back_to_intx(msi_card):
                 assert interrupts.vfio_line(bdf, kind).total == 0   # software only
                 with pytest.raises(UsageError, match="masks only the INTx line"):
                     msi.mask()
-                intx = Intx(dev)
+                intx = DeviceIrq(dev)
                 with pytest.raises(VfioError) as refused:  # vfio_pci_set_intx_trigger
                     intx.enable()
                 intx.close()
@@ -137,7 +137,7 @@ def pyvfio(*args):
 
 def test_cli_refuses_what_the_card_lacks_in_one_line(facts):
     """MSI-X on edu (MSI only; every boot has it): one line, exit 2."""
-    bdf = guest.bdf_of("edu", facts)
+    bdf = in_guest.bdf_of("edu", facts)
     p = subprocess.run([sys.executable, "-m", "pyvfio", "run", bdf, "-l", "10", "-q", "--irq", "msix"],
                        capture_output=True, text=True, timeout=120)
     assert p.returncode == 2 and _refusal("msix") in p.stderr, p.stderr

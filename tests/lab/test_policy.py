@@ -4,7 +4,7 @@ interrupt; unlazy does not; elsewhere neither stalls (docs/lab.md, "What the lab
 import pytest
 
 from pyvfio import profiles
-from pyvfio.intx import Intx
+from pyvfio.intx import DeviceIrq
 from pyvfio.host import policy_module as policy
 
 from . import cycles
@@ -26,7 +26,7 @@ def test_policy_module_loaded(facts):
 def test_policy(card, device, facts, which):
     prof = profiles.probe(device)
     prof.init()
-    with Intx(device) as intx:
+    with DeviceIrq(device) as intx:
         irq = policy.set_policy(card["bdf"], which)  # after request_irq, which resets it
         assert policy.states()[irq] == which
         res = cycles.run(prof, intx, N, timeout=0.5)

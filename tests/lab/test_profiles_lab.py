@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from pyvfio.lab import guest
+from pyvfio.lab import in_guest
 from pyvfio.lab.config import CARDS
 from pyvfio.profiles import available
 
@@ -46,7 +46,7 @@ def test_an_ack_that_does_not_acknowledge_is_caught(tmp_path):
                         'ack = [{ read = "IRQ_STATUS", mask = 0xffffffff }]')
     bad = tmp_path / "edu-noack.toml"
     bad.write_text(text)
-    p = pyvfio("profile", "check", str(bad), guest.bdf_of("edu"))
+    p = pyvfio("profile", "check", str(bad), in_guest.bdf_of("edu"))
     assert p.returncode == 1, p.stdout + p.stderr
     assert "FAIL the cause was not cleared" in p.stdout, p.stdout
 
@@ -56,7 +56,7 @@ def test_run_takes_a_profile_file(tmp_path):
     mine = tmp_path / "myedu.toml"
     mine.write_text(_text_of("edu").replace('name = "edu"', 'name = "myedu"'))
     out = tmp_path / "r.json"
-    p = pyvfio("run", guest.bdf_of("edu"), "-l", "200", "-q", "--profile", str(mine), "--json", str(out))
+    p = pyvfio("run", in_guest.bdf_of("edu"), "-l", "200", "-q", "--profile", str(mine), "--json", str(out))
     assert p.returncode == 0, p.stdout + p.stderr
     res = json.loads(out.read_text())
     assert res["card"]["profile"] == "myedu" and res["card"]["source"] == str(mine)
@@ -76,7 +76,7 @@ def test_a_broken_profile_gets_its_verdict_and_exit_8(fault, facts, tmp_path, ca
 
     bad = write(fault, tmp_path)
     out = tmp_path / "r.json"
-    args = ["run", guest.bdf_of("edu"), "-l", "3", "-q", "--watchdog", "200", "--profile", str(bad),
+    args = ["run", in_guest.bdf_of("edu"), "-l", "3", "-q", "--watchdog", "200", "--profile", str(bad),
             "--json", str(out)]
     if facts["ic"] == "xive" and facts["nointxmask"] == 1 and facts["policy"] == "lazy":
         args += ["--policy", "unlazy"]

@@ -12,7 +12,7 @@ import pytest
 
 from pyvfio import profiles
 from pyvfio.host import interrupts, inuse, pci
-from pyvfio.intx import Intx
+from pyvfio.intx import DeviceIrq
 from pyvfio.vfio import open_device
 
 from . import cycles
@@ -90,7 +90,7 @@ def test_the_kernel_does_what_doctor_said(shared, facts):
     with open_device(card["bdf"]) as dev:
         prof = profiles.probe(dev)
         prof.init()
-        with Intx(dev) as intx:
+        with DeviceIrq(dev) as intx:
             line = interrupts.intx_line(card["bdf"])
             assert ifname in line.actions and interrupts.vfio_intx_name(card["bdf"]) in line.actions
             res = cycles.run(prof, intx, 50)

@@ -6,7 +6,7 @@ lacks the unlazy fix (8b9f128947dd); everywhere else every interrupt arrives."""
 import pytest
 
 from pyvfio import profiles
-from pyvfio.intx import Intx
+from pyvfio.intx import DeviceIrq
 
 from . import cycles
 
@@ -41,7 +41,7 @@ def test_doctor_names_a_rebuilt_module_and_reads_the_fix_from_it(facts):
 def test_kernel_policy_of_the_loaded_module(card, device, facts):
     prof = profiles.probe(device)
     prof.init()
-    with Intx(device) as intx:
+    with DeviceIrq(device) as intx:
         res = cycles.run(prof, intx, N, timeout=0.5)
     prof.quiesce()
     if facts["ic"] == "xive" and facts["nointxmask"] == 1 and not facts["unlazy_fix"]:

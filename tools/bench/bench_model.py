@@ -20,7 +20,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", ".."))
 
-from pyvfio.intx import Intx                                  # noqa: E402
+from pyvfio.intx import DeviceIrq                                  # noqa: E402
 from pyvfio.sim import ModelHost                              # noqa: E402
 from pyvfio.repro.matrix import Scenario, run_model             # noqa: E402
 
@@ -33,7 +33,7 @@ def model_cycle(controller, card, policy, unmask, n):
     h = ModelHost(controller, card, policy)
     bar = h.region(0)
     write = bar.write
-    with Intx(h, unmask) as ix:
+    with DeviceIrq(h, unmask) as ix:
         consume, eoi = ix.trigger.consume, ix.eoi
         t0 = time.perf_counter()
         for _ in range(n):

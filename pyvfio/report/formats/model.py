@@ -6,7 +6,7 @@ machines, so KTAP, JUnit, KCIDB and LAVA say the same thing as the table and the
 HTML page.
 
     Results(source, kind, backend, version, started, machines, digest)
-    Machine(name, facts, cases, error)   # facts: arch, kernel, series, ic, controller,
+    MachineResult(name, facts, cases, error)   # facts: arch, kernel, series, ic, controller,
                                          #        unlazy_fix, backend; status: a machine
                                          #        with no cells is an error (a failed
                                          #        boot or place) or a skip (none in the file)
@@ -57,7 +57,7 @@ class Case:
 
 
 @dataclass
-class Machine:
+class MachineResult:
     name: str
     facts: dict
     cases: list
@@ -169,7 +169,7 @@ def _machine(m, key_of=None):
         stopped = m.report.get("stopped")
         error = (m.extra or {}).get("error") or (
             f"{stopped.get('why') or 'stopped'} before its first cell" if isinstance(stopped, dict) else None)
-    return Machine(name=m.name, facts=facts, cases=cases, error=error)
+    return MachineResult(name=m.name, facts=facts, cases=cases, error=error)
 
 
 def _extra_axes(machines):
@@ -195,7 +195,7 @@ def from_report(report, source="input"):
     if report.get("failures") and not out[0].cases:
         out = []             # every boot failed: the failures are the machines, not an empty one
     for f in report.get("failures") or ():   # a lab boot that gave no cells
-        out.append(Machine(name=f.get("boot", "boot"), facts={}, cases=[], error=f.get("error") or "failed"))
+        out.append(MachineResult(name=f.get("boot", "boot"), facts={}, cases=[], error=f.get("error") or "failed"))
     return Results(source=source, kind=report.get("kind"), backend=report.get("backend"),
                    version=report.get("version"), started=report.get("started"), machines=out,
                    digest=_digest([report]))

@@ -42,7 +42,7 @@ class VirtualIntc:
 
 
 class Guest:
-    """A guest owning one card's INTx line through `intx` (a pyvfio.intx.Intx)."""
+    """A guest owning one card's INTx line through `intx` (a pyvfio.intx.DeviceIrq)."""
 
     def __init__(self, intx, profile, eoi=None):
         """`eoi`: where the guest's EOI goes when not to `intx.eoi` (the model host's
