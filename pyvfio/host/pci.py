@@ -171,7 +171,9 @@ class PciDevice:
         iommu_group, irq (sysfs: see host/irq_route.py), enabled (sysfs enable, null
         if absent), interrupt_pin (0 none, 1..4 = A..D; null if unknown), is_bridge,
         disintx (COMMAND bit now, null if unknown), intx_mask
-        ({supported: true|null, how})."""
+        ({supported: true|null, how}), hex (the IDs as lspci -nn writes them: vendor
+        "8086", device, subsystem_vendor, subsystem_device (null without), class "0200",
+        prog_if "00", revision "03")."""
         cfg = self.config
         return {
             "bdf": self.bdf, "vendor": self.vendor, "device": self.device,
@@ -183,7 +185,17 @@ class PciDevice:
             "is_bridge": self.is_bridge,
             "disintx": cfg.disintx if cfg else None,
             "intx_mask": cfg.intx_mask_support().to_json() if cfg else None,
+            "hex": self.hex_ids(),
         }
+
+    def hex_ids(self):
+        def h(value, width):
+            return None if value is None else f"{value:0{width}x}"
+        return {"vendor": h(self.vendor, 4), "device": h(self.device, 4),
+                "subsystem_vendor": h(self.subsystem_vendor, 4),
+                "subsystem_device": h(self.subsystem_device, 4),
+                "class": h(self.class_code >> 8, 4), "prog_if": h(self.class_code & 0xFF, 2),
+                "revision": h(self.revision, 2)}
 
 
 def device(text, root="/"):
