@@ -181,7 +181,8 @@ def render(info, dev):
                 if route.known and r["firmware_line"] != r["irq"] else "")
                 + (f" [{r['basis']}]" if route.known else ""))
         cfg = dev.config
-        for bar in cfg.bars(pci.resource_sizes(d["bdf"], paths.host_root())):
+        root = paths.host_root()
+        for bar in cfg.bars(pci.resource_sizes(d["bdf"], root), pci.resource_starts(d["bdf"], root)):
             out.append(f"\tRegion {bar.index}: {bar.describe()}")
         for cap in cfg.capabilities():
             out.append(f"\tCapabilities: {cap.describe()}")

@@ -224,10 +224,11 @@ class Config:
         pin = self.interrupt_pin
         return "ABCD"[pin - 1] if pin and 1 <= pin <= 4 else None
 
-    def bars(self, sizes=None):
+    def bars(self, sizes=None, starts=None):
         """The BARs (6 for a normal header, 2 for a bridge); unimplemented ones
-        (all zero, no size) are left out.  `sizes`: index -> size, from sysfs."""
-        sizes = sizes or {}
+        (all zero, no size) are left out.  `sizes`: index -> size, from sysfs;
+        `starts`: index -> the CPU's address, from sysfs (lspci's), else config's."""
+        sizes, starts = sizes or {}, starts or {}
         count = {PCI_HEADER_TYPE_NORMAL: 6, PCI_HEADER_TYPE_BRIDGE: 2}.get(self.header_type, 0)
         cmd = self.command
         out, i = [], 0
@@ -251,6 +252,7 @@ class Config:
                 bar = Bar(index, "mem", addr, bits, bool(raw & 8),
                           enabled=bool(cmd & PCI_COMMAND_MEMORY))
             bar.size = sizes.get(index)
+            bar.address = starts.get(index, bar.address)
             if raw == 0 and not bar.size:
                 continue
             out.append(bar)

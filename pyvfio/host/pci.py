@@ -107,6 +107,22 @@ def resource_sizes(bdf, root="/"):
     return sizes
 
 
+def resource_starts(bdf, root="/"):
+    """BAR index -> the CPU's address of the window, from sysfs `resource`: what
+    lspci shows, which on POWER (PHB windows at 0x2001...) is not config space's
+    bus address."""
+    text = paths.read_text(os.path.join(device_dir(bdf, root), "resource"), "")
+    starts = {}
+    for index, line in enumerate(text.splitlines()[:6]):
+        try:
+            start, end, _flags = (int(x, 16) for x in line.split())
+        except ValueError:
+            continue
+        if end:
+            starts[index] = start
+    return starts
+
+
 def group_members(group, root="/"):
     """The addresses of every device in IOMMU group `group`, sorted."""
     if group is None:

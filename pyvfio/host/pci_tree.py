@@ -5,7 +5,8 @@
                |            \\-00.1
                \\-1f.3
 
-A domain is a root; a bridge (base class 06, header type 1 or 2) carries the buses
+Every root bus, of every domain, hangs off one host bridge, as in pciutils 3.9
+(Debian 12's lspci; later versions draw one tree per domain); a bridge (base class 06, header type 1 or 2) carries the buses
 from its secondary to its subordinate number (config 0x19, 0x1a); a function sits
 on the bus of the narrowest bridge whose range holds its bus number.  The drawing
 keeps one line buffer, as ls-tree.c does: a line printed turns its `+` and `|` into
@@ -63,10 +64,8 @@ def _bridge_of(dev):
 
 
 def grow(devs):
-    """The domain roots, each a Bridge with its buses and child bridges."""
-    roots, bridges = {}, []
-    for d in devs:
-        roots.setdefault(_addr(d)[0], Bridge(_addr(d)[0], 0, 0xFFFFFFFF))
+    """The host Bridge (the root buses of every domain, and the bridges below)."""
+    host, bridges = Bridge(None, 0, 0xFFFFFFFF), []
     by_dev = {}
     for d in devs:
         b = _bridge_of(d)
@@ -74,7 +73,7 @@ def grow(devs):
             bridges.append(b)
             by_dev[d.bdf] = b
     for b in bridges:       # the narrowest bridge whose range holds b's primary bus
-        best = roots[b.domain]
+        best = host
         for c in bridges:
             if c is not b and c.domain == b.domain and c.secondary <= b.primary <= c.subordinate \
                     and c.subordinate - c.secondary < best.subordinate - best.secondary:
@@ -95,8 +94,8 @@ def grow(devs):
         bus.devs.append(d)
 
     for d in devs:
-        insert(d, roots[_addr(d)[0]])
-    return [roots[k] for k in roots], by_dev
+        insert(d, host)
+    return host, by_dev
 
 
 class _Drawing:
@@ -112,62 +111,66 @@ class _Drawing:
         self.out.append("".join(self.line))
         self.line = ["|" if c in "+|" else " " for c in self.line]
 
-    # keep(dev) says whether a device passes the filter (-s/-d); a device that does
-    # shows its whole subtree, as lspci -t -s does.
-    def dev_shown(self, d, keep):
-        if keep is None or keep(d):
+    # keep(dev) is the -s/-d filter: a device is drawn when it passes or something
+    # behind it does (the path to it), as lspci -t -s draws.
+    def dev_shown(self, d):
+        if self.keep is None or self.keep(d):
             return True
         b = self.by_dev.get(d.bdf)
-        return bool(b) and any(self.bus_shown(u, keep) for u in b.buses)
+        return bool(b) and any(self.bus_shown(u) for u in b.buses)
 
-    def bus_shown(self, bus, keep):
-        return keep is None or any(self.dev_shown(d, keep) for d in bus.devs)
+    def bus_shown(self, bus):
+        return self.keep is None or any(self.dev_shown(d) for d in bus.devs)
 
-    def dev(self, d, keep, p):
+    def dev(self, d, p):
         _dom, _bus, slot, func = _addr(d)
         p = self.put(p, f"{slot:02x}.{func:x}")
         b = self.by_dev.get(d.bdf)
         if b is not None:
-            if b.secondary == 0:
-                p = self.put(p, "-")
-            elif b.secondary == b.subordinate:
-                p = self.put(p, f"-[{b.secondary:02x}]-")
-            else:
-                p = self.put(p, f"-[{b.secondary:02x}-{b.subordinate:02x}]-")
-            return self.bridge(b, keep, p)
+            p = self.put(p, f"-[{b.secondary:02x}]-" if b.secondary == b.subordinate
+                         else f"-[{b.secondary:02x}-{b.subordinate:02x}]-")
+            return self.bridge(b, p)
         if self.label:
             p = self.put(p, f"  {self.label(d)}")
         self.emit(p)
 
-    def bus(self, bus, keep, p):
-        shown = [d for d in bus.devs if self.dev_shown(d, keep)]
-        if not shown:
+    def bus(self, bus, p):
+        # the last device on the bus is drawn with \-, even when the filter hides it
+        if len(bus.devs) == 1:
+            if self.dev_shown(bus.devs[0]):
+                return self.dev(bus.devs[0], self.put(p, "--"))
             return self.emit(p)
-        for i, d in enumerate(shown):
-            mark = "--" if len(shown) == 1 else "\\-" if i == len(shown) - 1 else "+-"
-            self.dev(d, None if keep is None or keep(d) else keep, self.put(p, mark))
+        shown = False
+        for i, d in enumerate(bus.devs):
+            if self.dev_shown(d):
+                self.dev(d, self.put(p, "\\-" if i == len(bus.devs) - 1 else "+-"))
+                shown = True
+        if not shown:
+            self.emit(p)
 
-    def bridge(self, b, keep, p):
+    def bridge(self, b, p):
         p = self.put(p, "-")
-        shown = [u for u in b.buses if self.bus_shown(u, keep)]
         if len(b.buses) == 1:
-            if not shown:
+            if not self.bus_shown(b.buses[0]):
                 return self.emit(p)
             if b.dev is None:
                 p = self.put(p, f"[{b.buses[0].domain:04x}:{b.buses[0].number:02x}]-")
-            return self.bus(b.buses[0], keep, p)
+            return self.bus(b.buses[0], p)
+        shown = False
+        for i, u in enumerate(b.buses):
+            if self.bus_shown(u):
+                mark = "\\-" if i == len(b.buses) - 1 else "+-"
+                self.bus(u, self.put(p, f"{mark}[{u.domain:04x}:{u.number:02x}]-"))
+                shown = True
         if not shown:
-            return self.emit(p)
-        for i, u in enumerate(shown):
-            mark = "" if len(shown) == 1 else "\\-" if i == len(shown) - 1 else "+-"
-            self.bus(u, keep, self.put(p, f"{mark}[{u.domain:04x}:{u.number:02x}]-"))
+            self.emit(p)
 
 
 def draw(devs, keep=None, label=None):
     """lspci -t's lines for PciDevices `devs` (every function, bridges included).
     keep(dev): the -s/-d filter; label(dev): the name shown after each leaf (-tv)."""
-    roots, by_dev = grow(sorted(devs, key=_addr))
+    host, by_dev = grow(sorted(devs, key=_addr))
     drawing = _Drawing(by_dev, keep, label)
-    for root in roots:
-        drawing.bridge(root, keep, 0)
+    if host.buses:
+        drawing.bridge(host, 0)
     return drawing.out
