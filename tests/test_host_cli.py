@@ -83,7 +83,8 @@ def test_list_json_keys_are_stable(host):
     assert set(data[1]) == {"bdf", "vendor", "device", "subsystem_vendor", "subsystem_device",
                             "class", "class_name", "revision", "driver", "driver_override",
                             "iommu_group", "irq", "enabled", "interrupt_pin", "is_bridge",
-                            "disintx", "intx_mask", "name", "intx_route"}
+                            "disintx", "intx_mask", "name", "intx_route", "hex"}
+    assert data[1]["hex"]["vendor"] == "10ec" and data[1]["hex"]["class"] == f"{data[1]['class'] >> 8:04x}"
     assert data[0]["is_bridge"] and data[1]["vendor"] == 0x10EC
     assert data[2]["intx_mask"]["basis"] == "disintx-set"
     assert data[1]["intx_route"]["basis"] == "requested" and data[1]["intx_route"]["irq"] == 16
@@ -137,7 +138,7 @@ def test_info_shows_config_irq_controller_and_why_vfio_is_missing(host):
 
 def test_info_json(host):
     data = json.loads(pyvfio("info", CARD, "--json", "-", root=host.root).stdout)
-    assert set(data) == {"tool", "version", "kind", "command", "started", "device", "config", "host", "vfio"}
+    assert set(data) == {"tool", "version", "kind", "command", "started", "device", "names", "config", "host", "vfio"}
     assert data["kind"] == "info"
     assert data["host"]["irq_line"]["chip"] == "IR-IO-APIC"
     assert data["host"]["irq_shared_with"] == ["ehci_hcd:usb1"]

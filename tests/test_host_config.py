@@ -76,6 +76,24 @@ def test_capability_list_matches_lspci(name):
 
 
 @pytest.mark.parametrize("name", ALL)
+def test_capability_lines_and_latency_match_lspci(name):
+    """lspci -vv's lines under each capability we decode (PM Flags/Status, MSI
+    Address/Data, MSI-X Vector table/PBA) and its Latency line, word for word."""
+    cfg, _, lspci = load(name)
+    want = lspci_field(lspci, "Latency")
+    assert cfg.latency_text() == (f"Latency: {want}" if want is not None else None)
+    blocks = dict(re.findall(r"^\tCapabilities: \[([0-9a-f]+)\] .*\n((?:\t\t.*\n)*)", lspci, re.M))
+    decoded = 0
+    for cap in cfg.capabilities():
+        if cap.lines:
+            want = [ln[2:] for ln in blocks[f"{cap.offset:02x}"].splitlines()]
+            assert want[:len(cap.lines)] == cap.lines, cap.describe()
+            decoded += 1
+    kinds = {c.id for c in cfg.capabilities()} & {0x01, 0x05, 0x11}
+    assert decoded == len([c for c in cfg.capabilities() if c.id in kinds])
+
+
+@pytest.mark.parametrize("name", ALL)
 def test_interrupt_pin_and_line_match_lspci(name):
     cfg, _, lspci = load(name)
     line = lspci_field(lspci, "Interrupt")
@@ -102,7 +120,8 @@ def test_header_fields():
     rtl, _, _ = load("rtl8139")
     assert (rtl.vendor, rtl.device, rtl.interrupt_pin, rtl.interrupt_line) == (0x10EC, 0x8139, 1, 9)
     msix = load("82574l")[0].find_capability(cfgmod.PCI_CAP_ID_MSIX)
-    assert msix.fields == {"enabled": False, "count": 5}
+    assert msix.fields == {"enabled": False, "count": 5, "table_bar": 3, "table_offset": 0,
+                           "pba_bar": 3, "pba_offset": 0x2000}
 
 
 def test_bar_kinds_and_64bit_pairs():

@@ -46,5 +46,7 @@ def run(args):
     if fails:
         raise NotReady(f"not ready for VFIO INTx: {len(fails)} check(s) failed "
                        f"({', '.join(c.name for c in fails)})",
-                       "apply the fixes listed above (pyvfio doctor -v shows all evidence)")
+                       "apply the fixes listed above (pyvfio doctor -v shows all evidence)"
+                       + ("; meanwhile `pyvfio repro --model` and `pyvfio lab ARCH` run without "
+                          "VFIO here" if d.facts.get("without_vfio") else ""))
     return EXIT_OK

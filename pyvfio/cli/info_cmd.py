@@ -1,6 +1,8 @@
 """`pyvfio info BDF [--json FILE] [--require-vfio]`: one device, everything we know.
 
-Config decode in lspci -vv's words (from the physical config space in sysfs),
+Config decode in lspci -vv -nn's words (subsystem names, the latency timer, each
+capability's lines: MSI address/data, MSI-X table and PBA BAR+offset, PM flags/status)
+(from the physical config space in sysfs),
 the INTx masking decision and its evidence, the host facts that shape INTx
 (the IRQ INTx will really get: for an idle vfio-pci card whose sysfs irq is still
 the firmware's line, info enables it a moment through VFIO to learn it, see
@@ -10,7 +12,9 @@ vfio-pci and VFIO works here, its regions and IRQs as VFIO reports them.
 When VFIO is not available, says why and what would make it so; with
 --require-vfio that is an error (exit != 0) instead.
 
---json FILE: envelope("info") with device (PciDevice.to_json), config (Config.to_json), host
+--json FILE: envelope("info") with device (PciDevice.to_json: IDs as ints and, under
+"hex", lspci's strings), names {device, subsystem (lspci -nn's labels; subsystem null
+without one)}, config (Config.to_json), host
 {system (System.to_json), irq_route (RoutedIrq.to_json: the IRQ INTx will
 really get and how we know; null without a pin), intx_probe (intx_probe.Probe.to_json:
 what vfio-pci did when info enabled INTx a moment, or null), irq_line (IrqLine.to_json of
@@ -129,8 +133,13 @@ def gather(text, root="/", require_vfio=False):
     config = cfg.to_json(sizes) if cfg else None
     if support is not None:
         config["intx_mask"] = support.to_json()     # the write probe's answer, where it ran
+    root_names = {"device": names.label(dev.vendor, dev.device, root), "subsystem": None}
+    if dev.subsystem_vendor not in (None, 0, 0xFFFF):        # as lspci: only a real one
+        root_names["subsystem"] = names.subsystem_label(dev.vendor, dev.device, dev.subsystem_vendor,
+                                                        dev.subsystem_device, root)
     return {
         "device": dev.to_json(),
+        "names": root_names,
         "config": config,
         "host": {"system": sysinfo.to_json(),
                  "irq_route": route.to_json() if route else None,
@@ -150,15 +159,16 @@ def render(info, dev):
     d, c, h, v = info["device"], info["config"], info["host"], info["vfio"]
     out = []
     rev = f" (rev {d['revision']:02x})" if d["revision"] else ""     # lspci omits rev 00
-    label = names.label(d["vendor"], d["device"], paths.host_root())
-    out.append(f"{d['bdf']} {class_label(d['class'])}: {label}{rev}")
-    if d["subsystem_vendor"] not in (None, 0, 0xFFFF):        # as lspci: only a real one
-        out.append(f"\tSubsystem: {d['subsystem_vendor']:04x}:{d['subsystem_device']:04x}")
+    out.append(f"{d['bdf']} {class_label(d['class'])}: {info['names']['device']}{rev}")
+    if info["names"]["subsystem"]:
+        out.append(f"\tSubsystem: {info['names']['subsystem']}")
     if c is None:
         out.append("\tconfig space unreadable")
     else:
         out.append(f"\tControl: {c['control']}")
         out.append(f"\tStatus: {c['status_text']}")
+        if c["latency"]:
+            out.append(f"\t{c['latency']}")
         r = h["irq_route"]
         if r is None:
             out.append("\tInterrupt: no interrupt pin")
@@ -169,10 +179,12 @@ def render(info, dev):
                 if route.known and r["firmware_line"] != r["irq"] else "")
                 + (f" [{r['basis']}]" if route.known else ""))
         cfg = dev.config
-        for bar in cfg.bars(pci.resource_sizes(d["bdf"], paths.host_root())):
+        root = paths.host_root()
+        for bar in cfg.bars(pci.resource_sizes(d["bdf"], root), pci.resource_starts(d["bdf"], root)):
             out.append(f"\tRegion {bar.index}: {bar.describe()}")
         for cap in cfg.capabilities():
             out.append(f"\tCapabilities: {cap.describe()}")
+            out += [f"\t\t{line}" for line in cap.lines]
     group = d["iommu_group"]
     others = "; ".join(f"{m['bdf']} {'bridge, ' if m['is_bridge'] else ''}{m['driver'] or 'no driver'}"
                        for m in h["group_members"])

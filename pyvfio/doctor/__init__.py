@@ -16,19 +16,19 @@ What decides whether INTx passthrough of a card works (docs/model.md):
 import os
 
 from .. import unlazy_fix
-from ..host import interrupts, irq_route, pci, system
+from ..host import interrupts, irq_route, pci, system, virt
 from ..host.interrupts import controller_of
 from ..host.kvm import irqfd_resample
 from ..vfio import disintx_probe, intx_probe
 from . import controllers, group, iommu, irq_line, kernel, kvm, masking, stall, vfio_pci
-from .check import FAIL, OK, WARN, Check, Diagnosis
+from .check import FAIL, NA, OK, WARN, Check, Diagnosis
 from .render import render
 
-__all__ = ["diagnose", "render", "controller_of", "Check", "Diagnosis", "OK", "WARN", "FAIL"]
+__all__ = ["diagnose", "render", "controller_of", "Check", "Diagnosis", "OK", "WARN", "FAIL", "NA"]
 
 
 def _system_checks(s, root, lines, fix, kvm_probe):
-    out = kernel.checks(s, root, fix)
+    out = [iommu.platform_check(s)] + kernel.checks(s, root, fix)
     out.append(controllers.host_check(lines))
     out += iommu.checks(s, root, lines)
     out += vfio_pci.checks(s, root, out)
@@ -102,6 +102,11 @@ def diagnose(bdf=None, root="/", kvm_probe=irqfd_resample, probe_intx=intx_probe
     d = Diagnosis(s, dev.bdf if dev else None)
     d.facts["unlazy_fix"] = fix.to_json()
     d.facts["controller"] = controller_of(interrupts.legacy_chip(lines))[1]
+    d.facts["platform"] = s.platform.to_json()
+    blocked = system.vfio_impossible(s)
+    if blocked:     # say what runs here instead
+        d.facts["without_vfio"] = {"why": blocked, "what_runs": [
+            {"command": c, "what": w} for c, w in virt.WITHOUT_VFIO]}
     d.checks = _system_checks(s, root, lines, fix, kvm_probe)
     if dev is not None:
         d.facts["device"] = dev.to_json()

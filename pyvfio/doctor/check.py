@@ -1,12 +1,13 @@
-"""A check is data: name (stable), status ("ok", "warn", "fail"), summary (what was
-found), evidence (how we know), fix (the command that fixes it, or None)."""
+"""A check is data: name (stable), status ("ok", "warn", "fail", or "n/a" for a check
+that does not apply here, its summary saying why), summary (what was found), evidence
+(how we know), fix (the command that fixes it, or None)."""
 
 from dataclasses import dataclass, field
 
 from ..results import envelope
 
-OK, WARN, FAIL = "ok", "warn", "fail"
-RANK = {OK: 0, WARN: 1, FAIL: 2}
+OK, WARN, FAIL, NA = "ok", "warn", "fail", "n/a"
+RANK = {NA: 0, OK: 0, WARN: 1, FAIL: 2}
 
 
 @dataclass
@@ -27,11 +28,13 @@ class Diagnosis:
     system: object              # pyvfio.host.system.System
     bdf: str | None
     checks: list[Check] = field(default_factory=list)
-    facts: dict = field(default_factory=dict)   # unlazy_fix, controller, device, masking, irq_line, irq_route
+    # unlazy_fix, controller, platform, without_vfio, device, masking, irq_line, irq_route
+    facts: dict = field(default_factory=dict)
 
     @property
     def status(self):
-        return max((c.status for c in self.checks), key=RANK.get, default=OK)
+        worst = max((c.status for c in self.checks), key=RANK.get, default=OK)
+        return OK if worst == NA else worst
 
     @property
     def failures(self):

@@ -1,20 +1,39 @@
-"""The IOMMU (groups, kind) and, on x86, interrupt remapping (type1 needs it)."""
+"""Where doctor runs (bare metal or a VM: host/virt.py), the IOMMU (groups, kind;
+in a VM the VMM's vIOMMU, or vfio's noiommu mode) and, on x86, interrupt remapping
+(type1 needs it)."""
 
 from .. import uapi
-from ..host import iommufd, system
-from .check import FAIL, OK, WARN, Check
+from ..host import iommufd, system, virt
+from .check import FAIL, NA, OK, WARN, Check
 
 POWERPC = iommufd.POWERPC
 
 
+def platform_check(s):
+    """platform: bare metal or a VM, and the signs; the IOMMU advice follows it."""
+    p = s.platform
+    return Check("platform", OK, p.text + (": the IOMMU is the VMM's (a vIOMMU), not the "
+                                           "firmware's" if p.vm else ""),
+                 "; ".join(p.evidence))
+
+
 def checks(s, root, lines):
-    blockers = system.system_blockers(s)
-    if s.iommu_groups == 0 and not s.iommu_units:
-        fix = next((f for r, f in blockers if r.startswith("no IOMMU")),
-                   "enable the IOMMU in firmware and on the kernel command line")
-        return [Check("iommu", FAIL, "no IOMMU: the kernel made no IOMMU groups",
-                      "/sys/kernel/iommu_groups is empty and /sys/class/iommu lists nothing"
-                      + (f"; cmdline: {' '.join(s.cmdline_iommu)}" if s.cmdline_iommu else ""), fix)]
+    if s.no_iommu or (s.noiommu and not s.iommu_units):
+        ev = ("/sys/kernel/iommu_groups is empty and /sys/class/iommu lists nothing"
+              + (f"; cmdline: {' '.join(s.cmdline_iommu)}" if s.cmdline_iommu else ""))
+        if s.noiommu:
+            first = Check("iommu", WARN, "no IOMMU, but vfio's noiommu mode is on: VFIO opens "
+                          "devices without DMA isolation (the kernel is tainted)",
+                          ev + "; vfio enable_unsafe_noiommu_mode reads Y")
+            why = "noiommu mode: no IOMMU container (type1) to remap for"
+        else:
+            first = Check("iommu", FAIL, system.NO_IOMMU, ev, virt.iommu_fix(s.platform, s.machine))
+            why = "no IOMMU"
+        out = [first]
+        if s.machine not in POWERPC:
+            out.append(Check("interrupt_remapping", NA, f"{why}: nothing to remap with"))
+        out.append(Check("iommufd", NA, f"{why}: iommufd needs an IOMMU"))
+        return out
     if s.machine in POWERPC:
         kind = "sPAPR TCE (container: VFIO_SPAPR_TCE_v2_IOMMU)"
     elif any(u.startswith("dmar") for u in s.iommu_units):
@@ -27,7 +46,10 @@ def checks(s, root, lines):
                  f"/sys/class/iommu: {', '.join(s.iommu_units) or 'none'}; "
                  f"cmdline: {' '.join(s.cmdline_iommu) or 'no iommu words'}")]
     if s.machine not in POWERPC:
-        out.append(_remapping(lines, root))
+        out.append(_remapping(s, lines, root))
+    else:
+        out.append(Check("interrupt_remapping", NA, "POWER: the sPAPR TCE container does not "
+                         "ask for interrupt remapping (type1's rule)", f"machine {s.machine}"))
     out.append(_iommufd(s, root))
     return out
 
@@ -42,7 +64,7 @@ def _iommufd(s, root):
                  f"/dev/iommu {'exists' if s.dev_iommu else 'is missing'}; kernel {s.kernel}")
 
 
-def _remapping(lines, root):
+def _remapping(s, lines, root):
     """type1's SET_IOMMU refuses (EPERM) without interrupt remapping unless allowed."""
     ir = sorted({line.chip for line in lines.values() if (line.chip or "").startswith("IR-")})
     if ir:
@@ -54,5 +76,4 @@ def _remapping(lines, root):
                      "no IR- chip in /proc/interrupts; allow_unsafe_interrupts reads Y")
     return Check("interrupt_remapping", FAIL, "no interrupt remapping: VFIO_SET_IOMMU (type1) will "
                  "fail with EPERM", "no IR- chip (IR-IO-APIC, IR-PCI-MSI) in /proc/interrupts",
-                 "boot with intremap=on (QEMU: -device intel-iommu,intremap=on), or "
-                 "modprobe vfio_iommu_type1 allow_unsafe_interrupts=1")
+                 virt.remapping_fix(s.platform))

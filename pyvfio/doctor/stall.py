@@ -7,7 +7,7 @@ kernel's version."""
 from .. import unlazy_fix
 from ..host import interrupts, policy_module
 from ..sim.ask import CONTROLLERS, stalls_after
-from .check import FAIL, OK, WARN, Check
+from .check import FAIL, NA, OK, WARN, Check
 from .masking import DEVICE
 
 KNOB = policy_module.KNOB
@@ -27,8 +27,8 @@ def module_check(root):
 
 def check(dev, irq, line, family, cname, masking, why, fix, root):
     if masking == DEVICE:
-        return Check("stall_prediction", OK, "vfio masks at the card (DisINTx): the genirq "
-                     "disable policy does not apply", why)
+        return Check("stall_prediction", NA, "vfio masks at the card (DisINTx): the genirq "
+                     "disable policy, and so the stall, does not apply", why)
     lazy = {True: False, False: True}.get(fix.present)
     live = (policy_module.states(root) or {}).get(irq)
     # A fixed kernel rewrites the flag at request_irq: the live flag speaks for the

@@ -3,7 +3,7 @@
 import os
 
 from ..host import paths, system
-from .check import FAIL, OK, WARN, Check
+from .check import FAIL, NA, OK, WARN, Check
 
 
 def checks(s, root, earlier):
@@ -24,11 +24,12 @@ def checks(s, root, earlier):
         out.append(Check("nointxmask", OK, "nointxmask=1: every card is masked at the controller "
                          "(exclusive line; the unlazy fix matters on XIVE)",
                          "/sys/module/vfio_pci/parameters/nointxmask reads Y (read once, at modprobe)"))
-    else:
-        out.append(Check("nointxmask", OK,
-                         "nointxmask=0: PCI 2.3 cards are masked with DisINTx" if s.vfio_pci_loaded
-                         else "nointxmask: vfio-pci not loaded; it is read once, at modprobe",
+    elif s.vfio_pci_loaded:
+        out.append(Check("nointxmask", OK, "nointxmask=0: PCI 2.3 cards are masked with DisINTx",
                          "/sys/module/vfio_pci/parameters/nointxmask"))
+    else:
+        out.append(Check("nointxmask", NA, "vfio-pci is not loaded: nointxmask is read once, at "
+                         "modprobe", "/sys/module/vfio_pci/parameters/nointxmask is absent"))
     out.append(_dev_vfio(s, root, earlier + out))
     if root == "/" and os.geteuid() != 0:
         out.append(Check("privileges", WARN, "not root: binding and reloading vfio-pci write sysfs",

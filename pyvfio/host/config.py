@@ -117,13 +117,14 @@ class Capability:
     name: str
     detail: str = ""        # lspci-style summary ("Enable+ Count=5 Masked-")
     fields: dict = field(default_factory=dict)
+    lines: list = field(default_factory=list)   # lspci -vv's lines under it ("PBA: BAR=3 ...")
 
     def describe(self):
         return f"[{self.offset:02x}] {self.name}" + (f": {self.detail}" if self.detail else "")
 
     def to_json(self):
         return {"offset": self.offset, "id": self.id, "name": self.name,
-                "detail": self.detail, **self.fields}
+                "detail": self.detail, "lines": self.lines, **self.fields}
 
 
 @dataclass
@@ -204,15 +205,31 @@ class Config:
         return " ".join([flag_words(st, STATUS_WORDS_1), f"DEVSEL={DEVSEL[(st >> 9) & 3]}",
                          flag_words(st, STATUS_WORDS_2)])
 
+    def latency_text(self):
+        """lspci -vv's Latency line (shown for a bus master only): 'Latency: 32 (8000ns
+        min, 16000ns max), Cache Line Size: 64 bytes'; None when not a bus master."""
+        if not self.command & 0x4:          # PCI_COMMAND_MASTER
+            return None
+        text = f"Latency: {self.u8(0x0D)}"                     # PCI_LATENCY_TIMER
+        if self.header_type == PCI_HEADER_TYPE_NORMAL:
+            gnt, lat = self.u8(0x3E), self.u8(0x3F)            # PCI_MIN_GNT, PCI_MAX_LAT
+            parts = ([f"{gnt * 250}ns min"] if gnt else []) + ([f"{lat * 250}ns max"] if lat else [])
+            if parts:
+                text += f" ({', '.join(parts)})"
+        if self.u8(0x0C):                                        # PCI_CACHE_LINE_SIZE
+            text += f", Cache Line Size: {self.u8(0x0C) * 4} bytes"
+        return text
+
     def pin_text(self):
         """'A'..'D', or None for no interrupt pin (lspci prints no Interrupt line)."""
         pin = self.interrupt_pin
         return "ABCD"[pin - 1] if pin and 1 <= pin <= 4 else None
 
-    def bars(self, sizes=None):
+    def bars(self, sizes=None, starts=None):
         """The BARs (6 for a normal header, 2 for a bridge); unimplemented ones
-        (all zero, no size) are left out.  `sizes`: index -> size, from sysfs."""
-        sizes = sizes or {}
+        (all zero, no size) are left out.  `sizes`: index -> size, from sysfs;
+        `starts`: index -> the CPU's address, from sysfs (lspci's), else config's."""
+        sizes, starts = sizes or {}, starts or {}
         count = {PCI_HEADER_TYPE_NORMAL: 6, PCI_HEADER_TYPE_BRIDGE: 2}.get(self.header_type, 0)
         cmd = self.command
         out, i = [], 0
@@ -236,6 +253,7 @@ class Config:
                 bar = Bar(index, "mem", addr, bits, bool(raw & 8),
                           enabled=bool(cmd & PCI_COMMAND_MEMORY))
             bar.size = sizes.get(index)
+            bar.address = starts.get(index, bar.address)
             if raw == 0 and not bar.size:
                 continue
             out.append(bar)
@@ -268,23 +286,67 @@ class Config:
             return cap
         if cap_id == PCI_CAP_ID_PM:
             cap.name = "Power Management version %d" % (flags & 7)
+            cap.lines = self._pm_lines(off, flags)
         elif cap_id == PCI_CAP_ID_MSI:
             enable, count, maxcount = flags & 1, 1 << ((flags >> 4) & 7), 1 << ((flags >> 1) & 7)
             cap.detail = (f"Enable{'+' if enable else '-'} Count={count}/{maxcount} "
                           f"Maskable{'+' if flags & 0x100 else '-'} "
                           f"64bit{'+' if flags & 0x80 else '-'}")
             cap.fields = {"enabled": bool(enable)}
+            cap.lines = self._msi_lines(off, flags, cap.fields)
         elif cap_id == PCI_CAP_ID_MSIX:
             enable, count = bool(flags & 0x8000), (flags & 0x7FF) + 1
             cap.detail = (f"Enable{'+' if enable else '-'} Count={count} "
                           f"Masked{'+' if flags & 0x4000 else '-'}")
             cap.fields = {"enabled": enable, "count": count}
+            table, pba = self.u32(off + 4), self.u32(off + 8)       # PCI_MSIX_TABLE, _PBA
+            if table is not None and pba is not None:
+                # the BAR indicator is the low 3 bits (PCI_MSIX_BIR), the offset the rest
+                cap.fields.update(table_bar=table & 7, table_offset=table & ~7,
+                                  pba_bar=pba & 7, pba_offset=pba & ~7)
+                cap.lines = [f"Vector table: BAR={table & 7} offset={table & ~7:08x}",
+                             f"PBA: BAR={pba & 7} offset={pba & ~7:08x}"]
         elif cap_id == PCI_CAP_ID_EXP:
             ptype = (flags >> 4) & 0xF
             name = EXPRESS_TYPES.get(ptype, f"Unknown type {ptype}")
-            cap.name = f"Express (v{flags & 0xF}) {name}"
-            cap.fields = {"port_type": name}
+            slot = (f" (Slot{'+' if flags & 0x100 else '-'})" if ptype in (0x4, 0x6, 0x8)
+                    else "")
+            cap.name = f"Express (v{flags & 0xF}) {name}{slot}"
+            # lspci then adds the interrupt message number, worded "MSI 00" before
+            # pciutils 3.10 and "IntMsgNum 0" since: JSON has it, the line leaves it out
+            cap.fields = {"port_type": name, "int_msg_num": (flags >> 9) & 0x1F}
         return cap
+
+    def _pm_lines(self, off, pmc):
+        """lspci -vv's Flags and Status lines of the Power Management capability."""
+        aux = (0, 55, 100, 160, 220, 270, 320, 375)[(pmc >> 6) & 7]
+        f = lambda v, bit: "+" if v & bit else "-"     # noqa: E731
+        out = [f"Flags: PMEClk{f(pmc, 0x8)} DSI{f(pmc, 0x20)} D1{f(pmc, 0x200)} D2{f(pmc, 0x400)} "
+               f"AuxCurrent={aux}mA PME(D0{f(pmc, 0x800)},D1{f(pmc, 0x1000)},D2{f(pmc, 0x2000)},"
+               f"D3hot{f(pmc, 0x4000)},D3cold{f(pmc, 0x8000)})"]
+        ctl, ext = self.u16(off + 4), self.u8(off + 6)
+        if ctl is None:
+            return out
+        out.append(f"Status: D{ctl & 3} NoSoftRst{f(ctl, 0x8)} PME-Enable{f(ctl, 0x100)} "
+                   f"DSel={(ctl >> 9) & 0xF} DScale={(ctl >> 13) & 3} PME{f(ctl, 0x8000)}")
+        if ext:
+            out.append(f"Bridge: PM{f(ext, 0x80)} B3{f(~ext, 0x40)}")
+        return out
+
+    def _msi_lines(self, off, flags, fields):
+        """lspci -vv's Address/Data (and Masking/Pending) lines of the MSI capability."""
+        is64 = flags & 0x80
+        data = self.u16(off + (12 if is64 else 8))
+        lo, hi = self.u32(off + 4), self.u32(off + 8) if is64 else 0
+        if data is None or lo is None:
+            return []
+        fields.update(address=(hi << 32) | lo, data=data)
+        out = [f"Address: {f'{hi:08x}' if is64 else ''}{lo:08x}  Data: {data:04x}"]
+        if flags & 0x100:
+            mask, pending = self.u32(off + (16 if is64 else 12)), self.u32(off + (20 if is64 else 16))
+            if mask is not None and pending is not None:
+                out.append(f"Masking: {mask:08x}  Pending: {pending:08x}")
+        return out
 
     def find_capability(self, cap_id):
         return next((c for c in self.capabilities() if c.id == cap_id), None)
@@ -331,7 +393,8 @@ class Config:
         """Stable keys: vendor, device, subsystem_vendor, subsystem_device, revision,
         class, header_type, multifunction, command, status, control (lspci words),
         status_text, disintx, intx_status, interrupt_pin (0..4), interrupt_line,
-        bars [Bar], capabilities [Capability], intx_mask (IntxMaskSupport)."""
+        latency_timer (config 0x0d), latency (lspci's Latency line, null when not a bus
+        master), bars [Bar], capabilities [Capability], intx_mask (IntxMaskSupport)."""
         sub = self.subsystem or (None, None)
         return {
             "vendor": self.vendor, "device": self.device,
@@ -342,6 +405,7 @@ class Config:
             "control": self.control_text(), "status_text": self.status_text(),
             "disintx": self.disintx, "intx_status": self.intx_status,
             "interrupt_pin": self.interrupt_pin, "interrupt_line": self.interrupt_line,
+            "latency_timer": self.u8(0x0D), "latency": self.latency_text(),
             "bars": [b.to_json() for b in self.bars(sizes)],
             "capabilities": [c.to_json() for c in self.capabilities()],
             "intx_mask": self.intx_mask_support().to_json(),

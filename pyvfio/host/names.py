@@ -26,7 +26,7 @@ def _text(root):
 
 @functools.lru_cache(maxsize=256)
 def _vendor(root, vendor):
-    """(vendor name, {device: name}) or None.  Only the vendor's own block is
+    """(vendor name, {device: name}, {(device, subvendor, subdevice): name}) or None.  Only the vendor's own block is
     parsed: the whole 1.3 MB file takes seconds in a TCG guest, a find does not."""
     text = _text(root)
     at = text.find(f"\n{vendor:04x}  ")
@@ -34,13 +34,22 @@ def _vendor(root, vendor):
         return None
     lines = iter(_block(text, at + 1))
     name = next(lines)[6:].strip()
-    devices = {}
+    devices, subs, current = {}, {}, None
     for line in lines:
-        if line.startswith("\t\t") or not line.strip() or line.startswith("#"):
+        if not line.strip() or line.startswith("#"):
             continue
         ident, _, dname = line.strip().partition("  ")
-        devices[int(ident, 16)] = dname.strip()
-    return name, devices
+        try:
+            if line.startswith("\t\t"):
+                sv, sd = (int(x, 16) for x in ident.split())
+                if current is not None:
+                    subs[(current, sv, sd)] = dname.strip()
+                continue
+            current = int(ident, 16)
+        except ValueError:
+            continue
+        devices[current] = dname.strip()
+    return name, devices, subs
 
 
 def _block(text, start):
@@ -60,7 +69,7 @@ def device_name(vendor, device, root="/"):
     entry = _vendor(root, vendor)
     if entry is None:
         return None
-    vname, devices = entry
+    vname, devices, _subs = entry
     dname = devices.get(device)
     return f"{vname} {dname}" if dname else f"{vname} Device"
 
@@ -70,3 +79,28 @@ def label(vendor, device, root="/"):
     name = device_name(vendor, device, root)
     ids = f"[{vendor:04x}:{device:04x}]"
     return f"{name} {ids}" if name else f"Device {ids}"
+
+
+def plain(vendor, device, root="/"):
+    """lspci -tv's name, without brackets: 'Intel Corporation Device 0d57' for a device
+    pci.ids does not list, 'Device 1234:5678' for an unknown vendor."""
+    entry = _vendor(root, vendor)
+    if entry is None:
+        return f"Device {vendor:04x}:{device:04x}"
+    dname = entry[1].get(device)
+    return f"{entry[0]} {dname}" if dname else f"{entry[0]} Device {device:04x}"
+
+
+def subsystem_label(vendor, device, subvendor, subdevice, root="/"):
+    """lspci -vv -nn's Subsystem: the subsystem vendor's name, then the subsystem's own
+    entry under the device, or the device's name when the subsystem IDs are the
+    device's (pciutils id_lookup_subsys), then [subvendor:subdevice]."""
+    ids = f"[{subvendor:04x}:{subdevice:04x}]"
+    sv = _vendor(root, subvendor)
+    own = _vendor(root, vendor)
+    name = own[2].get((device, subvendor, subdevice)) if own else None
+    if name is None and (vendor, device) == (subvendor, subdevice) and own:
+        name = own[1].get(device)
+    if sv is None:
+        return f"Device {ids}"
+    return f"{sv[0]} {name} {ids}" if name else f"{sv[0]} Device {ids}"

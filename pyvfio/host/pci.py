@@ -102,6 +102,22 @@ def resource_sizes(bdf, root="/"):
     return sizes
 
 
+def resource_starts(bdf, root="/"):
+    """BAR index -> the CPU's address of the window, from sysfs `resource`: what
+    lspci shows, which on POWER (PHB windows at 0x2001...) is not config space's
+    bus address."""
+    text = paths.read_text(os.path.join(device_dir(bdf, root), "resource"), "")
+    starts = {}
+    for index, line in enumerate(text.splitlines()[:6]):
+        try:
+            start, end, _flags = (int(x, 16) for x in line.split())
+        except ValueError:
+            continue
+        if end:
+            starts[index] = start
+    return starts
+
+
 def group_members(group, root="/"):
     """The addresses of every device in IOMMU group `group`, sorted."""
     if group is None:
@@ -166,7 +182,9 @@ class PciDevice:
         iommu_group, irq (sysfs: see host/irq_route.py), enabled (sysfs enable, null
         if absent), interrupt_pin (0 none, 1..4 = A..D; null if unknown), is_bridge,
         disintx (COMMAND bit now, null if unknown), intx_mask
-        ({supported: true|null, how})."""
+        ({supported: true|null, how}), hex (the IDs as lspci -nn writes them: vendor
+        "8086", device, subsystem_vendor, subsystem_device (null without), class "0200",
+        prog_if "00", revision "03")."""
         cfg = self.config
         return {
             "bdf": self.bdf, "vendor": self.vendor, "device": self.device,
@@ -178,7 +196,17 @@ class PciDevice:
             "is_bridge": self.is_bridge,
             "disintx": cfg.disintx if cfg else None,
             "intx_mask": cfg.intx_mask_support().to_json() if cfg else None,
+            "hex": self.hex_ids(),
         }
+
+    def hex_ids(self):
+        def h(value, width):
+            return None if value is None else f"{value:0{width}x}"
+        return {"vendor": h(self.vendor, 4), "device": h(self.device, 4),
+                "subsystem_vendor": h(self.subsystem_vendor, 4),
+                "subsystem_device": h(self.subsystem_device, 4),
+                "class": h(self.class_code >> 8, 4), "prog_if": h(self.class_code & 0xFF, 2),
+                "revision": h(self.revision, 2)}
 
 
 def device(text, root="/"):

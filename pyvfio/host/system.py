@@ -3,7 +3,7 @@
 import os
 from dataclasses import dataclass, field
 
-from . import inuse, iommufd, paths, pci
+from . import inuse, iommufd, paths, pci, virt
 
 VFIO_PCI_PARAMS = "sys/module/vfio_pci/parameters"
 
@@ -16,7 +16,8 @@ class System:
     entries: dmar0, ivhd0...), cmdline_iommu (IOMMU words on the kernel command line),
     vfio_pci_module ("loaded", "module" (can be modprobed), "absent" (no module for
     this kernel), "no-module-support" (the kernel cannot load modules)), dev_iommu
-    (/dev/iommu exists: iommufd)."""
+    (/dev/iommu exists: iommufd), noiommu (vfio's enable_unsafe_noiommu_mode: true/false,
+    null if vfio is not loaded), platform (virt.Platform.to_json: vm, vmm, evidence)."""
     kernel: str | None
     machine: str | None
     vfio_pci_loaded: bool
@@ -30,9 +31,16 @@ class System:
     dev_iommu: bool = False
     irq_threads_forced: bool = False    # PREEMPT_RT or threadirqs: genirq threads vfio's handler
     vfio_pci_core: dict = field(default_factory=dict)   # the module loaded: loaded_module()
+    noiommu: bool | None = None
+    platform: virt.Platform = field(default_factory=lambda: virt.Platform(None))
 
     def to_json(self):
-        return dict(self.__dict__)
+        return {**self.__dict__, "platform": self.platform.to_json()}
+
+    @property
+    def no_iommu(self):
+        """The kernel made no IOMMU groups and lists no IOMMU unit."""
+        return self.iommu_groups == 0 and not self.iommu_units
 
 
 def node_access(path):
@@ -87,6 +95,13 @@ def loaded_module(root="/"):
     return {}
 
 
+def noiommu_mode(root="/"):
+    """vfio's enable_unsafe_noiommu_mode (None if vfio is not loaded or was built
+    without CONFIG_VFIO_NOIOMMU): VFIO without an IOMMU, groups /dev/vfio/noiommu-N."""
+    text = paths.read_text(paths.under(root, "sys/module/vfio/parameters/enable_unsafe_noiommu_mode"))
+    return None if text is None else text in ("Y", "1")
+
+
 def vfio_pci_loaded(root="/"):
     return os.path.isdir(paths.under(root, pci.DRIVERS, "vfio-pci"))
 
@@ -130,9 +145,12 @@ def probe(root="/"):
         dev_iommu=iommufd.dev_iommu(root),
         irq_threads_forced=irq_threads_forced(root),
         vfio_pci_core=loaded_module(root),
+        noiommu=noiommu_mode(root),
+        platform=virt.probe(root),
     )
 
 
+NO_IOMMU = "no IOMMU: the kernel made no IOMMU groups"
 NO_DEV_VFIO = ("/dev/vfio does not exist",
                "it appears once the vfio modules are loaded and an IOMMU is on")
 
@@ -148,14 +166,8 @@ def system_blockers(system):
 
 def _host_blockers(system):
     out = []
-    if system.iommu_groups == 0 and not system.iommu_units:
-        if system.machine in ("ppc64le", "ppc64"):
-            fix = ("boot a kernel with the powerpc IOMMU (pseries/powernv); "
-                   "Debian's 6.1 ppc64el cannot bind vfio-pci, 6.12 can")
-        else:
-            fix = ("enable VT-d/AMD-Vi in firmware and boot with intel_iommu=on (Intel; "
-                   "AMD-Vi is on by default once enabled in firmware)")
-        out.append(("no IOMMU: the kernel made no IOMMU groups", fix))
+    if system.no_iommu and not system.noiommu:
+        out.append((NO_IOMMU, virt.iommu_fix(system.platform, system.machine)))
     if system.vfio_pci_module == "no-module-support":
         out.append(("this kernel has no vfio-pci and cannot load modules",
                     "boot a kernel built with CONFIG_VFIO_PCI (any distribution kernel), "
@@ -168,6 +180,12 @@ def _host_blockers(system):
         out.append(("the vfio-pci driver is not loaded",
                     "modprobe vfio-pci (add nointxmask=1 to force controller masking)"))
     return out
+
+
+def vfio_impossible(system):
+    """The host-wide blockers no modprobe lifts (no IOMMU, no vfio-pci for this
+    kernel): the reasons, empty when VFIO could run here."""
+    return [r for r, _f in _host_blockers(system) if r != "the vfio-pci driver is not loaded"]
 
 
 def vfio_blockers(system, dev, root="/"):

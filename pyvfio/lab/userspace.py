@@ -14,7 +14,10 @@ from .apt import Apt
 from .errors import LabError
 
 PACKAGES = ["python3", "python3-cffi-backend", "python3-psutil", "python3-pytest", "dash",
-            "busybox-static"]
+            "busybox-static",
+            # the real lspci (with pci.ids), which tests/lab/test_lspci_habits.py compares
+            # list/info with: busybox's applet knows no -vv, -nn or -t
+            "pciutils"]
 # Shell tools for commands run in the guest, from busybox (no coreutils: smaller).
 APPLETS = """cat ls uname grep egrep sed awk head tail dmesg ps sleep env find xargs wc cut tr
 sort uniq mkdir rmdir rm cp mv ln readlink realpath dd od hexdump xxd lspci mount umount
