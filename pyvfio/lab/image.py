@@ -81,7 +81,7 @@ def prepare(arch, cache_root, pubkey, kpkgs=None):
 def _tool(name, package):
     if shutil.which(name) is None:
         raise LabUnavailable("machine image", f"{name} is not installed",
-                             hint=f"install the lab's packages ({package}): tools/setup")
+                             hint=f"install the lab's packages ({package}): tools/setup --lab")
 
 
 def _build(arch, kpkgs, pubkey, cache_root, out, step):
@@ -152,7 +152,7 @@ def _foreign_ready(debarch):
         subprocess.run(["update-binfmts", "--enable", "qemu-ppc64le"], capture_output=True)
     if not (misc / "qemu-ppc64le").exists():
         raise LabUnavailable("machine image", "qemu-ppc64le is not registered with binfmt_misc",
-                             hint="install qemu-user-static and binfmt-support (tools/setup), as root")
+                             hint="install qemu-user-static and binfmt-support (tools/setup --lab), as root")
 
 
 def _write(path, text, mode=0o644):
