@@ -174,7 +174,7 @@ def _configure(root, pubkey):
            "LinkLocalAddressing=no\nIPv6AcceptRA=no\n")
     _write(root / "etc/ssh/sshd_config.d/pyvfio-lab.conf",
            "PasswordAuthentication no\nUseDNS no\nPermitRootLogin prohibit-password\n")
-    # What an admin sets up for users in group vfio (README "On your lab machines").
+    # What an admin sets up for users in group vfio (docs/usage.md "On your lab machines").
     _write(root / "etc/udev/rules.d/60-vfio.rules", 'SUBSYSTEM=="vfio", GROUP="vfio", MODE="0660"\n')
     _write(root / "etc/fstab", "LABEL=pyvfio-root / ext4 defaults 0 0\n")
     for cmd in (["groupadd", "-f", "vfio"], ["useradd", "-m", "-s", "/bin/bash", "-G", "vfio", USER]):
