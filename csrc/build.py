@@ -117,6 +117,12 @@ def build_ffi(module="pyvfio._ffi"):
     ffi = cffi.FFI()
     stamp = source_stamp(HERE)
     iommufd = headers_have_iommufd()
+    if not iommufd:
+        # Said at build time, in one line: otherwise only `--iommu iommufd` and doctor
+        # would tell, at run time (pip shows it with -v; tools/setup says it too).
+        print("csrc/build.py: warning: building without iommufd: the compiler's kernel headers "
+              "have no <linux/iommufd.h> (Linux 6.2+ uapi; tools/setup fetches Debian's 6.12 "
+              "linux-libc-dev)", file=sys.stderr)
     ffi.cdef(uapi_decls.cdef(iommufd))
     ffi.cdef("""
         const char *pyvfio_ffi_stamp(void);

@@ -1,4 +1,4 @@
-"""Install pyvfio on a machine the way a user does (README "On your lab machines"):
+"""Install pyvfio on a machine the way a user does (docs/usage.md "On your lab machines"):
 an sdist of this checkout and the one pure-Python dependency Debian lacks
 (ioctl-opt) are copied over, a venv is made with the system's site packages
 (Debian's python3-cffi and python3-psutil: no ppc64le psutil wheel exists), a wheel

@@ -21,7 +21,7 @@ class LocalSshd:
         self.proc = None
 
     def start(self):
-        assert os.path.exists(SSHD), "sshd is missing: tools/setup installs openssh-server"
+        assert os.path.exists(SSHD), "sshd is missing: tools/setup --lab installs openssh-server"
         os.makedirs(self.folder, exist_ok=True)
         os.chmod(self.folder, 0o700)
         hostkey = os.path.join(self.folder, "host_ed25519")

@@ -107,7 +107,7 @@ def test_report_refuses_bad_input_in_one_line(tmp_path, capsys):
 
 def chromium():
     exe = shutil.which("chromium")
-    assert exe, "chromium is missing: tools/setup installs it (tools/test-packages.txt)"
+    assert exe, "chromium is missing: tools/setup --lab installs it (tools/test-packages.txt)"
     return exe
 
 

@@ -45,7 +45,7 @@ def test_ppc64le_numbers_equal_the_ppc64el_header():
     compiler (no need to run anything) and compare with pyvfio's encoding."""
     gcc = shutil.which("powerpc64le-linux-gnu-gcc")
     if gcc is None:
-        pytest.skip("powerpc64le-linux-gnu-gcc not installed (tools/setup installs it as root)")
+        pytest.skip("powerpc64le-linux-gnu-gcc not installed (tools/setup --lab installs it as root)")
     probe = subprocess.run([gcc, "-fsyntax-only", "-x", "c", "-"], input=uapi_decls.IOMMUFD_PROBE,
                            text=True, capture_output=True)
     names = [n for n in uapi.ioctl_numbers() if probe.returncode == 0 or n not in IOMMUFD_IOCTLS]
@@ -101,7 +101,7 @@ def test_kvm_ioctl_numbers_equal_the_headers_on_this_machine():
 def test_kvm_ppc64le_numbers_equal_the_ppc64el_header():
     gcc = shutil.which("powerpc64le-linux-gnu-gcc")
     if gcc is None:
-        pytest.skip("powerpc64le-linux-gnu-gcc not installed (tools/setup installs it as root)")
+        pytest.skip("powerpc64le-linux-gnu-gcc not installed (tools/setup --lab installs it as root)")
     names = list(uapi.kvm_ioctl_numbers())
     src = "#include <linux/kvm.h>\nunsigned long v[] = {" + ",".join(names) + "};\n"
     asm = subprocess.run([gcc, "-x", "c", "-S", "-o", "-", "-"], input=src, text=True,

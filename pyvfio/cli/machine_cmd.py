@@ -26,7 +26,7 @@ def _parser():
                    help="two more edu cards behind a conventional PCI bridge (one IOMMU group, a shared line)")
     s.add_argument("--name", help="the machine's name (default ARCH-N)")
     s.add_argument("--deploy", action="store_true",
-                   help="install pyvfio from this checkout (sdist + pip, as README 'On your lab machines' says)")
+                   help="install pyvfio from this checkout (sdist + pip, as docs/usage.md 'On your lab machines' says)")
     add_json(s, "the machine", was_flag=True)
     s.add_argument("--prepare-only", action="store_true",
                    help="build what the machine needs (its image, keys; with --deploy the sdist), then stop")

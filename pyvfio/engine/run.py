@@ -114,7 +114,7 @@ class RunConfig:
             raise UsageError(f"unknown irqchip {self.irqchip!r}", f"use one of: {', '.join(IRQCHIPS)}")
         if platform.machine() != "x86_64":
             raise UsageError(f"--guest kvm is for x86_64 hosts, not {platform.machine()}",
-                             "use --guest toy (README: why no POWER KVM guest)")
+                             "use --guest toy (docs/usage.md: why no KVM guest on POWER)")
         for bad, flag in ((self.source != "raise", "--source external"),
                           (self.rearm_each, "--rearm-each"), (self.interval_us, "--interval")):
             if bad:

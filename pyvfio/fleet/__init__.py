@@ -10,5 +10,5 @@ how results are compared.  A lab machine needs only sshd and pyvfio.
     run.py        fleet run (a worker process per place), status, release
     local.py      a coordinator and exporter on 127.0.0.1 (the lab machines, the tests)
 
-Nothing here is imported by the single-machine commands (see README.md).
+Nothing here is imported by the single-machine commands (see docs/usage.md).
 """

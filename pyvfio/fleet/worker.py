@@ -234,7 +234,7 @@ class Worker:
 
     def policy_module(self, run):
         """A scenario with lazy/unlazy cells needs pyvfio_policy.ko loaded: build it as
-        the README's "On your lab machines" says, from the sdist pyvfio.deploy left on
+        docs/usage.md's "On your lab machines" says, from the sdist pyvfio.deploy left on
         the machine, against its own headers, and insmod it (rmmod at the end)."""
         from ..repro.scenario import load
         if not set(SWITCHED) & set(load(self.a.scenario).axes.get("policy", ())):
@@ -244,7 +244,7 @@ class Worker:
             return
         if self.a.remote_pyvfio:
             raise MachineError(f"{self.a.place}: the scenario's lazy/unlazy cells need pyvfio_policy.ko loaded",
-                               "build and insmod tools/policy there (README: On your lab machines)")
+                               "build and insmod tools/policy there (docs/usage.md: On your lab machines)")
         from ..deploy import DEFAULT_WORKDIR
         src = "/tmp/pyvfio-fleet-policy"
         rc, out = run(f"rm -rf {src} && mkdir -p {src} && tar xzf {DEFAULT_WORKDIR}/dist/pyvfio-*.tar.gz -C {src} "

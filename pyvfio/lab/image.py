@@ -81,7 +81,7 @@ def prepare(arch, cache_root, pubkey, kpkgs=None):
 def _tool(name, package):
     if shutil.which(name) is None:
         raise LabUnavailable("machine image", f"{name} is not installed",
-                             hint=f"install the lab's packages ({package}): tools/setup")
+                             hint=f"install the lab's packages ({package}): tools/setup --lab")
 
 
 def _build(arch, kpkgs, pubkey, cache_root, out, step):
@@ -152,7 +152,7 @@ def _foreign_ready(debarch):
         subprocess.run(["update-binfmts", "--enable", "qemu-ppc64le"], capture_output=True)
     if not (misc / "qemu-ppc64le").exists():
         raise LabUnavailable("machine image", "qemu-ppc64le is not registered with binfmt_misc",
-                             hint="install qemu-user-static and binfmt-support (tools/setup), as root")
+                             hint="install qemu-user-static and binfmt-support (tools/setup --lab), as root")
 
 
 def _write(path, text, mode=0o644):
@@ -174,7 +174,7 @@ def _configure(root, pubkey):
            "LinkLocalAddressing=no\nIPv6AcceptRA=no\n")
     _write(root / "etc/ssh/sshd_config.d/pyvfio-lab.conf",
            "PasswordAuthentication no\nUseDNS no\nPermitRootLogin prohibit-password\n")
-    # What an admin sets up for users in group vfio (README "On your lab machines").
+    # What an admin sets up for users in group vfio (docs/usage.md "On your lab machines").
     _write(root / "etc/udev/rules.d/60-vfio.rules", 'SUBSYSTEM=="vfio", GROUP="vfio", MODE="0660"\n')
     _write(root / "etc/fstab", "LABEL=pyvfio-root / ext4 defaults 0 0\n")
     for cmd in (["groupadd", "-f", "vfio"], ["useradd", "-m", "-s", "/bin/bash", "-G", "vfio", USER]):

@@ -13,7 +13,7 @@ def ensure(cache_root):
     if not (key.exists() and key.with_suffix(".pub").exists()):
         if shutil.which("ssh-keygen") is None:
             raise LabUnavailable("machine key", "ssh-keygen is not installed",
-                                 hint="install openssh-client (tools/setup)")
+                                 hint="install openssh-client (tools/setup --lab)")
         folder.mkdir(parents=True, exist_ok=True)
         tmp = folder / "id_ed25519.tmp"
         for p in (tmp, tmp.with_suffix(".tmp.pub")):

@@ -58,7 +58,7 @@ MSI = [dict(b, kinds=_message_kinds(b)) for b in FACTS["bound"] if b not in BROU
 # Cards in the lab for their MSI-X alone: the per-card suite (`card`) leaves them out
 # (e1000e's run of it took ~130 s a boot, and it passed), test_msi.py's msi_card has them.
 MESSAGE_ONLY = ("e1000e",)
-# The KVM guest is x86_64's (README: why no POWER KVM guest), and not on 6.12-rt
+# The KVM guest is x86_64's (docs/usage.md: why no KVM guest on POWER), and not on 6.12-rt
 # under TCG (lab/modules.py prepare_kvm): the boots that load KVM say so in lab.json.
 if FACTS and not FACTS.get("kvm"):
     collect_ignore.append("test_kvm.py")

@@ -113,7 +113,7 @@ def test_bind_run_as_a_user_in_group_vfio_unbind(machine_x86):
 def test_repro_seed_reloads_vfio_pci_with_modprobe(machine_x86):
     m = machine_x86
     edu = m.cards[EDU]["bdf"]
-    # the policy module, as the README says: from the sdist, against the installed headers
+    # the policy module, as docs/usage.md says: from the sdist, against the installed headers
     p = sh(m, "cd /tmp && tar xzf /opt/pyvfio/dist/pyvfio-*.tar.gz && make -C /tmp/pyvfio-*/tools/policy "
               "&& insmod /tmp/pyvfio-*/tools/policy/pyvfio_policy.ko", timeout=600)
     assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
