@@ -83,7 +83,9 @@ def test_links_between_docs_pages_resolve():
     broken = []
     for page in sorted((ROOT / "docs").rglob("*.md")):
         text = page.read_text(encoding="utf-8")
-        for m in MD_LINK.finditer(text):
+        # code spans are not links (`vfio-msi[0](BDF)`): blanked, their offsets kept
+        prose = re.sub(r"`[^`\n]*`", lambda c: " " * len(c.group()), text)
+        for m in MD_LINK.finditer(prose):
             target = m.group(1)
             if "://" in target or target.startswith("mailto:"):
                 continue
