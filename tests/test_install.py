@@ -2,7 +2,6 @@
 second), and the build's one-line warning without <linux/iommufd.h>."""
 import importlib.util
 import os
-import pathlib
 import re
 import shutil
 import stat
@@ -12,7 +11,9 @@ import time
 
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+from pyvfio.checkout import CHECKOUT
+
+ROOT = CHECKOUT
 LAB_ONLY = {"qemu-system-x86", "qemu-system-ppc", "qemu-user-static", "mmdebstrap", "chromium",
             "openssh-server", "gcc-powerpc64le-linux-gnu"}
 
@@ -95,7 +96,8 @@ def test_a_second_run_with_nothing_changed_skips_pip(checkout):
     first = _setup(cwd=root, env=env)
     assert first.returncode == 0, first.stderr
     assert (root / "pip-ran").read_text() == "install -q --disable-pip-version-check -e .\n"
-    assert (root / ".venv/pyvfio-setup.stamp").read_text().strip() == _setup("--stamp", cwd=root, env=env).stdout.strip()
+    stamp = _setup("--stamp", cwd=root, env=env).stdout.strip()
+    assert (root / ".venv/pyvfio-setup.stamp").read_text().strip() == stamp
 
     start = time.monotonic()
     again = _setup(cwd=root, env=env)

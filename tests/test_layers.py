@@ -24,7 +24,8 @@ import pyvfio
 
 LAYERS = (
     ("leaves", {"pyvfio", "errors", "verdict", "signals", "results", "fdowner", "eventfd", "uapi",
-                "_binding", "histogram", "hostmem", "inputs", "limits", "cardlock"}),
+                "_binding", "histogram", "hostmem", "inputs", "limits", "cardlock", "checkout", "vocabulary",
+                "series"}),
     ("protocol", {"backend", "profiles", "intx"}),
     ("host", {"host", "unlazy_fix"}),
     ("fds", {"vfio", "kvm"}),

@@ -54,8 +54,8 @@ def host(tmp_path, monkeypatch):
 
 
 def listed(capsys, *args):
-    assert main(["list", *args, "--json"]) == 0
-    return [d["bdf"] for d in json.loads(capsys.readouterr().out)]
+    assert main(["list", *args, "--json", "-"]) == 0
+    return [d["bdf"] for d in json.loads(capsys.readouterr().out)["devices"]]
 
 
 def test_the_tree_is_drawn_as_lspci_t(host, capsys):

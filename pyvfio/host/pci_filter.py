@@ -8,7 +8,7 @@ Fields are hex; an empty field or `*` matches anything; a CLASS may hold `x` dig
 (`02xx`: any network subclass).  A bad one is one line: `-s: Invalid slot number`.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..errors import UsageError
 
@@ -125,6 +125,7 @@ def parse_id(text, f=None):
         _die("-d", str(exc), ID_SYNTAX)
     if fields[1] is None:
         _die("-d", "At least two fields must be given", ID_SYNTAX)
+    found = {}
     for i, (name, limit, msg) in enumerate((("vendor", 0xFFFF, "Invalid vendor ID"),
                                             ("device", 0xFFFF, "Invalid device ID"),
                                             ("klass", 0xFFFF, "Invalid class code"),
@@ -134,5 +135,5 @@ def parse_id(text, f=None):
         except ValueError:
             _die("-d", msg, ID_SYNTAX)
         if got is not None:
-            setattr(f, name, got if name == "klass" else got[0])
-    return f
+            found[name] = got if name == "klass" else got[0]
+    return replace(f, **found)
