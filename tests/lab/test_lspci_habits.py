@@ -11,11 +11,11 @@ import sys
 
 import pytest
 
-from pyvfio.lab import guest
+from pyvfio.lab import in_guest
 
 pytestmark = pytest.mark.lab
 
-FACTS = guest.facts()
+FACTS = in_guest.facts()
 CARDS = FACTS["bound"] if FACTS else [{"card": "edu", "bdf": "none"}]
 
 
