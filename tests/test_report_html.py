@@ -293,3 +293,13 @@ def test_each_cell_has_its_tail_numbers_its_run_over_time_and_its_cdf_against_th
     keep = os.environ.get("PYVFIO_SCREENSHOT")
     if keep:   # PYVFIO_SCREENSHOT=FILE: this page beside the grid's, as FILE-panels.png
         shutil.copy(shot, os.path.splitext(keep)[0] + "-panels.png")
+
+
+def test_runs_without_an_expectation_are_not_called_all_as_expected(runs, tmp_path):
+    # a run judges no expectation: its banner counts the cells and says so, never
+    # "all 0 cell(s) as expected" (no Chromium needed: the banner is in the HTML)
+    page = tmp_path / "runs.html"
+    assert main(["report", str(runs / "here"), "--html", str(page)]) == 0
+    text = page.read_text()
+    assert "3 cell(s), none with an expectation" in text
+    assert "all 0 cell(s)" not in text

@@ -341,9 +341,14 @@ def render(machines, baseline=None, baseline_name=None, fleet=None, title=None):
     comb = M.combined(machines)
     failed = [m.name for m in machines if m.extra.get("exit") not in (None, 0, 1)]
     ok = comb["ok"] and not failed
-    verdict_line = (f"all {comb['matched']} cell(s) as expected" if ok else
-                    f"{comb['mismatched']} of {comb['cells']} cell(s) not as expected"
-                    + (f"; machines that failed: {', '.join(failed)}" if failed else ""))
+    if ok and not comb["matched"]:      # runs: no expectation to meet (as summary.py says)
+        verdict_line = f"{comb['cells']} cell(s), none with an expectation"
+    elif ok:
+        verdict_line = (f"all {comb['matched']} cell(s) as expected"
+                        + (f"; {comb['unjudged']} without an expectation" if comb["unjudged"] else ""))
+    else:
+        verdict_line = (f"{comb['mismatched']} of {comb['cells']} cell(s) not as expected"
+                        + (f"; machines that failed: {', '.join(failed)}" if failed else ""))
     if not title and fleet:
         title = f"pyvfio fleet: {fleet.get('scenario') or ''} on {len(fleet['places'])} place(s)"
     elif not title:
