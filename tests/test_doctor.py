@@ -492,3 +492,13 @@ def test_a_rebuilt_module_loaded_is_named_and_its_file_decides(tmp_path):
     assert f.evidence.startswith("the rebuilt ")
     assert system.loaded_module(h.root) == {"module": "vfio-pci-core", "srcversion": "8E64EF2090B07C2C0FA04D5",
                                                 "taint": "OE"}
+
+
+@pytest.mark.parametrize("machine, module, other", [("ppc64le", "kvm_hv", "kvm_intel"),
+                                                    ("x86_64", "kvm_intel", "kvm_hv")])
+def test_the_kvm_fix_names_the_module_of_this_arch(machine, module, other):
+    from types import SimpleNamespace
+
+    from pyvfio.doctor import kvm
+    c = kvm.check(SimpleNamespace(machine=machine), "/", lambda root, m: (False, "no KVM_CAP_IRQFD_RESAMPLE"))
+    assert module in c.fix and other not in c.fix

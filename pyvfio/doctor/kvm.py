@@ -20,5 +20,13 @@ def check(s, root, kvm_probe):
                  "KVM resample irqfd not available" if avail is False else "KVM resample irqfd: unknown",
                  ev + why + "; a VM here would unmask by one SET_IRQS ioctl per interrupt "
                       "(pyvfio's default --unmask ioctl); pyvfio itself does not need KVM",
-                 "modprobe kvm_intel (or kvm_amd / kvm_hv) and add yourself to the kvm group"
-                 if "permission" not in ev else "run as root or join the kvm group")
+                 _fix(s.machine, ev))
+
+
+def _fix(machine, ev):
+    if "permission" in ev:
+        return "run as root or join the kvm group"
+    if machine in _POWER:
+        return ("modprobe kvm_hv (or kvm_pr) and join the kvm group; under XIVE (POWER9 and "
+                "later) KVM does not offer it at all")
+    return "modprobe kvm_intel (or kvm_amd) and join the kvm group"
