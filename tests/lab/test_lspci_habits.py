@@ -48,9 +48,9 @@ def cap_blocks(text):
 
 @pytest.fixture(scope="module")
 def listing():
-    p = pyvfio("list", "--all", "--json")
+    p = pyvfio("list", "--all", "--json", "-")
     assert p.returncode == 0, p.stderr
-    return {d["bdf"]: d for d in json.loads(p.stdout)}
+    return {d["bdf"]: d for d in json.loads(p.stdout)["devices"]}
 
 
 @pytest.mark.parametrize("lab_card", CARDS, ids=[c["card"] for c in CARDS])
@@ -60,7 +60,7 @@ def test_info_and_list_say_what_lspci_vv_says(lab_card, listing):
     text = pyvfio("info", bdf)
     assert text.returncode == 0, text.stderr
     ours = text.stdout
-    info = json.loads(pyvfio("info", bdf, "--json").stdout)
+    info = json.loads(pyvfio("info", bdf, "--json", "-").stdout)
     # the head: lspci -vv adds the prog-if, which we leave out
     head = re.sub(r" \(prog-if [^)]*\)$", "", want.splitlines()[0])
     assert ours.splitlines()[0] == head
@@ -105,9 +105,9 @@ def dev_pin(d):
 
 
 def selected(args):
-    p = pyvfio("list", *args, "--json")
+    p = pyvfio("list", *args, "--json", "-")
     assert p.returncode == 0, p.stderr
-    return sorted(d["bdf"] for d in json.loads(p.stdout))
+    return sorted(d["bdf"] for d in json.loads(p.stdout)["devices"])
 
 
 def lspci_selected(args):
