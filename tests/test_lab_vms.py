@@ -36,7 +36,10 @@ SHARED_LINE = ["--host-card", "e1000"]
 # the policy tests run everywhere with their expectation for that configuration.
 CONFIGS = {
     # e1000e for its MSI-X (tests/lab/test_msi.py only: a message-only card, conftest.py);
-    # sdhci-pci as a user brings a card (tests/lab/test_qemu_cards.py), here and on ppc64le
+    # sdhci-pci as a user brings a card (tests/lab/test_qemu_cards.py). Not in a ppc64le
+    # boot beside the other cards: there SLOF then placed rtl8139's 0x100-byte BAR1 and
+    # sdhci's BAR0 off a page boundary, and vfio-pci offers no mmap of such a BAR (seen in
+    # the XIVE nointxmask 1 boot); alone on ppc64le it was checked by hand (docs/lab.md).
     "x86_64-6.12-nointxmask0": ["x86_64", "--kernel", "6.12", "--nointxmask", "0", *ALL_CARDS, *SHARED_LINE,
                                 "--card", "e1000e", "--card", "qemu:sdhci-pci"],
     # nointxmask=1 changes the host's side (the line masked at the IO-APIC, held
@@ -51,8 +54,7 @@ CONFIGS = {
     # e1000 and rtl8139 run on ppc64le in the nointxmask=1 boot (CI's budget)
     "ppc64le-xive-nointxmask0": ["ppc64le", "--ic", "xive", "--nointxmask", "0", "--card", "edu",
                                  "--card", "pci-serial"],
-    "ppc64le-xive-nointxmask1": ["ppc64le", "--ic", "xive", "--nointxmask", "1", *ALL_CARDS,
-                                 "--card", "qemu:sdhci-pci"],
+    "ppc64le-xive-nointxmask1": ["ppc64le", "--ic", "xive", "--nointxmask", "1", *ALL_CARDS],
     "ppc64le-xics-nointxmask1": ["ppc64le", "--ic", "xics", "--nointxmask", "1", "--card", "edu"],
     # Debian's PREEMPT_RT and 64 KiB-page kernels: in CI with edu (and on 64K the 16550,
     # whose I/O BAR vfio-pci will not mmap: the pread/pwrite path), every card opt-in
