@@ -11,6 +11,7 @@ import pytest
 from pyvfio.checkout import CHECKOUT
 from pyvfio import cardlock
 from pyvfio.errors import PyvfioError, RefusedError
+from pyvfio.errors import EXIT
 
 BDF = "0000:02:05.0"
 NAME = f"card-{BDF}.lock"
@@ -163,7 +164,7 @@ def test_run_through_the_cli_refuses_a_planted_symlink_in_one_line(folder, victi
     env.pop("PYVFIO_SYSROOT", None)
     r = subprocess.run([sys.executable, "-m", "pyvfio", "run", bdf, "-l", "1", "-q"],
                        capture_output=True, text=True, env=env, timeout=60, cwd=REPO)
-    assert r.returncode == 4, r
+    assert r.returncode == EXIT['REFUSED'], r
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("pyvfio: error: ") and "symbolic link" in lines[0], r.stderr
     assert "Traceback" not in r.stderr

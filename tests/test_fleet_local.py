@@ -25,6 +25,7 @@ from pyvfio.fleet import local, places
 from pyvfio.fleet.local import free_port
 
 from fleet_sshd import LocalSshd
+from pyvfio.errors import EXIT
 
 PYVFIO = os.path.join(os.path.dirname(sys.executable), "pyvfio")
 
@@ -116,7 +117,7 @@ def test_second_user_cannot_take_a_held_place(lab, tmp_path, monkeypatch, capsys
     subprocess.run([lgc, "-x", addr, "-p", "local-b", "acquire"], env=env, check=True, capture_output=True)
     try:
         # another user (us) asking for it: the reservation waits in labgrid's queue, then exit 4
-        assert fleet(addr, sshd, tmp_path, "--place", "local-b", "--acquire-wait", "3") == 4
+        assert fleet(addr, sshd, tmp_path, "--place", "local-b", "--acquire-wait", "3") == EXIT['REFUSED']
         doc = json.loads((tmp_path / "fleet.json").read_text())
         assert "acquired by" in doc["places"]["local-b"]["error"] and "alice" in doc["places"]["local-b"]["error"]
         # a plain acquire by another user fails too, and fleet release leaves alice's place alone

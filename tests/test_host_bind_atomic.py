@@ -17,6 +17,7 @@ from pyvfio.checkout import CHECKOUT
 from pyvfio import cli
 from pyvfio.errors import PyvfioError, RefusedError
 from pyvfio.host import bind
+from pyvfio.errors import EXIT
 
 CARD = "0000:02:05.0"
 TESTS = os.path.dirname(os.path.abspath(__file__))
@@ -95,7 +96,7 @@ def test_bind_through_the_cli_while_another_holds_the_lock_is_one_line(host, mon
     monkeypatch.setenv("PYVFIO_SYSROOT", host.root)
     monkeypatch.setattr(bind, "Kernel", lambda: FakeKernel(host))
     with bind.sequence_lock(host.root):      # a bind in another process, mid-sequence
-        assert cli.main(["bind", CARD]) == 4
+        assert cli.main(["bind", CARD]) == EXIT['REFUSED']
         line = one_line_on_stderr(capsys)
     assert f"another pyvfio bind or unbind is changing drivers (pid {os.getpid()})" in line
     assert host.driver_of(CARD) == "8139too" and override(host) == "(null)"

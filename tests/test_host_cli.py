@@ -14,6 +14,7 @@ from fixtures.fakehost import FakeHost, FakeKernel
 from pyvfio.checkout import CHECKOUT
 from pyvfio import cli
 from pyvfio.host import bind
+from pyvfio.errors import EXIT
 
 CARD = "0000:02:05.0"
 OTHER = "0000:02:06.0"
@@ -193,7 +194,7 @@ def test_unbind_not_bound_to_vfio_pci(host):
 def test_bind_refusal_exits_4(host):
     host.add_net(OTHER, "eth0", up=True, default_route=True)
     r = pyvfio("bind", OTHER, root=host.root)
-    assert r.returncode == 4
+    assert r.returncode == EXIT['REFUSED']
     one_line_error(r, "refusing to bind", "eth0", "--force")
     assert host.driver_of(OTHER) == "e1000"
 

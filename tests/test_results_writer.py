@@ -18,6 +18,7 @@ from pyvfio.checkout import CHECKOUT
 from pyvfio import results
 from pyvfio.errors import PyvfioError, UsageError
 from test_host_cli import one_line_error   # one wording of "one line, no traceback"
+from pyvfio.errors import EXIT
 
 REPO = str(CHECKOUT)
 REPORT = os.path.join(REPO, "tests", "fixtures", "reports", "lab-ppc64le-seed.json")
@@ -171,7 +172,7 @@ def test_repro_json_dash_is_standard_output_and_the_summary_goes_to_stderr(tmp_p
 def test_repro_json_to_a_full_stdout_keeps_the_cells(tmp_path):
     with open("/dev/full", "w") as full:
         r = pyvfio(*MODEL_CELL, "--json", "-", stdout=full, env={"TMPDIR": str(tmp_path)})
-    assert r.returncode == 74 and "Traceback" not in r.stderr
+    assert r.returncode == EXIT['IO'] and "Traceback" not in r.stderr
     lines = r.stderr.strip().splitlines()
     assert "1 cell(s)" in lines[-2]                  # the summary, on stderr as stdout is the JSON
     line = lines[-1]

@@ -195,6 +195,57 @@ def test_the_exit_check_sees_a_number():
     assert not list(_int_exits(ast.parse("def f():\n    return g(argv[2:])\n")))
 
 
+# An exit status a test expects is named too: when the table was renumbered (5 became STALL,
+# MACHINE 9), a fleet test still expecting 5 for a dead machine ran only in the lab tier and
+# failed CI.  0, 1, 2 and 130 keep their meaning everywhere (and argparse's 2); another
+# program's status (kselftest's 4, a shell's `exit 7`, kill -9's 137) is marked `# not ours`.
+_STATUS_CALLS = {"main", "fleet", "run", "lab"}
+
+
+def _status_of(node):
+    """Whether an expression is an exit status: `.returncode`, `rc`, `["exit"]`, main(...)."""
+    if isinstance(node, ast.Attribute):
+        return node.attr == "returncode"
+    if isinstance(node, ast.Name):
+        return node.id == "rc"
+    if isinstance(node, ast.Subscript):
+        return isinstance(node.slice, ast.Constant) and node.slice.value == "exit"
+    if isinstance(node, ast.Call):
+        f = node.func
+        return (getattr(f, "id", None) or getattr(f, "attr", None)) in _STATUS_CALLS
+    return False
+
+
+def _numbered_statuses(source):
+    lines = source.splitlines()
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.Compare):
+            continue
+        sides = [node.left, *node.comparators]
+        if not any(_status_of(s) for s in sides):
+            continue
+        for s in sides:
+            if (isinstance(s, ast.Constant) and type(s.value) is int and s.value not in (0, 1, 2, 130)
+                    and "# not ours" not in lines[s.lineno - 1]):
+                yield s.lineno
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "tests").rglob("test_*.py")), ids=lambda p: str(p.relative_to(ROOT)))
+def test_tests_expect_exits_by_name(path):
+    lines = list(_numbered_statuses(path.read_text()))
+    assert not lines, (f"{path.relative_to(ROOT)}: lines {lines} expect an exit status by number: "
+                       "name it (pyvfio.errors.EXIT[...]) or mark another program's `# not ours`")
+
+
+def test_the_status_check_sees_a_number():
+    assert list(_numbered_statuses("assert p.returncode == 5\n")) == [1]
+    assert list(_numbered_statuses("assert fleet(a,\n  b) == 9\n")) == [2]
+    assert list(_numbered_statuses("assert doc['exit'] == 4 and x\n")) == [1]
+    assert not list(_numbered_statuses("assert p.returncode == EXIT['STALL']\n"))
+    assert not list(_numbered_statuses("assert p.returncode == 1 and len(x) == 5\n"))
+    assert not list(_numbered_statuses("assert p.returncode == 4  # not ours: kselftest's skip\n"))
+
+
 def test_bare_json_is_the_old_flag_with_a_notice(capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert main(["profile", "list", "--json"]) == 0

@@ -20,6 +20,7 @@ from pyvfio.host import policy_module as policy
 from pyvfio.lab import in_guest
 from pyvfio.profiles import probe
 from pyvfio.vfio import open_device
+from pyvfio.errors import EXIT
 
 pytestmark = pytest.mark.lab
 N = 10000
@@ -124,7 +125,7 @@ def test_second_run_refused_then_sigterm_tears_down_and_keeps_results(one_card, 
         time.sleep(0.1)  # until INTx is armed: the first run is under way
     second = pyvfio("run", card["bdf"], "-l", "10", "-q")
     _, err2 = second.communicate(timeout=60)
-    assert second.returncode == 4 and "in use by another pyvfio run" in err2, err2
+    assert second.returncode == EXIT['REFUSED'] and "in use by another pyvfio run" in err2, err2
     assert first.poll() is None  # the first run goes on, undisturbed
     first.send_signal(signal.SIGTERM)
     _, err1 = first.communicate(timeout=60)
@@ -145,7 +146,7 @@ def test_threshold_exit_status_and_files(card, tmp_path):
     p = pyvfio("run", card["bdf"], "-l", "500", "-q", "--threshold", "0.001", "--format", "junit",
                "--json", str(tmp_path / "r.json"), "--hgrm", str(tmp_path / "r.hgrm"))
     out, err = p.communicate(timeout=120)
-    assert p.returncode == 3 and "exceeds the threshold" in err
+    assert p.returncode == EXIT['THRESHOLD'] and "exceeds the threshold" in err
     (case,) = ET.fromstring(out).iter("testcase")
     props = {q.get("name"): q.get("value") for q in case.iter("property")}
     assert props["verdict"] == "ok" and props["delivered"] == "500" and float(props["p99_us"]) > 0

@@ -15,6 +15,7 @@ from pyvfio.engine import Run, RunConfig
 from pyvfio.errors import UsageError
 from pyvfio.profiles import probe
 from pyvfio.vfio import open_device
+from pyvfio.errors import EXIT
 
 pytestmark = pytest.mark.lab
 N = 10000
@@ -111,7 +112,7 @@ def test_negative_control_from_the_command_line(edu, facts, tmp_path):
     p = subprocess.run([sys.executable, "-m", "pyvfio", "run", edu, "--guest", "kvm", "--unmask", "none",
                         "-l", "5", "--watchdog", "300", "-q", "--json", str(out)],
                        capture_output=True, text=True, timeout=120)
-    assert p.returncode == 5, p.stderr
+    assert p.returncode == EXIT['STALL'], p.stderr
     assert "verdict: stall after 1" in p.stdout and "kvm guest: pic GSI 5 (edge), unmask none" in p.stdout
     r = json.loads(out.read_text())
     assert r["modes"]["guest"] == "kvm" and r["counts"]["delivered"] == 1

@@ -25,6 +25,7 @@ import pytest
 from pyvfio.cli import main
 from pyvfio.fleet import local, places
 from pyvfio.fleet.local import free_port
+from pyvfio.errors import EXIT
 
 pytestmark = pytest.mark.labhost
 
@@ -156,19 +157,20 @@ def test_second_user_is_refused_a_held_place(fleet_lab, tmp_path):
         assert r.returncode != 0 and "already acquired by" in r.stdout + r.stderr
         (tmp_path / "one.toml").write_text(ONE_CELL)
         assert fleet(addr, tmp_path / "o", "--place", "ppc", "--scenario", str(tmp_path / "one.toml"),
-                     "--acquire-wait", "3") == 4
+                     "--acquire-wait", "3") == EXIT['REFUSED']
     finally:
         subprocess.run([LGC, "-x", addr, "-p", "ppc", "release"], env=alice, check=True, capture_output=True)
     assert nothing_held(addr)
 
 
-def test_down_machine_exit_5_and_the_other_kept(fleet_lab, seed_run, tmp_path):
+def test_down_machine_exits_machine_and_the_other_kept(fleet_lab, seed_run, tmp_path):
     addr, machines, _ = fleet_lab
     (tmp_path / "one.toml").write_text(ONE_CELL)
     assert fleet(addr, tmp_path / "o", "--place", "x86", "--place", "down", "--scenario",
-                 str(tmp_path / "one.toml"), "--connect-timeout", "5") == 5
+                 str(tmp_path / "one.toml"), "--connect-timeout", "5") == EXIT['MACHINE']
     doc = json.loads((tmp_path / "o" / "fleet.json").read_text())
-    assert doc["places"]["down"]["exit"] == 5 and "does not answer on SSH" in doc["places"]["down"]["error"]
+    down = doc["places"]["down"]
+    assert down["exit"] == EXIT['MACHINE'] and "does not answer on SSH" in down["error"]
     x86 = doc["places"]["x86"]
     assert x86["exit"] == 0 and [c["verdict"] for c in cells_of(tmp_path / "o", x86)] == ["ok"]
     assert nothing_held(addr)

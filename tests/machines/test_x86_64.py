@@ -9,6 +9,7 @@ import pathlib
 import re
 
 import pytest
+from pyvfio.errors import EXIT
 
 pytestmark = pytest.mark.labhost
 
@@ -71,7 +72,7 @@ def test_e1000_with_its_interface_up_is_refused_then_restored(machine_x86):
     assert ifname
     assert sh(m, f"ip link set {ifname} up").returncode == 0
     p = sh(m, f"pyvfio bind {bdf}")
-    assert p.returncode == 4, p.stdout + p.stderr
+    assert p.returncode == EXIT['REFUSED'], p.stdout + p.stderr
     assert p.stderr.startswith(f"pyvfio: error: refusing to bind {bdf}: network interface {ifname} is up")
     assert len(p.stderr.strip().splitlines()) == 1 and driver(m, bdf) == "e1000"
     try:
