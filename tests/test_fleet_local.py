@@ -236,9 +236,11 @@ verdict = "ok"
 """
 
 
-def _remote_repros(name):
+def _remote_repros(workdir):
+    """The repros running from `workdir` (a folder of this test's own: a name alone also
+    matched another run's repro, and the test then interrupted its fleet run mid start-up)."""
     return [p for p in psutil.process_iter(["cmdline"])
-            if "repro" in (p.info["cmdline"] or []) and any(name in a for a in p.info["cmdline"] or [])]
+            if "repro" in (p.info["cmdline"] or []) and any(a.startswith(workdir) for a in p.info["cmdline"] or [])]
 
 
 def test_ctrl_c_stops_the_remote_repro_before_the_release(lab, tmp_path):
@@ -248,15 +250,16 @@ def test_ctrl_c_stops_the_remote_repro_before_the_release(lab, tmp_path):
     addr, sshd, _ = lab
     scen = tmp_path / "slow-one-cell.toml"
     scen.write_text(SLOW)
+    work = str(tmp_path / "remote")
     cmd = [PYVFIO, "fleet", "run", "--coordinator", addr, "--scenario", str(scen), "--out", str(tmp_path / "o"),
-           "--model", "--remote-pyvfio", PYVFIO, "--key", sshd.key, "--place", "local-a"]
+           "--model", "--remote-pyvfio", PYVFIO, "--key", sshd.key, "--place", "local-a", "--workdir", work]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 90
-    while not _remote_repros(scen.name):
+    while not _remote_repros(work):
         assert time.monotonic() < deadline and proc.poll() is None, "the remote repro never started"
         time.sleep(0.2)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
-    assert _remote_repros(scen.name) == [], "the remote repro outlived the interrupted run"
+    assert _remote_repros(work) == [], "the remote repro outlived the interrupted run"
     assert nothing_held(addr)
