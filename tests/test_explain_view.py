@@ -1,0 +1,156 @@
+"""What reads a result's `explain` section (docs/results.md): the summary's line per
+cell, compare's moved segment, the CI formats' segment p50s, the HTML page's bar.
+From fixture results written to the section's shape (tests/fixtures/reports/explain-*):
+two runs whose ack got 48 us slower (handler), and a lab repro whose cells have all
+seven segments, five (return and reenable folded), a `missing` reason, and none."""
+
+import copy
+import json
+
+import pytest
+
+from pyvfio.checkout import CHECKOUT
+from pyvfio.cli import main
+from pyvfio.report import cells as C
+from pyvfio.report import compare, summary
+from pyvfio.report import explain as X
+
+FIX = CHECKOUT / "tests" / "fixtures" / "reports"
+RUN_A, RUN_B, REPRO = (str(FIX / n) for n in ("explain-run-a.json", "explain-run-b.json", "explain-repro.json"))
+SEVEN = ["raise", "hardirq", "wakeup", "return", "handler", "unmask", "reenable"]
+
+
+def load(path):
+    return C.load(path)
+
+
+def write(tmp_path, name, doc):
+    p = tmp_path / name
+    p.write_text(json.dumps(doc))
+    return str(p)
+
+
+# -- reading ----------------------------------------------------------------------------
+
+def test_reading_is_tolerant_of_missing_fewer_segments_and_no_section():
+    cl = C.cells(load(REPRO))
+    full, five, missing, none = (X.of(c) for c in cl)
+    assert [n for n, _ in full.segments] == SEVEN
+    assert [n for n, _ in five.segments] == ["raise", "hardirq", "wakeup", "handler", "unmask"]
+    assert missing.missing.startswith("tracefs is not mounted") and missing.segments == []
+    assert none is None
+    # a segment named but without a histogram is left out; a section with none says so
+    c = copy.deepcopy(cl[0])
+    del c["explain"]["latency"]["return"]
+    assert "return" not in [n for n, _ in X.of(c).segments] and len(X.of(c).segments) == 6
+    c["explain"]["latency"] = {}
+    assert "no segment" in X.of(c).missing
+
+
+def test_the_bar_is_the_means_which_add_up_to_the_mean_round_trip():
+    cell = C.cells(load(RUN_A))[0]
+    stat, parts = X.of(cell).bar()
+    assert stat == "mean" and [n for n, _, _ in parts] == SEVEN
+    assert sum(p for _, _, p in parts) == pytest.approx(100.0)
+    # the segments partition each round trip: their means add up to its mean (histogram precision)
+    assert sum(us for _, us, _ in parts) == pytest.approx(cell["latency"]["round_trip"]["avg_us"], rel=0.02)
+    # a file without means: the p50s, and the bar says so
+    for h in cell["explain"]["latency"].values():
+        del h["avg_us"]
+    stat, parts = X.of(cell).bar()
+    assert stat == "p50" and dict((n, us) for n, us, _ in parts) == X.of(cell).p50s()
+
+
+def test_an_explain_section_of_the_wrong_shape_is_one_line(tmp_path, capsys):
+    doc = json.loads(open(RUN_A).read())
+    doc["explain"]["segments"] = "raise,hardirq"
+    assert main(["report", write(tmp_path, "bad.json", doc)]) == 2
+    err = capsys.readouterr().err
+    assert "explain.segments is" in err and "not a list" in err and len(err.splitlines()) == 1, err
+    doc = json.loads(open(RUN_A).read())
+    doc["explain"]["worst"]["blocking"][0]["pid"] = "42"
+    assert main(["compare", write(tmp_path, "bad2.json", doc), RUN_A]) == 2
+    err = capsys.readouterr().err
+    assert "explain.worst.blocking[0].pid" in err and len(err.splitlines()) == 1, err
+
+
+# -- the summary ------------------------------------------------------------------------
+
+def test_summary_has_one_line_per_explained_cell():
+    text = summary.table(load(REPRO))
+    seg = [ln for ln in text.splitlines() if ln.startswith(("segments p50 us", "no breakdown"))]
+    assert len(seg) == 3                                   # the cell without explain: nothing
+    assert seg[0].startswith("segments p50 us (nointxmask=0 / policy=- / ioctl): raise 3.0, hardirq 2.0")
+    assert "reenable 2.5" in seg[0] and "return" not in seg[1] and "unmask 8.6" in seg[1]
+    assert seg[2].startswith("no breakdown (nointxmask=1 / kernel / ioctl): tracefs is not mounted")
+    run = summary.table(load(RUN_B))
+    assert "segments p50 us (run): raise 3.0, hardirq 2.0, wakeup 9.1, return 1.5, handler 60.4" in run
+    assert "3 not attributed" in run
+    assert not [ln for ln in summary.table(load(str(FIX / "lab-ppc64le-seed.json"))).splitlines()
+                if "segments" in ln or "breakdown" in ln]
+
+
+def test_report_prints_the_lines(capsys):
+    assert main(["report", RUN_A]) == 0
+    assert "segments p50 us (run): raise 3.0" in capsys.readouterr().out
+
+
+# -- compare ----------------------------------------------------------------------------
+
+def test_compare_names_the_segment_that_moved_first(tmp_path, capsys):
+    out = tmp_path / "cmp.json"
+    # the handler moved 48 us at p50: named first; the verdicts are the same: exit 0
+    assert main(["compare", RUN_A, RUN_B, "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "  run: moved: handler +48.4 us (p50)" in text
+    lines = text.splitlines()
+    first = lines.index("  run: moved: handler +48.4 us (p50)")
+    assert lines[first + 1].split()[:5] == ["handler", "p50", "12.0", "->", "60.4"]
+    assert "p99 15.9 -> 79.9 (+64.0)" in lines[first + 1]
+    assert len([ln for ln in lines[first + 1:] if ln.startswith("    ")]) == 7
+    ex = json.loads(out.read_text())["cells"][0]["explain"]
+    assert ex["moved"] == "handler" and ex["words"] == "moved: handler +48.4 us (p50)"
+    changes = [abs(s["p50"]["abs"]) for s in ex["segments"]]
+    assert changes == sorted(changes, reverse=True) and len(changes) == 7
+    # the other way round: the handler moved back
+    assert main(["compare", RUN_B, RUN_A]) == 0
+    assert "moved: handler -48.4 us (p50)" in capsys.readouterr().out
+
+
+def test_a_moved_segment_never_changes_compare_s_exit(tmp_path, capsys):
+    """One verdict rule: the gate is verdicts and cells; a segment alone is information."""
+    res = compare.compare(load(RUN_A), load(RUN_B))
+    assert res["changed"] is False and res["cells"][0]["explain"]["moved"] == "handler"
+    b = json.loads(open(RUN_B).read())
+    b["verdict"], b["outcome"] = "lost 3", None
+    b["counts"]["lost"] = 3
+    assert main(["compare", RUN_A, write(tmp_path, "lost.json", b)]) == 1   # a verdict change does
+    assert "moved: handler" in capsys.readouterr().out
+
+
+def test_compare_with_the_breakdown_on_one_side_only(tmp_path, capsys):
+    b = json.loads(open(RUN_B).read())
+    del b["explain"]
+    plain = write(tmp_path, "plain.json", b)
+    out = tmp_path / "c.json"
+    assert main(["compare", RUN_A, plain, "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "  run: the breakdown is on A only (B ran without --explain)" in text
+    assert "moved:" not in text
+    assert json.loads(out.read_text())["cells"][0]["explain"]["one_side"] == "A"
+    b["explain"] = {"missing": "no root: tracefs needs CAP_SYS_ADMIN"}
+    assert main(["compare", write(tmp_path, "m.json", b), RUN_A]) == 0
+    assert "the breakdown is on B only (A has none: no root: tracefs needs CAP_SYS_ADMIN)" \
+        in capsys.readouterr().out
+    # neither side ran with --explain: compare says nothing about segments
+    assert main(["compare", plain, plain]) == 0
+    assert "where the time went" not in capsys.readouterr().out
+
+
+def test_compare_fewer_segments_on_one_side_compares_the_common_ones():
+    a, b = load(RUN_A), load(RUN_B)
+    b["explain"]["segments"] = ["raise", "hardirq", "wakeup", "handler", "unmask"]
+    res = compare.compare(a, b)
+    ex = res["cells"][0]["explain"]
+    assert [s["segment"] for s in ex["segments"]][0] == "handler"
+    assert {s["segment"] for s in ex["segments"]} == {"raise", "hardirq", "wakeup", "handler", "unmask"}
