@@ -303,3 +303,54 @@ def test_runs_without_an_expectation_are_not_called_all_as_expected(runs, tmp_pa
     text = page.read_text()
     assert "3 cell(s), none with an expectation" in text
     assert "all 0 cell(s)" not in text
+
+
+# -- where the time went (run --explain): a stacked bar per cell ------------------------
+
+SEVEN = ["raise", "hardirq", "wakeup", "return", "handler", "unmask", "reenable"]
+
+
+def test_explain_bar_per_cell_in_chromium(tmp_path):
+    """A lab result whose cells carry the explain section with seven segments, five,
+    a `missing` reason and none (tests/fixtures/reports/explain-repro.json): in the
+    DOM after Chromium loaded the page, a bar per explained cell, its segments in
+    order with µs and % on hover, the worst interrupt's analysis in a <details>; the
+    line saying why under the missing one; nothing under the cell without it."""
+    from pyvfio.report import svg
+    src = os.path.join(os.path.dirname(__file__), "fixtures", "reports", "explain-repro.json")
+    page = tmp_path / "explain.html"
+    assert main(["report", src, "--html", str(page)]) == 0
+    dom = browse(str(page), "--dump-dom", "--virtual-time-budget=2000")
+    assert 'data-ready="1"' in dom
+    figs = re.findall(r"<figure .*?</figure>", dom, re.S)
+    assert [re.search(r'data-explain="(\w+)"', f)[1] for f in figs] == ["yes", "yes", "missing", "no"]
+    bars = [re.findall(r'<g class="segments"[^>]*data-stat="(\w+)" data-segments="(\d+)"', f) for f in figs]
+    assert bars == [[("mean", "7")], [("mean", "5")], [], []]
+    segs = [re.findall(r'<rect class="segment" data-segment="(\w+)" data-us="([\d.]+)" data-percent="([\d.]+)"'
+                       r'[^>]*><title>([^<]*)</title>', f) for f in figs[:2]]
+    assert [s[0] for s in segs[0]] == SEVEN
+    assert [s[0] for s in segs[1]] == ["raise", "hardirq", "wakeup", "handler", "unmask"]
+    for bar in segs:
+        assert abs(sum(float(p) for _, _, p, _ in bar) - 100.0) < 0.5
+        for name, us, pct, title in bar:    # the hover: name, µs, stat and %, in docs' words
+            assert title.startswith(f"{name}: {float(us):.1f} µs mean ({pct} %): "), title
+    assert "the guest handler (the profile" in dom
+    worst = re.findall(r'<details class="worst"[^>]*><summary>([^<]*)</summary><pre>([^<]*)</pre>', dom)
+    assert len(worst) == 2 and worst[0][0].startswith("worst interrupt: #137, round trip")
+    assert "kworker/0:1" in worst[0][1] and "thread wakeup" in worst[0][1]
+    assert "no breakdown: tracefs is not mounted" in figs[2] and "<details" not in figs[3]
+    legend = re.search(r'<div class="legend" id="segments-legend">.*?</div>', dom, re.S)[0]
+    assert re.findall(r'<span data-segment="(\w+)"', legend) == SEVEN and "segments' means" in legend
+    shot = tmp_path / "explain.png"
+    browse(str(page), f"--screenshot={shot}", "--window-size=1300,1700")
+    w, h, rows = png_pixels(shot)
+    # the bars are drawn: the handler's colour (two bars and a legend swatch)
+    handler = sum(row.count(rgb(svg.SEGMENT_COLOURS["handler"])) for row in rows)
+    assert handler > 2000, handler
+    # a result without explain draws nothing of it
+    lab = os.path.join(os.path.dirname(__file__), "fixtures", "reports", "lab-ppc64le-seed.json")
+    plain = tmp_path / "plain.html"
+    assert main(["report", lab, "--html", str(plain)]) == 0
+    text = plain.read_text()
+    assert 'id="segments-legend"' not in text and 'class="segments"' not in text and "<details" not in text
+    assert 'data-explain="yes"' not in text and 'data-explain="no"' in text

@@ -5,6 +5,8 @@
     write(report, path)        # the same, written atomically (write_report(path, report) too)
     verdict_grid(report, rows=None, cols=None) -> str
     histograms(report) -> str
+    segment_bar(parts, stat) -> str   # a cell's round trip by segment (run --explain),
+                                      # a stacked bar the HTML page shows per cell
 
 The verdict grid lays the cells out as a pivot table: the key axes that vary are
 split into row axes and column axes (the last axes go to columns while there are
@@ -485,5 +487,48 @@ def cdf_panel(hist, base, lo, hi, w=300, h=150, cell="", base_name="baseline"):
             f"L{xs(us):.1f},{py + ph - frac * ph:.1f}" for us, frac in pts)
         dash_attr = f' stroke-dasharray="{dash}"' if dash else ""
         cv.add(f'<path d="{d}" fill="none" stroke="{colour}" stroke-width="1.5"{dash_attr}/>')
+    cv.close()
+    return cv.svg(w, h)
+
+
+# -- where the time went: a cell's round trip by segment (report/explain.py) -------------
+
+# One colour per segment of the round trip, the same on every bar of a page; a segment
+# this pyvfio does not know takes the next of the spare ones.
+SEGMENT_COLOURS = {"raise": "#8e6bb8", "hardirq": "#d9534f", "wakeup": "#f0ad4e", "return": "#e6d34a",
+                   "handler": "#5cb85c", "unmask": "#4a90c8", "reenable": "#6c7a89"}
+SPARE_COLOURS = ("#b0805a", "#d47fb0", "#3fb7b0", "#999999")
+
+
+def segment_colour(name, order=()):
+    """The colour of segment `name` (`order`: every segment name on the page, for spares)."""
+    if name in SEGMENT_COLOURS:
+        return SEGMENT_COLOURS[name]
+    unknown = [n for n in order if n not in SEGMENT_COLOURS]
+    return SPARE_COLOURS[(unknown.index(name) if name in unknown else 0) % len(SPARE_COLOURS)]
+
+
+def segment_bar(parts, stat, w=300, h=54, cell="", meaning=None, order=()):
+    """One stacked horizontal bar: the round trip's segments left to right, each as
+    wide as its share; `parts` [(segment, us, percent)], `stat` "mean" or "p50" (what
+    the numbers are); each segment's µs and % in its <title> (a hover) and data-*."""
+    cv = Canvas()
+    total = sum(us for _, us, _ in parts)
+    cv.open("segments", cell=cell, stat=stat, segments=len(parts), total_us=f"{total:.3f}")
+    cv.rect(0, 0, w, h, "white", "#ccc", 1)
+    head = f"by segment ({stat}): {_fmt_us(total)} µs" + (" in all" if stat == "mean" else " summed")
+    cv.text(6, 13, _fit(head, w - 12, 10), 10, fill="#444")
+    x, bx, by, bw, bh = 6.0, 6, 20, w - 12, h - 28
+    for name, us, pct in parts:
+        sw = bw * pct / 100.0
+        what = f"{name}: {us:.1f} µs {stat} ({pct:.1f} %)" + (f": {meaning[name]}" if meaning and name in meaning
+                                                                else "")
+        cv.add(f'<rect class="segment" data-segment={quoteattr(name)} data-us="{us:.3f}" '
+               f'data-percent="{pct:.1f}" x="{x:.1f}" y="{by}" width="{max(sw, 0):.1f}" height="{bh}" '
+               f'fill="{segment_colour(name, order)}" stroke="white" stroke-width="0.5">'
+               f'<title>{escape(what)}</title></rect>')
+        if sw >= _tw(name, 9) + 4:   # a label where it fits; the title says it anyway
+            cv.text(x + sw / 2, by + bh / 2 + 3, name, 9, "middle", fill="#111")
+        x += sw
     cv.close()
     return cv.svg(w, h)
