@@ -518,7 +518,7 @@ def segment_bar(parts, stat, w=300, h=54, cell="", meaning=None, order=()):
     cv.rect(0, 0, w, h, "white", "#ccc", 1)
     head = f"by segment ({stat}): {_fmt_us(total)} µs" + (" in all" if stat == "mean" else " summed")
     cv.text(6, 13, _fit(head, w - 12, 10), 10, fill="#444")
-    x, bx, by, bw, bh = 6.0, 6, 20, w - 12, h - 28
+    x, by, bw, bh = 6.0, 20, w - 12, h - 28
     for name, us, pct in parts:
         sw = bw * pct / 100.0
         what = f"{name}: {us:.1f} µs {stat} ({pct:.1f} %)" + (f": {meaning[name]}" if meaning and name in meaning
