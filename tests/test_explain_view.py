@@ -154,3 +154,32 @@ def test_compare_fewer_segments_on_one_side_compares_the_common_ones():
     ex = res["cells"][0]["explain"]
     assert [s["segment"] for s in ex["segments"]][0] == "handler"
     assert {s["segment"] for s in ex["segments"]} == {"raise", "hardirq", "wakeup", "handler", "unmask"}
+
+
+# -- KTAP, JUnit, KCIDB, LAVA: each segment's p50 where the format has a place ---------
+
+def test_the_formats_carry_each_segment_s_p50_and_stay_valid(tmp_path):
+    import xml.etree.ElementTree as ET
+
+    import formats_check
+    from pyvfio.report import formats as F
+    res = F.from_path(REPRO)
+    seen = formats_check.check_all(res, tmp_path)     # kunit_parser, kcidb-io v5.3, junitparser
+    full, five, missing, none = res.cases
+    assert list(full.segments) == SEVEN and list(five.segments) == ["raise", "hardirq", "wakeup", "handler",
+                                                                    "unmask"]
+    assert missing.segments == {} and none.segments == {}
+    assert full.segments["handler"] == X.of(C.cells(load(REPRO))[0]).p50s()["handler"]
+    ktap = F.render(res, "ktap")
+    assert f"  # {full.name}: segments p50 us: raise 3.0, hardirq 2.0, wakeup 9.1" in ktap
+    assert ktap.count("segments p50 us") == 2
+    kcidb = {t["path"]: t for t in seen["kcidb"]["tests"]}
+    seg = kcidb[f"pyvfio.{full.name}.segment.handler"]
+    assert seg["status"] == "DONE" and seg["number"]["value"] == pytest.approx(full.segments["handler"] * 1e-6)
+    assert len([p for p in kcidb if ".segment." in p]) == 12
+    tc = ET.fromstring(F.render(res, "junit")).find(f".//testcase[@name='{five.name}']")
+    props = {p.get("name"): p.get("value") for p in tc.iter("property")}
+    assert float(props["segment.unmask.p50_us"]) == five.segments["unmask"] and "segment.return.p50_us" not in props
+    lava = [ln for ln in seen["lava"] if ".segment." in ln]
+    assert len(lava) == 12 and f"lava-test-case {full.name}.segment.handler --result pass --measurement " \
+        f"{full.segments['handler']:.3f} --units us" in lava
