@@ -8,6 +8,8 @@ import copy
 import json
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from pyvfio.checkout import CHECKOUT
 from pyvfio.cli import main
@@ -183,3 +185,89 @@ def test_the_formats_carry_each_segment_s_p50_and_stay_valid(tmp_path):
     lava = [ln for ln in seen["lava"] if ".segment." in ln]
     assert len(lava) == 12 and f"lava-test-case {full.name}.segment.handler --result pass --measurement " \
         f"{full.segments['handler']:.3f} --units us" in lava
+
+
+# -- any explain section: rendered, or refused in one line (hypothesis) -----------------
+
+BOUNDED = dict(deadline=None, derandomize=True, database=None,
+               suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+NUM = st.one_of(st.integers(0, 10**9), st.floats(0, 1e6, allow_nan=False))
+HIST = st.fixed_dictionaries({}, optional={"count": st.integers(0, 5000), "avg_us": NUM, "p50_us": NUM,
+                                           "p99_us": NUM, "max_us": NUM,
+                                           "buckets": st.dictionaries(st.integers(0, 900).map(str),
+                                                                      st.integers(0, 50), max_size=3)})
+ANALYSIS = st.fixed_dictionaries({}, optional={
+    "seq": st.integers(0, 10**6), "round_trip_ns": NUM, "text": st.text(max_size=30),
+    "segments_ns": st.dictionaries(st.sampled_from(SEVEN), NUM, max_size=3),
+    "blocking": st.lists(st.fixed_dictionaries({"comm": st.text(max_size=8), "pid": st.integers(-1, 99),
+                                                "ns": NUM}), max_size=2)})
+
+
+@st.composite
+def explain_section(draw):
+    """A section of the contract's shape: any ordered subset of the seven segments
+    (or an unknown one), histograms with or without each field, or `missing`."""
+    if draw(st.integers(0, 5)) == 0:
+        return {"missing": draw(st.text(min_size=1, max_size=40))}
+    names = [s for s in SEVEN if draw(st.booleans())] + draw(st.lists(st.sampled_from(["guest_exit"]),
+                                                                      max_size=1))
+    return {"missing": None, "segments": names, "explained": draw(st.integers(0, 10**6)),
+            "unattributed": draw(st.integers(0, 100)),
+            "latency": {n: draw(HIST) for n in names if draw(st.integers(0, 6))},
+            "worst": draw(st.one_of(st.none(), ANALYSIS)), "breaches": draw(st.lists(ANALYSIS, max_size=2))}
+
+
+@settings(max_examples=40, **BOUNDED)
+@given(a=explain_section(), b=explain_section())
+def test_any_explain_section_of_the_shape_is_shown_everywhere(tmp_path, a, b):
+    from pyvfio.report import formats as F
+    from pyvfio.report import html
+    ra, rb = json.loads(open(RUN_A).read()), json.loads(open(RUN_B).read())
+    ra["explain"], rb["explain"] = a, b
+    for r in (ra, rb):
+        C.check(r, "doc")
+        assert ("no breakdown" in summary.table(r)) == bool(X.of(r).missing)
+    res = compare.compare(ra, rb)
+    assert res["changed"] is False                              # segments never decide the gate
+    text = compare.render(res)
+    ex = res["cells"][0]["explain"]
+    assert (ex.get("words") or "") in text
+    page = html.render(*html.load(write(tmp_path, "a.json", ra))[:2])
+    bd = X.of(ra)
+    assert ('class="segments"' in page) == bool(not bd.missing and bd.bar()[1])
+    assert ('class="explain-missing"' in page) == bool(bd.missing)
+    for fmt in ("ktap", "junit", "kcidb", "lava"):
+        F.render(F.from_report(ra), fmt)
+
+
+@st.composite
+def mutated_explain(draw):
+    """The run fixture with one value inside its explain section replaced by any JSON."""
+    doc = json.loads(open(RUN_A).read())
+    target, path = doc["explain"], []
+    while isinstance(target, (dict, list)) and target:
+        k = draw(st.sampled_from(sorted(target) if isinstance(target, dict) else range(len(target))))
+        path.append((target, k))
+        if not isinstance(target[k], (dict, list)) or not draw(st.integers(0, 2)):
+            break
+        target = target[k]
+    leaf = st.one_of(st.none(), st.booleans(), st.integers(-5, 5), st.floats(), st.text(max_size=5))
+    parent, k = path[-1]
+    parent[k] = draw(st.recursive(leaf, lambda i: st.one_of(st.lists(i, max_size=3),
+                                                           st.dictionaries(st.text(max_size=4), i, max_size=3)),
+                                  max_leaves=6))
+    return doc
+
+
+@settings(max_examples=40, **BOUNDED)
+@given(doc=mutated_explain())
+def test_a_mutated_explain_section_is_read_or_refused_in_one_line(tmp_path, capsys, doc):
+    path = write(tmp_path, "m.json", doc)
+    for argv in (["report", path, "--html", str(tmp_path / "p.html")], ["compare", RUN_A, path],
+                 ["compare", path, RUN_B], ["report", path, "--format", "kcidb", "-o", str(tmp_path / "k.json")]):
+        capsys.readouterr()
+        code = main(argv)
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and code != 70, (argv, err)
+        assert code in (0, 1) or (code == 2 and len(err.splitlines()) == 1 and err.startswith("pyvfio: error:")), \
+            (argv, code, err)
