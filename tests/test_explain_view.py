@@ -271,3 +271,14 @@ def test_a_mutated_explain_section_is_read_or_refused_in_one_line(tmp_path, caps
         assert "Traceback" not in err and code != 70, (argv, err)
         assert code in (0, 1) or (code == 2 and len(err.splitlines()) == 1 and err.startswith("pyvfio: error:")), \
             (argv, code, err)
+
+
+def test_the_page_against_a_baseline_names_the_segment_that_moved(tmp_path, capsys):
+    page = tmp_path / "b.html"
+    assert main(["report", RUN_B, "--html", str(page), "--baseline", RUN_A]) == 0   # the gate: verdicts only
+    text = page.read_text()
+    assert "<th>segments</th>" in text and '<td class="moved">moved: handler +48.4 us (p50)</td>' in text
+    plain = tmp_path / "p.html"
+    assert main(["report", str(FIX / "lab-ppc64le-seed.json"), "--html", str(plain),
+                 "--baseline", str(FIX / "lab-ppc64le-seed.json")]) == 0
+    assert "<th>segments</th>" not in plain.read_text()

@@ -14,7 +14,8 @@ opens from a file with no server and no network.  Sections:
 - the machines' facts (kernel, controller, unlazy fix present, nointxmask, and for a
   fleet the place's tags, card and exit);
 - cells whose verdict differs across machines, and each machine against the
-  baseline (pyvfio.report.compare, through report.machines);
+  baseline (pyvfio.report.compare, through report.machines), naming the segment
+  that moved where both ran with --explain;
 - per cell with latency samples: p50, p99, p99.9 and max, the round-trip
   histogram (svg.histogram_panel, one decade axis shared by the page), the round
   trip over the run where the result carries its series (svg.strip_panel: stalls
@@ -273,16 +274,20 @@ def _baseline(machines, baseline, name):
                    + (f", {len(res['only_b'])} only here" if res["only_b"] else "")
                    + (f", {len(res['only_a'])} only in the baseline" if res["only_a"] else "") + "</p>")
         if res["cells"]:
+            segs = any(r.get("explain") for r in res["cells"])   # run --explain: which segment moved
             out.append('<table class="cmp baseline"><tr><th>cell</th><th>baseline</th><th>here</th>'
-                       '<th>delivered</th><th>p50 µs</th><th>p99 µs</th></tr>')
+                       '<th>delivered</th><th>p50 µs</th><th>p99 µs</th>'
+                       + ("<th>segments</th>" if segs else "") + "</tr>")
             for r in res["cells"]:
                 a, b = r["a"], r["b"]
                 cls = ' class="changed"' if r["verdict_changed"] else ""
+                moved = (f'<td class="moved">{_e((r.get("explain") or {}).get("words") or "-")}</td>'
+                         if segs else "")
                 out.append(f"<tr{cls}><td>{_e(r['label'])}</td><td>{_e(a['verdict'] or '?')}</td>"
                            f"<td>{_e(b['verdict'] or '?')}</td>"
                            f"<td>{_num(a['delivered'])} → {_num(b['delivered'])}</td>"
                            f"<td>{_num(a['p50_us'])} → {_num(b['p50_us'])}</td>"
-                           f"<td>{_num(a['p99_us'])} → {_num(b['p99_us'])}</td></tr>")
+                           f"<td>{_num(a['p99_us'])} → {_num(b['p99_us'])}</td>{moved}</tr>")
             out.append("</table>")
     return "\n".join(out)
 
