@@ -282,3 +282,13 @@ def test_the_page_against_a_baseline_names_the_segment_that_moved(tmp_path, caps
     assert main(["report", str(FIX / "lab-ppc64le-seed.json"), "--html", str(plain),
                  "--baseline", str(FIX / "lab-ppc64le-seed.json")]) == 0
     assert "<th>segments</th>" not in plain.read_text()
+
+
+def test_the_segments_order_is_the_files_own_with_folded_ones_in_place():
+    def b(*names):
+        return X.Breakdown(segments=[(n, {"count": 1}) for n in names])
+    assert X.order([b("raise", "wakeup", "handler"), b("raise", "hardirq", "wakeup", "return", "handler"),
+                    b("handler", "unmask", "reenable")]) == ["raise", "hardirq", "wakeup", "return", "handler",
+                                                             "unmask", "reenable"]
+    assert X.order([b("wakeup", "handler"), b("raise", "wakeup")]) == ["raise", "wakeup", "handler"]
+    assert X.order([]) == []

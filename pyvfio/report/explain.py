@@ -9,6 +9,7 @@ it through here.
     Breakdown.p50s() -> {name: us}
     Breakdown.bar() -> (stat, [(name, us, percent)])   # what a stacked bar draws
     moved(a, b) -> [change, ...]     # per segment p50/p99 before -> after, largest first
+    order(breakdowns) -> [name]      # every segment named, in the round trip's order
     MEANING[name]                    # what a segment is, in docs/results.md's words
 
 Tolerant by design: a section that says `missing`, a segment list shorter than
@@ -19,8 +20,8 @@ segment this pyvfio does not know (shown under its own name).
 
 from dataclasses import dataclass, field
 
-# The seven segments in the round trip's order, and what each one is.
-SEGMENTS = ("raise", "hardirq", "wakeup", "return", "handler", "unmask", "reenable")
+# What each segment is, for people (a legend).  Their order is the result's own
+# (`segments`, the round trip's order): no second list of them here.
 MEANING = {
     "raise": "the raise written to the card until the host's hard IRQ entry on its line",
     "hardirq": "hard IRQ entry until vfio's handler signalled the trigger eventfd",
@@ -76,6 +77,20 @@ def of(cell):
     worst = ex.get("worst") if isinstance(ex.get("worst"), dict) else None
     return Breakdown(segments=segs, explained=ex.get("explained"), unattributed=ex.get("unattributed"),
                      worst=worst, breaches=[b for b in ex.get("breaches") or () if isinstance(b, dict)])
+
+
+def order(breakdowns):
+    """Every segment the breakdowns name, in the round trip's order: each file's list
+    is in that order, and a segment one of them folded goes in after the one before
+    it in a list that has it."""
+    out = []
+    for b in breakdowns:
+        names = [n for n, _ in b.segments]
+        for i, n in enumerate(names):
+            if n not in out:
+                before = next((names[j] for j in range(i - 1, -1, -1) if names[j] in out), None)
+                out.insert(out.index(before) + 1 if before else 0, n)
+    return out
 
 
 def p50_line(b):

@@ -358,9 +358,7 @@ def _panels(machines, anchors, cols, baseline=None, baseline_name=None):
 
 def _segment_order(machines):
     """Every segment name a drawn cell's breakdown has, in the round trip's order."""
-    seen = {n for m in machines for c in m.cells if C.round_trip(c) and X.of(c)
-            for n, _ in X.of(c).segments}
-    return [n for n in X.SEGMENTS if n in seen] + sorted(seen - set(X.SEGMENTS))
+    return X.order(X.of(c) for m in machines for c in m.cells if C.round_trip(c) and X.of(c))
 
 
 def _segments_legend(machines, order):
