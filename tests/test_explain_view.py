@@ -292,3 +292,31 @@ def test_the_segments_order_is_the_files_own_with_folded_ones_in_place():
                                                              "unmask", "reenable"]
     assert X.order([b("wakeup", "handler"), b("raise", "wakeup")]) == ["raise", "wakeup", "handler"]
     assert X.order([]) == []
+
+
+def test_the_page_of_a_lab_result_with_seven_five_missing_and_none(tmp_path):
+    """The page's HTML (the browser's view of it: tests/test_report_html.py): a bar
+    per explained cell, the worst interrupt's analysis in a <details>, the line saying
+    why under the missing one, nothing under the cell without the section."""
+    import re
+    page = tmp_path / "explain.html"
+    assert main(["report", REPRO, "--html", str(page)]) == 0
+    text = page.read_text()
+    figs = re.findall(r"<figure .*?</figure>", text, re.S)
+    assert [re.search(r'data-explain="(\w+)"', f)[1] for f in figs] == ["yes", "yes", "missing", "no"]
+    bars = [re.findall(r'<g class="segments"[^>]*data-stat="(\w+)" data-segments="(\d+)"', f) for f in figs]
+    assert bars == [[("mean", "7")], [("mean", "5")], [], []]
+    worst = re.findall(r'<details class="worst"[^>]*><summary>([^<]*)</summary><pre>([^<]*)</pre>', text)
+    assert len(worst) == 2 and worst[0][0] == "worst interrupt: #137, round trip 521.5 µs"
+    assert "kworker/0:1" in worst[0][1] and "thread wakeup" in worst[0][1]
+    assert '<p class="explain-missing" data-cell="nointxmask=1 / kernel / ioctl">no breakdown: tracefs is ' \
+           'not mounted' in figs[2]
+    assert "<details" not in figs[2] + figs[3] and "explain-missing" not in figs[3]
+    # the bar's segments: the file's order, widths by share, the whole bar's width
+    rects = re.findall(r'<rect class="segment" data-segment="(\w+)"[^>]*data-percent="([\d.]+)" x="([\d.]+)"'
+                       r' y="\d+" width="([\d.]+)"', figs[0])
+    assert [r[0] for r in rects] == SEVEN
+    assert sum(float(r[3]) for r in rects) == pytest.approx(288, abs=0.5)        # 300 px less the margins
+    assert [float(r[2]) for r in rects] == sorted(float(r[2]) for r in rects)
+    widest = max(rects, key=lambda r: float(r[1]))
+    assert widest[0] == "handler" and float(widest[3]) == max(float(r[3]) for r in rects)
