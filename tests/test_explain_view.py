@@ -320,3 +320,13 @@ def test_the_page_of_a_lab_result_with_seven_five_missing_and_none(tmp_path):
     assert [float(r[2]) for r in rects] == sorted(float(r[2]) for r in rects)
     widest = max(rects, key=lambda r: float(r[1]))
     assert widest[0] == "handler" and float(widest[3]) == max(float(r[3]) for r in rects)
+
+
+def test_a_segment_folded_on_one_side_is_said_not_hidden():
+    a, b = load(RUN_A), load(RUN_B)
+    b["explain"]["segments"] = [s for s in SEVEN if s != "reenable"]   # B had no unmask kprobe
+    ex = compare.compare(a, b)["cells"][0]["explain"]
+    assert ex["one_side_segments"] == ["reenable (A only)"]
+    assert ex["words"] == ("moved: handler +48.4 us (p50); not on both sides: reenable (A only), "
+                           "folded into a neighbour on the other")
+    assert compare.compare(a, load(RUN_B))["cells"][0]["explain"]["one_side_segments"] == []

@@ -15,7 +15,8 @@ cell, matched by key.
                           {"abs", "pct"} or null},   # verdict changes first
                 "explain": null | {"moved": segment, "words": "moved: handler +48.2 us (p50)",
                                    "segments": [{"segment", "p50": {"a", "b", "abs"},
-                                                 "p99": {...}}]}   # largest p50 change first
+                                                 "p99": {...}}],   # largest p50 change first
+                                   "one_side_segments": ["reenable (A only)"]}  # folded
                          | {"one_side": "A" | "B", "words": why}}],
      "only_a": [{"key", "label", "verdict"}], "only_b": [...],
      "axis_hints": [{"axis", "pairs"}],               # only-A/only-B cells one axis apart
@@ -169,7 +170,12 @@ def explain_change(ca, cb):
     if has_a and has_b:
         changes = X.moved(ba, bb)
         top = next((c["segment"] for c in changes if c["p50"]["abs"] is not None), None)
-        return {"moved": top, "words": X.moved_words(changes), "segments": changes}
+        # a segment one side folded into a neighbour: that neighbour is not like for like
+        na, nb = [n for n, _ in ba.segments], [n for n, _ in bb.segments]
+        folded = [f"{n} (A only)" for n in na if n not in nb] + [f"{n} (B only)" for n in nb if n not in na]
+        words = X.moved_words(changes) + (f"; not on both sides: {', '.join(folded)}, folded into a "
+                                          "neighbour on the other" if folded else "")
+        return {"moved": top, "words": words, "segments": changes, "one_side_segments": folded}
     if not has_a and not has_b:
         return {"one_side": None, "words": f"no breakdown on either side (A {_why_none(ba)}; "
                                            f"B {_why_none(bb)})"}
