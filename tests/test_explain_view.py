@@ -330,3 +330,22 @@ def test_a_segment_folded_on_one_side_is_said_not_hidden():
     assert ex["words"] == ("moved: handler +48.4 us (p50); not on both sides: reenable (A only), "
                            "folded into a neighbour on the other")
     assert compare.compare(a, load(RUN_B))["cells"][0]["explain"]["one_side_segments"] == []
+
+
+def test_the_svg_draws_the_bar_under_each_explained_histogram_and_a_legend():
+    import re
+
+    from pyvfio.report import svg
+    rep = svg.render(load(REPRO))
+    assert re.findall(r'<g class="segments" data-cell="[^"]*" data-stat="(\w+)" data-segments="(\d+)"', rep) == [
+        ("mean", "7"), ("mean", "5")]
+    assert "no breakdown: tracefs is not mounted" in rep
+    legend = re.search(r'<g class="segments-legend" data-segments="(\d+)">(.*?)</g>', rep, re.S)
+    assert legend[1] == "7" and all(f">{s}</text>" in legend[2] for s in SEVEN)
+    run = svg.render(load(RUN_A))
+    assert run.count('<rect class="segment"') == 7 and 'class="segments-legend"' in run
+    height = lambda s: float(re.search(r'<svg [^>]*height="(\d+)"', s)[1])   # noqa: E731
+    plain = json.loads(open(RUN_A).read())
+    del plain["explain"]
+    bare = svg.render(C.check(plain))
+    assert 'class="segment' not in bare and height(run) > height(bare)     # room made for it, only then
