@@ -15,7 +15,12 @@ import zlib
 import pytest
 
 from pyvfio import verdict as V
+from pyvfio.checkout import CHECKOUT
 from pyvfio.cli import main
+from pyvfio.report import svg
+
+FIXTURES = CHECKOUT / "tests" / "fixtures" / "reports"
+SEVEN = ["raise", "hardirq", "wakeup", "return", "handler", "unmask", "reenable"]
 
 # One wrong expectation: every cell "ok", but lazy masking stalls on XIVE.
 SCENARIO = """
@@ -256,6 +261,13 @@ def runs(tmp_path_factory):
     spur["counts"]["spurious_triggers"] = 7     # an ok whose acks found no cause 7 times
     (d / "here" / "spurious.json").write_text(json.dumps(spur))
     _run_file(d / "base.json", controller="xics", card="2.3", policy="unlazy", loops=2000)
+    # run --explain's section (tests/fixtures/reports/explain-repro.json's): all seven
+    # segments on one run, five (two folded) on another, none on the third
+    explained = json.loads((FIXTURES / "explain-repro.json").read_text())["cells"]
+    for name, cell in (("clean", explained[0]), ("recovered", explained[1])):
+        doc = json.loads((d / "here" / f"{name}.json").read_text())
+        doc["explain"] = cell["explain"]
+        (d / "here" / f"{name}.json").write_text(json.dumps(doc))
     return d
 
 
@@ -281,8 +293,29 @@ def test_each_cell_has_its_tail_numbers_its_run_over_time_and_its_cdf_against_th
     assert by["spurious"]["data-spurious"] == "yes" and "spurious" in by["spurious"]["class"].split()
     assert by["clean"]["data-spurious"] == "no" and "spurious" not in by["clean"]["class"].split()
     assert "with spurious interrupts" in dom and "ok, with spurious interrupts" in dom   # cell and legend
+    # run --explain: under its panels, each explained cell's stacked bar, its segments in
+    # the file's order with µs and % on hover, the worst interrupt's analysis in a
+    # <details>; the run without the section draws nothing of it
+    panel = {re.search(r'data-machine="([^"]*)"', f)[1]: f for f in re.findall(r"<figure .*?</figure>", dom, re.S)}
+    assert {m: re.search(r'data-explain="(\w+)"', f)[1] for m, f in panel.items()} == {
+        "clean": "yes", "recovered": "yes", "spurious": "no"}
+    segs = {m: re.findall(r'<rect class="segment" data-segment="(\w+)" data-us="([\d.]+)" data-percent="([\d.]+)"'
+                          r'[^>]*><title>([^<]*)</title>', f) for m, f in panel.items()}
+    assert [s[0] for s in segs["clean"]] == SEVEN
+    assert [s[0] for s in segs["recovered"]] == ["raise", "hardirq", "wakeup", "handler", "unmask"]
+    assert segs["spurious"] == [] and 'class="segments"' not in panel["spurious"]
+    for bar in (segs["clean"], segs["recovered"]):
+        assert abs(sum(float(p) for _, _, p, _ in bar) - 100.0) < 0.5
+        for name, us, pct, title in bar:    # the hover: name, µs, which statistic and %, what it is
+            assert title.startswith(f"{name}: {float(us):.1f} µs mean ({pct} %): "), title
+    for m in ("clean", "recovered"):
+        assert re.search(r'<g class="segments"[^>]*data-stat="mean"', panel[m])
+        assert re.search(r'<details class="worst"[^>]*><summary>worst interrupt: #\d+, round trip', panel[m])
+    assert "<details" not in panel["spurious"]
+    legend = re.search(r'<div class="legend" id="segments-legend">.*?</div>', dom, re.S)[0]
+    assert re.findall(r'<span data-segment="(\w+)"', legend) == SEVEN and "segments' means" in legend
     shot = tmp_path / "panels.png"
-    browse(str(page), f"--screenshot={shot}", "--window-size=1200,2000")
+    browse(str(page), f"--screenshot={shot}", "--window-size=1200,3600")   # down to the last bar
     w, h, rows = png_pixels(shot)
     # the hatching: the spurious cell shows the ok colour and, darker, its stripes
     ok = rgb(V.COLOURS["ok"])
@@ -293,6 +326,9 @@ def test_each_cell_has_its_tail_numbers_its_run_over_time_and_its_cdf_against_th
     keep = os.environ.get("PYVFIO_SCREENSHOT")
     if keep:   # PYVFIO_SCREENSHOT=FILE: this page beside the grid's, as FILE-panels.png
         shutil.copy(shot, os.path.splitext(keep)[0] + "-panels.png")
+    # the segment bars are drawn: the handler's colour (two bars and a legend swatch)
+    handler = sum(row.count(rgb(svg.SEGMENT_COLOURS["handler"])) for row in rows)
+    assert handler > 1500, handler
 
 
 def test_runs_without_an_expectation_are_not_called_all_as_expected(runs, tmp_path):
@@ -303,3 +339,4 @@ def test_runs_without_an_expectation_are_not_called_all_as_expected(runs, tmp_pa
     text = page.read_text()
     assert "3 cell(s), none with an expectation" in text
     assert "all 0 cell(s)" not in text
+

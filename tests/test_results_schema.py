@@ -63,7 +63,8 @@ def test_a_wrong_type_anywhere_is_refused_by_both_naming_the_field(model_report,
 
 def test_every_field_the_validator_knows_is_in_the_schema():
     text = SCHEMA.read_text()
-    for spec in (C.CELL, C.RUN, C.REPRO, C.VERDICT, C.HISTOGRAM, C.STALL, C.FLEET, C.FLEET_PLACE):
+    for spec in (C.CELL, C.RUN, C.REPRO, C.VERDICT, C.HISTOGRAM, C.STALL, C.FLEET, C.FLEET_PLACE,
+                 C.EXPLAIN, C.ANALYSIS):
         for field in spec:
             assert f'"{field}"' in text, field
 

@@ -5,7 +5,8 @@ of one axis value against another's (the kernel's shipped vfio-pci against the
 prefix, each on the same kernel and machine).  Exit 0 when the two agree; 1 when a
 verdict changed, a cell is on one side only (unless --allow-missing) or one side has
 no cell while the other has some; a file that is not a pyvfio run/repro result is a
-one-line error (exit 2)."""
+one-line error (exit 2).  Cells run with --explain also say which segment of the
+round trip moved (report/compare.py): that never changes the exit."""
 
 import sys
 

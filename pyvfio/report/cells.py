@@ -14,7 +14,9 @@ The schemas read here (written by `pyvfio run --json` and `pyvfio repro --json`)
                                                # recovered, polled, lost, ...},
                                                # throughput_per_s, latency {wakeup,
                                                # service, round_trip: {count, p50_us,
-                                               # p99_us, ..., buckets {index: count}}}
+                                               # p99_us, ..., buckets {index: count}}},
+                                               # explain (run --explain: where the time
+                                               # went, by segment; report/explain.py)
 
 Every field but `key` and `verdict` is optional (a model cell has no latency).  The
 envelope is {"tool": "pyvfio", "version", "kind", "command", "started"}.
@@ -53,6 +55,15 @@ HISTOGRAM = {"count": COUNT, "min_us": ("null", "number"), "avg_us": ("null", "n
              "max_us": ("null", "number"), "buckets": ("map", COUNT)}
 # a point of a latency series (pyvfio/series.py): one window of the run
 WINDOW = {"t_s": "number", "delivered": COUNT, "n": COUNT, "p50_us": "number", "max_us": "number"}
+# the `explain` section (pyvfio run --explain): where each round trip's time went
+ANALYSIS = {"seq": COUNT, "round_trip_ns": "number", "segments_ns": ("map", "number"),
+            "percent": ("map", "number"),
+            "blocking": ("list", {"comm": "str", "pid": "int", "ns": "number"}),
+            "host_irqs": ("list", {"irq": SCALAR, "name": ("null", "str"), "count": COUNT}),
+            "text": "str"}
+EXPLAIN = {"missing": ("null", "str"), "traced": ("list", "str"), "segments": ("list", "str"),
+           "explained": COUNT, "unattributed": COUNT, "latency": ("map", HISTOGRAM),
+           "worst": ("null", ANALYSIS), "breaches": ("list", ANALYSIS)}
 STALL = {"after_delivered": ("null", COUNT), "recovered": "bool", "card_pending": "bool",
          "host_state": ("null", "object")}
 CELL = {"key": ("map", SCALAR), "verdict": "str", "outcome": ("null", VERDICT),
@@ -61,7 +72,7 @@ CELL = {"key": ("map", SCALAR), "verdict": "str", "outcome": ("null", VERDICT),
         "source": "str", "irq": "str", "counts": ("map", COUNT), "host_interrupts": ("null", COUNT),
         "host_per_delivered": ("null", "number"), "throughput_per_s": ("null", "number"),
         "latency": ("map", HISTOGRAM), "series": ("map", ("list", WINDOW)), "stalls": ("list", STALL),
-        "card": ("null", "object"), "host_state": ("null", "object")}
+        "card": ("null", "object"), "host_state": ("null", "object"), "explain": ("null", EXPLAIN)}
 ENVELOPE = {"tool": "str", "version": "str", "kind": "str", "command": ("list", "str"), "started": "str"}
 RUN = {**ENVELOPE, **CELL, "bdf": "str", "host": ("null", "object"), "modes": ("null", "object")}
 REPRO = {**ENVELOPE, "backend": "str", "scenario": "str", "loops": COUNT,
@@ -238,7 +249,7 @@ def schema():
                     "null": {"type": "null"}}[spec]
         if isinstance(spec, dict):
             for name, known in (("verdict", VERDICT), ("histogram", HISTOGRAM), ("stall", STALL),
-                                ("cell", CELL)):
+                                ("analysis", ANALYSIS), ("explain", EXPLAIN), ("cell", CELL)):
                 if spec is known:
                     defs.setdefault(name, None)
                     if defs[name] is None:

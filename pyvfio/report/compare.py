@@ -12,12 +12,22 @@ cell, matched by key.
      "verdict_changes": [{"key", "label", "a", "b"}],
      "cells": [{"key", "label", "verdict_changed", "a": metrics, "b": metrics,
                 "delta": {"delivered", "lost", "p50_us", "p99_us", "throughput_per_s":
-                          {"abs", "pct"} or null}}],  # verdict changes first
+                          {"abs", "pct"} or null},   # verdict changes first
+                "explain": null | {"moved": segment, "words": "moved: handler +48.2 us (p50)",
+                                   "segments": [{"segment", "p50": {"a", "b", "abs"},
+                                                 "p99": {...}}],   # largest p50 change first
+                                   "one_side_segments": ["reenable (A only)"]}  # folded
+                         | {"one_side": "A" | "B", "words": why}}],
      "only_a": [{"key", "label", "verdict"}], "only_b": [...],
      "axis_hints": [{"axis", "pairs"}],               # only-A/only-B cells one axis apart
      "summary": {"matched", "unmatched", "changed"},  # cells: matched, on one side, verdict changed
      "empty": "A" | "B" | None,                       # a side with no cell while the other has some
      "changed": bool}                                 # the gate: see below
+
+`explain` is there when a side ran with --explain (docs/results.md): with a
+breakdown on both sides, each segment's p50 and p99 before -> after, the segment
+whose p50 changed most named first; on one side only, one line saying so.  A
+moved segment is information, never the gate: only verdicts and cells decide it.
 
 Cells match when their keys are equal, leaving out the axes that are constant on
 each side but differ between them (two lab reports of kernels 6.1 and 6.12 match
@@ -39,6 +49,7 @@ can match them with `--ignore AXIS`.
 
 from ..errors import UsageError
 from . import cells as C
+from . import explain as X
 
 # Host facts that say what machine/kernel a run is; listed first when they differ.
 PRIMARY = ("kernel", "machine", "controller", "intx_line.chip", "nointxmask")
@@ -145,6 +156,33 @@ def axis_hints(only_a, only_b):
     return [{"axis": k, "pairs": n} for k, n in sorted(count.items(), key=lambda kv: (-kv[1], kv[0]))]
 
 
+def _why_none(b):
+    return f"has none: {b.missing}" if b is not None else "ran without --explain"
+
+
+def explain_change(ca, cb):
+    """What moved between two cells' breakdowns (see the module doc), or None when
+    neither side has an explain section."""
+    ba, bb = X.of(ca), X.of(cb)
+    has_a, has_b = ba is not None and not ba.missing, bb is not None and not bb.missing
+    if ba is None and bb is None:
+        return None
+    if has_a and has_b:
+        changes = X.moved(ba, bb)
+        top = next((c["segment"] for c in changes if c["p50"]["abs"] is not None), None)
+        # a segment one side folded into a neighbour: that neighbour is not like for like
+        na, nb = [n for n, _ in ba.segments], [n for n, _ in bb.segments]
+        folded = [f"{n} (A only)" for n in na if n not in nb] + [f"{n} (B only)" for n in nb if n not in na]
+        words = X.moved_words(changes) + (f"; not on both sides: {', '.join(folded)}, folded into a "
+                                          "neighbour on the other" if folded else "")
+        return {"moved": top, "words": words, "segments": changes, "one_side_segments": folded}
+    if not has_a and not has_b:
+        return {"one_side": None, "words": f"no breakdown on either side (A {_why_none(ba)}; "
+                                           f"B {_why_none(bb)})"}
+    side, other, why = ("A", "B", _why_none(bb)) if has_a else ("B", "A", _why_none(ba))
+    return {"one_side": side, "words": f"the breakdown is on {side} only ({other} {why})"}
+
+
 def compare(a, b, a_name="A", b_name="B", ignore=(), allow_missing=False):
     """The comparison (see the module doc).  `ignore`: key axes to leave out when
     matching cells, on top of those that differ only between the sides;
@@ -178,7 +216,8 @@ def compare(a, b, a_name="A", b_name="B", ignore=(), allow_missing=False):
             "key": c["key"], "label": label(c["key"]), "verdict_changed": changed,
             "a": ma, "b": mb,
             "delta": {f: _delta(ma[f], mb[f])
-                      for f in ("delivered", "lost", "p50_us", "p99_us", "throughput_per_s")}})
+                      for f in ("delivered", "lost", "p50_us", "p99_us", "throughput_per_s")},
+            "explain": explain_change(c, other)})
     only_b = [{"key": c["key"], "label": label(c["key"]), "verdict": c.get("verdict")}
               for c in cb if C.key_id(c["key"]) not in ids_a]
     matched.sort(key=lambda r: not r["verdict_changed"])     # stable: A's order otherwise
@@ -241,6 +280,7 @@ def render(result):
         widths = [max(len(h), *(len(row[i]) for row in body)) for i, h in enumerate(header)]
         line = lambda cs: "  ".join(c.ljust(w) for c, w in zip(cs, widths)).rstrip()
         out += ["cells:", line(header), line(["-" * w for w in widths])] + [line(r) for r in body]
+    out += _segment_lines(result["cells"])
     for side, items in (("A", result["only_a"]), ("B", result["only_b"])):
         if items:
             out.append(f"only in {side}: " + "; ".join(f"{i['label']} ({i['verdict']})" for i in items))
@@ -249,6 +289,29 @@ def render(result):
                    f"to match them, --ignore {h['axis']}")
     out.append(summary_line(result))
     return "\n".join(out)
+
+
+def _arrow(d):
+    if d["a"] is None or d["b"] is None:
+        return f"{_fmt(d['a'])} -> {_fmt(d['b'])}"
+    return f"{_fmt(d['a'])} -> {_fmt(d['b'])} ({d['abs']:+.1f})"
+
+
+def _segment_lines(matched):
+    """Per cell run with --explain: the segment that moved, then each segment's p50
+    and p99 (us, A -> B) in order of change; or why there is nothing to compare."""
+    rows = [r for r in matched if r.get("explain")]
+    if not rows:
+        return []
+    out = ["where the time went (segments, us, A -> B; the largest p50 change first):"]
+    for r in rows:
+        ex = r["explain"]
+        out.append(f"  {r['label']}: {ex['words']}")
+        table = [[s["segment"], f"p50 {_arrow(s['p50'])}", f"p99 {_arrow(s['p99'])}"]
+                 for s in ex.get("segments") or ()]
+        widths = [max((len(t[i]) for t in table), default=0) for i in range(3)]
+        out += ["    " + "  ".join(c.ljust(w) for c, w in zip(t, widths)).rstrip() for t in table]
+    return out
 
 
 def summary_line(result):

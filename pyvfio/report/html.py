@@ -14,12 +14,18 @@ opens from a file with no server and no network.  Sections:
 - the machines' facts (kernel, controller, unlazy fix present, nointxmask, and for a
   fleet the place's tags, card and exit);
 - cells whose verdict differs across machines, and each machine against the
-  baseline (pyvfio.report.compare, through report.machines);
+  baseline (pyvfio.report.compare, through report.machines), naming the segment
+  that moved where both ran with --explain;
 - per cell with latency samples: p50, p99, p99.9 and max, the round-trip
   histogram (svg.histogram_panel, one decade axis shared by the page), the round
   trip over the run where the result carries its series (svg.strip_panel: stalls
   and outliers in sequence) and its CDF against the baseline's same cell
   (svg.cdf_panel); a cell with no samples (a model run) has no panel at all;
+- a cell run with --explain (report/explain.py): under its panels, a stacked bar
+  of its round trip's segments (svg.segment_bar: their means, or p50s where the
+  file has no means; µs and % in each segment's title) and the worst interrupt's
+  analysis in a <details>; one line instead where the section says `missing`; a
+  legend above the panels names each segment in docs/results.md's words;
 - an ok with spurious interrupts is hatched (class "spurious", data-spurious).
 
 A FILE is a run or repro result (a lab or model report holding several machines
@@ -34,6 +40,7 @@ from .. import verdict as V
 from ..errors import UsageError
 from ..results import FLEET_FILE, write_atomic
 from . import cells as C
+from . import explain as X
 from . import machines as M
 from . import svg
 
@@ -116,6 +123,10 @@ figure.cellpanel { border: 1px solid #ddd; padding: 6px; display: flex; flex-dir
 table.stats { border-spacing: 0; font-size: 12px; }
 table.stats th, table.stats td { padding: 1px 8px; text-align: right; }
 table.stats th { font-weight: normal; color: #555; }
+details.worst { font-size: 12px; max-width: 300px; }
+details.worst pre { font-size: 10px; white-space: pre-wrap; margin: 4px 0; }
+p.explain-missing { font-size: 11px; color: #666; max-width: 300px; margin: 0; }
+#segments-legend span { display: block; margin: 2px 0; }
 """
 
 SCRIPT = """
@@ -263,16 +274,20 @@ def _baseline(machines, baseline, name):
                    + (f", {len(res['only_b'])} only here" if res["only_b"] else "")
                    + (f", {len(res['only_a'])} only in the baseline" if res["only_a"] else "") + "</p>")
         if res["cells"]:
+            segs = any(r.get("explain") for r in res["cells"])   # run --explain: which segment moved
             out.append('<table class="cmp baseline"><tr><th>cell</th><th>baseline</th><th>here</th>'
-                       '<th>delivered</th><th>p50 µs</th><th>p99 µs</th></tr>')
+                       '<th>delivered</th><th>p50 µs</th><th>p99 µs</th>'
+                       + ("<th>segments</th>" if segs else "") + "</tr>")
             for r in res["cells"]:
                 a, b = r["a"], r["b"]
                 cls = ' class="changed"' if r["verdict_changed"] else ""
+                moved = (f'<td class="moved">{_e((r.get("explain") or {}).get("words") or "-")}</td>'
+                         if segs else "")
                 out.append(f"<tr{cls}><td>{_e(r['label'])}</td><td>{_e(a['verdict'] or '?')}</td>"
                            f"<td>{_e(b['verdict'] or '?')}</td>"
                            f"<td>{_num(a['delivered'])} → {_num(b['delivered'])}</td>"
                            f"<td>{_num(a['p50_us'])} → {_num(b['p50_us'])}</td>"
-                           f"<td>{_num(a['p99_us'])} → {_num(b['p99_us'])}</td></tr>")
+                           f"<td>{_num(a['p99_us'])} → {_num(b['p99_us'])}</td>{moved}</tr>")
             out.append("</table>")
     return "\n".join(out)
 
@@ -310,7 +325,8 @@ def _panels(machines, anchors, cols, baseline=None, baseline_name=None):
                                        if C.round_trip(b)]
     lo, hi = svg.decade_range(every)
     labels = dict(cols)
-    out = []
+    order = _segment_order(machines)
+    out = [_segments_legend(machines, order)] if order else []
     for mi, m in enumerate(machines):
         drawn = [c for c in m.cells if C.round_trip(c)]
         if not drawn:
@@ -328,12 +344,55 @@ def _panels(machines, anchors, cols, baseline=None, baseline_name=None):
                 parts.append(svg.strip_panel(pts, c.get("stalls") or [], lo, hi, cell=label))
             base = C.round_trip(bases[mi].get(cid) or {})
             parts.append(svg.cdf_panel(hist, base, lo, hi, cell=label, base_name=baseline_name or "baseline"))
+            bd = X.of(c)
+            parts += _breakdown(bd, label, order)
             out.append(f'<figure class="histogram cellpanel" id="{anchors.get((mi, cid), "")}"'
                        f' data-machine="{_e(m.name)}" data-cell="{_e(label)}"'
                        f' data-samples="{hist.get("count", 0)}" data-strip="{"yes" if pts else "no"}"'
-                       f' data-baseline="{"yes" if base else "no"}">' + "".join(parts) + "</figure>")
+                       f' data-baseline="{"yes" if base else "no"}"'
+                       f' data-explain="{"no" if bd is None else "missing" if bd.missing else "yes"}">'
+                       + "".join(parts) + "</figure>")
         out.append("</div>")
     return "\n".join(out)
+
+
+def _segment_order(machines):
+    """Every segment name a drawn cell's breakdown has, in the round trip's order."""
+    return X.order(X.of(c) for m in machines for c in m.cells if C.round_trip(c) and X.of(c))
+
+
+def _segments_legend(machines, order):
+    stats = {X.of(c).bar()[0] for m in machines for c in m.cells
+             if C.round_trip(c) and X.of(c) and not X.of(c).missing}
+    said = (" (or their p50s, where a result has no means: the bar says which)" if "p50" in stats
+            else "") if "mean" in stats else ""
+    head = ("Where the time went (pyvfio run --explain): each bar is the round trip split into its "
+            + ("segments' means, which add up to the mean round trip" if "mean" in stats
+               else "segments' p50s (the result has no means; p50s do not add up to the round trip's)")
+            + said + "; hover a segment for its µs and %.")
+    spans = "".join(f'<span data-segment="{_e(n)}"><i style="background:{svg.segment_colour(n, order)}"></i>'
+                    f'<b>{_e(n)}</b>: {_e(X.MEANING.get(n, "a segment this pyvfio does not know"))}</span>'
+                    for n in order)
+    return f'<div class="legend" id="segments-legend"><p>{_e(head)}</p>{spans}</div>'
+
+
+def _breakdown(bd, label, order):
+    """A cell's bar and its worst interrupt's analysis; a line when it has none."""
+    if bd is None:
+        return []
+    if bd.missing:
+        return [f'<p class="explain-missing" data-cell="{_e(label)}">no breakdown: {_e(bd.missing)}</p>']
+    stat, parts = bd.bar()
+    out = [svg.segment_bar(parts, stat, cell=label, meaning=X.MEANING, order=order)] if parts else []
+    w = bd.worst
+    if w and w.get("text"):
+        rt = w.get("round_trip_ns")
+        head = f"worst interrupt: #{w.get('seq', '?')}" + (f", round trip {rt / 1000:.1f} µs"
+                                                           if isinstance(rt, (int, float)) else "")
+        more = f"; {len(bd.breaches)} --threshold breach(es) analysed in the result" if bd.breaches else ""
+        out.append(f'<details class="worst" data-cell="{_e(label)}"><summary>{_e(head + more)}</summary>'
+                   f'<pre>{_e(w["text"])}</pre></details>')
+    return out
 
 
 def render(machines, baseline=None, baseline_name=None, fleet=None, title=None):

@@ -7,10 +7,13 @@ delivered/raised, lost, p50 and p99 round trip in microseconds and throughput
 deliveries (when a model host counted them), and the model host's prediction
 (when the report has one).  Where the irq axis varies, lines follow that set each
 MSI cell against the INTx cells of the same machine and axes (p50, p99, per s).
+Under those, a cell run with --explain gets one line: its segments' p50 (or why
+it has no breakdown).
 """
 
 from ..results import axis
 from . import cells as C
+from . import explain as X
 
 
 def _num(v, fmt="{:.1f}"):
@@ -74,7 +77,26 @@ def table(report):
         tail += f"; {mism} not as expected" if mism else "; all as expected"
     out.append(f"{len(cl)} cell(s): {tail}")
     out += irq_differences(cl)
+    out += breakdowns(cl)
     return "\n".join(out)
+
+
+def breakdowns(cl):
+    """"segments p50 us (LABEL): raise 3.0, hardirq 2.0, ..." per cell run with
+    --explain; "no breakdown (LABEL): why" where it says missing."""
+    varying, _ = C.axes_of(cl)
+    out = []
+    for c in cl:
+        b = X.of(c)
+        if b is None:
+            continue
+        label = C.key_label(c.get("key", {}), varying or None)
+        if b.missing:
+            out.append(f"no breakdown ({label}): {b.missing}")
+            continue
+        lost = f"; {b.unattributed} not attributed" if b.unattributed else ""
+        out.append(f"segments p50 us ({label}): {X.p50_line(b)}{lost}")
+    return out
 
 
 # what an MSI cell leaves out of its key (it has no line to mask or unmask)

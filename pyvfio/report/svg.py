@@ -5,6 +5,9 @@
     write(report, path)        # the same, written atomically (write_report(path, report) too)
     verdict_grid(report, rows=None, cols=None) -> str
     histograms(report) -> str
+    segment_bar(parts, stat) -> str   # a cell's round trip by segment (run --explain),
+                                      # a stacked bar the HTML page shows per cell
+                                      # (render draws it under each such histogram)
 
 The verdict grid lays the cells out as a pivot table: the key axes that vary are
 split into row axes and column axes (the last axes go to columns while there are
@@ -26,6 +29,7 @@ from ..histogram import bucket_range
 from ..results import write_atomic
 from ..verdict import COLOURS, LEGEND, MISMATCH, OPTIONAL  # noqa: F401 (one palette: pyvfio.verdict)
 from . import cells as C
+from . import explain as X
 
 FONT = "DejaVu Sans, Helvetica, Arial, sans-serif"
 BINS_PER_DECADE = 20
@@ -298,8 +302,14 @@ def _draw_cell_histograms(cv, report, x0, y0, per_row=HIST_PER_ROW, w=300, h=172
     varying, _ = C.axes_of(cl)
     hists = [C.round_trip(c) for c in cl]
     lo, hi = decade_range([h_ for h_ in hists if h_])
+    order = X.order(X.of(c) for c in cl if X.of(c))
+    bar = BAR_H + 6 if any(X.of(c) for c in cl) else 0   # run --explain: a bar under each panel
+    if order:
+        _draw_segment_legend(cv, x0, y0, order)
+        y0 += LEGEND_H
     for i, (c, hist) in enumerate(zip(cl, hists)):
-        x, y = x0 + (i % per_row) * (w + 10), y0 + (i // per_row) * (h + 10)
+        x, y = x0 + (i % per_row) * (w + 10), y0 + (i // per_row) * (h + bar + 10)
+        _draw_breakdown(cv, c, x, y + h + 6, w, order)
         label = C.key_label(c["key"], varying or None)
         sub = c.get("verdict") or "?"
         if hist:
@@ -307,7 +317,7 @@ def _draw_cell_histograms(cv, report, x0, y0, per_row=HIST_PER_ROW, w=300, h=172
                     f" · n={hist.get('count')}")
         _draw_histogram(cv, x, y, w, h, label, sub, hist, lo, hi, C.key_label(c["key"]))
     rows = max(1, math.ceil(len(cl) / per_row))
-    return min(len(cl), per_row) * (w + 10), rows * (h + 10)
+    return min(len(cl), per_row) * (w + 10), rows * (h + bar + 10) + (LEGEND_H if order else 0)
 
 
 def _title(cv, report, x, y):
@@ -360,7 +370,14 @@ def _draw_run_histograms(cv, report, x0, y0, w=640, h=200):
                     f"n={hist.get('count')}")
         _draw_histogram(cv, x0, y0 + i * (h + 10), w, h, name.replace("_", " "), sub,
                         hist if hist and hist.get("buckets") else None, lo, hi, name)
-    return w, len(parts) * (h + 10)
+    bd = X.of(report)
+    order = X.order([bd] if bd else [])
+    y = y0 + len(parts) * (h + 10)
+    if not _draw_breakdown(cv, report, x0, y, w, order):
+        return w, y - y0
+    if order:
+        _draw_segment_legend(cv, x0, y + BAR_H + 8, order)
+    return w, y - y0 + BAR_H + 10 + (LEGEND_H if order else 0)
 
 
 def render(report, rows=None, cols=None):
@@ -487,3 +504,82 @@ def cdf_panel(hist, base, lo, hi, w=300, h=150, cell="", base_name="baseline"):
         cv.add(f'<path d="{d}" fill="none" stroke="{colour}" stroke-width="1.5"{dash_attr}/>')
     cv.close()
     return cv.svg(w, h)
+
+
+# -- where the time went: a cell's round trip by segment (report/explain.py) -------------
+
+# One colour per segment of the round trip, the same on every bar of a page; a segment
+# this pyvfio does not know takes the next of the spare ones.
+SEGMENT_COLOURS = {"raise": "#8e6bb8", "hardirq": "#d9534f", "wakeup": "#f0ad4e", "return": "#e6d34a",
+                   "handler": "#5cb85c", "unmask": "#4a90c8", "reenable": "#6c7a89"}
+SPARE_COLOURS = ("#b0805a", "#d47fb0", "#3fb7b0", "#999999")
+
+
+def segment_colour(name, order=()):
+    """The colour of segment `name` (`order`: every segment name on the page, for spares)."""
+    if name in SEGMENT_COLOURS:
+        return SEGMENT_COLOURS[name]
+    unknown = [n for n in order if n not in SEGMENT_COLOURS]
+    return SPARE_COLOURS[(unknown.index(name) if name in unknown else 0) % len(SPARE_COLOURS)]
+
+
+def segment_bar(parts, stat, w=300, h=54, cell="", meaning=None, order=()):
+    """One stacked horizontal bar: the round trip's segments left to right, each as
+    wide as its share; `parts` [(segment, us, percent)], `stat` "mean" or "p50" (what
+    the numbers are); each segment's µs and % in its <title> (a hover) and data-*."""
+    cv = Canvas()
+    _draw_segment_bar(cv, 0, 0, w, h, parts, stat, cell, meaning, order)
+    return cv.svg(w, h)
+
+
+def _draw_segment_bar(cv, x0, y0, w, h, parts, stat, cell="", meaning=None, order=()):
+    total = sum(us for _, us, _ in parts)
+    cv.open("segments", cell=cell, stat=stat, segments=len(parts), total_us=f"{total:.3f}")
+    cv.rect(x0, y0, w, h, "white", "#ccc", 1)
+    head = f"by segment ({stat}): {_fmt_us(total)} µs" + (" in all" if stat == "mean" else " summed")
+    cv.text(x0 + 6, y0 + 13, _fit(head, w - 12, 10), 10, fill="#444")
+    x, by, bw, bh = x0 + 6.0, y0 + 20, w - 12, h - 28
+    for name, us, pct in parts:
+        sw = bw * pct / 100.0
+        what = f"{name}: {us:.1f} µs {stat} ({pct:.1f} %)" + (f": {meaning[name]}" if meaning and name in meaning
+                                                                else "")
+        cv.add(f'<rect class="segment" data-segment={quoteattr(name)} data-us="{us:.3f}" '
+               f'data-percent="{pct:.1f}" x="{x:.1f}" y="{by}" width="{max(sw, 0):.1f}" height="{bh}" '
+               f'fill="{segment_colour(name, order)}" stroke="white" stroke-width="0.5">'
+               f'<title>{escape(what)}</title></rect>')
+        if sw >= _tw(name, 9) + 4:   # a label where it fits; the title says it anyway
+            cv.text(x + sw / 2, by + bh / 2 + 3, name, 9, "middle", fill="#111")
+        x += sw
+    cv.close()
+
+
+BAR_H = 54
+LEGEND_H = 22
+
+
+def _draw_segment_legend(cv, x, y, order):
+    """The segments' colours and names in one row (docs/results.md says what each is)."""
+    cv.open("segments-legend", segments=len(order))
+    cv.text(x, y + 11, "segments:", 11, fill="#444")
+    lx = x + _tw("segments:", 11) + 8
+    for name in order:
+        cv.rect(lx, y, 14, 14, segment_colour(name, order), "#777", 0.5)
+        cv.text(lx + 19, y + 11, name, 11)
+        lx += 30 + _tw(name, 11)
+    cv.close()
+    return lx - x
+
+
+def _draw_breakdown(cv, cell, x, y, w, order):
+    """Under a histogram: the cell's segment bar, or why it has none; nothing for a
+    cell run without --explain (True when something was drawn)."""
+    bd = X.of(cell)
+    if bd is None:
+        return False
+    stat, parts = bd.bar()
+    if parts:
+        _draw_segment_bar(cv, x, y, w, BAR_H, parts, stat, C.key_label(cell.get("key", {})), X.MEANING, order)
+    else:
+        cv.text(x + 6, y + 14, _fit(f"no breakdown: {bd.missing or 'no segment has samples'}", w - 12, 10),
+                10, fill="#666")
+    return True

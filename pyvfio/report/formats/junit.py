@@ -1,7 +1,8 @@
 """JUnit XML (as Jenkins, GitLab and junitparser read it): one testsuite per
 machine, one testcase per cell; the verdict's text in `failure` (a stall, lost
 raises), `error` (the cell could not run) or `skipped`; properties for the
-machine's facts, the cell's key and its figures."""
+machine's facts, the cell's key and its figures (and `segment.NAME.p50_us` for a
+cell run with --explain)."""
 
 import re
 import xml.etree.ElementTree as ET
@@ -54,7 +55,8 @@ def render(results):
             _props(tc, [(f"key.{a}", v) for a, v in c.key.items()] +
                    [("verdict", c.verdict), ("expected", c.expected), ("match", c.match)] +
                    [(f"vfio.{a}", v) for a, v in c.vfio.items() if not isinstance(v, (dict, list))] +
-                   list(c.figures.items()))
+                   list(c.figures.items()) +
+                   [(f"segment.{s}.p50_us", v) for s, v in c.segments.items()])
             if c.status == "fail":
                 ET.SubElement(tc, "failure", message=c.verdict, type=c.verdict.split()[0]).text = c.why
             elif c.status == "error":

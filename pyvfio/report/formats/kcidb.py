@@ -8,7 +8,8 @@
                status PASS / FAIL / ERROR / SKIP, the verdict in comment and why in
                log_excerpt; and for each of its figures a DONE test at
                "<path>.<figure>" carrying `number` (latency in s with the metric
-               prefix: KCIDB shows 48 µs; throughput in 1/s)
+               prefix: KCIDB shows 48 µs; throughput in 1/s), and for a cell run
+               with --explain one at "<path>.segment.<name>" per segment: its p50
 
 Ids are "pyvfio:" and a hash of the result's content and what they name, so the
 same result file gives the same ids however often it is written out, and two runs
@@ -35,6 +36,11 @@ def _arch(text):
 
 def _time(started):
     return started.replace("Z", "+00:00") if started else None
+
+
+def _component(text):
+    """A path component KCIDB takes: [A-Za-z0-9_-]."""
+    return re.sub(r"[^A-Za-z0-9_-]+", "_", str(text)) or "na"
 
 
 def _plain(d):
@@ -104,6 +110,12 @@ def document(results):
                         "id": _id(results.digest, "test", m.name, c.name, label), "build_id": b,
                         "origin": ORIGIN, "path": f"{path}.{label}", "status": "DONE",
                         "number": {"value": v * scale, "unit": unit, "prefix": "metric"},
+                        "environment": env, **({"start_time": started} if started else {})})
+                for seg, v in c.segments.items():   # run --explain: each segment's p50
+                    tests.append({
+                        "id": _id(results.digest, "test", m.name, c.name, "segment", seg), "build_id": b,
+                        "origin": ORIGIN, "path": f"{path}.segment.{_component(seg)}", "status": "DONE",
+                        "number": {"value": v * 1e-6, "unit": "s", "prefix": "metric"},
                         "environment": env, **({"start_time": started} if started else {})})
     return {"version": {"major": 5, "minor": 3}, "checkouts": list(checkouts.values()),
             "builds": list(builds.values()), "tests": tests}

@@ -73,6 +73,9 @@ def _case_lines(i, case):
         figs = "; ".join(p for p in (case.verdict, figs) if p)
     if figs:
         out.append(_diag(f"{case.name}: {figs}"))
+    if case.segments:   # run --explain: where the round trip went
+        out.append(_diag(f"{case.name}: segments p50 us: "
+                         + ", ".join(f"{k} {v:.1f}" for k, v in case.segments.items())))
     name = _name(case.name)
     if case.status == "skip":
         out.append(f"ok {i} {name} # SKIP {_line(case.why)}")

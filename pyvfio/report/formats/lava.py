@@ -5,7 +5,8 @@ measurement, for a test definition's run steps to execute (docs/lava/).
     lava-test-case ppc64le_6_12_xive.intx.edu.xive.na.ioctl.p99 --result pass --measurement 503.807 --units us
 
 LAVA has pass, fail, skip and unknown: a cell that could not run is a fail.
-A figure's line carries its cell's result.
+A figure's line carries its cell's result.  A cell run with --explain has one
+more per segment, its p50: `NAME.segment.handler ... --measurement 12.031 --units us`.
 """
 
 import re
@@ -35,6 +36,9 @@ def lines(results):
                 if v is not None:
                     out.append(f"lava-test-case {name}.{label} --result {RESULT[c.status]} "
                                f"--measurement {v:.3f} --units {unit}")
+            for seg, v in c.segments.items():
+                out.append(f"lava-test-case {name}.segment.{_word(seg)} --result {RESULT[c.status]} "
+                           f"--measurement {v:.3f} --units us")
     return out
 
 

@@ -10,7 +10,9 @@ HTML page.
                                          #        unlazy_fix, backend; status: a machine
                                          #        with no cells is an error (a failed
                                          #        boot or place) or a skip (none in the file)
-    Case(name, key, status, verdict, why, figures, vfio)
+    Case(name, key, status, verdict, why, figures, vfio, segments)
+                                         # segments: each segment's p50 (us) of a cell
+                                         # run with --explain (report/explain.py)
 
 A case's status, the same in every format (docs/formats.md):
 
@@ -36,6 +38,7 @@ from dataclasses import dataclass, field
 from ...host.interrupts import controller_of
 from ...results import NA, axis
 from .. import cells as C
+from .. import explain as X
 from .. import machines as M
 
 STATUSES = ("pass", "fail", "error", "skip")
@@ -54,6 +57,7 @@ class Case:
     vfio: dict = field(default_factory=dict)   # variant, srcversion, source (lab / card)
     expected: str | None = None
     match: bool | None = None
+    segments: dict = field(default_factory=dict)   # {segment: p50 us}, in the round trip's order
 
 
 @dataclass
@@ -149,9 +153,10 @@ def _case(cell, key, extra_axes):
     vfio = cell.get("vfio") if isinstance(cell.get("vfio"), dict) else {}
     if "vfio" in key and not vfio.get("variant"):
         vfio = {**vfio, "variant": key["vfio"]}
+    bd = X.of(cell)
     return Case(name=name, key=dict(key), status=status, verdict=cell.get("verdict") or "?", why=why,
                 figures=_figures(cell), vfio=vfio, expected=C.metrics(cell)["expected"],
-                match=cell.get("match"))
+                match=cell.get("match"), segments=bd.p50s() if bd and not bd.missing else {})
 
 
 def _machine(m, key_of=None):
