@@ -31,11 +31,19 @@
 #include "mmio.h"
 #include "loop.h"
 
-uint64_t pyvfio_now_ns(void)
+/* Inlined in the loops: pyvfio_now_ns, exported from a shared object, is called
+ * through the PLT even from this file, and under TCG each indirect jump costs a
+ * lookup. */
+static inline uint64_t now_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t pyvfio_now_ns(void)
+{
+    return now_ns();
 }
 
 static int fail(struct pyvfio_loop_result *res, const char *op)
@@ -109,17 +117,17 @@ static int run_ops(const struct pyvfio_loop_cfg *cfg, const struct pyvfio_reg_op
             sleep_us(op->count);
             break;
         case PYVFIO_OP_SPIN: {  /* busy: the CPU stays with the handler */
-            uint64_t until = pyvfio_now_ns() + (uint64_t)op->count * 1000;
-            while (pyvfio_now_ns() < until)
+            uint64_t until = now_ns() + (uint64_t)op->count * 1000;
+            while (now_ns() < until)
                 ;
             break;
         }
         case PYVFIO_OP_POLL: {
-            uint64_t deadline = pyvfio_now_ns() + (uint64_t)op->count * 1000;
+            uint64_t deadline = now_ns() + (uint64_t)op->count * 1000;
             for (;;) {
                 if ((rc = bar_read(b, op->offset, op->width, &v)) || (v & op->mask) == op->value)
                     break;
-                if (pyvfio_now_ns() > deadline) {
+                if (now_ns() > deadline) {
                     errno = ETIMEDOUT;
                     return -1;
                 }
@@ -244,7 +252,7 @@ int pyvfio_prog_kind(const struct pyvfio_loop_cfg *cfg, const struct pyvfio_reg_
 }
 
 /* The EOI: Python's Intx built the steps; the loop replays them as they are. */
-static int run_steps(const struct pyvfio_step *steps, int n, struct pyvfio_loop_result *res)
+static inline int run_steps(const struct pyvfio_step *steps, int n, struct pyvfio_loop_result *res)
 {
     static const uint64_t one = 1;
     for (int i = 0; i < n; i++) {
@@ -371,7 +379,7 @@ int pyvfio_intx_loop(const struct pyvfio_loop_cfg *cfg, struct pyvfio_loop_resul
     for (uint64_t i = 0; i < cfg->loops; i++) {
         uint64_t cause = 0, t1, t2;
         if (cfg->interval_ns) {
-            uint64_t now = pyvfio_now_ns();
+            uint64_t now = now_ns();
             if (next > now) {
                 struct timespec ts = {next / 1000000000ull, next % 1000000000ull};
                 clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
@@ -380,7 +388,7 @@ int pyvfio_intx_loop(const struct pyvfio_loop_cfg *cfg, struct pyvfio_loop_resul
             t0 = 0;
         }
         if (!t0)
-            t0 = pyvfio_now_ns();
+            t0 = now_ns();
         if (cfg->deadline_ns && t0 >= cfg->deadline_ns)
             break;
         if (run_prog(cfg, &raise, cfg->raised_base + res->raised, &cause, NULL)) {
@@ -398,10 +406,10 @@ int pyvfio_intx_loop(const struct pyvfio_loop_cfg *cfg, struct pyvfio_loop_resul
                 goto out;
             if (got == TRIGGER_AGAIN)
                 continue;
-            t1 = pyvfio_now_ns();
+            t1 = now_ns();
             if (handle(cfg, res, &ack, "ack (card register access)", &cause, NULL))
                 goto out;
-            t2 = pyvfio_now_ns();
+            t2 = now_ns();
             if (cause)
                 break;
             res->spurious++;  /* a trigger with nothing pending on the card */
@@ -437,7 +445,7 @@ int pyvfio_external_loop(const struct pyvfio_loop_cfg *cfg, struct pyvfio_loop_r
         uint64_t cause = 0, drained = 0, t1, t2;
         int timeout = cfg->watchdog_ms;
         if (cfg->deadline_ns) {
-            uint64_t now = pyvfio_now_ns();
+            uint64_t now = now_ns();
             if (now >= cfg->deadline_ns)
                 break;
             uint64_t left_ms = (cfg->deadline_ns - now + 999999) / 1000000;
@@ -446,7 +454,7 @@ int pyvfio_external_loop(const struct pyvfio_loop_cfg *cfg, struct pyvfio_loop_r
         }
         int got = wait_trigger(ep, cfg, res, timeout);
         if (got == TRIGGER_QUIET) {
-            if (!cfg->deadline_ns || pyvfio_now_ns() < cfg->deadline_ns)
+            if (!cfg->deadline_ns || now_ns() < cfg->deadline_ns)
                 res->reason = PYVFIO_TIMEOUT;
             break;
         }
@@ -454,10 +462,10 @@ int pyvfio_external_loop(const struct pyvfio_loop_cfg *cfg, struct pyvfio_loop_r
             break;
         if (got == TRIGGER_AGAIN)
             continue;
-        t1 = pyvfio_now_ns();
+        t1 = now_ns();
         if (handle(cfg, res, &ack, "ack_external (card register access)", &cause, &drained))
             break;
-        t2 = pyvfio_now_ns();
+        t2 = now_ns();
         res->items += drained;
         if (!cause) {
             res->spurious++;  /* a trigger with nothing pending on the card */
