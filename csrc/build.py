@@ -57,6 +57,7 @@ LOOP_CDEF = """
 #define PYVFIO_HIST_SUB_BITS ...
 struct pyvfio_hist { uint64_t count, min, max, sum, overflow; uint64_t buckets[...]; ...; };
 void pyvfio_hist_record(struct pyvfio_hist *h, uint64_t v);
+void pyvfio_hist_record_n(struct pyvfio_hist *h, const uint64_t *vals, int n);
 void pyvfio_hist_gain(const struct pyvfio_hist *h, const uint64_t *before, uint64_t want, int *at, int *top);
 struct pyvfio_reg_op {
     int kind, bar, width;

@@ -350,11 +350,11 @@ struct samples {
 static void samples_bin(struct samples *s, struct pyvfio_hist *wakeup, struct pyvfio_hist *service,
                         struct pyvfio_hist *rtt)
 {
-    for (int k = 0; k < s->n; k++) {
-        pyvfio_hist_record(wakeup, s->wakeup[k]);
-        pyvfio_hist_record(service, s->service[k]);
-        pyvfio_hist_record(rtt, s->wakeup[k] + s->service[k]);
-    }
+    pyvfio_hist_record_n(wakeup, s->wakeup, s->n);
+    pyvfio_hist_record_n(service, s->service, s->n);
+    for (int k = 0; k < s->n; k++)
+        s->service[k] += s->wakeup[k];   /* now the round trips */
+    pyvfio_hist_record_n(rtt, s->service, s->n);
     s->n = 0;
 }
 
