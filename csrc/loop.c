@@ -4,9 +4,10 @@
  * trigger eventfd (epoll, bounded by the watchdog), read the eventfd, run the
  * handler (the profile's ack program: read the cause, acknowledge it), EOI (the
  * steps pyvfio/intx.py built: unmask by ioctl or by the unmask eventfd, or the
- * --rearm-each disable + enable), then record
- * raise->wakeup, wakeup->EOI-done and the round trip in fixed-size histograms.
- * No Python runs per interrupt.  The loop returns to Python on a watchdog
+ * --rearm-each disable + enable), then keep raise->wakeup and wakeup->EOI-done,
+ * binned into fixed-size histograms (with the round trip, their sum) a chunk at a
+ * time.  The common raise and ack programs run specialised (prog_prepare).  No
+ * Python runs per interrupt.  The loop returns to Python on a watchdog
  * timeout (Python records the stall and may recover), on a signal (Python's
  * wakeup fd is in the epoll set), on an error, or when done.
  *
@@ -30,11 +31,19 @@
 #include "mmio.h"
 #include "loop.h"
 
-uint64_t pyvfio_now_ns(void)
+/* Inlined in the loops: pyvfio_now_ns, exported from a shared object, is called
+ * through the PLT even from this file, and under TCG each indirect jump costs a
+ * lookup. */
+static inline uint64_t now_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t pyvfio_now_ns(void)
+{
+    return now_ns();
 }
 
 static int fail(struct pyvfio_loop_result *res, const char *op)
@@ -108,17 +117,17 @@ static int run_ops(const struct pyvfio_loop_cfg *cfg, const struct pyvfio_reg_op
             sleep_us(op->count);
             break;
         case PYVFIO_OP_SPIN: {  /* busy: the CPU stays with the handler */
-            uint64_t until = pyvfio_now_ns() + (uint64_t)op->count * 1000;
-            while (pyvfio_now_ns() < until)
+            uint64_t until = now_ns() + (uint64_t)op->count * 1000;
+            while (now_ns() < until)
                 ;
             break;
         }
         case PYVFIO_OP_POLL: {
-            uint64_t deadline = pyvfio_now_ns() + (uint64_t)op->count * 1000;
+            uint64_t deadline = now_ns() + (uint64_t)op->count * 1000;
             for (;;) {
                 if ((rc = bar_read(b, op->offset, op->width, &v)) || (v & op->mask) == op->value)
                     break;
-                if (pyvfio_now_ns() > deadline) {
+                if (now_ns() > deadline) {
                     errno = ETIMEDOUT;
                     return -1;
                 }
@@ -153,15 +162,97 @@ static int run_ops(const struct pyvfio_loop_cfg *cfg, const struct pyvfio_reg_op
     return 0;
 }
 
-/* run_ops for Python: the host tests drive each op kind through the loop's own code. */
+/* The common programs, specialised: PYVFIO_PROG_WRITE (one write: a raise),
+ * PYVFIO_PROG_READ (one read: a read-to-clear ack) and PYVFIO_PROG_READ_ACK (a read,
+ * then write_cause: a write-1-to-clear ack), each access 32 bits wide on an mmapped
+ * BAR.  prog_prepare derives one from the encoded program when a loop starts: the
+ * register addresses, value, mask and invert are the program's own, the kinds its op
+ * codes (profiles/ops.py).  run_prog then makes those accesses straight, with no
+ * switch, BAR lookup or width dispatch per op (under TCG each costs an indirect jump:
+ * together ~3% of an edu round trip); every other program runs through run_ops. */
+struct prog {
+    int kind;                      /* PYVFIO_PROG_*; GENERIC: run_ops(ops, n) */
+    const struct pyvfio_reg_op *ops;
+    int n;
+    volatile uint32_t *reg, *ack;  /* the write's or the read's register; write_cause's */
+    uint32_t value;
+    uint64_t mask, invert;
+};
+
+static volatile uint32_t *reg32(const struct pyvfio_loop_cfg *cfg, const struct pyvfio_reg_op *op)
+{
+    const struct pyvfio_bar *b = &cfg->bars[op->bar];
+    if (op->width != 4 || !b->base || op->rotate > 1)
+        return NULL;
+    return (volatile uint32_t *)((uint8_t *)b->base + op->offset);
+}
+
+static void prog_prepare(const struct pyvfio_loop_cfg *cfg, const struct pyvfio_reg_op *ops, int n,
+                         struct prog *p)
+{
+    *p = (struct prog){.kind = PYVFIO_PROG_GENERIC, .ops = ops, .n = n};
+    if (n < 1 || n > 2 || !(p->reg = reg32(cfg, &ops[0])))
+        return;
+    if (n == 1 && ops[0].kind == PYVFIO_OP_WRITE) {
+        p->value = (uint32_t)ops[0].value;
+        p->kind = PYVFIO_PROG_WRITE;
+    } else if (ops[0].kind == PYVFIO_OP_READ) {
+        p->mask = ops[0].mask;
+        p->invert = ops[0].invert;
+        if (n == 1)
+            p->kind = PYVFIO_PROG_READ;
+        else if (ops[1].kind == PYVFIO_OP_WRITE_CAUSE && (p->ack = reg32(cfg, &ops[1])))
+            p->kind = PYVFIO_PROG_READ_ACK;
+    }
+}
+
+/* run_ops' result for p's program (*items: 0, no drain in a specialised one). */
+static inline int run_prog(const struct pyvfio_loop_cfg *cfg, const struct prog *p, uint64_t seq,
+                           uint64_t *cause, uint64_t *items)
+{
+    uint64_t raw;
+    switch (p->kind) {
+    case PYVFIO_PROG_WRITE:
+        *p->reg = p->value;
+        *cause = 0;
+        break;
+    case PYVFIO_PROG_READ_ACK:
+        raw = *p->reg;
+        *cause = (raw ^ p->invert) & p->mask;
+        *p->ack = (uint32_t)raw;
+        break;
+    case PYVFIO_PROG_READ:
+        raw = *p->reg;
+        *cause = (raw ^ p->invert) & p->mask;
+        break;
+    default:
+        return run_ops(cfg, p->ops, p->n, seq, cause, items);
+    }
+    if (items)
+        *items = 0;
+    return 0;
+}
+
+/* A program for Python as the loops run it (specialised when it can be): the host
+ * tests drive each op kind through the loop's own code, both paths. */
 int pyvfio_run_ops(const struct pyvfio_loop_cfg *cfg, const struct pyvfio_reg_op *ops, int n,
                    uint64_t seq, uint64_t *cause, uint64_t *items)
 {
-    return run_ops(cfg, ops, n, seq, cause, items);
+    struct prog p;
+    prog_prepare(cfg, ops, n, &p);
+    return run_prog(cfg, &p, seq, cause, items);
+}
+
+/* Which path the loops take for a program: PYVFIO_PROG_*. */
+int pyvfio_prog_kind(const struct pyvfio_loop_cfg *cfg, const struct pyvfio_reg_op *ops, int n)
+{
+    struct prog p;
+    prog_prepare(cfg, ops, n, &p);
+    return p.kind;
 }
 
 /* The EOI: Python's Intx built the steps; the loop replays them as they are. */
-static int run_steps(const struct pyvfio_step *steps, int n, struct pyvfio_loop_result *res)
+static inline int run_steps(const struct pyvfio_step *steps, int n, struct pyvfio_loop_result *res)
 {
     static const uint64_t one = 1;
     for (int i = 0; i < n; i++) {
@@ -239,36 +330,68 @@ static inline int wait_trigger(int ep, const struct pyvfio_loop_cfg *cfg,
 
 /* Both loops' handler: the ack program (`what` names it in an error), then the EOI. */
 static inline int handle(const struct pyvfio_loop_cfg *cfg, struct pyvfio_loop_result *res,
-                         const char *what, uint64_t *cause, uint64_t *items)
+                         const struct prog *ack, const char *what, uint64_t *cause, uint64_t *items)
 {
-    if (run_ops(cfg, cfg->ack_ops, cfg->n_ack, 0, cause, items))
+    if (run_prog(cfg, ack, 0, cause, items))
         return fail(res, what);
     return run_steps(cfg->eoi, cfg->n_eoi, res);
 }
 
+/* The round trips' samples, kept raw and binned a chunk at a time (at the chunk's
+ * end and the batch's): the histograms' bucket arithmetic then runs outside the
+ * timed stretch of all but one interrupt per chunk, as a bare loop bins after it.
+ * rtt = wakeup + service exactly (t2 - t0 = (t1 - t0) + (t2 - t1)). */
+#define SAMPLES 256
+struct samples {
+    int n;
+    uint64_t wakeup[SAMPLES], service[SAMPLES];
+};
+
+static void samples_bin(struct samples *s, struct pyvfio_hist *wakeup, struct pyvfio_hist *service,
+                        struct pyvfio_hist *rtt)
+{
+    pyvfio_hist_record_n(wakeup, s->wakeup, s->n);
+    pyvfio_hist_record_n(service, s->service, s->n);
+    for (int k = 0; k < s->n; k++)
+        s->service[k] += s->wakeup[k];   /* now the round trips */
+    pyvfio_hist_record_n(rtt, s->service, s->n);
+    s->n = 0;
+}
+
+/* Two clock reads per interrupt: t1 when the trigger has been read (the wakeup) and
+ * t2 when the EOI is done.  The raise's time t0 is the previous interrupt's t2: the
+ * next raise follows it with nothing between but storing two samples, so no third
+ * read is needed.  t0 is read afresh for the batch's first raise, after an -i sleep
+ * and after a chunk was binned. */
 int pyvfio_intx_loop(const struct pyvfio_loop_cfg *cfg, struct pyvfio_loop_result *res,
                      struct pyvfio_hist *wakeup, struct pyvfio_hist *service,
                      struct pyvfio_hist *rtt)
 {
-    uint64_t next = 0;
+    uint64_t next = 0, t0 = 0;  /* t0 0: read the clock before the raise */
+    struct prog raise, ack;
+    struct samples samples = {.n = 0};
     int ep;
 
     if ((ep = loop_start(cfg, res)) < 0)
         return -1;
+    prog_prepare(cfg, cfg->raise_ops, cfg->n_raise, &raise);
+    prog_prepare(cfg, cfg->ack_ops, cfg->n_ack, &ack);
     for (uint64_t i = 0; i < cfg->loops; i++) {
-        uint64_t cause = 0, t0, t1, t2;
+        uint64_t cause = 0, t1, t2;
         if (cfg->interval_ns) {
-            uint64_t now = pyvfio_now_ns();
+            uint64_t now = now_ns();
             if (next > now) {
                 struct timespec ts = {next / 1000000000ull, next % 1000000000ull};
                 clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
             }
             next = (next ? next : now) + cfg->interval_ns;
+            t0 = 0;
         }
-        t0 = pyvfio_now_ns();
+        if (!t0)
+            t0 = now_ns();
         if (cfg->deadline_ns && t0 >= cfg->deadline_ns)
             break;
-        if (run_ops(cfg, cfg->raise_ops, cfg->n_raise, cfg->raised_base + res->raised, &cause, NULL)) {
+        if (run_prog(cfg, &raise, cfg->raised_base + res->raised, &cause, NULL)) {
             fail(res, "raise (card register write)");
             break;
         }
@@ -283,21 +406,26 @@ int pyvfio_intx_loop(const struct pyvfio_loop_cfg *cfg, struct pyvfio_loop_resul
                 goto out;
             if (got == TRIGGER_AGAIN)
                 continue;
-            t1 = pyvfio_now_ns();
-            if (handle(cfg, res, "ack (card register access)", &cause, NULL))
+            t1 = now_ns();
+            if (handle(cfg, res, &ack, "ack (card register access)", &cause, NULL))
                 goto out;
-            t2 = pyvfio_now_ns();
+            t2 = now_ns();
             if (cause)
                 break;
             res->spurious++;  /* a trigger with nothing pending on the card */
         }
         res->last_cause = cause;
         res->delivered++;
-        pyvfio_hist_record(wakeup, t1 - t0);
-        pyvfio_hist_record(service, t2 - t1);
-        pyvfio_hist_record(rtt, t2 - t0);
+        samples.wakeup[samples.n] = t1 - t0;
+        samples.service[samples.n] = t2 - t1;
+        t0 = t2;
+        if (++samples.n == SAMPLES) {
+            samples_bin(&samples, wakeup, service, rtt);
+            t0 = 0;
+        }
     }
 out:
+    samples_bin(&samples, wakeup, service, rtt);
     return loop_end(ep, res);
 }
 
@@ -311,11 +439,13 @@ int pyvfio_external_loop(const struct pyvfio_loop_cfg *cfg, struct pyvfio_loop_r
     res->last_arrival_ns = last;
     if ((ep = loop_start(cfg, res)) < 0)
         return -1;
+    struct prog ack;
+    prog_prepare(cfg, cfg->ack_ops, cfg->n_ack, &ack);
     while (res->delivered < cfg->loops) {
         uint64_t cause = 0, drained = 0, t1, t2;
         int timeout = cfg->watchdog_ms;
         if (cfg->deadline_ns) {
-            uint64_t now = pyvfio_now_ns();
+            uint64_t now = now_ns();
             if (now >= cfg->deadline_ns)
                 break;
             uint64_t left_ms = (cfg->deadline_ns - now + 999999) / 1000000;
@@ -324,7 +454,7 @@ int pyvfio_external_loop(const struct pyvfio_loop_cfg *cfg, struct pyvfio_loop_r
         }
         int got = wait_trigger(ep, cfg, res, timeout);
         if (got == TRIGGER_QUIET) {
-            if (!cfg->deadline_ns || pyvfio_now_ns() < cfg->deadline_ns)
+            if (!cfg->deadline_ns || now_ns() < cfg->deadline_ns)
                 res->reason = PYVFIO_TIMEOUT;
             break;
         }
@@ -332,10 +462,10 @@ int pyvfio_external_loop(const struct pyvfio_loop_cfg *cfg, struct pyvfio_loop_r
             break;
         if (got == TRIGGER_AGAIN)
             continue;
-        t1 = pyvfio_now_ns();
-        if (handle(cfg, res, "ack_external (card register access)", &cause, &drained))
+        t1 = now_ns();
+        if (handle(cfg, res, &ack, "ack_external (card register access)", &cause, &drained))
             break;
-        t2 = pyvfio_now_ns();
+        t2 = now_ns();
         res->items += drained;
         if (!cause) {
             res->spurious++;  /* a trigger with nothing pending on the card */

@@ -6,6 +6,9 @@
  * in ahead of this file from pyvfio/profiles/ops.py, their one definition. */
 enum { PYVFIO_STEP_IOCTL = 0, PYVFIO_STEP_WRITE = 1 };
 enum { PYVFIO_DONE = 0, PYVFIO_TIMEOUT = 1, PYVFIO_SIGNAL = 2, PYVFIO_ERROR = 3 };
+/* How the loops run a register program (loop.c prog_prepare): through the
+ * interpreter, or as one of the common programs, specialised. */
+enum { PYVFIO_PROG_GENERIC = 0, PYVFIO_PROG_WRITE = 1, PYVFIO_PROG_READ = 2, PYVFIO_PROG_READ_ACK = 3 };
 #define PYVFIO_MAX_OPS 8
 #define PYVFIO_MAX_BARS 2
 #define PYVFIO_MAX_STEPS 4
@@ -72,4 +75,5 @@ int pyvfio_external_loop(const struct pyvfio_loop_cfg *cfg, struct pyvfio_loop_r
                          struct pyvfio_hist *items);
 int pyvfio_run_ops(const struct pyvfio_loop_cfg *cfg, const struct pyvfio_reg_op *ops, int n,
                    uint64_t seq, uint64_t *cause, uint64_t *items);
+int pyvfio_prog_kind(const struct pyvfio_loop_cfg *cfg, const struct pyvfio_reg_op *ops, int n);
 uint64_t pyvfio_now_ns(void);

@@ -98,7 +98,8 @@ class Histogram:
 class Window:
     """What one histogram gained between two moments (a batch): its sample count,
     p50 and max in ns, at bucket precision.  A copy of the bucket array (a memcpy)
-    at the start; the difference, read once, at the end."""
+    at the start; the difference, read once, at the end (csrc/hist.h
+    pyvfio_hist_gain: in C, as it runs between every two batches of a run)."""
 
     def __init__(self, hist):
         self.hist = hist
@@ -110,15 +111,9 @@ class Window:
         n = self.hist.c.count - self.count0
         if n <= 0:
             return 0, None, None
-        now = ffi.cast("uint64_t *", self.hist.c.buckets)
-        old = ffi.from_buffer("uint64_t[]", self.before)
-        want, seen, p50, top = max(1, math.ceil(n / 2)), 0, None, None
-        for i in range(lib.PYVFIO_HIST_LEN):
-            d = now[i] - old[i]
-            if d:
-                seen += d
-                top = i
-                if p50 is None and seen >= want:
-                    p50 = i
+        got = ffi.new("int[2]")
+        lib.pyvfio_hist_gain(self.hist.c, ffi.from_buffer("uint64_t[]", self.before), max(1, math.ceil(n / 2)),
+                             got, got + 1)
+        p50, top = got[0], got[1]
         cap = self.hist.c.max
         return n, min(bucket_range(p50)[1], cap), min(bucket_range(top)[1], cap)

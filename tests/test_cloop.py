@@ -157,12 +157,13 @@ def test_histograms_record_each_delivery(efds):
     card = start(Card(trigger, unmask))
     try:
         loop = Loop(card, trigger, [EventfdWrite("write unmask eventfd", unmask)])
-        loop.run(200)
+        loop.run(600)   # binned 256 at a time: two whole chunks and a part
     finally:
         card.close()
     wakeup, service, rtt = loop.hists
-    assert wakeup.count == service.count == rtt.count == 200
-    assert rtt.c.sum >= wakeup.c.sum + service.c.sum  # raise->EOI spans both parts
+    assert wakeup.count == service.count == rtt.count == 600
+    assert rtt.c.sum == wakeup.c.sum + service.c.sum  # raise->EOI is the two parts, end to end
+    assert rtt.c.max <= wakeup.c.max + service.c.max and rtt.c.min >= wakeup.c.min + service.c.min
 
 
 def test_spurious_trigger_is_counted_and_the_real_one_delivered(efds):

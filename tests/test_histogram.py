@@ -38,3 +38,26 @@ def test_hgrm_format():
     text = h.hgrm()
     assert text.splitlines()[0].split() == ["Value", "Percentile", "TotalCount", "1/(1-Percentile)"]
     assert "#[Max     =        3.000, Total count    =            3]" in text
+
+
+def _state(h):
+    c = h.c
+    return c.count, c.min, c.max, c.sum, c.overflow, h.buckets()
+
+
+def test_recording_a_chunk_at_once_is_recording_each():
+    """pyvfio_hist_record_n (the C loop bins its samples a chunk at a time) leaves a
+    histogram exactly as one pyvfio_hist_record per value: onto an empty one and onto
+    one that already holds values, overflow and zero included."""
+    from pyvfio._binding import ffi, lib
+    chunks = [[5_000, 0, 2**41, 127, 128, 7_000_000], [3, 9_999, 2**40 - 1, 2**40], []]
+    one, many = Histogram(), Histogram()
+    for chunk in chunks:
+        for v in chunk:
+            one.record(v)
+        lib.pyvfio_hist_record_n(many.c, ffi.new("uint64_t[]", chunk or 1), len(chunk))
+        assert _state(many) == _state(one)
+    assert one.c.count == 10 and one.c.overflow == 2 and one.c.min == 0
+    later = Histogram()
+    lib.pyvfio_hist_record_n(later.c, ffi.new("uint64_t[]", [900, 800]), 2)
+    assert (later.c.count, later.c.min, later.c.max, later.c.sum) == (2, 800, 900, 1700)

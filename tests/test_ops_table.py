@@ -3,8 +3,11 @@ ends with, registers after) runs through the three interpreters of a register
 program, on one BAR of 4 KiB in a memfd:
 
 - Python: profiles.base.Program, on the BAR's bytes;
-- C: csrc/loop.c run_ops (lib.pyvfio_run_ops) on the same memfd, by mmap and by
-  pread/pwrite, the ops encoded by the C engine's fill_ops;
+- C: csrc/loop.c (lib.pyvfio_run_ops) on the same memfd, by mmap and by
+  pread/pwrite, the ops encoded by the C engine's fill_ops: run_ops, the interpreter,
+  or, for the common programs the loops run specialised (one 32-bit write, one
+  32-bit read, a read and its write_cause, by mmap), the specialised path, as the
+  loops would (test_the_specialised_path_runs_rows_of_each_form);
 - KVM: kvm/guest_program.py's ProgramCompiler, the program compiled into real-mode code
   that a real vCPU runs in-process (/dev/kvm, x86 hosts: skipped where it cannot be
   opened); the BAR is a trapped window, each access a KVM_EXIT_MMIO served here.
@@ -87,6 +90,11 @@ ROWS = [
     Row("two rotating writes, raise 6", (w(0x20, 0x11, rotate=4, stride=4), w(0x40, 0x22, rotate=2, stride=8)),
         seq=6, after={0x28: 0x11, 0x40: 0x22}),
     Row("read", (r(0x24, 0x0F),), before={0x24: 0x35}, cause=0x05),
+    Row("one rotating write, raise 5", (w(0x20, 0x33, rotate=4, stride=4),), seq=5, after={0x24: 0x33}),
+    Row("read inverted and its write_cause", (r(0x24, 0x0F, invert=0x01), wc(0x64)), before={0x24: 0x32},
+        cause=0x03, after={0x64: 0x32}),
+    Row("read and write_cause, 2 bytes", (r(0x26, 0xFF, width=2), wc(0x66, width=2)), before={0x24: 0x35 << 16},
+        cause=0x35, after={0x64: 0x35 << 16}),
     Row("two reads: the last one's cause", (r(0x24, 0xFF), r(0x28, 0xFF)), before={0x24: 3}, cause=0),
     Row("read inverted, 1 byte", (r(0x12, 0x0F, width=1, invert=0x01),), before={0x10: 0xC2 << 16}, cause=0x03),
     Row("two reads inverted", (r(0x12, 0x0F, 1, 0x01), r(0x13, 0x0F, 1, 0x01)), before={0x10: 0xC1C2 << 16},
@@ -172,6 +180,22 @@ def run_c(row, bar, access):
         assert ffi.errno == errno.ETIMEDOUT
         return TIMEOUT, None
     return cause[0], items[0]
+
+
+def c_prog_kind(row, access):
+    """How the C loops run the row's program: lib.PYVFIO_PROG_*."""
+    bar = Bar(row.before)
+    try:
+        cfg = ffi.new("struct pyvfio_loop_cfg *")
+        cfg.bars[0].fd, cfg.bars[0].size = bar.fd, BAR_SIZE
+        keep = ffi.from_buffer(bar.mm) if access == "mmap" else ffi.NULL
+        cfg.bars[0].base = keep
+        arr = ffi.new("struct pyvfio_reg_op[]", len(row.program))
+        n = fill_ops(arr, row.program, {"b": (0, Region(bar.fd, 0, RW_FLAGS, BAR_SIZE, 0))})
+        return lib.pyvfio_prog_kind(cfg, arr, n)
+    finally:
+        del keep
+        bar.close()
 
 
 class KvmProfile:
@@ -275,6 +299,22 @@ def test_one_op_semantics(row, interp, request):
         assert took_us >= row.at_least_us
     finally:
         bar.close()
+
+
+def test_the_specialised_path_runs_rows_of_each_form():
+    """test_one_op_semantics[*-c-mmap] ran these rows through the loops' specialised
+    path (each form, and a near miss of each that stays with the interpreter); by
+    pread/pwrite every row stays with it."""
+    by_kind = {}
+    for row in ROWS:
+        by_kind.setdefault(c_prog_kind(row, "mmap"), []).append(row.id)
+        assert c_prog_kind(row, "rw") == lib.PYVFIO_PROG_GENERIC, row.id
+    assert by_kind[lib.PYVFIO_PROG_WRITE] == ["write"]
+    assert by_kind[lib.PYVFIO_PROG_READ] == ["read"]
+    assert set(by_kind[lib.PYVFIO_PROG_READ_ACK]) == {"write_cause stores the raw read",
+                                                       "read inverted and its write_cause"}
+    assert {"one rotating write, raise 5", "two writes", "read and write_cause, 2 bytes",
+            "read inverted, 1 byte"} <= set(by_kind[lib.PYVFIO_PROG_GENERIC])
 
 
 def test_every_kind_twice_in_a_row():

@@ -1,20 +1,31 @@
 """Benchmark: the C engine, the Python engine and the bare C reference (bare_intx.c)
 on the same card, per unmask mode and access method, in one VM boot.
 
+The reference is the leanest loop around the engine's syscalls (raise by MMIO
+write or pwrite, epoll_wait + read on the trigger eventfd, the ack's read and
+write, unmask by SET_IRQS ioctl or the unmask eventfd write) and nothing else: one
+clock read per interrupt, when its EOI is done (the end of one round trip is the
+start of the next; the first starts at a read just before the first raise), the
+samples kept raw in an array touched before the loop and written out after it.
+The C engine reads the clock twice per interrupt (its raise's time is the previous
+EOI's end, as the reference's) and bins its samples a chunk at a time.
+
 Per cell it runs --reps pairs (bare reference, C engine) back to back and prints
 each side's best run and their ratio, and the median [range] of the per-pair
 ratios (the steadier figure when the host is shared: a neighbour's burst weighs on
 both runs of a pair, while one lucky run moves a best), of:
-- p50 round trip (raise -> EOI done); the bare loop's samples go through pyvfio's
-  own histogram, so both sides carry the same ~1.6% bucket rounding;
+- p50 round trip (EOI done -> next EOI done, both sides); the bare loop's samples
+  go through pyvfio's own histogram after its loop, so both sides carry the same
+  ~1.6% bucket rounding;
 - throughput: interrupts over the wall time of the measured loop, the work between
-  interrupts included (bare: first raise to last EOI; the C engine: Run.loop_s,
-  first batch to last, the returns to Python between batches included; set-up and
-  teardown, e.g. enabling INTx, are outside both).
-Then the Python engine's p50, the cost of --rearm-each, and the C engine's peak RSS
-from 10^3 to 10^--memory-max interrupts (flat: the histograms are fixed-size).
-Targets (printed, never asserted): C engine p50 <= 1.03x and throughput >= 0.97x
-the bare reference.
+  interrupts included (bare: the read before the first raise to the last EOI; the
+  C engine: Run.loop_s, first batch to last, the returns to Python between batches
+  and its histograms' binning included; set-up and teardown, e.g. enabling INTx,
+  are outside both).
+Targets (printed with "met" or "NOT met" on the pairs' median, never asserted): C
+engine p50 <= 1.03x and throughput >= 0.97x the bare reference.  Then the Python
+engine's p50, the cost of --rearm-each, and the C engine's peak RSS from 10^3 to
+10^--memory-max interrupts (flat: the histograms are fixed-size).
 
 Run inside a lab VM (or on a lab machine) with an edu card bound to vfio-pci:
     pyvfio lab x86_64 --card edu --timeout 900 -- python tools/bench/bench_engines.py
@@ -108,6 +119,20 @@ def cell(binary, bdf, unmask, access, loops, reps, swapped):
     return out
 
 
+P50_TARGET, THROUGHPUT_TARGET = 1.03, 0.97
+
+
+def verdict(p50_ratio, throughput_ratio):
+    """The targets against the pairs' medians: printed, never asserted (a shared
+    host's noise is no failure of the code)."""
+    missed = []
+    if p50_ratio > P50_TARGET:
+        missed.append(f"p50 x{p50_ratio:.3f} > {P50_TARGET}")
+    if throughput_ratio < THROUGHPUT_TARGET:
+        missed.append(f"throughput x{throughput_ratio:.3f} < {THROUGHPUT_TARGET}")
+    return "NOT met: " + ", ".join(missed) if missed else "met"
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--loops", type=int, default=20000)
@@ -119,17 +144,18 @@ def main():
     binary = bare_binary()
     _, _, swapped = run_engine(bdf, "c", "ioctl", "mmap", 1000)  # warm-up; learns the byte order
     print(f"edu {bdf}, {args.loops} interrupts per run, {args.reps} pairs of runs (bare, C engine) per cell; "
-          f"targets: p50 <= 1.03x, throughput >= 0.97x the bare C loop")
+          f"targets: p50 <= {P50_TARGET}x, throughput >= {THROUGHPUT_TARGET}x the bare C loop (pairs' medians)")
     print("best: each side's best run and their ratio; pairs: the median [range] of the per-pair ratios")
     print(f"{'unmask':8} {'access':6} | {'p50 us: bare':>12} {'C':>6} {'best':>5} {'pairs':>16} | "
-          f"{'per s: bare':>11} {'C':>6} {'best':>5} {'pairs':>16} | {'Python us':>9} {'ratio':>5}")
+          f"{'per s: bare':>11} {'C':>6} {'best':>5} {'pairs':>16} | {'Python us':>9} {'ratio':>5} | targets")
     for unmask in ("ioctl", "eventfd"):
         for access in ("mmap", "rw"):
             p50, thr = cell(binary, bdf, unmask, access, args.loops, args.reps, swapped)
             py = run_engine(bdf, "python", unmask, access, args.loops)[0]
             print(f"{unmask:8} {access:6} | {p50[0] / 1e3:6.2f} {p50[1] / 1e3:6.2f} {p50[2]:5.3f} "
                   f"{p50[3]:5.3f} [{p50[4]:.2f}-{p50[5]:.2f}] | {thr[0]:6.0f} {thr[1]:6.0f} {thr[2]:5.3f} "
-                  f"{thr[3]:5.3f} [{thr[4]:.2f}-{thr[5]:.2f}] | {py / 1e3:9.2f} {py / p50[0]:5.2f}", flush=True)
+                  f"{thr[3]:5.3f} [{thr[4]:.2f}-{thr[5]:.2f}] | {py / 1e3:9.2f} {py / p50[0]:5.2f} | "
+                  f"{verdict(p50[3], thr[3])}", flush=True)
     print("the --rearm-each workaround (disable + re-enable INTx per interrupt), C engine, mmap:")
     for unmask in ("ioctl", "eventfd"):
         base = run_engine(bdf, "c", unmask, "mmap", args.loops)[0]
