@@ -41,6 +41,7 @@ SOURCES = words(Source)
 GUESTS = words(Guest)      # toy: pyvfio's userspace guest; kvm: a real vCPU (pyvfio/kvm)
 IRQCHIPS = words(Irqchip)  # the KVM guest's interrupt controller (in KVM)
 MAX_LOOPS = limits.LIMITS["loops"].high
+BATCH_NS, BATCH_MAX_NS = 200_000_000, 2_000_000_000   # a batch's aimed length, and its cap
 # What the three histograms of a run hold, by source (the items one counts, not ns).
 HISTOGRAMS = {"raise": ("wakeup", "service", "round_trip"),
               "external": ("inter_arrival", "service", "items"),
@@ -320,6 +321,7 @@ class Run:
             batch_n = 64
             remaining = cfg.loops if not cfg.duration_s else MAX_LOOPS
             loop0 = time.monotonic_ns()
+            between = 0      # the last gap between two batches: Python's own work, in ns
             while remaining > 0:
                 if deadline and time.monotonic_ns() >= deadline:
                     break
@@ -327,6 +329,7 @@ class Run:
                 n = min(batch_n, remaining)
                 window = Window(self.hists[2]) if self._timed_round_trip else None
                 b = self._engine.run_batch(n, self.hists, deadline)
+                ran = max(1, time.monotonic_ns() - t)
                 self._account(b)
                 if window is not None:
                     self.series.add((time.monotonic_ns() - loop0) / 1e9, self.counts.delivered, *window.close())
@@ -339,11 +342,14 @@ class Run:
                     break
                 if b.reason != TIMEOUT and (b.delivered if self.external else b.raised) < n:
                     break  # deadline reached inside the batch
-                # aim for ~0.2 s per batch so the status line stays live
-                took = max(1, time.monotonic_ns() - t)
-                batch_n = max(16, min(1 << 20, int(n * 2e8 / took)))
+                # ~0.2 s per batch so the status line stays live, longer (at most 2 s) where
+                # the work between batches would cost the loop more than 1 % of its time
+                # (Python in a slow guest: docs/usage.md, the engine against a bare loop)
                 if self.status:
                     self.status(self)
+                target = min(BATCH_MAX_NS, max(BATCH_NS, 100 * between))
+                batch_n = max(16, min(1 << 20, int(n * target / ran)))
+                between = time.monotonic_ns() - t - ran
         except KeyboardInterrupt:
             self.interrupted = True
             cut = self._engine.collect() if self._engine is not None else None
