@@ -237,12 +237,15 @@ static inline int wait_trigger(int ep, const struct pyvfio_loop_cfg *cfg,
     return TRIGGER_FIRED;
 }
 
-/* Both loops' handler: the ack program (`what` names it in an error), then the EOI. */
+/* Both loops' handler: the ack program (`what` names it in an error), then the EOI;
+ * *ta (when not NULL: --explain) the time between them. */
 static inline int handle(const struct pyvfio_loop_cfg *cfg, struct pyvfio_loop_result *res,
-                         const char *what, uint64_t *cause, uint64_t *items)
+                         const char *what, uint64_t *cause, uint64_t *items, uint64_t *ta)
 {
     if (run_ops(cfg, cfg->ack_ops, cfg->n_ack, 0, cause, items))
         return fail(res, what);
+    if (ta)
+        *ta = pyvfio_now_ns();
     return run_steps(cfg->eoi, cfg->n_eoi, res);
 }
 
@@ -251,12 +254,13 @@ int pyvfio_intx_loop(const struct pyvfio_loop_cfg *cfg, struct pyvfio_loop_resul
                      struct pyvfio_hist *rtt)
 {
     uint64_t next = 0;
+    struct pyvfio_stamps *st = cfg->stamps;
     int ep;
 
     if ((ep = loop_start(cfg, res)) < 0)
         return -1;
     for (uint64_t i = 0; i < cfg->loops; i++) {
-        uint64_t cause = 0, t0, t1, t2;
+        uint64_t cause = 0, t0, t1, t2, ta = 0;
         if (cfg->interval_ns) {
             uint64_t now = pyvfio_now_ns();
             if (next > now) {
@@ -284,7 +288,7 @@ int pyvfio_intx_loop(const struct pyvfio_loop_cfg *cfg, struct pyvfio_loop_resul
             if (got == TRIGGER_AGAIN)
                 continue;
             t1 = pyvfio_now_ns();
-            if (handle(cfg, res, "ack (card register access)", &cause, NULL))
+            if (handle(cfg, res, "ack (card register access)", &cause, NULL, st ? &ta : NULL))
                 goto out;
             t2 = pyvfio_now_ns();
             if (cause)
@@ -296,6 +300,8 @@ int pyvfio_intx_loop(const struct pyvfio_loop_cfg *cfg, struct pyvfio_loop_resul
         pyvfio_hist_record(wakeup, t1 - t0);
         pyvfio_hist_record(service, t2 - t1);
         pyvfio_hist_record(rtt, t2 - t0);
+        if (st && st->n < st->cap)  /* --explain; bounded: Python sizes batches to cap */
+            st->rec[st->n++] = (struct pyvfio_stamp){t0, t1, ta, t2};
     }
 out:
     return loop_end(ep, res);
@@ -333,7 +339,7 @@ int pyvfio_external_loop(const struct pyvfio_loop_cfg *cfg, struct pyvfio_loop_r
         if (got == TRIGGER_AGAIN)
             continue;
         t1 = pyvfio_now_ns();
-        if (handle(cfg, res, "ack_external (card register access)", &cause, &drained))
+        if (handle(cfg, res, "ack_external (card register access)", &cause, &drained, NULL))
             break;
         t2 = pyvfio_now_ns();
         res->items += drained;
