@@ -221,3 +221,56 @@ def test_a_whole_run_over_a_fake_tracefs(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "rmdir", lambda p: made.remove(p))
     ex.close()
     assert made == []
+
+
+class Stamped(Explainer):
+    """An Explainer that stamps without a tracer (the model host has no kernel to
+    trace): what the engine wrote, batch by batch."""
+
+    def __init__(self):
+        super().__init__()
+        self.got, self.closed = [], False
+
+    def start(self, irq, guest="toy", host="vfio", tid=None):
+        self.started = (irq, guest, host)
+
+    @property
+    def active(self):
+        return self.stamps
+
+    @property
+    def batch(self):
+        return 16
+
+    def after_batch(self):
+        self.got += [(r.t0, r.t1, r.ta, r.t2) for r in (self._rec[i] for i in range(self.stamps.n))]
+        self.stamps.n = 0
+
+    def close(self):
+        self.closed = True
+
+
+def test_the_python_engine_stamps_and_the_run_hands_over_each_batch():
+    from pyvfio.engine import Run, RunConfig
+    from pyvfio.profiles import probe
+    from pyvfio.sim import ModelHost
+
+    host = ModelHost("xive", "2.3", "lazy")
+    ex = Stamped()
+    r = Run(host, probe(host, "rw"), RunConfig(loops=50, engine="python", watchdog_ms=0), explain=ex).execute()
+    assert r.counts.delivered == 50 and len(ex.got) == 50 and ex.closed
+    assert ex.started[2] == host.name
+    assert all(t0 < t1 <= ta <= t2 for t0, t1, ta, t2 in ex.got)
+    assert r.verdict == "ok" and r.to_json()["explain"]["missing"]    # no tracer: said so
+
+
+def test_the_model_host_is_not_traced_and_says_why(capsys):
+    from pyvfio.engine import Run, RunConfig
+    from pyvfio.profiles import probe
+    from pyvfio.sim import ModelHost
+
+    host = ModelHost("xive", "2.3", "lazy")
+    r = Run(host, probe(host, "rw"), RunConfig(loops=20, engine="python", watchdog_ms=0),
+            explain=Explainer()).execute()
+    assert r.verdict == "ok" and "has no kernel to trace" in r.to_json()["explain"]["missing"]
+    assert capsys.readouterr().err.count("pyvfio: warning: --explain") == 1
