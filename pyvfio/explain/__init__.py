@@ -20,6 +20,11 @@ SHOWN = 3                  # breaches printed after the summary (all of them in 
 BATCH = 1 << 13            # the batch size while tracing: the buffer holds one batch's events
 
 
+def not_traced(host):
+    """Why a run on a host other than vfio (the model) has no breakdown."""
+    return f"the {host} host has no kernel to trace (explain needs a card through vfio)"
+
+
 class Explainer:
     def __init__(self, threshold_us=None, mounts="/proc/mounts", kallsyms="/proc/kallsyms", root=None):
         self.threshold_ns = int(threshold_us * 1000) if threshold_us else None
@@ -38,7 +43,7 @@ class Explainer:
         `tid`: the measuring thread, default the caller's)."""
         tid = threading.get_native_id() if tid is None else tid
         if host != "vfio":
-            return self._miss(f"the {host} host has no kernel to trace (explain needs a card through vfio)")
+            return self._miss(not_traced(host))
         if guest != "toy":
             return self._miss(f"the {guest} guest's round trip is not broken down yet (use --guest toy)")
         if irq is None:
