@@ -102,6 +102,21 @@ def test_a_blocking_task_is_named_and_lands_in_wakeup():
     assert len(breaches) == 1
 
 
+def test_a_preemption_in_the_handler_is_the_schedulers_time():
+    text, stamps = _batch(1, handler_us=50)
+    t1_us = stamps[0][1] // 1000
+    text += "\n".join([
+        _line(t1_us + 10, "sched_switch", f"prev_comm=python3 prev_pid={TID} prev_prio=120 prev_state=R+ "
+              "==> next_comm=hog next_pid=99 next_prio=0"),
+        _line(t1_us + 40, "sched_switch", f"prev_comm=hog prev_pid=99 prev_prio=0 prev_state=S "
+              f"==> next_comm=python3 next_pid={TID} next_prio=120", comm="hog", pid=99)]) + "\n"
+    seg, blocking, _ = segments.split(stamps[0], segments.Window(events.parse(text)), TID, IRQ,
+                                      segments.SEGMENTS)
+    assert seg["handler"] == 20_000 and abs(seg["wakeup"] - 33_000) <= 1000
+    assert blocking == {("hog", 99): 30_000}
+    assert sum(seg.values()) == stamps[0][3] - stamps[0][0]
+
+
 def test_an_interrupt_without_its_hard_irq_is_unattributed():
     text, stamps = _batch(3)
     kept = "\n".join(ln for ln in text.splitlines() if "irq_handler_entry" not in ln or "1.000402" not in ln)

@@ -8,7 +8,9 @@ irq_handler_exit without that kprobe), the measuring thread switched in, and the
 line re-enabled (the return of vfio's unmask handler).  The eight times bound the
 segments of SEGMENTS (docs/explain.md says what each is and whose it is).  A
 boundary the kernel gives no event for is folded: the segment that starts at it
-joins the one before and leaves the list (`segments_for`)."""
+joins the one before and leaves the list (`segments_for`).  Time the measuring
+thread spent preempted (runnable, another task on its CPU) is the scheduler's
+wherever it fell: it is moved into `wakeup`."""
 
 import bisect
 import heapq
@@ -53,7 +55,7 @@ def split(stamp, window, tid, irq, segments):
     t0, t1, ta, t2 = stamp
     evs = window.between(t0 - SLACK_NS, t2 + SLACK_NS)
     entry = signalled = running = unmasked = waking = None
-    host_irqs, blocking, out_at = {}, {}, None
+    host_irqs, blocking, out_at, preempted = {}, {}, None, []
     for e in evs:
         n = e.name
         if n == "irq_handler_entry":
@@ -76,6 +78,7 @@ def split(stamp, window, tid, irq, segments):
             elif nxt == tid:
                 if out_at is not None:     # back after a preemption: that task ran instead
                     _block(blocking, out_at[1], out_at[2], e.ts - out_at[0])
+                    preempted.append((out_at[0], e.ts))
                     out_at = None
                 elif waking is not None and prev not in (0, tid):
                     _block(blocking, e.fields.get("prev_comm", "?"), prev, e.ts - waking)
@@ -96,6 +99,14 @@ def split(stamp, window, tid, irq, segments):
         bounds.append(min(max(unmasked if unmasked is not None else t2, ta), t2))
     bounds.append(t2)
     seg = {s: bounds[k + 1] - bounds[k] for k, s in enumerate(segments)}
+    # Preempted (runnable, another task on the CPU) is the scheduler's time wherever it
+    # fell: moved into wakeup, out of the segment it interrupted (the sum is unchanged).
+    for lo, hi in preempted:
+        for k, s in enumerate(segments):
+            if s != "wakeup":
+                moved = max(0, min(hi, bounds[k + 1]) - max(lo, bounds[k]))
+                seg[s] -= moved
+                seg["wakeup"] += moved
     return seg, blocking, host_irqs
 
 
