@@ -164,7 +164,7 @@ def test_no_tracefs_is_one_line_and_the_run_goes_on(tmp_path, capsys):
 
 def test_a_fake_tracefs_fails_cleanly_and_the_instance_is_removed(tmp_path, capsys):
     (tmp_path / "instances").mkdir()
-    ex = Explainer(root=str(tmp_path), kallsyms=str(tmp_path / "none"))
+    ex = Explainer(root=str(tmp_path))
     ex.start(IRQ)
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--explain" in err[0] and "Traceback" not in err[0]
@@ -214,7 +214,7 @@ def test_a_whole_run_over_a_fake_tracefs(tmp_path, monkeypatch):
             made.append(path)
             fake.populate(tmp_path / "instances" / os.path.basename(path))
     monkeypatch.setattr(os, "mkdir", mkdir)
-    ex = Explainer(root=str(tmp_path), kallsyms=str(tmp_path / "none"), threshold_us=10)
+    ex = Explainer(root=str(tmp_path), threshold_us=10)
     ex.start(IRQ, tid=TID)
     inst = tmp_path / "instances" / f"pyvfio-{os.getpid()}"
     assert ex.active is not None and (inst / "trace_clock").read_text() == "mono"

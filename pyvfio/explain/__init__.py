@@ -26,9 +26,9 @@ def not_traced(host):
 
 
 class Explainer:
-    def __init__(self, threshold_us=None, mounts="/proc/mounts", kallsyms="/proc/kallsyms", root=None):
+    def __init__(self, threshold_us=None, mounts="/proc/mounts", root=None):
         self.threshold_ns = int(threshold_us * 1000) if threshold_us else None
-        self._mounts, self._kallsyms, self._root = mounts, kallsyms, root
+        self._mounts, self._root = mounts, root
         self.missing = None
         self.tracer = None
         self.breakdown = None
@@ -51,7 +51,7 @@ class Explainer:
         root = self._root or self._find()
         if root is None:
             return self._miss("no tracefs mounted (mount -t tracefs nodev /sys/kernel/tracing)")
-        tracer = tracefs.Tracer(root, tid, irq, tracefs.kernel_symbols(self._kallsyms))
+        tracer = tracefs.Tracer(root, tid, irq)
         try:
             tracer.start()
         except tracefs.Missing as exc:
@@ -61,8 +61,8 @@ class Explainer:
                                             self.threshold_ns)
         if segments.SIGNALLED not in tracer.probes or segments.UNMASKED not in tracer.probes:
             gone = [f for e, fs in tracefs.PROBES if e not in tracer.probes for f in fs[:1]]
-            print(f"pyvfio: warning: --explain: no kprobe on {', '.join(gone)} (not in /proc/kallsyms, "
-                  "or no kprobes): its segment is folded into its neighbour", file=sys.stderr)
+            print(f"pyvfio: warning: --explain: no kprobe on {', '.join(gone)} (the kernel has no such "
+                  "function, or no kprobes): its segment is folded into its neighbour", file=sys.stderr)
 
     def _find(self):
         try:

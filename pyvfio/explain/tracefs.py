@@ -87,23 +87,13 @@ def _lockdown(path="/sys/kernel/security/lockdown"):
     return mode if mode and mode != "none" else None
 
 
-def kernel_symbols(path="/proc/kallsyms"):
-    """The function names the kernel has (modules' included), for the kprobes."""
-    try:
-        with open(path) as f:
-            return {line.split()[2] for line in f if len(line.split()) >= 3}
-    except OSError:
-        return set()
-
-
 class Tracer:
-    def __init__(self, root, tid, irq, symbols=frozenset(), pid=None):
+    def __init__(self, root, tid, irq, pid=None):
         self.root = root
         self.tid, self.irq = tid, irq
         self.pid = os.getpid() if pid is None else pid
         self.instance = os.path.join(root, "instances", f"pyvfio-{self.pid}")
         self.group = f"pyvfio_{self.pid}"
-        self.symbols = symbols
         self.made = False
         self.probes = {}       # event -> the function probed
         self.traced = []       # the contract's "traced": what is enabled
@@ -157,21 +147,26 @@ class Tracer:
 
     def _kprobes(self):
         """kretprobes where the kernel has the function and kprobes: a missing one folds
-        its segment (segments.segments_for), it does not end the breakdown."""
+        its segment (segments.segments_for), it does not end the breakdown.  The kernel
+        checks the symbol itself (ENOENT or EINVAL for a function it does not have, or
+        cannot probe): reading /proc/kallsyms first took seconds in a TCG guest."""
         events = os.path.join(self.root, "kprobe_events")
-        if not os.path.exists(events):
+        if not os.path.isfile(events):
             return
         for event, funcs in PROBES:
-            func = next((f for f in funcs if f in self.symbols), None)
-            if func is None:
-                continue
-            try:
-                write(events, f"r:{self.group}/{event} {func}\n", append=True)
+            for func in funcs:
+                try:
+                    write(events, f"r:{self.group}/{event} {func}\n", append=True)
+                except OSError:
+                    continue          # not this function: the next, or none
                 self.probes[event] = func
-                self._event(f"{self.group}/{event}")
+                try:
+                    self._event(f"{self.group}/{event}")
+                except OSError:       # defined but not enabled here: no use, removed
+                    self._unprobe(event)
+                    continue
                 self.traced[-1] = f"kprobe:{func}"
-            except OSError:
-                continue
+                break
 
     # --- per batch ---------------------------------------------------------------
     def take(self):
@@ -208,10 +203,12 @@ class Tracer:
                 self.made = False
             except OSError:
                 pass
-        events = os.path.join(self.root, "kprobe_events")
         for event in list(self.probes):
-            try:
-                write(events, f"-:{self.group}/{event}\n", append=True)
-                del self.probes[event]
-            except OSError:
-                pass
+            self._unprobe(event)
+
+    def _unprobe(self, event):
+        try:
+            write(os.path.join(self.root, "kprobe_events"), f"-:{self.group}/{event}\n", append=True)
+            del self.probes[event]
+        except OSError:
+            pass
