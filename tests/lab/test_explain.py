@@ -32,7 +32,7 @@ FACTS = in_guest.facts()
 EDU = next((b["bdf"] for b in FACTS["bound"] if b["card"] == "edu"), None) if FACTS else None
 if FACTS and EDU is None:
     pytest.skip("no edu card in this boot", allow_module_level=True)
-RUNS, N = 10, 200
+RUNS, N = 10, 150
 SPIN_US = 50
 SCHED = ("wakeup", "return", "hardirq")
 HOG = """
@@ -64,8 +64,8 @@ def spun_profile():
         yield path
 
 
-def explained(profile=None, loops=N):
-    ex = Explainer()
+def explained(profile=None, loops=N, threshold_us=None):
+    ex = Explainer(threshold_us)
     with open_device(EDU) as dev:
         r = Run(dev, probe(dev, "mmap", profile), RunConfig(loops=loops, watchdog_ms=1000),
                 explain=ex).execute()
@@ -127,18 +127,21 @@ def hog():
 
 
 def test_a_busy_host_task_lands_in_the_scheduler_and_is_named(hog):
+    """The round trips over 1 ms (the --threshold breaches, the 20 worst kept) that the
+    hog got in the way of: its time is in wakeup/return/hardirq, and it is named.
+    (A round trip can also be slow for no reason inside the guest: under TCG on a
+    loaded host the whole VM stops now and then; the analysis blames no task then.)"""
     got = []
     t = time.monotonic()
     for _ in range(RUNS):
-        out = explained()
-        w = out["explain"]["worst"]
-        excess = w["round_trip_ns"] - out["latency"]["round_trip"]["p50_us"] * 1000
-        sched = sum(w["segments_ns"].get(s, 0) for s in SCHED)
-        named = [b for b in w["blocking"] if b["pid"] == hog]
-        got.append((round(excess / 1e3), round(sched / max(excess, 1), 2),
-                    round(named[0]["ns"] / 1e3) if named else None))
-    print(f"(worst's excess over p50 us, share in {'/'.join(SCHED)}, pyvfio-hog's us) x{RUNS} "
-          f"in {time.monotonic() - t:.0f} s: {got}")
-    print(w["text"])
-    assert re.search(r"pyvfio-hog:\d+", w["text"])
-    assert all(named and named >= 1000 and share >= 0.9 for _, share, named in got), got
+        out = explained(threshold_us=1000)
+        hogged = [(a, b) for a in out["explain"]["breaches"] for b in a["blocking"] if b["pid"] == hog]
+        assert hogged, [a["text"] for a in out["explain"]["breaches"][:2]]
+        a, b = max(hogged, key=lambda ab: ab[1]["ns"])
+        sched = sum(a["segments_ns"].get(s, 0) for s in SCHED)
+        got.append((len(hogged), round(b["ns"] / 1e3), round(sched / b["ns"], 2)))
+        assert b["ns"] >= 1_000_000 and sched >= 0.9 * b["ns"], a["text"]
+        assert re.search(rf"pyvfio-hog:{hog}\b", a["text"]), a["text"]
+    print(f"(breaches naming pyvfio-hog, its most us in one, wakeup+return+hardirq / its time) "
+          f"x{RUNS} in {time.monotonic() - t:.0f} s: {got}")
+    print(a["text"])
