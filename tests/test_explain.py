@@ -196,8 +196,7 @@ class FakeTracefs:
     def populate(self, instance):
         for name in ("tracing_on", "trace_clock", "buffer_size_kb", "trace", "trace_pipe"):
             (instance / name).write_text("")
-        for ev in ("irq/irq_handler_entry", "irq/irq_handler_exit", "sched/sched_waking",
-                   "sched/sched_switch"):
+        for ev in ("irq/irq_handler_entry", "irq/irq_handler_exit", "sched/sched_switch"):
             (instance / "events" / ev).mkdir(parents=True)
             for f in ("enable", "filter"):
                 (instance / "events" / ev / f).write_text("")

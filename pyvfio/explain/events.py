@@ -9,9 +9,11 @@ import re
 from typing import NamedTuple
 
 # "  python3-1234  [000] d.h2.  123.456789: irq_handler_entry: irq=11 name=vfio-intx(...)"
-# (the irq-info flags and the record-tgid column are optional: options can hide them)
-_LINE = re.compile(r"^\s*(?P<comm>.*?)-(?P<pid>\d+)\s+(?:\(\s*[-\d]+\)\s+)?\[(?P<cpu>\d+)\]\s+"
-                   r"(?:\S+\s+)?(?P<sec>\d+)\.(?P<usec>\d{6}):\s+(?P<name>\w+):\s?(?P<body>.*)$")
+# (the irq-info flags and the record-tgid column are optional: options can hide them).
+# One pass over the whole text (a batch is thousands of lines): the task's name is
+# not kept, only its pid.
+_LINE = re.compile(r"^[^\n]*?-(\d+)[ \t]+(?:\([ \t]*[-\d]+\)[ \t]+)?\[(\d+)\][ \t]+(?:\S+[ \t]+)?"
+                   r"(\d+)\.(\d{6}): (\w+): ?([^\n]*)$", re.M)
 _FIELD = re.compile(r"(\w+)=(\S*)")
 
 
@@ -20,21 +22,19 @@ class Event(NamedTuple):
     cpu: int
     pid: int           # the task the event happened in
     name: str          # irq_handler_entry, sched_switch, ... or our kprobe's name
-    fields: dict       # key=value pairs of the event's text (strings)
+    body: str          # the event's own text (key=value pairs for a tracepoint)
+
+    @property
+    def fields(self):
+        """key=value pairs of the event's text (strings)."""
+        return dict(_FIELD.findall(self.body))
 
 
 def parse(text):
     """Events of a `trace` file's text, in time order; comment and unknown lines
     (a lost-events marker, a truncated line) are skipped."""
-    out = []
-    for line in text.splitlines():
-        if not line or line[0] == "#":
-            continue
-        m = _LINE.match(line)
-        if m is None:
-            continue
-        ts = int(m["sec"]) * 1_000_000_000 + int(m["usec"]) * 1000 + 500
-        out.append(Event(ts, int(m["cpu"]), int(m["pid"]), m["name"], dict(_FIELD.findall(m["body"]))))
+    out = [Event(int(sec) * 1_000_000_000 + int(usec) * 1000 + 500, int(cpu), int(pid), name, body)
+           for pid, cpu, sec, usec, name, body in _LINE.findall(text)]
     out.sort(key=lambda e: e.ts)
     return out
 

@@ -54,34 +54,34 @@ def split(stamp, window, tid, irq, segments):
     the card's hard IRQ entry is not in the trace (events lost, or a line shared)."""
     t0, t1, ta, t2 = stamp
     evs = window.between(t0 - SLACK_NS, t2 + SLACK_NS)
-    entry = signalled = running = unmasked = waking = None
+    entry = signalled = running = unmasked = None
     host_irqs, blocking, out_at, preempted = {}, {}, None, []
     for e in evs:
         n = e.name
         if n == "irq_handler_entry":
-            which = num(e.fields, "irq")
+            f = e.fields
+            which = num(f, "irq")
             if which == irq:
                 if entry is None and e.ts <= t1 + SLACK_NS:
                     entry = e.ts
             elif t0 <= e.ts <= t2:
-                key = (which, e.fields.get("name", "?"))
+                key = (which, f.get("name", "?"))
                 host_irqs[key] = host_irqs.get(key, 0) + 1
         elif n in (SIGNALLED, "irq_handler_exit") and entry is not None and signalled is None:
             if n == SIGNALLED or num(e.fields, "irq") == irq:
                 signalled = e.ts
-        elif n == "sched_waking" and num(e.fields, "pid") == tid and entry is not None:
-            waking = e.ts if waking is None else waking
         elif n == "sched_switch":
-            prev, nxt = num(e.fields, "prev_pid"), num(e.fields, "next_pid")
-            if prev == tid and e.fields.get("prev_state", "").startswith("R"):
-                out_at = (e.ts, e.fields.get("next_comm", "?"), nxt)   # preempted
+            f = e.fields
+            prev, nxt = num(f, "prev_pid"), num(f, "next_pid")
+            if prev == tid and f.get("prev_state", "").startswith("R"):
+                out_at = (e.ts, f.get("next_comm", "?"), nxt)   # preempted
             elif nxt == tid:
                 if out_at is not None:     # back after a preemption: that task ran instead
                     _block(blocking, out_at[1], out_at[2], e.ts - out_at[0])
                     preempted.append((out_at[0], e.ts))
                     out_at = None
-                elif waking is not None and prev not in (0, tid):
-                    _block(blocking, e.fields.get("prev_comm", "?"), prev, e.ts - waking)
+                elif signalled is not None and prev not in (0, tid):   # woken, it waited for prev
+                    _block(blocking, f.get("prev_comm", "?"), prev, e.ts - signalled)
                 if entry is not None and e.ts <= t1 + SLACK_NS:
                     running = e.ts
         elif n == UNMASKED and unmasked is None and e.ts >= ta - SLACK_NS:

@@ -128,11 +128,12 @@ class Tracer:
         self._w("tracing_on", "0")
         self._w("trace_clock", "mono")
         self._w("buffer_size_kb", str(BUFFER_KB))
+        # As few events per interrupt as will do: each costs the round trip time.
         self._event("irq/irq_handler_entry")            # every IRQ: those in between are named
-        self._event("irq/irq_handler_exit", f"irq == {self.irq}")
-        self._event("sched/sched_waking", f"pid == {self.tid}")
         self._event("sched/sched_switch", f"prev_pid == {self.tid} || next_pid == {self.tid}")
         self._kprobes()
+        if SIGNALLED not in self.probes:                # the eventfd signalled, near enough
+            self._event("irq/irq_handler_exit", f"irq == {self.irq}")
         self._w("trace", "")
         self._w("tracing_on", "1")
 
