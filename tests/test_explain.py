@@ -245,7 +245,7 @@ class Stamped(Explainer):
         super().__init__()
         self.got, self.closed = [], False
 
-    def start(self, irq, guest="toy", host="vfio", tid=None):
+    def start(self, irq, guest="toy", host="vfio", tid=None, source="raise"):
         self.started = (irq, guest, host)
 
     @property
@@ -288,3 +288,12 @@ def test_the_model_host_is_not_traced_and_says_why(capsys):
             explain=Explainer()).execute()
     assert r.verdict == "ok" and "has no kernel to trace" in r.to_json()["explain"]["missing"]
     assert capsys.readouterr().err.count("pyvfio: warning: --explain") == 1
+
+
+@pytest.mark.parametrize("kw,why", [({"source": "external"}, "--source external"),
+                                    ({"guest": "kvm"}, "kvm guest")])
+def test_what_is_not_broken_down_says_so(kw, why, capsys):
+    ex = Explainer(mounts="/nonexistent")
+    ex.start(IRQ, **kw)
+    assert why in ex.to_json()["missing"] and ex.active is None
+    assert capsys.readouterr().err.count("\n") == 1

@@ -38,12 +38,14 @@ class Explainer:
         self._rec = ffi.new("struct pyvfio_stamp[]", CAP)
         self.stamps.rec, self.stamps.cap = self._rec, CAP
 
-    def start(self, irq, guest="toy", host="vfio", tid=None):
+    def start(self, irq, guest="toy", host="vfio", tid=None, source="raise"):
         """Before the first batch, INTx enabled (`irq`: the host IRQ vfio's line is on;
         `tid`: the measuring thread, default the caller's)."""
         tid = threading.get_native_id() if tid is None else tid
         if host != "vfio":
             return self._miss(not_traced(host))
+        if source == "external":
+            return self._miss("--source external has no raise to time from (use --source raise or dma)")
         if guest != "toy":
             return self._miss(f"the {guest} guest's round trip is not broken down yet (use --guest toy)")
         if irq is None:
