@@ -70,6 +70,8 @@ struct pyvfio_reg_op {
 };
 struct pyvfio_bar { int fd; uint64_t fd_offset; uint64_t size; void *base; ...; };
 struct pyvfio_step { int kind, fd; unsigned long req; void *buf; const char *what; ...; };
+struct pyvfio_stamp { uint64_t t0, t1, ta, t2; };
+struct pyvfio_stamps { uint64_t cap, n; struct pyvfio_stamp *rec; ...; };
 struct pyvfio_loop_cfg {
     int trigger_fd, wakeup_fd;
     struct pyvfio_step eoi[...];
@@ -80,6 +82,7 @@ struct pyvfio_loop_cfg {
     uint64_t loops, interval_ns, deadline_ns, raised_base;
     int watchdog_ms;
     uint64_t last_arrival_ns;
+    struct pyvfio_stamps *stamps;
     ...;
 };
 struct pyvfio_loop_result {

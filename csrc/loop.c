@@ -328,12 +328,16 @@ static inline int wait_trigger(int ep, const struct pyvfio_loop_cfg *cfg,
     return TRIGGER_FIRED;
 }
 
-/* Both loops' handler: the ack program (`what` names it in an error), then the EOI. */
+/* Both loops' handler: the ack program (`what` names it in an error), then the EOI;
+ * *ta (when not NULL: --explain) the time between them. */
 static inline int handle(const struct pyvfio_loop_cfg *cfg, struct pyvfio_loop_result *res,
-                         const struct prog *ack, const char *what, uint64_t *cause, uint64_t *items)
+                         const struct prog *ack, const char *what, uint64_t *cause, uint64_t *items,
+                         uint64_t *ta)
 {
     if (run_prog(cfg, ack, 0, cause, items))
         return fail(res, what);
+    if (ta)
+        *ta = now_ns();
     return run_steps(cfg->eoi, cfg->n_eoi, res);
 }
 
@@ -368,6 +372,7 @@ int pyvfio_intx_loop(const struct pyvfio_loop_cfg *cfg, struct pyvfio_loop_resul
                      struct pyvfio_hist *rtt)
 {
     uint64_t next = 0, t0 = 0;  /* t0 0: read the clock before the raise */
+    struct pyvfio_stamps *st = cfg->stamps;
     struct prog raise, ack;
     struct samples samples = {.n = 0};
     int ep;
@@ -377,7 +382,7 @@ int pyvfio_intx_loop(const struct pyvfio_loop_cfg *cfg, struct pyvfio_loop_resul
     prog_prepare(cfg, cfg->raise_ops, cfg->n_raise, &raise);
     prog_prepare(cfg, cfg->ack_ops, cfg->n_ack, &ack);
     for (uint64_t i = 0; i < cfg->loops; i++) {
-        uint64_t cause = 0, t1, t2;
+        uint64_t cause = 0, t1, t2, ta = 0;
         if (cfg->interval_ns) {
             uint64_t now = now_ns();
             if (next > now) {
@@ -407,7 +412,7 @@ int pyvfio_intx_loop(const struct pyvfio_loop_cfg *cfg, struct pyvfio_loop_resul
             if (got == TRIGGER_AGAIN)
                 continue;
             t1 = now_ns();
-            if (handle(cfg, res, &ack, "ack (card register access)", &cause, NULL))
+            if (handle(cfg, res, &ack, "ack (card register access)", &cause, NULL, st ? &ta : NULL))
                 goto out;
             t2 = now_ns();
             if (cause)
@@ -416,6 +421,8 @@ int pyvfio_intx_loop(const struct pyvfio_loop_cfg *cfg, struct pyvfio_loop_resul
         }
         res->last_cause = cause;
         res->delivered++;
+        if (st && st->n < st->cap)  /* --explain; bounded: Python sizes batches to cap */
+            st->rec[st->n++] = (struct pyvfio_stamp){t0, t1, ta, t2};
         samples.wakeup[samples.n] = t1 - t0;
         samples.service[samples.n] = t2 - t1;
         t0 = t2;
@@ -463,7 +470,7 @@ int pyvfio_external_loop(const struct pyvfio_loop_cfg *cfg, struct pyvfio_loop_r
         if (got == TRIGGER_AGAIN)
             continue;
         t1 = now_ns();
-        if (handle(cfg, res, &ack, "ack_external (card register access)", &cause, &drained))
+        if (handle(cfg, res, &ack, "ack_external (card register access)", &cause, &drained, NULL))
             break;
         t2 = now_ns();
         res->items += drained;

@@ -45,6 +45,18 @@ struct pyvfio_step {
     const char *what;
 };
 
+/* --explain: one delivered interrupt's times (CLOCK_MONOTONIC ns): t0 before the raise,
+ * t1 the trigger read, ta the ack program done (EOI about to start), t2 EOI done. */
+struct pyvfio_stamp {
+    uint64_t t0, t1, ta, t2;
+};
+
+/* Up to cap stamps per batch (Python reads them and resets n after each batch). */
+struct pyvfio_stamps {
+    uint64_t cap, n;
+    struct pyvfio_stamp *rec;
+};
+
 struct pyvfio_loop_cfg {
     int trigger_fd, wakeup_fd;                 /* wakeup_fd -1: none */
     struct pyvfio_step eoi[PYVFIO_MAX_STEPS];  /* the guest's EOI, replayed per interrupt */
@@ -55,6 +67,7 @@ struct pyvfio_loop_cfg {
     uint64_t loops, interval_ns, deadline_ns, raised_base;
     int watchdog_ms;
     uint64_t last_arrival_ns;  /* external: the previous trigger's time (0: none yet) */
+    struct pyvfio_stamps *stamps;  /* --explain: per-interrupt times; NULL: off */
 };
 
 struct pyvfio_loop_result {

@@ -166,6 +166,28 @@ def test_histograms_record_each_delivery(efds):
     assert rtt.c.max <= wakeup.c.max + service.c.max and rtt.c.min >= wakeup.c.min + service.c.min
 
 
+def test_explain_stamps_each_delivery_in_order_and_bounded(efds):
+    """--explain's record (cfg->stamps): t0 <= t1 <= ta <= t2 per delivered interrupt,
+    the histograms' own numbers, never more than its cap; NULL keeps it off."""
+    trigger, unmask = efds
+    card = start(Card(trigger, unmask))
+    rec = ffi.new("struct pyvfio_stamp[]", 150)
+    st = ffi.new("struct pyvfio_stamps *", {"cap": 150, "rec": rec})
+    try:
+        loop = Loop(card, trigger, [EventfdWrite("write unmask eventfd", unmask)])
+        loop.run(50)                          # off: nothing written
+        assert st.n == 0
+        loop.cfg.stamps = st
+        loop.run(200)
+    finally:
+        card.close()
+    assert st.n == 150                        # the cap holds; the loop went on
+    got = [(r.t0, r.t1, r.ta, r.t2) for r in (rec[i] for i in range(150))]
+    assert all(t0 < t1 <= ta <= t2 for t0, t1, ta, t2 in got)
+    assert all(a[3] <= b[0] for a, b in zip(got, got[1:]))     # one after the other
+    assert loop.hists[2].count == 250 and max(t2 - t0 for t0, _, _, t2 in got) <= loop.hists[2].c.max
+
+
 def test_spurious_trigger_is_counted_and_the_real_one_delivered(efds):
     trigger, unmask = efds
     card = start(Card(trigger, unmask, misbehave=lambda n: "spurious" if n % 2 else "ok"))

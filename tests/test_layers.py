@@ -30,7 +30,7 @@ LAYERS = (
     ("host", {"host", "unlazy_fix"}),
     ("fds", {"vfio", "kvm"}),
     ("model", {"sim"}),
-    ("engines", {"toy_guest", "engine"}),
+    ("engines", {"toy_guest", "engine", "explain"}),
     ("lab", {"lab", "deploy"}),
     ("report", {"report"}),
     ("repro", {"repro"}),

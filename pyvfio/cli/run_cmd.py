@@ -9,6 +9,7 @@ import time
 from .. import limits, verdict
 from ..host import interrupts
 from ..engine import HISTOGRAMS, Run, RunConfig, pin_and_prioritise
+from ..explain import Explainer, report_lines
 from ..errors import (EXIT_DMA, EXIT_INTERRUPTED, EXIT_NOT_AS_EXPECTED, EXIT_OK, EXIT_PROFILE, EXIT_REMOVED,
                       EXIT_STALL, EXIT_THRESHOLD, EXIT_USAGE, UsageError)
 from ..report.formats import FORMATS
@@ -73,6 +74,10 @@ def add_arguments(p):
                        "module after every INTx enable; kernel (the default): leave the kernel's")
     p.add_argument("--threshold", type=limits.arg("threshold_us"), metavar="US",
                    help=f"exit {EXIT_THRESHOLD} when the round-trip p99 (external: the service p99) exceeds US")
+    p.add_argument("--explain", action="store_true",
+                   help="break each round trip down into segments (raise, hardirq, wakeup, return, "
+                        "handler, unmask, reenable) from the host kernel's tracing, and analyse the worst "
+                        "one and each --threshold breach (root; docs/explain.md)")
     p.add_argument("--iommu", choices=IOMMU_CHOICES, default="auto", help=IOMMU_HELP)
 
 
@@ -192,8 +197,9 @@ def run(args):
                 set_policy()
 
         live = not args.quiet and sys.stderr.isatty()  # a carriage-return line only on a terminal
+        explain = Explainer(args.threshold) if args.explain else None
         r = Run(dev, profile, config, after_enable=after_enable, status=_status_line if live else None,
-                ready=_ready)
+                ready=_ready, explain=explain)
         started = time.time()
         from ..vfio.request import DeviceRequest
 
@@ -212,7 +218,9 @@ def run(args):
         from ..report import cells, formats
         fmt_exit = formats.emit(formats.from_report(cells.check(result), bdf), args.format)
     else:
-        for line in summary_lines(result):  # said first: a failed write below loses nothing
+        # the breakdown after the summary, unless -q (summary only)
+        more = [] if args.quiet else report_lines(result.get("explain"))
+        for line in summary_lines(result) + more:  # said first: a failed write below loses nothing
             print(line, file=sys.stderr if to_stderr else sys.stdout)
     sys.stdout.flush()
     write_outputs([(args.json, lambda: json.dumps(result, indent=2) + "\n", "write results to"),

@@ -67,6 +67,8 @@ class CLoop:
         cfg.deadline_ns = deadline_ns
         cfg.raised_base = self.ctx.profile.raised
         cfg.last_arrival_ns = self.ctx.last_arrival_ns
+        stamps = self.ctx.explain.active if self.ctx.explain is not None else None
+        cfg.stamps = ffi.NULL if stamps is None else stamps
         res = self.pending = ffi.new("struct pyvfio_loop_result *")
         old = signal.set_wakeup_fd(self.wfd, warn_on_full_buffer=False)
         try:

@@ -57,6 +57,17 @@ def run_batch(ctx, n, hists, deadline_ns=0, b=None):
     timeout = ctx.config.watchdog_ms / 1000.0
     interval = ctx.config.interval_us * 1000
     raise_irq = profile.program("raise")
+    # --explain: the C loop's stamp record (csrc/loop.h), ta taken between ack and EOI
+    st = ctx.explain.active if ctx.explain is not None else None
+    ta = [0]
+    if st is not None:
+        ack = guest.intc.handler
+
+        def stamped_ack():
+            cause = ack()
+            ta[0] = now_ns()
+            return cause
+        guest.intc.handler = stamped_ack
     # one C call per sample, no Python method in between
     wakeup, service, rtt = (partial(lib.pyvfio_hist_record, h.c) for h in hists)
     b = Tally() if b is None else b  # updated in place: a Ctrl-C keeps what it counted
@@ -88,6 +99,10 @@ def run_batch(ctx, n, hists, deadline_ns=0, b=None):
         wakeup(t1 - t0)
         service(t2 - t1)
         rtt(t2 - t0)
+        if st is not None and st.n < st.cap:
+            r = st.rec[st.n]
+            r.t0, r.t1, r.ta, r.t2 = t0, t1, ta[0], t2
+            st.n += 1
         b.delivered += 1
         b.last_cause = cause
     b.reason = DONE

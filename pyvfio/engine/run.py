@@ -183,7 +183,7 @@ class Counts:
 
 
 class Run:
-    def __init__(self, host, profile, config, after_enable=None, status=None, ready=None):
+    def __init__(self, host, profile, config, after_enable=None, status=None, ready=None, explain=None):
         config.check()
         if config.source == "external" and not profile.programs.ops.get("ack_external"):
             raise UsageError(f"profile {profile.name} cannot take interrupts from outside: it has "
@@ -209,6 +209,7 @@ class Run:
         self.after_enable = after_enable
         self.status = status          # called with the Run between batches (live status line)
         self.ready = ready            # called once the card is initialised, before the first batch
+        self.explain = explain        # --explain: a pyvfio.explain.Explainer, or None
         self.intx = DeviceIrq(host, config.intx_mode, config.rearm_each, config.irq)
         self.hists = (Histogram(), Histogram(), Histogram())  # HISTOGRAMS[config.source]
         self.series = Series()        # the round trip, window by window (a batch each)
@@ -315,6 +316,9 @@ class Run:
             else:
                 self._engine = python_engine.PythonLoop(self)
             self.host_before = self._host_state()
+            if self.explain is not None:   # tracing on once INTx is armed: its IRQ is known
+                self.explain.start(self.host_before.get("irq"), cfg.guest, self.host.name,
+                                   source=cfg.source)
             if self.ready:
                 self.ready(self)
             cpu0, ctx0 = proc.cpu_times(), proc.num_ctx_switches()
@@ -326,7 +330,7 @@ class Run:
                 if deadline and time.monotonic_ns() >= deadline:
                     break
                 t = time.monotonic_ns()
-                n = min(batch_n, remaining)
+                n = min(batch_n, remaining, self.explain.batch if self.explain is not None else batch_n)
                 window = Window(self.hists[2]) if self._timed_round_trip else None
                 b = self._engine.run_batch(n, self.hists, deadline)
                 ran = max(1, time.monotonic_ns() - t)
@@ -369,6 +373,8 @@ class Run:
         return self
 
     def _account(self, b):
+        if self.explain is not None:   # attributed outside the timing, between batches
+            self.explain.after_batch()
         c = self.counts
         c.raised += b.raised
         c.delivered += b.delivered
@@ -387,7 +393,7 @@ class Run:
         # interrupts are disabled, as a driver's close does before free_irq: a card
         # model may still be timing a message (QEMU 7.2's e1000e aborts if MSI-X goes
         # off under its throttling timer; its quiesce waits the timer out).
-        for step in (self._host_after, self._close_engine, self._dma_idle, self.profile.quiesce,
+        for step in (self._host_after, self._close_explain, self._close_engine, self._dma_idle, self.profile.quiesce,
                      self.intx.close, self._close_dma):
             try:
                 step()
@@ -395,6 +401,10 @@ class Run:
                 errors.append(exc)
         if errors and not self.interrupted:
             raise errors[0]
+
+    def _close_explain(self):
+        if self.explain is not None:
+            self.explain.close()
 
     def _close_engine(self):
         if self._engine is not None:
@@ -465,6 +475,8 @@ class Run:
                                         "buckets": self.hists[2].to_json()["buckets"]}}
         if self.dma is not None:
             out["dma"] = self.dma.to_json()
+        if self.explain is not None:   # never part of the verdict
+            out["explain"] = self.explain.to_json()
         guest = self._engine.guest_json() if self._engine is not None else None
         if guest is not None:  # the KVM guest: its irqchip, unmask path and counts
             out["kvm"] = guest

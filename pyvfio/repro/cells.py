@@ -21,6 +21,7 @@ import time
 from .. import verdict
 from ..cardlock import card_lock
 from ..engine import Run, RunConfig
+from ..explain import Explainer
 from ..intx import DeviceIrq
 from ..errors import EXIT_INTERRUPTED, EXIT_REMOVED, PyvfioError, RefusedError, UsageError
 from ..host import interrupts, pci, system, writes
@@ -84,7 +85,9 @@ def run_cell(bdf, cell, plan, status=None):
             # as in pyvfio run: the request ends the cell as a signal does, and the
             # device is closed so that its removal can finish
             with DeviceRequest(dev) as request:
-                r = Run(dev, profile, cfg, after_enable=after_enable, status=status).execute()
+                explain = Explainer(plan.run["threshold_p99_us"]) if plan.run["explain"] else None
+                r = Run(dev, profile, cfg, after_enable=after_enable, status=status,
+                        explain=explain).execute()
             out = r.to_json()
             out["card"] = profile.describe()
             chip = (r.host_before or {}).get("chip")

@@ -17,6 +17,7 @@ card or a lab boot writes (Run.to_json() and its key), minus what would mislead:
 from dataclasses import replace
 
 from ..errors import EXIT_INTERRUPTED, UsageError
+from ..explain import not_traced
 from ..intx import UNMASK_MODES
 from . import matrix
 from ..sim.host import CARDS, CONTROLLERS
@@ -87,6 +88,8 @@ def run_cell(machine, cell, key, plan, trace=None):
     out.update(verdict=o.judged.text, outcome=o.judged.to_json(), key=key,
                card=o.run.profile.describe(), chip=(o.run.host_before or {}).get("chip"),
                masks_at_device=machine.masks_at_device, unlazy_fix=fix, threaded=machine.threaded)
+    if plan.run["explain"]:   # asked for, and impossible here: said in the cell, as a run says it
+        out["explain"] = {"missing": not_traced("model")}
     return out, o
 
 

@@ -7,6 +7,8 @@ card here, lab VMs, the model host).
     watchdog_ms = 500
     recover = false
     threshold_p99_us = 100.0         # optional: a cell above it does not match
+    explain = true                   # optional (false): each cell's round trip broken down
+                                     # into segments from the host's tracing (docs/explain.md)
     [matrix]                         # the axes; each a value or a list
     nointxmask = [0, 1]
     policy = ["kernel", "lazy", "unlazy"]   # kernel: leave the kernel's choice
@@ -65,7 +67,8 @@ AXES = {"nointxmask": (0, 1), "policy": POLICIES, "unmask": UNMASK_MODES + (RESA
 DEFAULT_AXES = {"nointxmask": [0, 1], "policy": ["kernel"], "unmask": ["ioctl", "eventfd"],
                 "engine": ["c"], "access": ["mmap"], "vfio": [SHIPPED], "irq": ["intx"],
                 "guest": ["toy"]}
-RUN_KEYS = {"profile": str, "watchdog_ms": int, "recover": bool, "threshold_p99_us": (int, float)}
+RUN_KEYS = {"profile": str, "watchdog_ms": int, "recover": bool, "threshold_p99_us": (int, float),
+            "explain": bool}
 # the [run] numbers, bounded as `pyvfio run`'s options are (pyvfio/limits.py)
 RUN_LIMITS = {"watchdog_ms": "watchdog_ms", "threshold_p99_us": "threshold_us"}
 LAB_ARCHES = words(Arch)
@@ -96,7 +99,7 @@ class Plan:
     path: str
     loops: int = 200
     run: dict = field(default_factory=lambda: {"profile": None, "watchdog_ms": 500, "recover": False,
-                                               "threshold_p99_us": None})
+                                               "threshold_p99_us": None, "explain": False})
     axes: dict = field(default_factory=lambda: {k: list(v) for k, v in DEFAULT_AXES.items()})
     lab: dict = field(default_factory=dict)      # arch -> [ScenarioMachine]
     lab_card: str = "edu"
