@@ -2,12 +2,8 @@
 microseconds and in % of the whole, the tasks that ran instead of the measuring
 thread, the host IRQs that fired in between, and whose time the most of it was."""
 
-from .segments import OWNER, SEGMENTS
+from .segments import SEGMENT, SEGMENTS
 
-WHAT = {"raise": "raise -> host hard IRQ", "hardirq": "hard IRQ -> eventfd signalled",
-        "wakeup": "signalled -> thread running", "return": "running -> event in userspace",
-        "handler": "guest handler (ack)", "unmask": "unmask syscall -> line re-enabled",
-        "reenable": "line re-enabled -> EOI done"}
 RULE = "-" * 72
 
 
@@ -29,7 +25,7 @@ def text(a, title):
     rtt = a["round_trip_ns"]
     lines = [f"## {title}: interrupt {a['seq']}, round trip {rtt / 1e3:.2f} us ##"]
     for s in (s for s in SEGMENTS if s in a["segments_ns"]):
-        label = f"{s} ({WHAT[s]}):"
+        label = f"{s} ({SEGMENT[s].span}):"
         lines.append(f"  {label:<48} {a['segments_ns'][s] / 1e3:10.2f} us ({a['percent'][s]:.2f} %)")
         if s == "wakeup" and a["blocking"]:
             lines.append("  Blocking thread(s):")
@@ -40,5 +36,5 @@ def text(a, title):
     lines.append(RULE)
     lines.append(f"  {'round trip:':<48} {rtt / 1e3:10.2f} us (100 %)")
     top = max(a["segments_ns"], key=a["segments_ns"].get)
-    lines.append(f"  most of it: {top}, {a['percent'][top]:.1f} %: {OWNER[top]}")
+    lines.append(f"  most of it: {top}, {a['percent'][top]:.1f} %: {SEGMENT[top].owner}")
     return "\n".join(lines)

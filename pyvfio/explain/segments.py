@@ -14,19 +14,38 @@ wherever it fell: it is moved into `wakeup`."""
 
 import bisect
 import heapq
+from typing import NamedTuple
 
 from ..histogram import Histogram
 from .events import num
 
-SEGMENTS = ("raise", "hardirq", "wakeup", "return", "handler", "unmask", "reenable")
-# whose time each segment is, for the analysis' last line
-OWNER = {"raise": "the card and the host's interrupt delivery",
-         "hardirq": "the host's hard IRQ path (vfio's handler)",
-         "wakeup": "the host scheduler (the measuring thread waited to run)",
-         "return": "the host kernel's return to userspace",
-         "handler": "the guest handler (the profile's ack program)",
-         "unmask": "the host kernel's unmask path",
-         "reenable": "the host kernel's return from the unmask"}
+class Segment(NamedTuple):
+    span: str      # from -> to, for the analysis' table
+    meaning: str   # what it is, for people (the report's legend; docs/explain.md)
+    owner: str     # whose time it is, for the analysis' last line
+
+
+# The one table of segments, in round-trip order.
+SEGMENT = {
+    "raise": Segment("raise -> host hard IRQ",
+                     "the raise written to the card until the host's hard IRQ entry on its line",
+                     "the card and the host's interrupt delivery"),
+    "hardirq": Segment("hard IRQ -> eventfd signalled",
+                       "hard IRQ entry until vfio's handler signalled the trigger eventfd",
+                       "the host's hard IRQ path (vfio's handler)"),
+    "wakeup": Segment("signalled -> thread running", "the eventfd signalled until the measuring thread ran",
+                      "the host scheduler (the measuring thread waited to run)"),
+    "return": Segment("running -> event in userspace", "the thread running until the event was back in userspace",
+                      "the host kernel's return to userspace"),
+    "handler": Segment("guest handler (ack)", "the guest handler (the profile's ack program)",
+                       "the guest handler (the profile's ack program)"),
+    "unmask": Segment("unmask syscall -> line re-enabled", "the unmask syscall until the kernel re-enabled the line",
+                      "the host kernel's unmask path"),
+    "reenable": Segment("line re-enabled -> EOI done",
+                        "the line re-enabled until the EOI was done (the syscall returned)",
+                        "the host kernel's return from the unmask"),
+}
+SEGMENTS = tuple(SEGMENT)
 SIGNALLED = "pyvfio_signalled"   # kretprobe on vfio_intx_handler
 UNMASKED = "pyvfio_unmasked"     # kretprobe on the unmask path (vfio_pci_intx_unmask*)
 SLACK_NS = 1000                  # the trace's times are whole microseconds

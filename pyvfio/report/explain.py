@@ -20,17 +20,11 @@ segment this pyvfio does not know (shown under its own name).
 
 from dataclasses import dataclass, field
 
+from ..explain.segments import SEGMENT
+
 # What each segment is, for people (a legend).  Their order is the result's own
 # (`segments`, the round trip's order): no second list of them here.
-MEANING = {
-    "raise": "the raise written to the card until the host's hard IRQ entry on its line",
-    "hardirq": "hard IRQ entry until vfio's handler signalled the trigger eventfd",
-    "wakeup": "the eventfd signalled until the measuring thread ran",
-    "return": "the thread running until the event was back in userspace",
-    "handler": "the guest handler (the profile's ack program)",
-    "unmask": "the unmask syscall until the kernel re-enabled the line",
-    "reenable": "the line re-enabled until the EOI was done (the syscall returned)",
-}
+MEANING = {name: s.meaning for name, s in SEGMENT.items()}
 
 
 @dataclass
