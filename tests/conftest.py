@@ -10,6 +10,7 @@ the x86_64 machine stays up), so each machine boots once."""
 import os
 import pathlib
 import shutil
+import signal
 
 import pytest
 
@@ -18,6 +19,13 @@ from pyvfio.checkout import CHECKOUT
 from pyvfio.lab import in_guest
 
 collect_ignore = [] if in_guest.in_lab() else ["lab"]
+
+# A shell starts a background job (`cmd &`, no job control) with SIGINT ignored, and an
+# ignored signal stays ignored across exec: every pyvfio the tests start would then
+# shrug off the Ctrl-C the Ctrl-C tests send it.  Handled here, it is the default again
+# in each child.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _tier(item):
