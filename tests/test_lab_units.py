@@ -184,10 +184,11 @@ def test_policy_helper_on_a_fabricated_tree(tmp_path):
         policy.set_irq_policy(23, "eager", root=str(tmp_path))
 
 
-def _outcome(lines=(), qemu_status=0, timed_out=False, init_failed=None):
+def _outcome(lines=(), qemu_status=0, timed_out=False, init_failed=None, command_started=False):
     from pyvfio.lab import vm
 
-    out = vm.Outcome(qemu_status=qemu_status, timed_out=timed_out, init_failed=init_failed)
+    out = vm.Outcome(qemu_status=qemu_status, timed_out=timed_out, init_failed=init_failed,
+                     command_started=command_started)
     out.console.extend(lines)
     return out
 
@@ -197,6 +198,11 @@ def _outcome(lines=(), qemu_status=0, timed_out=False, init_failed=None):
     ("x86_64", dict(init_failed="bind: no edu card (1234:11e8)"), None, "no edu card"),
     ("x86_64", dict(lines=["qemu-system-x86_64: -device nope: not found"], qemu_status=1), None,
      "QEMU refused to start (exit 1)"),
+    # QEMU's own assertion mid-run (QEMU 7.2's e1000e): a crash, not a refusal
+    ("x86_64", dict(lines=["qemu-system-x86_64: -device e1000e: warning", "ok 3 - test_x",
+                           "qemu-system-x86_64: ../hw/net/e1000e_core.c:169: e1000e_intrmgr_on_msix_"
+                           "throttling_timer: Assertion failed."], qemu_status=-6, command_started=True),
+     None, "QEMU crashed during the command (killed by SIGABRT): qemu-system-x86_64: ../hw/net/e1000e_core"),
     ("ppc64le", dict(lines=["Kernel panic"], qemu_status=0), None, "ended without a verdict"),
     ("x86_64", dict(qemu_status=0), "0", "verdicts disagree"),   # QEMU's 0 proves nothing
     ("x86_64", dict(qemu_status=15), "7", None),                  # (7 << 1) | 1

@@ -6,6 +6,7 @@ import os
 import pathlib
 import shlex
 import shutil
+import signal
 import sys
 import time
 import uuid
@@ -262,6 +263,16 @@ def _remove_orphan_runs(runs, root):
                 _remove_run(runs / d.name, root)
 
 
+def _ended(status):
+    """How QEMU ended, in words: "exit 1", or "killed by SIGABRT" for a negative status."""
+    if status is not None and status < 0:
+        try:
+            return f"killed by {signal.Signals(-status).name}"
+        except ValueError:
+            return f"killed by signal {-status}"
+    return f"exit {status}"
+
+
 def _verdict(cfg, out, run_dir):
     if out.stopped:
         raise LabError("guest", "stopped: the run was interrupted, QEMU was ended", out.tail())
@@ -272,9 +283,13 @@ def _verdict(cfg, out, run_dir):
         step, _, msg = out.init_failed.partition(": ")
         raise LabError(f"guest init ({step})", msg, out.tail())
     status_file = run_dir / "status"
-    refused = [line for line in out.console if line.startswith("qemu-system-")]
-    if refused and not status_file.exists():
-        raise LabError("qemu", f"QEMU refused to start (exit {out.qemu_status}): {refused[0]}",
+    said = [line for line in out.console if line.startswith("qemu-system-")]
+    if said and not status_file.exists():
+        if out.command_started:   # it ran the guest, then died: its own last words say why
+            raise LabError("qemu", f"QEMU crashed during the command ({_ended(out.qemu_status)}): "
+                           f"{said[-1]}", out.tail(),
+                           hint="a fault of QEMU's device model, not of the guest's command")
+        raise LabError("qemu", f"QEMU refused to start ({_ended(out.qemu_status)}): {said[0]}",
                        out.tail())
     if not status_file.exists():
         raise LabError("guest", f"ended without a verdict (QEMU exit {out.qemu_status}); "

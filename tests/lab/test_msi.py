@@ -123,6 +123,10 @@ def test_message_trigger_loopback_and_back_to_intx(msi_card):
                 if _exact(msi_card):   # one message per raise, nothing re-sent
                     assert got == 1 and msi.trigger.wait(0.2) == 0
                     assert interrupts.vfio_line(bdf, kind).total == 1
+                # the card quiet before its vectors go, as Run does: QEMU 7.2's e1000e
+                # aborts (an assertion) when a message's throttle timer fires after MSI-X
+                # is off (see its profile)
+                prof.quiesce()
             assert interrupts.vfio_line(bdf, kind) is None
             assert dev.config.read(uapi.PCI_COMMAND, 2) == command   # Bus Master as it was
             r = Run(dev, prof, RunConfig(loops=200, watchdog_ms=500)).execute()
