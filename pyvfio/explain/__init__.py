@@ -83,6 +83,8 @@ class Explainer:
 
     def _start_kvm(self, root, irq, engine):
         """The KVM guest's breakdown: its vCPU thread traced on the host's TSC."""
+        if engine is None:
+            return self._miss("the KVM guest's engine is not running")
         dbg = self._find(debugfs=True)
         if dbg is None:
             return self._miss("debugfs is not mounted (KVM shows the vCPU's TSC offset there): "
@@ -110,8 +112,9 @@ class Explainer:
 
     @property
     def batch(self):
-        """The most interrupts one batch may have while explaining."""
-        return BATCH if self.tracer is not None else CAP
+        """The most interrupts one batch may have while explaining (the KVM guest's
+        trace has twice the events per interrupt: half as many)."""
+        return (BATCH // 2 if self.kvm is not None else BATCH) if self.tracer is not None else CAP
 
     def after_batch(self):
         """Attribute the batch the engine just ran, then empty the stamps."""
