@@ -4,7 +4,8 @@
 times into `stamps` (csrc/loop.h, struct pyvfio_stamps: at most CAP per batch,
 so memory stays flat), and after every batch the Run calls `after_batch`, which
 reads the host's trace (tracefs.py), attributes each interrupt's time to the
-segments (segments.py) and empties the stamps.  `to_json` is the result's
+segments (segments.py) and empties the stamps.  With --guest kvm the stamps are
+the guest's own, handed over by its engine, and the trace KVM's (kvm.py).  `to_json` is the result's
 "explain" section; `report` the auto-analysis (analysis.py) printed after the
 summary.  Where tracing is impossible, `missing` is the one-line reason, said
 once on stderr; the run goes on and its verdict is never touched."""
