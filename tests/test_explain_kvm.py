@@ -234,6 +234,9 @@ def test_a_whole_kvm_batch_over_a_fake_tracefs(tmp_path, monkeypatch):
     assert out["missing"] is None and (out["explained"], out["unattributed"]) == (5, 0)
     assert out["segments"] == ["raise", "hardirq", "enter", "deliver", "ack", "eoi"]
     assert out["latency"]["deliver"]["count"] == 5
+    lines = report_lines(out)
+    assert lines[0].startswith("explain: 5 interrupt(s) attributed, 0 not (traced: irq:irq_handler_entry, kvm:")
+    assert any(ln.strip().startswith("deliver us: p50 1.00") for ln in lines)
     assert ex.seq == 5
     monkeypatch.setattr(os, "rmdir", lambda p: made.remove(p))
     ex.close()
