@@ -245,7 +245,7 @@ class Stamped(Explainer):
         super().__init__()
         self.got, self.closed = [], False
 
-    def start(self, irq, guest="toy", host="vfio", tid=None, source="raise"):
+    def start(self, irq, guest="toy", host="vfio", tid=None, source="raise", engine=None):
         self.started = (irq, guest, host)
 
     @property
@@ -291,7 +291,7 @@ def test_the_model_host_is_not_traced_and_says_why(capsys):
 
 
 @pytest.mark.parametrize("kw,why", [({"source": "external"}, "--source external"),
-                                    ({"guest": "kvm"}, "kvm guest")])
+                                    ({"guest": "kvm"}, "no tracefs mounted")])
 def test_what_is_not_broken_down_says_so(kw, why, capsys):
     ex = Explainer(mounts="/nonexistent")
     ex.start(IRQ, **kw)

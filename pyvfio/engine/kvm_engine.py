@@ -22,6 +22,7 @@ exits spanning >= 50 ms (each exit: the guest's TSC at its OUT, the host's clock
 right after KVM_RUN returns; the exit latency, tens of us, is the error: < 0.2 %).
 """
 
+import os
 import queue
 import signal
 import threading
@@ -251,6 +252,7 @@ class KvmLoop:
             done0 = v[c["done"] // 4]
             ended = self._resume(k, watch)
             self._record(hists, v[c["done"] // 4] - done0)
+            self._explain(v[c["done"] // 4] - done0, ended)
             if ended is None:
                 reason = TIMEOUT
                 break
@@ -267,6 +269,26 @@ class KvmLoop:
             base = (guest_program.ARRAYS + arr) // 4
             for d in v[base:base + count]:
                 hist.record(int(d * scale))
+
+    def _explain(self, count, ended):
+        """--explain: the batch's stamps to the Explainer (explain/kvm.py places them on
+        the host's clock); the batch end's full TSC unwraps T0's low 32 bits."""
+        sink = self.ctx.explain.kvm if self.ctx.explain is not None else None
+        if sink is None or count <= 0:
+            return
+        v = self.ram.view
+        arrays = [list(v[(guest_program.ARRAYS + a) // 4:(guest_program.ARRAYS + a) // 4 + count])
+                  for a in (guest_program.A_T0, guest_program.A_WAKEUP, guest_program.A_SERVICE,
+                            guest_program.A_RTT)]
+        sink.add(*arrays, ended[0] if ended is not None else None)
+
+    @property
+    def gsi(self):
+        return GSI
+
+    def debugfs_dir(self, debugfs):
+        """KVM's debugfs directory of the vCPU (kvm/PID-VMFD/vcpu0: its TSC offset)."""
+        return os.path.join(debugfs, "kvm", f"{os.getpid()}-{self.vm.fd}", "vcpu0")
 
     def update_fds(self):
         """After a re-arm: the DeviceIrq keeps its eventfds, so the irqfd stays valid."""

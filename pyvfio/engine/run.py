@@ -318,7 +318,7 @@ class Run:
             self.host_before = self._host_state()
             if self.explain is not None:   # tracing on once INTx is armed: its IRQ is known
                 self.explain.start(self.host_before.get("irq"), cfg.guest, self.host.name,
-                                   source=cfg.source)
+                                   source=cfg.source, engine=self._engine)
             if self.ready:
                 self.ready(self)
             cpu0, ctx0 = proc.cpu_times(), proc.num_ctx_switches()

@@ -4,7 +4,8 @@
 times into `stamps` (csrc/loop.h, struct pyvfio_stamps: at most CAP per batch,
 so memory stays flat), and after every batch the Run calls `after_batch`, which
 reads the host's trace (tracefs.py), attributes each interrupt's time to the
-segments (segments.py) and empties the stamps.  `to_json` is the result's
+segments (segments.py) and empties the stamps.  With --guest kvm the stamps are
+the guest's own, handed over by its engine, and the trace KVM's (kvm.py).  `to_json` is the result's
 "explain" section; `report` the auto-analysis (analysis.py) printed after the
 summary.  Where tracing is impossible, `missing` is the one-line reason, said
 once on stderr; the run goes on and its verdict is never touched."""
@@ -13,7 +14,7 @@ import sys
 import threading
 
 from .._binding import ffi
-from . import analysis, events, segments, tracefs
+from . import analysis, events, kvm, segments, tracefs
 
 CAP = 1 << 16              # stamps per batch; the Run sizes its batches to it
 SHOWN = 3                  # breaches printed after the summary (all of them in the JSON)
@@ -31,6 +32,7 @@ class Explainer:
         self._mounts, self._root = mounts, root
         self.missing = None
         self.tracer = None
+        self.kvm = None            # --guest kvm: the guest's stamps (explain/kvm.py Stamps)
         self.breakdown = None
         self.seq = 0
         self.lost = 0
@@ -38,21 +40,24 @@ class Explainer:
         self._rec = ffi.new("struct pyvfio_stamp[]", CAP)
         self.stamps.rec, self.stamps.cap = self._rec, CAP
 
-    def start(self, irq, guest="toy", host="vfio", tid=None, source="raise"):
+    def start(self, irq, guest="toy", host="vfio", tid=None, source="raise", engine=None):
         """Before the first batch, INTx enabled (`irq`: the host IRQ vfio's line is on;
-        `tid`: the measuring thread, default the caller's)."""
+        `tid`: the measuring thread, default the caller's; `engine`: the KVM guest's
+        KvmLoop, whose vCPU is traced)."""
         tid = threading.get_native_id() if tid is None else tid
         if host != "vfio":
             return self._miss(not_traced(host))
         if source == "external":
             return self._miss("--source external has no raise to time from (use --source raise or dma)")
-        if guest != "toy":
+        if guest not in ("toy", "kvm"):
             return self._miss(f"the {guest} guest's round trip is not broken down yet (use --guest toy)")
         if irq is None:
             return self._miss("the card's host IRQ is not in /proc/interrupts")
         root = self._root or self._find()
         if root is None:
             return self._miss("no tracefs mounted (mount -t tracefs nodev /sys/kernel/tracing)")
+        if guest == "kvm":
+            return self._start_kvm(root, irq, engine)
         tracer = tracefs.Tracer(root, tid, irq)
         try:
             tracer.start()
@@ -61,17 +66,41 @@ class Explainer:
         self.tracer, self.tid, self.irq = tracer, tid, irq
         self.breakdown = segments.Breakdown(segments.segments_for(segments.UNMASKED in tracer.probes),
                                             self.threshold_ns)
+        self._warn_probes(tracer)
+
+    @staticmethod
+    def _warn_probes(tracer):
         if segments.SIGNALLED not in tracer.probes or segments.UNMASKED not in tracer.probes:
             gone = [f for e, fs in tracefs.PROBES if e not in tracer.probes for f in fs[:1]]
             print(f"pyvfio: warning: --explain: no kprobe on {', '.join(gone)} (the kernel has no such "
                   "function, or no kprobes): its segment is folded into its neighbour", file=sys.stderr)
 
-    def _find(self):
+    def _find(self, debugfs=False):
         try:
             with open(self._mounts) as f:
-                return tracefs.find(f.read())
+                return (kvm.debugfs if debugfs else tracefs.find)(f.read())
         except OSError:
             return None
+
+    def _start_kvm(self, root, irq, engine):
+        """The KVM guest's breakdown: its vCPU thread traced on the host's TSC."""
+        if engine is None:
+            return self._miss("the KVM guest's engine is not running")
+        dbg = self._find(debugfs=True)
+        if dbg is None:
+            return self._miss("debugfs is not mounted (KVM shows the vCPU's TSC offset there): "
+                              "mount -t debugfs none /sys/kernel/debug")
+        tid = engine.thread.native_id
+        tracer = kvm.Tracer(root, tid, irq, engine.gsi)
+        try:
+            stamps = kvm.Stamps(kvm.TscMap.read(engine.debugfs_dir(dbg)), engine.tsc_hz)
+            tracer.start()
+        except tracefs.Missing as exc:
+            return self._miss(str(exc))
+        self.tracer, self.tid, self.irq, self.kvm = tracer, tid, irq, stamps
+        self.breakdown = segments.Breakdown(kvm.segments_for(tracer.probes), self.threshold_ns,
+                                            splitter=kvm.split(engine.gsi))
+        self._warn_probes(tracer)
 
     def _miss(self, why):
         self.missing = why
@@ -84,15 +113,22 @@ class Explainer:
 
     @property
     def batch(self):
-        """The most interrupts one batch may have while explaining."""
-        return BATCH if self.tracer is not None else CAP
+        """The most interrupts one batch may have while explaining (the KVM guest's
+        trace has twice the events per interrupt: half as many)."""
+        return (BATCH // 2 if self.kvm is not None else BATCH) if self.tracer is not None else CAP
 
     def after_batch(self):
         """Attribute the batch the engine just ran, then empty the stamps."""
-        n = self.stamps.n
-        rec = self._rec
-        stamps = [(r.t0, r.t1, r.ta, r.t2) for r in (rec[i] for i in range(n))]
-        self.stamps.n = 0
+        if self.kvm is not None:   # the guest's stamps (KvmLoop hands them over)
+            stamps, unplaced = self.kvm.take()
+            self.breakdown.unattributed_batch(unplaced)
+            self.seq += unplaced
+            n = len(stamps)
+        else:
+            n = self.stamps.n
+            rec = self._rec
+            stamps = [(r.t0, r.t1, r.ta, r.t2) for r in (rec[i] for i in range(n))]
+            self.stamps.n = 0
         if self.tracer is None or not n:
             self.seq += n
             return
@@ -106,7 +142,8 @@ class Explainer:
                       "its interrupts are unattributed", file=sys.stderr)
             return
         self.lost = lost
-        self.breakdown.add(self.seq, stamps, events.parse(text), self.tid, self.irq)
+        evs = self.kvm.events(text) if self.kvm is not None else events.parse(text)
+        self.breakdown.add(self.seq, stamps, evs, self.tid, self.irq)
         self.seq += n
 
     def close(self):

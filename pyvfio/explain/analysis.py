@@ -2,7 +2,7 @@
 microseconds and in % of the whole, the tasks that ran instead of the measuring
 thread, the host IRQs that fired in between, and whose time the most of it was."""
 
-from .segments import SEGMENT, SEGMENTS
+from .segments import SEGMENT
 
 RULE = "-" * 72
 
@@ -24,7 +24,7 @@ def analysis(kept, title):
 def text(a, title):
     rtt = a["round_trip_ns"]
     lines = [f"## {title}: interrupt {a['seq']}, round trip {rtt / 1e3:.2f} us ##"]
-    for s in (s for s in SEGMENTS if s in a["segments_ns"]):
+    for s in a["segments_ns"]:        # in round-trip order
         label = f"{s} ({SEGMENT[s].span}):"
         lines.append(f"  {label:<48} {a['segments_ns'][s] / 1e3:10.2f} us ({a['percent'][s]:.2f} %)")
         if s == "wakeup" and a["blocking"]:

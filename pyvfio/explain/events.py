@@ -3,7 +3,8 @@
 The text, not trace_pipe_raw's binary pages: it needs no event format decoding,
 and with trace_clock `mono` its times are CLOCK_MONOTONIC, the engine's clock.
 The text prints them in microseconds (sec.usec), so an event's time here is the
-middle of its microsecond (+500 ns): off by at most 0.5 us either way."""
+middle of its microsecond (+500 ns): off by at most 0.5 us either way.  A counter
+clock (x86-tsc: explain/kvm.py) prints a plain count, kept as it is."""
 
 import re
 from typing import NamedTuple
@@ -13,7 +14,7 @@ from typing import NamedTuple
 # One pass over the whole text (a batch is thousands of lines): the task's name is
 # not kept, only its pid.
 _LINE = re.compile(r"^[^\n]*?-(\d+)[ \t]+(?:\([ \t]*[-\d]+\)[ \t]+)?\[(\d+)\][ \t]+(?:\S+[ \t]+)?"
-                   r"(\d+)\.(\d{6}): (\w+): ?([^\n]*)$", re.M)
+                   r"(\d+)(?:\.(\d{6}))?: (\w+): ?([^\n]*)$", re.M)
 _FIELD = re.compile(r"(\w+)=(\S*)")
 
 
@@ -33,7 +34,8 @@ class Event(NamedTuple):
 def parse(text):
     """Events of a `trace` file's text, in time order; comment and unknown lines
     (a lost-events marker, a truncated line) are skipped."""
-    out = [Event(int(sec) * 1_000_000_000 + int(usec) * 1000 + 500, int(cpu), int(pid), name, body)
+    out = [Event(int(sec) * 1_000_000_000 + int(usec) * 1000 + 500 if usec else int(sec),
+                 int(cpu), int(pid), name, body)
            for pid, cpu, sec, usec, name, body in _LINE.findall(text)]
     out.sort(key=lambda e: e.ts)
     return out

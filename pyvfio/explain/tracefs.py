@@ -126,16 +126,20 @@ class Tracer:
         if not os.path.isdir(self.instance) or os.path.islink(self.instance) or st.st_uid != os.geteuid():
             raise Missing(f"{self.instance} is not the directory we made")
         self._w("tracing_on", "0")
-        self._w("trace_clock", "mono")
         self._w("buffer_size_kb", str(BUFFER_KB))
+        self._events()
+        self._w("trace", "")
+        self._w("tracing_on", "1")
+
+    def _events(self):
+        """The clock and the events (explain/kvm.py's Tracer has its own)."""
+        self._w("trace_clock", "mono")
         # As few events per interrupt as will do: each costs the round trip time.
         self._event("irq/irq_handler_entry")            # every IRQ: those in between are named
         self._event("sched/sched_switch", f"prev_pid == {self.tid} || next_pid == {self.tid}")
         self._kprobes()
         if SIGNALLED not in self.probes:                # the eventfd signalled, near enough
             self._event("irq/irq_handler_exit", f"irq == {self.irq}")
-        self._w("trace", "")
-        self._w("tracing_on", "1")
 
     def _w(self, name, value):
         write(os.path.join(self.instance, name), value)

@@ -12,7 +12,9 @@ Guest physical layout (one vCPU, real mode, CS = DS = SS = 0):
     0x00500  control block (CTRL: dwords the host reads and writes in guest RAM)
     0x01000  code: set-up, main loop, ISR
     0x08000  top of the stack
-    0x10000  FS: three arrays of TSC deltas, one entry per interrupt of a batch
+    0x10000  FS: three arrays of TSC deltas and one of T0's low 32 bits (where
+             --explain places each interrupt on the host's clock), one entry per
+             interrupt of a batch
     0x40000  the card's BAR windows, 64 KiB-aligned (ES per access): a memslot
              where VFIO lets the BAR be mmapped, else trapped (KVM_EXIT_MMIO)
     ports    I/O BARs at 0xc000 + 0x100 * k (trapped: KVM_EXIT_IO); 0x510 batch
@@ -40,7 +42,7 @@ RAM_SIZE = 0x40000
 CODE = 0x1000
 STACK_TOP = 0x8000
 ARRAYS = 0x10000          # FS base
-BATCH_MAX = 4096          # entries per array (3 x 16 KiB below 64 KiB)
+BATCH_MAX = 4096          # entries per array (4 x 16 KiB: FS's 64 KiB)
 WINDOWS = 0x40000
 WINDOW_LIMIT = 0x100000   # real mode reaches just beyond 1 MiB; keep below it
 IO_BASE, IO_STRIDE = 0xC000, 0x100
@@ -58,8 +60,9 @@ CTRL_BASE = 0x500
 CTRL_FIELDS = ("n", "i", "done", "isr_n", "spurious", "raised", "abort", "cause", "scratch",
                "t0", "t1", "t2", "t3", "t_entry", "tsc_lo", "tsc_hi", "stray")
 CTRL = {name: CTRL_BASE + 4 * k for k, name in enumerate(CTRL_FIELDS)}
-# The arrays (FS offsets): raise -> ISR entry, ISR entry -> EOI done, raise -> back in the loop.
-A_WAKEUP, A_SERVICE, A_RTT = 0, 4 * BATCH_MAX, 8 * BATCH_MAX
+# The arrays (FS offsets): raise -> ISR entry, ISR entry -> EOI done, raise -> back in the loop,
+# and T0 itself (its low 32 bits: the host unwraps them from the batch end's full TSC).
+A_WAKEUP, A_SERVICE, A_RTT, A_T0 = 0, 4 * BATCH_MAX, 8 * BATCH_MAX, 12 * BATCH_MAX
 
 
 @dataclass(frozen=True)
@@ -326,6 +329,8 @@ def build(profile, windows, pic, userspace_eoi, eoi_first=False):
         a.load(c[later])
         a.sub_eax_mem(c[earlier])
         a.store_bx_indexed(arr, "fs")
+    a.load(c["t0"])
+    a.store_bx_indexed(A_T0, "fs")
     a.inc_mem(c["done"])
     a.inc_mem(c["i"])
     a.load(c["i"])
