@@ -162,55 +162,76 @@ static int run_ops(const struct pyvfio_loop_cfg *cfg, const struct pyvfio_reg_op
     return 0;
 }
 
-/* The common programs, specialised: PYVFIO_PROG_WRITE (one write: a raise),
- * PYVFIO_PROG_READ (one read: a read-to-clear ack) and PYVFIO_PROG_READ_ACK (a read,
- * then write_cause: a write-1-to-clear ack), each access 32 bits wide on an mmapped
- * BAR.  prog_prepare derives one from the encoded program when a loop starts: the
- * register addresses, value, mask and invert are the program's own, the kinds its op
- * codes (profiles/ops.py).  run_prog then makes those accesses straight, with no
- * switch, BAR lookup or width dispatch per op (under TCG each costs an indirect jump:
- * together ~3% of an edu round trip); every other program runs through run_ops. */
+/* The common programs, specialised: WRITE (one write: a raise), READ (one read: a
+ * read-to-clear ack) and READ_ACK (a read, then write_cause: a write-1-to-clear ack),
+ * each access 32 bits wide, on an mmapped BAR (PYVFIO_PROG_WRITE, _READ, _READ_ACK)
+ * or by pread/pwrite on the device fd (PYVFIO_PROG_PWRITE, _PREAD, _PREAD_ACK).
+ * prog_prepare derives one from the encoded program when a loop starts: the register
+ * addresses (or fd offsets), value, mask and invert are the program's own, the kinds
+ * its op codes (profiles/ops.py).  run_prog then makes those accesses straight, with
+ * no switch, BAR lookup or width dispatch per op (under TCG each costs an indirect
+ * jump: together ~3% of an edu round trip); every other program runs through run_ops. */
 struct prog {
     int kind;                      /* PYVFIO_PROG_*; GENERIC: run_ops(ops, n) */
     const struct pyvfio_reg_op *ops;
     int n;
-    volatile uint32_t *reg, *ack;  /* the write's or the read's register; write_cause's */
-    uint32_t value;
+    volatile uint32_t *reg, *ack;  /* mmap: the write's or the read's register; write_cause's */
+    int fd;                        /* rw: the device fd, and the same two registers' offsets in it */
+    off_t at, ack_at;
+    uint32_t value;                /* the write's value (rw: little-endian, as vfio-pci takes it) */
     uint64_t mask, invert;
 };
 
-static volatile uint32_t *reg32(const struct pyvfio_loop_cfg *cfg, const struct pyvfio_reg_op *op)
+/* Where a 32-bit access of op goes: PYVFIO_PROG_WRITE with *reg on an mmapped BAR,
+ * PYVFIO_PROG_PWRITE with *fd and *at by pread/pwrite, GENERIC when op is no plain
+ * 32-bit access of a fixed register. */
+static int reg32(const struct pyvfio_loop_cfg *cfg, const struct pyvfio_reg_op *op,
+                 volatile uint32_t **reg, int *fd, off_t *at)
 {
     const struct pyvfio_bar *b = &cfg->bars[op->bar];
-    if (op->width != 4 || !b->base || op->rotate > 1)
-        return NULL;
-    return (volatile uint32_t *)((uint8_t *)b->base + op->offset);
+    if (op->width != 4 || op->rotate > 1)
+        return PYVFIO_PROG_GENERIC;
+    if (b->base) {
+        *reg = (volatile uint32_t *)((uint8_t *)b->base + op->offset);
+        return PYVFIO_PROG_WRITE;
+    }
+    *fd = b->fd;
+    *at = (off_t)(b->fd_offset + op->offset);
+    return PYVFIO_PROG_PWRITE;
 }
 
 static void prog_prepare(const struct pyvfio_loop_cfg *cfg, const struct pyvfio_reg_op *ops, int n,
                          struct prog *p)
 {
     *p = (struct prog){.kind = PYVFIO_PROG_GENERIC, .ops = ops, .n = n};
-    if (n < 1 || n > 2 || !(p->reg = reg32(cfg, &ops[0])))
+    int how, kind = PYVFIO_PROG_GENERIC;
+    if (n < 1 || n > 2 || !(how = reg32(cfg, &ops[0], &p->reg, &p->fd, &p->at)))
         return;
     if (n == 1 && ops[0].kind == PYVFIO_OP_WRITE) {
-        p->value = (uint32_t)ops[0].value;
-        p->kind = PYVFIO_PROG_WRITE;
+        kind = PYVFIO_PROG_WRITE;
+        p->value = how == PYVFIO_PROG_WRITE ? (uint32_t)ops[0].value : htole32((uint32_t)ops[0].value);
     } else if (ops[0].kind == PYVFIO_OP_READ) {
         p->mask = ops[0].mask;
         p->invert = ops[0].invert;
+        int fd;
         if (n == 1)
-            p->kind = PYVFIO_PROG_READ;
-        else if (ops[1].kind == PYVFIO_OP_WRITE_CAUSE && (p->ack = reg32(cfg, &ops[1])))
-            p->kind = PYVFIO_PROG_READ_ACK;
+            kind = PYVFIO_PROG_READ;
+        else if (ops[1].kind == PYVFIO_OP_WRITE_CAUSE &&   /* both by the same access */
+                 reg32(cfg, &ops[1], &p->ack, &fd, &p->ack_at) == how &&
+                 (how == PYVFIO_PROG_WRITE || fd == p->fd))
+            kind = PYVFIO_PROG_READ_ACK;
     }
+    if (kind != PYVFIO_PROG_GENERIC)   /* the P kinds follow the mmap ones, in the same order */
+        p->kind = how == PYVFIO_PROG_WRITE ? kind : kind + PYVFIO_PROG_PWRITE - PYVFIO_PROG_WRITE;
 }
 
-/* run_ops' result for p's program (*items: 0, no drain in a specialised one). */
+/* run_ops' result for p's program (*items: 0, no drain in a specialised one);
+ * -1 with errno set on a failed pread/pwrite, as run_ops. */
 static inline int run_prog(const struct pyvfio_loop_cfg *cfg, const struct prog *p, uint64_t seq,
                            uint64_t *cause, uint64_t *items)
 {
     uint64_t raw;
+    uint32_t le;
     switch (p->kind) {
     case PYVFIO_PROG_WRITE:
         *p->reg = p->value;
@@ -224,6 +245,21 @@ static inline int run_prog(const struct pyvfio_loop_cfg *cfg, const struct prog 
     case PYVFIO_PROG_READ:
         raw = *p->reg;
         *cause = (raw ^ p->invert) & p->mask;
+        break;
+    case PYVFIO_PROG_PWRITE:
+        if (pwrite(p->fd, &p->value, 4, p->at) != 4)
+            return -1;
+        *cause = 0;
+        break;
+    case PYVFIO_PROG_PREAD_ACK:   /* write_cause writes back the raw bytes read */
+        if (pread(p->fd, &le, 4, p->at) != 4 || pwrite(p->fd, &le, 4, p->ack_at) != 4)
+            return -1;
+        *cause = ((uint64_t)le32toh(le) ^ p->invert) & p->mask;
+        break;
+    case PYVFIO_PROG_PREAD:
+        if (pread(p->fd, &le, 4, p->at) != 4)
+            return -1;
+        *cause = ((uint64_t)le32toh(le) ^ p->invert) & p->mask;
         break;
     default:
         return run_ops(cfg, p->ops, p->n, seq, cause, items);

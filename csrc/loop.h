@@ -7,8 +7,12 @@
 enum { PYVFIO_STEP_IOCTL = 0, PYVFIO_STEP_WRITE = 1 };
 enum { PYVFIO_DONE = 0, PYVFIO_TIMEOUT = 1, PYVFIO_SIGNAL = 2, PYVFIO_ERROR = 3 };
 /* How the loops run a register program (loop.c prog_prepare): through the
- * interpreter, or as one of the common programs, specialised. */
-enum { PYVFIO_PROG_GENERIC = 0, PYVFIO_PROG_WRITE = 1, PYVFIO_PROG_READ = 2, PYVFIO_PROG_READ_ACK = 3 };
+ * interpreter, or as one of the common programs, specialised on an mmapped BAR
+ * (WRITE, READ, READ_ACK) or by pread/pwrite on the device fd (the P kinds). */
+enum {
+    PYVFIO_PROG_GENERIC = 0, PYVFIO_PROG_WRITE = 1, PYVFIO_PROG_READ = 2, PYVFIO_PROG_READ_ACK = 3,
+    PYVFIO_PROG_PWRITE = 4, PYVFIO_PROG_PREAD = 5, PYVFIO_PROG_PREAD_ACK = 6
+};
 #define PYVFIO_MAX_OPS 8
 #define PYVFIO_MAX_BARS 2
 #define PYVFIO_MAX_STEPS 4

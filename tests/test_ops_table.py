@@ -6,8 +6,8 @@ program, on one BAR of 4 KiB in a memfd:
 - C: csrc/loop.c (lib.pyvfio_run_ops) on the same memfd, by mmap and by
   pread/pwrite, the ops encoded by the C engine's fill_ops: run_ops, the interpreter,
   or, for the common programs the loops run specialised (one 32-bit write, one
-  32-bit read, a read and its write_cause, by mmap), the specialised path, as the
-  loops would (test_the_specialised_path_runs_rows_of_each_form);
+  32-bit read, a read and its write_cause, by mmap or by pread/pwrite), the
+  specialised path, as the loops would (test_the_specialised_path_runs_rows_of_each_form);
 - KVM: kvm/guest_program.py's ProgramCompiler, the program compiled into real-mode code
   that a real vCPU runs in-process (/dev/kvm, x86 hosts: skipped where it cannot be
   opened); the BAR is a trapped window, each access a KVM_EXIT_MMIO served here.
@@ -301,20 +301,54 @@ def test_one_op_semantics(row, interp, request):
         bar.close()
 
 
-def test_the_specialised_path_runs_rows_of_each_form():
-    """test_one_op_semantics[*-c-mmap] ran these rows through the loops' specialised
-    path (each form, and a near miss of each that stays with the interpreter); by
-    pread/pwrite every row stays with it."""
+SPECIALISED = {"mmap": (lib.PYVFIO_PROG_WRITE, lib.PYVFIO_PROG_READ, lib.PYVFIO_PROG_READ_ACK),
+               "rw": (lib.PYVFIO_PROG_PWRITE, lib.PYVFIO_PROG_PREAD, lib.PYVFIO_PROG_PREAD_ACK)}
+
+
+@pytest.mark.parametrize("access", sorted(SPECIALISED))
+def test_the_specialised_path_runs_rows_of_each_form(access):
+    """test_one_op_semantics[*-c-mmap] and [*-c-rw] ran these rows through the loops'
+    specialised path of that access (each form, and a near miss of each that stays
+    with the interpreter)."""
+    write, read, read_ack = SPECIALISED[access]
     by_kind = {}
     for row in ROWS:
-        by_kind.setdefault(c_prog_kind(row, "mmap"), []).append(row.id)
-        assert c_prog_kind(row, "rw") == lib.PYVFIO_PROG_GENERIC, row.id
-    assert by_kind[lib.PYVFIO_PROG_WRITE] == ["write"]
-    assert by_kind[lib.PYVFIO_PROG_READ] == ["read"]
-    assert set(by_kind[lib.PYVFIO_PROG_READ_ACK]) == {"write_cause stores the raw read",
-                                                       "read inverted and its write_cause"}
+        by_kind.setdefault(c_prog_kind(row, access), []).append(row.id)
+    assert by_kind[write] == ["write"]
+    assert by_kind[read] == ["read"]
+    assert set(by_kind[read_ack]) == {"write_cause stores the raw read", "read inverted and its write_cause"}
     assert {"one rotating write, raise 5", "two writes", "read and write_cause, 2 bytes",
             "read inverted, 1 byte"} <= set(by_kind[lib.PYVFIO_PROG_GENERIC])
+    assert set(by_kind) == {write, read, read_ack, lib.PYVFIO_PROG_GENERIC}
+
+
+@pytest.mark.parametrize("row", [row for row in ROWS if row.id in
+                                 ("write", "read", "write_cause stores the raw read")], ids=lambda row: row.id)
+def test_a_failed_pread_or_pwrite_fails_the_specialised_program(row):
+    """A specialised rw program whose pread/pwrite fails returns -1 with errno set, as
+    the interpreter does: the loops then stop with the access named (here a read-only
+    fd: EBADF on the first pwrite; an fd past the end: the pread's short read)."""
+    cfg = ffi.new("struct pyvfio_loop_cfg *")
+    fd = os.memfd_create("pyvfio-ops-short")
+    try:
+        os.ftruncate(fd, BAR_SIZE)
+        ro = os.open(f"/proc/self/fd/{fd}", os.O_RDONLY)
+        arr = ffi.new("struct pyvfio_reg_op[]", len(row.program))
+        n = fill_ops(arr, row.program, {"b": (0, Region(fd, 0, RW_FLAGS, BAR_SIZE, 0))})
+        cause, items = ffi.new("uint64_t *"), ffi.new("uint64_t *")
+        writes = any(op.kind != READ for op in row.program)
+        # writes: on the read-only fd; reads: past the memfd's end, where pread reads 0 bytes
+        cfg.bars[0].fd, cfg.bars[0].size = (ro, BAR_SIZE) if writes else (fd, BAR_SIZE)
+        cfg.bars[0].fd_offset = 0 if writes else 2 * BAR_SIZE
+        assert lib.pyvfio_prog_kind(cfg, arr, n) in (lib.PYVFIO_PROG_PWRITE, lib.PYVFIO_PROG_PREAD,
+                                                     lib.PYVFIO_PROG_PREAD_ACK)
+        ffi.errno = 0
+        assert lib.pyvfio_run_ops(cfg, arr, n, row.seq, cause, items) == -1
+        if writes:   # the read of a read and its write_cause succeeded; its pwrite failed
+            assert ffi.errno == errno.EBADF
+        os.close(ro)
+    finally:
+        os.close(fd)
 
 
 def test_every_kind_twice_in_a_row():
