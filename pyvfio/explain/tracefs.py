@@ -20,9 +20,19 @@ import os
 from .segments import SIGNALLED, UNMASKED
 
 BUFFER_KB = 4096            # per CPU: a batch of 2^13 interrupts is ~2 MiB of events
+# A developer's knob for measuring what each source costs (tools/bench/bench_explain.py):
+# the sources to trace, comma-separated; unset, all of DEFAULT.
+SOURCES_ENV = "PYVFIO_EXPLAIN_SOURCES"
+DEFAULT = ("entry", "sched", "signalled", "unmasked")
+ALL_SOURCES = DEFAULT + ("exit", "unmask_entry")
 # kretprobes: (event, the functions tried in order; the first the kernel has is probed)
 PROBES = ((SIGNALLED, ("vfio_intx_handler",)),
           (UNMASKED, ("vfio_pci_intx_unmask_handler", "vfio_pci_intx_unmask")))
+
+
+def sources():
+    got = os.environ.get(SOURCES_ENV)
+    return DEFAULT if got is None else tuple(x for x in got.split(",") if x in ALL_SOURCES)
 
 
 class Missing(Exception):
@@ -129,10 +139,13 @@ class Tracer:
         self._w("trace_clock", "mono")
         self._w("buffer_size_kb", str(BUFFER_KB))
         # As few events per interrupt as will do: each costs the round trip time.
-        self._event("irq/irq_handler_entry")            # every IRQ: those in between are named
-        self._event("sched/sched_switch", f"prev_pid == {self.tid} || next_pid == {self.tid}")
-        self._kprobes()
-        if SIGNALLED not in self.probes:                # the eventfd signalled, near enough
+        src = sources()
+        if "entry" in src:
+            self._event("irq/irq_handler_entry")            # every IRQ: those in between are named
+        if "sched" in src:
+            self._event("sched/sched_switch", f"prev_pid == {self.tid} || next_pid == {self.tid}")
+        self._kprobes(src)
+        if SIGNALLED not in self.probes and "exit" in src:  # the eventfd signalled, near enough
             self._event("irq/irq_handler_exit", f"irq == {self.irq}")
         self._w("trace", "")
         self._w("tracing_on", "1")
@@ -146,7 +159,7 @@ class Tracer:
         self._w(f"events/{name}/enable", "1")
         self.traced.append(name.replace("/", ":"))
 
-    def _kprobes(self):
+    def _kprobes(self, src):
         """kretprobes where the kernel has the function and kprobes: a missing one folds
         its segment (segments.segments_for), it does not end the breakdown.  The kernel
         checks the symbol itself (ENOENT or EINVAL for a function it does not have, or
@@ -155,9 +168,11 @@ class Tracer:
         if not os.path.isfile(events):
             return
         for event, funcs in PROBES:
-            for func in funcs:
+            kind = "r" if event == SIGNALLED and "signalled" in src or event == UNMASKED and "unmasked" in src \
+                else "p" if event == UNMASKED and "unmask_entry" in src else None
+            for func in funcs if kind else ():
                 try:
-                    write(events, f"r:{self.group}/{event} {func}\n", append=True)
+                    write(events, f"{kind}:{self.group}/{event} {func}\n", append=True)
                 except OSError:
                     continue          # not this function: the next, or none
                 self.probes[event] = func
