@@ -103,7 +103,7 @@ def split(stamp, window, tid, irq, segments):
                     _block(blocking, f.get("prev_comm", "?"), prev, e.ts - signalled)
                 if entry is not None and e.ts <= t1 + SLACK_NS:
                     running = e.ts
-        elif n == UNMASKED and unmasked is None and e.ts >= ta - SLACK_NS:
+        elif (n == UNMASKED or n.startswith("sys_")) and unmasked is None and e.ts >= ta - SLACK_NS:
             unmasked = e.ts
     if entry is None:
         return None

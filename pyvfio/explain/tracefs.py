@@ -23,8 +23,8 @@ BUFFER_KB = 4096            # per CPU: a batch of 2^13 interrupts is ~2 MiB of e
 # A developer's knob for measuring what each source costs (tools/bench/bench_explain.py):
 # the sources to trace, comma-separated; unset, all of DEFAULT.
 SOURCES_ENV = "PYVFIO_EXPLAIN_SOURCES"
-DEFAULT = ("entry", "sched", "signalled", "unmasked")
-ALL_SOURCES = DEFAULT + ("exit", "unmask_entry")
+DEFAULT = ("entry", "sched", "exit", "sysexit", "unmasked")   # unmasked: only without sysexit
+ALL_SOURCES = DEFAULT + ("signalled", "unmask_entry")
 # kretprobes: (event, the functions tried in order; the first the kernel has is probed)
 PROBES = ((SIGNALLED, ("vfio_intx_handler",)),
           (UNMASKED, ("vfio_pci_intx_unmask_handler", "vfio_pci_intx_unmask")))
@@ -107,6 +107,7 @@ class Tracer:
         self.made = False
         self.probes = {}       # event -> the function probed
         self.traced = []       # the contract's "traced": what is enabled
+        self.unmask_event = False   # an event ends the unmask (else reenable folds into it)
 
     # --- set-up ------------------------------------------------------------------
     def start(self):
@@ -138,15 +139,21 @@ class Tracer:
         self._w("tracing_on", "0")
         self._w("trace_clock", "mono")
         self._w("buffer_size_kb", str(BUFFER_KB))
-        # As few events per interrupt as will do: each costs the round trip time.
         src = sources()
+        # As few events per interrupt as will do, and static tracepoints only: under TCG a
+        # kprobe or kretprobe hit cost the round trip 10-16 us, a filtered tracepoint about
+        # 1 us or less (tools/bench/bench_explain.py --sources; docs/explain.md).
         if "entry" in src:
             self._event("irq/irq_handler_entry")            # every IRQ: those in between are named
         if "sched" in src:
             self._event("sched/sched_switch", f"prev_pid == {self.tid} || next_pid == {self.tid}")
-        self._kprobes(src)
-        if SIGNALLED not in self.probes and "exit" in src:  # the eventfd signalled, near enough
+        if "exit" in src:                                   # vfio's handler returned: signalled
             self._event("irq/irq_handler_exit", f"irq == {self.irq}")
+        if "sysexit" in src:                                # the unmask syscall's work done
+            self.unmask_event = self._syscall_exits()
+        if not self.unmask_event:                           # no syscall events: a kretprobe
+            self._kprobes(src)
+            self.unmask_event = UNMASKED in self.probes
         self._w("trace", "")
         self._w("tracing_on", "1")
 
@@ -158,6 +165,16 @@ class Tracer:
             self._w(f"events/{name}/filter", filt)
         self._w(f"events/{name}/enable", "1")
         self.traced.append(name.replace("/", ":"))
+
+    def _syscall_exits(self):
+        """sys_exit of the unmask's two syscalls (ioctl, eventfd write), the measuring
+        thread's only; False where the kernel has no syscall events (CONFIG_FTRACE_SYSCALLS)."""
+        names = [f"syscalls/sys_exit_{call}" for call in ("ioctl", "write")]
+        if not all(os.path.isdir(os.path.join(self.instance, "events", n)) for n in names):
+            return False
+        for n in names:
+            self._event(n, f"common_pid == {self.tid}")
+        return True
 
     def _kprobes(self, src):
         """kretprobes where the kernel has the function and kprobes: a missing one folds

@@ -10,7 +10,8 @@ Options: --loops N (default 5000), --reps R (default 5), --unmask ioctl|eventfd,
 
 Where the cost is: --sources LIST (repeatable) runs, in each rep, the run without
 --explain and one run per LIST with --explain tracing only the sources in LIST
-(comma-separated; `none` for the stamps and the empty tracefs instance alone), each
+(comma-separated; `none` for the stamps and the empty tracefs instance alone,
+`default` for what --explain traces), each
 compared with the rep's run without, and prints the p50 added in us per interrupt.
 The names: entry (irq:irq_handler_entry), sched (sched:sched_switch), signalled (the
 kretprobe on vfio's handler), exit (irq:irq_handler_exit), unmasked (the kretprobe on
@@ -37,7 +38,7 @@ def one(bdf, loops, unmask, explain, out, sources=None):
            "--json", out] + (["--explain"] if explain else [])
     env = dict(os.environ)
     env.pop("PYVFIO_EXPLAIN_SOURCES", None)
-    if sources is not None:
+    if sources not in (None, "default"):
         env["PYVFIO_EXPLAIN_SOURCES"] = "" if sources == "none" else sources
     r = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if r.returncode:
