@@ -64,16 +64,16 @@ def spun_profile():
         yield path
 
 
-def explained(profile=None, loops=N, threshold_us=None):
+def explained(profile=None, loops=N, threshold_us=None, duration_s=0.0):
     ex = Explainer(threshold_us)
     with open_device(EDU) as dev:
-        r = Run(dev, probe(dev, "mmap", profile), RunConfig(loops=loops, watchdog_ms=1000),
+        r = Run(dev, probe(dev, "mmap", profile), RunConfig(loops=loops, duration_s=duration_s, watchdog_ms=1000),
                 explain=ex).execute()
     out = r.to_json()
     assert r.verdict == "ok", r.verdict            # explain never changes a verdict
     e = out["explain"]
     assert e["missing"] is None, e["missing"]
-    assert e["explained"] >= 0.95 * loops, (e["explained"], e["unattributed"])
+    assert e["explained"] >= 0.95 * out["counts"]["delivered"] > 0, (e["explained"], e["unattributed"])
     return out
 
 
@@ -148,7 +148,9 @@ def test_a_busy_host_task_lands_in_the_scheduler_and_is_named(hog):
     got = []
     t = time.monotonic()
     for _ in range(RUNS):
-        out = explained(threshold_us=1000)
+        # A run as long as 5 of the hog's cycles (busy 3 ms, idle 7): N interrupts took only
+        # 2-10 ms once explain stopped costing the round trip tens of us.
+        out = explained(threshold_us=1000, duration_s=0.05)
         hogged = [(a, b) for a in out["explain"]["breaches"] for b in a["blocking"] if b["pid"] == hog]
         e = out["explain"]
         assert hogged, (f"no breach names pid {hog} ({_ran(hog)}); explained {e['explained']}, "
