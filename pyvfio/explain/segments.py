@@ -3,12 +3,13 @@
 Per delivered interrupt the engine gives four times (csrc/loop.h, struct
 pyvfio_stamp): t0 before the raise, t1 the trigger read, ta the ack program
 done, t2 the EOI done.  The trace gives the kernel's side in between: the card's
-hard IRQ entry, the eventfd signalled (the return of vfio's INTx handler, or
-irq_handler_exit without that kprobe), the measuring thread switched in, and the
-line re-enabled (the return of vfio's unmask handler).  The eight times bound the
-segments of SEGMENTS (docs/explain.md says what each is and whose it is).  A
-boundary the kernel gives no event for is folded: the segment that starts at it
-joins the one before and leaves the list (`segments_for`).  Time the measuring
+hard IRQ entry, the eventfd signalled (irq_handler_exit on the card's line: vfio's
+handler returned), the measuring thread switched in, and the unmask syscall's work
+done (its sys_exit; the return of vfio's unmask handler on a kernel without syscall
+events).  The eight times bound the segments of SEGMENTS (docs/explain.md says
+what each is and whose it is).  A boundary the kernel gives no event for is
+folded: the segment that starts at it joins the one before and leaves the list
+(`segments_for`).  Time the measuring
 thread spent preempted (runnable, another task on its CPU) is the scheduler's
 wherever it fell: it is moved into `wakeup`."""
 
@@ -39,10 +40,11 @@ SEGMENT = {
                       "the host kernel's return to userspace"),
     "handler": Segment("guest handler (ack)", "the guest handler (the profile's ack program)",
                        "the guest handler (the profile's ack program)"),
-    "unmask": Segment("unmask syscall -> line re-enabled", "the unmask syscall until the kernel re-enabled the line",
+    "unmask": Segment("unmask syscall -> its work done", "the unmask syscall until its work in the kernel was "
+                      "done (vfio re-enabled the line, for the ioctl)",
                       "the host kernel's unmask path"),
-    "reenable": Segment("line re-enabled -> EOI done",
-                        "the line re-enabled until the EOI was done (the syscall returned)",
+    "reenable": Segment("syscall work done -> EOI done",
+                        "the unmask syscall's work done until the EOI was done (the syscall returned)",
                         "the host kernel's return from the unmask"),
 }
 SEGMENTS = tuple(SEGMENT)
