@@ -55,7 +55,7 @@ MAX_BREACHES = 20
 
 
 def segments_for(unmask_probe):
-    """The run's segment list: `reenable` folds into `unmask` without the unmask kprobe."""
+    """The run's segment list: `reenable` folds into `unmask` without an event ending the unmask."""
     return SEGMENTS if unmask_probe else tuple(s for s in SEGMENTS if s != "reenable")
 
 
