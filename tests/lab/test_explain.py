@@ -33,7 +33,7 @@ EDU = next((b["bdf"] for b in FACTS["bound"] if b["card"] == "edu"), None) if FA
 if FACTS and EDU is None:
     pytest.skip("no edu card in this boot", allow_module_level=True)
 RUNS, N = 10, 150
-HOG_N = 2000
+HOG_N = 1000            # 16-20 breaches naming the hog per run of 2000 (x86_64, loaded host)
 SPIN_US = 50
 SCHED = ("wakeup", "return", "hardirq")
 HOG = """
