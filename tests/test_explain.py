@@ -17,7 +17,7 @@ def _line(ts_us, name, body, comm="python3", pid=TID, cpu=0):
             f"{name}: {body}")
 
 
-def _round_trip(t0_us, handler_us=5, blocked_by=None, other_irq=False):
+def _round_trip(t0_us, handler_us=5, blocked_by=None, other_irq=False, sysexit=False):
     """One interrupt's trace and stamps: raise 2 us, hardirq 1, wakeup 3 (or 3 + a
     blocking task's 40), return 2, handler `handler_us`, unmask 4, reenable 1."""
     t = t0_us
@@ -39,7 +39,11 @@ def _round_trip(t0_us, handler_us=5, blocked_by=None, other_irq=False):
     t1 = running + 2
     ta = t1 + handler_us
     unmasked = ta + 4
-    lines.append(_line(unmasked, segments.UNMASKED, "(vfio_pci_core_ioctl+0x1/0x2 <- vfio_pci_intx_unmask)"))
+    if sysexit:       # a syscall event prints "NAME -> RET", no colon after its name
+        lines.append(f"{'python3':>16}-{TID:<7} [000] ..... {unmasked // 1_000_000:5d}."
+                     f"{unmasked % 1_000_000:06d}: sys_ioctl -> 0x0")
+    else:
+        lines.append(_line(unmasked, segments.UNMASKED, "(vfio_pci_core_ioctl+0x1/0x2 <- vfio_pci_intx_unmask)"))
     t2 = unmasked + 1
     ns = [x * 1000 for x in (t0_us, t1, ta, t2)]
     return lines, tuple(ns)
@@ -134,6 +138,16 @@ def test_no_unmask_kprobe_folds_reenable_into_unmask():
     assert seg["unmask"] == 5000 and sum(seg.values()) == stamps[0][3] - stamps[0][0]
 
 
+def test_the_unmask_syscalls_exit_ends_the_unmask():
+    text, stamps = _batch(1, sysexit=True)
+    assert segments.UNMASKED not in text
+    evs = events.parse(text)
+    assert [e for e in evs if e.name == "sys_ioctl"][0].body == "-> 0x0"
+    seg, _, _ = segments.split(stamps[0], segments.Window(evs), TID, IRQ, segments.SEGMENTS)
+    assert abs(seg["unmask"] - 4000) <= 1000 and abs(seg["reenable"] - 1000) <= 1000, seg
+    assert sum(seg.values()) == stamps[0][3] - stamps[0][0]
+
+
 def test_breaches_are_bounded_and_worst_first():
     b = segments.Breakdown(segments.SEGMENTS, threshold_ns=1)
     text, stamps = _batch(60)
@@ -188,22 +202,24 @@ def test_a_link_in_the_instance_is_not_followed(tmp_path):
 class FakeTracefs:
     """A tracefs-like tree: the files an instance has, made as the kernel would."""
 
-    def __init__(self, root):
+    def __init__(self, root, syscalls=False):
         self.root = root
+        self.syscalls = syscalls          # the kernel has syscall events
         (root / "instances").mkdir()
         (root / "kprobe_events").write_text("")
 
     def populate(self, instance):
         for name in ("tracing_on", "trace_clock", "buffer_size_kb", "trace", "trace_pipe"):
             (instance / name).write_text("")
-        for ev in ("irq/irq_handler_entry", "irq/irq_handler_exit", "sched/sched_switch"):
+        for ev in ("irq/irq_handler_entry", "irq/irq_handler_exit", "sched/sched_switch") + \
+                (("syscalls/sys_exit_ioctl", "syscalls/sys_exit_write") if self.syscalls else ()):
             (instance / "events" / ev).mkdir(parents=True)
             for f in ("enable", "filter"):
                 (instance / "events" / ev / f).write_text("")
 
 
-def test_a_whole_run_over_a_fake_tracefs(tmp_path, monkeypatch):
-    fake = FakeTracefs(tmp_path)
+def _faked(tmp_path, monkeypatch, syscalls=False):
+    fake = FakeTracefs(tmp_path, syscalls)
     made = []
     real_mkdir = os.mkdir
 
@@ -213,6 +229,11 @@ def test_a_whole_run_over_a_fake_tracefs(tmp_path, monkeypatch):
             made.append(path)
             fake.populate(tmp_path / "instances" / os.path.basename(path))
     monkeypatch.setattr(os, "mkdir", mkdir)
+    return made
+
+
+def test_a_whole_run_over_a_fake_tracefs(tmp_path, monkeypatch):
+    made = _faked(tmp_path, monkeypatch)
     ex = Explainer(root=str(tmp_path), threshold_us=10)
     ex.start(IRQ, tid=TID)
     inst = tmp_path / "instances" / f"pyvfio-{os.getpid()}"
@@ -235,6 +256,44 @@ def test_a_whole_run_over_a_fake_tracefs(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "rmdir", lambda p: made.remove(p))
     ex.close()
     assert made == []
+
+
+def test_static_tracepoints_only_where_the_kernel_has_syscall_events(tmp_path, monkeypatch, capsys):
+    """The unmask ends at its syscall's exit (a tracepoint): no kprobe is written, the
+    handler's return is irq_handler_exit on the card's line, reenable is a segment."""
+    _faked(tmp_path, monkeypatch, syscalls=True)
+    monkeypatch.delenv(tracefs.SOURCES_ENV, raising=False)
+    ex = Explainer(root=str(tmp_path))
+    ex.start(IRQ, tid=TID)
+    inst = tmp_path / "instances" / f"pyvfio-{os.getpid()}"
+    assert (tmp_path / "kprobe_events").read_text() == "" and not ex.tracer.probes
+    assert (inst / "events/irq/irq_handler_exit/filter").read_text() == f"irq == {IRQ}"
+    for call in ("ioctl", "write"):
+        ev = inst / f"events/syscalls/sys_exit_{call}"
+        assert (ev / "filter").read_text() == f"common_pid == {TID}" and (ev / "enable").read_text() == "1"
+    assert ex.tracer.traced == ["irq:irq_handler_entry", "sched:sched_switch", "irq:irq_handler_exit",
+                                "syscalls:sys_exit_ioctl", "syscalls:sys_exit_write"]
+    assert ex.breakdown.segments == segments.SEGMENTS and capsys.readouterr().err == ""
+    text, stamps = _batch(3, sysexit=True)
+    (inst / "trace_pipe").write_text(text)
+    for k, st in enumerate(stamps):
+        r = ex.stamps.rec[k]
+        r.t0, r.t1, r.ta, r.t2 = st
+    ex.stamps.n = len(stamps)
+    ex.after_batch()
+    out = ex.to_json()
+    assert out["explained"] == 3 and out["latency"]["reenable"]["count"] == 3
+
+
+def test_the_developers_knob_names_the_sources(tmp_path, monkeypatch):
+    _faked(tmp_path, monkeypatch, syscalls=True)
+    monkeypatch.setenv(tracefs.SOURCES_ENV, "entry,bogus")
+    ex = Explainer(root=str(tmp_path))
+    ex.start(IRQ, tid=TID)
+    inst = tmp_path / "instances" / f"pyvfio-{os.getpid()}"
+    assert ex.tracer.traced == ["irq:irq_handler_entry"]
+    assert (inst / "events/sched/sched_switch/enable").read_text() == ""
+    assert "reenable" not in ex.breakdown.segments
 
 
 class Stamped(Explainer):

@@ -64,12 +64,15 @@ class Explainer:
         except tracefs.Missing as exc:
             return self._miss(str(exc))
         self.tracer, self.tid, self.irq = tracer, tid, irq
-        self.breakdown = segments.Breakdown(segments.segments_for(segments.UNMASKED in tracer.probes),
+        self.breakdown = segments.Breakdown(segments.segments_for(tracer.unmask_event),
                                             self.threshold_ns)
-        self._warn_probes(tracer)
+        if not tracer.unmask_event:
+            print("pyvfio: warning: --explain: no event ends the unmask (no syscall events, no kprobe on "
+                  f"{tracefs.PROBES[-1][1][0]}): its segment is folded into its neighbour", file=sys.stderr)
 
     @staticmethod
     def _warn_probes(tracer):
+        """The KVM guest's boundaries at kretprobes: a missing one folds its segment."""
         if segments.SIGNALLED not in tracer.probes or segments.UNMASKED not in tracer.probes:
             gone = [f for e, fs in tracefs.PROBES if e not in tracer.probes for f in fs[:1]]
             print(f"pyvfio: warning: --explain: no kprobe on {', '.join(gone)} (the kernel has no such "

@@ -14,7 +14,7 @@ from typing import NamedTuple
 # One pass over the whole text (a batch is thousands of lines): the task's name is
 # not kept, only its pid.
 _LINE = re.compile(r"^[^\n]*?-(\d+)[ \t]+(?:\([ \t]*[-\d]+\)[ \t]+)?\[(\d+)\][ \t]+(?:\S+[ \t]+)?"
-                   r"(\d+)(?:\.(\d{6}))?: (\w+): ?([^\n]*)$", re.M)
+                   r"(\d+)(?:\.(\d{6}))?: (\w+)(?:: ?| (?=-> ))([^\n]*)$", re.M)
 _FIELD = re.compile(r"(\w+)=(\S*)")
 
 

@@ -198,4 +198,4 @@ class Tracer(tracefs.Tracer):
         self._event("kvm/kvm_entry", f"common_pid == {self.tid}")
         self._event("kvm/kvm_exit", f"common_pid == {self.tid}")
         self._event("kvm/kvm_ack_irq", f"pin == {self.gsi}")
-        self._kprobes()
+        self._kprobes(("signalled", "unmasked"))    # vfio's handler and unmask returned

@@ -3,12 +3,13 @@
 Per delivered interrupt the engine gives four times (csrc/loop.h, struct
 pyvfio_stamp): t0 before the raise, t1 the trigger read, ta the ack program
 done, t2 the EOI done.  The trace gives the kernel's side in between: the card's
-hard IRQ entry, the eventfd signalled (the return of vfio's INTx handler, or
-irq_handler_exit without that kprobe), the measuring thread switched in, and the
-line re-enabled (the return of vfio's unmask handler).  The eight times bound the
-segments of SEGMENTS (docs/explain.md says what each is and whose it is).  A
-boundary the kernel gives no event for is folded: the segment that starts at it
-joins the one before and leaves the list (`segments_for`).  Time the measuring
+hard IRQ entry, the eventfd signalled (irq_handler_exit on the card's line: vfio's
+handler returned), the measuring thread switched in, and the unmask syscall's work
+done (its sys_exit; the return of vfio's unmask handler on a kernel without syscall
+events).  The eight times bound the segments of SEGMENTS (docs/explain.md says
+what each is and whose it is).  A boundary the kernel gives no event for is
+folded: the segment that starts at it joins the one before and leaves the list
+(`segments_for`).  Time the measuring
 thread spent preempted (runnable, another task on its CPU) is the scheduler's
 wherever it fell: it is moved into `wakeup`."""
 
@@ -39,10 +40,11 @@ SEGMENT = {
                       "the host kernel's return to userspace"),
     "handler": Segment("guest handler (ack)", "the guest handler (the profile's ack program)",
                        "the guest handler (the profile's ack program)"),
-    "unmask": Segment("unmask syscall -> line re-enabled", "the unmask syscall until the kernel re-enabled the line",
+    "unmask": Segment("unmask syscall -> its work done", "the unmask syscall until its work in the kernel was "
+                      "done (vfio re-enabled the line, for the ioctl)",
                       "the host kernel's unmask path"),
-    "reenable": Segment("line re-enabled -> EOI done",
-                        "the line re-enabled until the EOI was done (the syscall returned)",
+    "reenable": Segment("syscall work done -> EOI done",
+                        "the unmask syscall's work done until the EOI was done (the syscall returned)",
                         "the host kernel's return from the unmask"),
     # --guest kvm (explain/kvm.py): raise and hardirq as above, then the vCPU's side
     "inject": Segment("eventfd signalled -> guest's line raised",
@@ -70,7 +72,7 @@ MAX_BREACHES = 20
 
 
 def segments_for(unmask_probe):
-    """The run's segment list: `reenable` folds into `unmask` without the unmask kprobe."""
+    """The run's segment list: `reenable` folds into `unmask` without an event ending the unmask."""
     return SEGMENTS if unmask_probe else tuple(s for s in SEGMENTS if s != "reenable")
 
 
@@ -92,19 +94,20 @@ def split(stamp, window, tid, irq, segments):
     evs = window.between(t0 - SLACK_NS, t2 + SLACK_NS)
     entry = signalled = running = unmasked = None
     host_irqs, blocking, out_at, preempted = {}, {}, None, []
+    own = f"irq={irq} "      # the card's line, told without parsing the fields (most events)
     for e in evs:
         n = e.name
         if n == "irq_handler_entry":
-            f = e.fields
-            which = num(f, "irq")
-            if which == irq:
+            if e.body.startswith(own):
                 if entry is None and e.ts <= t1 + SLACK_NS:
                     entry = e.ts
             elif t0 <= e.ts <= t2:
+                f = e.fields
+                which = num(f, "irq")
                 key = (which, f.get("name", "?"))
                 host_irqs[key] = host_irqs.get(key, 0) + 1
         elif n in (SIGNALLED, "irq_handler_exit") and entry is not None and signalled is None:
-            if n == SIGNALLED or num(e.fields, "irq") == irq:
+            if n == SIGNALLED or e.body.startswith(own):
                 signalled = e.ts
         elif n == "sched_switch":
             f = e.fields
@@ -120,7 +123,7 @@ def split(stamp, window, tid, irq, segments):
                     _block(blocking, f.get("prev_comm", "?"), prev, e.ts - signalled)
                 if entry is not None and e.ts <= t1 + SLACK_NS:
                     running = e.ts
-        elif n == UNMASKED and unmasked is None and e.ts >= ta - SLACK_NS:
+        elif (n == UNMASKED or n.startswith("sys_")) and unmasked is None and e.ts >= ta - SLACK_NS:
             unmasked = e.ts
     if entry is None:
         return None

@@ -20,9 +20,19 @@ import os
 from .segments import SIGNALLED, UNMASKED
 
 BUFFER_KB = 4096            # per CPU: a batch of 2^13 interrupts is ~2 MiB of events
+# A developer's knob for measuring what each source costs (tools/bench/bench_explain.py):
+# the sources to trace, comma-separated; unset, all of DEFAULT.
+SOURCES_ENV = "PYVFIO_EXPLAIN_SOURCES"
+DEFAULT = ("entry", "sched", "exit", "sysexit", "unmasked")   # unmasked: only without sysexit
+ALL_SOURCES = DEFAULT + ("signalled", "unmask_entry")
 # kretprobes: (event, the functions tried in order; the first the kernel has is probed)
 PROBES = ((SIGNALLED, ("vfio_intx_handler",)),
           (UNMASKED, ("vfio_pci_intx_unmask_handler", "vfio_pci_intx_unmask")))
+
+
+def sources():
+    got = os.environ.get(SOURCES_ENV)
+    return DEFAULT if got is None else tuple(x for x in got.split(",") if x in ALL_SOURCES)
 
 
 class Missing(Exception):
@@ -97,6 +107,7 @@ class Tracer:
         self.made = False
         self.probes = {}       # event -> the function probed
         self.traced = []       # the contract's "traced": what is enabled
+        self.unmask_event = False   # an event ends the unmask (else reenable folds into it)
 
     # --- set-up ------------------------------------------------------------------
     def start(self):
@@ -134,12 +145,21 @@ class Tracer:
     def _events(self):
         """The clock and the events (explain/kvm.py's Tracer has its own)."""
         self._w("trace_clock", "mono")
-        # As few events per interrupt as will do: each costs the round trip time.
-        self._event("irq/irq_handler_entry")            # every IRQ: those in between are named
-        self._event("sched/sched_switch", f"prev_pid == {self.tid} || next_pid == {self.tid}")
-        self._kprobes()
-        if SIGNALLED not in self.probes:                # the eventfd signalled, near enough
+        src = sources()
+        # As few events per interrupt as will do, and static tracepoints only: under TCG a
+        # kprobe or kretprobe hit cost the round trip 10-16 us, a filtered tracepoint about
+        # 1 us or less (tools/bench/bench_explain.py --sources; docs/explain.md).
+        if "entry" in src:
+            self._event("irq/irq_handler_entry")            # every IRQ: those in between are named
+        if "sched" in src:
+            self._event("sched/sched_switch", f"prev_pid == {self.tid} || next_pid == {self.tid}")
+        if "exit" in src:                                   # vfio's handler returned: signalled
             self._event("irq/irq_handler_exit", f"irq == {self.irq}")
+        if "sysexit" in src:                                # the unmask syscall's work done
+            self.unmask_event = self._syscall_exits()
+        if not self.unmask_event:                           # no syscall events: a kretprobe
+            self._kprobes(src)
+            self.unmask_event = UNMASKED in self.probes
 
     def _w(self, name, value):
         write(os.path.join(self.instance, name), value)
@@ -150,7 +170,17 @@ class Tracer:
         self._w(f"events/{name}/enable", "1")
         self.traced.append(name.replace("/", ":"))
 
-    def _kprobes(self):
+    def _syscall_exits(self):
+        """sys_exit of the unmask's two syscalls (ioctl, eventfd write), the measuring
+        thread's only; False where the kernel has no syscall events (CONFIG_FTRACE_SYSCALLS)."""
+        names = [f"syscalls/sys_exit_{call}" for call in ("ioctl", "write")]
+        if not all(os.path.isdir(os.path.join(self.instance, "events", n)) for n in names):
+            return False
+        for n in names:
+            self._event(n, f"common_pid == {self.tid}")
+        return True
+
+    def _kprobes(self, src):
         """kretprobes where the kernel has the function and kprobes: a missing one folds
         its segment (segments.segments_for), it does not end the breakdown.  The kernel
         checks the symbol itself (ENOENT or EINVAL for a function it does not have, or
@@ -159,9 +189,11 @@ class Tracer:
         if not os.path.isfile(events):
             return
         for event, funcs in PROBES:
-            for func in funcs:
+            kind = "r" if event == SIGNALLED and "signalled" in src or event == UNMASKED and "unmasked" in src \
+                else "p" if event == UNMASKED and "unmask_entry" in src else None
+            for func in funcs if kind else ():
                 try:
-                    write(events, f"r:{self.group}/{event} {func}\n", append=True)
+                    write(events, f"{kind}:{self.group}/{event} {func}\n", append=True)
                 except OSError:
                     continue          # not this function: the next, or none
                 self.probes[event] = func

@@ -33,6 +33,7 @@ EDU = next((b["bdf"] for b in FACTS["bound"] if b["card"] == "edu"), None) if FA
 if FACTS and EDU is None:
     pytest.skip("no edu card in this boot", allow_module_level=True)
 RUNS, N = 10, 150
+HOG_N = 1000            # 16-20 breaches naming the hog per run of 2000 (x86_64, loaded host)
 SPIN_US = 50
 SCHED = ("wakeup", "return", "hardirq")
 HOG = """
@@ -73,7 +74,7 @@ def explained(profile=None, loops=N, threshold_us=None):
     assert r.verdict == "ok", r.verdict            # explain never changes a verdict
     e = out["explain"]
     assert e["missing"] is None, e["missing"]
-    assert e["explained"] >= 0.95 * loops, (e["explained"], e["unattributed"])
+    assert e["explained"] >= 0.95 * out["counts"]["delivered"] > 0, (e["explained"], e["unattributed"])
     return out
 
 
@@ -85,7 +86,8 @@ def test_a_run_is_broken_down_and_leaves_nothing_behind():
     out = explained(loops=100)
     e = out["explain"]
     assert e["segments"][:5] == ["raise", "hardirq", "wakeup", "return", "handler"]
-    assert any(t.startswith("kprobe:vfio_intx_handler") for t in e["traced"])
+    assert "irq:irq_handler_exit" in e["traced"] and "reenable" in e["segments"]
+    assert not any(t.startswith("kprobe:") for t in e["traced"])     # kprobes cost 10-16 us a hit
     assert e["worst"]["round_trip_ns"] == out["latency"]["round_trip"]["max_us"] * 1000 or \
         abs(e["worst"]["round_trip_ns"] / 1e3 - out["latency"]["round_trip"]["max_us"]) \
         <= 0.02 * out["latency"]["round_trip"]["max_us"]          # the histogram's precision
@@ -147,7 +149,10 @@ def test_a_busy_host_task_lands_in_the_scheduler_and_is_named(hog):
     got = []
     t = time.monotonic()
     for _ in range(RUNS):
-        out = explained(threshold_us=1000)
+        # A run over several of the hog's cycles (busy 3 ms, idle 7): N interrupts took only
+        # 2-10 ms once explain stopped costing the round trip tens of us.  (Not duration_s:
+        # its clock starts before the tracer's set-up, which takes longer under TCG.)
+        out = explained(loops=HOG_N, threshold_us=1000)
         hogged = [(a, b) for a in out["explain"]["breaches"] for b in a["blocking"] if b["pid"] == hog]
         e = out["explain"]
         assert hogged, (f"no breach names pid {hog} ({_ran(hog)}); explained {e['explained']}, "
