@@ -232,6 +232,16 @@ def _faked(tmp_path, monkeypatch, syscalls=False):
     return made
 
 
+def _feed(ex, inst, text, stamps):
+    """One batch through the Explainer: the trace in the fake trace_pipe, the engine's stamps."""
+    (inst / "trace_pipe").write_text(text)
+    for k, st in enumerate(stamps):
+        r = ex.stamps.rec[k]
+        r.t0, r.t1, r.ta, r.t2 = st
+    ex.stamps.n = len(stamps)
+    ex.after_batch()
+
+
 def test_a_whole_run_over_a_fake_tracefs(tmp_path, monkeypatch):
     made = _faked(tmp_path, monkeypatch)
     ex = Explainer(root=str(tmp_path), threshold_us=10)
@@ -239,13 +249,7 @@ def test_a_whole_run_over_a_fake_tracefs(tmp_path, monkeypatch):
     inst = tmp_path / "instances" / f"pyvfio-{os.getpid()}"
     assert ex.active is not None and (inst / "trace_clock").read_text() == "mono"
     assert (inst / "events/sched/sched_switch/filter").read_text() == f"prev_pid == {TID} || next_pid == {TID}"
-    text, stamps = _batch(5, blocked_by=("hog", 9))
-    (inst / "trace_pipe").write_text(text)
-    for k, st in enumerate(stamps):
-        r = ex.stamps.rec[k]
-        r.t0, r.t1, r.ta, r.t2 = st
-    ex.stamps.n = len(stamps)
-    ex.after_batch()
+    _feed(ex, inst, *_batch(5, blocked_by=("hog", 9)))
     assert ex.stamps.n == 0
     out = ex.to_json()
     assert out["missing"] is None and out["explained"] == 5
@@ -274,13 +278,7 @@ def test_static_tracepoints_only_where_the_kernel_has_syscall_events(tmp_path, m
     assert ex.tracer.traced == ["irq:irq_handler_entry", "sched:sched_switch", "irq:irq_handler_exit",
                                 "syscalls:sys_exit_ioctl", "syscalls:sys_exit_write"]
     assert ex.breakdown.segments == segments.SEGMENTS and capsys.readouterr().err == ""
-    text, stamps = _batch(3, sysexit=True)
-    (inst / "trace_pipe").write_text(text)
-    for k, st in enumerate(stamps):
-        r = ex.stamps.rec[k]
-        r.t0, r.t1, r.ta, r.t2 = st
-    ex.stamps.n = len(stamps)
-    ex.after_batch()
+    _feed(ex, inst, *_batch(3, sysexit=True))
     out = ex.to_json()
     assert out["explained"] == 3 and out["latency"]["reenable"]["count"] == 3
 
