@@ -14,8 +14,9 @@ Where the cost is: --sources LIST (repeatable) runs, in each rep, the run withou
 `default` for what --explain traces), each
 compared with the rep's run without, and prints the p50 added in us per interrupt.
 The names: entry (irq:irq_handler_entry), sched (sched:sched_switch), signalled (the
-kretprobe on vfio's handler), exit (irq:irq_handler_exit), unmasked (the kretprobe on
-the unmask path), unmask_entry (a kprobe on its entry).  It sets the developer's
+kretprobe on vfio's handler), exit (irq:irq_handler_exit), sysexit (the unmask
+syscall's sys_exit), unmasked (the kretprobe on the unmask path, traced only without
+sysexit), unmask_entry (a kprobe on its entry).  It sets the developer's
 environment knob PYVFIO_EXPLAIN_SOURCES (pyvfio/explain/tracefs.py) for those runs."""
 
 import argparse
@@ -25,6 +26,8 @@ import statistics
 import subprocess
 import sys
 import tempfile
+
+from pyvfio.explain.tracefs import SOURCES_ENV
 
 
 def edu():
@@ -37,9 +40,9 @@ def one(bdf, loops, unmask, explain, out, sources=None):
     cmd = [sys.executable, "-m", "pyvfio", "run", bdf, "-l", str(loops), "-q", "--unmask", unmask,
            "--json", out] + (["--explain"] if explain else [])
     env = dict(os.environ)
-    env.pop("PYVFIO_EXPLAIN_SOURCES", None)
+    env.pop(SOURCES_ENV, None)
     if sources not in (None, "default"):
-        env["PYVFIO_EXPLAIN_SOURCES"] = "" if sources == "none" else sources
+        env[SOURCES_ENV] = "" if sources == "none" else sources
     r = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if r.returncode:
         sys.exit(f"bench_explain: error: {' '.join(cmd)} exited {r.returncode}: {r.stderr.strip()[-300:]}")
