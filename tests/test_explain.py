@@ -161,6 +161,8 @@ def test_breaches_are_bounded_and_worst_first():
 def test_find_tracefs_in_mounts():
     assert tracefs.find("tracefs /sys/kernel/tracing tracefs rw 0 0\n") == "/sys/kernel/tracing"
     assert tracefs.find("proc /proc proc rw 0 0\n") is None
+    # the KVM guest's breakdown reads the vCPU's TSC offset in debugfs: the same table
+    assert tracefs.mounted("debugfs /sys/kernel/debug debugfs rw 0 0\n", "debugfs") == "/sys/kernel/debug"
 
 
 def test_no_tracefs_is_one_line_and_the_run_goes_on(tmp_path, capsys):

@@ -81,7 +81,8 @@ class Explainer:
     def _find(self, debugfs=False):
         try:
             with open(self._mounts) as f:
-                return (kvm.debugfs if debugfs else tracefs.find)(f.read())
+                text = f.read()
+            return tracefs.mounted(text, "debugfs") if debugfs else tracefs.find(text)
         except OSError:
             return None
 

@@ -44,15 +44,6 @@ def segments_for(probes):
     return tuple(s for s in KVM_SEGMENTS if s not in gone)
 
 
-def debugfs(mounts_text):
-    """debugfs's directory from /proc/mounts' text, or None."""
-    for line in mounts_text.splitlines():
-        f = line.split()
-        if len(f) >= 3 and f[2] == "debugfs":
-            return f[1]
-    return None
-
-
 class TscMap:
     """Guest TSC -> host TSC for one vCPU: KVM's offset and scaling (debugfs)."""
 

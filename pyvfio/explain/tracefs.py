@@ -39,18 +39,23 @@ class Missing(Exception):
     """No breakdown: str() is the one line saying what is missing."""
 
 
-def find(mounts_text):
-    """tracefs's directory from /proc/mounts' text, or None."""
-    tracefs = debugfs = None
+def mounted(mounts_text, fstype):
+    """Where the first file system of `fstype` is mounted, from /proc/mounts' text, or None."""
     for line in mounts_text.splitlines():
         f = line.split()
-        if len(f) >= 3:
-            if f[2] == "tracefs" and tracefs is None:
-                tracefs = f[1]
-            elif f[2] == "debugfs" and debugfs is None:
-                debugfs = os.path.join(f[1], "tracing")
+        if len(f) >= 3 and f[2] == fstype:
+            return f[1]
+    return None
+
+
+def find(mounts_text):
+    """tracefs's directory from /proc/mounts' text (tracefs itself, or debugfs's
+    tracing/), or None."""
+    tracefs = mounted(mounts_text, "tracefs")
     if tracefs:
         return tracefs
+    debugfs = mounted(mounts_text, "debugfs")
+    debugfs = os.path.join(debugfs, "tracing") if debugfs else None
     return debugfs if debugfs and os.path.isdir(debugfs) else None
 
 
